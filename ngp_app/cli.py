@@ -1,0 +1,287 @@
+"""The ``ngp`` command line: train | eval | render | make-scene (the GUI lives behind ``ngp app``).
+
+Every user error (bad scene, corrupt snapshot, wrong arguments) exits non-zero with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import NgpError
+
+log = logging.getLogger("ngp_app")
+DEFAULT_SCENE = Path(__file__).resolve().parent.parent / "scenes" / "demo"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _background(text: str) -> tuple[float, float, float]:
+    named = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
+    if text in named:
+        return named[text]
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or not all(0.0 <= v <= 1.0 for v in parts):
+        raise argparse.ArgumentTypeError("background must be white, black or R,G,B in [0, 1]")
+    return parts  # type: ignore[return-value]
+
+
+def _setup_torch(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .backends import resolve_device
+    from .config import load_config
+    from .data.loaders import load_scene
+    from .snapshot import atomic_write_text, save_snapshot
+    from .train.trainer import Trainer, evaluate
+
+    device = resolve_device(args.device)
+    config = load_config(args.config)
+    scene = load_scene(args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size, progress=True)
+    log.info("scene %s: %d training frames of %dx%d, aabb_scale %g", scene.path, scene.n_frames,
+             int(scene.widths[0]), int(scene.heights[0]), scene.aabb_scale)
+    trainer = Trainer(scene, config, device=device, backend=args.backend, seed=args.seed)
+    steps, seconds = args.steps, args.seconds
+    if steps is None and seconds is None:
+        steps = 5000 if device.type == "cuda" else None
+        seconds = None if device.type == "cuda" else 300.0
+    log.info("training on %s with backend %s, config %s (%s)", device, trainer.backend, config["name"],
+             f"{steps} steps" if steps else f"{seconds:g} s")
+    bar = tqdm(total=steps if steps else int(seconds or 0), unit="step" if steps else "s", dynamic_ncols=True,
+               desc="train", disable=args.quiet)
+    last_t = [0.0]
+
+    def on_step(st: Any) -> None:
+        if steps:
+            bar.update(1)
+        else:
+            now = int(trainer.train_seconds)
+            bar.update(now - int(last_t[0]))
+            last_t[0] = now
+        if st.step % 10 == 0 or st.step == 1:
+            bar.set_postfix(step=st.step, loss=f"{st.loss:.4f}", psnr=f"{st.psnr:.2f}", rays=st.n_rays,
+                            spr=f"{st.n_samples / max(st.n_rays, 1):.1f}")
+
+    wall = time.perf_counter()
+    trainer.train(steps=steps, seconds=seconds, callback=on_step)
+    wall = time.perf_counter() - wall
+    bar.close()
+    out = Path(args.out)
+    snap = save_snapshot(out, trainer.model, trainer.grid, config, scene.metadata(), trainer.step_count,
+                         {"backend": trainer.backend})
+    metrics: dict[str, Any] = {
+        "steps": trainer.step_count,
+        "seconds": round(wall, 3),
+        "train_seconds": round(trainer.train_seconds, 3),
+        "samples_per_second": round(trainer.samples_per_second(), 1),
+        "steps_per_second": round(trainer.step_count / max(wall, 1e-9), 3),
+        "backend": trainer.backend,
+        "device": str(device),
+        "config": config["name"],
+        "final_loss": trainer.history[-1].loss if trainer.history else None,
+        "final_train_psnr": trainer.history[-1].psnr if trainer.history else None,
+        "occupancy": trainer.grid.occupancy_fraction(),
+        "scene": str(scene.path),
+        "seed": args.seed,
+    }
+    if args.eval:
+        test = load_scene(args.scene, "test", args.downscale, args.max_size)
+        res = evaluate(trainer.model, trainer.grid, trainer.march, test, progress=not args.quiet)
+        metrics.update({"test_psnr": res["psnr"], "test_ssim": res["ssim"], "test_images": res["n_images"]})
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    log.info("wrote %s and %s", snap, out / "metrics.json")
+    print(json.dumps({k: metrics[k] for k in metrics if k in ("steps", "seconds", "samples_per_second", "backend", "device", "test_psnr")}))
+    del torch
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- eval
+def cmd_eval(args: argparse.Namespace) -> int:
+    import imageio.v3 as iio
+    import torch
+
+    from .backends import resolve_device
+    from .data.loaders import load_scene
+    from .snapshot import load_snapshot
+    from .train.trainer import evaluate
+
+    device = resolve_device(args.device)
+    snap = load_snapshot(args.snapshot, device=device)
+    scene = load_scene(args.scene, args.split, args.downscale, args.max_size)
+    save_dir = Path(args.save_images) if args.save_images else None
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+
+    def on_image(i: int, pred: torch.Tensor, gt: torch.Tensor) -> None:
+        if save_dir is not None:
+            img = (pred.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+            iio.imwrite(save_dir / f"{i:04d}.png", img)
+
+    res = evaluate(snap.model, snap.grid, snap.march, scene, args.background, on_image, progress=not args.quiet)
+    res.pop("images") if not args.per_image else None
+    res.update({"split": args.split, "snapshot": str(args.snapshot), "step": snap.step})
+    print(json.dumps(res))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- render
+def cmd_render(args: argparse.Namespace) -> int:
+    import imageio.v3 as iio
+    import torch
+
+    from .backends import resolve_device
+    from .render.cameras_cli import camera_from_spec
+    from .render.renderer import render_image
+    from .snapshot import load_snapshot
+
+    device = resolve_device(args.device)
+    snap = load_snapshot(args.snapshot, device=device)
+    camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
+    t = time.perf_counter()
+    out = render_image(snap.model, snap.grid, snap.model.aabb, camera, snap.march, args.background)
+    log.info("rendered %dx%d in %.2f s", args.width, args.height, time.perf_counter() - t)
+    if args.mode == "depth":
+        d = out["depth"] / out["opacity"].clamp(min=1e-6)
+        valid = out["opacity"] > 0.5
+        lo, hi = (float(d[valid].min()), float(d[valid].max())) if bool(valid.any()) else (0.0, 1.0)
+        img = ((d - lo) / max(hi - lo, 1e-6)).clamp(0, 1)[..., None].expand(-1, -1, 3)
+    elif args.mode == "opacity":
+        img = out["opacity"][..., None].expand(-1, -1, 3)
+    else:
+        img = out["rgb"]
+    pixels = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    if args.alpha:
+        pixels = torch.cat([pixels, (out["opacity"].clamp(0, 1) * 255 + 0.5).to(torch.uint8)[..., None]], -1)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from .snapshot import atomic_write_bytes
+
+    atomic_write_bytes(path, iio.imwrite("<bytes>", pixels.cpu().numpy(), extension=path.suffix or ".png"))
+    print(str(path))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- make-scene
+def cmd_make_scene(args: argparse.Namespace) -> int:
+    from .data.synthetic import make_scene
+
+    out = make_scene(args.out, width=args.width, height=args.height, n_train=args.n_train, n_val=args.n_val,
+                     n_test=args.n_test, seed=args.seed, progress=not args.quiet)
+    print(str(out))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ngp", description="Instant-NGP NeRF: train, evaluate, render, and the desktop app.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    def scene_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--downscale", type=_positive_int, default=1, help="shrink images by this factor")
+        sp.add_argument("--max-size", type=_positive_int, default=None, help="shrink so the longer image side is at most this")
+
+    t = sub.add_parser("train", help="train a NeRF on a scene and write a snapshot + metrics.json")
+    t.add_argument("scene", nargs="?", default=str(DEFAULT_SCENE), help="scene folder or transforms.json (default: bundled demo)")
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--steps", type=_positive_int, default=None)
+    t.add_argument("--seconds", type=_positive_float, default=None, help="stop after this much wall time")
+    t.add_argument("--config", default="base", help="base | small | big | path to a JSON config")
+    t.add_argument("--backend", default="auto", help="auto | torch | native | tcnn")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eval", action="store_true", help="evaluate held-out views after training (into metrics.json)")
+    t.add_argument("--all-frames", action="store_true", help="train on every frame, held-out ones included")
+    common(t)
+    scene_opts(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="PSNR/SSIM of a snapshot on a scene's held-out views")
+    e.add_argument("snapshot")
+    e.add_argument("scene")
+    e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    e.add_argument("--background", type=_background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
+    e.add_argument("--save-images", default=None, help="write rendered views here")
+    e.add_argument("--per-image", action="store_true", help="include per-image metrics in the JSON")
+    common(e)
+    scene_opts(e)
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("render", help="render one image from a snapshot")
+    r.add_argument("snapshot")
+    r.add_argument("--width", type=_positive_int, default=800)
+    r.add_argument("--height", type=_positive_int, default=800)
+    r.add_argument("--camera", default="train:0",
+                   help="train:N (a training camera), orbit:AZIMUTH,ELEVATION,RADIUS (degrees, ngp units), or a JSON file with a NeRF transform_matrix")
+    r.add_argument("--fov", type=_positive_float, default=None, help="horizontal field of view in degrees (orbit/JSON cameras)")
+    r.add_argument("--mode", choices=["rgb", "depth", "opacity"], default="rgb")
+    r.add_argument("--background", type=_background, default=(1.0, 1.0, 1.0))
+    r.add_argument("--alpha", action="store_true", help="write an alpha channel (PNG)")
+    r.add_argument("--out", required=True)
+    common(r)
+    r.set_defaults(func=cmd_render)
+
+    m = sub.add_parser("make-scene", help="generate the procedural demo scene (NeRF-synthetic layout)")
+    m.add_argument("out")
+    m.add_argument("--width", type=_positive_int, default=200)
+    m.add_argument("--height", type=_positive_int, default=200)
+    m.add_argument("--n-train", type=_positive_int, default=80)
+    m.add_argument("--n-val", type=_positive_int, default=10)
+    m.add_argument("--n-test", type=_positive_int, default=20)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--quiet", action="store_true")
+    m.set_defaults(func=cmd_make_scene)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ngp`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="[ngp] %(message)s")
+    _setup_torch(args.threads)
+    try:
+        return int(args.func(args) or 0)
+    except NgpError as exc:
+        print(f"ngp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ngp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Cameras and rays in ngp space (see docs/conventions.md).
+
+A camera-to-world matrix in ngp space has columns (right, down, forward, position): OpenCV's camera axes. Rays
+through pixel centres (u + 0.5, v + 0.5) are undistorted with the OpenCV radial-tangential model (k1, k2, p1, p2)
+before they leave the camera, so distorted phone captures train sharp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+NERF_SCALE = 0.33
+NERF_OFFSET = (0.5, 0.5, 0.5)
+
+
+@dataclass
+class Camera:
+    """A pinhole camera in ngp space. c2w: (3, 4); distortion: (k1, k2, p1, p2)."""
+
+    c2w: torch.Tensor
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    distortion: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    def scaled(self, width: int, height: int) -> "Camera":
+        """The same camera at another resolution (intrinsics scaled)."""
+        sx, sy = width / self.width, height / self.height
+        return Camera(self.c2w, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height, self.distortion)
+
+
+def nerf_to_ngp(matrix: np.ndarray, scale: float = NERF_SCALE, offset: tuple[float, float, float] = NERF_OFFSET) -> np.ndarray:
+    """instant-ngp's transform of a NeRF/Blender camera-to-world matrix (OpenGL camera) into ngp space.
+
+    matrix: (3|4, 4). Flips the camera's y and z axes (OpenGL -> OpenCV), scales and offsets the position, then
+    cycles the world axes (x, y, z) <- (y, z, x). Returns (3, 4).
+    """
+    m = np.array(matrix, dtype=np.float64)[:3, :4].copy()
+    m[:, 1] *= -1.0
+    m[:, 2] *= -1.0
+    m[:, 3] = m[:, 3] * scale + np.asarray(offset, dtype=np.float64)
+    return m[[1, 2, 0], :]
+
+
+def ngp_to_nerf(matrix: np.ndarray, scale: float = NERF_SCALE, offset: tuple[float, float, float] = NERF_OFFSET) -> np.ndarray:
+    """Inverse of :func:`nerf_to_ngp`: (3|4, 4) ngp camera-to-world -> (4, 4) NeRF camera-to-world."""
+    m = np.array(matrix, dtype=np.float64)[:3, :4][[2, 0, 1], :].copy()
+    m[:, 3] = (m[:, 3] - np.asarray(offset, dtype=np.float64)) / scale
+    m[:, 1] *= -1.0
+    m[:, 2] *= -1.0
+    out = np.eye(4)
+    out[:3] = m
+    return out
+
+
+def undistort(xd: torch.Tensor, yd: torch.Tensor, dist: torch.Tensor, iterations: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Invert the OpenCV radial-tangential model by Newton iterations.
+
+    xd, yd: (n,) distorted normalised coordinates; dist: (n, 4) or (4,) as (k1, k2, p1, p2). Returns undistorted (n,).
+    """
+    k1, k2, p1, p2 = dist.unbind(-1)
+    x, y = xd.clone(), yd.clone()
+    for _ in range(iterations):
+        r2 = x * x + y * y
+        radial = 1.0 + r2 * (k1 + r2 * k2)
+        fx = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x) - xd
+        fy = y * radial + 2.0 * p2 * x * y + p1 * (r2 + 2.0 * y * y) - yd
+        # Jacobian of the distortion map.
+        d_radial = k1 + 2.0 * r2 * k2
+        jxx = radial + 2.0 * x * x * d_radial + 2.0 * p1 * y + 6.0 * p2 * x
+        jxy = 2.0 * x * y * d_radial + 2.0 * p1 * x + 2.0 * p2 * y
+        jyx = 2.0 * x * y * d_radial + 2.0 * p2 * y + 2.0 * p1 * x
+        jyy = radial + 2.0 * y * y * d_radial + 2.0 * p2 * x + 6.0 * p1 * y
+        det = jxx * jyy - jxy * jyx
+        det = torch.where(det.abs() < 1e-12, torch.full_like(det, 1e-12), det)
+        x = x - (fx * jyy - fy * jxy) / det
+        y = y - (fy * jxx - fx * jyx) / det
+    return x, y
+
+
+def distort(x: torch.Tensor, y: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply the OpenCV radial-tangential model to normalised coordinates (n,)."""
+    k1, k2, p1, p2 = dist.unbind(-1)
+    r2 = x * x + y * y
+    radial = 1.0 + r2 * (k1 + r2 * k2)
+    return (
+        x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
+        y * radial + 2.0 * p2 * x * y + p1 * (r2 + 2.0 * y * y),
+    )
+
+
+def pixel_rays(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    c2w: torch.Tensor,
+    intrinsics: torch.Tensor,
+    distortion: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through image positions (in pixels, pixel centres at +0.5).
+
+    u, v: (n,); c2w: (n, 3, 4) or (3, 4); intrinsics: (n, 4) or (4,) as (fx, fy, cx, cy); distortion: (n, 4) or
+    None. Returns origins (n, 3) and unit directions (n, 3).
+    """
+    fx, fy, cx, cy = intrinsics.unbind(-1)
+    x = (u - cx) / fx
+    y = (v - cy) / fy
+    if distortion is not None and bool((distortion != 0).any()):
+        x, y = undistort(x, y, distortion)
+    d_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)
+    rot = c2w[..., :3]
+    d = torch.einsum("...ij,...j->...i", rot, d_cam)
+    d = d / d.norm(dim=-1, keepdim=True)
+    o = c2w[..., 3].expand_as(d)
+    return o, d
+
+
+def camera_rays(camera: Camera, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through every pixel centre of ``camera``, row-major: origins, directions (H*W, 3)."""
+    v, u = torch.meshgrid(
+        torch.arange(camera.height, device=device, dtype=torch.float32) + 0.5,
+        torch.arange(camera.width, device=device, dtype=torch.float32) + 0.5,
+        indexing="ij",
+    )
+    intr = torch.tensor([camera.fx, camera.fy, camera.cx, camera.cy], dtype=torch.float32, device=device)
+    dist = torch.tensor(camera.distortion, dtype=torch.float32, device=device)
+    return pixel_rays(u.reshape(-1), v.reshape(-1), camera.c2w.to(device).float(), intr, dist)
+
+
+def look_at(eye: np.ndarray | list[float], target: np.ndarray | list[float], up: np.ndarray | list[float] = (0.0, 1.0, 0.0)) -> torch.Tensor:
+    """ngp-space camera-to-world (3, 4) at ``eye`` looking at ``target``; ``up`` is the world's up (ngp: +y, Blender's +z)."""
+    eye_a, target_a, up_a = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))
+    forward = target_a - eye_a
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up_a)  # OpenCV axes: right x down = forward
+    if np.linalg.norm(right) < 1e-8:
+        right = np.cross(forward, np.array([1.0, 0.0, 0.0]))
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    m = np.stack([right, down, forward, eye_a], axis=1)
+    return torch.tensor(m, dtype=torch.float32)

@@ -1,0 +1,110 @@
+"""A loaded scene split: images as uint8 pixels plus per-frame cameras in ngp space, and ray sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .cameras import Camera, pixel_rays
+
+
+@dataclass
+class Scene:
+    """Frames of one split. Images of any sizes are concatenated into one pixel buffer so that rays can be
+    sampled from all frames in one vectorised draw.
+
+    pixels: (total_pixels, C) uint8 with C = 3 or 4; image_offsets, widths, heights: (n_frames,) int64;
+    c2w: (n_frames, 3, 4) ngp space; intrinsics: (n_frames, 4) as fx, fy, cx, cy in pixels; distortion: (n_frames, 4).
+    """
+
+    path: Path
+    split: str
+    pixels: torch.Tensor
+    image_offsets: torch.Tensor
+    widths: torch.Tensor
+    heights: torch.Tensor
+    c2w: torch.Tensor
+    intrinsics: torch.Tensor
+    distortion: torch.Tensor
+    file_names: list[str]
+    aabb_scale: float = 1.0
+    scale: float = 0.33
+    offset: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    fmt: str = "transforms"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.c2w.shape[0])
+
+    @property
+    def has_alpha(self) -> bool:
+        return int(self.pixels.shape[1]) == 4
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path.is_file() else self.path.name
+
+    @property
+    def aabb(self) -> torch.Tensor:
+        """(2, 3) scene box: a cube of side ``aabb_scale`` centred at (0.5, 0.5, 0.5)."""
+        half = self.aabb_scale / 2.0
+        return torch.tensor([[0.5 - half] * 3, [0.5 + half] * 3], dtype=torch.float32)
+
+    def image(self, i: int) -> torch.Tensor:
+        """Frame ``i`` as (H, W, C) uint8."""
+        h, w = int(self.heights[i]), int(self.widths[i])
+        start = int(self.image_offsets[i])
+        return self.pixels[start : start + h * w].view(h, w, -1)
+
+    def camera(self, i: int) -> Camera:
+        fx, fy, cx, cy = (float(v) for v in self.intrinsics[i])
+        dist = tuple(float(v) for v in self.distortion[i])
+        return Camera(self.c2w[i].clone(), fx, fy, cx, cy, int(self.widths[i]), int(self.heights[i]), dist)  # type: ignore[arg-type]
+
+    def to(self, device: torch.device | str) -> "Scene":
+        """Move pixel and camera tensors to ``device`` (ray sampling then runs there)."""
+        for name in ("pixels", "image_offsets", "widths", "heights", "c2w", "intrinsics", "distortion"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    def sample_rays(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rays through the centres of ``n`` uniformly drawn training pixels.
+
+        Returns rays_o (n, 3), rays_d (n, 3) and target colours (n, C) in [0, 1] (C = 4 with alpha).
+        """
+        dev = self.pixels.device
+        img = torch.randint(0, self.n_frames, (n,), generator=generator, device="cpu").to(dev)
+        ru = torch.rand(n, generator=generator, device="cpu").to(dev)
+        rv = torch.rand(n, generator=generator, device="cpu").to(dev)
+        w, h = self.widths[img], self.heights[img]
+        px = (ru * w).long().clamp(max=w - 1)
+        py = (rv * h).long().clamp(max=h - 1)
+        target = self.pixels[self.image_offsets[img] + py * w + px].float() / 255.0
+        dist = self.distortion[img] if bool((self.distortion != 0).any()) else None
+        rays_o, rays_d = pixel_rays(px.float() + 0.5, py.float() + 0.5, self.c2w[img], self.intrinsics[img], dist)
+        return rays_o, rays_d, target
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-able description stored in snapshots (and shown by the app)."""
+        return {
+            "path": str(self.path),
+            "split": self.split,
+            "format": self.fmt,
+            "n_frames": self.n_frames,
+            "aabb_scale": self.aabb_scale,
+            "scale": self.scale,
+            "offset": list(self.offset),
+            "has_alpha": self.has_alpha,
+            "width": int(self.widths[0]) if self.n_frames else 0,
+            "height": int(self.heights[0]) if self.n_frames else 0,
+            "c2w": self.c2w.cpu().tolist(),
+            "intrinsics": self.intrinsics.cpu().tolist(),
+            "distortion": self.distortion.cpu().tolist(),
+            "sizes": [[int(w), int(h)] for w, h in zip(self.widths.tolist(), self.heights.tolist())],
+        }

@@ -1,0 +1,111 @@
+"""Instant-NGP's NeRF network: hash grid -> density MLP (1x64, 16 outputs) -> colour MLP (2x64) on SH(dir).
+
+Points enter in scene coordinates inside the scene's axis-aligned box and are normalised to [0, 1]^3 for the
+grid. Like tiny-cuda-nn's fully fused MLPs, the linear layers have no biases.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..encoding.hashgrid import GridGeometry, HashGridEncoding
+from ..encoding.sh import sh_encode
+
+
+class _TruncExp(torch.autograd.Function):
+    """exp(x) whose gradient uses exp(min(x, 15)), so one large activation cannot blow up training."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return torch.exp(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * torch.exp(x.clamp(max=15.0))
+
+
+def trunc_exp(x: torch.Tensor) -> torch.Tensor:
+    """Truncated exponential density activation (forward exp, gradient clamped at exp(15))."""
+    return _TruncExp.apply(x)
+
+
+def make_mlp(n_in: int, n_hidden: int, n_layers: int, n_out: int) -> nn.Sequential:
+    """Bias-free ReLU MLP with ``n_layers`` hidden layers of width ``n_hidden``."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(n_layers):
+        layers += [nn.Linear(width, n_hidden, bias=False), nn.ReLU(inplace=True)]
+        width = n_hidden
+    layers.append(nn.Linear(width, n_out, bias=False))
+    for m in layers:
+        if isinstance(m, nn.Linear):
+            # Glorot-uniform like tiny-cuda-nn's default initialisation.
+            bound = math.sqrt(6.0 / (m.in_features + m.out_features))
+            nn.init.uniform_(m.weight, -bound, bound)
+    return nn.Sequential(*layers)
+
+
+class NGPField(nn.Module):
+    """Density and colour of points and directions in a box ``aabb``.
+
+    aabb: (2, 3) min and max corner of the box the hash grid covers.
+    """
+
+    def __init__(self, config: dict[str, Any], aabb: torch.Tensor, backend: str = "torch") -> None:
+        super().__init__()
+        enc = config["encoding"]
+        net = config["network"]
+        rgb = config["rgb_network"]
+        aabb_size = float((aabb[1] - aabb[0]).max())
+        geometry = GridGeometry.create(
+            n_levels=enc["n_levels"],
+            n_features=enc["n_features_per_level"],
+            log2_hashmap_size=enc["log2_hashmap_size"],
+            base_resolution=enc["base_resolution"],
+            per_level_scale=enc.get("per_level_scale"),
+            finest_resolution=enc.get("desired_resolution", 2048) * aabb_size,
+        )
+        self.register_buffer("aabb", aabb.clone().float())
+        self.encoding = HashGridEncoding(geometry, backend=backend)
+        self.n_geo_features = net.get("n_output_dims", 16)
+        self.density_net = make_mlp(geometry.n_output_dims, net["n_neurons"], net["n_hidden_layers"], self.n_geo_features)
+        self.sh_degree = config.get("dir_encoding", {}).get("degree", 4)
+        self.rgb_net = make_mlp(
+            self.n_geo_features + self.sh_degree**2, rgb["n_neurons"], rgb["n_hidden_layers"], 3
+        )
+
+    @property
+    def backend(self) -> str:
+        return self.encoding.backend
+
+    def set_backend(self, backend: str) -> None:
+        """Switch the hash grid implementation (parameters are shared by all backends)."""
+        self.encoding.backend = backend
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Scene coordinates (n, 3) -> [0, 1]^3 grid coordinates (clamped)."""
+        return ((x - self.aabb[0]) / (self.aabb[1] - self.aabb[0])).clamp(0.0, 1.0)
+
+    def geometry_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (n, 3) scene points. Returns (n, 16) density-MLP outputs, raw (channel 0 is log-density)."""
+        return self.density_net(self.encoding(self.normalize(x)))
+
+    def density(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (n, 3) scene points. Returns sigma (n,)."""
+        return trunc_exp(self.geometry_features(x)[:, 0])
+
+    def forward(self, x: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (n, 3) points, d: (n, 3) unit directions. Returns sigma (n,) and rgb (n, 3) in [0, 1]."""
+        h = self.geometry_features(x)
+        sigma = trunc_exp(h[:, 0])
+        rgb = torch.sigmoid(self.rgb_net(torch.cat([h, sh_encode(d, self.sh_degree)], dim=-1)))
+        return sigma, rgb
+
+    def mlp_parameters(self) -> list[nn.Parameter]:
+        return list(self.density_net.parameters()) + list(self.rgb_net.parameters())

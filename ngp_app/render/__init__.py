@@ -1,0 +1,1 @@
+"""Rendering: occupancy grid, ray marching, compositing and image rendering."""

@@ -1,0 +1,68 @@
+"""Camera specifications for the command line: training cameras, orbits, or NeRF-convention JSON files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.cameras import Camera, look_at, nerf_to_ngp
+from ..errors import NgpError
+
+
+def orbit_camera(azimuth_deg: float, elevation_deg: float, radius: float, center: tuple[float, float, float] = (0.5, 0.5, 0.5)) -> torch.Tensor:
+    """ngp-space c2w (3, 4) on a sphere around ``center`` (y up), looking at it."""
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    c = np.asarray(center)
+    eye = c + radius * np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
+    return look_at(eye, c)
+
+
+def camera_from_spec(spec: str, scene_meta: dict[str, Any], width: int, height: int, fov_deg: float | None) -> Camera:
+    """Build a camera of ``width`` x ``height`` from ``train:N``, ``orbit:AZ,EL,R`` or a JSON file path."""
+    def focal(default_fx: float | None) -> float:
+        if fov_deg is not None:
+            return 0.5 * width / math.tan(0.5 * math.radians(fov_deg))
+        return default_fx if default_fx is not None else 0.5 * width / math.tan(0.5 * math.radians(50.0))
+
+    if spec.startswith("train:"):
+        try:
+            i = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise NgpError(f"--camera {spec}: expected train:N") from None
+        c2ws = scene_meta.get("c2w") or []
+        if not 0 <= i < len(c2ws):
+            raise NgpError(f"--camera {spec}: the snapshot's scene has {len(c2ws)} training cameras")
+        fx, fy, cx, cy = scene_meta["intrinsics"][i]
+        w0, h0 = scene_meta["sizes"][i]
+        cam = Camera(torch.tensor(c2ws[i], dtype=torch.float32), fx, fy, cx, cy, w0, h0,
+                     tuple(scene_meta["distortion"][i]))  # type: ignore[arg-type]
+        cam = cam.scaled(width, height)
+        if fov_deg is not None:
+            f = focal(None)
+            cam.fx = cam.fy = f
+        return cam
+    if spec.startswith("orbit:"):
+        try:
+            az, el, r = (float(v) for v in spec.split(":", 1)[1].split(","))
+        except ValueError:
+            raise NgpError(f"--camera {spec}: expected orbit:AZIMUTH,ELEVATION,RADIUS") from None
+        f = focal(None)
+        return Camera(orbit_camera(az, el, r), f, f, width / 2.0, height / 2.0, width, height)
+    path = Path(spec)
+    if not path.is_file():
+        raise NgpError(f"--camera {spec}: not train:N, orbit:AZ,EL,R or an existing JSON file")
+    try:
+        data = json.loads(path.read_text())
+        matrix = np.asarray(data["transform_matrix"], dtype=np.float64)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise NgpError(f"{path}: needs a 'transform_matrix' (NeRF convention): {exc}") from None
+    if matrix.shape not in ((4, 4), (3, 4)) or not np.isfinite(matrix).all():
+        raise NgpError(f"{path}: transform_matrix must be a finite 4x4 matrix")
+    c2w = nerf_to_ngp(matrix, scene_meta.get("scale", 0.33), tuple(scene_meta.get("offset", (0.5, 0.5, 0.5))))
+    f = 0.5 * width / math.tan(0.5 * float(data["camera_angle_x"])) if "camera_angle_x" in data and fov_deg is None else focal(None)
+    return Camera(torch.tensor(c2w, dtype=torch.float32), f, f, width / 2.0, height / 2.0, width, height)

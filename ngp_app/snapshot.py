@@ -1,0 +1,164 @@
+"""Snapshots: the whole trained state in one ``.npz`` file without pickle, written atomically.
+
+Layout: arrays ``param/<name>`` (model weights), ``grid/density`` and ``grid/bitfield`` (occupancy), and
+``meta`` (UTF-8 JSON bytes: format tag, version, config, scene metadata, step, backend). Loading checks the
+tag and version, so another file or another version is a clear error rather than garbage.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import SnapshotError
+from .model.field import NGPField
+from .render.occupancy import OccupancyGrid
+from .render.raymarch import MarchParams
+
+FORMAT_TAG = "ngp-app-snapshot"
+FORMAT_VERSION = 1
+SNAPSHOT_NAME = "snapshot.npz"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync it, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@dataclass
+class Snapshot:
+    """A loaded snapshot: ready-to-render model and grid plus metadata."""
+
+    model: NGPField
+    grid: OccupancyGrid
+    march: MarchParams
+    config: dict[str, Any]
+    scene: dict[str, Any]
+    step: int
+    meta: dict[str, Any]
+
+
+def save_snapshot(
+    path: str | Path,
+    model: NGPField,
+    grid: OccupancyGrid,
+    config: dict[str, Any],
+    scene_meta: dict[str, Any],
+    step: int,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the trained state to ``path`` (a ``.npz``; a folder gets ``snapshot.npz`` inside)."""
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        path = path / SNAPSHOT_NAME
+    meta = {
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "config": config,
+        "scene": scene_meta,
+        "step": int(step),
+        "aabb": model.aabb.cpu().tolist(),
+        "aabb_scale": grid.aabb_scale,
+        "grid_resolution": grid.resolution,
+        **(extra or {}),
+    }
+    arrays: dict[str, np.ndarray] = {
+        f"param/{k}": v.detach().cpu().float().numpy() for k, v in model.state_dict().items() if k != "aabb"
+    }
+    arrays["grid/density"] = grid.density.cpu().numpy()
+    arrays["grid/bitfield"] = grid.packed_bitfield().cpu().numpy()
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def resolve_snapshot_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / SNAPSHOT_NAME
+    if not p.is_file():
+        raise SnapshotError(f"{p}: snapshot not found")
+    return p
+
+
+def read_snapshot_meta(path: str | Path) -> dict[str, Any]:
+    """Only the metadata of a snapshot (cheap; used to tell snapshots from scenes)."""
+    p = resolve_snapshot_path(path)
+    arrays = _open(p)
+    return _meta(arrays, p)
+
+
+def _open(p: Path) -> Any:
+    try:
+        return np.load(p, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise SnapshotError(f"{p}: not a readable snapshot ({exc})") from None
+
+
+def _meta(arrays: Any, p: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
+    except KeyError:
+        raise SnapshotError(f"{p}: not an ngp-app snapshot (no metadata)") from None
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise SnapshotError(f"{p}: corrupt snapshot metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_TAG:
+        raise SnapshotError(f"{p}: not an ngp-app snapshot")
+    if meta.get("version") != FORMAT_VERSION:
+        raise SnapshotError(f"{p}: snapshot format version {meta.get('version')} is not supported (this is version {FORMAT_VERSION})")
+    return meta
+
+
+def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend: str = "torch") -> Snapshot:
+    """Rebuild model and grid from a snapshot; any inconsistency is a :class:`SnapshotError`."""
+    p = resolve_snapshot_path(path)
+    arrays = _open(p)
+    meta = _meta(arrays, p)
+    try:
+        aabb = torch.tensor(meta["aabb"], dtype=torch.float32)
+        model = NGPField(meta["config"], aabb, backend=backend)
+        state = {k[len("param/") :]: torch.from_numpy(np.array(arrays[k])) for k in arrays.files if k.startswith("param/")}
+        state["aabb"] = aabb
+        model.load_state_dict(state, strict=True)
+        grid = OccupancyGrid(meta["aabb_scale"], meta["grid_resolution"], device="cpu")
+        density = torch.from_numpy(np.array(arrays["grid/density"]))
+        packed = torch.from_numpy(np.array(arrays["grid/bitfield"]))
+        bits = ((packed[..., None] >> torch.arange(8, dtype=torch.uint8)) & 1).bool().reshape(density.shape)
+        grid.load_state_dict({"density": density, "occupied": bits})
+        march = MarchParams.for_grid(grid, meta["config"]["training"].get("max_steps_per_ray", 1024))
+    except SnapshotError:
+        raise
+    except (KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise SnapshotError(f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    model.to(device)
+    grid.to(device)
+    return Snapshot(model, grid, march, meta["config"], meta.get("scene", {}), int(meta.get("step", 0)), meta)

@@ -1,0 +1,1 @@
+"""Training: the trainer loop, losses, learning-rate schedule and metrics."""

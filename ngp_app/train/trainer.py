@@ -1,0 +1,272 @@
+"""The trainer: owns the field, occupancy grid and optimiser of one scene, and advances them step by step.
+
+It is written to be driven from a CLI loop or a GUI background thread: ``step()`` does one optimisation step
+and returns its statistics; ``lock`` guards the model so a renderer can read a consistent state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..backends import resolve_backend
+from ..data.scene import Scene
+from ..model.field import NGPField
+from ..render.occupancy import OccupancyGrid
+from ..render.raymarch import MarchParams
+from ..render.renderer import render_image, render_rays_train
+from .metrics import mse_to_psnr, psnr, ssim
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepStats:
+    """What one training step did."""
+
+    step: int
+    loss: float
+    psnr: float
+    n_rays: int
+    n_samples: int
+    lr: float
+    seconds: float
+
+
+class Trainer:
+    """Trains an :class:`NGPField` on a :class:`Scene`."""
+
+    def __init__(
+        self,
+        scene: Scene,
+        config: dict[str, Any],
+        device: torch.device | str = "cpu",
+        backend: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        self.scene = scene
+        self.config = config
+        self.device = torch.device(device)
+        self.seed = seed
+        torch.manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.backend = resolve_backend(backend, self.device)
+        self.aabb = scene.aabb.to(self.device)
+        self.model = NGPField(config, scene.aabb, backend=self.backend).to(self.device)
+        dg = config["density_grid"]
+        self.grid = OccupancyGrid(
+            scene.aabb_scale, dg["resolution"], dg["decay"], dg["threshold"], device=self.device
+        )
+        tr = config["training"]
+        self.march = MarchParams.for_grid(self.grid, tr.get("max_steps_per_ray", 1024))
+        on_gpu = self.device.type == "cuda"
+        self.target_samples = int(tr["target_batch_size"] if on_gpu else tr.get("target_batch_size_cpu", 16384))
+        self.transmittance_threshold = float(tr.get("transmittance_threshold", 1e-4))
+        self.random_background = bool(tr.get("random_background", True))
+        self.samples_per_ray_ema = 32.0
+        opt = config["optimizer"]
+        self.base_lr = float(opt["learning_rate"])
+        fused = {"fused": True} if self._fused_adam_ok() else {}
+        self.optimizer = torch.optim.Adam(
+            [
+                {"params": [self.model.encoding.table], "weight_decay": 0.0},
+                {"params": self.model.mlp_parameters(), "weight_decay": float(opt.get("l2_reg", 0.0))},
+            ],
+            lr=self.base_lr,
+            betas=(float(opt["beta1"]), float(opt["beta2"])),
+            eps=float(opt["epsilon"]),
+            **fused,
+        )
+        self.loss_type = config.get("loss", {}).get("otype", "L2").lower()
+        self.step_count = 0
+        self.train_seconds = 0.0
+        self.samples_seen = 0
+        self.budget_steps: int | None = None
+        self.budget_seconds: float | None = None
+        self.lock = threading.RLock()
+        self.history: list[StepStats] = []
+        self.scene.to(self.device)
+
+    def _fused_adam_ok(self) -> bool:
+        try:
+            probe = torch.zeros(1, device=self.device, requires_grad=True)
+            torch.optim.Adam([probe], fused=True)
+            return True
+        except (RuntimeError, TypeError):
+            return False
+
+    # ----------------------------------------------------------------------------------------------- schedule
+    def progress(self) -> float | None:
+        """Fraction of the training budget used (None without a budget)."""
+        fractions = []
+        if self.budget_steps:
+            fractions.append(self.step_count / self.budget_steps)
+        if self.budget_seconds:
+            fractions.append(self.train_seconds / self.budget_seconds)
+        return min(1.0, max(fractions)) if fractions else None
+
+    def learning_rate(self) -> float:
+        """instant-ngp's exponential decay, plus (with a known budget) annealing to 0.1x over its second half."""
+        opt = self.config["optimizer"]
+        lr = self.base_lr
+        start, interval = int(opt.get("decay_start", 20000)), int(opt.get("decay_interval", 10000))
+        if self.step_count > start:
+            lr *= float(opt.get("decay_base", 0.33)) ** ((self.step_count - start) // interval)
+        p = self.progress()
+        if opt.get("anneal_to_budget", True) and p is not None and p > 0.5:
+            lr *= 0.1 ** ((p - 0.5) / 0.5)
+        return lr
+
+    # ----------------------------------------------------------------------------------------------- grid
+    def grid_update_fraction(self) -> float:
+        dg = self.config["density_grid"]
+        if self.device.type != "cuda":
+            return float(dg.get("update_fraction_cpu", dg.get("update_fraction", 0.25)))
+        return 1.0 if self.step_count < int(dg.get("warmup_steps", 256)) else float(dg.get("update_fraction", 0.25))
+
+    def update_grid(self) -> None:
+        """Refresh the occupancy grid from the current density field."""
+        self.grid.update(self.model.density, self.grid_update_fraction(), generator=self.generator)
+
+    # ----------------------------------------------------------------------------------------------- step
+    def step(self) -> StepStats:
+        """One optimisation step on a batch of random rays sized to the target number of samples."""
+        with self.lock:
+            t_start = time.perf_counter()
+            self.model.train()
+            if self.step_count % int(self.config["density_grid"]["update_interval"]) == 0:
+                self.update_grid()
+            n_rays = int(min(max(self.target_samples / max(self.samples_per_ray_ema, 1.0), 64), self.target_samples))
+            n_rays = max(64, (n_rays // 64) * 64)
+            rays_o, rays_d, target = self.scene.sample_rays(n_rays, self.generator)
+            if self.random_background:
+                bg = torch.rand(n_rays, 3, generator=self.generator).to(self.device)
+            else:
+                bg = torch.ones(n_rays, 3, device=self.device)
+            if target.shape[1] == 4:
+                target = target[:, :3] * target[:, 3:] + bg * (1.0 - target[:, 3:])
+            jitter = torch.rand(n_rays, generator=self.generator).to(self.device)
+            out = render_rays_train(
+                self.model,
+                self.grid,
+                self.aabb,
+                rays_o,
+                rays_d,
+                self.march,
+                bg,
+                max_samples=2 * self.target_samples,
+                jitter=jitter,
+                transmittance_threshold=self.transmittance_threshold,
+            )
+            diff = out["rgb"] - target
+            if self.loss_type == "huber":
+                loss = torch.nn.functional.huber_loss(out["rgb"], target, delta=0.1)
+            else:
+                loss = (diff**2).mean()
+            lr = self.learning_rate()
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.zero_grad(set_to_none=False)
+            n_samples = int(out["n_samples"])
+            if n_samples > 0:
+                loss.backward()
+                self.optimizer.step()
+            measured = n_samples / n_rays
+            self.samples_per_ray_ema = 0.9 * self.samples_per_ray_ema + 0.1 * max(measured, 1.0)
+            self.step_count += 1
+            self.samples_seen += n_samples
+            mse = float((diff.detach() ** 2).mean())
+            seconds = time.perf_counter() - t_start
+            self.train_seconds += seconds
+            stats = StepStats(self.step_count, float(loss), mse_to_psnr(mse), n_rays, n_samples, lr, seconds)
+            self.history.append(stats)
+            return stats
+
+    def train(
+        self,
+        steps: int | None = None,
+        seconds: float | None = None,
+        callback: Callable[[StepStats], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        """Train until ``steps`` more steps or ``seconds`` of wall time (whichever first), or ``should_stop()``."""
+        if steps is None and seconds is None:
+            raise ValueError("give steps or seconds")
+        self.budget_steps = self.step_count + steps if steps is not None else None
+        self.budget_seconds = self.train_seconds + seconds if seconds is not None else None
+        wall_start = time.perf_counter()
+        while True:
+            if steps is not None and self.step_count >= self.budget_steps:  # type: ignore[operator]
+                break
+            if seconds is not None and time.perf_counter() - wall_start >= seconds:
+                break
+            if should_stop is not None and should_stop():
+                break
+            stats = self.step()
+            if callback is not None:
+                callback(stats)
+
+    # ----------------------------------------------------------------------------------------------- eval
+    @torch.no_grad()
+    def render_camera(self, camera: Any, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
+        """Render one camera with the current model (holds the lock)."""
+        with self.lock:
+            self.model.eval()
+            return render_image(self.model, self.grid, self.aabb, camera, self.march, background)
+
+    def samples_per_second(self) -> float:
+        return self.samples_seen / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+@torch.no_grad()
+def evaluate(
+    model: NGPField,
+    grid: OccupancyGrid,
+    march: MarchParams,
+    scene: Scene,
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    on_image: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Render every frame of ``scene`` and compare with its images composited on ``background``.
+
+    Returns psnr (of the mean MSE over all pixels), mean ssim, n_images and per-image values.
+    """
+    model.eval()
+    aabb = model.aabb
+    bg = torch.tensor(background, dtype=torch.float32)
+    per_image = []
+    sq_err, n_px = 0.0, 0
+    indices = range(scene.n_frames)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc="eval", unit="img")
+    for i in indices:
+        gt = scene.image(i).float().cpu() / 255.0
+        if gt.shape[-1] == 4:
+            gt = gt[..., :3] * gt[..., 3:] + bg * (1.0 - gt[..., 3:])
+        pred = render_image(model, grid, aabb, scene.camera(i), march, background)["rgb"].cpu().clamp(0, 1)
+        mse = float(((pred - gt) ** 2).mean())
+        sq_err += mse * gt.shape[0] * gt.shape[1]
+        n_px += gt.shape[0] * gt.shape[1]
+        per_image.append({"file": scene.file_names[i], "psnr": psnr(pred, gt), "ssim": ssim(pred, gt)})
+        if on_image is not None:
+            on_image(i, pred, gt)
+    return {
+        "psnr": mse_to_psnr(sq_err / max(n_px, 1)),
+        "psnr_mean": sum(p["psnr"] for p in per_image) / max(len(per_image), 1),
+        "ssim": sum(p["ssim"] for p in per_image) / max(len(per_image), 1),
+        "n_images": len(per_image),
+        "images": per_image,
+    }
+
+
+def finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
