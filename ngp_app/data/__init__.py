@@ -1,0 +1,1 @@
+"""Datasets: loaders and the procedural demo-scene generator."""
