@@ -9,9 +9,18 @@ import torch
 from ..data.cameras import Camera, camera_rays
 from .composite import composite, exclusive_segment_cumsum
 from .occupancy import OccupancyGrid
-from .raymarch import MarchParams, march_rays
+from .raymarch import MarchParams, PackedSamples, march_rays
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def render_ops(backend: str) -> tuple[Callable[..., PackedSamples], Callable[..., dict[str, torch.Tensor]]]:
+    """The (march_rays, composite) pair of a backend; both have the signatures of the torch reference."""
+    if backend == "native":
+        from ..native import ops as native_ops
+
+        return native_ops.march_rays, native_ops.composite
+    return march_rays, composite
 
 
 def render_rays_train(
@@ -25,13 +34,15 @@ def render_rays_train(
     max_samples: int,
     jitter: torch.Tensor | None = None,
     transmittance_threshold: float = 1e-4,
+    backend: str = "torch",
 ) -> dict[str, torch.Tensor]:
     """Differentiable render of a batch of rays. background: (n_rays, 3) or (3,). Returns rgb (n_rays, 3) composited
     over the background, opacity, depth (n_rays,), counts (n_rays,) samples per ray, n_samples (python int)."""
-    samples = march_rays(rays_o, rays_d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
+    march_fn, composite_fn = render_ops(backend)
+    samples = march_fn(rays_o, rays_d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
     n_rays = rays_o.shape[0]
     sigmas, rgbs = field(samples.positions, samples.directions)
-    out = composite(
+    out = composite_fn(
         sigmas, rgbs, samples.t, samples.dt, samples.ray_indices, samples.offsets, n_rays, transmittance_threshold
     )
     out["rgb"] = out["rgb"] + (1.0 - out["opacity"])[:, None] * background

@@ -163,6 +163,7 @@ class Trainer:
                 max_samples=2 * self.target_samples,
                 jitter=jitter,
                 transmittance_threshold=self.transmittance_threshold,
+                backend=self.backend,
             )
             diff = out["rgb"] - target
             if self.loss_type == "huber":
@@ -184,7 +185,7 @@ class Trainer:
             mse = float((diff.detach() ** 2).mean())
             seconds = time.perf_counter() - t_start
             self.train_seconds += seconds
-            stats = StepStats(self.step_count, float(loss), mse_to_psnr(mse), n_rays, n_samples, lr, seconds)
+            stats = StepStats(self.step_count, float(loss.detach()), mse_to_psnr(mse), n_rays, n_samples, lr, seconds)
             self.history.append(stats)
             return stats
 
