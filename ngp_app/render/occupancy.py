@@ -25,7 +25,8 @@ def mip_from_pos(pos: torch.Tensor, n_cascades: int) -> torch.Tensor:
     """Finest cascade containing each point: pos (n, 3) -> (n,) int64 in [0, n_cascades)."""
     maxval = (pos - 0.5).abs().amax(dim=-1)
     _, exponent = torch.frexp(maxval)
-    return (exponent.to(torch.int64) + 1).clamp(0, n_cascades - 1)
+    mip = (exponent.to(torch.int64) + 1).clamp(0, n_cascades - 1)
+    return torch.where(maxval > 0, mip, torch.zeros_like(mip))  # frexp(0) has exponent 0: the centre is cascade 0
 
 
 def mip_from_dt(dt: torch.Tensor, resolution: int, n_cascades: int) -> torch.Tensor:

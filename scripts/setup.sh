@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs ngp-app and its dependencies into the current Python environment.
+# torch: a CUDA user keeps the torch they have; with no torch we install 2.13.0 (a CPU wheel on our machines),
+# because an unpinned torch pulls a multi-GB CUDA build. `setup.sh app` also installs the GUI extras.
+set -euo pipefail
+PY="${PY:-python3}"
+cd "$(dirname "$0")/.."
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  echo "[setup] installing torch==2.13.0"
+  "$PY" -m pip install -q torch==2.13.0
+fi
+extras="test,video"
+if [[ "${1:-}" == "app" ]]; then extras="$extras,app"; fi
+if ! "$PY" -c "import ngp_app, pytest, imageio_ffmpeg" >/dev/null 2>&1 || [[ "${1:-}" == "app" ]]; then
+  echo "[setup] installing ngp-app[$extras]"
+  "$PY" -m pip install -q -e ".[$extras]"
+fi

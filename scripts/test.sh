@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command (README, CI): the suite without a display, CUDA compile checks, then GUI tests under Xvfb.
+set -euo pipefail
+PY="${PY:-python3}"
+cd "$(dirname "$0")/.."
+if [[ -f scripts/check_cuda.sh ]]; then bash scripts/check_cuda.sh; fi
+"$PY" -m pytest -q -m "not gui and not slow" "$@"
+if [[ -d ngp_app/gui ]] && ls tests/test_gui*.py >/dev/null 2>&1; then
+  if command -v xvfb-run >/dev/null 2>&1; then
+    xvfb-run -a -s "-screen 0 1920x1080x24" "$PY" -m pytest -q -m gui "$@"
+  else
+    echo "[test] xvfb-run not found: GUI tests not run (apt-get install xvfb xauth libgl1-mesa-dri)"
+  fi
+fi

@@ -1,0 +1,47 @@
+"""Shared fixtures: paths to the bundled scene and the shared fox capture, and small derived scenes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "scenes" / "demo"
+FOX = ROOT.parent / "shared" / "data" / "fox"
+
+
+@pytest.fixture(autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def demo_scene() -> Path:
+    return DEMO
+
+
+@pytest.fixture
+def fox_scene() -> Path:
+    if not (FOX / "transforms.json").is_file():
+        pytest.skip("../shared/data/fox is not present")
+    return FOX
+
+
+@pytest.fixture
+def single_transforms_scene(tmp_path: Path) -> Path:
+    """A one-file transforms.json scene (instant-ngp layout) built from a few demo training views."""
+    src = json.loads((DEMO / "transforms_train.json").read_text())
+    out = tmp_path / "single"
+    (out / "images").mkdir(parents=True)
+    frames = []
+    for i, frame in enumerate(src["frames"][:10]):
+        name = f"images/{i:03d}.png"
+        shutil.copy(DEMO / (frame["file_path"] + ".png"), out / name)
+        frames.append({"file_path": name, "transform_matrix": frame["transform_matrix"]})
+    data = {"camera_angle_x": src["camera_angle_x"], "w": 200, "h": 200, "aabb_scale": 1, "frames": frames}
+    (out / "transforms.json").write_text(json.dumps(data))
+    return out

@@ -1,0 +1,158 @@
+"""Scene loaders: Blender layout, single transforms.json, the fox capture, intrinsics/distortion, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ngp_app.data.cameras import Camera, camera_rays, distort, look_at, nerf_to_ngp, ngp_to_nerf, pixel_rays, undistort
+from ngp_app.data.loaders import load_scene
+from ngp_app.errors import SceneError
+
+
+def test_blender_layout_splits(demo_scene: Path) -> None:
+    train = load_scene(demo_scene, "train", downscale=4)
+    test = load_scene(demo_scene, "test", downscale=4)
+    assert train.n_frames == 80 and test.n_frames == 20
+    assert train.has_alpha and train.image(0).shape == (50, 50, 4)
+    assert math.isclose(float(train.intrinsics[0, 0]), 0.25 * 0.5 * 200 / math.tan(0.5 * 0.6911112070083618), rel_tol=1e-4)
+    assert train.fmt == "blender" and train.aabb_scale == 1.0
+
+
+def test_single_transforms_holdout_rule(single_transforms_scene: Path) -> None:
+    train = load_scene(single_transforms_scene, "train")
+    test = load_scene(single_transforms_scene, "test")
+    both = load_scene(single_transforms_scene / "transforms.json", "all")
+    assert (train.n_frames, test.n_frames, both.n_frames) == (8, 2, 10)  # frames 0 and 8 are held out
+    assert test.file_names[0].endswith("000.png") and test.file_names[1].endswith("008.png")
+
+
+def test_fox_with_missing_frames(fox_scene: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"):
+        scene = load_scene(fox_scene, "all", downscale=8)
+    data = json.loads((fox_scene / "transforms.json").read_text())
+    present = sum((fox_scene / f["file_path"]).is_file() for f in data["frames"])
+    assert scene.n_frames == present == 50
+    warnings = [r for r in caplog.records if "missing" in r.getMessage()]
+    assert len(warnings) == 1 and "17" in warnings[0].getMessage()
+    assert scene.aabb_scale == 4 and not scene.has_alpha
+    assert scene.image(0).shape == (240, 135, 3)
+    # intrinsics scaled with the images, distortion kept
+    assert math.isclose(float(scene.intrinsics[0, 0]), 1375.52 * 135 / 1080, rel_tol=1e-5)
+    assert math.isclose(float(scene.distortion[0, 0]), 0.0578421, rel_tol=1e-6)
+    # cameras look at the scene: the centre pixel's ray passes near the box centre region
+    o, d = camera_rays(scene.camera(0).scaled(9, 16))
+    mid = o[8 * 9 + 4]
+    assert float(torch.linalg.vector_norm(mid - torch.tensor([0.5, 0.5, 0.5]))) < 3.0
+
+
+def test_known_camera_looks_at_known_point() -> None:
+    # A Blender camera at (0, -4, 0) looking at the origin (its -z axis is +y): forward in ngp space points from
+    # the camera to the ngp image of the origin, (0.5, 0.5, 0.5).
+    nerf = np.array([[1, 0, 0, 0], [0, 0, -1, -4], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+    nerf[:3, 2] = [0, -1, 0]  # camera z axis (backwards) = -y, so it looks along +y toward the origin
+    nerf[:3, 1] = [0, 0, 1]  # camera up = +z
+    m = torch.tensor(nerf_to_ngp(nerf), dtype=torch.float32)
+    cam = Camera(m, 100.0, 100.0, 50.0, 50.0, 100, 100)
+    o, d = pixel_rays(torch.tensor([50.0]), torch.tensor([50.0]), cam.c2w, torch.tensor([100.0, 100.0, 50.0, 50.0]))
+    target = torch.tensor([0.5, 0.5, 0.5])
+    to_target = torch.nn.functional.normalize(target - o[0], dim=0)
+    assert torch.allclose(d[0], to_target, atol=1e-6)
+    # pixel above the centre (smaller v) goes up in the world: Blender +z is ngp +y
+    _, d_up = pixel_rays(torch.tensor([50.0]), torch.tensor([10.0]), cam.c2w, torch.tensor([100.0, 100.0, 50.0, 50.0]))
+    assert float(d_up[0, 1]) > 0
+    assert np.allclose(ngp_to_nerf(nerf_to_ngp(nerf)), nerf)
+    # look_at gives the same frame
+    assert torch.allclose(look_at(o[0].tolist(), target.tolist()), m, atol=1e-6)
+
+
+def test_undistortion_inverts_distortion() -> None:
+    dist = torch.tensor([0.0578421, -0.0805099, -0.000980296, 0.00015575])
+    x, y = torch.rand(500) - 0.5, torch.rand(500) - 0.5
+    xd, yd = distort(x, y, dist)
+    xu, yu = undistort(xd, yd, dist)
+    assert torch.allclose(xu, x, atol=1e-6) and torch.allclose(yu, y, atol=1e-6)
+    # distortion is not ignored: rays differ from the pinhole ones
+    c2w = torch.eye(3, 4)
+    intr = torch.tensor([100.0, 100.0, 50.0, 50.0])
+    _, d0 = pixel_rays(torch.tensor([5.0]), torch.tensor([5.0]), c2w, intr)
+    _, d1 = pixel_rays(torch.tensor([5.0]), torch.tensor([5.0]), c2w, intr, dist[None])
+    assert float((d0 - d1).abs().max()) > 1e-3
+
+
+def _write_scene(root: Path, frames: list[dict], **top: object) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "transforms.json").write_text(json.dumps({"camera_angle_x": 0.7, **top, "frames": frames}))
+    return root
+
+
+def _png(path: Path, w: int, h: int, channels: int = 3) -> None:
+    import imageio.v3 as iio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, np.full((h, w, channels), 128, np.uint8))
+
+
+def test_per_frame_intrinsics_and_rgba(tmp_path: Path) -> None:
+    _png(tmp_path / "s" / "a.png", 8, 6, 4)
+    _png(tmp_path / "s" / "b.png", 8, 6, 3)
+    frames = [
+        {"file_path": "a.png", "transform_matrix": np.eye(4).tolist(), "fl_x": 10.0, "cx": 3.0},
+        {"file_path": "b.png", "transform_matrix": np.eye(4).tolist(), "k1": 0.1},
+    ]
+    scene = load_scene(_write_scene(tmp_path / "s", frames, fl_x=20.0, fl_y=21.0, aabb_scale=2, scale=0.5, offset=[0.1, 0.2, 0.3]), "all")
+    assert scene.has_alpha and scene.pixels.shape[1] == 4
+    assert scene.intrinsics[0].tolist() == [10.0, 21.0, 3.0, 3.0]
+    assert scene.intrinsics[1].tolist() == [20.0, 21.0, 4.0, 3.0]
+    assert scene.distortion[1, 0] == pytest.approx(0.1)
+    assert scene.aabb_scale == 2 and scene.scale == 0.5
+    assert torch.allclose(scene.c2w[0, :, 3], torch.tensor([0.2, 0.3, 0.1]))  # offset, axes cycled
+
+
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda root: (root / "transforms.json").write_text('{"frames": [ {"file_path": '), "malformed JSON"),
+        (lambda root: _write_scene(root, [{"file_path": "nope.png", "transform_matrix": np.eye(4).tolist()}]), "no usable frame"),
+        (lambda root: _write_scene(root, [{"file_path": "a.png", "transform_matrix": [[float("nan")] * 4] * 4}]), "NaN"),
+        (lambda root: _write_scene(root, [{"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}], w=100, h=50), "image is 8x6"),
+        (lambda root: _write_scene(root, [{"file_path": "a.png"}]), "transform_matrix"),
+        (lambda root: (root / "transforms.json").unlink(), "not a scene"),
+    ],
+)
+def test_bad_scenes_give_one_line_errors(tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "bad"
+    _png(root / "a.png", 8, 6)
+    _write_scene(root, [{"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}])
+    mutate(root)
+    with pytest.raises(SceneError) as info:
+        load_scene(root, "all")
+    text = str(info.value)
+    assert message in text and "\n" not in text
+
+
+def test_corrupt_image_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    root.mkdir()
+    (root / "a.png").write_bytes(b"not a png")
+    _write_scene(root, [{"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}])
+    with pytest.raises(SceneError, match="cannot read image"):
+        load_scene(root, "all")
+
+
+def test_downscale_and_max_size(demo_scene: Path, tmp_path: Path) -> None:
+    full = load_scene(demo_scene, "val")
+    half = load_scene(demo_scene, "val", downscale=2)
+    capped = load_scene(demo_scene, "val", max_size=40)
+    assert full.image(0).shape[:2] == (200, 200) and half.image(0).shape[:2] == (100, 100)
+    assert capped.image(0).shape[:2] == (40, 40)
+    assert math.isclose(float(half.intrinsics[0, 0]) * 2, float(full.intrinsics[0, 0]), rel_tol=1e-6)
+    # box-filtered: the mean colour is preserved
+    assert abs(float(half.image(0).float().mean()) - float(full.image(0).float().mean())) < 1.0
+    shutil.rmtree(tmp_path, ignore_errors=True)
