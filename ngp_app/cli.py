@@ -201,6 +201,10 @@ def cmd_make_scene(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    return int(args.bench_func(args) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ngp", description="Instant-NGP NeRF: train, evaluate, render, and the desktop app.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -264,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(func=cmd_make_scene)
+
+    b = sub.add_parser("bench", help="benchmarks: train (PSNR vs time), kernels, render")
+    bsub = b.add_subparsers(dest="bench", required=True)
+    from .bench import train as bench_train
+
+    bench_train.add_parser(bsub)
+    b.set_defaults(func=cmd_bench)
     return p
 
 

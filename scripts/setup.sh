@@ -11,7 +11,7 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 extras="test,video"
 if [[ "${1:-}" == "app" ]]; then extras="$extras,app"; fi
-if ! "$PY" -c "import ngp_app, pytest, imageio_ffmpeg" >/dev/null 2>&1 || [[ "${1:-}" == "app" ]]; then
+if ! command -v ngp >/dev/null 2>&1 || ! "$PY" -c "import pytest, imageio_ffmpeg" >/dev/null 2>&1 || [[ "${1:-}" == "app" ]]; then
   echo "[setup] installing ngp-app[$extras]"
   "$PY" -m pip install -q -e ".[$extras]"
 fi

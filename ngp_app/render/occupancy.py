@@ -64,6 +64,7 @@ class OccupancyGrid:
         self.density = torch.zeros(self.n_cascades, n, device=device)
         self.occupied = torch.ones(self.n_cascades, n, dtype=torch.bool, device=device)
         self.n_updates = 0
+        self._coarse: torch.Tensor | None = None
 
     @property
     def n_cells_per_cascade(self) -> int:
@@ -76,6 +77,7 @@ class OccupancyGrid:
     def to(self, device: torch.device | str) -> "OccupancyGrid":
         self.density = self.density.to(device)
         self.occupied = self.occupied.to(device)
+        self._coarse = None
         return self
 
     def max_step(self) -> float:
@@ -137,6 +139,20 @@ class OccupancyGrid:
         """Threshold densities into the occupancy field: occupied while above min(threshold, mean of cascade 0)."""
         mean = float(self.density[0].clamp(min=0).mean())
         self.occupied = self.density > min(self.threshold, mean)
+        self._coarse = None
+
+    COARSE_FACTOR = 8
+
+    def coarse_occupied(self) -> torch.Tensor:
+        """Conservative coarse occupancy: (n_cascades, R/8, R/8, R/8) bool indexed [c, z, y, x], true where any
+        fine cell of the coarse cell or of its 26 neighbours is occupied. Used to skip empty space quickly."""
+        if self._coarse is None:
+            f = self.COARSE_FACTOR
+            r = self.resolution // f
+            occ = self.occupied.view(self.n_cascades, r, f, r, f, r, f).any(dim=6).any(dim=4).any(dim=2)
+            dil = torch.nn.functional.max_pool3d(occ[:, None].float(), kernel_size=3, stride=1, padding=1)[:, 0]
+            self._coarse = dil > 0
+        return self._coarse
 
     def packed_bitfield(self) -> torch.Tensor:
         """Occupancy packed 8 cells per byte (cell i -> byte i // 8, bit i % 8): (n_cascades, n // 8) uint8."""
@@ -155,3 +171,4 @@ class OccupancyGrid:
             raise ValueError(f"occupancy grid shape {tuple(state['density'].shape)} != {tuple(self.density.shape)}")
         self.density = state["density"].to(self.device).float()
         self.occupied = state["occupied"].to(self.device).bool()
+        self._coarse = None

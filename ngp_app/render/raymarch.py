@@ -85,6 +85,71 @@ def lattice_t(t0: torch.Tensor, k: torch.Tensor, params: MarchParams) -> torch.T
     return torch.where(kf <= ka, linear, torch.where(kf <= ka + kb, expo, coarse))
 
 
+def lattice_k(t0: torch.Tensor, t: torch.Tensor, params: MarchParams) -> torch.Tensor:
+    """A lattice step index at or before the first lattice point with t' >= ``t`` (inverse of ``lattice_t``,
+    rounded down so that no lattice point at or after ``t`` is skipped). t0, t: (n,). Returns (n,) int64 >= 0."""
+    dmin, dmax, c = params.dt_min, params.dt_max, params.cone_angle
+    if c <= 0.0:
+        k = (t - t0) / dmin
+    else:
+        ta, tb = dmin / c, dmax / c
+        ka = torch.ceil(((ta - t0) / dmin).clamp(min=0.0))
+        t_a = t0 + ka * dmin
+        growth = math.log1p(c)
+        kb = torch.ceil((torch.log(tb / t_a.clamp(min=1e-30)) / growth).clamp(min=0.0))
+        t_b = t_a * torch.exp(kb * growth)
+        k_lin = (t - t0) / dmin
+        k_exp = ka + torch.log(t.clamp(min=1e-30) / t_a.clamp(min=1e-30)) / growth
+        k_coarse = ka + kb + (t - t_b) / dmax
+        k = torch.where(t <= t_a, k_lin, torch.where(t <= t_b, k_exp, k_coarse))
+    return (torch.floor(k) - 1).clamp(min=0).to(torch.int64)
+
+
+def occupied_span(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    t_near: torch.Tensor,
+    t_far: torch.Tensor,
+    grid: OccupancyGrid,
+    max_coarse_steps: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conservative [t_start, t_end] of each ray that may contain occupied cells, from the dilated coarse grid.
+
+    Coarse points are spaced by one coarse cell of cascade 0, so every point of a segment lies within one coarse
+    cell of its start point, which the 1-cell dilation covers; every cascade at or above the point's own is
+    checked, covering samples that look up coarser cascades. Rays without occupied space get t_start > t_end.
+    """
+    coarse = grid.coarse_occupied()
+    n_c, r = coarse.shape[0], coarse.shape[1]
+    h = 1.0 / r  # coarse cell size of cascade 0
+    length = (t_far - t_near).clamp(min=0.0)
+    n_steps = int(min(max_coarse_steps, math.ceil(float(length.max()) / h) + 1)) if length.numel() else 0
+    if n_steps <= 0:
+        return t_far + 1.0, t_far
+    h_ray = torch.maximum(torch.full_like(length, h), length / (max_coarse_steps - 1)) if n_steps == max_coarse_steps else torch.full_like(length, h)
+    j = torch.arange(n_steps, device=rays_o.device, dtype=rays_o.dtype)
+    tj = t_near[:, None] + j[None, :] * h_ray[:, None]  # (n, m)
+    valid = tj <= t_far[:, None]
+    pos = rays_o[:, None, :] + tj[..., None] * rays_d[:, None, :]
+    flat = pos.reshape(-1, 3)
+    mip = mip_from_pos(flat, n_c)
+    occ = torch.zeros(flat.shape[0], dtype=torch.bool, device=flat.device)
+    for c in range(n_c):
+        p = (flat - 0.5) * (0.5**c) + 0.5
+        ijk = (p * r).to(torch.int64).clamp(0, r - 1)
+        hit = coarse[c][ijk[:, 2], ijk[:, 1], ijk[:, 0]]
+        occ |= hit & (mip <= c)
+    occ = occ.view_as(tj) & valid
+    any_occ = occ.any(dim=1)
+    idx = torch.arange(n_steps, device=rays_o.device)
+    first = torch.where(occ, idx, n_steps).amin(dim=1)
+    last = torch.where(occ, idx, -1).amax(dim=1)
+    t_start = t_near + first.to(tj.dtype) * h_ray
+    t_end = torch.minimum(t_near + (last + 1).to(tj.dtype) * h_ray, t_far)
+    t_start = torch.where(any_occ, t_start, t_far + 1.0)
+    return t_start, t_end
+
+
 def step_dt(t: torch.Tensor, params: MarchParams) -> torch.Tensor:
     """Step size at ``t``: clamp(t * cone, dt_min, dt_max)."""
     if params.cone_angle <= 0.0:
@@ -92,7 +157,7 @@ def step_dt(t: torch.Tensor, params: MarchParams) -> torch.Tensor:
     return (t * params.cone_angle).clamp(params.dt_min, params.dt_max)
 
 
-def _candidates(
+def candidates(
     rays_o: torch.Tensor,
     rays_d: torch.Tensor,
     t0: torch.Tensor,
@@ -104,8 +169,22 @@ def _candidates(
     k_end: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lattice points k_start..k_end-1 of each ray and which of them are samples. Returns t (n, m), mask (n, m)."""
-    k = torch.arange(k_start, k_end, device=rays_o.device)
-    t = lattice_t(t0[:, None], k[None, :], params)  # (n, m)
+    k = torch.arange(k_start, k_end, device=rays_o.device)[None, :].expand(rays_o.shape[0], -1)
+    return candidates_at(rays_o, rays_d, t0, t_far, grid, params, aabb, k)
+
+
+def candidates_at(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    t0: torch.Tensor,
+    t_far: torch.Tensor,
+    grid: OccupancyGrid,
+    params: MarchParams,
+    aabb: torch.Tensor,
+    k: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lattice points k (n, m) of each ray and which of them are samples. Returns t (n, m), mask (n, m)."""
+    t = lattice_t(t0[:, None], k, params)  # (n, m)
     pos = rays_o[:, None, :] + t[..., None] * rays_d[:, None, :]
     inside = (t < t_far[:, None]) & ((pos >= aabb[0]) & (pos <= aabb[1])).all(-1)
     flat = pos.reshape(-1, 3)
@@ -137,15 +216,21 @@ def march_rays(
     t0 = t_near + (jitter if jitter is not None else torch.zeros_like(t_near)) * step_dt(t_near, params)
     t0 = torch.where(hit, t0, torch.zeros_like(t0))
     t_far = torch.where(hit, t_far, torch.zeros_like(t_far))
+    # Skip the empty space before and after the occupied span of each ray (same samples, fewer candidates).
+    t_start, t_end = occupied_span(rays_o, rays_d, t0, t_far, grid)
+    hit = hit & (t_start <= t_end)
+    k_first = torch.where(hit, lattice_k(t0, t_start, params), torch.zeros_like(t0, dtype=torch.int64))
+    t_far = torch.minimum(t_far, t_end)
     ts, ks = [], []
-    for k_start in range(0, params.max_steps, chunk_steps):
-        k_end = min(params.max_steps, k_start + chunk_steps)
+    for j_start in range(0, params.max_steps, chunk_steps):
         if not bool(hit.any()):
             break
-        t, mask = _candidates(rays_o, rays_d, t0, t_far, grid, params, aabb, k_start, k_end)
+        k = k_first[:, None] + torch.arange(j_start, j_start + chunk_steps, device=dev)[None, :]
+        t, mask = candidates_at(rays_o, rays_d, t0, t_far, grid, params, aabb, k)
+        mask &= (k < params.max_steps) & hit[:, None]
         ts.append(t)
         ks.append(mask)
-        hit = hit & (t[:, -1] < t_far)  # rays that still have lattice points left inside the box
+        hit = hit & (t[:, -1] < t_far) & (k[:, -1] < params.max_steps - 1)
     if not ts:
         empty = torch.zeros(0, device=dev)
         zeros = torch.zeros(n, dtype=torch.int64, device=dev)
@@ -158,8 +243,22 @@ def march_rays(
         keep_ray = cum <= max_samples
         mask &= keep_ray[:, None]
         counts = torch.where(keep_ray, counts, torch.zeros_like(counts))
+    return pack_candidates(rays_o, rays_d, t_all, mask, params, counts)
+
+
+def pack_candidates(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    t: torch.Tensor,
+    mask: torch.Tensor,
+    params: MarchParams,
+    counts: torch.Tensor | None = None,
+) -> PackedSamples:
+    """Compact the lattice points selected by ``mask`` (n_rays, m) into packed samples, ray after ray."""
+    if counts is None:
+        counts = mask.sum(dim=1)
     ray_idx, _ = torch.nonzero(mask, as_tuple=True)
-    t_s = t_all[mask]
+    t_s = t[mask]
     d_s = rays_d[ray_idx]
     pos = rays_o[ray_idx] + t_s[:, None] * d_s
     offsets = torch.cumsum(counts, 0) - counts

@@ -9,7 +9,16 @@ import torch
 from ..data.cameras import Camera, camera_rays
 from .composite import composite, exclusive_segment_cumsum
 from .occupancy import OccupancyGrid
-from .raymarch import MarchParams, PackedSamples, march_rays
+from .raymarch import (
+    MarchParams,
+    PackedSamples,
+    candidates_at,
+    lattice_k,
+    march_rays,
+    occupied_span,
+    pack_candidates,
+    ray_aabb,
+)
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -51,29 +60,22 @@ def render_rays_train(
     return out
 
 
-@torch.no_grad()
-def render_rays_infer(
+def _composite_rounds(
     field: FieldFn,
-    grid: OccupancyGrid,
-    aabb: torch.Tensor,
-    rays_o: torch.Tensor,
-    rays_d: torch.Tensor,
-    params: MarchParams,
-    background: torch.Tensor,
-    transmittance_threshold: float = 1e-4,
-    first_round: int = 8,
-) -> dict[str, torch.Tensor]:
-    """Render rays without gradients, evaluating samples in rounds of growing size and dropping rays whose
-    transmittance fell below the threshold (early termination). Returns rgb (n, 3), opacity, depth (n,)."""
-    n = rays_o.shape[0]
-    dev = rays_o.device
-    samples = march_rays(rays_o, rays_d, grid, aabb, params)
+    samples: PackedSamples,
+    trans: torch.Tensor,
+    rgb: torch.Tensor,
+    depth: torch.Tensor,
+    transmittance_threshold: float,
+    first_round: int,
+) -> None:
+    """Composite packed samples into running per-ray ``trans`` (n,), ``rgb`` (n, 3), ``depth`` (n,) in place,
+    evaluating the field in rounds of growing size and skipping rays that already terminated."""
+    n = trans.shape[0]
+    dev = trans.device
     rank = torch.arange(samples.n_samples, device=dev) - samples.offsets[samples.ray_indices]
-    trans = torch.ones(n, device=dev)
-    rgb = torch.zeros(n, 3, device=dev)
-    depth = torch.zeros(n, device=dev)
     lo, size = 0, first_round
-    max_rank = int(samples.counts.max()) if n > 0 and samples.n_samples > 0 else 0
+    max_rank = int(samples.counts.max()) if samples.n_samples > 0 else 0
     while lo < max_rank:
         alive = trans >= transmittance_threshold
         sel = (rank >= lo) & (rank < lo + size) & alive[samples.ray_indices]
@@ -88,9 +90,55 @@ def render_rays_infer(
         offsets = torch.cumsum(counts, 0) - counts
         t_before = trans[rid] * torch.exp(-exclusive_segment_cumsum(tau, rid, offsets))
         w = t_before * (1.0 - torch.exp(-tau))
+        w = torch.where(t_before >= transmittance_threshold, w, torch.zeros_like(w))
         rgb.index_add_(0, rid, w[:, None] * col)
         depth.index_add_(0, rid, w * samples.t[idx])
-        trans = trans * torch.exp(-torch.zeros(n, device=dev).index_add_(0, rid, tau))
+        trans.mul_(torch.exp(-torch.zeros(n, device=dev).index_add_(0, rid, tau)))
+
+
+@torch.no_grad()
+def render_rays_infer(
+    field: FieldFn,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    params: MarchParams,
+    background: torch.Tensor,
+    transmittance_threshold: float = 1e-4,
+    first_round: int = 8,
+    steps_per_pass: int = 128,
+) -> dict[str, torch.Tensor]:
+    """Render rays without gradients. Rays are marched ``steps_per_pass`` lattice steps at a time; each pass's
+    samples are evaluated in rounds of growing size, and rays whose transmittance fell below the threshold
+    (early termination) or that left the box are dropped from later passes. Returns rgb (n, 3), opacity, depth."""
+    n = rays_o.shape[0]
+    dev = rays_o.device
+    trans = torch.ones(n, device=dev)
+    rgb = torch.zeros(n, 3, device=dev)
+    depth = torch.zeros(n, device=dev)
+    t_near, t_far = ray_aabb(rays_o, rays_d, aabb)
+    t_start, t_end = occupied_span(rays_o, rays_d, t_near, t_far, grid)
+    active = torch.nonzero((t_near < t_far) & (t_start <= t_end)).flatten()
+    k_first = lattice_k(t_near, t_start, params)
+    t_far = torch.minimum(t_far, t_end)
+    for j_start in range(0, params.max_steps, steps_per_pass):
+        if active.numel() == 0:
+            break
+        o, d, tf = rays_o[active], rays_d[active], t_far[active]
+        k = k_first[active, None] + torch.arange(j_start, j_start + steps_per_pass, device=dev)[None, :]
+        t, mask = candidates_at(o, d, t_near[active], tf, grid, params, aabb, k)
+        mask &= k < params.max_steps
+        samples = pack_candidates(o, d, t, mask, params)
+        sub_trans = trans[active]
+        sub_rgb = torch.zeros(active.numel(), 3, device=dev)
+        sub_depth = torch.zeros(active.numel(), device=dev)
+        _composite_rounds(field, samples, sub_trans, sub_rgb, sub_depth, transmittance_threshold, first_round)
+        trans[active] = sub_trans
+        rgb.index_add_(0, active, sub_rgb)
+        depth.index_add_(0, active, sub_depth)
+        keep = (sub_trans >= transmittance_threshold) & (t[:, -1] < tf) & (k[:, -1] < params.max_steps - 1)
+        active = active[keep]
     opacity = 1.0 - trans
     return {"rgb": rgb + trans[:, None] * background, "opacity": opacity, "depth": depth}
 

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``ngp bench``: training quality vs time, kernels, rendering."""
