@@ -259,3 +259,34 @@ def test_render_worker_dynamic_resolution_and_refinement(state):
         assert wait_for(lambda: w.frames > n, 30)
     finally:
         w.stop()
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+def test_app_without_display_says_so(monkeypatch, capsys):
+    from ngp_app.gui.app import run_app
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert run_app(None, exit_after=0.1) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "xvfb-run" in err[0] and "ngp train" in err[0]
+
+
+def test_app_parser_and_no_toolkit_imports_on_servers():
+    import argparse
+    import subprocess
+    import sys
+
+    from ngp_app.gui.cli import add_app_parser
+
+    p = argparse.ArgumentParser()
+    add_app_parser(p.add_subparsers(dest="command"))
+    args = p.parse_args(["app", "scenes/demo", "--exit-after", "2", "--screenshot-dir", "d", "--config", "base",
+                         "--device", "cpu", "--backend", "torch", "--downscale", "4"])
+    assert (args.path, args.exit_after, args.screenshot_dir, args.config, args.downscale) == (
+        "scenes/demo", 2.0, "d", "base", 4)
+    code = ("import sys, ngp_app.cli, ngp_app.gui.cli, ngp_app.gui.state, ngp_app.gui.app, ngp_app.bench.render; "
+            "print(any(m in sys.modules for m in ('pyglet', 'dearpygui')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEMO.parent.parent)
+    assert out.stdout.strip() == "False", out.stderr
