@@ -118,6 +118,15 @@ def test_dynres_far_too_slow_acts_at_once_and_fast_grows_damped():
     assert d2.scale == 1.0  # never above max
 
 
+def test_dynres_stops_shrinking_when_time_is_not_in_the_pixels():
+    d = DynamicResolution(target_fps=30, scale=0.2, patience=2)
+    for _ in range(20):
+        d.update(300.0)  # a fixed 300 ms whatever the size (e.g. waiting on something else)
+    assert d.floor == 0.2 and d.scale == 0.2
+    d.reset(0.05)
+    assert d.floor == 0.0 and d.scale == 0.05
+
+
 def test_dynres_refinement_and_render_size():
     d = DynamicResolution(scale=0.1)
     steps = d.refine_scales()

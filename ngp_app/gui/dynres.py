@@ -24,8 +24,10 @@ class DynamicResolution:
     fast: float = 0.7
     patience: int = 3
     max_step: float = 2.0
+    floor: float = 0.0  # learned: below this, smaller frames stopped being faster (fixed per-frame costs)
     _slow_run: int = 0
     _fast_run: int = 0
+    _before_shrink: tuple[float, float] | None = None  # (scale, ms) measured before the last shrink
 
     @property
     def target_ms(self) -> float:
@@ -39,9 +41,19 @@ class DynamicResolution:
             self._slow_run, self._fast_run = self._slow_run + 1, 0
             # Far too slow (>2x): act at once; otherwise wait for ``patience`` frames.
             if self._slow_run >= self.patience or frame_ms > 2.0 * target * self.slow:
-                ratio = math.sqrt(target / max(frame_ms, 1e-6))
-                self.scale = self._clamp(used * max(ratio, 1.0 / self.max_step))
                 self._slow_run = 0
+                prev = self._before_shrink
+                if prev is not None and used < prev[0] and frame_ms > 0.75 * prev[1]:
+                    # Shrinking bought less than 25%: time is not in the pixels, so keep the sharper picture.
+                    self.floor = prev[0]
+                    self.scale = self._clamp(prev[0])
+                    self._before_shrink = None
+                    return self.scale
+                ratio = math.sqrt(target / max(frame_ms, 1e-6))
+                new = self._clamp(used * max(ratio, 1.0 / self.max_step))
+                if new < used:
+                    self._before_shrink = (used, frame_ms)
+                self.scale = new
         elif frame_ms < target * self.fast:
             self._fast_run, self._slow_run = self._fast_run + 1, 0
             if self._fast_run >= self.patience:
@@ -54,7 +66,13 @@ class DynamicResolution:
         return self.scale
 
     def _clamp(self, s: float) -> float:
-        return float(min(self.max_scale, max(self.min_scale, s)))
+        return float(min(self.max_scale, max(self.min_scale, self.floor, s)))
+
+    def reset(self, scale: float | None = None) -> None:
+        """Forget what was learned (new scene or device)."""
+        self.floor, self._before_shrink, self._slow_run, self._fast_run = 0.0, None, 0, 0
+        if scale is not None:
+            self.scale = scale
 
     def refine_scales(self) -> list[float]:
         """Scales to render, in order, once the camera stops: doubling up to full resolution."""

@@ -228,6 +228,7 @@ class AppState:
             radius = float(np.median(np.linalg.norm(c2w[:, :, 3] - 0.5, axis=1)))
             self.camera.set_home((0.5, 0.5, 0.5), max(radius, 0.3))
         self._occ_cache = None
+        self.dynres.reset(DynamicResolution.scale)
         self.generation += 1
 
     # ------------------------------------------------------------------------------------------ training

@@ -37,6 +37,7 @@ class Viewport:
         self.hud_bg = pyglet.shapes.Rectangle(0, 0, 10, 10, color=(0, 0, 0, 150), batch=self.batch)
         self.hud = pyglet.text.Label("", font_size=11, x=12, y=height - 12, anchor_y="top", multiline=True,
                                      width=900, color=(255, 255, 255, 255), batch=self.batch)
+        self.status_bg = pyglet.shapes.Rectangle(0, 0, 10, 30, color=(0, 0, 0, 150), batch=self.batch)
         self.status = pyglet.text.Label("", font_size=11, x=12, y=10, color=(255, 255, 255, 255), batch=self.batch)
         self.closed = False
 
@@ -148,6 +149,7 @@ class Viewport:
             self.hud_bg.y = win.height - self.hud_bg.height
         self.status.text = st.status
         self.status.color = (255, 110, 100, 255) if st.status_is_error else (230, 230, 230, 255)
+        self.status_bg.width = min(win.width, self.status.content_width + 24)
         self.hud.visible = self.hud_bg.visible = st.settings.show_hud
         self.batch.draw()
         if save_to is not None:
