@@ -88,6 +88,68 @@ def test_orbit_drag_and_zoom_change_the_image(app):
     app.state.settings.show_hud = True
 
 
+def test_view_keys_fly_cameras_modes_and_hud(app):
+    st = app.state
+    eye = st.camera.eye.copy()
+    send(app, "on_key_press", key.W, 0)
+    app.pump(0.2)
+    send(app, "on_key_release", key.W, 0)
+    assert np.dot(st.camera.eye - eye, st.camera.basis()[2]) > 0  # flew forward
+    send(app, "on_key_press", key.BRACKETRIGHT, 0)
+    i = st.settings.gt_index
+    assert np.allclose(st.camera.eye, st.train_cams[0][i][:, 3], atol=1e-4)
+    send(app, "on_key_press", key.BRACKETRIGHT, 0)
+    assert st.settings.gt_index == (i + 1) % st.scene.n_frames
+    send(app, "on_key_press", key.G, 0)
+    assert st.settings.ground_truth
+    assert app.pump(10, until=lambda: app.worker.latest is not None and app.worker._last_key == app.worker.view_key())
+    send(app, "on_key_press", key._2, 0)
+    assert st.settings.mode == "depth" and not st.settings.ground_truth
+    send(app, "on_key_press", key._1, 0)
+    send(app, "on_key_press", key.TAB, 0)
+    assert not st.settings.show_hud
+    send(app, "on_key_press", key.TAB, 0)
+    send(app, "on_key_press", key.V, 0)
+    assert np.allclose(st.camera.target, st.camera.home[0])
+
+
+def test_panel_widgets_drive_the_state(app, tmp_path):
+    import dearpygui.dearpygui as dpg
+
+    st = app.state
+
+    def use(tag, value):
+        dpg.set_value(tag, value)
+        dpg.get_item_callback(tag)(tag, value)  # as DearPyGui calls a two-argument callback
+        app.tick()
+
+    use("mode", "Occupancy cells")
+    assert st.settings.mode == "occupancy"
+    use("mode", "Shaded")
+    use("target_fps", 12.0)
+    assert st.settings.target_fps == 12.0
+    use("background", [0.0, 0.0, 255.0, 255.0])
+    assert st.settings.background == (0.0, 0.0, 1.0)
+    use("fov", 70.0)
+    assert abs(st.camera.fov_deg - 70.0) < 1e-6
+    use("crop_max", [0.6, 0.6, 0.6, 0.0])
+    assert np.allclose(st.settings.crop_max, 0.6)
+    use("crop_max", [1.0, 1.0, 1.0, 0.0])
+    use("background", [255.0, 255.0, 255.0, 255.0])
+    dpg.set_value("shot_path", str(tmp_path / "shot.png"))
+    dpg.set_value("shot_w", 24)
+    dpg.set_value("shot_h", 16)
+    dpg.set_value("shot_alpha", True)
+    dpg.get_item_callback([c for c in dpg.get_all_items() if dpg.get_item_label(c) == "Save screenshot PNG"][0])()
+    assert app.pump(30, until=lambda: (tmp_path / "shot.png").exists())
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "shot.png").shape == (16, 24, 4)
+    dpg.set_value("snap_path", str(tmp_path / "snap.npz"))
+    dpg.get_item_callback([c for c in dpg.get_all_items() if dpg.get_item_label(c) == "Save snapshot"][0])()
+    assert (tmp_path / "snap.npz").exists() and not st.status_is_error
+
+
 def test_keys_start_stop_and_reset_training(app):
     send(app, "on_key_press", key.T, 0)
     assert app.pump(30, until=lambda: app.state.step > 0 and app.state.runner.running)

@@ -59,7 +59,7 @@ class Viewport:
         if paths:
             self.state.open_path(paths[0])
 
-    def on_key_press(self, symbol: int, modifiers: int) -> bool:
+    def on_key_press(self, symbol: int, modifiers: int) -> bool | None:
         st = self.state
         if symbol == key.ESCAPE:  # leave fullscreen; never quit by accident
             if self.window.fullscreen:
@@ -84,7 +84,7 @@ class Viewport:
         elif key._1 <= symbol <= key._1 + len(MODES) - 1:
             st.settings.mode = MODES[symbol - key._1]
             st.settings.ground_truth = False
-        return True
+        return None  # let the key-state handler below see it too (WASD flying)
 
     # ------------------------------------------------------------------------------------------ per frame
     def fly(self, dt: float) -> None:
