@@ -109,6 +109,11 @@ def test_view_keys_fly_cameras_modes_and_hud(app):
     send(app, "on_key_press", key.TAB, 0)
     assert not st.settings.show_hud
     send(app, "on_key_press", key.TAB, 0)
+    send(app, "on_key_press", key.F11, 0)
+    app.pump(0.3)
+    send(app, "on_key_press", key.ESCAPE, 0)  # leaves fullscreen, never quits
+    app.pump(0.3)
+    assert app.running and not app.viewport.window.fullscreen
     send(app, "on_key_press", key.V, 0)
     assert np.allclose(st.camera.target, st.camera.home[0])
 

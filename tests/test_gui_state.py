@@ -185,6 +185,20 @@ def test_open_scene_trains_and_renders(state):
     assert state.step == 0 and not state.runner.running
 
 
+def test_unusable_backend_or_config_is_reported_and_reverted(state):
+    state.open_path(DEMO, start=False)
+    state.set_backend("tcnn")  # needs CUDA + tinycudann
+    assert state.status_is_error and "tcnn" in state.status and state.backend_request == "torch"
+    state.set_config("does-not-exist")
+    assert state.status_is_error and "config not found" in state.status and state.config_name == "small"
+    state.poll_errors()
+    state.set_status("something else")
+    state.poll_errors()  # an error already shown is not shown again
+    assert state.status == "something else"
+    state.set_config("base")
+    assert not state.status_is_error and state.trainer.config["name"] == "base"
+
+
 def test_drop_non_scene_reports_error_and_keeps_scene(state, tmp_path):
     state.open_path(DEMO, start=False)
     before = state.scene

@@ -204,6 +204,8 @@ class Panel:
             dpg.set_value("fov", float(st.camera.fov_deg))
         dpg.set_value("mode", "Ground truth" if s.ground_truth else MODE_LABELS.get(s.mode, s.mode))
         dpg.set_value("hud", s.show_hud)
+        dpg.set_value("config", st.config_name)  # a failed switch falls back: show what is in use
+        dpg.set_value("backend", st.backend_request)
         frame = self.app.worker.latest
         if frame is not None:
             h, w = frame.image.shape[:2]

@@ -91,6 +91,7 @@ class AppState:
         self.generation = 0  # bumps whenever the scene/model is swapped
         self.train_cams = (np.zeros((0, 3, 4)), np.zeros((0, 4)), np.zeros((0, 2)))
         self.last_render_ms = 0.0
+        self._reported_error: str | None = None
         self._occ_cache: tuple[int, int, np.ndarray] | None = None
         self._jobs: list[threading.Thread] = []
 
@@ -101,8 +102,11 @@ class AppState:
 
     def poll_errors(self) -> None:
         """Move a training-thread error into the status line."""
-        if self.runner.error and self.status != self.runner.error:
-            self.set_status(self.runner.error, error=True)
+        err = self.runner.error
+        if err and err is not self._reported_error:  # each error once; later messages may replace it
+            self._reported_error = err
+            if self.status != err:
+                self.set_status(err, error=True)
 
     @property
     def trainer(self) -> Any:

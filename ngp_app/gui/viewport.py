@@ -25,6 +25,9 @@ class Viewport:
         self.worker = app.worker
         self.window = pyglet.window.Window(width, height, caption="ngp-app viewport", resizable=True,
                                            file_drops=True, vsync=False)
+        screen = self.window.screen
+        if screen is not None and screen.width >= width + 500:  # leave room for the panel on the left
+            self.window.set_location(490, max(0, (screen.height - height) // 2))
         self.keys = key.KeyStateHandler()
         self.window.push_handlers(self.keys)
         self.window.push_handlers(self)
