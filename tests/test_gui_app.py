@@ -194,6 +194,15 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
     assert app.pump(30, until=lambda: app.state.step >= 2)
 
 
+def test_open_scene_dialog_result_opens_it(app, tmp_path):
+    other = synthetic.make_scene(tmp_path / "dialog", width=16, height=16, n_train=3, n_val=1, n_test=1,
+                                 progress=False)
+    app.panel._on_open_dialog("dlg_scene", {"file_path_name": str(other), "selections": {}})
+    assert app.state.scene.n_frames == 3 and not app.state.status_is_error
+    app.pump(0.5)
+    assert app.running
+
+
 def test_screenshots_of_both_windows_are_written_and_not_blank(app):
     import imageio.v3 as iio
 
