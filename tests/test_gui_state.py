@@ -123,6 +123,9 @@ def test_dynres_stops_shrinking_when_time_is_not_in_the_pixels():
     for _ in range(20):
         d.update(300.0)  # a fixed 300 ms whatever the size (e.g. waiting on something else)
     assert d.floor == 0.2 and d.scale == 0.2
+    for _ in range(d.floor_frames + 1):
+        d.update(d.target_ms)  # in band: nothing changes, but the floor expires
+    assert d.floor == 0.0 and d.scale == 0.2
     d.reset(0.05)
     assert d.floor == 0.0 and d.scale == 0.05
 

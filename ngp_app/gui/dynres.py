@@ -25,6 +25,8 @@ class DynamicResolution:
     patience: int = 3
     max_step: float = 2.0
     floor: float = 0.0  # learned: below this, smaller frames stopped being faster (fixed per-frame costs)
+    floor_frames: int = 120  # the floor is forgotten after this many frames (conditions change, noise fades)
+    _floor_age: int = 0
     _slow_run: int = 0
     _fast_run: int = 0
     _before_shrink: tuple[float, float] | None = None  # (scale, ms) measured before the last shrink
@@ -37,6 +39,10 @@ class DynamicResolution:
         """Feed the time of a frame rendered at ``rendered_scale`` (default: the current scale)."""
         used = self.scale if rendered_scale is None else rendered_scale
         target = self.target_ms
+        if self.floor:
+            self._floor_age += 1
+            if self._floor_age > self.floor_frames:
+                self.floor, self._floor_age = 0.0, 0
         if frame_ms > target * self.slow:
             self._slow_run, self._fast_run = self._slow_run + 1, 0
             # Far too slow (>2x): act at once; otherwise wait for ``patience`` frames.
@@ -45,7 +51,7 @@ class DynamicResolution:
                 prev = self._before_shrink
                 if prev is not None and used < prev[0] and frame_ms > 0.75 * prev[1]:
                     # Shrinking bought less than 25%: time is not in the pixels, so keep the sharper picture.
-                    self.floor = prev[0]
+                    self.floor, self._floor_age = prev[0], 0
                     self.scale = self._clamp(prev[0])
                     self._before_shrink = None
                     return self.scale
