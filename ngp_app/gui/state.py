@@ -493,7 +493,7 @@ class RenderWorker:
         last_key: tuple | None = None
         last_step = -1
         refine: list[float] = []
-        dyn_ms = 0.0
+        dyn_ms, dyn_scale = 0.0, 1.0
         while not self._stop.is_set():
             st = self.state
             key = self.view_key()
@@ -505,12 +505,12 @@ class RenderWorker:
                     last_key, last_step = key, st.step
                     scale = min(st.dynres.scale, cap)
                     frame = self.render_once(scale)
-                    dyn_ms = frame.ms
+                    dyn_ms, dyn_scale = frame.ms, scale
                     st.dynres.update(frame.ms, scale)
                     refine = st.dynres.refine_scales() if self.view_key() == key else []
                 elif refine:
                     scale = refine.pop(0)
-                    predicted = dyn_ms * (scale / max(st.dynres.scale, 1e-3)) ** 2
+                    predicted = dyn_ms * (scale / max(dyn_scale, 1e-3)) ** 2  # time goes with pixel count
                     if st.runner.running and predicted > self.refine_budget_ms:
                         refine = []
                         continue
