@@ -201,10 +201,6 @@ def cmd_make_scene(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    return int(args.bench_func(args) or 0)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ngp", description="Instant-NGP NeRF: train, evaluate, render, and the desktop app.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -271,10 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: train (PSNR vs time), kernels, render")
     bsub = b.add_subparsers(dest="bench", required=True)
+    from .bench import render as bench_render
     from .bench import train as bench_train
 
     bench_train.add_parser(bsub)
-    b.set_defaults(func=cmd_bench)
+    bench_render.add_parser(bsub)
+
+    from .gui.cli import add_app_parser
+
+    add_app_parser(sub)
     return p
 
 

@@ -97,7 +97,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-eval-images", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    p.set_defaults(bench_func=_main)
+    p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:

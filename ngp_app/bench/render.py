@@ -1,0 +1,122 @@
+"""``ngp bench render``: milliseconds per frame of a 1920x1080 view of the bundled scene, per device, at full
+resolution and at the resolution the app's dynamic-resolution controller settles on for its 30 fps default.
+
+The model is trained briefly first (``--train-steps``) so the occupancy grid has carved out empty space as it
+would in the app; ``--snapshot`` benchmarks a trained snapshot instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+DEFAULT_SCENE = Path(__file__).resolve().parent.parent.parent / "scenes" / "demo"
+
+
+def add_parser(subparsers: Any, name: str = "render") -> argparse.ArgumentParser:
+    """Add ``render`` to the subparsers of ``ngp bench`` (the handler is ``args.func``)."""
+    p = subparsers.add_parser(name, help="ms per 1920x1080 frame (full and dynamic resolution) per device")
+    configure(p)
+    return p
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--devices", default=None, help="comma-separated devices (default: cpu, and cuda if available)")
+    p.add_argument("--scene", default=str(DEFAULT_SCENE), help="scene to train on (default: bundled demo)")
+    p.add_argument("--snapshot", default=None, help="benchmark this snapshot instead of a briefly trained model")
+    p.add_argument("--config", default="small")
+    p.add_argument("--train-steps", type=int, default=None, help="steps before measuring (default 300 cuda, 60 cpu)")
+    p.add_argument("--width", type=int, default=1920)
+    p.add_argument("--height", type=int, default=1080)
+    p.add_argument("--target-fps", type=float, default=30.0)
+    p.add_argument("--repeats", type=int, default=None, help="full-resolution frames timed (default 5 cuda, 1 cpu)")
+    p.add_argument("--skip-full", action="store_true", help="only the dynamic-resolution measurement")
+    p.set_defaults(func=run)
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
+    from ..backends import resolve_device
+    from ..gui.dynres import DynamicResolution, render_size
+    from ..gui.state import AppState
+
+    device = resolve_device(device_name)
+    state = AppState(config=args.config, device=str(device), backend="auto", downscale=2)
+    state.open_path(args.snapshot or args.scene, start=False)
+    if state.status_is_error:
+        raise SystemExit(f"ngp bench render: {state.status}")
+    steps = args.train_steps if args.train_steps is not None else (300 if device.type == "cuda" else 60)
+    t = state.trainer
+    if t is not None and not args.snapshot:
+        for _ in range(steps):
+            t.step()
+    state.camera.reset()
+    res: dict[str, Any] = {"device": str(device), "backend": state.backend, "train_steps": state.step,
+                           "width": args.width, "height": args.height}
+
+    def timed(w: int, h: int) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        state.render_raw(w, h)
+        _sync(device)
+        return (time.perf_counter() - t0) * 1000.0
+
+    timed(64, 36)  # warm-up (allocations, kernel compilation)
+    dyn = DynamicResolution(target_fps=args.target_fps)
+    times = []
+    for _ in range(40):
+        scale = dyn.scale
+        ms = timed(*render_size(args.width, args.height, scale))
+        times.append((scale, ms))
+        dyn.update(ms, scale)
+        if len(times) >= 12 and len({s for s, _ in times[-6:]}) == 1:
+            break  # settled
+    settled = [ms for s, ms in times if s == dyn.scale] or [times[-1][1]]
+    w, h = render_size(args.width, args.height, dyn.scale)
+    res["dynamic"] = {"scale": round(dyn.scale, 4), "render_width": w, "render_height": h,
+                      "ms_per_frame": round(sorted(settled)[len(settled) // 2], 2)}
+    if not args.skip_full:
+        repeats = args.repeats or (5 if device.type == "cuda" else 1)
+        full = sorted(timed(args.width, args.height) for _ in range(repeats))
+        res["full"] = {"ms_per_frame": round(full[len(full) // 2], 2), "repeats": repeats}
+    state.close()
+    return res
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    results = [bench_device(args, d.strip()) for d in devices if d.strip()]
+    if args.json:
+        print(json.dumps({"benchmark": "render", "results": results}))
+    else:
+        print(f"{'device':8} {'backend':8} {'full ms':>10} {'dynamic ms':>11} {'dynamic res':>12}")
+        for r in results:
+            full = f"{r['full']['ms_per_frame']:.1f}" if "full" in r else "-"
+            d = r["dynamic"]
+            print(f"{r['device']:8} {r['backend']:8} {full:>10} {d['ms_per_frame']:>11.1f} "
+                  f"{d['render_width']:>5}x{d['render_height']:<6}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ngp bench render", description=__doc__.split("\n\n")[0])
+    configure(p)
+    args = p.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

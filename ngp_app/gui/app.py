@@ -1,0 +1,157 @@
+"""The desktop app's main loop: one thread pumps the pyglet viewport and the DearPyGui panel; training and
+rendering run on their own threads (see ``state``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .state import AppState, RenderWorker
+
+NO_DISPLAY = ("ngp app: no display (DISPLAY is not set); run it under a virtual one with "
+              "`xvfb-run -a ngp app ...`, or use the CLI (`ngp train`, `ngp render`) on servers")
+
+
+def display_available() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class App:
+    """Both windows plus the state and render worker. ``tick()`` runs one iteration of the main loop."""
+
+    def __init__(self, path: str | Path | None = None, config: str = "small", device: str | None = None,
+                 backend: str = "auto", downscale: int = 1, max_size: int | None = None,
+                 size: tuple[int, int] = (1920, 1080), train: bool = True) -> None:
+        from .panel import Panel
+        from .viewport import Viewport
+
+        self.state = AppState(config=config, device=device, backend=backend, downscale=downscale, max_size=max_size)
+        if path is not None:
+            self.state.open_path(path, start=train)
+        self.worker = RenderWorker(self.state)
+        self.worker.size = size
+        self.viewport = Viewport(self, *size)
+        self.panel = Panel(self, x=20, y=20)
+        self.worker.start()
+        self.started = time.perf_counter()
+        self.frames = 0
+        self._last = time.perf_counter()
+
+    @property
+    def running(self) -> bool:
+        return not (self.viewport.closed or self.panel.closed)
+
+    def tick(self, save_viewport: str | Path | None = None, save_panel: str | Path | None = None) -> None:
+        now = time.perf_counter()
+        dt, self._last = now - self._last, now
+        self.viewport.fly(dt)
+        self.state.poll_errors()
+        self.viewport.draw(save_viewport)
+        self.panel.draw(save_panel)
+        self.frames += 1
+        # Leave the CPU to the training/render threads when the UI runs far above its needs.
+        spare = 1.0 / 120.0 - (time.perf_counter() - now)
+        if spare > 0:
+            time.sleep(spare)
+
+    def pump(self, seconds: float, until: Callable[[], bool] | None = None) -> bool:
+        """Run the loop for up to ``seconds`` (or until ``until()``); returns whether ``until`` became true."""
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end and self.running:
+            self.tick()
+            if until is not None and until():
+                return True
+        return until() if until is not None else True
+
+    def save_screenshots(self, directory: str | Path) -> list[Path]:
+        """PNG captures of both windows as they are on screen."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        vp, panel = d / "viewport.png", d / "panel.png"
+        self.tick(save_viewport=vp, save_panel=panel)
+        for _ in range(3):  # DearPyGui writes its frame buffer during the next frames
+            self.tick()
+            if panel.exists():
+                break
+        out = []
+        for p, title in ((vp, "ngp-app viewport"), (panel, "ngp-app controls")):
+            if not p.exists():
+                grab_window(title, p)
+            if p.exists():
+                out.append(p)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        st = self.state
+        wall = time.perf_counter() - self.started
+        last = st.trainer.history[-1] if st.trainer is not None and st.trainer.history else None
+        frame = self.worker.latest
+        return {
+            "steps": st.step,
+            "frames": self.frames,
+            "fps": round(self.frames / max(wall, 1e-9), 2),
+            "renders": self.worker.frames,
+            "render_fps": round(self.worker.frames / max(wall, 1e-9), 2),
+            "render_size": list(frame.image.shape[1::-1]) if frame is not None else None,
+            "seconds": round(wall, 2),
+            "loss": last.loss if last else None,
+            "psnr": last.psnr if last else None,
+            "backend": st.backend,
+            "device": str(st.device),
+            "scene": st.scene_meta.get("path"),
+            "status": st.status,
+        }
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.state.close()
+        self.panel.close()
+        self.viewport.close()
+
+
+def grab_window(title: str, path: Path) -> bool:
+    """Fallback capture of one X window by title with ImageMagick's ``import``."""
+    if not shutil.which("import") or not shutil.which("xwininfo"):
+        return False
+    try:
+        info = subprocess.run(["xwininfo", "-name", title], capture_output=True, text=True, timeout=10).stdout
+        wid = next(line.split()[3] for line in info.splitlines() if "Window id:" in line)
+        subprocess.run(["import", "-window", wid, str(path)], capture_output=True, timeout=30, check=True)
+    except (StopIteration, subprocess.SubprocessError, OSError, IndexError):
+        return False
+    return path.exists()
+
+
+def run_app(path: str | Path | None = None, exit_after: float | None = None, screenshot_dir: str | Path | None = None,
+            config: str = "small", device: str | None = None, backend: str = "auto", downscale: int = 1,
+            max_size: int | None = None, size: tuple[int, int] = (1920, 1080)) -> int:
+    """Run the app until a window closes (or ``exit_after`` seconds). Returns an exit status."""
+    if not display_available():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 2
+    try:
+        import dearpygui  # noqa: F401
+        import pyglet  # noqa: F401
+    except ImportError as exc:
+        print(f"ngp app: {exc.name} is not installed; `pip install 'ngp-app[app]'` (pyglet, dearpygui)", file=sys.stderr)
+        return 2
+    app = App(path, config=config, device=device, backend=backend, downscale=downscale, max_size=max_size, size=size)
+    try:
+        end = None if exit_after is None else time.perf_counter() + exit_after
+        while app.running and (end is None or time.perf_counter() < end):
+            app.tick()
+        shots = app.save_screenshots(screenshot_dir) if screenshot_dir else []
+        summary = app.summary()
+        summary["screenshots"] = [str(p) for p in shots]
+    finally:
+        app.close()
+    print(json.dumps(summary))
+    return 0

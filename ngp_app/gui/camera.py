@@ -1,0 +1,111 @@
+"""The viewer's orbit/fly camera in ngp space (world up +y, OpenCV camera axes)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..data.cameras import Camera, look_at
+
+SCENE_CENTER = (0.5, 0.5, 0.5)
+MAX_PITCH = math.radians(89.0)
+
+
+class OrbitCamera:
+    """Orbits ``target`` at ``distance``; ``yaw``/``pitch`` (radians) give the direction from target to eye.
+
+    Every change bumps ``version`` so renderers can tell a moving camera from a still one.
+    """
+
+    def __init__(self, target=SCENE_CENTER, distance: float = 1.6, yaw: float = 0.6, pitch: float = 0.35,
+                 fov_deg: float = 50.0) -> None:
+        self.home = (tuple(float(v) for v in target), float(distance), float(yaw), float(pitch), float(fov_deg))
+        self.version = 0
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------ geometry
+    def reset(self) -> None:
+        target, self.distance, self.yaw, self.pitch, self.fov_deg = self.home
+        self.target = np.array(target, dtype=np.float64)
+        self.version += 1
+
+    def set_home(self, target, distance: float) -> None:
+        """New default view (e.g. for a new scene), applied now."""
+        self.home = (tuple(float(v) for v in target), float(distance), *self.home[2:])
+        self.reset()
+
+    def direction(self) -> np.ndarray:
+        """Unit vector from target to eye."""
+        cp = math.cos(self.pitch)
+        return np.array([cp * math.sin(self.yaw), math.sin(self.pitch), cp * math.cos(self.yaw)])
+
+    @property
+    def eye(self) -> np.ndarray:
+        return self.target + self.distance * self.direction()
+
+    def c2w(self) -> torch.Tensor:
+        return look_at(self.eye, self.target)
+
+    def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Camera right, down and forward in world space."""
+        m = self.c2w().numpy().astype(np.float64)
+        return m[:, 0], m[:, 1], m[:, 2]
+
+    def camera(self, width: int, height: int) -> Camera:
+        fy = 0.5 * height / math.tan(math.radians(self.fov_deg) / 2.0)
+        return Camera(self.c2w(), fy, fy, width / 2.0, height / 2.0, int(width), int(height))
+
+    # ------------------------------------------------------------------------------------------ controls
+    def orbit(self, dx: float, dy: float, speed: float = 0.01) -> None:
+        """Mouse drag in pixels: right drags turn the view around the target, up drags raise the eye."""
+        self.yaw -= dx * speed
+        self.pitch = min(MAX_PITCH, max(-MAX_PITCH, self.pitch - dy * speed))
+        self.version += 1
+
+    def pan(self, dx: float, dy: float, speed: float = 0.0015) -> None:
+        """Move the target in the view plane with the drag (scaled by distance)."""
+        right, down, _ = self.basis()
+        self.target = self.target - (right * dx - down * dy) * speed * self.distance
+        self.version += 1
+
+    def zoom(self, steps: float, factor: float = 0.9) -> None:
+        """Positive steps move closer."""
+        self.distance = float(min(100.0, max(0.02, self.distance * factor**steps)))
+        self.version += 1
+
+    def fly(self, forward: float, right: float, up: float, amount: float) -> None:
+        """Move eye and target together along the view axes (``amount`` in scene units)."""
+        r, _, f = self.basis()
+        world_up = np.array([0.0, 1.0, 0.0])
+        delta = (f * forward + r * right + world_up * up) * amount
+        self.target = self.target + delta
+        self.version += 1
+
+    def set_fov(self, fov_deg: float) -> None:
+        self.fov_deg = float(min(150.0, max(5.0, fov_deg)))
+        self.version += 1
+
+    def look_from(self, c2w: torch.Tensor | np.ndarray, fy: float | None = None, height: int | None = None,
+                  center=SCENE_CENTER) -> None:
+        """Snap to a camera-to-world matrix (roll is dropped: the view stays upright)."""
+        m = np.asarray(c2w, dtype=np.float64)[:3, :4]
+        eye, forward = m[:, 3], m[:, 2] / np.linalg.norm(m[:, 2])
+        dist = float(np.dot(np.asarray(center) - eye, forward))
+        dist = dist if dist > 0.05 else float(np.linalg.norm(np.asarray(center) - eye)) or 1.0
+        self.target = eye + forward * dist
+        self.distance = dist
+        d = -forward
+        self.yaw = math.atan2(d[0], d[2])
+        self.pitch = min(MAX_PITCH, max(-MAX_PITCH, math.asin(max(-1.0, min(1.0, d[1])))))
+        if fy and height:
+            self.fov_deg = math.degrees(2.0 * math.atan(0.5 * height / fy))
+        self.version += 1
+
+
+def nearest_camera(c2ws: np.ndarray, eye: np.ndarray, forward: np.ndarray) -> int:
+    """Index of the training camera closest to the view: position distance plus a penalty on direction."""
+    pos = np.linalg.norm(c2ws[:, :, 3] - eye[None], axis=1)
+    fwd = c2ws[:, :, 2] / np.linalg.norm(c2ws[:, :, 2], axis=1, keepdims=True)
+    return int(np.argmin(pos + 0.5 * (1.0 - fwd @ forward)))

@@ -1,0 +1,237 @@
+"""The DearPyGui control panel, rendered frame by frame from the app's main loop (same process as the viewport).
+
+On Linux DearPyGui draws through its own GLFW/OpenGL window while pyglet makes its context current, so before
+every panel frame we make DearPyGui's GLFW context current again, via the GLFW functions its extension exports.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from pathlib import Path
+from typing import Any
+
+import dearpygui.dearpygui as dpg
+
+from ..backends import BACKENDS
+from .overlays import MODE_LABELS, MODES
+from .state import CONFIGS
+
+LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
+PLOT_POINTS = 2000
+
+
+def _glfw() -> Any:
+    """DearPyGui's exported GLFW functions (None where it does not use GLFW, e.g. DirectX on Windows)."""
+    if sys.platform == "win32":
+        return None
+    try:
+        import dearpygui._dearpygui as core
+
+        lib = ctypes.CDLL(core.__file__)
+        lib.glfwGetCurrentContext.restype = ctypes.c_void_p
+        lib.glfwMakeContextCurrent.argtypes = [ctypes.c_void_p]
+        return lib
+    except (OSError, AttributeError):  # pragma: no cover - other builds
+        return None
+
+
+class Panel:
+    def __init__(self, app: Any, width: int = 470, height: int = 1000, x: int = 0, y: int = 0) -> None:
+        self.app = app
+        self.state = app.state
+        self._shown_status: tuple[str, bool] | None = None
+        self._history_len = -1
+        self._generation = -1
+        self.closed = False
+        dpg.create_context()
+        dpg.create_viewport(title="ngp-app controls", width=width, height=height, x_pos=x, y_pos=y)
+        self._build()
+        dpg.setup_dearpygui()
+        dpg.show_viewport()
+        self.glfw = _glfw()
+        self.glfw_window = self.glfw.glfwGetCurrentContext() if self.glfw is not None else None
+        dpg.set_primary_window("main", True)
+        self.refresh(force=True)
+
+    # ------------------------------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        st = self.state
+        with dpg.file_dialog(directory_selector=True, show=False, callback=self._on_open_dialog, tag="dlg_scene",
+                             width=700, height=450):
+            pass
+        with dpg.file_dialog(directory_selector=False, show=False, callback=self._on_open_dialog, tag="dlg_snapshot",
+                             width=700, height=450):
+            dpg.add_file_extension(".npz", color=(120, 255, 120, 255))
+            dpg.add_file_extension(".json", color=(120, 200, 255, 255))
+            dpg.add_file_extension(".*")
+        with dpg.window(tag="main", label="ngp-app"):
+            dpg.add_text("", tag="status", wrap=440)
+            with dpg.collapsing_header(label="Scene", default_open=True):
+                dpg.add_text("", tag="scene_info", wrap=440)
+                with dpg.group(horizontal=True):
+                    dpg.add_button(label="Open scene...", callback=lambda: dpg.show_item("dlg_scene"))
+                    dpg.add_button(label="Open snapshot / transforms.json...",
+                                   callback=lambda: dpg.show_item("dlg_snapshot"))
+            with dpg.collapsing_header(label="Training", default_open=True):
+                with dpg.group(horizontal=True):
+                    dpg.add_button(label="Start", tag="train_toggle", width=90, callback=lambda: st.toggle_training())
+                    dpg.add_button(label="Reset", width=90, callback=lambda: st.reset_training())
+                    dpg.add_combo(list(CONFIGS), default_value=st.config_name, width=80, tag="config",
+                                  callback=lambda s, a: st.set_config(a))
+                    dpg.add_combo(list(BACKENDS), default_value=st.backend_request, width=80, tag="backend",
+                                  callback=lambda s, a: st.set_backend(a))
+                dpg.add_text("", tag="train_info")
+                for name, label in (("loss", "loss"), ("psnr", "PSNR (dB)")):
+                    with dpg.plot(label=label, height=130, width=-1, no_mouse_pos=True):
+                        dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"{name}_x")
+                        with dpg.plot_axis(dpg.mvYAxis, tag=f"{name}_y"):
+                            dpg.add_line_series([0.0], [0.0], tag=f"{name}_series")
+            with dpg.collapsing_header(label="Rendering", default_open=True):
+                s = st.settings
+                dpg.add_combo([MODE_LABELS[m] for m in MODES], default_value=MODE_LABELS[s.mode], tag="mode",
+                              label="mode", callback=lambda _s, a: self._set("mode", LABEL_TO_MODE[a]))
+                dpg.add_slider_float(label="target fps", min_value=1.0, max_value=120.0, default_value=float(s.target_fps),
+                                     tag="target_fps", callback=lambda _s, a: self._set("target_fps", a))
+                dpg.add_slider_float(label="resolution scale", min_value=0.05, max_value=1.0,
+                                     default_value=float(s.resolution_scale), tag="resolution_scale",
+                                     callback=lambda _s, a: self._set("resolution_scale", a))
+                dpg.add_color_edit(default_value=[255, 255, 255, 255], no_alpha=True, label="background",
+                                   tag="background", callback=lambda _s, a: self._set_background(a))
+                dpg.add_slider_float(label="fov (deg)", min_value=10.0, max_value=120.0, default_value=float(st.camera.fov_deg),
+                                     tag="fov", callback=lambda _s, a: st.camera.set_fov(a))
+                dpg.add_slider_floatx(label="crop min", size=3, min_value=-8.0, max_value=9.0, tag="crop_min",
+                                     default_value=[float(v) for v in s.crop_min], callback=lambda _s, a: self._set_crop())
+                dpg.add_slider_floatx(label="crop max", size=3, min_value=-8.0, max_value=9.0, tag="crop_max",
+                                     default_value=[float(v) for v in s.crop_max], callback=lambda _s, a: self._set_crop())
+                with dpg.group(horizontal=True):
+                    dpg.add_checkbox(label="HUD", tag="hud", default_value=s.show_hud,
+                                     callback=lambda _s, a: self._set("show_hud", a))
+                    dpg.add_button(label="Reset view", callback=lambda: st.camera.reset())
+                    dpg.add_button(label="Ground truth", callback=lambda: st.toggle_ground_truth())
+                dpg.add_text("", tag="render_info")
+            with dpg.collapsing_header(label="Export", default_open=True):
+                dpg.add_input_text(label="snapshot", default_value="snapshot.npz", tag="snap_path")
+                with dpg.group(horizontal=True):
+                    dpg.add_button(label="Save snapshot", callback=lambda: st.save_snapshot(dpg.get_value("snap_path")))
+                    dpg.add_button(label="Load snapshot", callback=lambda: st.open_path(dpg.get_value("snap_path")))
+                dpg.add_input_text(label="screenshot", default_value="screenshot.png", tag="shot_path")
+                with dpg.group(horizontal=True):
+                    dpg.add_input_int(label="w", default_value=1920, width=90, tag="shot_w", min_value=1,
+                                      min_clamped=True)
+                    dpg.add_input_int(label="h", default_value=1080, width=90, tag="shot_h", min_value=1,
+                                      min_clamped=True)
+                    dpg.add_checkbox(label="alpha", tag="shot_alpha")
+                dpg.add_button(label="Save screenshot PNG", callback=self._screenshot)
+        with dpg.theme(tag="error_theme"):
+            with dpg.theme_component(dpg.mvText):
+                dpg.add_theme_color(dpg.mvThemeCol_Text, (255, 110, 100, 255))
+        with dpg.window(label="Error", modal=True, show=False, tag="error_modal", width=420, no_resize=True):
+            dpg.add_text("", tag="error_text", wrap=400)
+            dpg.add_button(label="OK", width=80, callback=lambda: dpg.configure_item("error_modal", show=False))
+
+    # ------------------------------------------------------------------------------------------ callbacks
+    def _set(self, name: str, value: Any) -> None:
+        setattr(self.state.settings, name, value)
+        if name == "mode":
+            self.state.settings.ground_truth = False
+
+    def _set_background(self, value: list[float]) -> None:
+        rgb = [float(v) for v in value[:3]]
+        if max(rgb) > 1.0:  # DearPyGui versions differ: 0-255 or 0-1
+            rgb = [v / 255.0 for v in rgb]
+        self.state.settings.background = tuple(min(1.0, max(0.0, v)) for v in rgb)  # type: ignore[assignment]
+
+    def _set_crop(self) -> None:
+        lo = [float(v) for v in dpg.get_value("crop_min")[:3]]
+        hi = [float(v) for v in dpg.get_value("crop_max")[:3]]
+        self.state.settings.crop_min, self.state.settings.crop_max = tuple(lo), tuple(hi)
+
+    def _on_open_dialog(self, sender: Any, app_data: dict[str, Any]) -> None:
+        path = app_data.get("file_path_name") or ""
+        selections = app_data.get("selections") or {}
+        if sender == "dlg_snapshot" and selections:
+            path = next(iter(selections.values()))
+        if path:
+            self.state.open_path(path)
+
+    def _screenshot(self) -> None:
+        st = self.state
+        path, w, h = dpg.get_value("shot_path"), int(dpg.get_value("shot_w")), int(dpg.get_value("shot_h"))
+        alpha = bool(dpg.get_value("shot_alpha"))
+        st.run_job("screenshot", lambda: st.screenshot(path, w, h, alpha))
+
+    # ------------------------------------------------------------------------------------------ per frame
+    def refresh(self, force: bool = False) -> None:
+        st = self.state
+        meta = st.scene_meta
+        if meta:
+            src = "snapshot " + str(st.snapshot_path) if st.scene is None and st.snapshot_path else meta.get("path", "")
+            dpg.set_value("scene_info", f"{src}\n{meta.get('n_frames', 0)} frames of {meta.get('width', 0)}x"
+                                        f"{meta.get('height', 0)}, aabb_scale {meta.get('aabb_scale', 1)}")
+        else:
+            dpg.set_value("scene_info", "no scene: drop a folder on the viewport or use Open scene...")
+        t = st.trainer
+        dpg.configure_item("train_toggle", label="Stop" if st.runner.running else "Start")
+        last = t.history[-1] if t is not None and t.history else None
+        if last is not None:
+            dpg.set_value("train_info", (
+                f"step {st.step}   {st.runner.steps_per_second():.2f} steps/s\n"
+                f"rays/batch {last.n_rays}   samples/batch {last.n_samples}   samples/ray "
+                f"{last.n_samples / max(last.n_rays, 1):.1f}\n"
+                f"loss {last.loss:.5f}   PSNR {last.psnr:.2f} dB   lr {last.lr:.2e}\n"
+                f"{st.backend} on {st.device}"))
+        else:
+            dpg.set_value("train_info", f"step {st.step}   {st.backend} on {st.device}")
+        if t is not None and (len(t.history) != self._history_len or force):
+            self._history_len = len(t.history)
+            hist = t.history[-PLOT_POINTS:]
+            xs = [float(h.step) for h in hist] or [0.0]
+            for name, ys in (("loss", [h.loss for h in hist]), ("psnr", [h.psnr for h in hist])):
+                dpg.set_value(f"{name}_series", [xs, ys or [0.0]])
+                dpg.fit_axis_data(f"{name}_x")
+                dpg.fit_axis_data(f"{name}_y")
+        s = st.settings
+        if self._generation != st.generation:  # a new scene: crop sliders span its box
+            self._generation = st.generation
+            lo, hi = min(s.crop_min) - 0.01, max(s.crop_max) + 0.01
+            for tag in ("crop_min", "crop_max"):
+                dpg.configure_item(tag, min_value=float(lo), max_value=float(hi))
+            force = True
+        dpg.set_value("crop_min", [float(v) for v in s.crop_min]) if force or not dpg.is_item_active("crop_min") else None
+        dpg.set_value("crop_max", [float(v) for v in s.crop_max]) if force or not dpg.is_item_active("crop_max") else None
+        if not dpg.is_item_active("fov"):
+            dpg.set_value("fov", float(st.camera.fov_deg))
+        dpg.set_value("mode", "Ground truth" if s.ground_truth else MODE_LABELS.get(s.mode, s.mode))
+        dpg.set_value("hud", s.show_hud)
+        dpg.set_value("config", st.config_name)  # a failed switch falls back: show what is in use
+        dpg.set_value("backend", st.backend_request)
+        frame = self.app.worker.latest
+        if frame is not None:
+            h, w = frame.image.shape[:2]
+            dpg.set_value("render_info", f"render {w}x{h} ({frame.scale * 100:.0f}% of the window), {frame.ms:.0f} ms"
+                                         f"\ndynamic scale {st.dynres.scale:.3f}")
+        status = (st.status, st.status_is_error)
+        if status != self._shown_status:
+            self._shown_status = status
+            dpg.set_value("status", st.status)
+            dpg.bind_item_theme("status", "error_theme" if st.status_is_error else 0)
+            if st.status_is_error:
+                dpg.set_value("error_text", st.status)
+                dpg.configure_item("error_modal", show=True)
+
+    def draw(self, save_to: str | Path | None = None) -> None:
+        if not dpg.is_dearpygui_running():
+            self.closed = True
+            return
+        if self.glfw is not None and self.glfw_window:
+            self.glfw.glfwMakeContextCurrent(self.glfw_window)
+        self.refresh()
+        if save_to is not None:
+            dpg.output_frame_buffer(file=str(save_to))
+        dpg.render_dearpygui_frame()
+
+    def close(self) -> None:
+        if self.glfw is not None and self.glfw_window:
+            self.glfw.glfwMakeContextCurrent(self.glfw_window)
+        dpg.destroy_context()

@@ -1,0 +1,525 @@
+"""Plain-Python state of the desktop app: scene, training thread, camera, render settings, drops, export.
+
+Nothing here imports a windowing toolkit, so the tests drive it directly. The viewport and panel only call
+these methods and read these fields; every user error ends up in ``status`` instead of an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import NgpError, SceneError, SnapshotError
+from .camera import OrbitCamera, nearest_camera
+from .dynres import DynamicResolution
+from .overlays import MODES, depth_image, frusta_overlay, gray, occupancy_overlay, occupancy_points, to_uint8
+from .training import TrainingRunner
+
+log = logging.getLogger(__name__)
+CONFIGS = ("small", "base", "big")
+
+
+class RenderCancelled(Exception):
+    """Raised inside a render when its result is no longer wanted (the view moved)."""
+
+
+@dataclass
+class RenderSettings:
+    mode: str = "shaded"
+    target_fps: float = 30.0
+    resolution_scale: float = 1.0  # cap on the fraction of the window rendered (dynamic resolution stays below)
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    crop_min: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    crop_max: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    show_hud: bool = True
+    ground_truth: bool = False
+    gt_index: int = 0
+
+    def key(self) -> tuple:
+        """Everything that changes the picture (compared between frames)."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "show_hud")
+
+
+@dataclass
+class Frame:
+    image: np.ndarray  # (h, w, 3) uint8
+    scale: float  # linear fraction of the output size
+    ms: float
+    seq: int
+    step: int
+
+
+@dataclass
+class RenderSource:
+    """What is rendered: a trainer's live model or a loaded snapshot's."""
+
+    model: Any
+    grid: Any
+    march: Any
+    aabb: torch.Tensor
+    lock: Any = field(default_factory=threading.RLock)
+
+
+class AppState:
+    def __init__(self, config: str = "small", device: str | None = "cpu", backend: str = "auto",
+                 downscale: int = 1, max_size: int | None = None, seed: int = 0) -> None:
+        from ..backends import resolve_device
+
+        self.config_name = config
+        self.device = resolve_device(device)
+        self.backend_request = backend
+        self.downscale = downscale
+        self.max_size = max_size
+        self.seed = seed
+        self.scene: Any = None
+        self.scene_meta: dict[str, Any] = {}
+        self.snapshot_source: RenderSource | None = None
+        self.snapshot_path: Path | None = None
+        self.runner = TrainingRunner()
+        self.camera = OrbitCamera()
+        self.settings = RenderSettings()
+        self.dynres = DynamicResolution()
+        self.status = "drop a scene folder, transforms.json or snapshot onto the viewport"
+        self.status_is_error = False
+        self.generation = 0  # bumps whenever the scene/model is swapped
+        self.train_cams = (np.zeros((0, 3, 4)), np.zeros((0, 4)), np.zeros((0, 2)))
+        self.last_render_ms = 0.0
+        self._reported_error: str | None = None
+        self._occ_cache: tuple[int, int, np.ndarray] | None = None
+        self._jobs: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------------------------------ status
+    def set_status(self, message: str, error: bool = False) -> None:
+        self.status, self.status_is_error = message, error
+        (log.warning if error else log.info)("%s", message)
+
+    def poll_errors(self) -> None:
+        """Move a training-thread error into the status line."""
+        err = self.runner.error
+        if err and err is not self._reported_error:  # each error once; later messages may replace it
+            self._reported_error = err
+            if self.status != err:
+                self.set_status(err, error=True)
+
+    @property
+    def trainer(self) -> Any:
+        return self.runner.trainer
+
+    @property
+    def step(self) -> int:
+        return self.runner.step
+
+    @property
+    def backend(self) -> str:
+        return self.trainer.backend if self.trainer is not None else "-"
+
+    # ------------------------------------------------------------------------------------------ loading
+    def classify(self, path: str | Path) -> str:
+        """'scene', 'snapshot', or raise NgpError with a one-line reason."""
+        from ..data.loaders import resolve_scene
+        from ..snapshot import read_snapshot_meta
+
+        p = Path(path)
+        if not p.exists():
+            raise NgpError(f"{p}: no such file or folder")
+        if p.is_file() and p.suffix.lower() == ".json":
+            return "scene"
+        if p.is_dir():
+            try:
+                resolve_scene(p, "train")
+                return "scene"
+            except SceneError as exc:
+                if not (p / "snapshot.npz").is_file():
+                    raise NgpError(f"{exc} and no snapshot.npz either") from None
+        try:
+            read_snapshot_meta(p)
+        except SnapshotError as exc:
+            raise NgpError(f"cannot open {p.name}: {exc}") from None
+        return "snapshot"
+
+    def open_path(self, path: str | Path, start: bool = True) -> bool:
+        """Open a dropped/chosen path. Never raises: failures go to the status line. Returns success."""
+        try:
+            kind = self.classify(path)
+            if kind == "scene":
+                self.open_scene(path, start=start)
+            else:
+                self.open_snapshot(path)
+            return True
+        except NgpError as exc:
+            self.set_status(str(exc), error=True)
+        except Exception as exc:  # noqa: BLE001 - the app must survive any bad input
+            log.exception("opening %s failed", path)
+            self.set_status(f"cannot open {path}: {type(exc).__name__}: {exc}", error=True)
+        return False
+
+    def _make_trainer(self, scene: Any, config_name: str | None = None) -> Any:
+        from ..config import load_config
+        from ..train.trainer import Trainer
+
+        config = load_config(config_name or self.config_name)
+        return Trainer(scene, config, device=self.device, backend=self.backend_request, seed=self.seed)
+
+    def open_scene(self, path: str | Path, start: bool = True) -> None:
+        """Load a scene and start training on it (raises NgpError)."""
+        from ..data.loaders import load_scene
+
+        scene = load_scene(path, "train", self.downscale, self.max_size)
+        if scene.n_frames == 0:
+            raise SceneError(f"{path}: scene has no frames")
+        trainer = self._make_trainer(scene)
+        self.runner.replace(trainer, start=False)
+        self.scene, self.scene_meta = scene, scene.metadata()
+        self.snapshot_source, self.snapshot_path = None, None
+        self._scene_changed()
+        if start:
+            self.runner.start()
+        self.set_status(f"scene {scene.name}: {scene.n_frames} frames, training {'on' if start else 'off'}")
+
+    def open_snapshot(self, path: str | Path) -> None:
+        """Load a snapshot. If its scene is on disk, training continues from it; otherwise it is view-only."""
+        from ..data.loaders import load_scene
+        from ..snapshot import load_snapshot, resolve_snapshot_path
+
+        snap = load_snapshot(path, device=self.device)
+        self.snapshot_path = resolve_snapshot_path(path)
+        scene = None
+        scene_path = snap.scene.get("path")
+        if scene_path and Path(scene_path).exists():
+            try:
+                scene = load_scene(scene_path, "train", self.downscale, self.max_size)
+            except SceneError:
+                scene = None
+        if scene is not None:
+            from ..train.trainer import Trainer
+
+            trainer = Trainer(scene, snap.config, device=self.device, backend=self.backend_request, seed=self.seed)
+            with trainer.lock:
+                trainer.model.load_state_dict(snap.model.state_dict())
+                trainer.grid.load_state_dict(snap.grid.state_dict())
+                trainer.step_count = snap.step
+            self.runner.replace(trainer, start=False)
+            self.scene, self.scene_meta, self.snapshot_source = scene, scene.metadata(), None
+            how = "training can continue (T)"
+        else:
+            self.runner.replace(None, start=False)
+            self.scene, self.scene_meta = None, dict(snap.scene)
+            self.snapshot_source = RenderSource(snap.model, snap.grid, snap.march, snap.model.aabb.to(self.device))
+            how = "view only (its scene is not on disk)"
+        self.config_name = snap.config.get("name", self.config_name)
+        self._scene_changed()
+        self.set_status(f"snapshot {self.snapshot_path.name} at step {snap.step}: {how}")
+
+    def _scene_changed(self) -> None:
+        meta = self.scene_meta
+        c2w = np.asarray(meta.get("c2w", []), dtype=np.float64).reshape(-1, 3, 4)
+        intr = np.asarray(meta.get("intrinsics", []), dtype=np.float64).reshape(-1, 4)
+        sizes = np.asarray(meta.get("sizes", []), dtype=np.float64).reshape(-1, 2)
+        self.train_cams = (c2w, intr, sizes)
+        scale = float(meta.get("aabb_scale", 1.0))
+        half = scale / 2.0
+        self.settings.crop_min = (0.5 - half,) * 3
+        self.settings.crop_max = (0.5 + half,) * 3
+        self.settings.ground_truth = False
+        if len(c2w):
+            radius = float(np.median(np.linalg.norm(c2w[:, :, 3] - 0.5, axis=1)))
+            self.camera.set_home((0.5, 0.5, 0.5), max(radius, 0.3))
+        self._occ_cache = None
+        self.dynres.reset(DynamicResolution.scale)
+        self.generation += 1
+
+    # ------------------------------------------------------------------------------------------ training
+    def toggle_training(self) -> bool:
+        running = self.runner.toggle()
+        if self.runner.error and not running:
+            self.set_status(self.runner.error, error=True)
+        else:
+            self.set_status("training" if running else f"training stopped at step {self.step}")
+        return running
+
+    def reset_training(self) -> None:
+        if self.scene is None:
+            self.set_status("nothing to reset: open a scene first", error=True)
+            return
+        self.runner.reset(lambda: self._make_trainer(self.scene))
+        self.generation += 1
+        if self.runner.error:
+            self.set_status(self.runner.error, error=True)
+        else:
+            self.set_status("training reset")
+
+    def set_config(self, name: str) -> None:
+        """Switch network config (small/base/big); restarts training from scratch."""
+        old = self.config_name
+        self.config_name = name
+        if self.scene is not None:
+            self.reset_training()
+            if self.runner.error:
+                self.config_name = old
+
+    def set_backend(self, name: str) -> None:
+        old = self.backend_request
+        self.backend_request = name
+        if self.scene is not None:
+            self.reset_training()
+            if self.runner.error:
+                self.backend_request = old
+
+    def save_snapshot(self, path: str | Path) -> Path | None:
+        from ..snapshot import save_snapshot
+
+        if self.trainer is None:
+            self.set_status("nothing to save: no trained model", error=True)
+            return None
+        try:
+            with self.trainer.lock:
+                out = save_snapshot(path, self.trainer.model, self.trainer.grid, self.trainer.config, self.scene_meta,
+                                    self.trainer.step_count, {"backend": self.trainer.backend})
+        except OSError as exc:
+            self.set_status(f"cannot save snapshot: {exc}", error=True)
+            return None
+        self.set_status(f"saved snapshot {out}")
+        return out
+
+    # ------------------------------------------------------------------------------------------ cameras
+    def snap_to_training_camera(self, delta: int) -> int | None:
+        """Jump to the previous (-1) / next (+1) training camera, starting from the nearest one."""
+        c2w, intr, sizes = self.train_cams
+        if len(c2w) == 0:
+            return None
+        if self.settings.gt_index is None:
+            self.settings.gt_index = 0
+        i = nearest_camera(c2w, self.camera.eye, self.camera.basis()[2])
+        if abs(delta) > 0 and i == self.settings.gt_index:
+            i = i + delta
+        self.settings.gt_index = i % len(c2w)
+        k = self.settings.gt_index
+        self.camera.look_from(c2w[k], fy=float(intr[k, 1]), height=int(sizes[k, 1]))
+        return k
+
+    def toggle_ground_truth(self) -> bool:
+        if self.scene is None:
+            self.set_status("no training images to show", error=True)
+            return False
+        self.settings.ground_truth = not self.settings.ground_truth
+        if self.settings.ground_truth:
+            self.snap_to_training_camera(0)
+        return self.settings.ground_truth
+
+    # ------------------------------------------------------------------------------------------ rendering
+    def source(self) -> RenderSource | None:
+        t = self.trainer
+        if t is not None:
+            return RenderSource(t.model, t.grid, t.march, t.aabb, t.lock)
+        return self.snapshot_source
+
+    def crop_aabb(self, aabb: torch.Tensor) -> torch.Tensor:
+        lo = torch.maximum(aabb[0], torch.tensor(self.settings.crop_min, dtype=aabb.dtype, device=aabb.device))
+        hi = torch.minimum(aabb[1], torch.tensor(self.settings.crop_max, dtype=aabb.dtype, device=aabb.device))
+        return torch.stack([lo, torch.maximum(hi, lo + 1e-4)])
+
+    def render_raw(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
+                   background: tuple[float, float, float] | None = None) -> dict[str, np.ndarray] | None:
+        """rgb (h, w, 3), opacity and depth (h, w) as float arrays for the current view; None without a model."""
+        from ..render.renderer import render_image
+
+        src = self.source()
+        if src is None:
+            return None
+        cam = self.camera.camera(width, height)
+        bg = background if background is not None else self.settings.background
+
+        def progress(done: int, total: int) -> None:
+            if cancel is not None and cancel():
+                raise RenderCancelled
+
+        with src.lock:
+            t0 = time.perf_counter()  # time spent rendering, not waiting for the trainer's lock
+            if hasattr(src.model, "eval"):
+                src.model.eval()
+            out = render_image(src.model, src.grid, self.crop_aabb(src.aabb), cam, src.march, bg,
+                               chunk=1 << 12, progress=progress)
+            self.last_render_ms = (time.perf_counter() - t0) * 1000.0
+        return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
+
+    def render_view(self, width: int, height: int, cancel: Callable[[], bool] | None = None) -> np.ndarray:
+        """The viewport picture for the current mode as (h, w, 3) uint8 (a blank background without a model)."""
+        s = self.settings
+        if s.ground_truth and self.scene is not None:
+            return self.ground_truth_image(width, height)
+        out = self.render_raw(width, height, cancel)
+        if out is None:
+            return np.tile(to_uint8(np.asarray(s.background, dtype=np.float32) * 0.25), (height, width, 1))
+        mode = s.mode if s.mode in MODES else "shaded"
+        if mode == "depth":
+            return depth_image(out["depth"], out["opacity"])
+        if mode == "opacity":
+            return gray(out["opacity"])
+        shaded = to_uint8(out["rgb"])
+        cam = self.camera.camera(width, height)
+        if mode == "occupancy":
+            return occupancy_overlay(shaded, self.occupied_points(), cam)
+        if mode == "cameras":
+            c2w, intr, sizes = self.train_cams
+            hl = s.gt_index if 0 <= s.gt_index < len(c2w) else None
+            return frusta_overlay(shaded, c2w, intr, sizes, cam, highlight=hl)
+        return shaded
+
+    def occupied_points(self) -> np.ndarray:
+        src = self.source()
+        if src is None:
+            return np.zeros((0, 3))
+        grid = src.grid
+        key = (self.generation, int(getattr(grid, "n_updates", 0)))
+        if self._occ_cache is None or self._occ_cache[:2] != key:
+            with src.lock:
+                occ = grid.occupied[0].detach().cpu().numpy()
+            self._occ_cache = (*key, occupancy_points(occ, grid.resolution))
+        return self._occ_cache[2]
+
+    def ground_truth_image(self, width: int, height: int) -> np.ndarray:
+        """The selected training image composited on the background, resized (nearest) to the output."""
+        i = self.settings.gt_index % self.scene.n_frames
+        img = self.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
+        if img.shape[-1] == 4:
+            bg = np.asarray(self.settings.background, dtype=np.float32)
+            img = img[..., :3] * img[..., 3:] + bg * (1.0 - img[..., 3:])
+        ys = (np.arange(height) * img.shape[0] / height).astype(np.int64)
+        xs = (np.arange(width) * img.shape[1] / width).astype(np.int64)
+        return to_uint8(img[ys][:, xs])
+
+    def screenshot(self, path: str | Path, width: int, height: int, alpha: bool = False) -> Path | None:
+        """Render the current view at any resolution to a PNG (RGBA with ``alpha``). Never raises."""
+        import imageio.v3 as iio
+
+        try:
+            if alpha:
+                out = self.render_raw(width, height, background=(0.0, 0.0, 0.0))
+                if out is None:
+                    raise NgpError("nothing to render: open a scene or snapshot first")
+                op = np.clip(out["opacity"], 1e-6, 1.0)[..., None]
+                rgb = np.where(op > 1e-5, out["rgb"] / op, 0.0)  # un-premultiply
+                img = to_uint8(np.concatenate([rgb, out["opacity"][..., None]], axis=-1))
+            else:
+                img = self.render_view(width, height)
+            p = Path(path)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(p, img)
+        except (NgpError, OSError, ValueError) as exc:
+            self.set_status(f"screenshot failed: {exc}", error=True)
+            return None
+        self.set_status(f"saved {width}x{height} screenshot {p}")
+        return p
+
+    def run_job(self, label: str, fn: Callable[[], Any]) -> threading.Thread:
+        """Run a slow user action (export) off the UI thread; its errors land in the status line."""
+        def wrap() -> None:
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001
+                self.set_status(f"{label} failed: {type(exc).__name__}: {exc}", error=True)
+
+        self.set_status(f"{label}...")
+        t = threading.Thread(target=wrap, name=f"ngp-{label}", daemon=True)
+        t.start()
+        self._jobs.append(t)
+        return t
+
+    def close(self) -> None:
+        self.runner.stop()
+        for t in self._jobs:
+            t.join(timeout=1.0)
+
+
+class RenderWorker:
+    """Renders the viewport off the UI thread: dynamic resolution while the view changes, then progressive
+    refinement towards full resolution while it is still. The UI picks up ``latest`` whenever ``seq`` moves."""
+
+    def __init__(self, state: AppState, refine_budget_ms: float = 1500.0) -> None:
+        self.state = state
+        self.size = (1920, 1080)
+        self.latest: Frame | None = None
+        self.frames = 0
+        self.refine_budget_ms = refine_budget_ms
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._times: list[float] = []
+        self._last_key: tuple | None = None  # view the last frame was rendered for
+
+    def view_key(self) -> tuple:
+        s = self.state
+        return (s.camera.version, s.settings.key(), s.generation, self.size)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ngp-render", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30.0)
+
+    def fps(self) -> float:
+        t = [x for x in self._times if x > time.perf_counter() - 2.0]
+        return (len(t) - 1) / max(t[-1] - t[0], 1e-9) if len(t) > 1 else 0.0
+
+    def render_once(self, scale: float, cancel: Callable[[], bool] | None = None) -> Frame:
+        from .dynres import render_size
+
+        key = self.view_key()
+        w, h = render_size(*self.size, scale)
+        t0 = time.perf_counter()
+        step = self.state.step
+        self.state.last_render_ms = -1.0
+        img = self.state.render_view(w, h, cancel)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if self.state.last_render_ms >= 0:  # exclude waiting for the trainer: resolution cannot shorten that
+            ms = min(ms, self.state.last_render_ms + (ms - self.state.last_render_ms) * 0.1)
+        self.frames += 1
+        self._times = self._times[-30:] + [time.perf_counter()]
+        frame = Frame(img, scale, ms, self.frames, step)
+        self._last_key = key
+        self.latest = frame
+        return frame
+
+    def _loop(self) -> None:
+        last_key: tuple | None = None
+        last_step = -1
+        refine: list[float] = []
+        dyn_ms, dyn_scale = 0.0, 1.0
+        while not self._stop.is_set():
+            st = self.state
+            key = self.view_key()
+            cap = max(0.01, min(1.0, st.settings.resolution_scale))
+            st.dynres.target_fps = st.settings.target_fps
+            st.dynres.max_scale = cap
+            try:
+                if key != last_key or (st.runner.running and st.step != last_step and not refine):
+                    last_key, last_step = key, st.step
+                    scale = min(st.dynres.scale, cap)
+                    frame = self.render_once(scale)
+                    dyn_ms, dyn_scale = frame.ms, scale
+                    st.dynres.update(frame.ms, scale)
+                    refine = st.dynres.refine_scales() if self.view_key() == key else []
+                elif refine:
+                    scale = refine.pop(0)
+                    predicted = dyn_ms * (scale / max(dyn_scale, 1e-3)) ** 2  # time goes with pixel count
+                    if st.runner.running and predicted > self.refine_budget_ms:
+                        refine = []
+                        continue
+                    self.render_once(scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
+                else:
+                    time.sleep(0.01)
+            except RenderCancelled:
+                refine = []
+            except Exception as exc:  # noqa: BLE001 - a failing render must not kill the app
+                log.exception("render failed")
+                st.set_status(f"render failed: {type(exc).__name__}: {exc}", error=True)
+                time.sleep(0.2)

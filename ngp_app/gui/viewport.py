@@ -1,0 +1,166 @@
+"""The pyglet viewport: shows the render worker's latest frame as a GL texture, handles mouse/keys/drops, HUD.
+
+Only imported by ``ngp app`` (needs a display).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pyglet
+from pyglet.window import key, mouse
+
+from .overlays import MODE_LABELS, MODES
+
+HELP = ("drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shift): fly | [ ]: training cams | "
+        "V: reset view | T: train | R: reset | G: ground truth | 1-5: modes | Tab: HUD | F11: fullscreen")
+
+
+class Viewport:
+    def __init__(self, app: Any, width: int = 1920, height: int = 1080) -> None:
+        self.app = app
+        self.state = app.state
+        self.worker = app.worker
+        self.window = pyglet.window.Window(width, height, caption="ngp-app viewport", resizable=True,
+                                           file_drops=True, vsync=False)
+        screen = self.window.screen
+        if screen is not None and screen.width >= width + 500:  # leave room for the panel on the left
+            self.window.set_location(490, max(0, (screen.height - height) // 2))
+        self.keys = key.KeyStateHandler()
+        self.window.push_handlers(self.keys)
+        self.window.push_handlers(self)
+        self.texture: Any = None
+        self.frame_seq = -1
+        self.frame_size = (0, 0)
+        self.frames = 0
+        self._frame_times: list[float] = []
+        self.batch = pyglet.graphics.Batch()
+        self.hud_bg = pyglet.shapes.Rectangle(0, 0, 10, 10, color=(0, 0, 0, 150), batch=self.batch)
+        self.hud = pyglet.text.Label("", font_size=11, x=12, y=height - 12, anchor_y="top", multiline=True,
+                                     width=900, color=(255, 255, 255, 255), batch=self.batch)
+        self.status_bg = pyglet.shapes.Rectangle(0, 0, 10, 30, color=(0, 0, 0, 150), batch=self.batch)
+        self.status = pyglet.text.Label("", font_size=11, x=12, y=10, color=(255, 255, 255, 255), batch=self.batch)
+        self.closed = False
+
+    # ------------------------------------------------------------------------------------------ events
+    def on_close(self) -> bool:
+        self.closed = True
+        return True
+
+    def on_mouse_drag(self, x: int, y: int, dx: int, dy: int, buttons: int, modifiers: int) -> None:
+        if buttons & mouse.LEFT:
+            self.state.camera.orbit(dx, dy)
+        elif buttons & (mouse.RIGHT | mouse.MIDDLE):
+            self.state.camera.pan(dx, dy)
+
+    def on_mouse_scroll(self, x: int, y: int, scroll_x: float, scroll_y: float) -> None:
+        self.state.camera.zoom(scroll_y)
+
+    def on_file_drop(self, x: int, y: int, paths: list[str]) -> None:
+        if paths:
+            self.state.open_path(paths[0])
+
+    def on_key_press(self, symbol: int, modifiers: int) -> bool | None:
+        st = self.state
+        if symbol == key.ESCAPE:  # leave fullscreen; never quit by accident
+            if self.window.fullscreen:
+                self.window.set_fullscreen(False)
+            return True
+        if symbol in (key.F11,) or (symbol == key.F and modifiers & key.MOD_CTRL):
+            self.window.set_fullscreen(not self.window.fullscreen)
+        elif symbol == key.T:
+            st.toggle_training()
+        elif symbol == key.R:
+            st.reset_training()
+        elif symbol == key.TAB:
+            st.settings.show_hud = not st.settings.show_hud
+        elif symbol in (key.V, key.HOME):
+            st.camera.reset()
+        elif symbol == key.BRACKETLEFT:
+            st.snap_to_training_camera(-1)
+        elif symbol == key.BRACKETRIGHT:
+            st.snap_to_training_camera(+1)
+        elif symbol == key.G:
+            st.toggle_ground_truth()
+        elif key._1 <= symbol <= key._1 + len(MODES) - 1:
+            st.settings.mode = MODES[symbol - key._1]
+            st.settings.ground_truth = False
+        return None  # let the key-state handler below see it too (WASD flying)
+
+    # ------------------------------------------------------------------------------------------ per frame
+    def fly(self, dt: float) -> None:
+        k = self.keys
+        fwd = (k[key.W] - k[key.S])
+        right = (k[key.D] - k[key.A])
+        up = (k[key.SPACE] - k[key.C])
+        if fwd or right or up:
+            speed = self.state.camera.distance * 0.8 * (4.0 if (k[key.LSHIFT] or k[key.RSHIFT]) else 1.0)
+            self.state.camera.fly(fwd, right, up, speed * min(dt, 0.1))
+
+    def upload(self) -> None:
+        frame = self.worker.latest
+        if frame is None or frame.seq == self.frame_seq:
+            return
+        img = frame.image
+        h, w = img.shape[:2]
+        data = pyglet.image.ImageData(w, h, "RGB", img.tobytes(), pitch=-w * 3)
+        if self.texture is None or (w, h) != self.frame_size:
+            self.texture = pyglet.image.Texture.create(w, h)
+            self.frame_size = (w, h)
+        self.texture.blit_into(data, 0, 0, 0)
+        self.frame_seq = frame.seq
+
+    def hud_text(self) -> str:
+        st, frame = self.state, self.worker.latest
+        t = st.trainer
+        last = t.history[-1] if t is not None and t.history else None
+        res = f"{frame.image.shape[1]}x{frame.image.shape[0]} ({frame.scale * 100:.0f}%, {frame.ms:.0f} ms)" if frame else "-"
+        mode = "Ground truth" if st.settings.ground_truth else MODE_LABELS.get(st.settings.mode, st.settings.mode)
+        lines = [
+            f"{self.fps():.0f} fps UI | {self.worker.fps():.1f} renders/s | render {res}",
+            f"step {st.step}  {'training' if st.runner.running else 'paused'}  {st.runner.steps_per_second():.1f} steps/s",
+            f"loss {last.loss:.5f}  PSNR {last.psnr:.2f} dB" if last else "loss -  PSNR -",
+            f"{st.backend} on {st.device} | {st.config_name} | view: {mode}",
+            HELP,
+        ]
+        return "\n".join(lines)
+
+    def fps(self) -> float:
+        t = self._frame_times
+        return (len(t) - 1) / max(t[-1] - t[0], 1e-9) if len(t) > 1 else 0.0
+
+    def draw(self, save_to: str | Path | None = None) -> None:
+        win = self.window
+        win.switch_to()
+        win.dispatch_events()
+        if self.closed:
+            return
+        w, h = win.get_framebuffer_size()
+        self.worker.size = (max(8, w), max(8, h))
+        self.upload()
+        win.clear()
+        if self.texture is not None:
+            self.texture.blit(0, 0, width=win.width, height=win.height)
+        st = self.state
+        if st.settings.show_hud:
+            self.hud.text = self.hud_text()
+            self.hud.y = win.height - 12
+            self.hud_bg.x, self.hud_bg.width = 0, min(win.width, self.hud.content_width + 24)
+            self.hud_bg.height = self.hud.content_height + 20
+            self.hud_bg.y = win.height - self.hud_bg.height
+        self.status.text = st.status
+        self.status.color = (255, 110, 100, 255) if st.status_is_error else (230, 230, 230, 255)
+        self.status_bg.width = min(win.width, self.status.content_width + 24)
+        self.hud.visible = self.hud_bg.visible = st.settings.show_hud
+        self.batch.draw()
+        if save_to is not None:
+            pyglet.image.get_buffer_manager().get_color_buffer().save(str(save_to))
+        win.flip()
+        self.frames += 1
+        self._frame_times = self._frame_times[-60:] + [time.perf_counter()]
+
+    def close(self) -> None:
+        if not self.window.context is None:
+            self.window.close()

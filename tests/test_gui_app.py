@@ -1,0 +1,215 @@
+"""The real app (pyglet viewport + DearPyGui panel) driven with synthetic input. Needs a display:
+
+    xvfb-run -a python -m pytest -m gui
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+if not os.environ.get("DISPLAY"):
+    pytest.skip("no DISPLAY (run under xvfb-run -a)", allow_module_level=True)
+pyglet = pytest.importorskip("pyglet")
+pytest.importorskip("dearpygui")
+
+from pyglet.window import key, mouse  # noqa: E402
+
+from ngp_app.data import synthetic  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "scenes" / "demo"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def app():
+    from ngp_app.gui.app import App
+
+    a = App(DEMO, config="small", device="cpu", backend="torch", downscale=8, size=(480, 270))
+    a.state.settings.resolution_scale = 0.1  # keep CPU renders (and full refinement) cheap
+    yield a
+    a.close()
+
+
+def screen(app, name: str) -> np.ndarray:
+    """What the viewport shows now, read back from its framebuffer."""
+    import imageio.v3 as iio
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    p = ARTIFACTS / f"{name}.png"
+    app.tick(save_viewport=p)
+    return iio.imread(p)[..., :3].astype(np.float32)
+
+
+def send(app, event: str, *args) -> None:
+    """Post a window event as the window system would; it is handled in the next loop iteration."""
+    app.viewport.window.dispatch_event(event, *args)
+    app.tick()
+
+
+def settle(app, timeout: float = 40.0) -> bool:
+    """Pump until the worker has shown a fully refined frame of the current view."""
+    w = app.worker
+    cap = app.state.settings.resolution_scale
+    return app.pump(timeout, until=lambda: w.latest is not None and w.latest.scale >= cap - 1e-6
+                    and w._last_key == w.view_key())
+
+
+def test_training_runs_while_frames_are_drawn(app):
+    assert app.state.runner.running
+    s0, f0 = app.state.step, app.frames
+    assert app.pump(60, until=lambda: app.state.step >= s0 + 3 and app.worker.frames >= 3)
+    assert app.frames > f0 + 10  # the UI kept drawing while training
+    assert app.viewport.frames > 10
+
+
+def test_orbit_drag_and_zoom_change_the_image(app):
+    send(app, "on_key_press", key.T, 0)  # pause training so only the camera changes the picture
+    assert not app.state.runner.running
+    app.state.settings.show_hud = False
+    assert settle(app)
+    before = screen(app, "before_orbit")
+    v = app.state.camera.version
+    send(app, "on_mouse_drag", 200, 100, 60, 25, mouse.LEFT, 0)
+    assert app.state.camera.version > v
+    assert settle(app)
+    after_orbit = screen(app, "after_orbit")
+    assert np.abs(after_orbit - before).mean() > 0.5
+    send(app, "on_mouse_scroll", 200, 100, 0, 4)
+    assert settle(app)
+    after_zoom = screen(app, "after_zoom")
+    assert np.abs(after_zoom - after_orbit).mean() > 0.5
+    app.state.settings.show_hud = True
+
+
+def test_view_keys_fly_cameras_modes_and_hud(app):
+    st = app.state
+    eye = st.camera.eye.copy()
+    send(app, "on_key_press", key.W, 0)
+    app.pump(0.2)
+    send(app, "on_key_release", key.W, 0)
+    assert np.dot(st.camera.eye - eye, st.camera.basis()[2]) > 0  # flew forward
+    send(app, "on_key_press", key.BRACKETRIGHT, 0)
+    i = st.settings.gt_index
+    assert np.allclose(st.camera.eye, st.train_cams[0][i][:, 3], atol=1e-4)
+    send(app, "on_key_press", key.BRACKETRIGHT, 0)
+    assert st.settings.gt_index == (i + 1) % st.scene.n_frames
+    send(app, "on_key_press", key.G, 0)
+    assert st.settings.ground_truth
+    assert app.pump(10, until=lambda: app.worker.latest is not None and app.worker._last_key == app.worker.view_key())
+    send(app, "on_key_press", key._2, 0)
+    assert st.settings.mode == "depth" and not st.settings.ground_truth
+    send(app, "on_key_press", key._1, 0)
+    send(app, "on_key_press", key.TAB, 0)
+    assert not st.settings.show_hud
+    send(app, "on_key_press", key.TAB, 0)
+    send(app, "on_key_press", key.F11, 0)
+    app.pump(0.3)
+    send(app, "on_key_press", key.ESCAPE, 0)  # leaves fullscreen, never quits
+    app.pump(0.3)
+    assert app.running and not app.viewport.window.fullscreen
+    send(app, "on_key_press", key.V, 0)
+    assert np.allclose(st.camera.target, st.camera.home[0])
+
+
+def test_panel_widgets_drive_the_state(app, tmp_path):
+    import dearpygui.dearpygui as dpg
+
+    st = app.state
+
+    def use(tag, value):
+        dpg.set_value(tag, value)
+        dpg.get_item_callback(tag)(tag, value)  # as DearPyGui calls a two-argument callback
+        app.tick()
+
+    use("mode", "Occupancy cells")
+    assert st.settings.mode == "occupancy"
+    use("mode", "Shaded")
+    use("target_fps", 12.0)
+    assert st.settings.target_fps == 12.0
+    use("background", [0.0, 0.0, 255.0, 255.0])
+    assert st.settings.background == (0.0, 0.0, 1.0)
+    use("fov", 70.0)
+    assert abs(st.camera.fov_deg - 70.0) < 1e-6
+    use("crop_max", [0.6, 0.6, 0.6, 0.0])
+    assert np.allclose(st.settings.crop_max, 0.6)
+    use("crop_max", [1.0, 1.0, 1.0, 0.0])
+    use("background", [255.0, 255.0, 255.0, 255.0])
+    dpg.set_value("shot_path", str(tmp_path / "shot.png"))
+    dpg.set_value("shot_w", 24)
+    dpg.set_value("shot_h", 16)
+    dpg.set_value("shot_alpha", True)
+    dpg.get_item_callback([c for c in dpg.get_all_items() if dpg.get_item_label(c) == "Save screenshot PNG"][0])()
+    assert app.pump(30, until=lambda: (tmp_path / "shot.png").exists())
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "shot.png").shape == (16, 24, 4)
+    dpg.set_value("snap_path", str(tmp_path / "snap.npz"))
+    dpg.get_item_callback([c for c in dpg.get_all_items() if dpg.get_item_label(c) == "Save snapshot"][0])()
+    assert (tmp_path / "snap.npz").exists() and not st.status_is_error
+
+
+def test_keys_start_stop_and_reset_training(app):
+    send(app, "on_key_press", key.T, 0)
+    assert app.pump(30, until=lambda: app.state.step > 0 and app.state.runner.running)
+    send(app, "on_key_press", key.R, 0)  # reset: fresh trainer, keeps running
+    assert app.state.runner.running and app.state.step < 3
+    send(app, "on_key_press", key.T, 0)
+    assert not app.state.runner.running
+    s = app.state.step
+    app.pump(0.5)
+    assert app.state.step == s
+    send(app, "on_key_press", key.T, 0)
+    assert app.pump(30, until=lambda: app.state.step > s)
+
+
+def test_dropping_a_non_scene_shows_an_error_and_keeps_running(app, tmp_path):
+    (tmp_path / "readme.txt").write_text("not a scene")
+    scene = app.state.scene
+    send(app, "on_file_drop", 10, 10, [str(tmp_path)])
+    assert app.state.status_is_error and "not a scene" in app.state.status
+    f = app.frames
+    app.pump(1.0)
+    assert app.running and app.frames > f and app.state.scene is scene and app.state.runner.running
+    import dearpygui.dearpygui as dpg
+
+    assert dpg.get_value("status") == app.state.status and dpg.is_item_shown("error_modal")
+    dpg.configure_item("error_modal", show=False)
+
+
+def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
+    other = synthetic.make_scene(tmp_path / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1,
+                                 progress=False)
+    old = app.state.trainer
+    send(app, "on_file_drop", 10, 10, [str(other)])
+    assert not app.state.status_is_error, app.state.status
+    assert app.state.scene.n_frames == 4 and Path(app.state.scene.path) == Path(other)
+    assert app.state.trainer is not old and app.state.runner.running
+    assert app.pump(30, until=lambda: app.state.step >= 2)
+
+
+def test_open_scene_dialog_result_opens_it(app, tmp_path):
+    other = synthetic.make_scene(tmp_path / "dialog", width=16, height=16, n_train=3, n_val=1, n_test=1,
+                                 progress=False)
+    app.panel._on_open_dialog("dlg_scene", {"file_path_name": str(other), "selections": {}})
+    assert app.state.scene.n_frames == 3 and not app.state.status_is_error
+    app.pump(0.5)
+    assert app.running
+
+
+def test_screenshots_of_both_windows_are_written_and_not_blank(app):
+    import imageio.v3 as iio
+
+    app.pump(1.0)
+    paths = app.save_screenshots(ARTIFACTS)
+    assert {p.name for p in paths} == {"viewport.png", "panel.png"}
+    for p in paths:
+        img = iio.imread(p)[..., :3].astype(np.float32)
+        assert img.shape[0] > 100 and img.shape[1] > 100
+        assert img.std() > 5.0, f"{p} looks blank"

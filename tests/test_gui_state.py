@@ -1,0 +1,318 @@
+"""The app's plain-Python state, driven without any window."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ngp_app.data.cameras import look_at
+from ngp_app.gui.camera import OrbitCamera, nearest_camera
+from ngp_app.gui.dynres import DynamicResolution, render_size
+from ngp_app.gui.state import AppState, RenderWorker
+from ngp_app.gui.training import TrainingRunner
+
+DEMO = Path(__file__).resolve().parent.parent / "scenes" / "demo"
+
+
+def wait_for(cond, timeout: float = 60.0) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture()
+def state():
+    s = AppState(config="small", device="cpu", backend="torch", downscale=8)
+    yield s
+    s.close()
+
+
+# ---------------------------------------------------------------------------------------------- camera
+def test_orbit_camera_looks_at_target_and_is_orthonormal():
+    cam = OrbitCamera(target=(0.5, 0.5, 0.5), distance=2.0)
+    m = cam.c2w().numpy()
+    assert np.allclose(m[:, :3].T @ m[:, :3], np.eye(3), atol=1e-5)
+    forward = m[:, 2]
+    to_target = cam.target - m[:, 3]
+    assert np.allclose(forward, to_target / np.linalg.norm(to_target), atol=1e-5)
+    assert math.isclose(np.linalg.norm(to_target), 2.0, rel_tol=1e-5)
+    # world up (+y) points against the camera's "down" axis
+    assert m[1, 1] < 0
+
+
+def test_orbit_pan_zoom_fly_and_reset():
+    cam = OrbitCamera(distance=2.0)
+    v0, eye0 = cam.version, cam.eye.copy()
+    cam.orbit(100, 0)
+    assert cam.version > v0 and not np.allclose(cam.eye, eye0)
+    assert math.isclose(np.linalg.norm(cam.eye - cam.target), 2.0, rel_tol=1e-6)
+    cam.orbit(0, -1e5)  # pitch is clamped short of the pole
+    assert abs(cam.pitch) < math.pi / 2
+    cam.zoom(3)
+    assert cam.distance < 2.0
+    t0 = cam.target.copy()
+    cam.pan(50, 0)
+    right = cam.basis()[0]
+    assert np.dot(cam.target - t0, right) < 0  # dragging right moves the scene right: target moves left
+    fwd = cam.basis()[2]
+    e0 = cam.eye.copy()
+    cam.fly(1, 0, 0, 0.1)
+    assert np.allclose(cam.eye - e0, 0.1 * fwd, atol=1e-6)
+    cam.reset()
+    assert np.allclose(cam.eye, eye0)
+
+
+def test_look_from_reproduces_a_training_camera():
+    eye, target = np.array([1.5, 0.9, 0.2]), np.array([0.5, 0.5, 0.5])
+    c2w = look_at(eye, target).numpy()
+    cam = OrbitCamera()
+    cam.look_from(c2w, fy=100.0, height=100)
+    assert np.allclose(cam.c2w().numpy(), c2w, atol=1e-5)
+    assert math.isclose(cam.fov_deg, math.degrees(2 * math.atan(0.5)), rel_tol=1e-6)
+    c2ws = np.stack([look_at([2, 0.5, 0.5], target).numpy(), c2w])
+    assert nearest_camera(c2ws, cam.eye, cam.basis()[2]) == 1
+
+
+def test_camera_intrinsics_follow_fov():
+    cam = OrbitCamera(fov_deg=90.0)
+    c = cam.camera(200, 100)
+    assert math.isclose(c.fy, 50.0, rel_tol=1e-6) and c.cx == 100.0 and c.cy == 50.0
+
+
+# ---------------------------------------------------------------------------------------------- dynamic resolution
+def test_dynres_waits_for_patience_then_scales_down():
+    d = DynamicResolution(target_fps=30, scale=0.5, patience=3)
+    target = d.target_ms
+    assert d.update(target * 1.5) == 0.5  # one slow frame: no change
+    assert d.update(target * 1.5) == 0.5
+    s = d.update(target * 1.5)
+    assert s < 0.5 and math.isclose(s, 0.5 * math.sqrt(1 / 1.5), rel_tol=1e-6)
+
+
+def test_dynres_hysteresis_band_and_noise_do_not_flicker():
+    d = DynamicResolution(target_fps=30, scale=0.4, patience=3)
+    t = d.target_ms
+    for ms in [t * 0.9, t * 1.1, t * 1.2, t * 0.75, t * 1.3, t * 0.8, t * 0.65, t * 1.0] * 5:
+        d.update(ms)
+    assert d.scale == 0.4  # alternating/in-band frames never build a run long enough
+
+
+def test_dynres_far_too_slow_acts_at_once_and_fast_grows_damped():
+    d = DynamicResolution(target_fps=30, scale=0.5)
+    s = d.update(d.target_ms * 10)
+    assert s == 0.25  # halved at most per frame
+    for _ in range(3):
+        s = d.update(d.target_ms * 0.25)
+    assert 0.25 < s <= 0.5 and s < 0.25 * 2.0 + 1e-9
+    d2 = DynamicResolution(scale=0.9)
+    for _ in range(30):
+        d2.update(0.1)
+    assert d2.scale == 1.0  # never above max
+
+
+def test_dynres_stops_shrinking_when_time_is_not_in_the_pixels():
+    d = DynamicResolution(target_fps=30, scale=0.2, patience=2)
+    for _ in range(20):
+        d.update(300.0)  # a fixed 300 ms whatever the size (e.g. waiting on something else)
+    assert d.floor == 0.2 and d.scale == 0.2
+    for _ in range(d.floor_frames + 1):
+        d.update(d.target_ms)  # in band: nothing changes, but the floor expires
+    assert d.floor == 0.0 and d.scale == 0.2
+    d.reset(0.05)
+    assert d.floor == 0.0 and d.scale == 0.05
+
+
+def test_dynres_refinement_and_render_size():
+    d = DynamicResolution(scale=0.1)
+    steps = d.refine_scales()
+    assert steps[-1] == 1.0 and all(b > a for a, b in zip(steps, steps[1:])) and len(steps) == 4
+    assert render_size(1920, 1080, 0.5) == (960, 540)
+    assert render_size(1920, 1080, 0.0001) == (8, 8)
+
+
+# ---------------------------------------------------------------------------------------------- training thread
+class FakeTrainer:
+    def __init__(self, fail_at: int | None = None):
+        self.step_count = 0
+        self.fail_at = fail_at
+
+    def step(self):
+        time.sleep(0.001)
+        if self.fail_at is not None and self.step_count >= self.fail_at:
+            raise RuntimeError("CUDA out of memory\nmore detail")
+        self.step_count += 1
+
+
+def test_runner_start_stop_reset_and_errors():
+    r = TrainingRunner(FakeTrainer())
+    assert r.start() and wait_for(lambda: r.step > 5, 10)
+    assert r.steps_per_second() > 0
+    r.stop()
+    assert not r.running
+    s = r.step
+    time.sleep(0.05)
+    assert r.step == s  # really stopped
+    r.start()
+    r.reset(FakeTrainer)
+    assert r.running and wait_for(lambda: r.step > 0, 10)
+    r.reset(lambda: (_ for _ in ()).throw(ValueError("bad config")))
+    assert "bad config" in r.error and not r.running
+    r.replace(FakeTrainer(fail_at=3), start=True)
+    assert wait_for(lambda: not r.running, 10)
+    assert r.error == "training stopped: RuntimeError: CUDA out of memory"
+    assert not TrainingRunner().start()
+
+
+# ---------------------------------------------------------------------------------------------- app state
+def test_open_scene_trains_and_renders(state):
+    assert state.open_path(DEMO)
+    assert state.scene.n_frames == 80 and state.runner.running and not state.status_is_error
+    assert wait_for(lambda: state.step >= 3)
+    state.toggle_training()
+    assert not state.runner.running
+    img = state.render_view(24, 16)
+    assert img.shape == (16, 24, 3) and img.dtype == np.uint8
+    for mode in ("depth", "opacity", "occupancy", "cameras"):
+        state.settings.mode = mode
+        assert state.render_view(24, 16).shape == (16, 24, 3)
+    state.settings.mode = "shaded"
+    state.reset_training()
+    assert state.step == 0 and not state.runner.running
+
+
+def test_unusable_backend_or_config_is_reported_and_reverted(state):
+    state.open_path(DEMO, start=False)
+    state.set_backend("tcnn")  # needs CUDA + tinycudann
+    assert state.status_is_error and "tcnn" in state.status and state.backend_request == "torch"
+    state.set_config("does-not-exist")
+    assert state.status_is_error and "config not found" in state.status and state.config_name == "small"
+    state.poll_errors()
+    state.set_status("something else")
+    state.poll_errors()  # an error already shown is not shown again
+    assert state.status == "something else"
+    state.set_config("base")
+    assert not state.status_is_error and state.trainer.config["name"] == "base"
+
+
+def test_drop_non_scene_reports_error_and_keeps_scene(state, tmp_path):
+    state.open_path(DEMO, start=False)
+    before = state.scene
+    (tmp_path / "notes.txt").write_text("hello")
+    assert not state.open_path(tmp_path)
+    assert state.status_is_error and "not a scene" in state.status and state.scene is before
+    assert not state.open_path(tmp_path / "notes.txt")
+    assert state.status_is_error and "notes.txt" in state.status
+    assert not state.open_path(tmp_path / "missing")
+    bad = tmp_path / "transforms.json"
+    bad.write_text("{oops")
+    assert not state.open_path(bad) and "malformed JSON" in state.status
+    assert state.scene is before
+
+
+def test_drop_transforms_json_and_switch_scene_stops_old_thread(state):
+    state.open_path(DEMO)
+    old_runner_trainer = state.trainer
+    assert wait_for(lambda: state.step >= 1)
+    assert state.open_path(DEMO / "transforms_train.json")
+    assert state.trainer is not old_runner_trainer and state.runner.running
+    s = old_runner_trainer.step_count
+    time.sleep(0.3)
+    assert old_runner_trainer.step_count == s  # the old trainer is no longer stepped
+
+
+def test_snapshot_round_trip_and_screenshot(state, tmp_path):
+    import imageio.v3 as iio
+
+    state.open_path(DEMO, start=False)
+    for _ in range(3):
+        state.trainer.step()
+    snap = state.save_snapshot(tmp_path / "snap")
+    assert snap is not None and snap.name == "snapshot.npz"
+    state.reset_training()
+    assert state.open_path(snap)
+    assert state.step == 3 and state.trainer is not None and not state.status_is_error
+    assert state.open_path(tmp_path / "snap")  # the folder holding snapshot.npz works too
+    p = state.screenshot(tmp_path / "shot.png", 20, 12, alpha=True)
+    assert p is not None and iio.imread(p).shape == (12, 20, 4)
+    p = state.screenshot(tmp_path / "shot3.png", 20, 12)
+    assert iio.imread(p).shape == (12, 20, 3)
+
+
+def test_crop_box_limits_render(state):
+    state.open_path(DEMO, start=False)
+    for _ in range(5):
+        state.trainer.step()
+    aabb = state.trainer.aabb
+    full = state.crop_aabb(aabb)
+    assert torch.allclose(full, aabb)
+    state.settings.crop_max = (0.5, 0.5, 0.5)
+    state.settings.crop_min = (0.49, 0.49, 0.49)
+    cropped = state.render_raw(16, 16)
+    assert cropped["opacity"].max() < 0.2  # a 1%-wide box holds almost nothing
+
+
+def test_training_camera_snapping_and_ground_truth(state):
+    state.open_path(DEMO, start=False)
+    i = state.snap_to_training_camera(0)
+    j = state.snap_to_training_camera(+1)
+    assert j == (i + 1) % state.scene.n_frames
+    c2w = state.scene.camera(j).c2w.numpy()
+    assert np.allclose(state.camera.eye, c2w[:, 3], atol=1e-4)
+    assert state.snap_to_training_camera(-1) == i
+    assert state.toggle_ground_truth()
+    gt = state.render_view(25, 25)
+    assert gt.shape == (25, 25, 3) and gt.std() > 0
+
+
+def test_render_worker_dynamic_resolution_and_refinement(state):
+    state.open_path(DEMO, start=False)
+    w = RenderWorker(state)
+    w.size = (64, 36)
+    state.settings.target_fps = 1000.0  # unreachable: the worker must shrink, then refine once still
+    w.start()
+    try:
+        assert wait_for(lambda: w.latest is not None and w.latest.scale == 1.0, 60)
+        n = w.frames
+        state.camera.orbit(10, 0)
+        assert wait_for(lambda: w.frames > n, 30)
+    finally:
+        w.stop()
+
+
+# ---------------------------------------------------------------------------------------------- entry points
+def test_app_without_display_says_so(monkeypatch, capsys):
+    from ngp_app.gui.app import run_app
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert run_app(None, exit_after=0.1) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "xvfb-run" in err[0] and "ngp train" in err[0]
+
+
+def test_app_parser_and_no_toolkit_imports_on_servers():
+    import argparse
+    import subprocess
+    import sys
+
+    from ngp_app.gui.cli import add_app_parser
+
+    p = argparse.ArgumentParser()
+    add_app_parser(p.add_subparsers(dest="command"))
+    args = p.parse_args(["app", "scenes/demo", "--exit-after", "2", "--screenshot-dir", "d", "--config", "base",
+                         "--device", "cpu", "--backend", "torch", "--downscale", "4"])
+    assert (args.path, args.exit_after, args.screenshot_dir, args.config, args.downscale) == (
+        "scenes/demo", 2.0, "d", "base", 4)
+    code = ("import sys, ngp_app.cli, ngp_app.gui.cli, ngp_app.gui.state, ngp_app.gui.app, ngp_app.bench.render; "
+            "print(any(m in sys.modules for m in ('pyglet', 'dearpygui')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEMO.parent.parent)
+    assert out.stdout.strip() == "False", out.stderr
