@@ -169,10 +169,12 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
     auto positions = at::empty({total, 3}, fopt), dirs = at::empty({total, 3}, fopt);
     auto t = at::empty({total}, fopt), dt = at::empty({total}, fopt);
     auto ray_indices = at::empty({total}, fopt.dtype(at::kLong));
-    if (total > 0)
+    if (total > 0) {
+        const ngp::PackedOut out{positions.data_ptr<float>(), dirs.data_ptr<float>(), t.data_ptr<float>(),
+                                 dt.data_ptr<float>(), ray_indices.data_ptr<int64_t>()};
         NGP_LAUNCH(rays_o, march_write, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
-                   occ, n_rays, p, offsets.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), positions.data_ptr<float>(),
-                   dirs.data_ptr<float>(), t.data_ptr<float>(), dt.data_ptr<float>(), ray_indices.data_ptr<int64_t>());
+                   occ, n_rays, p, offsets.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), out);
+    }
     return {positions, dirs, t, dt, ray_indices, offsets, counts};
 }
 

@@ -32,25 +32,11 @@ void march_count(const float* rays_o, const float* rays_d, const float* jitter, 
 }
 
 void march_write(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,
-                 int64_t n_rays, const MarchParams& p, const int64_t* offsets, const int64_t* counts, float* positions,
-                 float* dirs, float* t, float* dt, int64_t* ray_indices) {
+                 int64_t n_rays, const MarchParams& p, const int64_t* offsets, const int64_t* counts,
+                 const PackedOut& out) {
 #pragma omp parallel for schedule(dynamic, 64)
-    for (int64_t r = 0; r < n_rays; ++r) {
-        if (counts[r] == 0) continue;
-        const float* o = rays_o + 3 * r;
-        const float* d = rays_d + 3 * r;
-        const int64_t base = offsets[r];
-        march_ray(o, d, jitter[r], occupied, p, [&](int32_t j, float tj, float dtj) {
-            const int64_t s = base + j;
-            for (int a = 0; a < 3; ++a) {
-                positions[3 * s + a] = o[a] + tj * d[a];
-                dirs[3 * s + a] = d[a];
-            }
-            t[s] = tj;
-            dt[s] = dtj;
-            ray_indices[s] = r;
-        });
-    }
+    for (int64_t r = 0; r < n_rays; ++r)
+        if (counts[r] > 0) march_write_ray(r, rays_o, rays_d, jitter, occupied, p, offsets, out);
 }
 
 }  // namespace cpu

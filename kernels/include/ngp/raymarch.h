@@ -156,4 +156,32 @@ NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uin
     return count;
 }
 
+// Output arrays of the write pass.
+struct PackedOut {
+    float* positions;  // (n, 3)
+    float* dirs;       // (n, 3)
+    float* t;          // (n,)
+    float* dt;         // (n,)
+    int64_t* ray_indices;
+};
+
+// Write pass of ray r: re-walks the ray and stores its samples from offsets[r] on.
+NGP_HD void march_write_ray(int64_t r, const float* rays_o, const float* rays_d, const float* jitter,
+                            const uint8_t* occupied, const MarchParams& p, const int64_t* offsets,
+                            const PackedOut& out) {
+    const float* o = rays_o + 3 * r;
+    const float* d = rays_d + 3 * r;
+    const int64_t base = offsets[r];
+    march_ray(o, d, jitter[r], occupied, p, [&](int32_t j, float tj, float dtj) {
+        const int64_t s = base + j;
+        for (int a = 0; a < 3; ++a) {
+            out.positions[3 * s + a] = o[a] + tj * d[a];
+            out.dirs[3 * s + a] = d[a];
+        }
+        out.t[s] = tj;
+        out.dt[s] = dtj;
+        out.ray_indices[s] = r;
+    });
+}
+
 }  // namespace ngp
