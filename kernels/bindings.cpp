@@ -75,17 +75,17 @@ std::tuple<Tensor, Tensor> hash_grid_bwd(const Tensor& grad_out, const Tensor& x
     return {gt, gx};
 }
 
-void sparse_adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, Tensor step, double lr, double beta1,
-                      double beta2, double eps, double weight_decay) {
+void sparse_adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, double step_size, double bc2_sqrt,
+                      double beta1, double beta2, double eps, double weight_decay) {
     for (auto* t : {&param, &m, &v}) check(*t, at::kFloat, "adam state");
     check(grad, at::kFloat, "grad");
-    check(step, at::kInt, "step");
     const int64_t n = param.numel();
-    TORCH_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n && step.numel() == n, "adam size mismatch");
-    const ngp::AdamParams a{(float)lr, (float)beta1, (float)beta2, (float)eps, (float)weight_decay};
+    TORCH_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n, "adam size mismatch");
+    const ngp::AdamParams a{(float)step_size, (float)bc2_sqrt, (float)beta1, (float)beta2, (float)eps,
+                            (float)weight_decay};
     if (n > 0)
         NGP_LAUNCH(param, sparse_adam, param.data_ptr<float>(), grad.data_ptr<float>(), m.data_ptr<float>(),
-                   v.data_ptr<float>(), step.data_ptr<int32_t>(), n, a);
+                   v.data_ptr<float>(), n, a);
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> composite_fwd(const Tensor& sigmas, const Tensor& rgbs,
@@ -213,8 +213,8 @@ TORCH_LIBRARY(ngp, m) {
     m.def((std::string("hash_grid_fwd(Tensor x, Tensor table, ") + geo + ") -> Tensor").c_str());
     m.def((std::string("hash_grid_bwd(Tensor grad_out, Tensor x, Tensor table, ") + geo +
            ", bool need_table, bool need_x) -> (Tensor, Tensor)").c_str());
-    m.def("sparse_adam_step(Tensor(a!) param, Tensor grad, Tensor(b!) m, Tensor(c!) v, Tensor(d!) step, float lr, "
-          "float beta1, float beta2, float eps, float weight_decay) -> ()");
+    m.def("sparse_adam_step(Tensor(a!) param, Tensor grad, Tensor(b!) m, Tensor(c!) v, float step_size, "
+          "float bc2_sqrt, float beta1, float beta2, float eps, float weight_decay) -> ()");
     m.def("composite_fwd(Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor offsets, float threshold) -> "
           "(Tensor, Tensor, Tensor, Tensor, Tensor)");
     m.def("composite_bwd(Tensor g_rgb, Tensor g_opacity, Tensor g_depth, Tensor? g_weights, Tensor? g_trans, "

@@ -112,7 +112,6 @@ def test_sparse_adam_matches_dense_adam_and_skips_zero_grads(dev: str) -> None:
     assert torch.equal(p_nat.detach()[~mask], before[~mask])
     assert torch.equal(nat.state[p_nat]["exp_avg"][~mask], m_before[~mask])
     assert bool((p_nat.detach()[mask] != before[mask]).all())
-    assert int(nat.state[p_nat]["step"][~mask].max()) == 5 and int(nat.state[p_nat]["step"][mask].min()) == 6
 
 
 def test_hybrid_adam_groups() -> None:

@@ -4,14 +4,36 @@
 namespace ngp {
 namespace cpu {
 
+// Table reads are random and mostly miss the cache: compute the corners of all levels of a point first and prefetch
+// their rows, so the misses overlap instead of serialising.
+static inline void corners_all_levels(const GridParams& g, const float* x, Corners* c) {
+    for (int l = 0; l < g.n_levels; ++l) level_corners(g, l, x, c[l]);
+}
+
+static inline void prefetch_rows(const GridParams& g, const Corners* c, const float* base, int rw) {
+    for (int l = 0; l < g.n_levels; ++l)
+        for (int k = 0; k < 8; k += 2) __builtin_prefetch(base + c[l].row[k] * g.n_features, rw, 0);
+}
+
 void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g) {
     const int L = g.n_levels, F = g.n_features;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-        Corners c;
-        for (int l = 0; l < L; ++l) {
-            level_corners(g, l, x + 3 * i, c);
-            encode_level(g, c, table, out + (i * L + l) * F);
+#pragma omp parallel
+    {
+        // Software pipeline: the rows of point i + 1 are prefetched while point i is interpolated.
+        Corners c[2][kMaxLevels];
+        bool primed = false;
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; ++i) {
+            Corners* cur = c[i & 1];
+            if (!primed) {
+                corners_all_levels(g, x + 3 * i, cur);
+                primed = true;
+            }
+            if (i + 1 < n) {
+                corners_all_levels(g, x + 3 * (i + 1), c[(i + 1) & 1]);
+                prefetch_rows(g, c[(i + 1) & 1], table, 0);
+            }
+            for (int l = 0; l < L; ++l) encode_level(g, cur[l], table, out + (i * L + l) * F);
         }
     }
 }

@@ -20,7 +20,7 @@ import torch
 log = logging.getLogger(__name__)
 
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
-CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
+CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno"]
 CUDA_CFLAGS = ["-O3", "--fmad=false", "-DNGP_WITH_CUDA", "--expt-relaxed-constexpr"]
 
 _lock = threading.Lock()

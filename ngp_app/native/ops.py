@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 import torch
@@ -151,8 +152,8 @@ def pack_bits(occupied: torch.Tensor) -> torch.Tensor:
 class SparseAdam(torch.optim.Optimizer):
     """Adam for hash tables that leaves entries with an exactly-zero gradient untouched (Müller et al. 2022).
 
-    Each entry counts its own steps, so its bias correction is that of dense Adam over the steps it took part in.
-    Runs the native kernel (one pass over param, grad, two moments and the step counts).
+    Bias corrections use the global step count, so with all gradients non-zero it is ``torch.optim.Adam``. Runs the
+    native kernel: one pass over the gradient, touching parameters and moments only where it is non-zero.
     """
 
     def __init__(
@@ -184,10 +185,14 @@ class SparseAdam(torch.optim.Optimizer):
             if not state:
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] = torch.zeros(p.shape, dtype=torch.int32, device=p.device)
+                state["step"] = 0
+            state["step"] += 1
+            step = state["step"]
+            step_size = float(group["lr"]) / (1.0 - beta1**step)
+            bc2_sqrt = math.sqrt(1.0 - beta2**step)
             _ops().sparse_adam_step(
-                p, p.grad.contiguous(), state["exp_avg"], state["exp_avg_sq"], state["step"],
-                float(group["lr"]), float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]),
+                p, p.grad.contiguous(), state["exp_avg"], state["exp_avg_sq"],
+                step_size, bc2_sqrt, float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]),
             )
 
 
