@@ -62,12 +62,17 @@ Tensor hash_grid_fwd(const Tensor& x, const Tensor& table, at::ArrayRef<double> 
 std::tuple<Tensor, Tensor> hash_grid_bwd(const Tensor& grad_out, const Tensor& x, const Tensor& table,
                                          at::ArrayRef<double> scales, at::IntArrayRef res, at::IntArrayRef sizes,
                                          at::IntArrayRef offsets, at::IntArrayRef hashed, int64_t hash_mask,
-                                         bool need_table, bool need_x) {
+                                         bool need_table, bool need_x, const std::optional<Tensor>& accumulate) {
     check(grad_out, at::kFloat, "grad_out");
     check(x, at::kFloat, "x");
     check(table, at::kFloat, "table");
     const auto g = grid_params(scales, res, sizes, offsets, hashed, table.size(1), hash_mask);
-    Tensor gt = need_table ? at::zeros_like(table) : Tensor();
+    // The table gradient is added into `accumulate` when given (saves allocating and adding a table-sized tensor).
+    if (accumulate.has_value()) {
+        check(*accumulate, at::kFloat, "accumulate");
+        TORCH_CHECK(accumulate->sizes() == table.sizes(), "accumulate must have the table's shape");
+    }
+    Tensor gt = !need_table ? Tensor() : accumulate.has_value() ? *accumulate : at::zeros_like(table);
     Tensor gx = need_x ? at::empty_like(x) : Tensor();
     if (x.size(0) > 0 && (need_table || need_x))
         NGP_LAUNCH(x, hash_grid_bwd, x.data_ptr<float>(), table.data_ptr<float>(), grad_out.data_ptr<float>(),
@@ -75,8 +80,8 @@ std::tuple<Tensor, Tensor> hash_grid_bwd(const Tensor& grad_out, const Tensor& x
     return {gt, gx};
 }
 
-void sparse_adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, double step_size, double bc2_sqrt,
-                      double beta1, double beta2, double eps, double weight_decay) {
+void adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, double step_size, double bc2_sqrt, double beta1,
+               double beta2, double eps, double weight_decay, bool skip_zero_grad) {
     for (auto* t : {&param, &m, &v}) check(*t, at::kFloat, "adam state");
     check(grad, at::kFloat, "grad");
     const int64_t n = param.numel();
@@ -84,8 +89,8 @@ void sparse_adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, doub
     const ngp::AdamParams a{(float)step_size, (float)bc2_sqrt, (float)beta1, (float)beta2, (float)eps,
                             (float)weight_decay};
     if (n > 0)
-        NGP_LAUNCH(param, sparse_adam, param.data_ptr<float>(), grad.data_ptr<float>(), m.data_ptr<float>(),
-                   v.data_ptr<float>(), n, a);
+        NGP_LAUNCH(param, adam_step, param.data_ptr<float>(), grad.data_ptr<float>(), m.data_ptr<float>(),
+                   v.data_ptr<float>(), n, a, skip_zero_grad);
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> composite_fwd(const Tensor& sigmas, const Tensor& rgbs,
@@ -212,9 +217,9 @@ TORCH_LIBRARY(ngp, m) {
     const char* geo = "float[] scales, int[] res, int[] sizes, int[] offsets, int[] hashed, int hash_mask";
     m.def((std::string("hash_grid_fwd(Tensor x, Tensor table, ") + geo + ") -> Tensor").c_str());
     m.def((std::string("hash_grid_bwd(Tensor grad_out, Tensor x, Tensor table, ") + geo +
-           ", bool need_table, bool need_x) -> (Tensor, Tensor)").c_str());
-    m.def("sparse_adam_step(Tensor(a!) param, Tensor grad, Tensor(b!) m, Tensor(c!) v, float step_size, "
-          "float bc2_sqrt, float beta1, float beta2, float eps, float weight_decay) -> ()");
+           ", bool need_table, bool need_x, Tensor(a!)? accumulate=None) -> (Tensor, Tensor)").c_str());
+    m.def("adam_step(Tensor(a!) param, Tensor grad, Tensor(b!) m, Tensor(c!) v, float step_size, "
+          "float bc2_sqrt, float beta1, float beta2, float eps, float weight_decay, bool skip_zero_grad) -> ()");
     m.def("composite_fwd(Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor offsets, float threshold) -> "
           "(Tensor, Tensor, Tensor, Tensor, Tensor)");
     m.def("composite_bwd(Tensor g_rgb, Tensor g_opacity, Tensor g_depth, Tensor? g_weights, Tensor? g_trans, "
@@ -230,7 +235,7 @@ TORCH_LIBRARY(ngp, m) {
 #define NGP_IMPLS(m)                                                    \
     m.impl("hash_grid_fwd", &hash_grid_fwd);                            \
     m.impl("hash_grid_bwd", &hash_grid_bwd);                            \
-    m.impl("sparse_adam_step", &sparse_adam_step);                      \
+    m.impl("adam_step", &adam_step);                                    \
     m.impl("composite_fwd", &composite_fwd);                            \
     m.impl("composite_bwd", &composite_bwd);                            \
     m.impl("march_rays", &march_rays);                                  \

@@ -1,38 +1,37 @@
-// CPU launchers of the hash-grid encoding (OpenMP over points; the table gradient is race-free by level).
+// CPU launchers of the hash-grid encoding: OpenMP over points (forward, x gradient) or over levels (table gradient,
+// race-free because levels own disjoint table rows). Table accesses are random and mostly miss the cache, so both
+// passes compute the corners of the point kAhead iterations ahead and prefetch its rows: the misses overlap instead of
+// serialising.
 #include "ngp/launchers.h"
 
 namespace ngp {
 namespace cpu {
 
-// Table reads are random and mostly miss the cache: compute the corners of all levels of a point first and prefetch
-// their rows, so the misses overlap instead of serialising.
-static inline void corners_all_levels(const GridParams& g, const float* x, Corners* c) {
-    for (int l = 0; l < g.n_levels; ++l) level_corners(g, l, x, c[l]);
+constexpr int64_t kAhead = 4;
+constexpr int64_t kRing = 8;  // power of two > kAhead
+
+static inline void prefetch_rows(const Corners& c, const float* base, int n_features) {
+    for (int k = 0; k < 8; k += 2) __builtin_prefetch(base + c.row[k] * n_features, 0, 0);
 }
 
-static inline void prefetch_rows(const GridParams& g, const Corners* c, const float* base, int rw) {
-    for (int l = 0; l < g.n_levels; ++l)
-        for (int k = 0; k < 8; k += 2) __builtin_prefetch(base + c[l].row[k] * g.n_features, rw, 0);
+static inline void corners_all_levels(const GridParams& g, const float* x, const float* table, Corners* c) {
+    for (int l = 0; l < g.n_levels; ++l) {
+        level_corners(g, l, x, c[l]);
+        prefetch_rows(c[l], table, g.n_features);
+    }
 }
 
 void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g) {
     const int L = g.n_levels, F = g.n_features;
 #pragma omp parallel
     {
-        // Software pipeline: the rows of point i + 1 are prefetched while point i is interpolated.
-        Corners c[2][kMaxLevels];
-        bool primed = false;
+        Corners ring[kRing][kMaxLevels];
+        int64_t next = -1;  // first point whose corners are not computed yet
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; ++i) {
-            Corners* cur = c[i & 1];
-            if (!primed) {
-                corners_all_levels(g, x + 3 * i, cur);
-                primed = true;
-            }
-            if (i + 1 < n) {
-                corners_all_levels(g, x + 3 * (i + 1), c[(i + 1) & 1]);
-                prefetch_rows(g, c[(i + 1) & 1], table, 0);
-            }
+            if (next < i) next = i;
+            for (; next < n && next <= i + kAhead; ++next) corners_all_levels(g, x + 3 * next, table, ring[next % kRing]);
+            const Corners* cur = ring[i % kRing];
             for (int l = 0; l < L; ++l) encode_level(g, cur[l], table, out + (i * L + l) * F);
         }
     }
@@ -42,12 +41,20 @@ void hash_grid_bwd(const float* x, const float* table, const float* grad_out, fl
                    int64_t n, const GridParams& g) {
     const int L = g.n_levels, F = g.n_features;
     if (grad_table) {
-        // Levels own disjoint table rows, so one thread per level accumulates without races.
 #pragma omp parallel for schedule(dynamic, 1)
         for (int l = 0; l < L; ++l) {
-            Corners c;
+            Corners ring[kRing];
+            for (int64_t j = 0; j < kAhead && j < n; ++j) {
+                level_corners(g, l, x + 3 * j, ring[j % kRing]);
+                prefetch_rows(ring[j % kRing], grad_table, F);
+            }
             for (int64_t i = 0; i < n; ++i) {
-                level_corners(g, l, x + 3 * i, c);
+                if (i + kAhead < n) {
+                    Corners& ahead = ring[(i + kAhead) % kRing];
+                    level_corners(g, l, x + 3 * (i + kAhead), ahead);
+                    prefetch_rows(ahead, grad_table, F);
+                }
+                const Corners& c = ring[i % kRing];
                 const float* go = grad_out + (i * L + l) * F;
                 for (int k = 0; k < 8; ++k) {
                     float* row = grad_table + c.row[k] * F;

@@ -4,11 +4,16 @@
 namespace ngp {
 namespace cpu {
 
-// One block of entries: skipped when its gradient is all zero, else updated by a SIMD loop that keeps the
+// One block of entries. Sparse: skipped when its gradient is all zero, else updated by a SIMD loop that keeps the
 // zero-gradient entries as they were. Cloned for AVX-512/AVX2 with run-time dispatch.
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void sparse_adam_block(
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void adam_block(
     float* __restrict param, const float* __restrict grad, float* __restrict m, float* __restrict v, int64_t s,
-    int64_t e, const AdamParams& a) {
+    int64_t e, const AdamParams& a, bool skip_zero_grad) {
+    if (!skip_zero_grad) {
+#pragma omp simd
+        for (int64_t i = s; i < e; ++i) adam_update(a, param[i], m[i], v[i], grad[i]);
+        return;
+    }
     int any = 0;
 #pragma omp simd reduction(| : any)
     for (int64_t i = s; i < e; ++i) any |= grad[i] != 0.0f;
@@ -17,11 +22,13 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void sparse_
     for (int64_t i = s; i < e; ++i) sparse_adam_entry_select(a, param + i, m + i, v + i, grad[i]);
 }
 
-void sparse_adam(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a) {
+void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a,
+               bool skip_zero_grad) {
     constexpr int64_t B = 256;
     const int64_t n_blocks = (n + B - 1) / B;
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < n_blocks; ++b) sparse_adam_block(param, grad, m, v, b * B, b + 1 < n_blocks ? (b + 1) * B : n, a);
+#pragma omp parallel for schedule(static) if (n_blocks > 16)
+    for (int64_t b = 0; b < n_blocks; ++b)
+        adam_block(param, grad, m, v, b * B, b + 1 < n_blocks ? (b + 1) * B : n, a, skip_zero_grad);
 }
 
 void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade, int resolution,

@@ -4,9 +4,12 @@
 namespace ngp {
 namespace cuda {
 
-__global__ void sparse_adam_kernel(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams a) {
+__global__ void adam_kernel(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams a,
+                            bool skip_zero_grad) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) sparse_adam_entry(a, param[i], m[i], v[i], grad[i]);
+    if (i >= n) return;
+    if (skip_zero_grad) sparse_adam_entry(a, param[i], m[i], v[i], grad[i]);
+    else adam_update(a, param[i], m[i], v[i], grad[i]);
 }
 
 __global__ void cell_positions_kernel(const int64_t* indices, const float* jitter, int64_t n, int cascade,
@@ -25,8 +28,9 @@ __global__ void pack_bits_kernel(const uint8_t* occupied, int64_t n_bytes, uint8
     if (i < n_bytes) packed[i] = pack_byte(occupied + 8 * i);
 }
 
-void sparse_adam(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a, void* stream) {
-    sparse_adam_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(param, grad, m, v, n, a);
+void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a, bool skip_zero_grad,
+               void* stream) {
+    adam_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(param, grad, m, v, n, a, skip_zero_grad);
 }
 
 void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade, int resolution,

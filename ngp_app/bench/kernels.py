@@ -60,9 +60,12 @@ def _encode_case(device: torch.device, n_points: int) -> dict[str, Callable[[], 
     grad = torch.randn(n_points, geo.n_output_dims, generator=g).to(device)
     consts = geo.tensors(device)
 
+    table.grad = torch.zeros_like(table)
+
     def run(encode: Callable[[], torch.Tensor]) -> Callable[[], Any]:
-        def step() -> None:
-            table.grad = None
+        def step() -> None:  # as in training: zero the existing gradient, then accumulate into it
+            assert table.grad is not None
+            table.grad.zero_()
             encode().backward(grad)
 
         return step

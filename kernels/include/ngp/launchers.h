@@ -13,8 +13,8 @@ namespace ngp {
     void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g __VA_ARGS__); \
     void hash_grid_bwd(const float* x, const float* table, const float* grad_out, float* grad_table,              \
                        float* grad_x, int64_t n, const GridParams& g __VA_ARGS__);                                  \
-    void sparse_adam(float* param, const float* grad, float* m, float* v, int64_t n,                               \
-                     const AdamParams& a __VA_ARGS__);                                                              \
+    void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a,            \
+                   bool skip_zero_grad __VA_ARGS__);                                                                \
     void composite_fwd(const float* sigmas, const float* rgbs, const float* t, const float* dt,                    \
                        const int64_t* offsets, int64_t n_rays, int64_t n, float threshold,                         \
                        const CompositeOut& out __VA_ARGS__);                                                        \
