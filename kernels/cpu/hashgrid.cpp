@@ -1,14 +1,16 @@
 // CPU launchers of the hash-grid encoding: OpenMP over points (forward, x gradient) or over levels (table gradient,
 // race-free because levels own disjoint table rows). Table accesses are random and mostly miss the cache, so both
-// passes compute the corners of the point kAhead iterations ahead and prefetch its rows: the misses overlap instead of
-// serialising.
+// passes compute the corners of a point some iterations ahead and prefetch its rows: the misses overlap instead of
+// serialising. (Measured single-threaded on 65536 random points, L=8, F=4, T=2^19: forward 70 -> 45 ms, table
+// gradient 82 -> 43 ms; a larger look-ahead in the forward, which prefetches 32 lines per point, was slower.)
 #include "ngp/launchers.h"
 
 namespace ngp {
 namespace cpu {
 
-constexpr int64_t kAhead = 4;
-constexpr int64_t kRing = 8;  // power of two > kAhead
+constexpr int64_t kAhead = 8;     // points ahead in the table-gradient pass (one level at a time)
+constexpr int64_t kAheadFwd = 1;  // points ahead in the forward, which prefetches all levels of a point
+constexpr int64_t kRing = 16;     // power of two > kAhead, kAheadFwd
 
 static inline void prefetch_rows(const Corners& c, const float* base, int n_features) {
     for (int k = 0; k < 8; k += 2) __builtin_prefetch(base + c.row[k] * n_features, 0, 0);
@@ -21,8 +23,9 @@ static inline void corners_all_levels(const GridParams& g, const float* x, const
     }
 }
 
-void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g) {
-    const int L = g.n_levels, F = g.n_features;
+template <int FC>
+static void hash_grid_fwd_impl(const float* x, const float* table, float* out, int64_t n, const GridParams& g) {
+    const int L = g.n_levels, F = FC ? FC : g.n_features;
 #pragma omp parallel
     {
         Corners ring[kRing][kMaxLevels];
@@ -30,16 +33,25 @@ void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, co
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; ++i) {
             if (next < i) next = i;
-            for (; next < n && next <= i + kAhead; ++next) corners_all_levels(g, x + 3 * next, table, ring[next % kRing]);
+            for (; next < n && next <= i + kAheadFwd; ++next) corners_all_levels(g, x + 3 * next, table, ring[next % kRing]);
             const Corners* cur = ring[i % kRing];
-            for (int l = 0; l < L; ++l) encode_level(g, cur[l], table, out + (i * L + l) * F);
+            for (int l = 0; l < L; ++l) encode_level<FC>(g, cur[l], table, out + (i * L + l) * F);
         }
     }
 }
 
-void hash_grid_bwd(const float* x, const float* table, const float* grad_out, float* grad_table, float* grad_x,
-                   int64_t n, const GridParams& g) {
-    const int L = g.n_levels, F = g.n_features;
+void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g) {
+    switch (g.n_features) {
+        case 2: return hash_grid_fwd_impl<2>(x, table, out, n, g);
+        case 4: return hash_grid_fwd_impl<4>(x, table, out, n, g);
+        default: return hash_grid_fwd_impl<0>(x, table, out, n, g);
+    }
+}
+
+template <int FC>
+static void hash_grid_bwd_impl(const float* x, const float* table, const float* grad_out, float* grad_table,
+                               float* grad_x, int64_t n, const GridParams& g) {
+    const int L = g.n_levels, F = FC ? FC : g.n_features;
     if (grad_table) {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int l = 0; l < L; ++l) {
@@ -74,6 +86,15 @@ void hash_grid_bwd(const float* x, const float* table, const float* grad_out, fl
             }
             for (int a = 0; a < 3; ++a) grad_x[3 * i + a] = gx[a];
         }
+    }
+}
+
+void hash_grid_bwd(const float* x, const float* table, const float* grad_out, float* grad_table, float* grad_x,
+                   int64_t n, const GridParams& g) {
+    switch (g.n_features) {
+        case 2: return hash_grid_bwd_impl<2>(x, table, grad_out, grad_table, grad_x, n, g);
+        case 4: return hash_grid_bwd_impl<4>(x, table, grad_out, grad_table, grad_x, n, g);
+        default: return hash_grid_bwd_impl<0>(x, table, grad_out, grad_table, grad_x, n, g);
     }
 }
 

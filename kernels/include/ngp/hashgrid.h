@@ -70,9 +70,11 @@ NGP_HD float weight_grad(const Corners& c, int k, int a) {
     return d;
 }
 
-// Forward of one (point, level): out[f] = sum_k w_k * table[row_k, f].
+// Forward of one (point, level): out[f] = sum_k w_k * table[row_k, f]. FC: the feature count when known at compile
+// time (lets the compiler unroll), 0 for g.n_features.
+template <int FC = 0>
 NGP_HD void encode_level(const GridParams& g, const Corners& c, const float* table, float* out) {
-    const int F = g.n_features;
+    const int F = FC ? FC : g.n_features;
     for (int f = 0; f < F; ++f) out[f] = 0.0f;
     for (int k = 0; k < 8; ++k) {
         const float* row = table + c.row[k] * F;
