@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -252,3 +254,23 @@ def test_occupancy_helpers() -> None:
     grid.occupied = torch.rand(grid.occupied.shape, generator=g) < 0.5
     assert torch.equal(ops.pack_bits(grid.occupied), grid.packed_bitfield())
 
+
+
+# --------------------------------------------------------------------------------------------------- trainer
+def test_trainer_native_backend_steps() -> None:
+    from pathlib import Path
+
+    from ngp_app.config import load_config
+    from ngp_app.data.loaders import load_scene
+    from ngp_app.train.trainer import Trainer
+
+    scene_dir = Path(__file__).resolve().parents[1] / "scenes" / "demo"
+    if not scene_dir.is_dir():
+        pytest.skip("scenes/demo not bundled")
+    trainer = Trainer(load_scene(scene_dir, "train", downscale=4), load_config("small"), backend="native", seed=0)
+    assert isinstance(trainer.optimizer, ops.HybridAdam)
+    table = trainer.model.encoding.table
+    before = table.detach().clone()
+    stats = [trainer.step() for _ in range(3)]
+    assert all(math.isfinite(s.loss) and s.n_samples > 0 for s in stats)
+    assert not torch.equal(table.detach(), before)
