@@ -73,7 +73,10 @@ class Trainer:
         opt = config["optimizer"]
         self.base_lr = float(opt["learning_rate"])
         fused = {"fused": True} if self._fused_adam_ok() else {}
-        self.optimizer = torch.optim.Adam(
+        adam_cls: Any = torch.optim.Adam
+        if self.backend == "native":  # native kernels: group 0 (hash table) takes the sparse Adam step
+            from ..native.ops import HybridAdam as adam_cls
+        self.optimizer = adam_cls(
             [
                 {"params": [self.model.encoding.table], "weight_decay": 0.0},
                 {"params": self.model.mlp_parameters(), "weight_decay": float(opt.get("l2_reg", 0.0))},

@@ -1,0 +1,250 @@
+// Torch op registrations (namespace `ngp`) for the CPU launchers and, when built with NGP_WITH_CUDA, the CUDA ones.
+// Each op checks its inputs, allocates outputs and hands raw pointers to ngp::cpu::* or ngp::cuda::*.
+#include <torch/library.h>
+#include <ATen/ATen.h>
+
+#include "ngp/launchers.h"
+
+#ifdef NGP_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#define NGP_LAUNCH(dev, fn, ...)                                                                     \
+    do {                                                                                             \
+        if ((dev).is_cuda()) ngp::cuda::fn(__VA_ARGS__, (void*)c10::cuda::getCurrentCUDAStream().stream()); \
+        else ngp::cpu::fn(__VA_ARGS__);                                                              \
+    } while (0)
+#else
+#define NGP_LAUNCH(dev, fn, ...)                                                   \
+    do {                                                                           \
+        TORCH_CHECK(!(dev).is_cuda(), "ngp native ops were built without CUDA"); \
+        ngp::cpu::fn(__VA_ARGS__);                                                 \
+    } while (0)
+#endif
+
+namespace {
+
+using at::Tensor;
+
+void check(const Tensor& t, at::ScalarType dtype, const char* name) {
+    TORCH_CHECK(t.scalar_type() == dtype, name, " has dtype ", t.scalar_type(), ", expected ", dtype);
+    TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+ngp::GridParams grid_params(at::ArrayRef<double> scales, at::IntArrayRef res, at::IntArrayRef sizes,
+                            at::IntArrayRef offsets, at::IntArrayRef hashed, int64_t n_features, int64_t hash_mask) {
+    ngp::GridParams g{};
+    const size_t L = scales.size();
+    TORCH_CHECK(L <= (size_t)ngp::kMaxLevels && res.size() == L && sizes.size() == L && offsets.size() == L &&
+                    hashed.size() == L, "bad grid geometry");
+    g.n_levels = (int32_t)L;
+    g.n_features = (int32_t)n_features;
+    g.hash_mask = (uint32_t)hash_mask;
+    for (size_t l = 0; l < L; ++l) {
+        g.scale[l] = (float)scales[l];
+        g.res[l] = (uint32_t)res[l];
+        g.size[l] = (int32_t)sizes[l];
+        g.offset[l] = offsets[l];
+        g.hashed[l] = (uint8_t)(hashed[l] != 0);
+    }
+    return g;
+}
+
+Tensor hash_grid_fwd(const Tensor& x, const Tensor& table, at::ArrayRef<double> scales, at::IntArrayRef res,
+                     at::IntArrayRef sizes, at::IntArrayRef offsets, at::IntArrayRef hashed, int64_t hash_mask) {
+    check(x, at::kFloat, "x");
+    check(table, at::kFloat, "table");
+    const auto g = grid_params(scales, res, sizes, offsets, hashed, table.size(1), hash_mask);
+    auto out = at::empty({x.size(0), (int64_t)g.n_levels * g.n_features}, x.options());
+    if (x.size(0) > 0)
+        NGP_LAUNCH(x, hash_grid_fwd, x.data_ptr<float>(), table.data_ptr<float>(), out.data_ptr<float>(), x.size(0), g);
+    return out;
+}
+
+std::tuple<Tensor, Tensor> hash_grid_bwd(const Tensor& grad_out, const Tensor& x, const Tensor& table,
+                                         at::ArrayRef<double> scales, at::IntArrayRef res, at::IntArrayRef sizes,
+                                         at::IntArrayRef offsets, at::IntArrayRef hashed, int64_t hash_mask,
+                                         bool need_table, bool need_x, const std::optional<Tensor>& accumulate) {
+    check(grad_out, at::kFloat, "grad_out");
+    check(x, at::kFloat, "x");
+    check(table, at::kFloat, "table");
+    const auto g = grid_params(scales, res, sizes, offsets, hashed, table.size(1), hash_mask);
+    // The table gradient is added into `accumulate` when given (saves allocating and adding a table-sized tensor).
+    if (accumulate.has_value()) {
+        check(*accumulate, at::kFloat, "accumulate");
+        TORCH_CHECK(accumulate->sizes() == table.sizes(), "accumulate must have the table's shape");
+    }
+    Tensor gt = !need_table ? Tensor() : accumulate.has_value() ? *accumulate : at::zeros_like(table);
+    Tensor gx = need_x ? at::empty_like(x) : Tensor();
+    if (x.size(0) > 0 && (need_table || need_x))
+        NGP_LAUNCH(x, hash_grid_bwd, x.data_ptr<float>(), table.data_ptr<float>(), grad_out.data_ptr<float>(),
+                   need_table ? gt.data_ptr<float>() : nullptr, need_x ? gx.data_ptr<float>() : nullptr, x.size(0), g);
+    return {gt, gx};
+}
+
+void adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, double step_size, double bc2_sqrt, double beta1,
+               double beta2, double eps, double weight_decay, bool skip_zero_grad) {
+    for (auto* t : {&param, &m, &v}) check(*t, at::kFloat, "adam state");
+    check(grad, at::kFloat, "grad");
+    const int64_t n = param.numel();
+    TORCH_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n, "adam size mismatch");
+    const ngp::AdamParams a{(float)step_size, (float)bc2_sqrt, (float)beta1, (float)beta2, (float)eps,
+                            (float)weight_decay};
+    if (n > 0)
+        NGP_LAUNCH(param, adam_step, param.data_ptr<float>(), grad.data_ptr<float>(), m.data_ptr<float>(),
+                   v.data_ptr<float>(), n, a, skip_zero_grad);
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> composite_fwd(const Tensor& sigmas, const Tensor& rgbs,
+                                                                 const Tensor& t, const Tensor& dt,
+                                                                 const Tensor& offsets, double threshold) {
+    for (auto* p : {&sigmas, &rgbs, &t, &dt}) check(*p, at::kFloat, "composite input");
+    check(offsets, at::kLong, "offsets");
+    const int64_t n = sigmas.numel(), n_rays = offsets.numel();
+    auto rgb = at::zeros({n_rays, 3}, sigmas.options());
+    auto opacity = at::zeros({n_rays}, sigmas.options());
+    auto depth = at::zeros({n_rays}, sigmas.options());
+    auto weights = at::empty({n}, sigmas.options());
+    auto trans = at::empty({n}, sigmas.options());
+    if (n > 0) {
+        const ngp::CompositeOut out{rgb.data_ptr<float>(), opacity.data_ptr<float>(), depth.data_ptr<float>(),
+                                    weights.data_ptr<float>(), trans.data_ptr<float>()};
+        NGP_LAUNCH(sigmas, composite_fwd, sigmas.data_ptr<float>(), rgbs.data_ptr<float>(), t.data_ptr<float>(),
+                   dt.data_ptr<float>(), offsets.data_ptr<int64_t>(), n_rays, n, (float)threshold, out);
+    }
+    return {rgb, opacity, depth, weights, trans};
+}
+
+std::tuple<Tensor, Tensor> composite_bwd(const Tensor& g_rgb, const Tensor& g_opacity, const Tensor& g_depth,
+                                         const std::optional<Tensor>& g_weights, const std::optional<Tensor>& g_trans,
+                                         const Tensor& sigmas, const Tensor& rgbs, const Tensor& t, const Tensor& dt,
+                                         const Tensor& offsets, const Tensor& weights, const Tensor& trans,
+                                         double threshold) {
+    for (auto* p : {&g_rgb, &g_opacity, &g_depth, &sigmas, &rgbs, &t, &dt, &weights, &trans})
+        check(*p, at::kFloat, "composite_bwd input");
+    check(offsets, at::kLong, "offsets");
+    const int64_t n = sigmas.numel(), n_rays = offsets.numel();
+    auto g_sigmas = at::zeros_like(sigmas);
+    auto g_rgbs = at::zeros_like(rgbs);
+    const float* gw = g_weights.has_value() ? g_weights->data_ptr<float>() : nullptr;
+    const float* gT = g_trans.has_value() ? g_trans->data_ptr<float>() : nullptr;
+    if (n > 0) {
+        const ngp::CompositeGrad g{g_rgb.data_ptr<float>(), g_opacity.data_ptr<float>(), g_depth.data_ptr<float>(), gw,
+                                   gT};
+        NGP_LAUNCH(sigmas, composite_bwd, sigmas.data_ptr<float>(), rgbs.data_ptr<float>(), t.data_ptr<float>(),
+                   dt.data_ptr<float>(), offsets.data_ptr<int64_t>(), n_rays, n, weights.data_ptr<float>(),
+                   trans.data_ptr<float>(), (float)threshold, g, g_sigmas.data_ptr<float>(), g_rgbs.data_ptr<float>());
+    }
+    return {g_sigmas, g_rgbs};
+}
+
+std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter,
+                               const Tensor& occupied, at::ArrayRef<double> aabb, double dt_min, double dt_max,
+                               double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
+                               int64_t max_samples) {
+    check(rays_o, at::kFloat, "rays_o");
+    check(rays_d, at::kFloat, "rays_d");
+    check(jitter, at::kFloat, "jitter");
+    check(occupied, at::kByte, "occupied");
+    TORCH_CHECK(aabb.size() == 6, "aabb must have 6 values");
+    TORCH_CHECK(occupied.numel() == n_cascades * resolution * resolution * resolution, "occupancy size mismatch");
+    ngp::MarchParams p{};
+    p.dt_min = (float)dt_min;
+    p.dt_max = (float)dt_max;
+    p.cone = (float)cone;
+    p.ta = cone > 0 ? (float)(dt_min / cone) : 0.f;
+    p.tb = cone > 0 ? (float)(dt_max / cone) : 0.f;
+    p.growth = (float)std::log1p(cone);
+    p.max_steps = (int32_t)max_steps;
+    p.n_cascades = (int32_t)n_cascades;
+    p.resolution = (int32_t)resolution;
+    for (int i = 0; i < 6; ++i) p.aabb[i] = (float)aabb[i];
+    const int64_t n_rays = rays_o.size(0);
+    auto counts32 = at::zeros({n_rays}, rays_o.options().dtype(at::kInt));
+    const uint8_t* occ = occupied.data_ptr<uint8_t>();
+    if (n_rays > 0)
+        NGP_LAUNCH(rays_o, march_count, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
+                   occ, n_rays, p, counts32.data_ptr<int32_t>());
+    auto counts = counts32.to(at::kLong);
+    if (max_samples >= 0) {  // rays past the budget get no samples
+        auto keep = at::cumsum(counts, 0) <= max_samples;
+        counts = at::where(keep, counts, at::zeros_like(counts));
+    }
+    auto offsets = at::cumsum(counts, 0) - counts;
+    const int64_t total = n_rays > 0 ? counts.sum().item<int64_t>() : 0;
+    auto fopt = rays_o.options();
+    auto positions = at::empty({total, 3}, fopt), dirs = at::empty({total, 3}, fopt);
+    auto t = at::empty({total}, fopt), dt = at::empty({total}, fopt);
+    auto ray_indices = at::empty({total}, fopt.dtype(at::kLong));
+    if (total > 0) {
+        const ngp::PackedOut out{positions.data_ptr<float>(), dirs.data_ptr<float>(), t.data_ptr<float>(),
+                                 dt.data_ptr<float>(), ray_indices.data_ptr<int64_t>()};
+        NGP_LAUNCH(rays_o, march_write, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
+                   occ, n_rays, p, offsets.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), out);
+    }
+    return {positions, dirs, t, dt, ray_indices, offsets, counts};
+}
+
+Tensor occupancy_cell_positions(const Tensor& indices, const Tensor& jitter, int64_t cascade, int64_t resolution) {
+    check(indices, at::kLong, "indices");
+    check(jitter, at::kFloat, "jitter");
+    auto pos = at::empty({indices.numel(), 3}, jitter.options());
+    if (indices.numel() > 0)
+        NGP_LAUNCH(indices, occupancy_cell_positions, indices.data_ptr<int64_t>(), jitter.data_ptr<float>(),
+                   indices.numel(), (int)cascade, (int)resolution, pos.data_ptr<float>());
+    return pos;
+}
+
+void occupancy_decay_max(Tensor density, const Tensor& fresh, double decay) {
+    check(density, at::kFloat, "density");
+    check(fresh, at::kFloat, "fresh");
+    TORCH_CHECK(density.numel() == fresh.numel(), "size mismatch");
+    if (density.numel() > 0)
+        NGP_LAUNCH(density, occupancy_decay_max, density.data_ptr<float>(), fresh.data_ptr<float>(), density.numel(),
+                   (float)decay);
+}
+
+Tensor pack_bits(const Tensor& occupied) {
+    check(occupied, at::kByte, "occupied");
+    TORCH_CHECK(occupied.numel() % 8 == 0, "bit count must be a multiple of 8");
+    auto packed = at::empty({occupied.numel() / 8}, occupied.options());
+    if (packed.numel() > 0)
+        NGP_LAUNCH(occupied, pack_bits, occupied.data_ptr<uint8_t>(), packed.numel(), packed.data_ptr<uint8_t>());
+    return packed;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(ngp, m) {
+    const char* geo = "float[] scales, int[] res, int[] sizes, int[] offsets, int[] hashed, int hash_mask";
+    m.def((std::string("hash_grid_fwd(Tensor x, Tensor table, ") + geo + ") -> Tensor").c_str());
+    m.def((std::string("hash_grid_bwd(Tensor grad_out, Tensor x, Tensor table, ") + geo +
+           ", bool need_table, bool need_x, Tensor(a!)? accumulate=None) -> (Tensor, Tensor)").c_str());
+    m.def("adam_step(Tensor(a!) param, Tensor grad, Tensor(b!) m, Tensor(c!) v, float step_size, "
+          "float bc2_sqrt, float beta1, float beta2, float eps, float weight_decay, bool skip_zero_grad) -> ()");
+    m.def("composite_fwd(Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor offsets, float threshold) -> "
+          "(Tensor, Tensor, Tensor, Tensor, Tensor)");
+    m.def("composite_bwd(Tensor g_rgb, Tensor g_opacity, Tensor g_depth, Tensor? g_weights, Tensor? g_trans, "
+          "Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor offsets, Tensor weights, Tensor trans, "
+          "float threshold) -> (Tensor, Tensor)");
+    m.def("march_rays(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] aabb, float dt_min, "
+          "float dt_max, float cone, int max_steps, int n_cascades, int resolution, int max_samples) -> Tensor[]");
+    m.def("occupancy_cell_positions(Tensor indices, Tensor jitter, int cascade, int resolution) -> Tensor");
+    m.def("occupancy_decay_max(Tensor(a!) density, Tensor fresh, float decay) -> ()");
+    m.def("pack_bits(Tensor occupied) -> Tensor");
+}
+
+#define NGP_IMPLS(m)                                                    \
+    m.impl("hash_grid_fwd", &hash_grid_fwd);                            \
+    m.impl("hash_grid_bwd", &hash_grid_bwd);                            \
+    m.impl("adam_step", &adam_step);                                    \
+    m.impl("composite_fwd", &composite_fwd);                            \
+    m.impl("composite_bwd", &composite_bwd);                            \
+    m.impl("march_rays", &march_rays);                                  \
+    m.impl("occupancy_cell_positions", &occupancy_cell_positions);      \
+    m.impl("occupancy_decay_max", &occupancy_decay_max);                \
+    m.impl("pack_bits", &pack_bits);
+
+TORCH_LIBRARY_IMPL(ngp, CPU, m) { NGP_IMPLS(m) }
+
+#ifdef NGP_WITH_CUDA
+TORCH_LIBRARY_IMPL(ngp, CUDA, m) { NGP_IMPLS(m) }
+#endif

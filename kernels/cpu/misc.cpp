@@ -1,0 +1,51 @@
+// CPU launchers of the sparse Adam step and the occupancy-grid helpers.
+#include "ngp/launchers.h"
+
+namespace ngp {
+namespace cpu {
+
+// One block of entries. Sparse: skipped when its gradient is all zero, else updated by a SIMD loop that keeps the
+// zero-gradient entries as they were. Cloned for AVX-512/AVX2 with run-time dispatch.
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void adam_block(
+    float* __restrict param, const float* __restrict grad, float* __restrict m, float* __restrict v, int64_t s,
+    int64_t e, const AdamParams& a, bool skip_zero_grad) {
+    if (!skip_zero_grad) {
+#pragma omp simd
+        for (int64_t i = s; i < e; ++i) adam_update(a, param[i], m[i], v[i], grad[i]);
+        return;
+    }
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t i = s; i < e; ++i) any |= grad[i] != 0.0f;
+    if (!any) return;
+#pragma omp simd
+    for (int64_t i = s; i < e; ++i) sparse_adam_entry_select(a, param + i, m + i, v + i, grad[i]);
+}
+
+void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a,
+               bool skip_zero_grad) {
+    constexpr int64_t B = 256;
+    const int64_t n_blocks = (n + B - 1) / B;
+#pragma omp parallel for schedule(static) if (n_blocks > 16)
+    for (int64_t b = 0; b < n_blocks; ++b)
+        adam_block(param, grad, m, v, b * B, b + 1 < n_blocks ? (b + 1) * B : n, a, skip_zero_grad);
+}
+
+void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade, int resolution,
+                              float* pos) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) occupancy_cell_position(indices[i], jitter + 3 * i, cascade, resolution, pos + 3 * i);
+}
+
+void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) density[i] = maxf(density[i] * decay, fresh[i]);
+}
+
+void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n_bytes; ++i) packed[i] = pack_byte(occupied + 8 * i);
+}
+
+}  // namespace cpu
+}  // namespace ngp

@@ -1,0 +1,51 @@
+// CUDA launchers of the sparse Adam step and the occupancy-grid helpers (one thread per element).
+#include "common.cuh"
+
+namespace ngp {
+namespace cuda {
+
+__global__ void adam_kernel(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams a,
+                            bool skip_zero_grad) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    if (skip_zero_grad) sparse_adam_entry(a, param[i], m[i], v[i], grad[i]);
+    else adam_update(a, param[i], m[i], v[i], grad[i]);
+}
+
+__global__ void cell_positions_kernel(const int64_t* indices, const float* jitter, int64_t n, int cascade,
+                                      int resolution, float* pos) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) occupancy_cell_position(indices[i], jitter + 3 * i, cascade, resolution, pos + 3 * i);
+}
+
+__global__ void decay_max_kernel(float* density, const float* fresh, int64_t n, float decay) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) density[i] = maxf(density[i] * decay, fresh[i]);
+}
+
+__global__ void pack_bits_kernel(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n_bytes) packed[i] = pack_byte(occupied + 8 * i);
+}
+
+void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a, bool skip_zero_grad,
+               void* stream) {
+    adam_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(param, grad, m, v, n, a, skip_zero_grad);
+}
+
+void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade, int resolution,
+                              float* pos, void* stream) {
+    cell_positions_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(indices, jitter, n, cascade, resolution,
+                                                                            pos);
+}
+
+void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay, void* stream) {
+    decay_max_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(density, fresh, n, decay);
+}
+
+void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed, void* stream) {
+    pack_bits_kernel<<<blocks_for(n_bytes), kThreads, 0, as_stream(stream)>>>(occupied, n_bytes, packed);
+}
+
+}  // namespace cuda
+}  // namespace ngp

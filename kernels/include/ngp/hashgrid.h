@@ -1,0 +1,97 @@
+// Per-element logic of the multiresolution hash encoding (tiny-cuda-nn grid conventions, see hashgrid.py).
+#pragma once
+
+#include "common.h"
+
+namespace ngp {
+
+// Static layout of the grid, passed by value to kernels.
+struct GridParams {
+    int32_t n_levels;
+    int32_t n_features;
+    uint32_t hash_mask;  // 2^log2_hashmap_size - 1
+    float scale[kMaxLevels];
+    uint32_t res[kMaxLevels];
+    int32_t size[kMaxLevels];
+    int64_t offset[kMaxLevels];
+    uint8_t hashed[kMaxLevels];
+};
+
+// Table row of integer grid vertex (x, y, z) on level l: dense index while res^3 fits, else the spatial hash.
+// uint32 arithmetic wraps exactly like the reference's int32 arithmetic.
+NGP_HD int64_t grid_row(const GridParams& g, int l, uint32_t x, uint32_t y, uint32_t z) {
+    int64_t idx;
+    if (g.hashed[l]) {
+        idx = (x ^ (y * 2654435761u) ^ (z * 805459861u)) & g.hash_mask;
+    } else {
+        const uint32_t r = g.res[l];
+        int32_t d = (int32_t)((x + y * r) + z * (r * r));
+        if (d >= g.size[l]) d -= g.size[l];  // modulo the table size (exceeds it by less than one size)
+        idx = d;
+    }
+    return g.offset[l] + idx;
+}
+
+// The 8 corners of the cell holding x on level l: table rows, trilinear weights and the cell fraction.
+// Corner c has offset bits (c & 1, c >> 1 & 1, c >> 2 & 1) along (x, y, z).
+struct Corners {
+    int64_t row[8];
+    float w[8];
+    float frac[3];
+};
+
+NGP_HD void level_corners(const GridParams& g, int l, const float* x, Corners& c) {
+    const float s = g.scale[l];
+    uint32_t b[3];
+    for (int a = 0; a < 3; ++a) {
+        const float p = x[a] * s + 0.5f;
+        const float fl = floorf(p);
+        b[a] = (uint32_t)(int32_t)fl;
+        c.frac[a] = p - fl;
+    }
+    for (int k = 0; k < 8; ++k) {
+        const int bx = k & 1, by = (k >> 1) & 1, bz = (k >> 2) & 1;
+        const float wx = bx ? c.frac[0] : 1.0f - c.frac[0];
+        const float wy = by ? c.frac[1] : 1.0f - c.frac[1];
+        const float wz = bz ? c.frac[2] : 1.0f - c.frac[2];
+        c.w[k] = (wz * wy) * wx;
+        c.row[k] = grid_row(g, l, b[0] + bx, b[1] + by, b[2] + bz);
+    }
+}
+
+// d w_k / d frac_a for corner k.
+NGP_HD float weight_grad(const Corners& c, int k, int a) {
+    float d = 1.0f;
+    for (int e = 0; e < 3; ++e) {
+        const int bit = (k >> e) & 1;
+        if (e == a) d *= bit ? 1.0f : -1.0f;
+        else d *= bit ? c.frac[e] : 1.0f - c.frac[e];
+    }
+    return d;
+}
+
+// Forward of one (point, level): out[f] = sum_k w_k * table[row_k, f]. FC: the feature count when known at compile
+// time (lets the compiler unroll), 0 for g.n_features.
+template <int FC = 0>
+NGP_HD void encode_level(const GridParams& g, const Corners& c, const float* table, float* out) {
+    const int F = FC ? FC : g.n_features;
+    for (int f = 0; f < F; ++f) out[f] = 0.0f;
+    for (int k = 0; k < 8; ++k) {
+        const float* row = table + c.row[k] * F;
+        for (int f = 0; f < F; ++f) out[f] += c.w[k] * row[f];
+    }
+}
+
+// Gradient of one (point, level) with respect to x: adds scale_l * sum_k dw_k/dfrac . <gout, table[row_k]>.
+NGP_HD void encode_level_grad_x(const GridParams& g, int l, const Corners& c, const float* table, const float* gout,
+                                float* gx) {
+    const int F = g.n_features;
+    for (int k = 0; k < 8; ++k) {
+        const float* row = table + c.row[k] * F;
+        float dot = 0.0f;
+        for (int f = 0; f < F; ++f) dot += gout[f] * row[f];
+        for (int a = 0; a < 3; ++a) gx[a] += g.scale[l] * weight_grad(c, k, a) * dot;
+    }
+}
+
+}  // namespace ngp

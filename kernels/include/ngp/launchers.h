@@ -1,0 +1,57 @@
+// Launchers over raw pointers: ngp::cpu::* (OpenMP) and ngp::cuda::* (CUDA, stream given as void*).
+// No torch headers here, so the CUDA launchers compile with plain `nvcc -c`.
+#pragma once
+
+#include "adam.h"
+#include "composite.h"
+#include "hashgrid.h"
+#include "raymarch.h"
+
+namespace ngp {
+
+#define NGP_DECLARE_LAUNCHERS(...)                                                                                  \
+    void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g __VA_ARGS__); \
+    void hash_grid_bwd(const float* x, const float* table, const float* grad_out, float* grad_table,              \
+                       float* grad_x, int64_t n, const GridParams& g __VA_ARGS__);                                  \
+    void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a,            \
+                   bool skip_zero_grad __VA_ARGS__);                                                                \
+    void composite_fwd(const float* sigmas, const float* rgbs, const float* t, const float* dt,                    \
+                       const int64_t* offsets, int64_t n_rays, int64_t n, float threshold,                         \
+                       const CompositeOut& out __VA_ARGS__);                                                        \
+    void composite_bwd(const float* sigmas, const float* rgbs, const float* t, const float* dt,                    \
+                       const int64_t* offsets, int64_t n_rays, int64_t n, const float* weights, const float* trans, \
+                       float threshold, const CompositeGrad& g, float* g_sigmas, float* g_rgbs __VA_ARGS__);       \
+    void march_count(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,       \
+                     int64_t n_rays, const MarchParams& p, int32_t* counts __VA_ARGS__);                            \
+    void march_write(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,       \
+                     int64_t n_rays, const MarchParams& p, const int64_t* offsets, const int64_t* counts,           \
+                     const PackedOut& out __VA_ARGS__);                                                             \
+    void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade,             \
+                                  int resolution, float* pos __VA_ARGS__);                                          \
+    void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay __VA_ARGS__);              \
+    void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed __VA_ARGS__);
+
+namespace cpu {
+NGP_DECLARE_LAUNCHERS()
+}
+namespace cuda {
+NGP_DECLARE_LAUNCHERS(, void* stream)
+}
+
+#undef NGP_DECLARE_LAUNCHERS
+
+// Position of a cell of an occupancy cascade; jitter in [0, 1)^3 picks a point in the cell (occupancy.cell_centers).
+NGP_HD void occupancy_cell_position(int64_t idx, const float* jitter, int cascade, int resolution, float* pos) {
+    const int64_t r = resolution;
+    const int64_t ijk[3] = {idx % r, (idx / r) % r, idx / (r * r)};
+    const float size = ldexpf(1.0f, cascade);
+    for (int a = 0; a < 3; ++a) pos[a] = (((float)ijk[a] + jitter[a]) / (float)r - 0.5f) * size + 0.5f;
+}
+
+NGP_HD uint8_t pack_byte(const uint8_t* bits) {
+    uint8_t b = 0;
+    for (int i = 0; i < 8; ++i) b |= (uint8_t)((bits[i] != 0) << i);
+    return b;
+}
+
+}  // namespace ngp

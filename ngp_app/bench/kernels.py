@@ -1,0 +1,228 @@
+"""``ngp bench kernels``: throughput of the native kernels against the PyTorch reference, per op and backend.
+
+Ops: hash-grid encode forward+backward (table gradient), the hash-table Adam step (dense torch Adam vs the native
+sparse one, on the gradient of an encode backward), ray marching + compositing forward+backward, and a whole
+training step on the bundled ``scenes/demo`` (when present). Each row gives a throughput and the ratio to the torch
+reference on the same device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..encoding.hashgrid import GridGeometry, hash_grid_encode
+from ..render.composite import composite as torch_composite
+from ..render.occupancy import OccupancyGrid
+from ..render.raymarch import MarchParams
+from ..render.raymarch import march_rays as torch_march
+
+DEMO_SCENE = Path(__file__).resolve().parents[2] / "scenes" / "demo"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_cases(cases: dict[str, Callable[[], Any]], device: torch.device, min_seconds: float = 0.5,
+               max_reps: int = 30) -> dict[str, float]:
+    """Median seconds per call of each case; calls alternate between the cases (after one warm-up call each), so a
+    machine whose load changes during the run slows all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for fn in cases.values():
+        fn()
+    _sync(device)
+    start = time.perf_counter()
+    reps = 0
+    while reps < max_reps and (reps < 3 or time.perf_counter() - start < min_seconds * len(cases)):
+        for name, fn in cases.items():
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t)
+        reps += 1
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _encode_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any]]:
+    geo = GridGeometry.create(n_levels=8, n_features=4, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n_points, 3, generator=g).to(device)
+    table = (torch.rand(geo.n_rows, geo.n_features, generator=g) * 2e-4 - 1e-4).to(device).requires_grad_()
+    grad = torch.randn(n_points, geo.n_output_dims, generator=g).to(device)
+    consts = geo.tensors(device)
+
+    table.grad = torch.zeros_like(table)
+
+    def run(encode: Callable[[], torch.Tensor]) -> Callable[[], Any]:
+        def step() -> None:  # as in training: zero the existing gradient, then accumulate into it
+            assert table.grad is not None
+            table.grad.zero_()
+            encode().backward(grad)
+
+        return step
+
+    from ..native import ops
+
+    return {
+        "torch": run(lambda: hash_grid_encode(x, table, geo, consts)),
+        "native": run(lambda: ops.hash_grid_encode(x, table, geo)),
+    }
+
+
+def _adam_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any]]:
+    from ..native import ops
+
+    geo = GridGeometry.create(n_levels=8, n_features=4, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048)
+    g = torch.Generator().manual_seed(1)
+    table_t = (torch.rand(geo.n_rows, geo.n_features, generator=g) * 2e-4 - 1e-4).to(device).requires_grad_()
+    table_n = table_t.detach().clone().requires_grad_()
+    x = torch.rand(n_points, 3, generator=g).to(device)
+    ops.hash_grid_encode(x, table_t, geo).sum().backward()  # realistic sparsity: rows touched by one batch
+    table_n.grad = table_t.grad.clone()
+    kw = {"lr": 1e-2, "betas": (0.9, 0.99), "eps": 1e-15}
+    try:
+        dense = torch.optim.Adam([table_t], fused=True, **kw)
+    except (RuntimeError, TypeError):
+        dense = torch.optim.Adam([table_t], **kw)
+    sparse = ops.SparseAdam([table_n], **kw)
+    return {"torch": dense.step, "native": sparse.step}
+
+
+def _scene_rays(n_rays: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays from a sphere of cameras around the unit box towards points near its centre."""
+    d0 = torch.randn(n_rays, 3, generator=g)
+    o = 0.5 + 2.0 * d0 / d0.norm(dim=-1, keepdim=True)
+    target = 0.5 + (torch.rand(n_rays, 3, generator=g) - 0.5) * 0.8
+    d = target - o
+    return o, d / d.norm(dim=-1, keepdim=True)
+
+
+def _render_case(device: torch.device, n_rays: int) -> dict[str, Callable[[], Any]]:
+    from ..native import ops
+
+    g = torch.Generator().manual_seed(2)
+    grid = OccupancyGrid(1.0, device="cpu")
+    r = grid.resolution
+    ijk = torch.stack(torch.meshgrid(*(torch.arange(r),) * 3, indexing="ij"), -1).flip(-1).reshape(-1, 3).float()
+    dist = ((ijk + 0.5) / r - 0.5).norm(dim=-1)
+    grid.occupied = ((dist > 0.25) & (dist < 0.32)).reshape(1, -1)  # a spherical shell, ~8% of the cells
+    grid.to(device)
+    aabb = torch.tensor([[0.0] * 3, [1.0] * 3], device=device)
+    params = MarchParams.for_grid(grid)
+    o, d = (v.to(device) for v in _scene_rays(n_rays, g))
+    jitter = torch.rand(n_rays, generator=g).to(device)
+
+    def run(march: Callable[..., Any], comp: Callable[..., Any]) -> Callable[[], Any]:
+        def step() -> None:
+            s = march(o, d, grid, aabb, params, jitter=jitter)
+            sig = (torch.sin(s.positions.sum(-1) * 20.0) * 10.0 + 10.0).requires_grad_()
+            rgb = torch.sigmoid(s.positions).requires_grad_()
+            out = comp(sig, rgb, s.t, s.dt, s.ray_indices, s.offsets, n_rays, 1e-4)
+            (out["rgb"].sum() + out["depth"].sum()).backward()
+
+        return step
+
+    return {"torch": run(torch_march, torch_composite), "native": run(ops.march_rays, ops.composite)}
+
+
+def _train_case(device: torch.device) -> dict[str, Callable[[], Any]]:
+    from ..config import load_config
+    from ..data.loaders import load_scene
+    from ..train.trainer import Trainer
+
+    scene = load_scene(DEMO_SCENE, "train")
+    config = load_config("base")
+    cases = {}
+    for backend in ("torch", "native"):
+        trainer = Trainer(scene, config, device=device, backend=backend, seed=0)
+        for _ in range(3):  # past the first occupancy update
+            trainer.step()
+        cases[backend] = trainer.step
+    return cases
+
+
+def run(device: str | torch.device = "cpu", as_json: bool = False, quick: bool = False, train: bool = True) -> list[dict[str, Any]]:
+    """Benchmark every op on ``device``; prints a table (or JSON) and returns the rows."""
+    from ..native import loader
+
+    dev = torch.device(device)
+    ok, why = loader.available(dev)
+    if not ok:
+        raise RuntimeError(f"native kernels unavailable on {dev}: {why}")
+    n_points = 1 << (14 if quick else 16)
+    n_rays = 1 << (11 if quick else 13)
+    specs: list[tuple[str, str, int, Callable[[], dict[str, Callable[[], Any]]]]] = [
+        ("encode fwd+bwd", "points/s", n_points, lambda: _encode_case(dev, n_points)),
+        ("table adam step", "entries/s", 0, lambda: _adam_case(dev, n_points)),
+        ("march+composite fwd+bwd", "rays/s", n_rays, lambda: _render_case(dev, n_rays)),
+    ]
+    if train and DEMO_SCENE.is_dir():
+        specs.append(("train step (scenes/demo)", "steps/s", 1, lambda: _train_case(dev)))
+    rows: list[dict[str, Any]] = []
+    for op, unit, count, make in specs:
+        cases = make()
+        secs = time_cases(cases, dev, min_seconds=0.2 if quick else 0.5, max_reps=5 if quick else 30)
+        if op == "table adam step":
+            count = GridGeometry.create(8, 4, 19, 16, finest_resolution=2048).n_rows * 4
+        for backend, s in secs.items():
+            rows.append({
+                "op": op, "backend": backend, "device": str(dev), "items": count, "seconds": s,
+                "throughput": count / s, "unit": unit, "speedup": secs["torch"] / s,
+            })
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'op':<28}{'backend':<9}{'ms/call':>10}{'throughput':>14}  {'unit':<10}{'vs torch':>9}")
+        for r in rows:
+            print(f"{r['op']:<28}{r['backend']:<9}{r['seconds'] * 1e3:>10.2f}{_si(r['throughput']):>14}  "
+                  f"{r['unit']:<10}{r['speedup']:>8.2f}x")
+        print(f"device {dev}, {torch.get_num_threads()} threads")
+    return rows
+
+
+def _si(v: float) -> str:
+    if v <= 0 or not math.isfinite(v):
+        return str(v)
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:.2f}{suffix}"
+    return f"{v:.2f}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer repetitions")
+    parser.add_argument("--no-train", action="store_true", help="skip the whole-training-step benchmark")
+
+
+def _from_args(args: argparse.Namespace) -> int:
+    run(args.device, as_json=args.json, quick=args.quick, train=not args.no_train)
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``kernels`` on a subparsers object (``ngp bench kernels``); sets ``func`` to the handler."""
+    parser = subparsers.add_parser("kernels", help="native kernels vs the PyTorch reference", description=__doc__)
+    add_arguments(parser)
+    parser.set_defaults(func=_from_args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ngp bench kernels", description=__doc__)
+    add_arguments(parser)
+    return _from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

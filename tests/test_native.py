@@ -1,0 +1,276 @@
+"""Native kernels against the PyTorch reference (forward and gradients); skipped when the extension can't build."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ngp_app.encoding.hashgrid import GridGeometry, hash_grid_encode
+from ngp_app.native import loader
+from ngp_app.render.composite import composite
+from ngp_app.render.occupancy import OccupancyGrid
+from ngp_app.render.raymarch import MarchParams, march_rays
+
+ok, why = loader.available(torch.device("cpu"))
+if not ok:
+    pytest.skip(f"native extension unavailable: {why}", allow_module_level=True)
+
+from ngp_app.native import ops  # noqa: E402
+
+DEVICES = [pytest.param("cpu")] + [pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not (torch.cuda.is_available() and loader.available(torch.device("cuda"))[0]):
+        pytest.skip("needs a CUDA device and a CUDA build of the native extension")
+    return torch.device(name)
+
+
+def _gen(seed: int | None = None) -> torch.Generator:
+    return torch.Generator().manual_seed(seed if seed is not None else torch.seed() % (1 << 31))
+
+
+def _geometry(small: bool) -> GridGeometry:
+    if small:  # dense and hashed levels, F = 2
+        return GridGeometry.create(n_levels=6, n_features=2, log2_hashmap_size=12, base_resolution=4, per_level_scale=2.0)
+    return GridGeometry.create(n_levels=16, n_features=2, log2_hashmap_size=15, base_resolution=16, finest_resolution=1024)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    torch.testing.assert_close(a.cpu(), b.cpu(), rtol=rtol, atol=atol)
+
+
+# --------------------------------------------------------------------------------------------------- hash grid
+@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("small", [True, False])
+def test_hash_grid_forward_backward(dev: str, small: bool) -> None:
+    device = _device(dev)
+    g = _gen()
+    geo = _geometry(small)
+    n = 3000
+    x = torch.rand(n, 3, generator=g)
+    # points exactly on cell borders of some level, and the corners of the unit cube
+    lvl = geo.n_levels // 2
+    k = torch.randint(0, geo.resolutions[lvl] - 1, (200, 3), generator=g).float()
+    x[:200] = ((k + 0.5) / geo.scales[lvl]).clamp(0, 1)
+    x[200:208] = torch.tensor([[i & 1, i >> 1 & 1, i >> 2 & 1] for i in range(8)], dtype=torch.float32)
+    table = (torch.rand(geo.n_rows, geo.n_features, generator=g) * 2 - 1).to(device)
+    x = x.to(device)
+    x_ref, t_ref = x.clone().requires_grad_(), table.clone().requires_grad_()
+    x_nat, t_nat = x.clone().requires_grad_(), table.clone().requires_grad_()
+    ref = hash_grid_encode(x_ref, t_ref, geo)
+    nat = ops.hash_grid_encode(x_nat, t_nat, geo)
+    _close(nat, ref)
+    gout = torch.randn(ref.shape, generator=g).to(device)
+    ref.backward(gout)
+    nat.backward(gout)
+    _close(t_nat.grad, t_ref.grad, rtol=1e-4, atol=1e-5)
+    _close(x_nat.grad, x_ref.grad, rtol=1e-3, atol=1e-3 * float(x_ref.grad.abs().max()))
+
+
+def test_hash_grid_table_only_and_empty() -> None:
+    geo = _geometry(True)
+    table = torch.randn(geo.n_rows, geo.n_features, requires_grad=True)
+    out = ops.hash_grid_encode(torch.zeros(0, 3), table, geo)
+    assert out.shape == (0, geo.n_output_dims)
+    x = torch.rand(500, 3)
+    ops.hash_grid_encode(x, table, geo).sum().backward()
+    ops.hash_grid_encode(x, table, geo).sum().backward()  # accumulates into the existing .grad in place
+    ref_table = table.detach().clone().requires_grad_()
+    hash_grid_encode(x, ref_table, geo).sum().backward()
+    hash_grid_encode(x, ref_table, geo).sum().backward()
+    _close(table.grad, ref_table.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_hash_grid_module_backend() -> None:
+    from ngp_app.encoding.hashgrid import HashGridEncoding
+
+    enc = HashGridEncoding(_geometry(True), backend="native")
+    x = torch.rand(100, 3)
+    _close(enc(x), hash_grid_encode(x, enc.table, enc.geometry))
+
+
+# --------------------------------------------------------------------------------------------------- adam
+@pytest.mark.parametrize("dev", DEVICES)
+def test_sparse_adam_matches_dense_adam_and_skips_zero_grads(dev: str) -> None:
+    device = _device(dev)
+    g = _gen()
+    n = 10_000
+    p0 = torch.randn(n, 2, generator=g).to(device)
+    p_ref, p_nat = p0.clone().requires_grad_(), p0.clone().requires_grad_()
+    ref = torch.optim.Adam([p_ref], lr=1e-2, betas=(0.9, 0.99), eps=1e-15)
+    nat = ops.SparseAdam([p_nat], lr=1e-2, betas=(0.9, 0.99), eps=1e-15)
+    for _ in range(5):
+        grad = torch.randn(n, 2, generator=g).to(device)
+        p_ref.grad, p_nat.grad = grad.clone(), grad.clone()
+        ref.step()
+        nat.step()
+    _close(p_nat, p_ref, rtol=1e-5, atol=1e-6)
+    before = p_nat.detach().clone()
+    m_before = nat.state[p_nat]["exp_avg"].clone()
+    mask = torch.rand(n, 2, generator=g).to(device) < 0.5
+    p_nat.grad = torch.where(mask, torch.randn(n, 2, generator=g).to(device), torch.zeros(n, 2, device=device))
+    p_ref.grad = p_nat.grad.clone()
+    nat.step()
+    ref.step()  # dense Adam also moves the zero-gradient entries; the others must agree
+    assert torch.equal(p_nat.detach()[~mask], before[~mask])
+    assert torch.equal(nat.state[p_nat]["exp_avg"][~mask], m_before[~mask])
+    _close(p_nat.detach()[mask], p_ref.detach()[mask], rtol=1e-5, atol=1e-6)
+    _close(nat.state[p_nat]["exp_avg"][mask], ref.state[p_ref]["exp_avg"][mask])
+
+
+def test_hybrid_adam_groups() -> None:
+    table = torch.randn(100, 2, requires_grad=True)
+    w = torch.randn(10, requires_grad=True)
+    opt = ops.HybridAdam([{"params": [table], "weight_decay": 0.0}, {"params": [w], "weight_decay": 1e-3}], lr=1e-2)
+    ref_w = w.detach().clone().requires_grad_()
+    ref = torch.optim.Adam([{"params": [ref_w], "weight_decay": 1e-3}], lr=1e-2)
+    for group in opt.param_groups:
+        group["lr"] = 5e-3
+    ref.param_groups[0]["lr"] = 5e-3
+    table.grad = torch.zeros_like(table)
+    table.grad[:10] = 1.0
+    w.grad = ref_w.grad = torch.randn(10)
+    before = table.detach().clone()
+    opt.step()
+    ref.step()
+    _close(w, ref_w)
+    assert torch.equal(table.detach()[10:], before[10:]) and bool((table.detach()[:10] < before[:10]).all())
+    w.grad[:3] = 0.0  # dense groups update zero-gradient entries too
+    ref_w.grad = w.grad.clone()
+    opt.step()
+    ref.step()
+    _close(w, ref_w)
+
+
+# --------------------------------------------------------------------------------------------------- composite
+def _packed(g: torch.Generator, n_rays: int, device: torch.device):
+    counts = torch.randint(0, 40, (n_rays,), generator=g)
+    counts[:5] = 0  # rays without samples
+    n = int(counts.sum())
+    ray_indices = torch.repeat_interleave(torch.arange(n_rays), counts)
+    offsets = torch.cumsum(counts, 0) - counts
+    sigmas = torch.rand(n, generator=g) * 30
+    rgbs = torch.rand(n, 3, generator=g)
+    dt = torch.rand(n, generator=g) * 0.05 + 0.001
+    t = torch.cumsum(dt, 0)
+    return [v.to(device) for v in (sigmas, rgbs, t, dt, ray_indices, offsets)]
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("threshold", [0.0, 1e-2])
+def test_composite_forward_backward(dev: str, threshold: float) -> None:
+    device = _device(dev)
+    g = _gen()
+    n_rays = 700
+    sigmas, rgbs, t, dt, ray_indices, offsets = _packed(g, n_rays, device)
+    outs = []
+    grads = []
+    for fn in (composite, ops.composite):
+        s, c = sigmas.clone().requires_grad_(), rgbs.clone().requires_grad_()
+        out = fn(s, c, t, dt, ray_indices, offsets, n_rays, threshold)
+        torch.manual_seed(1)
+        loss = sum((out[k] * torch.randn(out[k].shape).to(device)).sum() for k in sorted(out))
+        loss.backward()
+        outs.append(out)
+        grads.append((s.grad, c.grad))
+    for k in outs[0]:
+        _close(outs[1][k], outs[0][k], rtol=1e-5, atol=1e-5)
+    _close(grads[1][0], grads[0][0], rtol=1e-4, atol=1e-4)
+    _close(grads[1][1], grads[0][1], rtol=1e-5, atol=1e-5)
+
+
+def test_composite_no_samples() -> None:
+    z = torch.zeros(0)
+    out = ops.composite(z, torch.zeros(0, 3), z, z, z.long(), torch.zeros(4, dtype=torch.long), 4, 1e-4)
+    assert out["rgb"].shape == (4, 3) and float(out["opacity"].abs().sum()) == 0.0
+
+
+# --------------------------------------------------------------------------------------------------- marching
+def _rays(g: torch.Generator, n: int, scale: float):
+    """Rays from outside the box aimed near it (some miss), rays starting inside, axis-parallel rays."""
+    centre = torch.full((3,), 0.5)
+    o = centre + torch.randn(n, 3, generator=g) * scale * 1.5
+    target = centre + (torch.rand(n, 3, generator=g) - 0.5) * scale * 1.4
+    o[: n // 4] = centre + (torch.rand(n // 4, 3, generator=g) - 0.5) * scale * 0.9  # start inside
+    d = target - o
+    d[n // 4 : n // 4 + 20] = torch.tensor([1.0, 0.0, 0.0])  # parallel to faces
+    d[n // 4 + 20 : n // 4 + 40] = torch.tensor([0.0, -1.0, 0.0])
+    d = d / d.norm(dim=-1, keepdim=True)
+    return o, d
+
+
+def _grid(g: torch.Generator, aabb_scale: float, fill: str) -> OccupancyGrid:
+    grid = OccupancyGrid(aabb_scale, resolution=32)
+    if fill == "empty":
+        grid.occupied.zero_()
+    elif fill == "random":
+        coarse = torch.rand(grid.n_cascades, 8, 8, 8, generator=g) < 0.3  # blobs of 4^3 cells
+        grid.occupied = coarse.repeat_interleave(4, 1).repeat_interleave(4, 2).repeat_interleave(4, 3).reshape(
+            grid.n_cascades, -1
+        )
+        grid.occupied |= torch.rand(grid.occupied.shape, generator=g) < 0.02
+    return grid
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("aabb_scale", [1.0, 4.0])
+@pytest.mark.parametrize("fill", ["full", "random", "empty"])
+def test_march_rays_matches_reference(dev: str, aabb_scale: float, fill: str) -> None:
+    device = _device(dev)
+    g = _gen()
+    grid = _grid(g, aabb_scale, fill).to(device)
+    lo, hi = 0.5 - aabb_scale / 2, 0.5 + aabb_scale / 2
+    aabb = torch.tensor([[lo] * 3, [hi] * 3]).to(device)
+    params = MarchParams.for_grid(grid, max_steps=512)
+    o, d = (v.to(device) for v in _rays(g, 600, aabb_scale))
+    jitter = torch.rand(600, generator=g).to(device)
+    for max_samples in (None, 20_000):
+        ref = march_rays(o, d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
+        nat = ops.march_rays(o, d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
+        assert torch.equal(nat.counts.cpu(), ref.counts.cpu())
+        assert torch.equal(nat.offsets.cpu(), ref.offsets.cpu())
+        assert torch.equal(nat.ray_indices.cpu(), ref.ray_indices.cpu())
+        for k in ("t", "dt", "positions", "directions"):
+            _close(getattr(nat, k), getattr(ref, k))
+    if fill == "empty":
+        assert nat.n_samples == 0
+
+
+# --------------------------------------------------------------------------------------------------- occupancy
+def test_occupancy_helpers() -> None:
+    g = _gen()
+    grid = OccupancyGrid(4.0, resolution=32)
+    idx = torch.randint(0, grid.n_cells_per_cascade, (1000,), generator=g)
+    jit = torch.rand(1000, 3, generator=g)
+    for c in range(grid.n_cascades):
+        _close(ops.cell_positions(c, idx, jit, grid.resolution), grid.cell_centers(c, idx, jit))
+    grid.density = torch.rand(grid.density.shape, generator=g)
+    fresh = torch.rand(grid.density.shape, generator=g) * 0.5
+    expected = torch.maximum(grid.density * 0.95, fresh)
+    _close(ops.decay_max_(grid.density.clone(), fresh, 0.95), expected, rtol=0, atol=0)
+    grid.occupied = torch.rand(grid.occupied.shape, generator=g) < 0.5
+    assert torch.equal(ops.pack_bits(grid.occupied), grid.packed_bitfield())
+
+
+
+# --------------------------------------------------------------------------------------------------- trainer
+def test_trainer_native_backend_steps() -> None:
+    from pathlib import Path
+
+    from ngp_app.config import load_config
+    from ngp_app.data.loaders import load_scene
+    from ngp_app.train.trainer import Trainer
+
+    scene_dir = Path(__file__).resolve().parents[1] / "scenes" / "demo"
+    if not scene_dir.is_dir():
+        pytest.skip("scenes/demo not bundled")
+    trainer = Trainer(load_scene(scene_dir, "train", downscale=4), load_config("small"), backend="native", seed=0)
+    assert isinstance(trainer.optimizer, ops.HybridAdam)
+    table = trainer.model.encoding.table
+    before = table.detach().clone()
+    stats = [trainer.step() for _ in range(3)]
+    assert all(math.isfinite(s.loss) and s.n_samples > 0 for s in stats)
+    assert not torch.equal(table.detach(), before)
