@@ -267,10 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: train (PSNR vs time), kernels, render")
     bsub = b.add_subparsers(dest="bench", required=True)
+    from .bench import kernels as bench_kernels
     from .bench import render as bench_render
     from .bench import train as bench_train
 
     bench_train.add_parser(bsub)
+    bench_kernels.add_parser(bsub)
     bench_render.add_parser(bsub)
 
     from .gui.cli import add_app_parser

@@ -107,7 +107,9 @@ def test_sparse_adam_matches_dense_adam_and_skips_zero_grads(dev: str) -> None:
         p_ref.grad, p_nat.grad = grad.clone(), grad.clone()
         ref.step()
         nat.step()
-    _close(p_nat, p_ref, rtol=1e-5, atol=1e-6)
+    # parameters are O(1) and each step moves them by ~1e-2: the tolerance covers float32 rounding of 5 updates
+    # in another operation order, and is far below the error of any wrong update
+    _close(p_nat, p_ref, rtol=1e-5, atol=1e-5)
     before = p_nat.detach().clone()
     m_before = nat.state[p_nat]["exp_avg"].clone()
     mask = torch.rand(n, 2, generator=g).to(device) < 0.5
@@ -117,7 +119,7 @@ def test_sparse_adam_matches_dense_adam_and_skips_zero_grads(dev: str) -> None:
     ref.step()  # dense Adam also moves the zero-gradient entries; the others must agree
     assert torch.equal(p_nat.detach()[~mask], before[~mask])
     assert torch.equal(nat.state[p_nat]["exp_avg"][~mask], m_before[~mask])
-    _close(p_nat.detach()[mask], p_ref.detach()[mask], rtol=1e-5, atol=1e-6)
+    _close(p_nat.detach()[mask], p_ref.detach()[mask], rtol=1e-5, atol=1e-5)
     _close(nat.state[p_nat]["exp_avg"][mask], ref.state[p_ref]["exp_avg"][mask])
 
 

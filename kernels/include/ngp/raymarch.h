@@ -34,6 +34,7 @@ NGP_HD float step_dt(float t, const MarchParams& p) {
 // Finest cascade containing pos.
 NGP_HD int mip_from_pos(const float* pos, int n_cascades) {
     const float m = maxf(maxf(fabsf(pos[0] - 0.5f), fabsf(pos[1] - 0.5f)), fabsf(pos[2] - 0.5f));
+    if (m == 0.0f) return 0;  // frexp(0) has exponent 0: the exact centre is in cascade 0 (as the reference)
     const int mip = frexp_exponent(m) + 1;
     return mip < 0 ? 0 : (mip > n_cascades - 1 ? n_cascades - 1 : mip);
 }
