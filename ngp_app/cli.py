@@ -130,13 +130,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
     import torch
 
-    from .backends import resolve_device
+    from .backends import resolve_backend, resolve_device
     from .data.loaders import load_scene
     from .snapshot import load_snapshot
     from .train.trainer import evaluate
 
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device)
+    snap = load_snapshot(args.snapshot, device=device, backend=resolve_backend(args.backend, device))
     scene = load_scene(args.scene, args.split, args.downscale, args.max_size)
     save_dir = Path(args.save_images) if args.save_images else None
     if save_dir is not None:
@@ -159,13 +159,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
     import torch
 
-    from .backends import resolve_device
+    from .backends import resolve_backend, resolve_device
     from .render.cameras_cli import camera_from_spec
     from .render.renderer import render_image
     from .snapshot import load_snapshot
 
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device)
+    snap = load_snapshot(args.snapshot, device=device, backend=resolve_backend(args.backend, device))
     camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
     t = time.perf_counter()
     out = render_image(snap.model, snap.grid, snap.model.aabb, camera, snap.march, args.background)
@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+        if sp.prog.split()[-1] != "train":
+            sp.add_argument("--backend", default="auto", help="auto | torch | native | tcnn")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
 
     def scene_opts(sp: argparse.ArgumentParser) -> None:

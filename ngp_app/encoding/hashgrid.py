@@ -161,7 +161,8 @@ def hash_grid_encode(
 
 
 class HashGridEncoding(nn.Module):
-    """Hash grid with a learnable table, dispatching to the selected backend (``torch`` reference or ``native``)."""
+    """Hash grid with a learnable table, dispatching to the selected backend (``torch`` reference, ``native``
+    kernels or ``tcnn``); every backend reads and trains the same table."""
 
     def __init__(self, geometry: GridGeometry, init_scale: float = 1e-4, backend: str = "torch") -> None:
         super().__init__()
@@ -187,6 +188,10 @@ class HashGridEncoding(nn.Module):
             from ..native import ops as native_ops
 
             return native_ops.hash_grid_encode(x, self.table, self.geometry)
+        if self.backend == "tcnn":
+            from .tcnn_grid import tcnn_hash_grid_encode
+
+            return tcnn_hash_grid_encode(x, self.table, self.geometry)
         return hash_grid_encode(x, self.table, self.geometry, self._constants())
 
     def extra_repr(self) -> str:

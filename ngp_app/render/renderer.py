@@ -24,7 +24,12 @@ FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tenso
 
 
 def render_ops(backend: str) -> tuple[Callable[..., PackedSamples], Callable[..., dict[str, torch.Tensor]]]:
-    """The (march_rays, composite) pair of a backend; both have the signatures of the torch reference."""
+    """The (march_rays, composite) pair of a backend; both have the signatures of the torch reference.
+    tiny-cuda-nn has no marching or compositing, so the ``tcnn`` backend uses our native ones when they build."""
+    if backend == "tcnn":
+        from ..native import loader
+
+        backend = "native" if loader.available(torch.device("cuda"))[0] else "torch"
     if backend == "native":
         from ..native import ops as native_ops
 
@@ -108,15 +113,22 @@ def render_rays_infer(
     transmittance_threshold: float = 1e-4,
     first_round: int = 8,
     steps_per_pass: int = 128,
+    backend: str = "torch",
 ) -> dict[str, torch.Tensor]:
     """Render rays without gradients. Rays are marched ``steps_per_pass`` lattice steps at a time; each pass's
     samples are evaluated in rounds of growing size, and rays whose transmittance fell below the threshold
-    (early termination) or that left the box are dropped from later passes. Returns rgb (n, 3), opacity, depth."""
+    (early termination) or that left the box are dropped from later passes. The native backend marches every
+    ray in one kernel call instead (its DDA makes a full march cheap). Returns rgb (n, 3), opacity, depth."""
     n = rays_o.shape[0]
     dev = rays_o.device
     trans = torch.ones(n, device=dev)
     rgb = torch.zeros(n, 3, device=dev)
     depth = torch.zeros(n, device=dev)
+    if backend in ("native", "tcnn"):
+        march_fn, _ = render_ops(backend)
+        samples = march_fn(rays_o, rays_d, grid, aabb, params)
+        _composite_rounds(field, samples, trans, rgb, depth, transmittance_threshold, first_round)
+        return {"rgb": rgb + trans[:, None] * background, "opacity": 1.0 - trans, "depth": depth}
     t_near, t_far = ray_aabb(rays_o, rays_d, aabb)
     t_start, t_end = occupied_span(rays_o, rays_d, t_near, t_far, grid)
     active = torch.nonzero((t_near < t_far) & (t_start <= t_end)).flatten()
@@ -153,8 +165,11 @@ def render_image(
     background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
     chunk: int = 1 << 14,
     progress: Callable[[int, int], None] | None = None,
+    backend: str | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Render a full camera image. Returns rgb (H, W, 3), opacity (H, W), depth (H, W) on the grid's device."""
+    """Render a full camera image. Returns rgb (H, W, 3), opacity (H, W), depth (H, W) on the grid's device.
+    ``backend`` defaults to the field's own (``field.backend``)."""
+    backend = backend if backend is not None else getattr(field, "backend", "torch")
     dev = grid.device
     bg = torch.as_tensor(background, dtype=torch.float32, device=dev)
     rays_o, rays_d = camera_rays(camera, device=dev)
@@ -162,7 +177,8 @@ def render_image(
     outs: dict[str, list[torch.Tensor]] = {"rgb": [], "opacity": [], "depth": []}
     total = rays_o.shape[0]
     for s in range(0, total, chunk):
-        out = render_rays_infer(field, grid, aabb, rays_o[s : s + chunk], rays_d[s : s + chunk], params, bg)
+        out = render_rays_infer(field, grid, aabb, rays_o[s : s + chunk], rays_d[s : s + chunk], params, bg,
+                                backend=backend)
         for key in outs:
             outs[key].append(out[key])
         if progress is not None:
