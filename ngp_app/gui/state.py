@@ -340,14 +340,30 @@ class AppState:
             if cancel is not None and cancel():
                 raise RenderCancelled
 
-        with src.lock:
-            t0 = time.perf_counter()  # time spent rendering, not waiting for the trainer's lock
-            if hasattr(src.model, "eval"):
-                src.model.eval()
-            out = render_image(src.model, src.grid, self.crop_aabb(src.aabb), cam, src.march, bg,
-                               chunk=1 << 12, progress=progress)
-            self.last_render_ms = (time.perf_counter() - t0) * 1000.0
+        with src.lock:  # a consistent copy of the model, taken quickly; the trainer goes on while we render
+            model, grid = self._render_replica(src)
+        t0 = time.perf_counter()  # time spent rendering, not waiting for the trainer's lock
+        out = render_image(model, grid, self.crop_aabb(src.aabb), cam, src.march, bg, chunk=1 << 12, progress=progress)
+        self.last_render_ms = (time.perf_counter() - t0) * 1000.0
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
+
+    def _render_replica(self, src: Any) -> tuple[Any, Any]:
+        """Copy ``src``'s weights into a private replica of its model (made once per scene) and take a shallow
+        copy of its occupancy grid, whose tensors the trainer replaces rather than mutates. Call under the lock."""
+        import copy
+
+        replica = getattr(self, "_replica", None)
+        if replica is None or replica[0] is not src.model:
+            clone = copy.deepcopy(src.model)
+            clone.eval()
+            replica = (src.model, clone)
+            self._replica = replica
+        clone = replica[1]
+        with torch.no_grad():
+            for dst, source in zip(clone.parameters(), src.model.parameters()):
+                dst.copy_(source)
+        clone.set_backend(src.model.backend) if hasattr(clone, "set_backend") else None
+        return clone, copy.copy(src.grid)
 
     def render_view(self, width: int, height: int, cancel: Callable[[], bool] | None = None) -> np.ndarray:
         """The viewport picture for the current mode as (h, w, 3) uint8 (a blank background without a model)."""
@@ -494,6 +510,7 @@ class RenderWorker:
         last_step = -1
         refine: list[float] = []
         dyn_ms, dyn_scale = 0.0, 1.0
+        still_scale: float | None = None  # best refined scale reached for the current, unchanged view
         while not self._stop.is_set():
             st = self.state
             key = self.view_key()
@@ -501,8 +518,16 @@ class RenderWorker:
             st.dynres.target_fps = st.settings.target_fps
             st.dynres.max_scale = cap
             try:
-                if key != last_key or (st.runner.running and st.step != last_step and not refine):
+                moved = key != last_key
+                if moved or (st.runner.running and st.step != last_step and not refine):
+                    if moved:
+                        still_scale = None
                     last_key, last_step = key, st.step
+                    if still_scale is not None:
+                        # The view is still and only the model changed: keep the refined resolution, so the
+                        # picture sharpens as it trains instead of dropping back to the moving-camera size.
+                        self.render_once(still_scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
+                        continue
                     scale = min(st.dynres.scale, cap)
                     frame = self.render_once(scale)
                     dyn_ms, dyn_scale = frame.ms, scale
@@ -510,11 +535,14 @@ class RenderWorker:
                     refine = st.dynres.refine_scales() if self.view_key() == key else []
                 elif refine:
                     scale = refine.pop(0)
-                    predicted = dyn_ms * (scale / max(dyn_scale, 1e-3)) ** 2  # time goes with pixel count
+                    # time goes with pixel count; extrapolate from the latest (largest) frame of this view
+                    predicted = dyn_ms * (scale / max(dyn_scale, 1e-3)) ** 2
                     if st.runner.running and predicted > self.refine_budget_ms:
                         refine = []
                         continue
-                    self.render_once(scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
+                    frame = self.render_once(scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
+                    dyn_ms, dyn_scale = frame.ms, scale
+                    still_scale = scale
                 else:
                     time.sleep(0.01)
             except RenderCancelled:
