@@ -67,7 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     config = load_config(args.config)
-    scene = load_scene(args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size, progress=True)
+    scene = load_scene(args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size,
+                       progress=not args.quiet)
     log.info("scene %s: %d training frames of %dx%d, aabb_scale %g", scene.path, scene.n_frames,
              int(scene.widths[0]), int(scene.heights[0]), scene.aabb_scale)
     trainer = Trainer(scene, config, device=device, backend=args.backend, seed=args.seed)
