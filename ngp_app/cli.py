@@ -56,7 +56,6 @@ def _setup_torch(threads: int | None) -> None:
 
 # --------------------------------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from .backends import resolve_device
@@ -122,7 +121,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     log.info("wrote %s and %s", snap, out / "metrics.json")
     print(json.dumps({k: metrics[k] for k in metrics if k in ("steps", "seconds", "samples_per_second", "backend", "device", "test_psnr")}))
-    del torch
     return 0
 
 

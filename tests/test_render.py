@@ -128,12 +128,13 @@ def test_march_rays_packing_and_budget() -> None:
 
 
 def _brute_force_samples(o, d, grid, aabb, params, jitter):  # type: ignore[no-untyped-def]
-    from ngp_app.render.raymarch import candidates
+    from ngp_app.render.raymarch import candidates_at
 
     t_near, t_far = ray_aabb(o, d, aabb)
     hit = t_near < t_far
     t0 = t_near + jitter * step_dt(t_near, params)
-    t, mask = candidates(o, d, t0, torch.where(hit, t_far, torch.zeros_like(t_far)), grid, params, aabb, 0, params.max_steps)
+    k = torch.arange(params.max_steps)[None, :].expand(o.shape[0], -1)
+    t, mask = candidates_at(o, d, t0, torch.where(hit, t_far, torch.zeros_like(t_far)), grid, params, aabb, k)
     return t[mask & hit[:, None]]
 
 

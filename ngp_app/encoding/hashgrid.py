@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -198,11 +197,3 @@ class HashGridEncoding(nn.Module):
         g = self.geometry
         return f"L={g.n_levels}, F={g.n_features}, T=2^{g.log2_hashmap_size}, N_min={g.base_resolution}, b={g.per_level_scale:.4f}"
 
-
-def level_table(table: torch.Tensor, geometry: GridGeometry, level: int) -> torch.Tensor:
-    """View of one level's rows of the concatenated table: (size_l, F)."""
-    return table[geometry.offsets[level] : geometry.offsets[level + 1]]
-
-
-def sequence_to_tuple(values: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(v) for v in values)

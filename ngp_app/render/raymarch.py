@@ -157,22 +157,6 @@ def step_dt(t: torch.Tensor, params: MarchParams) -> torch.Tensor:
     return (t * params.cone_angle).clamp(params.dt_min, params.dt_max)
 
 
-def candidates(
-    rays_o: torch.Tensor,
-    rays_d: torch.Tensor,
-    t0: torch.Tensor,
-    t_far: torch.Tensor,
-    grid: OccupancyGrid,
-    params: MarchParams,
-    aabb: torch.Tensor,
-    k_start: int,
-    k_end: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lattice points k_start..k_end-1 of each ray and which of them are samples. Returns t (n, m), mask (n, m)."""
-    k = torch.arange(k_start, k_end, device=rays_o.device)[None, :].expand(rays_o.shape[0], -1)
-    return candidates_at(rays_o, rays_d, t0, t_far, grid, params, aabb, k)
-
-
 def candidates_at(
     rays_o: torch.Tensor,
     rays_d: torch.Tensor,

@@ -7,7 +7,6 @@ and returns its statistics; ``lock`` guards the model so a renderer can read a c
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -271,6 +270,3 @@ def evaluate(
         "images": per_image,
     }
 
-
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
