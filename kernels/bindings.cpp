@@ -48,13 +48,32 @@ ngp::GridParams grid_params(at::ArrayRef<double> scales, at::IntArrayRef res, at
     return g;
 }
 
+// Hash tables are float32, or float16 (a rounded copy of float32 master parameters); gradients are float32.
+void check_table(const Tensor& table) {
+    TORCH_CHECK(table.scalar_type() == at::kFloat || table.scalar_type() == at::kHalf, "table has dtype ",
+                table.scalar_type(), ", expected Float or Half");
+    TORCH_CHECK(table.is_contiguous(), "table must be contiguous");
+    TORCH_CHECK(table.dim() == 2, "table must be (n_rows, n_features)");
+}
+
+void check_rows(const Tensor& table, const ngp::GridParams& g) {
+    const int L = g.n_levels;
+    TORCH_CHECK(L > 0 && table.size(0) >= g.offset[L - 1] + g.size[L - 1], "table has too few rows for the grid");
+}
+
+const ngp::half16* half_data(const Tensor& t) { return reinterpret_cast<const ngp::half16*>(t.data_ptr<at::Half>()); }
+
 Tensor hash_grid_fwd(const Tensor& x, const Tensor& table, at::ArrayRef<double> scales, at::IntArrayRef res,
                      at::IntArrayRef sizes, at::IntArrayRef offsets, at::IntArrayRef hashed, int64_t hash_mask) {
     check(x, at::kFloat, "x");
-    check(table, at::kFloat, "table");
+    check_table(table);
     const auto g = grid_params(scales, res, sizes, offsets, hashed, table.size(1), hash_mask);
+    check_rows(table, g);
     auto out = at::empty({x.size(0), (int64_t)g.n_levels * g.n_features}, x.options());
-    if (x.size(0) > 0)
+    if (x.size(0) == 0) return out;
+    if (table.scalar_type() == at::kHalf)
+        NGP_LAUNCH(x, hash_grid_fwd, x.data_ptr<float>(), half_data(table), out.data_ptr<float>(), x.size(0), g);
+    else
         NGP_LAUNCH(x, hash_grid_fwd, x.data_ptr<float>(), table.data_ptr<float>(), out.data_ptr<float>(), x.size(0), g);
     return out;
 }
@@ -65,18 +84,28 @@ std::tuple<Tensor, Tensor> hash_grid_bwd(const Tensor& grad_out, const Tensor& x
                                          bool need_table, bool need_x, const std::optional<Tensor>& accumulate) {
     check(grad_out, at::kFloat, "grad_out");
     check(x, at::kFloat, "x");
-    check(table, at::kFloat, "table");
+    check_table(table);
     const auto g = grid_params(scales, res, sizes, offsets, hashed, table.size(1), hash_mask);
+    check_rows(table, g);
     // The table gradient is added into `accumulate` when given (saves allocating and adding a table-sized tensor).
     if (accumulate.has_value()) {
         check(*accumulate, at::kFloat, "accumulate");
         TORCH_CHECK(accumulate->sizes() == table.sizes(), "accumulate must have the table's shape");
     }
-    Tensor gt = !need_table ? Tensor() : accumulate.has_value() ? *accumulate : at::zeros_like(table);
+    Tensor gt = !need_table ? Tensor()
+                : accumulate.has_value() ? *accumulate
+                                         : at::zeros(table.sizes(), table.options().dtype(at::kFloat));
     Tensor gx = need_x ? at::empty_like(x) : Tensor();
-    if (x.size(0) > 0 && (need_table || need_x))
-        NGP_LAUNCH(x, hash_grid_bwd, x.data_ptr<float>(), table.data_ptr<float>(), grad_out.data_ptr<float>(),
-                   need_table ? gt.data_ptr<float>() : nullptr, need_x ? gx.data_ptr<float>() : nullptr, x.size(0), g);
+    if (x.size(0) > 0 && (need_table || need_x)) {
+        float* gt_ptr = need_table ? gt.data_ptr<float>() : nullptr;
+        float* gx_ptr = need_x ? gx.data_ptr<float>() : nullptr;
+        if (table.scalar_type() == at::kHalf)
+            NGP_LAUNCH(x, hash_grid_bwd, x.data_ptr<float>(), half_data(table), grad_out.data_ptr<float>(), gt_ptr,
+                       gx_ptr, x.size(0), g);
+        else
+            NGP_LAUNCH(x, hash_grid_bwd, x.data_ptr<float>(), table.data_ptr<float>(), grad_out.data_ptr<float>(),
+                       gt_ptr, gx_ptr, x.size(0), g);
+    }
     return {gt, gx};
 }
 

@@ -65,7 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train.trainer import Trainer, evaluate
 
     device = resolve_device(args.device)
-    config = load_config(args.config)
+    overrides = {"encoding": {"table_precision": args.table_precision}} if args.table_precision else None
+    config = load_config(args.config, overrides)
     scene = load_scene(args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size,
                        progress=not args.quiet)
     log.info("scene %s: %d training frames of %dx%d, aabb_scale %g", scene.path, scene.n_frames,
@@ -108,6 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "backend": trainer.backend,
         "device": str(device),
         "config": config["name"],
+        "table_precision": trainer.model.encoding.precision,
         "final_loss": trainer.history[-1].loss if trainer.history else None,
         "final_train_psnr": trainer.history[-1].psnr if trainer.history else None,
         "occupancy": trainer.grid.occupancy_fraction(),
@@ -224,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default="base", help="base | small | big | path to a JSON config")
     t.add_argument("--backend", default="auto", help="auto | torch | native | tcnn")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--table-precision", choices=["float32", "float16"], default=None,
+                   help="hash table lookups in float32 or float16 (a half copy of float32 parameters; default: config)")
     t.add_argument("--eval", action="store_true", help="evaluate held-out views after training (into metrics.json)")
     t.add_argument("--all-frames", action="store_true", help="train on every frame, held-out ones included")
     common(t)

@@ -70,6 +70,49 @@ def test_hash_grid_forward_backward(dev: str, small: bool) -> None:
     _close(x_nat.grad, x_ref.grad, rtol=1e-3, atol=1e-3 * float(x_ref.grad.abs().max()))
 
 
+@pytest.mark.parametrize("dev", DEVICES)
+def test_hash_grid_half_table(dev: str) -> None:
+    # Kernels reading a float16 copy of the table match the reference reading rounded entries; gradients reach the
+    # float32 table.
+    device = _device(dev)
+    g = _gen()
+    geo = _geometry(False)
+    x = torch.rand(4000, 3, generator=g).to(device)
+    table = (torch.rand(geo.n_rows, geo.n_features, generator=g) * 2 - 1).to(device)
+    # special values of the half format: zero, negative zero, subnormals, the largest finite, values needing rounding
+    special = torch.tensor([0.0, -0.0, 6e-8, -3e-6, 65504.0, 1.0 / 3.0, -2.0 / 3.0, 1e-4], device=device)
+    table.view(-1)[: special.numel()] = special
+    x_ref, t_ref = x.clone().requires_grad_(), table.clone().requires_grad_()
+    x_nat, t_nat = x.clone().requires_grad_(), table.clone().requires_grad_()
+    ref = hash_grid_encode(x_ref, t_ref, geo, precision="float16")
+    nat = ops.hash_grid_encode(x_nat, t_nat, geo, lookup=t_nat.detach().half())
+    _close(nat, ref)
+    assert not torch.allclose(ref, hash_grid_encode(x, table, geo), rtol=1e-6, atol=0)  # the rounding is visible
+    gout = torch.randn(ref.shape, generator=g).to(device)
+    ref.backward(gout)
+    nat.backward(gout)
+    assert t_nat.grad is not None and t_nat.grad.dtype == torch.float32
+    _close(t_nat.grad, t_ref.grad, rtol=1e-4, atol=1e-5)
+    _close(x_nat.grad, x_ref.grad, rtol=1e-3, atol=1e-3 * float(x_ref.grad.abs().max()))
+
+
+def test_half_decoding_is_exact_for_every_finite_value() -> None:
+    # One dense level of 2^3 vertices (scale 1): x = 0.5 lands exactly on vertex (1, 1, 1), row 7, with weight 1.
+    # Row 7 holds every finite float16 value as one feature each, so the output must reproduce them bit for bit.
+    bits = torch.arange(-(1 << 15), 1 << 15, dtype=torch.int32).to(torch.int16)
+    values = bits.view(torch.float16)
+    values = values[torch.isfinite(values)]
+    geo = GridGeometry.create(
+        n_levels=1, n_features=values.numel(), log2_hashmap_size=19, base_resolution=2, per_level_scale=2.0
+    )
+    assert geo.n_rows == 8 and not geo.hashed[0]
+    half = torch.zeros(geo.n_rows, values.numel(), dtype=torch.float16)
+    half[7] = values
+    out = ops.hash_grid_encode(torch.full((1, 3), 0.5), half.float(), geo, lookup=half)
+    # (the sum starts at +0.0, so -0.0 comes out as +0.0: compare values, not bits)
+    assert torch.equal(out[0], values.float())
+
+
 def test_hash_grid_table_only_and_empty() -> None:
     geo = _geometry(True)
     table = torch.randn(geo.n_rows, geo.n_features, requires_grad=True)
@@ -256,6 +299,27 @@ def test_occupancy_helpers() -> None:
     grid.occupied = torch.rand(grid.occupied.shape, generator=g) < 0.5
     assert torch.equal(ops.pack_bits(grid.occupied), grid.packed_bitfield())
 
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+def test_occupancy_update_native_matches_torch(dev: str) -> None:
+    device = _device(dev)
+
+    def density(x: torch.Tensor) -> torch.Tensor:  # a ball of density 50 at the centre
+        return 50.0 * ((x - 0.5).norm(dim=-1) < 0.3).float()
+
+    grids = {}
+    for backend in ("torch", "native"):
+        grid = OccupancyGrid(2.0, resolution=32, device=device, backend=backend)
+        gen = torch.Generator().manual_seed(7)
+        grid.update(density, 1.0, generator=gen)
+        for _ in range(3):
+            grid.update(density, 0.2, generator=gen)
+        grids[backend] = grid
+    _close(grids["native"].density, grids["torch"].density, rtol=1e-6, atol=0)
+    assert torch.equal(grids["native"].occupied.cpu(), grids["torch"].occupied.cpu())
+    frac = grids["native"].occupancy_fraction()
+    assert 0.0 < frac < 0.5  # the ball is occupied, most of space is not
 
 
 # --------------------------------------------------------------------------------------------------- trainer

@@ -101,3 +101,52 @@ def test_atomic_save_leaves_no_temp_files(trained: dict, tmp_path: Path) -> None
     trainer = trained["trainer"]
     p = save_snapshot(tmp_path / "x.npz", trainer.model, trainer.grid, trainer.config, {}, 1)
     assert p.is_file() and [f.name for f in tmp_path.iterdir()] == ["x.npz"]
+
+
+def test_half_precision_tables_train_and_round_trip(tmp_path: Path) -> None:
+    from tests.conftest import DEMO
+
+    scene = load_scene(DEMO, "train", downscale=8)
+    config = load_config("base", {**TINY, "encoding": {"log2_hashmap_size": 15, "table_precision": "float16"}})
+    trainer = Trainer(scene, config, seed=4)
+    assert trainer.model.encoding.precision == "float16"
+    losses = [trainer.step().loss for _ in range(80)]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5]), losses
+    # the table itself stays float32 (optimiser state and gradients too); only lookups read the half copy
+    assert trainer.model.encoding.table.dtype == torch.float32
+    half = trainer.model.encoding.half_table()
+    assert half.dtype == torch.float16 and torch.equal(half, trainer.model.encoding.table.detach().half())
+    path = save_snapshot(tmp_path, trainer.model, trainer.grid, trainer.config, scene.metadata(), trainer.step_count)
+    snap = load_snapshot(path, backend=trainer.backend)
+    assert snap.model.encoding.precision == "float16"
+    cam = scene.camera(0)
+    a = render_image(trainer.model, trainer.grid, trainer.aabb, cam, trainer.march)["rgb"]
+    b = render_image(snap.model, snap.grid, snap.model.aabb, cam, snap.march)["rgb"]
+    assert torch.equal(a, b)
+    # the torch reference reads the same rounded values
+    ref = load_snapshot(path, backend="torch")
+    c = render_image(ref.model, ref.grid, ref.model.aabb, cam, ref.march)["rgb"]
+    assert torch.allclose(a, c, atol=1e-4)
+
+
+def test_half_copy_follows_optimiser_steps() -> None:
+    from tests.conftest import DEMO
+
+    scene = load_scene(DEMO, "train", downscale=8)
+    config = load_config("base", {**TINY, "encoding": {"log2_hashmap_size": 15, "table_precision": "float16"}})
+    trainer = Trainer(scene, config, seed=5)
+    enc = trainer.model.encoding
+    first = enc.half_table()
+    assert enc.half_table() is first  # cached while the table is unchanged
+    trainer.step()
+    second = enc.half_table()
+    assert second is not first and torch.equal(second, enc.table.detach().half())
+
+
+def test_unknown_table_precision_is_a_config_error() -> None:
+    from ngp_app.errors import ConfigError
+    from tests.conftest import DEMO
+
+    scene = load_scene(DEMO, "train", downscale=8)
+    with pytest.raises(ConfigError, match="table_precision"):
+        Trainer(scene, load_config("base", {"encoding": {"table_precision": "bfloat16"}}))

@@ -12,19 +12,21 @@ constexpr int64_t kAhead = 8;     // points ahead in the table-gradient pass (on
 constexpr int64_t kAheadFwd = 1;  // points ahead in the forward, which prefetches all levels of a point
 constexpr int64_t kRing = 16;     // power of two > kAhead, kAheadFwd
 
-static inline void prefetch_rows(const Corners& c, const float* base, int n_features) {
+template <typename T>
+static inline void prefetch_rows(const Corners& c, const T* base, int n_features) {
     for (int k = 0; k < 8; k += 2) __builtin_prefetch(base + c.row[k] * n_features, 0, 0);
 }
 
-static inline void corners_all_levels(const GridParams& g, const float* x, const float* table, Corners* c) {
+template <typename T>
+static inline void corners_all_levels(const GridParams& g, const float* x, const T* table, Corners* c) {
     for (int l = 0; l < g.n_levels; ++l) {
         level_corners(g, l, x, c[l]);
         prefetch_rows(c[l], table, g.n_features);
     }
 }
 
-template <int FC>
-static void hash_grid_fwd_impl(const float* x, const float* table, float* out, int64_t n, const GridParams& g) {
+template <int FC, typename T>
+static void hash_grid_fwd_impl(const float* x, const T* table, float* out, int64_t n, const GridParams& g) {
     const int L = g.n_levels, F = FC ? FC : g.n_features;
 #pragma omp parallel
     {
@@ -35,12 +37,13 @@ static void hash_grid_fwd_impl(const float* x, const float* table, float* out, i
             if (next < i) next = i;
             for (; next < n && next <= i + kAheadFwd; ++next) corners_all_levels(g, x + 3 * next, table, ring[next % kRing]);
             const Corners* cur = ring[i % kRing];
-            for (int l = 0; l < L; ++l) encode_level<FC>(g, cur[l], table, out + (i * L + l) * F);
+            for (int l = 0; l < L; ++l) encode_level<FC, T>(g, cur[l], table, out + (i * L + l) * F);
         }
     }
 }
 
-void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g) {
+template <typename T>
+static void hash_grid_fwd_dispatch(const float* x, const T* table, float* out, int64_t n, const GridParams& g) {
     switch (g.n_features) {
         case 2: return hash_grid_fwd_impl<2>(x, table, out, n, g);
         case 4: return hash_grid_fwd_impl<4>(x, table, out, n, g);
@@ -48,8 +51,16 @@ void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, co
     }
 }
 
-template <int FC>
-static void hash_grid_bwd_impl(const float* x, const float* table, const float* grad_out, float* grad_table,
+void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g) {
+    hash_grid_fwd_dispatch(x, table, out, n, g);
+}
+
+void hash_grid_fwd(const float* x, const half16* table, float* out, int64_t n, const GridParams& g) {
+    hash_grid_fwd_dispatch(x, table, out, n, g);
+}
+
+template <int FC, typename T>
+static void hash_grid_bwd_impl(const float* x, const T* table, const float* grad_out, float* grad_table,
                                float* grad_x, int64_t n, const GridParams& g) {
     const int L = g.n_levels, F = FC ? FC : g.n_features;
     if (grad_table) {
@@ -89,13 +100,24 @@ static void hash_grid_bwd_impl(const float* x, const float* table, const float* 
     }
 }
 
-void hash_grid_bwd(const float* x, const float* table, const float* grad_out, float* grad_table, float* grad_x,
-                   int64_t n, const GridParams& g) {
+template <typename T>
+static void hash_grid_bwd_dispatch(const float* x, const T* table, const float* grad_out, float* grad_table,
+                                   float* grad_x, int64_t n, const GridParams& g) {
     switch (g.n_features) {
         case 2: return hash_grid_bwd_impl<2>(x, table, grad_out, grad_table, grad_x, n, g);
         case 4: return hash_grid_bwd_impl<4>(x, table, grad_out, grad_table, grad_x, n, g);
         default: return hash_grid_bwd_impl<0>(x, table, grad_out, grad_table, grad_x, n, g);
     }
+}
+
+void hash_grid_bwd(const float* x, const float* table, const float* grad_out, float* grad_table, float* grad_x,
+                   int64_t n, const GridParams& g) {
+    hash_grid_bwd_dispatch(x, table, grad_out, grad_table, grad_x, n, g);
+}
+
+void hash_grid_bwd(const float* x, const half16* table, const float* grad_out, float* grad_table, float* grad_x,
+                   int64_t n, const GridParams& g) {
+    hash_grid_bwd_dispatch(x, table, grad_out, grad_table, grad_x, n, g);
 }
 
 }  // namespace cpu

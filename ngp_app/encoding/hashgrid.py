@@ -146,30 +146,53 @@ def hash_grid_corners(
 
 
 def hash_grid_encode(
-    x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry, consts: dict[str, torch.Tensor] | None = None
+    x: torch.Tensor,
+    table: torch.Tensor,
+    geometry: GridGeometry,
+    consts: dict[str, torch.Tensor] | None = None,
+    precision: str = "float32",
 ) -> torch.Tensor:
     """Encode points by trilinear interpolation of every level's table; differentiable in ``x`` and ``table``.
 
     x: (n, 3) in [0, 1]; table: (n_rows, F). Returns (n, L*F).
+    precision ``"float16"`` reads every table entry rounded to half precision (what the kernels read from a half
+    copy of the table) while the gradient reaches ``table`` unrounded, as in mixed-precision training.
     """
     rows, weights = hash_grid_corners(x, geometry, consts)
     n = x.shape[0]
     feats = table.index_select(0, rows.reshape(-1)).view(n, geometry.n_levels, 8, geometry.n_features)
+    if precision == "float16":
+        feats = feats + (feats.to(torch.float16).to(feats.dtype) - feats).detach()  # rounded values, identity gradient
+    elif precision != "float32":
+        raise ValueError(f"unknown table precision {precision!r} (float32 or float16)")
     out = torch.einsum("nlc,nlcf->nlf", weights.to(table.dtype), feats)
     return out.reshape(n, geometry.n_output_dims)
 
 
+TABLE_PRECISIONS = ("float32", "float16")
+
+
 class HashGridEncoding(nn.Module):
     """Hash grid with a learnable table, dispatching to the selected backend (``torch`` reference, ``native``
-    kernels or ``tcnn``); every backend reads and trains the same table."""
+    kernels or ``tcnn``); every backend reads and trains the same table.
 
-    def __init__(self, geometry: GridGeometry, init_scale: float = 1e-4, backend: str = "torch") -> None:
+    ``precision="float16"`` makes lookups read a half-precision copy of the float32 table (refreshed whenever the
+    table changes): half the memory traffic of the lookups, float32 gradients and optimiser state.
+    """
+
+    def __init__(
+        self, geometry: GridGeometry, init_scale: float = 1e-4, backend: str = "torch", precision: str = "float32"
+    ) -> None:
         super().__init__()
+        if precision not in TABLE_PRECISIONS:
+            raise ValueError(f"unknown table precision {precision!r} (choose from {', '.join(TABLE_PRECISIONS)})")
         self.geometry = geometry
         self.backend = backend
+        self.precision = precision
         table = torch.empty(geometry.n_rows, geometry.n_features).uniform_(-init_scale, init_scale)
         self.table = nn.Parameter(table)
         self._consts: dict[str, torch.Tensor] | None = None
+        self._half: tuple[tuple[int, int, int], torch.Tensor] | None = None
 
     @property
     def n_output_dims(self) -> int:
@@ -181,19 +204,30 @@ class HashGridEncoding(nn.Module):
             self._consts = self.geometry.tensors(dev)
         return self._consts
 
+    def half_table(self) -> torch.Tensor:
+        """(n_rows, F) float16 copy of the table, recomputed only after the table changed (optimiser step, load)."""
+        t = self.table
+        key = (t._version, t.data_ptr(), t.device.index if t.device.index is not None else -1)
+        if self._half is None or self._half[0] != key:
+            self._half = (key, t.detach().to(torch.float16))
+        return self._half[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (n, 3) in [0, 1]. Returns (n, L*F) float32."""
         if self.backend == "native":
             from ..native import ops as native_ops
 
-            return native_ops.hash_grid_encode(x, self.table, self.geometry)
+            lookup = self.half_table() if self.precision == "float16" else None
+            return native_ops.hash_grid_encode(x, self.table, self.geometry, lookup)
         if self.backend == "tcnn":
             from .tcnn_grid import tcnn_hash_grid_encode
 
-            return tcnn_hash_grid_encode(x, self.table, self.geometry)
-        return hash_grid_encode(x, self.table, self.geometry, self._constants())
+            return tcnn_hash_grid_encode(x, self.table, self.geometry, self.precision)
+        return hash_grid_encode(x, self.table, self.geometry, self._constants(), self.precision)
 
     def extra_repr(self) -> str:
         g = self.geometry
-        return f"L={g.n_levels}, F={g.n_features}, T=2^{g.log2_hashmap_size}, N_min={g.base_resolution}, b={g.per_level_scale:.4f}"
-
+        return (
+            f"L={g.n_levels}, F={g.n_features}, T=2^{g.log2_hashmap_size}, N_min={g.base_resolution}, "
+            f"b={g.per_level_scale:.4f}, table={self.precision}"
+        )

@@ -3,7 +3,8 @@
 Our table layout is tiny-cuda-nn's (docs/conventions.md), so the tcnn encoding runs directly on
 ``table.view(-1)``: gradients flow into the same parameter, the optimiser and snapshots are unchanged, and the
 torch, native and tcnn backends can be switched at any step. Only the public ``tinycudann.Encoding`` API is used;
-its own ``params`` parameter is replaced by a view of our table.
+its own ``params`` parameter is replaced by a view of our table. With ``precision="float16"`` the tcnn grid is built
+with ``dtype=torch.float16``: tcnn then reads a half copy of the (float32) table, like our half-precision lookups.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def tcnn_encoding_config(geometry: GridGeometry) -> dict[str, Any]:
 class TcnnGrid:
     """Holds one ``tinycudann.Encoding`` (kept out of the module tree, so it adds no parameters)."""
 
-    def __init__(self, geometry: GridGeometry) -> None:
+    def __init__(self, geometry: GridGeometry, precision: str = "float32") -> None:
         import tinycudann as tcnn
 
         self.geometry = geometry
-        self.module = tcnn.Encoding(3, tcnn_encoding_config(geometry), dtype=torch.float32)
+        dtype = torch.float16 if precision == "float16" else torch.float32
+        self.module = tcnn.Encoding(3, tcnn_encoding_config(geometry), dtype=dtype)
         n_params = int(self.module.params.numel())
         expected = geometry.n_rows * geometry.n_features
         if n_params != expected:
@@ -47,12 +49,15 @@ class TcnnGrid:
         return self.module(x.contiguous()).float()
 
 
-_CACHE: dict[GridGeometry, TcnnGrid] = {}
+_CACHE: dict[tuple[GridGeometry, str], TcnnGrid] = {}
 
 
-def tcnn_hash_grid_encode(x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry) -> torch.Tensor:
-    """Encode with tiny-cuda-nn using our table (one tcnn module per geometry, created on first use)."""
-    grid = _CACHE.get(geometry)
+def tcnn_hash_grid_encode(
+    x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry, precision: str = "float32"
+) -> torch.Tensor:
+    """Encode with tiny-cuda-nn using our table (one tcnn module per geometry and precision, made on first use)."""
+    key = (geometry, precision)
+    grid = _CACHE.get(key)
     if grid is None:
-        grid = _CACHE[geometry] = TcnnGrid(geometry)
+        grid = _CACHE[key] = TcnnGrid(geometry, precision)
     return grid(x, table)

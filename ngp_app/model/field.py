@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..encoding.hashgrid import GridGeometry, HashGridEncoding
+from ..encoding.hashgrid import TABLE_PRECISIONS, GridGeometry, HashGridEncoding
+from ..errors import ConfigError
 from ..encoding.sh import sh_encode
 
 
@@ -72,7 +73,10 @@ class NGPField(nn.Module):
             finest_resolution=enc.get("desired_resolution", 2048) * aabb_size,
         )
         self.register_buffer("aabb", aabb.clone().float())
-        self.encoding = HashGridEncoding(geometry, backend=backend)
+        precision = enc.get("table_precision", "float32")
+        if precision not in TABLE_PRECISIONS:
+            raise ConfigError(f"encoding.table_precision must be one of {', '.join(TABLE_PRECISIONS)}, not {precision!r}")
+        self.encoding = HashGridEncoding(geometry, backend=backend, precision=precision)
         self.n_geo_features = net.get("n_output_dims", 16)
         self.density_net = make_mlp(geometry.n_output_dims, net["n_neurons"], net["n_hidden_layers"], self.n_geo_features)
         self.sh_degree = config.get("dir_encoding", {}).get("degree", 4)
@@ -92,9 +96,18 @@ class NGPField(nn.Module):
         """Scene coordinates (n, 3) -> [0, 1]^3 grid coordinates (clamped)."""
         return ((x - self.aabb[0]) / (self.aabb[1] - self.aabb[0])).clamp(0.0, 1.0)
 
+    def _run_mlp(self, mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """Apply ``mlp``: tiny-cuda-nn's FullyFusedMLP with the tcnn backend on CUDA, torch otherwise."""
+        if self.encoding.backend == "tcnn" and x.is_cuda:
+            from .tcnn_mlp import fully_fused_supported, tcnn_mlp_forward
+
+            if fully_fused_supported(mlp)[0]:
+                return tcnn_mlp_forward(mlp, x)
+        return mlp(x)
+
     def geometry_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (n, 3) scene points. Returns (n, 16) density-MLP outputs, raw (channel 0 is log-density)."""
-        return self.density_net(self.encoding(self.normalize(x)))
+        return self._run_mlp(self.density_net, self.encoding(self.normalize(x)))
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """x: (n, 3) scene points. Returns sigma (n,)."""
@@ -104,7 +117,7 @@ class NGPField(nn.Module):
         """x: (n, 3) points, d: (n, 3) unit directions. Returns sigma (n,) and rgb (n, 3) in [0, 1]."""
         h = self.geometry_features(x)
         sigma = trunc_exp(h[:, 0])
-        rgb = torch.sigmoid(self.rgb_net(torch.cat([h, sh_encode(d, self.sh_degree)], dim=-1)))
+        rgb = torch.sigmoid(self._run_mlp(self.rgb_net, torch.cat([h, sh_encode(d, self.sh_degree)], dim=-1)))
         return sigma, rgb
 
     def mlp_parameters(self) -> list[nn.Parameter]:

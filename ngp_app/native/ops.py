@@ -44,31 +44,39 @@ ACCUMULATE_TABLE_GRAD_IN_PLACE = True
 
 class _HashGridEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry, lookup: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
         args = _geometry_args(geometry)
         ctx.geo_args = args
         x = x.contiguous().float()
-        ctx.save_for_backward(x, table)
+        # ``lookup``: the table the kernels read (a float16 copy of ``table`` for half-precision tables).
+        read = (table if lookup is None else lookup).contiguous()
+        ctx.save_for_backward(x, read)
         ctx.table = table
-        return _ops().hash_grid_fwd(x, table.contiguous(), *args)
+        return _ops().hash_grid_fwd(x, read, *args)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> Any:  # type: ignore[override]
-        x, table = ctx.saved_tensors
+        x, read = ctx.saved_tensors
         need_x, need_table = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         param = ctx.table
         target = param.grad if need_table and ACCUMULATE_TABLE_GRAD_IN_PLACE and param.is_leaf else None
         if target is not None and (target.dtype != torch.float32 or not target.is_contiguous() or target.is_sparse):
             target = None
         gt, gx = _ops().hash_grid_bwd(
-            grad_out.contiguous().float(), x, table.contiguous(), *ctx.geo_args, need_table, need_x, target
+            grad_out.contiguous().float(), x, read, *ctx.geo_args, need_table, need_x, target
         )
-        return (gx if need_x else None), (gt if need_table and target is None else None), None
+        return (gx if need_x else None), (gt if need_table and target is None else None), None, None
 
 
-def hash_grid_encode(x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry) -> torch.Tensor:
-    """x: (n, 3) in [0, 1]; table: (n_rows, F) float32. Returns (n, L*F); differentiable in x and table."""
-    return _HashGridEncode.apply(x, table, geometry)
+def hash_grid_encode(
+    x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry, lookup: torch.Tensor | None = None
+) -> torch.Tensor:
+    """x: (n, 3) in [0, 1]; table: (n_rows, F) float32. Returns (n, L*F); differentiable in x and table.
+
+    lookup: optional (n_rows, F) float16 copy of ``table`` that the kernels read instead (half-precision tables);
+    the table gradient is still float32.
+    """
+    return _HashGridEncode.apply(x, table, geometry, lookup)
 
 
 class _Composite(torch.autograd.Function):
@@ -204,6 +212,9 @@ class SparseAdam(torch.optim.Optimizer):
                     float(group["lr"]) / (1.0 - beta1**t), math.sqrt(1.0 - beta2**t),
                     float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]), bool(group["sparse"]),
                 )
+                # the kernel writes through a raw pointer: bump the version counter like an in-place torch op, so
+                # caches keyed on it (the half-precision table copy) see the update
+                torch.autograd.graph.increment_version(p)
         return loss
 
 

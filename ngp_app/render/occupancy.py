@@ -53,7 +53,9 @@ class OccupancyGrid:
         decay: float = 0.95,
         threshold: float = 0.01,
         device: torch.device | str = "cpu",
+        backend: str = "torch",
     ) -> None:
+        self.backend = backend  # "native": cell positions and the decay-max update run in the native kernels
         self.aabb_scale = float(aabb_scale)
         self.resolution = int(resolution)
         self.n_cascades = n_cascades_for(aabb_scale)
@@ -112,6 +114,9 @@ class OccupancyGrid:
         """
         n = self.n_cells_per_cascade
         dev = self.device
+        native = self.backend == "native"
+        if native:
+            from ..native import ops as native_ops
         new = torch.zeros_like(self.density)
         for c in range(self.n_cascades):
             if fraction >= 1.0:
@@ -126,12 +131,18 @@ class OccupancyGrid:
                 else:
                     idx = uniform
             jitter = torch.rand(idx.numel(), 3, generator=generator, device="cpu").to(dev)
-            pos = self.cell_centers(c, idx, jitter)
+            if native:
+                pos = native_ops.cell_positions(c, idx, jitter, self.resolution)
+            else:
+                pos = self.cell_centers(c, idx, jitter)
             step = self.min_step * (2.0**c)
             for s in range(0, idx.numel(), chunk):
                 thickness = density_fn(pos[s : s + chunk]).float() * step
                 new[c].scatter_reduce_(0, idx[s : s + chunk], thickness, reduce="amax")
-        self.density = torch.maximum(self.density * self.decay, new)
+        if native:
+            native_ops.decay_max_(self.density, new, self.decay)
+        else:
+            self.density = torch.maximum(self.density * self.decay, new)
         self.n_updates += 1
         self.update_bitfield()
 

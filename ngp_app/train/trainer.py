@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..backends import resolve_backend
+from ..backends import native_available, resolve_backend
 from ..data.scene import Scene
 from ..model.field import NGPField
 from ..render.occupancy import OccupancyGrid
@@ -59,8 +59,12 @@ class Trainer:
         self.aabb = scene.aabb.to(self.device)
         self.model = NGPField(config, scene.aabb, backend=self.backend).to(self.device)
         dg = config["density_grid"]
+        # The grid update runs in the native kernels whenever marching does (render_ops: native, or tcnn + native).
+        grid_backend = "native" if self.backend == "native" or (
+            self.backend == "tcnn" and native_available(self.device)[0]
+        ) else "torch"
         self.grid = OccupancyGrid(
-            scene.aabb_scale, dg["resolution"], dg["decay"], dg["threshold"], device=self.device
+            scene.aabb_scale, dg["resolution"], dg["decay"], dg["threshold"], device=self.device, backend=grid_backend
         )
         tr = config["training"]
         self.march = MarchParams.for_grid(self.grid, tr.get("max_steps_per_ray", 1024))

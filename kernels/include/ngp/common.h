@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #if defined(__CUDACC__)
+#include <cuda_fp16.h>
 #define NGP_HD __host__ __device__ __forceinline__
 #else
 #define NGP_HD inline
@@ -25,6 +26,38 @@ NGP_HD int frexp_exponent(float v) {
     int e = 0;
     frexpf(v, &e);
     return e;
+}
+
+// IEEE 754 binary16 storage (hash tables in half precision). Only decoding is needed in the kernels: tables are
+// rounded to half by torch (round to nearest even) and gradients stay float32.
+struct half16 {
+    uint16_t bits;
+};
+
+// Feature loads: float tables pass through, half tables are widened exactly.
+NGP_HD float to_float(float v) { return v; }
+
+NGP_HD float to_float(half16 h) {
+#if defined(__CUDA_ARCH__)
+    return __half2float(__ushort_as_half(h.bits));
+#else
+    // Branch-free (selects, not jumps: table values mix subnormals and normals at random, and mispredicted branches
+    // cost more than the decoding). Normal: rebias the exponent 15 -> 127; all-ones exponent: inf/nan;
+    // zero exponent: zero or subnormal, mantissa * 2^-24 (exact in float).
+    const uint32_t exponent = (h.bits >> 10) & 0x1fu;
+    uint32_t bits = ((uint32_t)(h.bits & 0x7fffu) << 13) + (112u << 23);
+    bits |= exponent == 0x1fu ? 0x7f800000u : 0u;
+    float normal;
+    __builtin_memcpy(&normal, &bits, sizeof(normal));
+    const float subnormal = (float)(h.bits & 0x3ffu) * 5.9604644775390625e-8f;
+    const float magnitude = exponent == 0 ? subnormal : normal;
+    uint32_t out_bits;
+    __builtin_memcpy(&out_bits, &magnitude, sizeof(out_bits));
+    out_bits |= (uint32_t)(h.bits & 0x8000u) << 16;
+    float out;
+    __builtin_memcpy(&out, &out_bits, sizeof(out));
+    return out;
+#endif
 }
 
 }  // namespace ngp

@@ -71,25 +71,26 @@ NGP_HD float weight_grad(const Corners& c, int k, int a) {
 }
 
 // Forward of one (point, level): out[f] = sum_k w_k * table[row_k, f]. FC: the feature count when known at compile
-// time (lets the compiler unroll), 0 for g.n_features.
-template <int FC = 0>
-NGP_HD void encode_level(const GridParams& g, const Corners& c, const float* table, float* out) {
+// time (lets the compiler unroll), 0 for g.n_features. T: float or half16 table entries (accumulated in float).
+template <int FC = 0, typename T = float>
+NGP_HD void encode_level(const GridParams& g, const Corners& c, const T* table, float* out) {
     const int F = FC ? FC : g.n_features;
     for (int f = 0; f < F; ++f) out[f] = 0.0f;
     for (int k = 0; k < 8; ++k) {
-        const float* row = table + c.row[k] * F;
-        for (int f = 0; f < F; ++f) out[f] += c.w[k] * row[f];
+        const T* row = table + c.row[k] * F;
+        for (int f = 0; f < F; ++f) out[f] += c.w[k] * to_float(row[f]);
     }
 }
 
 // Gradient of one (point, level) with respect to x: adds scale_l * sum_k dw_k/dfrac . <gout, table[row_k]>.
-NGP_HD void encode_level_grad_x(const GridParams& g, int l, const Corners& c, const float* table, const float* gout,
+template <typename T>
+NGP_HD void encode_level_grad_x(const GridParams& g, int l, const Corners& c, const T* table, const float* gout,
                                 float* gx) {
     const int F = g.n_features;
     for (int k = 0; k < 8; ++k) {
-        const float* row = table + c.row[k] * F;
+        const T* row = table + c.row[k] * F;
         float dot = 0.0f;
-        for (int f = 0; f < F; ++f) dot += gout[f] * row[f];
+        for (int f = 0; f < F; ++f) dot += gout[f] * to_float(row[f]);
         for (int a = 0; a < 3; ++a) gx[a] += g.scale[l] * weight_grad(c, k, a) * dot;
     }
 }

@@ -11,7 +11,10 @@ namespace ngp {
 
 #define NGP_DECLARE_LAUNCHERS(...)                                                                                  \
     void hash_grid_fwd(const float* x, const float* table, float* out, int64_t n, const GridParams& g __VA_ARGS__); \
+    void hash_grid_fwd(const float* x, const half16* table, float* out, int64_t n, const GridParams& g __VA_ARGS__); \
     void hash_grid_bwd(const float* x, const float* table, const float* grad_out, float* grad_table,              \
+                       float* grad_x, int64_t n, const GridParams& g __VA_ARGS__);                                  \
+    void hash_grid_bwd(const float* x, const half16* table, const float* grad_out, float* grad_table,             \
                        float* grad_x, int64_t n, const GridParams& g __VA_ARGS__);                                  \
     void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a,            \
                    bool skip_zero_grad __VA_ARGS__);                                                                \
