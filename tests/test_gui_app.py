@@ -33,6 +33,8 @@ def app():
 
     a = App(DEMO, config="small", device="cpu", backend="torch", downscale=8, size=(480, 270))
     a.state.settings.resolution_scale = 0.1  # keep CPU renders (and full refinement) cheap
+    assert a.state.loading == "demo"  # the scene loads in the background while the windows run
+    assert a.pump(60, until=lambda: a.state.loading is None and a.state.trainer is not None), a.state.status
     yield a
     a.close()
 
@@ -173,6 +175,7 @@ def test_dropping_a_non_scene_shows_an_error_and_keeps_running(app, tmp_path):
     (tmp_path / "readme.txt").write_text("not a scene")
     scene = app.state.scene
     send(app, "on_file_drop", 10, 10, [str(tmp_path)])
+    assert app.pump(10, until=lambda: app.state.loading is None)
     assert app.state.status_is_error and "not a scene" in app.state.status
     f = app.frames
     app.pump(1.0)
@@ -188,6 +191,8 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
                                  progress=False)
     old = app.state.trainer
     send(app, "on_file_drop", 10, 10, [str(other)])
+    assert app.state.loading == "tiny" and app.running
+    assert app.pump(30, until=lambda: app.state.loading is None)
     assert not app.state.status_is_error, app.state.status
     assert app.state.scene.n_frames == 4 and Path(app.state.scene.path) == Path(other)
     assert app.state.trainer is not old and app.state.runner.running
@@ -198,6 +203,7 @@ def test_open_scene_dialog_result_opens_it(app, tmp_path):
     other = synthetic.make_scene(tmp_path / "dialog", width=16, height=16, n_train=3, n_val=1, n_test=1,
                                  progress=False)
     app.panel._on_open_dialog("dlg_scene", {"file_path_name": str(other), "selections": {}})
+    assert app.pump(30, until=lambda: app.state.loading is None)
     assert app.state.scene.n_frames == 3 and not app.state.status_is_error
     app.pump(0.5)
     assert app.running

@@ -13,7 +13,8 @@ import torch
 from ngp_app.data.cameras import look_at
 from ngp_app.gui.camera import OrbitCamera, nearest_camera
 from ngp_app.gui.dynres import DynamicResolution, render_size
-from ngp_app.gui.state import AppState, RenderWorker
+from ngp_app.gui.render_worker import RenderWorker
+from ngp_app.gui.state import AppState
 from ngp_app.gui.training import TrainingRunner
 
 DEMO = Path(__file__).resolve().parent.parent / "scenes" / "demo"
@@ -316,3 +317,37 @@ def test_app_parser_and_no_toolkit_imports_on_servers():
             "print(any(m in sys.modules for m in ('pyglet', 'dearpygui')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEMO.parent.parent)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# ---------------------------------------------------------------------------------------------- background loading
+def test_open_path_async_loads_off_thread_and_swaps_on_apply(state, tmp_path):
+    from ngp_app.data import synthetic
+
+    first = synthetic.make_scene(tmp_path / "first", width=16, height=16, n_train=3, n_val=1, n_test=1, progress=False)
+    second = synthetic.make_scene(tmp_path / "second", width=16, height=16, n_train=5, n_val=1, n_test=1,
+                                  progress=False)
+    gen0 = state.generation
+    t1 = state.open_path_async(first, start=False)
+    t2 = state.open_path_async(second, start=False)  # supersedes the first request
+    assert state.loading == "second" and "loading" in state.status
+    t1.join(60)
+    t2.join(60)
+    assert state.scene is None  # nothing changes until the UI thread applies the result
+    assert state.apply_pending()
+    assert state.scene.n_frames == 5 and state.loading is None and state.generation == gen0 + 1
+    assert not state.apply_pending()  # the superseded first load was dropped
+    assert state.scene.n_frames == 5 and not state.runner.running
+
+
+def test_open_path_async_reports_errors_and_keeps_the_scene(state, tmp_path):
+    assert state.open_path(DEMO, start=False)
+    scene = state.scene
+    (tmp_path / "notes.txt").write_text("not a scene")
+    state.open_path_async(tmp_path).join(30)
+    assert not state.apply_pending()
+    assert state.status_is_error and state.loading is None and state.scene is scene
+    bad = tmp_path / "snapshot.npz"
+    bad.write_bytes(b"garbage")
+    state.open_path_async(bad).join(30)
+    assert not state.apply_pending() and state.status_is_error and "snapshot" in state.status
+    assert state.scene is scene

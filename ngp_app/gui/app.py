@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .state import AppState, RenderWorker
+from .render_worker import RenderWorker
+from .state import AppState
 
 NO_DISPLAY = ("ngp app: no display (DISPLAY is not set); run it under a virtual one with "
               "`xvfb-run -a ngp app ...`, or use the CLI (`ngp train`, `ngp render`) on servers")
@@ -35,7 +36,7 @@ class App:
 
         self.state = AppState(config=config, device=device, backend=backend, downscale=downscale, max_size=max_size)
         if path is not None:
-            self.state.open_path(path, start=train)
+            self.state.open_path_async(path, start=train)  # the windows open while it loads
         self.worker = RenderWorker(self.state)
         self.worker.size = size
         self.viewport = Viewport(self, *size)
@@ -53,6 +54,7 @@ class App:
         now = time.perf_counter()
         dt, self._last = now - self._last, now
         self.viewport.fly(dt)
+        self.state.apply_pending()
         self.state.poll_errors()
         self.viewport.draw(save_viewport)
         self.panel.draw(save_panel)

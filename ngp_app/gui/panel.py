@@ -114,7 +114,7 @@ class Panel:
                 dpg.add_input_text(label="snapshot", default_value="snapshot.npz", tag="snap_path")
                 with dpg.group(horizontal=True):
                     dpg.add_button(label="Save snapshot", callback=lambda: st.save_snapshot(dpg.get_value("snap_path")))
-                    dpg.add_button(label="Load snapshot", callback=lambda: st.open_path(dpg.get_value("snap_path")))
+                    dpg.add_button(label="Load snapshot", callback=lambda: st.open_path_async(dpg.get_value("snap_path")))
                 dpg.add_input_text(label="screenshot", default_value="screenshot.png", tag="shot_path")
                 with dpg.group(horizontal=True):
                     dpg.add_input_int(label="w", default_value=1920, width=90, tag="shot_w", min_value=1,
@@ -153,7 +153,7 @@ class Panel:
         if sender == "dlg_snapshot" and selections:
             path = next(iter(selections.values()))
         if path:
-            self.state.open_path(path)
+            self.state.open_path_async(path)
 
     def _screenshot(self) -> None:
         st = self.state

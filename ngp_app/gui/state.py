@@ -7,6 +7,7 @@ these methods and read these fields; every user error ends up in ``status`` inst
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field, fields
@@ -48,15 +49,6 @@ class RenderSettings:
 
 
 @dataclass
-class Frame:
-    image: np.ndarray  # (h, w, 3) uint8
-    scale: float  # linear fraction of the output size
-    ms: float
-    seq: int
-    step: int
-
-
-@dataclass
 class RenderSource:
     """What is rendered: a trainer's live model or a loaded snapshot's."""
 
@@ -94,6 +86,9 @@ class AppState:
         self._reported_error: str | None = None
         self._occ_cache: tuple[int, int, np.ndarray] | None = None
         self._jobs: list[threading.Thread] = []
+        self.loading: str | None = None  # name of what a background load is opening, for the HUD
+        self._load_token = 0
+        self._pending: queue.SimpleQueue[tuple[int, str | Path, Callable[[], None]]] = queue.SimpleQueue()
 
     # ------------------------------------------------------------------------------------------ status
     def set_status(self, message: str, error: bool = False) -> None:
@@ -145,20 +140,61 @@ class AppState:
         return "snapshot"
 
     def open_path(self, path: str | Path, start: bool = True) -> bool:
-        """Open a dropped/chosen path. Never raises: failures go to the status line. Returns success."""
+        """Open a dropped/chosen path now (blocking). Never raises: failures go to the status line. Returns success."""
+        apply = self._prepare_or_report(path, start)
+        return apply is not None and self._apply_or_report(path, apply)
+
+    def open_path_async(self, path: str | Path, start: bool = True) -> threading.Thread:
+        """Open a path without blocking the UI: images, the model and a snapshot load in a background thread; the
+        swap itself happens in ``apply_pending`` (called by the UI every frame). A newer request supersedes an
+        older one still loading."""
+        self._load_token += 1
+        token = self._load_token
+        self.loading = Path(path).name
+        self.set_status(f"loading {self.loading}...")
+
+        def work() -> None:
+            apply = self._prepare_or_report(path, start)
+            if apply is not None:
+                self._pending.put((token, path, apply))
+            elif token == self._load_token:
+                self.loading = None
+
+        t = threading.Thread(target=work, name="ngp-load", daemon=True)
+        t.start()
+        self._jobs.append(t)
+        return t
+
+    def apply_pending(self) -> bool:
+        """Swap in what background loads finished (UI thread). Returns whether anything was applied."""
+        applied = False
+        while not self._pending.empty():
+            token, path, apply = self._pending.get()
+            if token != self._load_token:
+                continue  # superseded by a later request
+            self.loading = None
+            applied = self._apply_or_report(path, apply) or applied
+        return applied
+
+    def _prepare_or_report(self, path: str | Path, start: bool) -> Callable[[], None] | None:
         try:
             kind = self.classify(path)
-            if kind == "scene":
-                self.open_scene(path, start=start)
-            else:
-                self.open_snapshot(path)
-            return True
+            return self._prepare_scene(path, start) if kind == "scene" else self._prepare_snapshot(path)
         except NgpError as exc:
             self.set_status(str(exc), error=True)
         except Exception as exc:  # noqa: BLE001 - the app must survive any bad input
             log.exception("opening %s failed", path)
             self.set_status(f"cannot open {path}: {type(exc).__name__}: {exc}", error=True)
-        return False
+        return None
+
+    def _apply_or_report(self, path: str | Path, apply: Callable[[], None]) -> bool:
+        try:
+            apply()
+            return True
+        except Exception as exc:  # noqa: BLE001
+            log.exception("opening %s failed", path)
+            self.set_status(f"cannot open {path}: {type(exc).__name__}: {exc}", error=True)
+            return False
 
     def _make_trainer(self, scene: Any, config_name: str | None = None) -> Any:
         from ..config import load_config
@@ -169,27 +205,39 @@ class AppState:
 
     def open_scene(self, path: str | Path, start: bool = True) -> None:
         """Load a scene and start training on it (raises NgpError)."""
+        self._prepare_scene(path, start)()
+
+    def _prepare_scene(self, path: str | Path, start: bool) -> Callable[[], None]:
+        """Load a scene and build its trainer (slow, any thread); returns the swap to run on the UI thread."""
         from ..data.loaders import load_scene
 
         scene = load_scene(path, "train", self.downscale, self.max_size)
         if scene.n_frames == 0:
             raise SceneError(f"{path}: scene has no frames")
         trainer = self._make_trainer(scene)
-        self.runner.replace(trainer, start=False)
-        self.scene, self.scene_meta = scene, scene.metadata()
-        self.snapshot_source, self.snapshot_path = None, None
-        self._scene_changed()
-        if start:
-            self.runner.start()
-        self.set_status(f"scene {scene.name}: {scene.n_frames} frames, training {'on' if start else 'off'}")
+
+        def apply() -> None:
+            self.runner.replace(trainer, start=False)
+            self.scene, self.scene_meta = scene, scene.metadata()
+            self.snapshot_source, self.snapshot_path = None, None
+            self._scene_changed()
+            if start:
+                self.runner.start()
+            self.set_status(f"scene {scene.name}: {scene.n_frames} frames, training {'on' if start else 'off'}")
+
+        return apply
 
     def open_snapshot(self, path: str | Path) -> None:
         """Load a snapshot. If its scene is on disk, training continues from it; otherwise it is view-only."""
+        self._prepare_snapshot(path)()
+
+    def _prepare_snapshot(self, path: str | Path) -> Callable[[], None]:
+        """Load a snapshot (and its scene and trainer when on disk); returns the swap to run on the UI thread."""
         from ..data.loaders import load_scene
         from ..snapshot import load_snapshot, resolve_snapshot_path
 
         snap = load_snapshot(path, device=self.device)
-        self.snapshot_path = resolve_snapshot_path(path)
+        snapshot_path = resolve_snapshot_path(path)
         scene = None
         scene_path = snap.scene.get("path")
         if scene_path and Path(scene_path).exists():
@@ -197,6 +245,7 @@ class AppState:
                 scene = load_scene(scene_path, "train", self.downscale, self.max_size)
             except SceneError:
                 scene = None
+        trainer = None
         if scene is not None:
             from ..train.trainer import Trainer
 
@@ -205,17 +254,23 @@ class AppState:
                 trainer.model.load_state_dict(snap.model.state_dict())
                 trainer.grid.load_state_dict(snap.grid.state_dict())
                 trainer.step_count = snap.step
-            self.runner.replace(trainer, start=False)
-            self.scene, self.scene_meta, self.snapshot_source = scene, scene.metadata(), None
-            how = "training can continue (T)"
-        else:
-            self.runner.replace(None, start=False)
-            self.scene, self.scene_meta = None, dict(snap.scene)
-            self.snapshot_source = RenderSource(snap.model, snap.grid, snap.march, snap.model.aabb.to(self.device))
-            how = "view only (its scene is not on disk)"
-        self.config_name = snap.config.get("name", self.config_name)
-        self._scene_changed()
-        self.set_status(f"snapshot {self.snapshot_path.name} at step {snap.step}: {how}")
+
+        def apply() -> None:
+            self.snapshot_path = snapshot_path
+            if trainer is not None:
+                self.runner.replace(trainer, start=False)
+                self.scene, self.scene_meta, self.snapshot_source = scene, scene.metadata(), None
+                how = "training can continue (T)"
+            else:
+                self.runner.replace(None, start=False)
+                self.scene, self.scene_meta = None, dict(snap.scene)
+                self.snapshot_source = RenderSource(snap.model, snap.grid, snap.march, snap.model.aabb.to(self.device))
+                how = "view only (its scene is not on disk)"
+            self.config_name = snap.config.get("name", self.config_name)
+            self._scene_changed()
+            self.set_status(f"snapshot {snapshot_path.name} at step {snap.step}: {how}")
+
+        return apply
 
     def _scene_changed(self) -> None:
         meta = self.scene_meta
@@ -452,102 +507,3 @@ class AppState:
         self.runner.stop()
         for t in self._jobs:
             t.join(timeout=1.0)
-
-
-class RenderWorker:
-    """Renders the viewport off the UI thread: dynamic resolution while the view changes, then progressive
-    refinement towards full resolution while it is still. The UI picks up ``latest`` whenever ``seq`` moves."""
-
-    def __init__(self, state: AppState, refine_budget_ms: float = 1500.0) -> None:
-        self.state = state
-        self.size = (1920, 1080)
-        self.latest: Frame | None = None
-        self.frames = 0
-        self.refine_budget_ms = refine_budget_ms
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._times: list[float] = []
-        self._last_key: tuple | None = None  # view the last frame was rendered for
-
-    def view_key(self) -> tuple:
-        s = self.state
-        return (s.camera.version, s.settings.key(), s.generation, self.size)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="ngp-render", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30.0)
-
-    def fps(self) -> float:
-        t = [x for x in self._times if x > time.perf_counter() - 2.0]
-        return (len(t) - 1) / max(t[-1] - t[0], 1e-9) if len(t) > 1 else 0.0
-
-    def render_once(self, scale: float, cancel: Callable[[], bool] | None = None) -> Frame:
-        from .dynres import render_size
-
-        key = self.view_key()
-        w, h = render_size(*self.size, scale)
-        t0 = time.perf_counter()
-        step = self.state.step
-        self.state.last_render_ms = -1.0
-        img = self.state.render_view(w, h, cancel)
-        ms = (time.perf_counter() - t0) * 1000.0
-        if self.state.last_render_ms >= 0:  # exclude waiting for the trainer: resolution cannot shorten that
-            ms = min(ms, self.state.last_render_ms + (ms - self.state.last_render_ms) * 0.1)
-        self.frames += 1
-        self._times = self._times[-30:] + [time.perf_counter()]
-        frame = Frame(img, scale, ms, self.frames, step)
-        self._last_key = key
-        self.latest = frame
-        return frame
-
-    def _loop(self) -> None:
-        last_key: tuple | None = None
-        last_step = -1
-        refine: list[float] = []
-        dyn_ms, dyn_scale = 0.0, 1.0
-        still_scale: float | None = None  # best refined scale reached for the current, unchanged view
-        while not self._stop.is_set():
-            st = self.state
-            key = self.view_key()
-            cap = max(0.01, min(1.0, st.settings.resolution_scale))
-            st.dynres.target_fps = st.settings.target_fps
-            st.dynres.max_scale = cap
-            try:
-                moved = key != last_key
-                if moved or (st.runner.running and st.step != last_step and not refine):
-                    if moved:
-                        still_scale = None
-                    last_key, last_step = key, st.step
-                    if still_scale is not None:
-                        # The view is still and only the model changed: keep the refined resolution, so the
-                        # picture sharpens as it trains instead of dropping back to the moving-camera size.
-                        self.render_once(still_scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
-                        continue
-                    scale = min(st.dynres.scale, cap)
-                    frame = self.render_once(scale)
-                    dyn_ms, dyn_scale = frame.ms, scale
-                    st.dynres.update(frame.ms, scale)
-                    refine = st.dynres.refine_scales() if self.view_key() == key else []
-                elif refine:
-                    scale = refine.pop(0)
-                    # time goes with pixel count; extrapolate from the latest (largest) frame of this view
-                    predicted = dyn_ms * (scale / max(dyn_scale, 1e-3)) ** 2
-                    if st.runner.running and predicted > self.refine_budget_ms:
-                        refine = []
-                        continue
-                    frame = self.render_once(scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
-                    dyn_ms, dyn_scale = frame.ms, scale
-                    still_scale = scale
-                else:
-                    time.sleep(0.01)
-            except RenderCancelled:
-                refine = []
-            except Exception as exc:  # noqa: BLE001 - a failing render must not kill the app
-                log.exception("render failed")
-                st.set_status(f"render failed: {type(exc).__name__}: {exc}", error=True)
-                time.sleep(0.2)

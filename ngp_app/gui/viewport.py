@@ -60,7 +60,7 @@ class Viewport:
 
     def on_file_drop(self, x: int, y: int, paths: list[str]) -> None:
         if paths:
-            self.state.open_path(paths[0])
+            self.state.open_path_async(paths[0])
 
     def on_key_press(self, symbol: int, modifiers: int) -> bool | None:
         st = self.state

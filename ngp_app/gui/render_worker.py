@@ -1,0 +1,129 @@
+"""The viewport's render thread: dynamic resolution while the view changes, progressive refinement while it is
+still. It only calls ``AppState.render_view`` and reads the camera and settings, so tests drive it without a window.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from .state import RenderCancelled
+
+if TYPE_CHECKING:
+    from .state import AppState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Frame:
+    image: np.ndarray  # (h, w, 3) uint8
+    scale: float  # linear fraction of the output size
+    ms: float
+    seq: int
+    step: int
+
+
+
+class RenderWorker:
+    """Renders the viewport off the UI thread: dynamic resolution while the view changes, then progressive
+    refinement towards full resolution while it is still. The UI picks up ``latest`` whenever ``seq`` moves."""
+
+    def __init__(self, state: AppState, refine_budget_ms: float = 1500.0) -> None:
+        self.state = state
+        self.size = (1920, 1080)
+        self.latest: Frame | None = None
+        self.frames = 0
+        self.refine_budget_ms = refine_budget_ms
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._times: list[float] = []
+        self._last_key: tuple | None = None  # view the last frame was rendered for
+
+    def view_key(self) -> tuple:
+        s = self.state
+        return (s.camera.version, s.settings.key(), s.generation, self.size)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ngp-render", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30.0)
+
+    def fps(self) -> float:
+        t = [x for x in self._times if x > time.perf_counter() - 2.0]
+        return (len(t) - 1) / max(t[-1] - t[0], 1e-9) if len(t) > 1 else 0.0
+
+    def render_once(self, scale: float, cancel: Callable[[], bool] | None = None) -> Frame:
+        from .dynres import render_size
+
+        key = self.view_key()
+        w, h = render_size(*self.size, scale)
+        t0 = time.perf_counter()
+        step = self.state.step
+        self.state.last_render_ms = -1.0
+        img = self.state.render_view(w, h, cancel)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if self.state.last_render_ms >= 0:  # exclude waiting for the trainer: resolution cannot shorten that
+            ms = min(ms, self.state.last_render_ms + (ms - self.state.last_render_ms) * 0.1)
+        self.frames += 1
+        self._times = self._times[-30:] + [time.perf_counter()]
+        frame = Frame(img, scale, ms, self.frames, step)
+        self._last_key = key
+        self.latest = frame
+        return frame
+
+    def _loop(self) -> None:
+        last_key: tuple | None = None
+        last_step = -1
+        refine: list[float] = []
+        dyn_ms, dyn_scale = 0.0, 1.0
+        still_scale: float | None = None  # best refined scale reached for the current, unchanged view
+        while not self._stop.is_set():
+            st = self.state
+            key = self.view_key()
+            cap = max(0.01, min(1.0, st.settings.resolution_scale))
+            st.dynres.target_fps = st.settings.target_fps
+            st.dynres.max_scale = cap
+            try:
+                moved = key != last_key
+                if moved or (st.runner.running and st.step != last_step and not refine):
+                    if moved:
+                        still_scale = None
+                    last_key, last_step = key, st.step
+                    if still_scale is not None:
+                        # The view is still and only the model changed: keep the refined resolution, so the
+                        # picture sharpens as it trains instead of dropping back to the moving-camera size.
+                        self.render_once(still_scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
+                        continue
+                    scale = min(st.dynres.scale, cap)
+                    frame = self.render_once(scale)
+                    dyn_ms, dyn_scale = frame.ms, scale
+                    st.dynres.update(frame.ms, scale)
+                    refine = st.dynres.refine_scales() if self.view_key() == key else []
+                elif refine:
+                    scale = refine.pop(0)
+                    # time goes with pixel count; extrapolate from the latest (largest) frame of this view
+                    predicted = dyn_ms * (scale / max(dyn_scale, 1e-3)) ** 2
+                    if st.runner.running and predicted > self.refine_budget_ms:
+                        refine = []
+                        continue
+                    frame = self.render_once(scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
+                    dyn_ms, dyn_scale = frame.ms, scale
+                    still_scale = scale
+                else:
+                    time.sleep(0.01)
+            except RenderCancelled:
+                refine = []
+            except Exception as exc:  # noqa: BLE001 - a failing render must not kill the app
+                log.exception("render failed")
+                st.set_status(f"render failed: {type(exc).__name__}: {exc}", error=True)
+                time.sleep(0.2)
