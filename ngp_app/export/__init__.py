@@ -1,0 +1,1 @@
+"""Exports of a trained model: camera-path videos (``video``) and meshes (``mesh``)."""
