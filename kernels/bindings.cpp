@@ -6,11 +6,20 @@
 #include "ngp/launchers.h"
 
 #ifdef NGP_WITH_CUDA
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#define NGP_LAUNCH(dev, fn, ...)                                                                     \
-    do {                                                                                             \
-        if ((dev).is_cuda()) ngp::cuda::fn(__VA_ARGS__, (void*)c10::cuda::getCurrentCUDAStream().stream()); \
-        else ngp::cpu::fn(__VA_ARGS__);                                                              \
+// Custom ops get no automatic device guard: make the tensor's device current, so the kernel runs there and on that
+// device's current stream (not device 0's), and report launch failures at the op that caused them.
+#define NGP_LAUNCH(dev, fn, ...)                                                                              \
+    do {                                                                                                      \
+        if ((dev).is_cuda()) {                                                                                \
+            const c10::cuda::CUDAGuard device_guard((dev).device());                                          \
+            ngp::cuda::fn(__VA_ARGS__, (void*)c10::cuda::getCurrentCUDAStream().stream());                   \
+            C10_CUDA_KERNEL_LAUNCH_CHECK();                                                                   \
+        } else {                                                                                              \
+            ngp::cpu::fn(__VA_ARGS__);                                                                        \
+        }                                                                                                     \
     } while (0)
 #else
 #define NGP_LAUNCH(dev, fn, ...)                                                   \
@@ -27,6 +36,20 @@ using at::Tensor;
 void check(const Tensor& t, at::ScalarType dtype, const char* name) {
     TORCH_CHECK(t.scalar_type() == dtype, name, " has dtype ", t.scalar_type(), ", expected ", dtype);
     TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+// Every tensor of an op must live on the device the launch is chosen by (mixed devices would hand host pointers to
+// a kernel or device pointers to the CPU).
+void same_device(const Tensor& ref, std::initializer_list<const Tensor*> others) {
+    for (const Tensor* t : others)
+        if (t->defined())
+            TORCH_CHECK(t->device() == ref.device(), "all inputs must be on ", ref.device(), ", got one on ",
+                        t->device());
+}
+
+void check_rows(const Tensor& t, int64_t rows, int64_t cols, const char* name) {
+    TORCH_CHECK(t.dim() == 2 && t.size(0) == rows && t.size(1) == cols, name, " must be (", rows, ", ", cols,
+                "), got ", t.sizes());
 }
 
 ngp::GridParams grid_params(at::ArrayRef<double> scales, at::IntArrayRef res, at::IntArrayRef sizes,
@@ -67,6 +90,8 @@ Tensor hash_grid_fwd(const Tensor& x, const Tensor& table, at::ArrayRef<double> 
                      at::IntArrayRef sizes, at::IntArrayRef offsets, at::IntArrayRef hashed, int64_t hash_mask) {
     check(x, at::kFloat, "x");
     check_table(table);
+    check_rows(x, x.size(0), 3, "x");
+    same_device(x, {&table});
     const auto g = grid_params(scales, res, sizes, offsets, hashed, table.size(1), hash_mask);
     check_rows(table, g);
     auto out = at::empty({x.size(0), (int64_t)g.n_levels * g.n_features}, x.options());
@@ -85,11 +110,15 @@ std::tuple<Tensor, Tensor> hash_grid_bwd(const Tensor& grad_out, const Tensor& x
     check(grad_out, at::kFloat, "grad_out");
     check(x, at::kFloat, "x");
     check_table(table);
+    check_rows(x, x.size(0), 3, "x");
+    same_device(x, {&table, &grad_out});
     const auto g = grid_params(scales, res, sizes, offsets, hashed, table.size(1), hash_mask);
     check_rows(table, g);
+    check_rows(grad_out, x.size(0), (int64_t)g.n_levels * g.n_features, "grad_out");
     // The table gradient is added into `accumulate` when given (saves allocating and adding a table-sized tensor).
     if (accumulate.has_value()) {
         check(*accumulate, at::kFloat, "accumulate");
+        same_device(x, {&*accumulate});
         TORCH_CHECK(accumulate->sizes() == table.sizes(), "accumulate must have the table's shape");
     }
     Tensor gt = !need_table ? Tensor()
@@ -113,6 +142,7 @@ void adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, double step
                double beta2, double eps, double weight_decay, bool skip_zero_grad) {
     for (auto* t : {&param, &m, &v}) check(*t, at::kFloat, "adam state");
     check(grad, at::kFloat, "grad");
+    same_device(param, {&grad, &m, &v});
     const int64_t n = param.numel();
     TORCH_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n, "adam size mismatch");
     const ngp::AdamParams a{(float)step_size, (float)bc2_sqrt, (float)beta1, (float)beta2, (float)eps,
@@ -122,18 +152,27 @@ void adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, double step
                    v.data_ptr<float>(), n, a, skip_zero_grad);
 }
 
+// Packed samples: rgbs (n, 3), t and dt (n,), and at least one ray when there are samples.
+void check_sample_shapes(int64_t n, int64_t n_rays, const Tensor& rgbs, const Tensor& t, const Tensor& dt) {
+    TORCH_CHECK(rgbs.numel() == 3 * n && t.numel() == n && dt.numel() == n,
+                "rgbs, t and dt must have one entry per sample (", n, ")");
+    TORCH_CHECK(n == 0 || n_rays > 0, "samples without rays");
+}
+
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> composite_fwd(const Tensor& sigmas, const Tensor& rgbs,
                                                                  const Tensor& t, const Tensor& dt,
                                                                  const Tensor& offsets, double threshold) {
     for (auto* p : {&sigmas, &rgbs, &t, &dt}) check(*p, at::kFloat, "composite input");
     check(offsets, at::kLong, "offsets");
+    same_device(sigmas, {&rgbs, &t, &dt, &offsets});
     const int64_t n = sigmas.numel(), n_rays = offsets.numel();
+    check_sample_shapes(n, n_rays, rgbs, t, dt);
     auto rgb = at::zeros({n_rays, 3}, sigmas.options());
     auto opacity = at::zeros({n_rays}, sigmas.options());
     auto depth = at::zeros({n_rays}, sigmas.options());
     auto weights = at::empty({n}, sigmas.options());
     auto trans = at::empty({n}, sigmas.options());
-    if (n > 0) {
+    if (n > 0) {  // check_sample_shapes: samples imply rays
         const ngp::CompositeOut out{rgb.data_ptr<float>(), opacity.data_ptr<float>(), depth.data_ptr<float>(),
                                     weights.data_ptr<float>(), trans.data_ptr<float>()};
         NGP_LAUNCH(sigmas, composite_fwd, sigmas.data_ptr<float>(), rgbs.data_ptr<float>(), t.data_ptr<float>(),
@@ -150,7 +189,18 @@ std::tuple<Tensor, Tensor> composite_bwd(const Tensor& g_rgb, const Tensor& g_op
     for (auto* p : {&g_rgb, &g_opacity, &g_depth, &sigmas, &rgbs, &t, &dt, &weights, &trans})
         check(*p, at::kFloat, "composite_bwd input");
     check(offsets, at::kLong, "offsets");
+    same_device(sigmas, {&rgbs, &t, &dt, &offsets, &weights, &trans, &g_rgb, &g_opacity, &g_depth});
     const int64_t n = sigmas.numel(), n_rays = offsets.numel();
+    check_sample_shapes(n, n_rays, rgbs, t, dt);
+    TORCH_CHECK(weights.numel() == n && trans.numel() == n, "weights/transmittance must have one entry per sample");
+    TORCH_CHECK(g_rgb.numel() == 3 * n_rays && g_opacity.numel() == n_rays && g_depth.numel() == n_rays,
+                "output gradients must have one entry per ray");
+    for (const auto* o : {&g_weights, &g_trans})
+        if (o->has_value()) {
+            check(**o, at::kFloat, "sample gradient");
+            same_device(sigmas, {&**o});
+            TORCH_CHECK((*o)->numel() == n, "sample gradients must have one entry per sample");
+        }
     auto g_sigmas = at::zeros_like(sigmas);
     auto g_rgbs = at::zeros_like(rgbs);
     const float* gw = g_weights.has_value() ? g_weights->data_ptr<float>() : nullptr;
@@ -173,6 +223,10 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
     check(rays_d, at::kFloat, "rays_d");
     check(jitter, at::kFloat, "jitter");
     check(occupied, at::kByte, "occupied");
+    same_device(rays_o, {&rays_d, &jitter, &occupied});
+    check_rows(rays_o, rays_o.size(0), 3, "rays_o");
+    check_rows(rays_d, rays_o.size(0), 3, "rays_d");
+    TORCH_CHECK(jitter.numel() == rays_o.size(0), "jitter must have one entry per ray");
     TORCH_CHECK(aabb.size() == 6, "aabb must have 6 values");
     TORCH_CHECK(occupied.numel() == n_cascades * resolution * resolution * resolution, "occupancy size mismatch");
     ngp::MarchParams p{};
@@ -215,6 +269,8 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
 Tensor occupancy_cell_positions(const Tensor& indices, const Tensor& jitter, int64_t cascade, int64_t resolution) {
     check(indices, at::kLong, "indices");
     check(jitter, at::kFloat, "jitter");
+    same_device(indices, {&jitter});
+    TORCH_CHECK(jitter.numel() == 3 * indices.numel(), "jitter must be (n, 3)");
     auto pos = at::empty({indices.numel(), 3}, jitter.options());
     if (indices.numel() > 0)
         NGP_LAUNCH(indices, occupancy_cell_positions, indices.data_ptr<int64_t>(), jitter.data_ptr<float>(),
@@ -225,6 +281,7 @@ Tensor occupancy_cell_positions(const Tensor& indices, const Tensor& jitter, int
 void occupancy_decay_max(Tensor density, const Tensor& fresh, double decay) {
     check(density, at::kFloat, "density");
     check(fresh, at::kFloat, "fresh");
+    same_device(density, {&fresh});
     TORCH_CHECK(density.numel() == fresh.numel(), "size mismatch");
     if (density.numel() > 0)
         NGP_LAUNCH(density, occupancy_decay_max, density.data_ptr<float>(), fresh.data_ptr<float>(), density.numel(),

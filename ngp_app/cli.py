@@ -1,4 +1,4 @@
-"""The ``ngp`` command line: train | eval | render | make-scene (the GUI lives behind ``ngp app``).
+"""The ``ngp`` command line: train | eval | render | video | make-scene | bench (the GUI lives behind ``ngp app``).
 
 Every user error (bad scene, corrupt snapshot, wrong arguments) exits non-zero with one line on stderr.
 """
@@ -279,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_train.add_parser(bsub)
     bench_kernels.add_parser(bsub)
     bench_render.add_parser(bsub)
+
+    from .export import video_cli
+
+    video_cli.add_parser(sub, common, _background, _positive_int, _positive_float)
 
     from .gui.cli import add_app_parser
 

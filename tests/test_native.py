@@ -113,6 +113,34 @@ def test_half_decoding_is_exact_for_every_finite_value() -> None:
     assert torch.equal(out[0], values.float())
 
 
+def test_hash_grid_points_outside_the_cube_are_clamped() -> None:
+    # NaN and out-of-range points must not index outside the table: both paths clamp them onto the unit cube.
+    geo = _geometry(False)
+    table = torch.randn(geo.n_rows, geo.n_features)
+    x = torch.tensor([[float("nan"), 0.5, 0.5], [-3.0, 0.2, 7.0], [1e30, -1e30, 0.5], [0.3, 0.4, 0.5]])
+    clamped = torch.tensor([[0.0, 0.5, 0.5], [0.0, 0.2, 1.0], [1.0, 0.0, 0.5], [0.3, 0.4, 0.5]])
+    nat = ops.hash_grid_encode(x, table, geo)
+    assert torch.isfinite(nat).all()
+    _close(nat, ops.hash_grid_encode(clamped, table, geo), rtol=0, atol=0)
+    _close(hash_grid_encode(x, table, geo), hash_grid_encode(clamped, table, geo), rtol=0, atol=0)
+    _close(nat, hash_grid_encode(x, table, geo))
+
+
+def test_native_ops_reject_bad_shapes() -> None:
+    geo = _geometry(True)
+    table = torch.randn(geo.n_rows, geo.n_features)
+    with pytest.raises(RuntimeError, match="x must be"):
+        ops.hash_grid_encode(torch.rand(10, 2), table, geo)
+    with pytest.raises(RuntimeError, match="too few rows"):
+        ops.hash_grid_encode(torch.rand(10, 3), table[:10], geo)
+    with pytest.raises(RuntimeError, match="one entry per sample"):
+        torch.ops.ngp.composite_fwd(torch.rand(5), torch.rand(4, 3), torch.rand(5), torch.rand(5),
+                                    torch.zeros(1, dtype=torch.long), 0.0)
+    with pytest.raises(RuntimeError, match="samples without rays"):
+        torch.ops.ngp.composite_fwd(torch.rand(5), torch.rand(5, 3), torch.rand(5), torch.rand(5),
+                                    torch.zeros(0, dtype=torch.long), 0.0)
+
+
 def test_hash_grid_table_only_and_empty() -> None:
     geo = _geometry(True)
     table = torch.randn(geo.n_rows, geo.n_features, requires_grad=True)
@@ -275,11 +303,21 @@ def test_march_rays_matches_reference(dev: str, aabb_scale: float, fill: str) ->
     for max_samples in (None, 20_000):
         ref = march_rays(o, d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
         nat = ops.march_rays(o, d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
-        assert torch.equal(nat.counts.cpu(), ref.counts.cpu())
-        assert torch.equal(nat.offsets.cpu(), ref.offsets.cpu())
-        assert torch.equal(nat.ray_indices.cpu(), ref.ray_indices.cpu())
-        for k in ("t", "dt", "positions", "directions"):
-            _close(getattr(nat, k), getattr(ref, k))
+        if dev == "cpu":  # same float32 operations in the same order: the very same samples
+            assert torch.equal(nat.counts.cpu(), ref.counts.cpu())
+            assert torch.equal(nat.offsets.cpu(), ref.offsets.cpu())
+            assert torch.equal(nat.ray_indices.cpu(), ref.ray_indices.cpu())
+            for k in ("t", "dt", "positions", "directions"):
+                _close(getattr(nat, k), getattr(ref, k))
+        else:
+            # CUDA's expf/logf differ from torch's CUDA kernels (FMA contraction, ulps), so a cell decision exactly
+            # at a border may flip: allow a few rays to differ, compare the samples of all the others.
+            same = nat.counts.cpu() == ref.counts.cpu()
+            assert float(same.float().mean()) >= 0.98, int((~same).sum())
+            keep_n, keep_r = same[nat.ray_indices.cpu()], same[ref.ray_indices.cpu()]
+            assert int(keep_n.sum()) == int(keep_r.sum())
+            for k in ("t", "dt", "positions", "directions"):
+                _close(getattr(nat, k).cpu()[keep_n], getattr(ref, k).cpu()[keep_r], rtol=1e-4, atol=1e-5)
     if fill == "empty":
         assert nat.n_samples == 0
 

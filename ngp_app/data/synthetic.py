@@ -10,9 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
@@ -21,6 +19,7 @@ import imageio.v3 as iio
 import numpy as np
 from tqdm import tqdm
 
+from ..fileio import atomic_write_bytes
 from .synthetic_shapes import (
     Box,
     Cone,
@@ -259,19 +258,6 @@ def ring_poses(n: int, radius: float = CAMERA_RADIUS, elevation_deg: float = 30.
     return np.stack([look_at(e) for e in eyes]) if n else np.zeros((0, 4, 4))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to a temp file in the same folder, then os.replace: readers never see halves."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def encode_png(rgba: np.ndarray) -> bytes:
     """8-bit RGBA PNG bytes from a float image (H, W, 4) in [0, 1]."""
     img = np.round(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -303,7 +289,7 @@ def make_scene(out_dir: Union[str, Path], *, width: int = 200, height: int = 200
         rot_step = 2.0 * np.pi / len(poses) if split == "test" and len(poses) else 0.0
         for i, c2w in enumerate(poses):
             rgba = render_view(c2w, width, height, camera_angle_x, supersample, adaptive)
-            _atomic_write(out / split / f"r_{i}.png", encode_png(rgba))
+            atomic_write_bytes(out / split / f"r_{i}.png", encode_png(rgba))
             frames.append({"file_path": f"./{split}/r_{i}", "rotation": rot_step,
                            "transform_matrix": c2w.tolist()})
             bar.update(1)
@@ -313,7 +299,7 @@ def make_scene(out_dir: Union[str, Path], *, width: int = 200, height: int = 200
                 stale.unlink()
         meta = {"camera_angle_x": float(camera_angle_x), "frames": frames}
         text = json.dumps(meta, indent=4) + "\n"
-        _atomic_write(out / f"transforms_{split}.json", text.encode())
+        atomic_write_bytes(out / f"transforms_{split}.json", text.encode())
     bar.close()
     logger.info("scene written to %s in %.1f s", out, time.perf_counter() - start)
     return out

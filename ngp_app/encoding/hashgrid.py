@@ -113,6 +113,9 @@ def hash_grid_corners(
     """
     c = consts if consts is not None else geometry.tensors(x.device)
     n, n_levels = x.shape[0], geometry.n_levels
+    # Points outside the unit cube are clamped onto it, NaN to 0, so every index stays inside the table (as in the
+    # kernels; tiny-cuda-nn leaves such inputs to the caller).
+    x = torch.nan_to_num(x, nan=0.0).clamp(0.0, 1.0)
     scales = c["scales"].to(x.dtype)
     pos = x[:, None, :] * scales[None, :, None] + 0.5  # (n, L, 3)
     base = torch.floor(pos)

@@ -44,7 +44,10 @@ NGP_HD void level_corners(const GridParams& g, int l, const float* x, Corners& c
     const float s = g.scale[l];
     uint32_t b[3];
     for (int a = 0; a < 3; ++a) {
-        const float p = x[a] * s + 0.5f;
+        // Clamp into [0, 1] (NaN -> 0: comparisons with NaN are false), so no input can index outside the table.
+        float xa = x[a] >= 0.0f ? x[a] : 0.0f;
+        xa = xa <= 1.0f ? xa : 1.0f;
+        const float p = xa * s + 0.5f;
         const float fl = floorf(p);
         b[a] = (uint32_t)(int32_t)fl;
         c.frac[a] = p - fl;

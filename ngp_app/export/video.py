@@ -1,0 +1,159 @@
+"""Render a camera path of a trained model into a video (mp4 through ffmpeg, gif) or a folder of PNG frames.
+
+Files are written to a temporary name next to the target and renamed when complete, so an interrupted export
+never leaves a truncated video under the requested name.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..data.cameras import Camera
+from ..errors import NgpError
+from ..fileio import default_file_mode
+from .camera_path import PathCamera
+
+log = logging.getLogger(__name__)
+VIDEO_SUFFIXES = (".mp4", ".gif")
+MODES = ("rgb", "depth")
+
+
+def check_output(path: str | Path) -> str:
+    """The kind of output ``path`` asks for: ``mp4``, ``gif`` or ``frames`` (a folder); raises NgpError early (before
+    any rendering) when it can't be written."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise NgpError("writing mp4 needs imageio-ffmpeg: pip install 'ngp-app[video]' (or write .gif / a folder)") from None
+        kind = "mp4"
+    elif suffix == ".gif":
+        kind = "gif"
+    elif suffix == "":
+        kind = "frames"
+    else:
+        raise NgpError(f"{p}: unsupported video format {suffix!r} (use .mp4, .gif, or a folder for PNG frames)")
+    if p.parent.exists() and not p.parent.is_dir():
+        raise NgpError(f"{p.parent}: not a folder")
+    if kind == "frames" and p.exists() and (not p.is_dir() or any(not f.name.endswith(".png") for f in p.iterdir())):
+        raise NgpError(f"{p}: exists and is not a folder of PNG frames; not overwriting it")
+    if kind != "frames" and p.is_dir():
+        raise NgpError(f"{p}: is a folder")
+    return kind
+
+
+def path_camera(cam: PathCamera, width: int, height: int) -> Camera:
+    """A pinhole camera of ``width`` x ``height`` from a path camera (square pixels, centred principal point)."""
+    fy = 0.5 * height / math.tan(0.5 * math.radians(cam.fov_y_deg))
+    return Camera(torch.tensor(cam.c2w, dtype=torch.float32), fy, fy, width / 2.0, height / 2.0, width, height)
+
+
+def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras: Sequence[PathCamera], width: int,
+                  height: int, background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
+                  progress: Callable[[int, int], None] | None = None):
+    """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, or ``depth`` (normalised over the
+    whole path, from the first frame's range, so brightness does not flicker)."""
+    from ..render.renderer import render_image
+
+    if mode not in MODES:
+        raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
+    depth_range: tuple[float, float] | None = None
+    for i, cam in enumerate(cameras):
+        out = render_image(model, grid, aabb, path_camera(cam, width, height), march, background)
+        if mode == "depth":
+            d = out["depth"] / out["opacity"].clamp(min=1e-6)
+            valid = out["opacity"] > 0.5
+            if depth_range is None:
+                depth_range = (float(d[valid].min()), float(d[valid].max())) if bool(valid.any()) else (0.0, 1.0)
+            lo, hi = depth_range
+            img = ((d - lo) / max(hi - lo, 1e-6)).clamp(0, 1)
+            img = img * out["opacity"].clamp(0, 1)  # empty space fades to black
+            img = img[..., None].expand(-1, -1, 3)
+        else:
+            img = out["rgb"]
+        yield (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        if progress is not None:
+            progress(i + 1, len(cameras))
+
+
+def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -> Path:
+    """Write an iterable of (h, w, 3) uint8 frames to ``path`` (.mp4, .gif, or a folder of PNGs) atomically."""
+    import imageio.v2 as iio2
+    import imageio.v3 as iio
+
+    p = Path(path)
+    kind = check_output(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "frames":
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
+        os.chmod(tmp_dir, default_file_mode() | 0o111)  # a folder: searchable like a plain mkdir's
+        try:
+            for n, frame in enumerate(frames):
+                iio.imwrite(tmp_dir / f"{n:05d}.png", frame)
+            if p.exists():  # a previous export (check_output refused anything else)
+                shutil.rmtree(p)
+            os.replace(tmp_dir, p)
+        finally:
+            if tmp_dir.exists():
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+        return p
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    os.chmod(tmp, default_file_mode())
+    try:
+        if kind == "mp4":
+            writer = iio2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=quality,
+                                     pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error")
+            try:
+                for frame in frames:
+                    writer.append_data(frame)
+            finally:
+                writer.close()
+        else:
+            images = list(frames)
+            if not images:
+                raise NgpError("no frames to write")
+            iio.imwrite(tmp, np.stack(images), extension=".gif", duration=1000.0 / fps, loop=0)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
+def even_size(width: int, height: int, kind: str) -> tuple[int, int]:
+    """H.264 with 4:2:0 chroma needs even sizes: round odd ones up for mp4 (logged)."""
+    if kind != "mp4" or (width % 2 == 0 and height % 2 == 0):
+        return width, height
+    w, h = width + width % 2, height + height % 2
+    log.warning("mp4 needs even frame sizes: rendering %dx%d instead of %dx%d", w, h, width, height)
+    return w, h
+
+
+def export_video(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras: Sequence[PathCamera],
+                 out: str | Path, width: int, height: int, fps: float = 30.0,
+                 background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
+                 progress: Callable[[int, int], None] | None = None) -> Path:
+    """Render ``cameras`` and write them to ``out``; returns the written path."""
+    kind = check_output(out)
+    if not cameras:
+        raise NgpError("the camera path has no frames")
+    width, height = even_size(width, height, kind)
+    t = time.perf_counter()
+    frames = render_frames(model, grid, march, aabb, cameras, width, height, background, mode, progress)
+    path = write_video(frames, out, fps)
+    log.info("wrote %d frames of %dx%d to %s in %.1f s", len(cameras), width, height, path, time.perf_counter() - t)
+    return path

@@ -1,0 +1,210 @@
+"""Camera paths (rotations, splines, keyframe files) and ``ngp video`` end to end, with its error cases."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ngp_app.cli import main
+from ngp_app.data.cameras import look_at
+from ngp_app.errors import NgpError
+from ngp_app.export import camera_path as cp
+from ngp_app.export.video import check_output, even_size, export_video
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+# ---------------------------------------------------------------------------------------------- rotations
+def test_quaternion_round_trip_and_hand_cases() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        r = _random_rotation(rng)
+        q = cp.rotation_to_quaternion(r)
+        assert abs(np.linalg.norm(q) - 1) < 1e-12 and q[0] >= 0
+        assert np.allclose(cp.quaternion_to_rotation(q), r, atol=1e-9)
+    # 180 degrees about y (trace -1: the branch without the w pivot)
+    r = np.diag([-1.0, 1.0, -1.0])
+    assert np.allclose(cp.rotation_to_quaternion(r), [0, 0, 1, 0], atol=1e-12)
+    # 90 degrees about z: w = cos 45, z = sin 45
+    r = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert np.allclose(cp.rotation_to_quaternion(r), [math.sqrt(0.5), 0, 0, math.sqrt(0.5)], atol=1e-12)
+
+
+def test_slerp_is_constant_speed_on_the_short_arc() -> None:
+    q0 = np.array([1.0, 0.0, 0.0, 0.0])
+    q1 = cp.rotation_to_quaternion(np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))  # 90 deg about z
+    mid = cp.quaternion_to_rotation(cp.slerp(q0, q1, 0.5))
+    assert math.isclose(math.degrees(math.atan2(mid[1, 0], mid[0, 0])), 45.0, abs_tol=1e-9)
+    assert np.allclose(cp.slerp(q0, -q1, 0.25), cp.slerp(q0, q1, 0.25))  # -q is the same rotation
+
+
+# ---------------------------------------------------------------------------------------------- paths
+def test_orbit_path_circles_the_centre_looking_at_it() -> None:
+    cams = cp.orbit_path(36, (0.5, 0.5, 0.5), radius=1.2, elevation_deg=30.0, fov_y_deg=40.0)
+    assert len(cams) == 36
+    eyes = np.stack([c.c2w[:, 3] for c in cams])
+    assert np.allclose(np.linalg.norm(eyes - 0.5, axis=1), 1.2)
+    assert np.allclose(eyes[:, 1] - 0.5, 1.2 * math.sin(math.radians(30.0)))
+    for c in cams:
+        to_centre = 0.5 - c.c2w[:, 3]
+        assert np.allclose(c.c2w[:, 2], to_centre / np.linalg.norm(to_centre))  # forward axis
+    assert not np.allclose(eyes[0], eyes[-1])  # the loop does not repeat its first frame
+
+
+def test_interpolated_path_passes_through_every_key_smoothly() -> None:
+    rng = np.random.default_rng(1)
+    keys = [cp.PathCamera(np.concatenate([_random_rotation(rng), rng.normal(size=(3, 1))], 1), 30.0 + 10 * i)
+            for i in range(4)]
+    per = 10
+    cams = cp.interpolate_path(keys, 3 * per + 1)
+    for i, k in enumerate(keys):
+        assert np.allclose(cams[i * per].c2w, k.c2w, atol=1e-9)
+        assert math.isclose(cams[i * per].fov_y_deg, k.fov_y_deg)
+    for c in cams:  # orientations stay rotations
+        r = c.c2w[:, :3]
+        assert np.allclose(r.T @ r, np.eye(3), atol=1e-9) and np.linalg.det(r) > 0
+    steps = np.linalg.norm(np.diff(np.stack([c.c2w[:, 3] for c in cams]), axis=0), axis=1)
+    assert steps.max() < 4 * np.median(steps)  # no jumps
+    loop = cp.interpolate_path(keys, 4 * per, loop=True)
+    assert np.allclose(loop[3 * per].c2w, keys[3].c2w, atol=1e-9)
+    assert np.linalg.norm(loop[-1].c2w[:, 3] - keys[0].c2w[:, 3]) < 3 * np.median(steps)  # heads back to the start
+    with pytest.raises(NgpError):
+        cp.interpolate_path([], 10)
+
+
+def test_training_tour_and_default_orbit_follow_the_scene(demo_scene: Path) -> None:
+    from ngp_app.data.loaders import load_scene
+
+    meta = load_scene(demo_scene, "train", downscale=8).metadata()
+    c2ws = np.asarray(meta["c2w"]).reshape(-1, 3, 4)
+    order = cp.tour_order(c2ws)
+    assert sorted(order) == list(range(len(c2ws)))
+    tour = np.linalg.norm(np.diff(c2ws[order, :, 3], axis=0), axis=1).sum()
+    file_order = np.linalg.norm(np.diff(c2ws[:, :, 3], axis=0), axis=1).sum()
+    assert tour < 0.5 * file_order  # NeRF-synthetic views are in random order; the tour is much shorter
+    keys = cp.training_keyframes(meta, max_keys=6)
+    assert len(keys) == 6 and all(any(np.allclose(k.c2w, c) for c in c2ws) for k in keys)
+    orbit = cp.default_orbit(meta, 8)
+    radius = np.median(np.linalg.norm(c2ws[:, :, 3] - 0.5, axis=1))
+    assert np.allclose(np.linalg.norm(orbit[0].c2w[:, 3] - 0.5), radius)
+    with pytest.raises(NgpError, match="no training cameras"):
+        cp.training_keyframes({})
+
+
+def test_keyframe_file_round_trip_and_errors(tmp_path: Path) -> None:
+    meta = {"scale": 0.5, "offset": [0.4, 0.5, 0.6]}
+    keys = [cp.PathCamera(look_at([1.5, 0.8, 0.2], [0.5, 0.5, 0.5]).numpy().astype(np.float64), 35.0),
+            cp.PathCamera(look_at([0.2, 0.9, 1.4], [0.5, 0.4, 0.5]).numpy().astype(np.float64), 55.0)]
+    path = tmp_path / "path.json"
+    path.write_text(cp.keyframes_json(keys, meta))
+    back = cp.load_keyframes(path, meta)
+    for a, b in zip(keys, back):
+        assert np.allclose(a.c2w, b.c2w, atol=1e-6) and math.isclose(a.fov_y_deg, b.fov_y_deg)
+    for text, needle in [("{", "malformed JSON"), ('{"frames": []}', "non-empty"),
+                         ('{"frames": [{"transform_matrix": [[1, 0], [0, 1]]}]}', "4x4"),
+                         ('{"frames": [{"transform_matrix": "x"}]}', "numeric"),
+                         ('{"frames": [{"transform_matrix": [[NaN,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]}', "finite")]:
+        path.write_text(text)
+        with pytest.raises(NgpError, match=needle):
+            cp.load_keyframes(path, meta)
+    with pytest.raises(NgpError, match="no such"):
+        cp.load_keyframes(tmp_path / "missing.json", meta)
+
+
+# ---------------------------------------------------------------------------------------------- video files
+@pytest.fixture(scope="module")
+def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ngp_app.config import load_config
+    from ngp_app.data.loaders import load_scene
+    from ngp_app.snapshot import save_snapshot
+    from ngp_app.train.trainer import Trainer
+    from tests.conftest import DEMO
+
+    scene = load_scene(DEMO, "train", downscale=8)
+    config = load_config("small", {"training": {"target_batch_size_cpu": 4096}, "encoding": {"log2_hashmap_size": 14}})
+    trainer = Trainer(scene, config, seed=0)
+    trainer.train(steps=60)
+    out = tmp_path_factory.mktemp("video-snap")
+    return save_snapshot(out, trainer.model, trainer.grid, trainer.config, scene.metadata(), trainer.step_count)
+
+
+def test_cli_writes_mp4_gif_and_frames(tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import imageio.v2 as iio2
+    import imageio.v3 as iio
+
+    mp4 = tmp_path / "out" / "orbit.mp4"
+    assert main(["video", str(tiny_snapshot), "--out", str(mp4), "--frames", "6", "--width", "33", "--height", "18",
+                 "--quiet", "--device", "cpu"]) == 0
+    frames = list(iio2.get_reader(mp4, format="FFMPEG").iter_data())
+    assert len(frames) == 6 and frames[0].shape == (18, 34, 3)  # odd width rounded up for H.264
+    assert np.std(frames[0]) > 3.0  # the object is in the picture, not a flat background
+    assert not np.array_equal(frames[0], frames[3])  # the camera moves
+    gif = tmp_path / "tour.gif"
+    assert main(["video", str(tiny_snapshot), "--out", str(gif), "--path", "train", "--frames", "4", "--width", "24",
+                 "--height", "24", "--quiet"]) == 0
+    assert iio.imread(gif).shape[:3] == (4, 24, 24)
+    folder = tmp_path / "frames"
+    assert main(["video", str(tiny_snapshot), "--out", str(folder), "--frames", "3", "--width", "16", "--height", "16",
+                 "--mode", "depth", "--quiet"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert main(["video", str(tiny_snapshot), "--out", str(folder), "--frames", "2", "--width", "16", "--height",
+                 "16", "--quiet"]) == 0  # a previous frame folder is replaced
+    assert len(list(folder.iterdir())) == 2
+    leftovers = [p.name for p in tmp_path.rglob(".*")]
+    assert not leftovers, leftovers
+    capsys.readouterr()
+
+
+def test_failed_export_leaves_no_file(tiny_snapshot: Path, tmp_path: Path) -> None:
+    from ngp_app.snapshot import load_snapshot
+
+    snap = load_snapshot(tiny_snapshot)
+    cams = cp.orbit_path(5)
+
+    def boom(done: int, total: int) -> None:
+        if done == 3:
+            raise RuntimeError("interrupted")
+
+    for name in ("v.mp4", "v.gif", "frames"):
+        with pytest.raises(RuntimeError, match="interrupted"):
+            export_video(snap.model, snap.grid, snap.march, snap.model.aabb, cams, tmp_path / name, 16, 16,
+                         progress=boom)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--out", "{tmp}/v.avi"], "unsupported video format"),
+    (["--out", "{tmp}/v.mp4", "--path", "{tmp}/nope.json"], "not orbit, train"),
+    (["--out", "{tmp}/v.mp4", "--path", "{tmp}/bad.json"], "malformed JSON"),
+    (["--out", "{tmp}/notes"], "not a folder of PNG frames"),
+])
+def test_video_errors_are_one_line(tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                   args: list[str], needle: str) -> None:
+    (tmp_path / "bad.json").write_text("{ nope")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    argv = ["video", str(tiny_snapshot), "--frames", "2", "--width", "8", "--height", "8", "--quiet"]
+    code = main(argv + [a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and needle in err and len(err.splitlines()) == 1, err
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+
+def test_missing_snapshot_and_output_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["video", str(tmp_path / "none.npz"), "--out", str(tmp_path / "v.gif"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1
+    assert check_output(tmp_path / "a.mp4") == "mp4" and check_output(tmp_path / "f") == "frames"
+    assert even_size(33, 19, "mp4") == (34, 20) and even_size(33, 19, "gif") == (33, 19)
+    (tmp_path / "x.mp4").mkdir()
+    with pytest.raises(NgpError, match="is a folder"):
+        check_output(tmp_path / "x.mp4")
