@@ -157,6 +157,17 @@ def test_panel_widgets_drive_the_state(app, tmp_path):
     assert (tmp_path / "snap.npz").exists() and not st.status_is_error
 
 
+def test_k_adds_a_keyframe_and_the_panel_lists_it(app):
+    import dearpygui.dearpygui as dpg
+
+    n = len(app.state.keyframes)
+    send(app, "on_key_press", key.K, 0)
+    assert len(app.state.keyframes) == n + 1
+    app.tick()
+    assert dpg.get_value("keyframe_info") == f"{n + 1} keyframes"
+    app.state.clear_keyframes()
+
+
 def test_keys_start_stop_and_reset_training(app):
     send(app, "on_key_press", key.T, 0)
     assert app.pump(30, until=lambda: app.state.step > 0 and app.state.runner.running)

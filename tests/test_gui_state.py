@@ -351,3 +351,37 @@ def test_open_path_async_reports_errors_and_keeps_the_scene(state, tmp_path):
     state.open_path_async(bad).join(30)
     assert not state.apply_pending() and state.status_is_error and "snapshot" in state.status
     assert state.scene is scene
+
+
+# ---------------------------------------------------------------------------------------------- video export
+def test_keyframes_and_video_export(state, tmp_path):
+    import imageio.v3 as iio
+
+    assert state.open_path(DEMO, start=False)
+    state.export_video(tmp_path / "k.gif", "keyframes", 4, 10, 16, 16)
+    assert state.status_is_error and "no keyframes" in state.status
+    for dx in (0, 120, 240):
+        state.camera.orbit(dx, 0)
+        state.add_keyframe()
+    assert len(state.keyframes) == 3
+    assert state.save_keyframes(tmp_path / "path.json") is not None
+    saved = [k.c2w.copy() for k in state.keyframes]
+    state.clear_keyframes()
+    assert state.load_keyframes(tmp_path / "path.json")
+    assert all(np.allclose(a, b.c2w, atol=1e-6) for a, b in zip(saved, state.keyframes))
+    job = state.export_video(tmp_path / "k.gif", "keyframes", 5, 10, 20, 12, loop=True)
+    assert job is not None
+    job.join(120)
+    assert not state.status_is_error, state.status
+    assert "saved video" in state.status and iio.imread(tmp_path / "k.gif").shape[:3] == (5, 12, 20)
+    job = state.export_video(tmp_path / "o", "orbit", 2, 10, 8, 8)
+    job.join(120)
+    assert len(list((tmp_path / "o").glob("*.png"))) == 2
+    state.export_video(tmp_path / "v.webm", "orbit", 2, 10, 8, 8)
+    assert state.status_is_error and "unsupported video format" in state.status
+    assert not state.load_keyframes(tmp_path / "missing.json") and state.status_is_error
+
+
+def test_video_export_without_a_model_is_an_error(state, tmp_path):
+    assert state.export_video(tmp_path / "v.gif", "orbit", 2, 10, 8, 8) is None
+    assert state.status_is_error and "nothing to export" in state.status

@@ -18,6 +18,7 @@ from .overlays import MODE_LABELS, MODES
 from .state import CONFIGS
 
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
+VIDEO_PATHS = {"orbit": "orbit", "training cameras": "train", "keyframes": "keyframes"}
 PLOT_POINTS = 2000
 
 
@@ -34,6 +35,20 @@ def _glfw() -> Any:
         return lib
     except (OSError, AttributeError):  # pragma: no cover - other builds
         return None
+
+
+def _int_inputs(*specs: tuple[str, str, int, int]) -> None:
+    """Integer fields side by side: (label, tag, default, minimum) each."""
+    for label, tag, default, minimum in specs:
+        dpg.add_input_int(label=label, default_value=default, width=90, tag=tag, min_value=minimum, min_clamped=True)
+
+
+def _path_row(label: str, tag: str, default: str, *buttons: tuple[str, Any]) -> None:
+    """A path field and buttons under it that call their function with the field's value."""
+    dpg.add_input_text(label=label, default_value=default, tag=tag)
+    with dpg.group(horizontal=True):
+        for text, fn in buttons:
+            dpg.add_button(label=text, callback=lambda *_, f=fn: f(dpg.get_value(tag)))
 
 
 class Panel:
@@ -111,18 +126,29 @@ class Panel:
                     dpg.add_button(label="Ground truth", callback=lambda: st.toggle_ground_truth())
                 dpg.add_text("", tag="render_info")
             with dpg.collapsing_header(label="Export", default_open=True):
-                dpg.add_input_text(label="snapshot", default_value="snapshot.npz", tag="snap_path")
-                with dpg.group(horizontal=True):
-                    dpg.add_button(label="Save snapshot", callback=lambda: st.save_snapshot(dpg.get_value("snap_path")))
-                    dpg.add_button(label="Load snapshot", callback=lambda: st.open_path_async(dpg.get_value("snap_path")))
+                _path_row("snapshot", "snap_path", "snapshot.npz", ("Save snapshot", st.save_snapshot),
+                          ("Load snapshot", st.open_path_async))
                 dpg.add_input_text(label="screenshot", default_value="screenshot.png", tag="shot_path")
                 with dpg.group(horizontal=True):
-                    dpg.add_input_int(label="w", default_value=1920, width=90, tag="shot_w", min_value=1,
-                                      min_clamped=True)
-                    dpg.add_input_int(label="h", default_value=1080, width=90, tag="shot_h", min_value=1,
-                                      min_clamped=True)
+                    _int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
                     dpg.add_checkbox(label="alpha", tag="shot_alpha")
                 dpg.add_button(label="Save screenshot PNG", callback=self._screenshot)
+            with dpg.collapsing_header(label="Video", default_open=False):
+                dpg.add_combo(list(VIDEO_PATHS), default_value="orbit", label="camera path", tag="video_path")
+                dpg.add_text("", tag="keyframe_info")
+                with dpg.group(horizontal=True):
+                    dpg.add_button(label="Add keyframe (K)", callback=lambda: st.add_keyframe())
+                    dpg.add_button(label="Clear", callback=lambda: st.clear_keyframes())
+                    dpg.add_checkbox(label="loop", tag="video_loop")
+                _path_row("path file", "keys_path", "camera_path.json", ("Save keyframes", st.save_keyframes),
+                          ("Load keyframes", st.load_keyframes))
+                dpg.add_input_text(label="video", default_value="video.mp4", tag="video_out")
+                with dpg.group(horizontal=True):
+                    _int_inputs(("frames", "video_frames", 120, 1), ("fps", "video_fps", 30, 1))
+                with dpg.group(horizontal=True):
+                    default_w, default_h = (1920, 1080) if st.device.type == "cuda" else (640, 360)
+                    _int_inputs(("w", "video_w", default_w, 2), ("h", "video_h", default_h, 2))
+                dpg.add_button(label="Render video", callback=self._video)
         with dpg.theme(tag="error_theme"):
             with dpg.theme_component(dpg.mvText):
                 dpg.add_theme_color(dpg.mvThemeCol_Text, (255, 110, 100, 255))
@@ -154,6 +180,13 @@ class Panel:
             path = next(iter(selections.values()))
         if path:
             self.state.open_path_async(path)
+
+    def _video(self) -> None:
+        self.state.export_video(
+            dpg.get_value("video_out"), VIDEO_PATHS[dpg.get_value("video_path")], int(dpg.get_value("video_frames")),
+            float(dpg.get_value("video_fps")), int(dpg.get_value("video_w")), int(dpg.get_value("video_h")),
+            bool(dpg.get_value("video_loop")),
+        )
 
     def _screenshot(self) -> None:
         st = self.state
@@ -211,6 +244,8 @@ class Panel:
             h, w = frame.image.shape[:2]
             dpg.set_value("render_info", f"render {w}x{h} ({frame.scale * 100:.0f}% of the window), {frame.ms:.0f} ms"
                                          f"\ndynamic scale {st.dynres.scale:.3f}")
+        dpg.set_value("keyframe_info", f"{len(st.keyframes)} keyframes" if st.keyframes else
+                      "no keyframes: move the view, then Add keyframe (or K in the viewport)")
         status = (st.status, st.status_is_error)
         if status != self._shown_status:
             self._shown_status = status

@@ -84,6 +84,8 @@ class Viewport:
             st.snap_to_training_camera(+1)
         elif symbol == key.G:
             st.toggle_ground_truth()
+        elif symbol == key.K:
+            st.add_keyframe()
         elif key._1 <= symbol <= key._1 + len(MODES) - 1:
             st.settings.mode = MODES[symbol - key._1]
             st.settings.ground_truth = False
