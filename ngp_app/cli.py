@@ -1,4 +1,5 @@
-"""The ``ngp`` command line: train | eval | render | video | make-scene | bench (the GUI lives behind ``ngp app``).
+"""The ``ngp`` command line: train | eval | render | video | mesh | make-scene | bench (the GUI lives behind
+``ngp app``).
 
 Every user error (bad scene, corrupt snapshot, wrong arguments) exits non-zero with one line on stderr.
 """
@@ -192,6 +193,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------------- mesh
+def cmd_mesh(args: argparse.Namespace) -> int:
+    from .export.mesh import mesh_command
+
+    return mesh_command(args)
+
+
 # --------------------------------------------------------------------------------------------------- make-scene
 def cmd_make_scene(args: argparse.Namespace) -> int:
     from .data.synthetic import make_scene
@@ -258,6 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True)
     common(r)
     r.set_defaults(func=cmd_render)
+
+    me = sub.add_parser("mesh", help="export the density iso-surface as a coloured mesh (.ply or .obj)")
+    me.add_argument("snapshot")
+    me.add_argument("--out", required=True, help="output file, .ply or .obj")
+    me.add_argument("--resolution", type=_positive_int, default=256, help="lattice points per axis")
+    me.add_argument("--threshold", type=float, default=2.5, help="density (sigma) of the surface")
+    me.add_argument("--crop", default=None, help="x0,y0,z0,x1,y1,z1 box in ngp coordinates (default: the scene box)")
+    me.add_argument("--space", choices=["nerf", "ngp"], default="nerf",
+                    help="output coordinates: nerf (the scene's transforms.json) or ngp (internal)")
+    common(me)
+    me.set_defaults(func=cmd_mesh)
 
     m = sub.add_parser("make-scene", help="generate the procedural demo scene (NeRF-synthetic layout)")
     m.add_argument("out")
