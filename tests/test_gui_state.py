@@ -385,3 +385,20 @@ def test_keyframes_and_video_export(state, tmp_path):
 def test_video_export_without_a_model_is_an_error(state, tmp_path):
     assert state.export_video(tmp_path / "v.gif", "orbit", 2, 10, 8, 8) is None
     assert state.status_is_error and "nothing to export" in state.status
+
+
+def test_mesh_export_from_the_app(state, tmp_path):
+    assert state.open_path(DEMO, start=False)
+    state.trainer.train(steps=30)
+    state.export_mesh(tmp_path / "m.stl")
+    assert state.status_is_error and "unknown mesh format" in state.status
+    # empty occupancy cells count as density 0, so a low threshold always finds the object's boundary
+    job = state.export_mesh(tmp_path / "m.ply", resolution=32, threshold=0.05, space="ngp")
+    assert job is not None
+    job.join(120)
+    assert not state.status_is_error, state.status
+    assert "saved mesh" in state.status and (tmp_path / "m.ply").stat().st_size > 100
+    job = state.export_mesh(tmp_path / "none.ply", resolution=16, threshold=1e9)
+    job.join(120)
+    assert state.status_is_error and "no surface at density" in state.status
+    assert not (tmp_path / "none.ply").exists()

@@ -322,7 +322,8 @@ def scene_transform(scene: dict[str, Any]) -> tuple[float, list[float]] | None:
 
 
 # --------------------------------------------------------------------------------------------------- files
-def _check_suffix(path: Path) -> str:
+def check_mesh_path(path: Path) -> str:
+    """The mesh format of ``path`` (.ply or .obj); raises NgpError before any work for anything else."""
     suffix = path.suffix.lower()
     if suffix not in MESH_SUFFIXES:
         raise NgpError(f"{path}: unknown mesh format {path.suffix or '(no suffix)'!r} (use .ply or .obj)")
@@ -381,7 +382,7 @@ def write_obj(path: str | Path, mesh: Mesh) -> Path:
 def write_mesh(path: str | Path, mesh: Mesh) -> Path:
     """Write ``mesh`` as PLY or OBJ, chosen by the suffix of ``path`` (anything else is an NgpError)."""
     path = Path(path)
-    return write_ply(path, mesh) if _check_suffix(path) == ".ply" else write_obj(path, mesh)
+    return write_ply(path, mesh) if check_mesh_path(path) == ".ply" else write_obj(path, mesh)
 
 
 # --------------------------------------------------------------------------------------------------- export
@@ -428,7 +429,7 @@ def export_mesh(
     space: "nerf" (the scene's transforms.json coordinates, so the mesh lines up with the cameras) or "ngp".
     """
     out_path = Path(out_path)
-    _check_suffix(out_path)
+    check_mesh_path(out_path)
     if space not in SPACES:
         raise NgpError(f"unknown space {space!r} (use nerf or ngp)")
     if not math.isfinite(threshold):
@@ -485,7 +486,7 @@ def mesh_command(args: "argparse.Namespace") -> int:
     from ..snapshot import load_snapshot
 
     out = Path(args.out)
-    _check_suffix(out)
+    check_mesh_path(out)
     crop = parse_crop(args.crop) if args.crop is not None else None
     t = time.perf_counter()
     device = resolve_device(args.device)

@@ -133,6 +133,14 @@ class Panel:
                     _int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
                     dpg.add_checkbox(label="alpha", tag="shot_alpha")
                 dpg.add_button(label="Save screenshot PNG", callback=self._screenshot)
+            with dpg.collapsing_header(label="Mesh", default_open=False):
+                dpg.add_input_text(label="mesh", default_value="mesh.ply", tag="mesh_out")
+                with dpg.group(horizontal=True):
+                    _int_inputs(("resolution", "mesh_res", 256, 8))
+                    dpg.add_input_float(label="threshold", default_value=2.5, width=90, tag="mesh_threshold",
+                                        format="%.2f")
+                dpg.add_combo(["nerf", "ngp"], default_value="nerf", label="coordinates", tag="mesh_space")
+                dpg.add_button(label="Export mesh (.ply / .obj) of the crop box", callback=self._mesh)
             with dpg.collapsing_header(label="Video", default_open=False):
                 dpg.add_combo(list(VIDEO_PATHS), default_value="orbit", label="camera path", tag="video_path")
                 dpg.add_text("", tag="keyframe_info")
@@ -180,6 +188,10 @@ class Panel:
             path = next(iter(selections.values()))
         if path:
             self.state.open_path_async(path)
+
+    def _mesh(self) -> None:
+        self.state.export_mesh(dpg.get_value("mesh_out"), int(dpg.get_value("mesh_res")),
+                               float(dpg.get_value("mesh_threshold")), dpg.get_value("mesh_space"))
 
     def _video(self) -> None:
         self.state.export_video(

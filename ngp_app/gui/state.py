@@ -584,6 +584,33 @@ class AppState:
 
         return self.run_job("video", work)
 
+    # ------------------------------------------------------------------------------------------ mesh
+    def export_mesh(self, path: str | Path, resolution: int = 256, threshold: float = 2.5,
+                    space: str = "nerf") -> threading.Thread | None:
+        """Mesh the current model inside the crop box in the background (marching tetrahedra, vertex colours)."""
+        from ..export.mesh import check_mesh_path, export_mesh
+        from ..snapshot import Snapshot
+
+        try:
+            check_mesh_path(Path(path))
+            model, grid, march, aabb = self._frozen_model()
+        except NgpError as exc:
+            self.set_status(str(exc), error=True)
+            return None
+        snap = Snapshot(model, grid, march, {}, dict(self.scene_meta), self.step, {})
+        crop = aabb.reshape(-1).tolist()
+
+        def work() -> None:
+            self.set_status(f"mesh: sampling {resolution}^3 densities...")
+            try:
+                mesh = export_mesh(snap, path, resolution, threshold, crop, space, progress=False)
+            except NgpError as exc:
+                self.set_status(f"mesh failed: {exc}", error=True)
+                return
+            self.set_status(f"saved mesh {path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces")
+
+        return self.run_job("mesh", work)
+
     def run_job(self, label: str, fn: Callable[[], Any]) -> threading.Thread:
         """Run a slow user action (export) off the UI thread; its errors land in the status line."""
         def wrap() -> None:
