@@ -98,7 +98,7 @@ class NGPField(nn.Module):
 
     def _run_mlp(self, mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         """Apply ``mlp``: tiny-cuda-nn's FullyFusedMLP with the tcnn backend on CUDA, torch otherwise."""
-        if self.encoding.backend == "tcnn" and x.is_cuda:
+        if self.encoding.backend == "tcnn":  # only selectable where tinycudann runs (backends.resolve_backend)
             from .tcnn_mlp import fully_fused_supported, tcnn_mlp_forward
 
             if fully_fused_supported(mlp)[0]:
