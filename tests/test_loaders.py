@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from ngp_app.data.cameras import Camera, camera_rays, distort, look_at, nerf_to_ngp, ngp_to_nerf, pixel_rays, undistort
+from ngp_app.data.cameras import (FISHEYE, OPENCV, Camera, as_distortion, camera_rays, distort, fisheye_theta_d,
+                                  look_at, nerf_to_ngp, ngp_to_nerf, pixel_rays, undistort)
 from ngp_app.data.loaders import load_scene
 from ngp_app.errors import SceneError
 
@@ -73,10 +74,19 @@ def test_known_camera_looks_at_known_point() -> None:
 
 
 def test_undistortion_inverts_distortion() -> None:
-    dist = torch.tensor([0.0578421, -0.0805099, -0.000980296, 0.00015575])
+    dist = torch.tensor(as_distortion([0.0578421, -0.0805099, -0.000980296, 0.00015575]))  # legacy 4 numbers
+    assert dist.tolist()[2:4] == [0.0, 0.0] and dist[6] == OPENCV
     x, y = torch.rand(500) - 0.5, torch.rand(500) - 0.5
     xd, yd = distort(x, y, dist)
     xu, yu = undistort(xd, yd, dist)
+    assert torch.allclose(xu, x, atol=1e-6) and torch.allclose(yu, y, atol=1e-6)
+    # with k3 and k4 (nerfstudio's OPENCV radial terms) too
+    dist6 = torch.tensor([0.05, -0.08, 0.02, -0.01, -0.001, 0.0002, 0.0])
+    xd, yd = distort(x, y, dist6)
+    r2 = x * x + y * y
+    radial = 1 + 0.05 * r2 - 0.08 * r2**2 + 0.02 * r2**3 - 0.01 * r2**4  # hand-written model
+    assert torch.allclose(xd, x * radial + 2 * -0.001 * x * y + 0.0002 * (r2 + 2 * x * x), atol=1e-7)
+    xu, yu = undistort(xd, yd, dist6)
     assert torch.allclose(xu, x, atol=1e-6) and torch.allclose(yu, y, atol=1e-6)
     # distortion is not ignored: rays differ from the pinhole ones
     c2w = torch.eye(3, 4)
@@ -84,6 +94,49 @@ def test_undistortion_inverts_distortion() -> None:
     _, d0 = pixel_rays(torch.tensor([5.0]), torch.tensor([5.0]), c2w, intr)
     _, d1 = pixel_rays(torch.tensor([5.0]), torch.tensor([5.0]), c2w, intr, dist[None])
     assert float((d0 - d1).abs().max()) > 1e-3
+
+
+def test_fisheye_rays_invert_the_fisheye_projection() -> None:
+    # Directions up to 100 degrees off axis, projected with the OpenCV fisheye model by hand, come back out of
+    # pixel_rays; a perspective model could not even represent the ones past 90 degrees.
+    k = [0.03, -0.01, 0.004, -0.001]
+    dist = torch.tensor(k + [0.0, 0.0, float(FISHEYE)])
+    theta = torch.linspace(0.0, math.radians(100.0), 200)
+    phi = torch.rand(200) * 2 * math.pi
+    d = torch.stack([torch.sin(theta) * torch.cos(phi), torch.sin(theta) * torch.sin(phi), torch.cos(theta)], -1)
+    t2 = theta * theta
+    theta_d = theta * (1 + k[0] * t2 + k[1] * t2**2 + k[2] * t2**3 + k[3] * t2**4)
+    assert torch.allclose(fisheye_theta_d(theta, dist), theta_d)
+    f, c = 300.0, 400.0
+    u = c + f * theta_d * torch.cos(phi)
+    v = c + f * theta_d * torch.sin(phi)
+    _, rays = pixel_rays(u, v, torch.eye(3, 4), torch.tensor([f, f, c, c]), dist)
+    assert torch.allclose(rays, d, atol=1e-5)
+    # a camera with this distortion gives the same rays, and mixing models per frame works
+    cam = Camera(torch.eye(3, 4), f, f, c, c, 800, 800, tuple(dist.tolist()))
+    assert cam.distortion[6] == FISHEYE
+    both = torch.stack([dist, torch.zeros(7)])
+    _, mixed = pixel_rays(u[:2], v[:2], torch.eye(3, 4).expand(2, 3, 4), torch.tensor([f, f, c, c]).expand(2, 4), both)
+    assert torch.allclose(mixed[0], d[0], atol=1e-5)
+    pinhole = torch.tensor([(u[1] - c) / f, (v[1] - c) / f, 1.0])
+    assert torch.allclose(mixed[1], pinhole / pinhole.norm(), atol=1e-6)
+
+
+def test_camera_models_from_transforms(tmp_path: Path) -> None:
+    _png(tmp_path / "s" / "a.png", 8, 6)
+    frame = {"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}
+    scene = load_scene(_write_scene(tmp_path / "s", [frame], camera_model="OPENCV_FISHEYE", k1=0.1, k2=0.01,
+                                    k3=0.002, k4=0.0003), "all")
+    assert scene.distortion[0].tolist() == pytest.approx([0.1, 0.01, 0.002, 0.0003, 0.0, 0.0, FISHEYE])
+    scene = load_scene(_write_scene(tmp_path / "s", [frame], camera_model="OPENCV", k1=0.1, k3=0.05, p1=0.01), "all")
+    assert scene.distortion[0].tolist() == pytest.approx([0.1, 0.0, 0.05, 0.0, 0.01, 0.0, OPENCV])
+    scene = load_scene(_write_scene(tmp_path / "s", [frame], is_fisheye=True), "all")
+    assert scene.distortion[0, 6] == FISHEYE
+    for top, needle in [({"camera_model": "EQUIRECTANGULAR"}, "not supported"),
+                        ({"camera_model": 3}, "must be a string"),
+                        ({"camera_model": "OPENCV_FISHEYE", "p1": 0.1}, "no tangential")]:
+        with pytest.raises(SceneError, match=needle):
+            load_scene(_write_scene(tmp_path / "s", [frame], **top), "all")
 
 
 def _write_scene(root: Path, frames: list[dict], **top: object) -> Path:

@@ -1,13 +1,15 @@
 """Cameras and rays in ngp space (see docs/conventions.md).
 
 A camera-to-world matrix in ngp space has columns (right, down, forward, position): OpenCV's camera axes. Rays
-through pixel centres (u + 0.5, v + 0.5) are undistorted with the OpenCV radial-tangential model (k1, k2, p1, p2)
-before they leave the camera, so distorted phone captures train sharp.
+through pixel centres (u + 0.5, v + 0.5) are undistorted with the camera's lens model (OpenCV radial-tangential
+k1 k2 k3 k4 p1 p2, or OpenCV fisheye k1..k4) before they leave the camera, so distorted captures train sharp.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -18,7 +20,8 @@ NERF_OFFSET = (0.5, 0.5, 0.5)
 
 @dataclass
 class Camera:
-    """A pinhole camera in ngp space. c2w: (3, 4); distortion: (k1, k2, p1, p2)."""
+    """A camera in ngp space. c2w: (3, 4); distortion: 7 numbers (k1, k2, k3, k4, p1, p2, model), see
+    ``as_distortion`` (the legacy 4 numbers k1, k2, p1, p2 are accepted)."""
 
     c2w: torch.Tensor
     fx: float
@@ -27,7 +30,10 @@ class Camera:
     cy: float
     width: int
     height: int
-    distortion: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    distortion: tuple[float, ...] = (0.0,) * 7
+
+    def __post_init__(self) -> None:
+        self.distortion = as_distortion(self.distortion)
 
     def scaled(self, width: int, height: int) -> "Camera":
         """The same camera at another resolution (intrinsics scaled)."""
@@ -59,20 +65,45 @@ def ngp_to_nerf(matrix: np.ndarray, scale: float = NERF_SCALE, offset: tuple[flo
     return out
 
 
+# Lens distortion of a camera: 7 numbers (k1, k2, k3, k4, p1, p2, model), model 0 = OpenCV radial-tangential
+# (radial 1 + k1 r^2 + k2 r^4 + k3 r^6 + k4 r^8, nerfstudio's OPENCV; k3 = k4 = 0 is the classic 4-parameter one),
+# model 1 = OpenCV fisheye (Kannala-Brandt: theta_d = theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 + k4 theta^8),
+# p1 = p2 = 0). Older snapshots store 4 numbers (k1, k2, p1, p2): ``as_distortion`` reads both.
+N_DISTORTION = 7
+OPENCV, FISHEYE = 0, 1
+
+
+def as_distortion(values: Sequence[float] | None) -> tuple[float, ...]:
+    """The 7-number distortion of ``values``: 7 numbers, the legacy 4 (k1, k2, p1, p2), or none (no distortion)."""
+    v = [float(x) for x in (values or [])]
+    if len(v) == 0:
+        return (0.0,) * N_DISTORTION
+    if len(v) == 4:
+        return (v[0], v[1], 0.0, 0.0, v[2], v[3], float(OPENCV))
+    if len(v) == N_DISTORTION:
+        return tuple(v)
+    raise ValueError(f"distortion needs 4 or {N_DISTORTION} numbers, got {len(v)}")
+
+
+def _radial(r2: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, k3: torch.Tensor, k4: torch.Tensor) -> torch.Tensor:
+    return 1.0 + r2 * (k1 + r2 * (k2 + r2 * (k3 + r2 * k4)))
+
+
 def undistort(xd: torch.Tensor, yd: torch.Tensor, dist: torch.Tensor, iterations: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """Invert the OpenCV radial-tangential model by Newton iterations.
 
-    xd, yd: (n,) distorted normalised coordinates; dist: (n, 4) or (4,) as (k1, k2, p1, p2). Returns undistorted (n,).
+    xd, yd: (n,) distorted normalised coordinates; dist: (n, 7) or (7,) (see ``as_distortion``; the model entry is
+    not read). Returns undistorted (n,).
     """
-    k1, k2, p1, p2 = dist.unbind(-1)
+    k1, k2, k3, k4, p1, p2 = dist[..., :6].unbind(-1)
     x, y = xd.clone(), yd.clone()
     for _ in range(iterations):
         r2 = x * x + y * y
-        radial = 1.0 + r2 * (k1 + r2 * k2)
+        radial = _radial(r2, k1, k2, k3, k4)
         fx = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x) - xd
         fy = y * radial + 2.0 * p2 * x * y + p1 * (r2 + 2.0 * y * y) - yd
-        # Jacobian of the distortion map.
-        d_radial = k1 + 2.0 * r2 * k2
+        # Jacobian of the distortion map (d radial / d r2 times 2x or 2y).
+        d_radial = k1 + r2 * (2.0 * k2 + r2 * (3.0 * k3 + r2 * 4.0 * k4))
         jxx = radial + 2.0 * x * x * d_radial + 2.0 * p1 * y + 6.0 * p2 * x
         jxy = 2.0 * x * y * d_radial + 2.0 * p1 * x + 2.0 * p2 * y
         jyx = 2.0 * x * y * d_radial + 2.0 * p2 * y + 2.0 * p1 * x
@@ -85,14 +116,36 @@ def undistort(xd: torch.Tensor, yd: torch.Tensor, dist: torch.Tensor, iterations
 
 
 def distort(x: torch.Tensor, y: torch.Tensor, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply the OpenCV radial-tangential model to normalised coordinates (n,)."""
-    k1, k2, p1, p2 = dist.unbind(-1)
+    """Apply the OpenCV radial-tangential model to normalised coordinates (n,); dist: (n, 7) or (7,)."""
+    k1, k2, k3, k4, p1, p2 = dist[..., :6].unbind(-1)
     r2 = x * x + y * y
-    radial = 1.0 + r2 * (k1 + r2 * k2)
+    radial = _radial(r2, k1, k2, k3, k4)
     return (
         x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x),
         y * radial + 2.0 * p2 * x * y + p1 * (r2 + 2.0 * y * y),
     )
+
+
+def fisheye_theta_d(theta: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """Distorted radius theta_d of rays at angle ``theta`` (n,) from the optical axis (OpenCV fisheye)."""
+    k1, k2, k3, k4 = dist[..., :4].unbind(-1)
+    return theta * _radial(theta * theta, k1, k2, k3, k4)
+
+
+def fisheye_directions(xd: torch.Tensor, yd: torch.Tensor, dist: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """Camera-space unit directions (n, 3) of distorted normalised fisheye coordinates (n,): theta from
+    theta_d = |(xd, yd)| by Newton iterations, then (sin theta * unit(xd, yd), cos theta). Works past 90 degrees."""
+    k1, k2, k3, k4 = dist[..., :4].unbind(-1)
+    rd = torch.sqrt(xd * xd + yd * yd)
+    theta = rd.clone()
+    for _ in range(iterations):
+        t2 = theta * theta
+        f = theta * _radial(t2, k1, k2, k3, k4) - rd
+        df = 1.0 + t2 * (3.0 * k1 + t2 * (5.0 * k2 + t2 * (7.0 * k3 + t2 * 9.0 * k4)))
+        theta = theta - f / torch.where(df.abs() < 1e-12, torch.full_like(df, 1e-12), df)
+    theta = theta.clamp(0.0, math.pi)
+    scale = torch.where(rd > 1e-12, torch.sin(theta) / rd.clamp(min=1e-12), torch.ones_like(rd))
+    return torch.stack([xd * scale, yd * scale, torch.cos(theta)], dim=-1)
 
 
 def pixel_rays(
@@ -104,15 +157,20 @@ def pixel_rays(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays through image positions (in pixels, pixel centres at +0.5).
 
-    u, v: (n,); c2w: (n, 3, 4) or (3, 4); intrinsics: (n, 4) or (4,) as (fx, fy, cx, cy); distortion: (n, 4) or
-    None. Returns origins (n, 3) and unit directions (n, 3).
+    u, v: (n,); c2w: (n, 3, 4) or (3, 4); intrinsics: (n, 4) or (4,) as (fx, fy, cx, cy); distortion: (n, 7) or (7,)
+    (``as_distortion``) or None. Returns origins (n, 3) and unit directions (n, 3).
     """
     fx, fy, cx, cy = intrinsics.unbind(-1)
     x = (u - cx) / fx
     y = (v - cy) / fy
-    if distortion is not None and bool((distortion != 0).any()):
-        x, y = undistort(x, y, distortion)
     d_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)
+    if distortion is not None and bool((distortion[..., :6] != 0).any() | (distortion[..., 6] == FISHEYE).any()):
+        dist = distortion.expand(x.shape[0], N_DISTORTION) if distortion.dim() == 1 else distortion
+        fisheye = dist[:, 6] == FISHEYE
+        xu, yu = undistort(x, y, dist)
+        d_cam = torch.stack([xu, yu, torch.ones_like(xu)], dim=-1)
+        if bool(fisheye.any()):
+            d_cam = torch.where(fisheye[:, None], fisheye_directions(x, y, dist), d_cam)
     rot = c2w[..., :3]
     d = torch.einsum("...ij,...j->...i", rot, d_cam)
     d = d / d.norm(dim=-1, keepdim=True)

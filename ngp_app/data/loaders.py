@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SceneError
-from .cameras import NERF_OFFSET, NERF_SCALE, nerf_to_ngp
+from .cameras import FISHEYE, NERF_OFFSET, NERF_SCALE, OPENCV, nerf_to_ngp
 from .scene import Scene
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ def _number(value: Any, what: str, where: str) -> float:
 
 
 def frame_intrinsics(meta: dict[str, Any], width: int, height: int, where: str) -> tuple[list[float], list[float]]:
-    """fx, fy, cx, cy and (k1, k2, p1, p2) of a frame from top-level keys merged with its overrides."""
+    """fx, fy, cx, cy and the distortion (k1, k2, k3, k4, p1, p2, model; see ``cameras.as_distortion``) of a frame
+    from top-level keys merged with its overrides."""
     fx = fy = None
     if "fl_x" in meta:
         fx = _number(meta["fl_x"], "fl_x", where)
@@ -147,10 +148,33 @@ def frame_intrinsics(meta: dict[str, Any], width: int, height: int, where: str) 
     fy = fy if fy is not None else fx
     cx = _number(meta.get("cx", width / 2.0), "cx", where)
     cy = _number(meta.get("cy", height / 2.0), "cy", where)
-    dist = [_number(meta.get(k, 0.0), k, where) for k in ("k1", "k2", "p1", "p2")]
+    model = camera_model(meta, where)
+    dist = [_number(meta.get(k, 0.0), k, where) for k in ("k1", "k2", "k3", "k4", "p1", "p2")] + [float(model)]
+    if model == FISHEYE and (dist[4] != 0.0 or dist[5] != 0.0):
+        raise SceneError(f"{where}: a fisheye camera has no tangential distortion (p1, p2)")
     if fx <= 0 or fy <= 0:  # type: ignore[operator]
         raise SceneError(f"{where}: focal length must be positive")
     return [fx, fy, cx, cy], dist  # type: ignore[list-item]
+
+
+# nerfstudio / COLMAP camera model names (``camera_model``); instant-ngp marks fisheye captures with ``is_fisheye``.
+PERSPECTIVE_MODELS = {"OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "FULL_OPENCV"}
+FISHEYE_MODELS = {"OPENCV_FISHEYE", "FISHEYE", "SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE"}
+
+
+def camera_model(meta: dict[str, Any], where: str) -> int:
+    """OPENCV (0) or FISHEYE (1) from ``camera_model`` / ``is_fisheye``; anything else is a clear error."""
+    name = meta.get("camera_model")
+    if name is None:
+        return FISHEYE if meta.get("is_fisheye") is True else OPENCV
+    if not isinstance(name, str):
+        raise SceneError(f"{where}: camera_model must be a string, got {name!r}")
+    if name.upper() in PERSPECTIVE_MODELS:
+        return OPENCV
+    if name.upper() in FISHEYE_MODELS:
+        return FISHEYE
+    raise SceneError(f"{where}: camera model {name!r} is not supported (supported: perspective OPENCV and "
+                     f"OPENCV_FISHEYE, with k1 k2 k3 k4 p1 p2)")
 
 
 def load_scene(

@@ -17,7 +17,7 @@ class Scene:
     sampled from all frames in one vectorised draw.
 
     pixels: (total_pixels, C) uint8 with C = 3 or 4; image_offsets, widths, heights: (n_frames,) int64;
-    c2w: (n_frames, 3, 4) ngp space; intrinsics: (n_frames, 4) as fx, fy, cx, cy in pixels; distortion: (n_frames, 4).
+    c2w: (n_frames, 3, 4) ngp space; intrinsics: (n_frames, 4) as fx, fy, cx, cy in pixels; distortion: (n_frames, 7) (``cameras.as_distortion``).
     """
 
     path: Path
