@@ -208,3 +208,26 @@ def test_missing_snapshot_and_output_checks(tmp_path: Path, capsys: pytest.Captu
     (tmp_path / "x.mp4").mkdir()
     with pytest.raises(NgpError, match="is a folder"):
         check_output(tmp_path / "x.mp4")
+
+
+def test_default_orbit_sweeps_over_a_frontal_capture() -> None:
+    def ring(azimuths_deg: np.ndarray) -> dict:
+        c2ws = [cp.orbit_path(1, radius=2.0, elevation_deg=10.0, start_azimuth_deg=float(a))[0].c2w.tolist()
+                for a in azimuths_deg]
+        return {"c2w": c2ws}
+
+    frontal = ring(np.linspace(-60.0, 60.0, 25))  # a 120 degree arc, like a phone capture in front of an object
+    start, width = cp.covered_arc(np.asarray(frontal["c2w"]))
+    assert math.isclose(width, 120.0, abs_tol=1e-4) and math.isclose(start, 300.0, abs_tol=1e-4)
+    cams = cp.default_orbit(frontal, 40)
+    az = np.array([math.degrees(math.atan2(c.c2w[0, 3] - 0.5, c.c2w[2, 3] - 0.5)) for c in cams])
+    assert az.min() >= -54.0 - 1e-4 and az.max() <= 54.0 + 1e-4  # the central 90% of the arc
+    assert az.max() - az.min() > 100.0  # and it does sweep
+    assert np.allclose([np.linalg.norm(c.c2w[:, 3] - 0.5) for c in cams], 2.0)
+    around = ring(np.arange(0.0, 360.0, 15.0))
+    assert cp.covered_arc(np.asarray(around["c2w"]))[1] > 340.0
+    full = cp.default_orbit(around, 36)
+    az = np.degrees(np.unwrap([math.atan2(c.c2w[0, 3] - 0.5, c.c2w[2, 3] - 0.5) for c in full]))
+    assert az[-1] - az[0] > 340.0  # all the way round
+    custom = cp.default_orbit(frontal, 4, fov_y_deg=30.0, radius=3.0, elevation_deg=40.0)
+    assert math.isclose(custom[0].fov_y_deg, 30.0) and math.isclose(np.linalg.norm(custom[0].c2w[:, 3] - 0.5), 3.0, rel_tol=1e-6)

@@ -159,20 +159,60 @@ def training_keyframes(scene_meta: dict[str, Any], max_keys: int = 10) -> list[P
     return keys
 
 
-def default_orbit(scene_meta: dict[str, Any], n_frames: int, fov_y_deg: float | None = None) -> list[PathCamera]:
-    """An orbit at the training cameras' median distance and elevation (or a default view without cameras)."""
+def covered_arc(c2ws: np.ndarray) -> tuple[float, float]:
+    """The arc of azimuths (degrees, around the scene centre, ngp y up) the cameras (n, 3, 4) cover: (start, width),
+    the complement of the largest gap between neighbouring cameras. A capture all around gives a width near 360."""
+    offsets = c2ws[:, :, 3] - SCENE_CENTER
+    az = np.sort(np.degrees(np.arctan2(offsets[:, 0], offsets[:, 2])) % 360.0)
+    if len(az) < 2:
+        return float(az[0]) if len(az) else 0.0, 0.0
+    gaps = np.diff(np.concatenate([az, [az[0] + 360.0]]))
+    i = int(np.argmax(gaps))
+    return float(az[(i + 1) % len(az)]), float(360.0 - gaps[i])
+
+
+def sweep_path(n_frames: int, center: Sequence[float], radius: float, elevation_deg: float, fov_y_deg: float,
+               start_deg: float, width_deg: float) -> list[PathCamera]:
+    """Back and forth over an arc of azimuths (eased at the ends), for captures that do not go all around: the
+    video stays where the model has seen the scene, and loops."""
+    c = np.asarray(center, dtype=np.float64)
+    el = math.radians(elevation_deg)
+    cams = []
+    for i in range(n_frames):
+        phase = 0.5 - 0.5 * math.cos(2.0 * math.pi * i / n_frames)  # 0 -> 1 -> 0
+        az = math.radians(start_deg + width_deg * phase)
+        eye = c + radius * np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
+        cams.append(PathCamera(look_at(eye, c).numpy().astype(np.float64), fov_y_deg))
+    return cams
+
+
+FULL_ORBIT_DEGREES = 300.0  # captures covering less than this get a sweep instead of a full turn
+
+
+def default_orbit(scene_meta: dict[str, Any], n_frames: int, fov_y_deg: float | None = None,
+                  radius: float | None = None, elevation_deg: float | None = None) -> list[PathCamera]:
+    """An orbit at the training cameras' median distance and elevation (or a default view without cameras). When
+    the cameras cover less than ``FULL_ORBIT_DEGREES`` of azimuth (a frontal capture), the camera sweeps back and
+    forth over the central 90% of their arc instead of going all the way round into never-seen space."""
     c2ws = np.asarray(scene_meta.get("c2w") or [], dtype=np.float64).reshape(-1, 3, 4)
-    radius, elevation, fov = 1.5, 20.0, 50.0
+    r, elevation, fov = 1.5, 20.0, 50.0
     if len(c2ws):
         offsets = c2ws[:, :, 3] - SCENE_CENTER
         dist = np.linalg.norm(offsets, axis=1)
-        radius = float(np.median(dist))
+        r = float(np.median(dist))
         elevation = float(np.degrees(np.median(np.arcsin(np.clip(offsets[:, 1] / np.maximum(dist, 1e-9), -1, 1)))))
         intr = np.asarray(scene_meta.get("intrinsics") or [], dtype=np.float64).reshape(-1, 4)
         sizes = np.asarray(scene_meta.get("sizes") or [], dtype=np.float64).reshape(-1, 2)
         if len(intr) and len(sizes):
             fov = float(np.median(np.degrees(2.0 * np.arctan(0.5 * sizes[:, 1] / intr[:, 1]))))
-    return orbit_path(n_frames, SCENE_CENTER, radius, elevation, fov_y_deg or fov)
+    r = radius if radius is not None else r
+    elevation = elevation_deg if elevation_deg is not None else elevation
+    fov = fov_y_deg or fov
+    if len(c2ws) >= 2:
+        start, width = covered_arc(c2ws)
+        if width < FULL_ORBIT_DEGREES:
+            return sweep_path(n_frames, SCENE_CENTER, r, elevation, fov, start + 0.05 * width, 0.9 * width)
+    return orbit_path(n_frames, SCENE_CENTER, r, elevation, fov)
 
 
 # ------------------------------------------------------------------------------------------------ files

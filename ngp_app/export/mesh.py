@@ -414,6 +414,9 @@ def _crop_box(model: "NGPField", crop: Any) -> tuple[list[float], list[float]]:
     return lo, hi
 
 
+LARGE_MESH_FACES = 5_000_000
+
+
 def export_mesh(
     snapshot: "Snapshot",
     out_path: str | Path,
@@ -466,6 +469,9 @@ def export_mesh(
         raise NgpError(f"no surface at density {threshold:g} (densities in this box range {d_min:.3g} .. {d_max:.3g}); "
                        f"try a {hint} --threshold")
     t2 = time.perf_counter()
+    if len(faces) > LARGE_MESH_FACES:
+        log.warning("the mesh has %.1f M faces: low-density fog crosses the threshold; a higher --threshold or a "
+                    "tighter --crop gives a cleaner, smaller mesh", len(faces) / 1e6)
     normals = vertex_normals(vertices, faces)
     colors = vertex_colors(model, vertices, normals)
     t3 = time.perf_counter()

@@ -25,7 +25,7 @@ def add_parser(subparsers: Any, common: Any, background: Any, positive_int: Any,
     v.add_argument("snapshot")
     v.add_argument("--out", required=True, help="video.mp4, video.gif, or a folder (PNG frames)")
     v.add_argument("--path", default="orbit",
-                   help="orbit (around the scene), train (a tour of the training cameras), or a keyframe JSON file "
+                   help="orbit (around the scene; a sweep over the covered arc for captures that don't go all round), train (a tour of the training cameras), or a keyframe JSON file "
                         "in transforms.json convention (the app's 'Save path' writes one)")
     v.add_argument("--frames", type=positive_int, default=120)
     v.add_argument("--fps", type=positive_float, default=30.0)
@@ -47,18 +47,7 @@ def cameras_for(spec: str, scene_meta: dict[str, Any], n_frames: int, fov: float
     from . import camera_path as cp
 
     if spec == "orbit":
-        cams = cp.default_orbit(scene_meta, n_frames, fov)
-        if radius is not None or elevation is not None:
-            base = cp.default_orbit(scene_meta, 1)[0]
-            c2w = base.c2w
-            offset = c2w[:, 3] - cp.SCENE_CENTER
-            r0 = float((offset**2).sum() ** 0.5)
-            import math
-
-            el0 = math.degrees(math.asin(max(-1.0, min(1.0, offset[1] / max(r0, 1e-9)))))
-            cams = cp.orbit_path(n_frames, cp.SCENE_CENTER, radius or r0, el0 if elevation is None else elevation,
-                                 fov or base.fov_y_deg)
-        return cams
+        return cp.default_orbit(scene_meta, n_frames, fov, radius, elevation)
     if spec == "train":
         return cp.interpolate_path(cp.training_keyframes(scene_meta), n_frames, loop)
     if not Path(spec).is_file():
