@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_positive_int, default=None)
     t.add_argument("--seconds", type=_positive_float, default=None, help="stop after this much wall time")
     t.add_argument("--config", default="base", help="base | small | big | path to a JSON config")
-    t.add_argument("--backend", default="auto", help="auto | torch | native | tcnn")
+    t.add_argument("--backend", default="auto", help="auto | torch | native | tcnn (auto: the config's \"backend\", itself auto)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--table-precision", choices=["float32", "float16"], default=None,
                    help="hash table lookups in float32 or float16 (a half copy of float32 parameters; default: config)")

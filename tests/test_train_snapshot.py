@@ -150,3 +150,16 @@ def test_unknown_table_precision_is_a_config_error() -> None:
     scene = load_scene(DEMO, "train", downscale=8)
     with pytest.raises(ConfigError, match="table_precision"):
         Trainer(scene, load_config("base", {"encoding": {"table_precision": "bfloat16"}}))
+
+
+def test_backend_from_the_config_unless_given() -> None:
+    from tests.conftest import DEMO
+
+    scene = load_scene(DEMO, "train", downscale=8)
+    assert Trainer(scene, load_config("base", {**TINY, "backend": "torch"})).backend == "torch"
+    # an explicit backend wins over the config's (this one needs no native build)
+    assert Trainer(scene, load_config("base", {**TINY, "backend": "native"}), backend="torch").backend == "torch"
+    from ngp_app.errors import NgpError
+
+    with pytest.raises(NgpError, match="unknown backend"):
+        Trainer(scene, load_config("base", {**TINY, "backend": "cuda-magic"}))

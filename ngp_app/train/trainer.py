@@ -55,7 +55,9 @@ class Trainer:
         self.seed = seed
         torch.manual_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.backend = resolve_backend(backend, self.device)
+        # An explicit backend (CLI/GUI) wins; "auto" defers to the config's "backend" (itself "auto" by default).
+        requested = backend if backend != "auto" else str(config.get("backend", "auto"))
+        self.backend = resolve_backend(requested, self.device)
         self.aabb = scene.aabb.to(self.device)
         self.model = NGPField(config, scene.aabb, backend=self.backend).to(self.device)
         dg = config["density_grid"]
