@@ -218,7 +218,7 @@ std::tuple<Tensor, Tensor> composite_bwd(const Tensor& g_rgb, const Tensor& g_op
 std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter,
                                const Tensor& occupied, at::ArrayRef<double> aabb, double dt_min, double dt_max,
                                double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
-                               int64_t max_samples) {
+                               int64_t max_samples, const std::optional<Tensor>& k_begin, int64_t max_per_ray) {
     check(rays_o, at::kFloat, "rays_o");
     check(rays_d, at::kFloat, "rays_d");
     check(jitter, at::kFloat, "jitter");
@@ -229,6 +229,12 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
     TORCH_CHECK(jitter.numel() == rays_o.size(0), "jitter must have one entry per ray");
     TORCH_CHECK(aabb.size() == 6, "aabb must have 6 values");
     TORCH_CHECK(occupied.numel() == n_cascades * resolution * resolution * resolution, "occupancy size mismatch");
+    if (k_begin.has_value()) {
+        check(*k_begin, at::kLong, "k_begin");
+        same_device(rays_o, {&*k_begin});
+        TORCH_CHECK(k_begin->numel() == rays_o.size(0), "k_begin must have one entry per ray");
+    }
+    TORCH_CHECK(max_per_ray < (int64_t)1 << 31, "max_per_ray too large");
     ngp::MarchParams p{};
     p.dt_min = (float)dt_min;
     p.dt_max = (float)dt_max;
@@ -242,14 +248,19 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
     for (int i = 0; i < 6; ++i) p.aabb[i] = (float)aabb[i];
     const int64_t n_rays = rays_o.size(0);
     auto counts32 = at::zeros({n_rays}, rays_o.options().dtype(at::kInt));
+    // Where each ray's walk goes on (incremental marching), -1 when it is over.
+    auto k_resume = at::empty({n_rays}, rays_o.options().dtype(at::kLong));
+    const ngp::MarchRange range{k_begin.has_value() ? k_begin->data_ptr<int64_t>() : nullptr,
+                                max_per_ray > 0 ? (int32_t)max_per_ray : -1, k_resume.data_ptr<int64_t>()};
     const uint8_t* occ = occupied.data_ptr<uint8_t>();
     if (n_rays > 0)
         NGP_LAUNCH(rays_o, march_count, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
-                   occ, n_rays, p, counts32.data_ptr<int32_t>());
+                   occ, n_rays, p, range, counts32.data_ptr<int32_t>());
     auto counts = counts32.to(at::kLong);
-    if (max_samples >= 0) {  // rays past the budget get no samples
+    if (max_samples >= 0) {  // rays past the budget get no samples (and would resume where they began)
         auto keep = at::cumsum(counts, 0) <= max_samples;
         counts = at::where(keep, counts, at::zeros_like(counts));
+        k_resume = at::where(keep, k_resume, k_begin.has_value() ? *k_begin : at::zeros_like(k_resume));
     }
     auto offsets = at::cumsum(counts, 0) - counts;
     const int64_t total = n_rays > 0 ? counts.sum().item<int64_t>() : 0;
@@ -261,9 +272,9 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
         const ngp::PackedOut out{positions.data_ptr<float>(), dirs.data_ptr<float>(), t.data_ptr<float>(),
                                  dt.data_ptr<float>(), ray_indices.data_ptr<int64_t>()};
         NGP_LAUNCH(rays_o, march_write, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
-                   occ, n_rays, p, offsets.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), out);
+                   occ, n_rays, p, range, offsets.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), out);
     }
-    return {positions, dirs, t, dt, ray_indices, offsets, counts};
+    return {positions, dirs, t, dt, ray_indices, offsets, counts, k_resume};
 }
 
 Tensor occupancy_cell_positions(const Tensor& indices, const Tensor& jitter, int64_t cascade, int64_t resolution) {
@@ -312,7 +323,8 @@ TORCH_LIBRARY(ngp, m) {
           "Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor offsets, Tensor weights, Tensor trans, "
           "float threshold) -> (Tensor, Tensor)");
     m.def("march_rays(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] aabb, float dt_min, "
-          "float dt_max, float cone, int max_steps, int n_cascades, int resolution, int max_samples) -> Tensor[]");
+          "float dt_max, float cone, int max_steps, int n_cascades, int resolution, int max_samples, "
+          "Tensor? k_begin=None, int max_per_ray=-1) -> Tensor[]");
     m.def("occupancy_cell_positions(Tensor indices, Tensor jitter, int cascade, int resolution) -> Tensor");
     m.def("occupancy_decay_max(Tensor(a!) density, Tensor fresh, float decay) -> ()");
     m.def("pack_bits(Tensor occupied) -> Tensor");

@@ -322,6 +322,60 @@ def test_march_rays_matches_reference(dev: str, aabb_scale: float, fill: str) ->
         assert nat.n_samples == 0
 
 
+@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("aabb_scale", [1.0, 4.0])
+def test_incremental_march_gives_the_samples_of_one_march(dev: str, aabb_scale: float) -> None:
+    device = _device(dev)
+    g = _gen()
+    grid = _grid(g, aabb_scale, "random").to(device)
+    lo, hi = 0.5 - aabb_scale / 2, 0.5 + aabb_scale / 2
+    aabb = torch.tensor([[lo] * 3, [hi] * 3]).to(device)
+    params = MarchParams.for_grid(grid, max_steps=512)
+    o, d = (v.to(device) for v in _rays(g, 400, aabb_scale))
+    jitter = torch.rand(400, generator=g).to(device)
+    full = ops.march_rays(o, d, grid, aabb, params, jitter=jitter)
+    pieces: list[list[torch.Tensor]] = [[] for _ in range(400)]
+    k = torch.zeros(400, dtype=torch.int64, device=device)
+    active = torch.arange(400, device=device)
+    per_ray, passes = 3, 0
+    while active.numel() > 0:
+        s, k_next = ops.march_rays_from(o[active], d[active], grid, aabb, params, k, per_ray, jitter=jitter[active])
+        assert int(s.counts.max()) <= per_ray
+        for j, r in enumerate(active.tolist()):
+            a, c = int(s.offsets[j]), int(s.counts[j])
+            pieces[r].append(s.t[a : a + c].cpu())
+        done = k_next < 0
+        assert bool((s.counts[~done] == per_ray).all())  # a ray stops early only when its walk is over
+        active, k = active[~done], k_next[~done]
+        per_ray, passes = per_ray * 2, passes + 1
+    assert passes > 2
+    for r in range(400):
+        a, c = int(full.offsets[r]), int(full.counts[r])
+        got = torch.cat(pieces[r]) if pieces[r] else torch.zeros(0)
+        assert torch.equal(got, full.t[a : a + c].cpu()), r
+
+
+def test_native_incremental_rendering_matches_the_reference() -> None:
+    from ngp_app.render.renderer import render_rays_infer
+
+    g = _gen()
+    grid = _grid(g, 1.0, "random")
+    aabb = torch.tensor([[0.0] * 3, [1.0] * 3])
+    params = MarchParams.for_grid(grid, max_steps=512)
+    o, d = _rays(g, 600, 1.0)
+
+    def field(x: torch.Tensor, dirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # smooth, partly opaque
+        sigma = 40.0 * (torch.sin(9.0 * x).prod(-1) + 1.0)
+        return sigma, torch.sigmoid(3.0 * x + dirs)
+
+    bg = torch.tensor([0.2, 0.4, 0.6])
+    ref = render_rays_infer(field, grid, aabb, o, d, params, bg, backend="torch")
+    nat = render_rays_infer(field, grid, aabb, o, d, params, bg, backend="native", first_round=2, steps_per_pass=16)
+    for key in ("rgb", "opacity", "depth"):
+        _close(nat[key], ref[key], rtol=1e-4, atol=1e-5)
+    assert float(ref["opacity"].max()) > 0.99 and float(ref["opacity"].min()) < 0.01  # opaque and missed rays
+
+
 # --------------------------------------------------------------------------------------------------- occupancy
 def test_occupancy_helpers() -> None:
     g = _gen()

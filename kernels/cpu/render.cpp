@@ -25,18 +25,17 @@ void composite_bwd(const float* sigmas, const float* rgbs, const float* t, const
 }
 
 void march_count(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,
-                 int64_t n_rays, const MarchParams& p, int32_t* counts) {
+                 int64_t n_rays, const MarchParams& p, const MarchRange& range, int32_t* counts) {
 #pragma omp parallel for schedule(dynamic, 64)
-    for (int64_t r = 0; r < n_rays; ++r)
-        counts[r] = march_ray(rays_o + 3 * r, rays_d + 3 * r, jitter[r], occupied, p, [](int32_t, float, float) {});
+    for (int64_t r = 0; r < n_rays; ++r) counts[r] = march_count_ray(r, rays_o, rays_d, jitter, occupied, p, range);
 }
 
 void march_write(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,
-                 int64_t n_rays, const MarchParams& p, const int64_t* offsets, const int64_t* counts,
-                 const PackedOut& out) {
+                 int64_t n_rays, const MarchParams& p, const MarchRange& range, const int64_t* offsets,
+                 const int64_t* counts, const PackedOut& out) {
 #pragma omp parallel for schedule(dynamic, 64)
     for (int64_t r = 0; r < n_rays; ++r)
-        if (counts[r] > 0) march_write_ray(r, rays_o, rays_d, jitter, occupied, p, offsets, out);
+        if (counts[r] > 0) march_write_ray(r, rays_o, rays_d, jitter, occupied, p, offsets, out, range);
 }
 
 }  // namespace cpu

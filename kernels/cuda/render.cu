@@ -26,22 +26,20 @@ __global__ void composite_bwd_kernel(const float* sigmas, const float* rgbs, con
                            threshold, g, g_sigmas, g_rgbs);
 }
 
-struct NoEmit {
-    __device__ void operator()(int32_t, float, float) const {}
-};
-
 __global__ void march_count_kernel(const float* rays_o, const float* rays_d, const float* jitter,
-                                   const uint8_t* occupied, int64_t n_rays, const MarchParams p, int32_t* counts) {
+                                   const uint8_t* occupied, int64_t n_rays, const MarchParams p,
+                                   const MarchRange range, int32_t* counts) {
     const int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= n_rays) return;
-    counts[r] = march_ray(rays_o + 3 * r, rays_d + 3 * r, jitter[r], occupied, p, NoEmit{});
+    counts[r] = march_count_ray(r, rays_o, rays_d, jitter, occupied, p, range);
 }
 
 __global__ void march_write_kernel(const float* rays_o, const float* rays_d, const float* jitter,
-                                   const uint8_t* occupied, int64_t n_rays, const MarchParams p, const int64_t* offsets,
-                                   const int64_t* counts, const PackedOut out) {
+                                   const uint8_t* occupied, int64_t n_rays, const MarchParams p,
+                                   const MarchRange range, const int64_t* offsets, const int64_t* counts,
+                                   const PackedOut out) {
     const int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (r < n_rays && counts[r] > 0) march_write_ray(r, rays_o, rays_d, jitter, occupied, p, offsets, out);
+    if (r < n_rays && counts[r] > 0) march_write_ray(r, rays_o, rays_d, jitter, occupied, p, offsets, out, range);
 }
 
 void composite_fwd(const float* sigmas, const float* rgbs, const float* t, const float* dt, const int64_t* offsets,
@@ -58,16 +56,16 @@ void composite_bwd(const float* sigmas, const float* rgbs, const float* t, const
 }
 
 void march_count(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,
-                 int64_t n_rays, const MarchParams& p, int32_t* counts, void* stream) {
+                 int64_t n_rays, const MarchParams& p, const MarchRange& range, int32_t* counts, void* stream) {
     march_count_kernel<<<blocks_for(n_rays), kThreads, 0, as_stream(stream)>>>(rays_o, rays_d, jitter, occupied,
-                                                                              n_rays, p, counts);
+                                                                              n_rays, p, range, counts);
 }
 
 void march_write(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,
-                 int64_t n_rays, const MarchParams& p, const int64_t* offsets, const int64_t* counts,
-                 const PackedOut& out, void* stream) {
+                 int64_t n_rays, const MarchParams& p, const MarchRange& range, const int64_t* offsets,
+                 const int64_t* counts, const PackedOut& out, void* stream) {
     march_write_kernel<<<blocks_for(n_rays), kThreads, 0, as_stream(stream)>>>(
-        rays_o, rays_d, jitter, occupied, n_rays, p, offsets, counts, out);
+        rays_o, rays_d, jitter, occupied, n_rays, p, range, offsets, counts, out);
 }
 
 }  // namespace cuda

@@ -140,16 +140,41 @@ def march_rays(
 ) -> PackedSamples:
     """Native ``render.raymarch.march_rays`` (count pass, prefix sum, write pass; DDA over empty cells)."""
     del chunk_steps  # the native walk needs no chunking
+    out = _march(rays_o, rays_d, grid, aabb, params, jitter, max_samples, None, None)
+    return PackedSamples(*out[:7])
+
+
+def _march(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid, aabb: torch.Tensor, params: MarchParams,
+           jitter: torch.Tensor | None, max_samples: int | None, k_start: torch.Tensor | None,
+           max_per_ray: int | None) -> list[torch.Tensor]:
     rays_o = rays_o.contiguous().float()
     rays_d = rays_d.contiguous().float()
     jitter = torch.zeros_like(rays_o[:, 0]) if jitter is None else jitter.contiguous().float()
     occupied = grid.occupied.contiguous().view(torch.uint8).reshape(-1)
-    out = _ops().march_rays(
+    return _ops().march_rays(
         rays_o, rays_d, jitter, occupied, [float(v) for v in aabb.reshape(-1).tolist()],
         params.dt_min, params.dt_max, params.cone_angle, int(params.max_steps), grid.n_cascades, grid.resolution,
         -1 if max_samples is None else int(max_samples),
+        None if k_start is None else k_start.contiguous().long(), -1 if max_per_ray is None else int(max_per_ray),
     )
-    return PackedSamples(*out)
+
+
+@torch.no_grad()
+def march_rays_from(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    params: MarchParams,
+    k_start: torch.Tensor,
+    max_per_ray: int,
+    jitter: torch.Tensor | None = None,
+) -> tuple[PackedSamples, torch.Tensor]:
+    """Incremental marching for inference: each ray walks on from lattice index ``k_start`` (n_rays,) int64 and
+    stops after ``max_per_ray`` samples. Returns the packed samples and where each ray resumes (n_rays,) int64,
+    -1 once its walk is over; walking on from there gives exactly the samples of one uninterrupted march."""
+    out = _march(rays_o, rays_d, grid, aabb, params, jitter, None, k_start, max_per_ray)
+    return PackedSamples(*out[:7]), out[7]
 
 
 def cell_positions(cascade: int, indices: torch.Tensor, jitter: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -117,17 +117,34 @@ def render_rays_infer(
 ) -> dict[str, torch.Tensor]:
     """Render rays without gradients. Rays are marched ``steps_per_pass`` lattice steps at a time; each pass's
     samples are evaluated in rounds of growing size, and rays whose transmittance fell below the threshold
-    (early termination) or that left the box are dropped from later passes. The native backend marches every
-    ray in one kernel call instead (its DDA makes a full march cheap). Returns rgb (n, 3), opacity, depth."""
+    (early termination) or that left the box are dropped from later passes. With native kernels the alive rays
+    march a few *samples* at a time instead (the DDA skips empty space inside the kernel), ``first_round`` in the
+    first pass and twice as many in each next one, up to ``steps_per_pass``. Returns rgb (n, 3), opacity, depth."""
     n = rays_o.shape[0]
     dev = rays_o.device
     trans = torch.ones(n, device=dev)
     rgb = torch.zeros(n, 3, device=dev)
     depth = torch.zeros(n, device=dev)
-    if backend in ("native", "tcnn"):
-        march_fn, _ = render_ops(backend)
-        samples = march_fn(rays_o, rays_d, grid, aabb, params)
-        _composite_rounds(field, samples, trans, rgb, depth, transmittance_threshold, first_round)
+    march_fn, _ = render_ops(backend)
+    if march_fn is not march_rays:  # native marching: incremental, alive rays only
+        from ..native import ops as native_ops
+
+        active = torch.arange(n, device=dev)
+        k = torch.zeros(n, dtype=torch.int64, device=dev)
+        per_ray = max(1, first_round)
+        while active.numel() > 0:
+            samples, k_next = native_ops.march_rays_from(rays_o[active], rays_d[active], grid, aabb, params, k, per_ray)
+            sub_trans = trans[active]
+            sub_rgb = torch.zeros(active.numel(), 3, device=dev)
+            sub_depth = torch.zeros(active.numel(), device=dev)
+            # one round: every ray has at most per_ray samples in this pass
+            _composite_rounds(field, samples, sub_trans, sub_rgb, sub_depth, transmittance_threshold, per_ray)
+            trans[active] = sub_trans
+            rgb.index_add_(0, active, sub_rgb)
+            depth.index_add_(0, active, sub_depth)
+            keep = (sub_trans >= transmittance_threshold) & (k_next >= 0)
+            active, k = active[keep], k_next[keep]
+            per_ray = min(2 * per_ray, max(steps_per_pass, 1))
         return {"rgb": rgb + trans[:, None] * background, "opacity": 1.0 - trans, "depth": depth}
     t_near, t_far = ray_aabb(rays_o, rays_d, aabb)
     t_start, t_end = occupied_span(rays_o, rays_d, t_near, t_far, grid)

@@ -25,10 +25,10 @@ namespace ngp {
                        const int64_t* offsets, int64_t n_rays, int64_t n, const float* weights, const float* trans, \
                        float threshold, const CompositeGrad& g, float* g_sigmas, float* g_rgbs __VA_ARGS__);       \
     void march_count(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,       \
-                     int64_t n_rays, const MarchParams& p, int32_t* counts __VA_ARGS__);                            \
+                     int64_t n_rays, const MarchParams& p, const MarchRange& range, int32_t* counts __VA_ARGS__);   \
     void march_write(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,       \
-                     int64_t n_rays, const MarchParams& p, const int64_t* offsets, const int64_t* counts,           \
-                     const PackedOut& out __VA_ARGS__);                                                             \
+                     int64_t n_rays, const MarchParams& p, const MarchRange& range, const int64_t* offsets,         \
+                     const int64_t* counts, const PackedOut& out __VA_ARGS__);                                      \
     void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade,             \
                                   int resolution, float* pos __VA_ARGS__);                                          \
     void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay __VA_ARGS__);              \

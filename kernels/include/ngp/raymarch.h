@@ -110,17 +110,26 @@ struct Lattice {
 // A lattice point is a sample when t < t_far, its position is inside the box and its cell is occupied at cascade
 // max(mip_from_pos, mip_from_dt); from a point in an empty cell the walk jumps to the first lattice point at or
 // past the cell's exit (or past the next change of mip_from_dt), which skips only points of that empty cell.
+// Incremental marching (inference): the walk starts at lattice index k_begin and stops after max_count samples
+// (max_count < 0: no limit); *k_resume (when given) receives the index to continue from, or -1 once the walk is
+// over. Resuming there gives exactly the samples an uninterrupted walk would.
 template <class Emit>
 NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uint8_t* occupied,
-                         const MarchParams& p, Emit&& emit) {
+                         const MarchParams& p, Emit&& emit, int64_t k_begin = 0, int32_t max_count = -1,
+                         int64_t* k_resume = nullptr) {
+    if (k_resume) *k_resume = -1;
     float t_near, t_far;
     ray_aabb(o, d, p.aabb, t_near, t_far);
-    if (!(t_near < t_far)) return 0;
+    if (!(t_near < t_far) || k_begin < 0) return 0;
     const Lattice lat(t_near + jitter * step_dt(t_near, p), p);
     const int64_t n_cells = (int64_t)p.resolution * p.resolution * p.resolution;
     int32_t count = 0;
-    int64_t k = 0;
+    int64_t k = k_begin;
     while (k < p.max_steps) {
+        if (count == max_count) {  // budget of this call used up: the walk goes on from k next time
+            if (k_resume) *k_resume = k;
+            break;
+        }
         const float t = lat.t(k, p);
         if (!(t < t_far)) break;
         float pos[3];
@@ -166,10 +175,27 @@ struct PackedOut {
     int64_t* ray_indices;
 };
 
+// Where marching starts and how far it goes in one call: per-ray start indices (null: 0) and a per-ray sample cap
+// (< 0: none). The count pass also stores where each ray resumes (null: not wanted).
+struct MarchRange {
+    const int64_t* k_begin;
+    int32_t max_count;
+    int64_t* k_resume;
+};
+
+NGP_HD int64_t range_begin(const MarchRange& range, int64_t r) { return range.k_begin ? range.k_begin[r] : 0; }
+
+// Count pass of ray r.
+NGP_HD int32_t march_count_ray(int64_t r, const float* rays_o, const float* rays_d, const float* jitter,
+                               const uint8_t* occupied, const MarchParams& p, const MarchRange& range) {
+    return march_ray(rays_o + 3 * r, rays_d + 3 * r, jitter[r], occupied, p, [](int32_t, float, float) {},
+                     range_begin(range, r), range.max_count, range.k_resume ? range.k_resume + r : nullptr);
+}
+
 // Write pass of ray r: re-walks the ray and stores its samples from offsets[r] on.
 NGP_HD void march_write_ray(int64_t r, const float* rays_o, const float* rays_d, const float* jitter,
                             const uint8_t* occupied, const MarchParams& p, const int64_t* offsets,
-                            const PackedOut& out) {
+                            const PackedOut& out, const MarchRange& range) {
     const float* o = rays_o + 3 * r;
     const float* d = rays_d + 3 * r;
     const int64_t base = offsets[r];
@@ -182,7 +208,7 @@ NGP_HD void march_write_ray(int64_t r, const float* rays_o, const float* rays_d,
         out.t[s] = tj;
         out.dt[s] = dtj;
         out.ray_indices[s] = r;
-    });
+    }, range_begin(range, r), range.max_count);
 }
 
 }  // namespace ngp
