@@ -101,6 +101,20 @@ def _composite_rounds(
         trans.mul_(torch.exp(-torch.zeros(n, device=dev).index_add_(0, rid, tau)))
 
 
+def _composite_pass(field: FieldFn, samples: PackedSamples, active: torch.Tensor, trans: torch.Tensor,
+                    rgb: torch.Tensor, depth: torch.Tensor, transmittance_threshold: float, first_round: int) -> torch.Tensor:
+    """Composite one marching pass of the ``active`` rays (samples indexed among them) into the running ``trans``,
+    ``rgb`` and ``depth`` of all rays, in place; returns the active rays' transmittance after the pass."""
+    sub_trans = trans[active]
+    sub_rgb = torch.zeros(active.numel(), 3, device=trans.device)
+    sub_depth = torch.zeros(active.numel(), device=trans.device)
+    _composite_rounds(field, samples, sub_trans, sub_rgb, sub_depth, transmittance_threshold, first_round)
+    trans[active] = sub_trans
+    rgb.index_add_(0, active, sub_rgb)
+    depth.index_add_(0, active, sub_depth)
+    return sub_trans
+
+
 @torch.no_grad()
 def render_rays_infer(
     field: FieldFn,
@@ -134,14 +148,8 @@ def render_rays_infer(
         per_ray = max(1, first_round)
         while active.numel() > 0:
             samples, k_next = native_ops.march_rays_from(rays_o[active], rays_d[active], grid, aabb, params, k, per_ray)
-            sub_trans = trans[active]
-            sub_rgb = torch.zeros(active.numel(), 3, device=dev)
-            sub_depth = torch.zeros(active.numel(), device=dev)
             # one round: every ray has at most per_ray samples in this pass
-            _composite_rounds(field, samples, sub_trans, sub_rgb, sub_depth, transmittance_threshold, per_ray)
-            trans[active] = sub_trans
-            rgb.index_add_(0, active, sub_rgb)
-            depth.index_add_(0, active, sub_depth)
+            sub_trans = _composite_pass(field, samples, active, trans, rgb, depth, transmittance_threshold, per_ray)
             keep = (sub_trans >= transmittance_threshold) & (k_next >= 0)
             active, k = active[keep], k_next[keep]
             per_ray = min(2 * per_ray, max(steps_per_pass, 1))
@@ -159,13 +167,7 @@ def render_rays_infer(
         t, mask = candidates_at(o, d, t_near[active], tf, grid, params, aabb, k)
         mask &= k < params.max_steps
         samples = pack_candidates(o, d, t, mask, params)
-        sub_trans = trans[active]
-        sub_rgb = torch.zeros(active.numel(), 3, device=dev)
-        sub_depth = torch.zeros(active.numel(), device=dev)
-        _composite_rounds(field, samples, sub_trans, sub_rgb, sub_depth, transmittance_threshold, first_round)
-        trans[active] = sub_trans
-        rgb.index_add_(0, active, sub_rgb)
-        depth.index_add_(0, active, sub_depth)
+        sub_trans = _composite_pass(field, samples, active, trans, rgb, depth, transmittance_threshold, first_round)
         keep = (sub_trans >= transmittance_threshold) & (t[:, -1] < tf) & (k[:, -1] < params.max_steps - 1)
         active = active[keep]
     opacity = 1.0 - trans
