@@ -14,7 +14,6 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import NgpError
+from .mesh_io import MESH_SUFFIXES, Mesh, check_mesh_path, obj_text, ply_bytes, write_mesh, write_obj, write_ply  # noqa: F401
 from ..render.occupancy import OccupancyGrid, cell_index, mip_from_pos
 
 if TYPE_CHECKING:
@@ -32,31 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ngp_app")
 
-MESH_SUFFIXES = (".ply", ".obj")
 SPACES = ("nerf", "ngp")
 ProgressFn = Callable[[int, int], None]
 
 
-@dataclass
-class Mesh:
-    """A triangle mesh: vertices (V, 3) float32, faces (F, 3) int64 (counter-clockwise seen from outside),
-    colors (V, 3) uint8, normals (V, 3) float32 unit vectors pointing out of the object."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    colors: np.ndarray
-    normals: np.ndarray
-
-    @property
-    def n_vertices(self) -> int:
-        return int(self.vertices.shape[0])
-
-    @property
-    def n_faces(self) -> int:
-        return int(self.faces.shape[0])
-
-
-# --------------------------------------------------------------------------------------------------- sampling
 def _dilated_occupancy(grid: OccupancyGrid) -> torch.Tensor:
     """The grid's occupancy grown by one cell in every direction: (n_cascades * R^3,) bool.
 
@@ -319,70 +298,6 @@ def scene_transform(scene: dict[str, Any]) -> tuple[float, list[float]] | None:
     if len(offset) != 3 or not scale > 0 or not all(math.isfinite(v) for v in [scale, *offset]):
         return None
     return scale, offset
-
-
-# --------------------------------------------------------------------------------------------------- files
-def check_mesh_path(path: Path) -> str:
-    """The mesh format of ``path`` (.ply or .obj); raises NgpError before any work for anything else."""
-    suffix = path.suffix.lower()
-    if suffix not in MESH_SUFFIXES:
-        raise NgpError(f"{path}: unknown mesh format {path.suffix or '(no suffix)'!r} (use .ply or .obj)")
-    return suffix
-
-
-def ply_bytes(mesh: Mesh) -> bytes:
-    """Binary little-endian PLY: per vertex float x y z, float nx ny nz, uchar red green blue; faces uchar/int."""
-    header = (
-        "ply\nformat binary_little_endian 1.0\ncomment ngp-app mesh export\n"
-        f"element vertex {mesh.n_vertices}\n"
-        "property float x\nproperty float y\nproperty float z\n"
-        "property float nx\nproperty float ny\nproperty float nz\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
-        f"element face {mesh.n_faces}\nproperty list uchar int vertex_indices\nend_header\n"
-    )
-    vtype = np.dtype([("p", "<f4", 3), ("n", "<f4", 3), ("c", "u1", 3)])
-    verts = np.empty(mesh.n_vertices, dtype=vtype)
-    verts["p"], verts["n"], verts["c"] = mesh.vertices, mesh.normals, mesh.colors
-    ftype = np.dtype([("k", "u1"), ("i", "<i4", 3)])
-    faces = np.empty(mesh.n_faces, dtype=ftype)
-    faces["k"], faces["i"] = 3, mesh.faces
-    return header.encode("ascii") + verts.tobytes() + faces.tobytes()
-
-
-def obj_text(mesh: Mesh) -> str:
-    """Wavefront OBJ: ``v x y z r g b`` (colours in [0, 1]), ``vn``, ``f a//a b//b c//c`` (1-based)."""
-    rgb = mesh.colors.astype(np.float64) / 255.0
-    v = np.concatenate([mesh.vertices.astype(np.float64), rgb], axis=1)
-    f = np.repeat(mesh.faces + 1, 2, axis=1)
-    lines = ["# ngp-app mesh export", f"# {mesh.n_vertices} vertices, {mesh.n_faces} faces"]
-    lines += [f"v {x:.6g} {y:.6g} {z:.6g} {r:.4g} {g:.4g} {b:.4g}" for x, y, z, r, g, b in v.tolist()]
-    lines += [f"vn {x:.6g} {y:.6g} {z:.6g}" for x, y, z in mesh.normals.tolist()]
-    lines += ["f %d//%d %d//%d %d//%d" % tuple(row) for row in f.tolist()]
-    return "\n".join(lines) + "\n"
-
-
-def write_ply(path: str | Path, mesh: Mesh) -> Path:
-    """Write ``mesh`` to ``path`` as binary PLY (atomically)."""
-    from ..snapshot import atomic_write_bytes
-
-    path = Path(path)
-    atomic_write_bytes(path, ply_bytes(mesh))
-    return path
-
-
-def write_obj(path: str | Path, mesh: Mesh) -> Path:
-    """Write ``mesh`` to ``path`` as OBJ with vertex colours (atomically)."""
-    from ..snapshot import atomic_write_text
-
-    path = Path(path)
-    atomic_write_text(path, obj_text(mesh))
-    return path
-
-
-def write_mesh(path: str | Path, mesh: Mesh) -> Path:
-    """Write ``mesh`` as PLY or OBJ, chosen by the suffix of ``path`` (anything else is an NgpError)."""
-    path = Path(path)
-    return write_ply(path, mesh) if check_mesh_path(path) == ".ply" else write_obj(path, mesh)
 
 
 # --------------------------------------------------------------------------------------------------- export
