@@ -320,6 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NgpError as exc:
         print(f"ngp: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output path that can't be written, a full disk, ...
+        print(f"ngp: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("ngp: error: out of memory (try a smaller size, resolution or batch)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ngp: interrupted", file=sys.stderr)
         return 130

@@ -304,6 +304,9 @@ def test_cli_mesh_end_to_end(tmp_path: Path, tiny_snapshot: tuple[Path, float]) 
         (["mesh", "{tmp}/garbage.npz", "--out", "{tmp}/m.obj"], "snapshot"),
         (["mesh", "{snap}", "--out", "{tmp}/m.ply", "--threshold", "1e9", "--resolution", "8", "--backend", "torch"],
          "no surface at density 1e+09"),
+        (["mesh", "{snap}", "--out", "{tmp}/m.ply", "--resolution", "5000"], "must be in 2..1024"),
+        (["mesh", "{snap}", "--out", "{tmp}/garbage.npz/m.ply", "--resolution", "8", "--threshold", "0.01"],
+         "garbage.npz"),  # a file where a folder should be: one line naming it
     ],
 )
 def test_cli_mesh_errors_are_one_line(tmp_path: Path, tiny_snapshot: tuple[Path, float], capsys: pytest.CaptureFixture,

@@ -186,6 +186,7 @@ def test_failed_export_leaves_no_file(tiny_snapshot: Path, tmp_path: Path) -> No
     (["--out", "{tmp}/v.mp4", "--path", "{tmp}/nope.json"], "not orbit, train"),
     (["--out", "{tmp}/v.mp4", "--path", "{tmp}/bad.json"], "malformed JSON"),
     (["--out", "{tmp}/notes"], "not a folder of PNG frames"),
+    (["--out", "{tmp}/notes/keep.txt/v.gif"], "keep.txt: not a folder"),
 ])
 def test_video_errors_are_one_line(tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                    args: list[str], needle: str) -> None:
@@ -231,3 +232,10 @@ def test_default_orbit_sweeps_over_a_frontal_capture() -> None:
     assert az[-1] - az[0] > 340.0  # all the way round
     custom = cp.default_orbit(frontal, 4, fov_y_deg=30.0, radius=3.0, elevation_deg=40.0)
     assert math.isclose(custom[0].fov_y_deg, 30.0) and math.isclose(np.linalg.norm(custom[0].c2w[:, 3] - 0.5), 3.0, rel_tol=1e-6)
+
+
+def test_bad_orbit_elevation_is_refused_by_the_parser(tiny_snapshot: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["video", str(tiny_snapshot), "--out", str(tmp_path / "v.gif"), "--elevation", "nan"])
+    assert exc.value.code == 2 and "must be in -89..89" in capsys.readouterr().err

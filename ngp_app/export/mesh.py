@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ngp_app")
 
 SPACES = ("nerf", "ngp")
+MAX_RESOLUTION = 1024
 ProgressFn = Callable[[int, int], None]
 
 
@@ -352,8 +353,9 @@ def export_mesh(
         raise NgpError(f"unknown space {space!r} (use nerf or ngp)")
     if not math.isfinite(threshold):
         raise NgpError(f"threshold must be a finite number, got {threshold}")
-    if int(resolution) < 2:
-        raise NgpError(f"mesh resolution must be at least 2, got {resolution}")
+    if not 2 <= int(resolution) <= MAX_RESOLUTION:
+        raise NgpError(f"mesh resolution must be in 2..{MAX_RESOLUTION}, got {resolution} "
+                       f"(memory grows with its cube: 1024 needs ~10 GB)")
     transform = scene_transform(snapshot.scene) if space == "nerf" else None
     if space == "nerf" and transform is None:
         log.warning("the snapshot's scene metadata has no scale/offset: writing the mesh in ngp coordinates")

@@ -95,7 +95,13 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
 
     p = Path(path)
     kind = check_output(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=p.parent)
+    except OSError as exc:  # fail before rendering, naming the file asked for
+        raise OSError(exc.errno, exc.strerror, str(p)) from None
+    os.close(probe[0])
+    os.unlink(probe[1])
     if kind == "frames":
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
         os.chmod(tmp_dir, default_file_mode() | 0o111)  # a folder: searchable like a plain mkdir's

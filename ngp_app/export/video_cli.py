@@ -19,6 +19,13 @@ def _size(text: str) -> int:
     return value
 
 
+def _elevation(text: str) -> float:
+    value = float(text)
+    if not -89.0 <= value <= 89.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in -89..89 degrees, got {text}")
+    return value
+
+
 def add_parser(subparsers: Any, common: Any, background: Any, positive_int: Any, positive_float: Any) -> None:
     """Register ``video`` (``common`` adds --device/--backend/--quiet, as for the other commands)."""
     v = subparsers.add_parser("video", help="render a camera path of a snapshot to .mp4, .gif or PNG frames")
@@ -33,7 +40,7 @@ def add_parser(subparsers: Any, common: Any, background: Any, positive_int: Any,
     v.add_argument("--height", type=_size, default=None, help="default: 1080 on CUDA, 360 on CPU")
     v.add_argument("--fov", type=positive_float, default=None, help="vertical field of view in degrees (orbit)")
     v.add_argument("--radius", type=positive_float, default=None, help="orbit radius (default: the training cameras')")
-    v.add_argument("--elevation", type=float, default=None, help="orbit elevation in degrees")
+    v.add_argument("--elevation", type=_elevation, default=None, help="orbit elevation in degrees (-89..89)")
     v.add_argument("--loop", action="store_true", help="close a keyframe path back to its first key")
     v.add_argument("--mode", choices=["rgb", "depth"], default="rgb")
     v.add_argument("--background", type=background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
