@@ -193,8 +193,9 @@ def run(device: str | torch.device = "cpu", as_json: bool = False, quick: bool =
             if ref in secs and backend.startswith("native"):
                 row["time_vs_tcnn"] = s / secs[ref]
             rows.append(row)
-    if as_json:
-        print(json.dumps(rows, indent=2))
+    if as_json:  # one object: where it ran, and the table's rows
+        print(json.dumps({"device": str(dev), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "rows": rows}, indent=2))
     else:
         print(f"{'op':<28}{'backend':<13}{'ms/call':>10}{'throughput':>14}  {'unit':<10}{'vs torch':>9}"
               f"{'time/tcnn':>11}")
