@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from ngp_app.cli import main
 from ngp_app.data.cameras import look_at
