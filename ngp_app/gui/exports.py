@@ -23,7 +23,6 @@ class ExportActions:
     keyframes: list[Any]
     scene_meta: dict[str, Any]
     settings: Any
-    step: int
     set_status: Callable[..., None]
     source: Callable[[], Any]
     crop_aabb: Callable[[torch.Tensor], torch.Tensor]
@@ -136,7 +135,8 @@ class ExportActions:
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
-        snap = Snapshot(model, grid, march, {}, dict(self.scene_meta), self.step, {})
+        step = int(getattr(self, "step", 0))  # AppState.step: the trainer's step count
+        snap = Snapshot(model, grid, march, {}, dict(self.scene_meta), step, {})
         crop = aabb.reshape(-1).tolist()
 
         def work() -> None:
