@@ -66,8 +66,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train.trainer import Trainer, evaluate
 
     device = resolve_device(args.device)
-    overrides = {"encoding": {"table_precision": args.table_precision}} if args.table_precision else None
-    config = load_config(args.config, overrides)
+    overrides: dict[str, Any] = {}
+    if args.table_precision:
+        overrides["encoding"] = {"table_precision": args.table_precision}
+    if args.optimize_extrinsics:
+        overrides["training"] = {"optimize_extrinsics": True}
+    config = load_config(args.config, overrides or None)
     scene = load_scene(args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size,
                        progress=not args.quiet)
     log.info("scene %s: %d training frames of %dx%d, aabb_scale %g", scene.path, scene.n_frames,
@@ -99,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - wall
     bar.close()
     out = Path(args.out)
-    snap = save_snapshot(out, trainer.model, trainer.grid, config, scene.metadata(), trainer.step_count,
+    snap = save_snapshot(out, trainer.model, trainer.grid, config, trainer.scene_metadata(), trainer.step_count,
                          {"backend": trainer.backend})
     metrics: dict[str, Any] = {
         "steps": trainer.step_count,
@@ -111,6 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "device": str(device),
         "config": config["name"],
         "table_precision": trainer.model.encoding.precision,
+        "optimize_extrinsics": trainer.optimize_extrinsics,
         "final_loss": trainer.history[-1].loss if trainer.history else None,
         "final_train_psnr": trainer.history[-1].psnr if trainer.history else None,
         "occupancy": trainer.grid.occupancy_fraction(),
@@ -236,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--table-precision", choices=["float32", "float16"], default=None,
                    help="hash table lookups in float32 or float16 (a half copy of float32 parameters; default: config)")
+    t.add_argument("--optimize-extrinsics", action="store_true",
+                   help="refine the training cameras' poses while training (stored in the snapshot)")
     t.add_argument("--eval", action="store_true", help="evaluate held-out views after training (into metrics.json)")
     t.add_argument("--all-frames", action="store_true", help="train on every frame, held-out ones included")
     common(t)

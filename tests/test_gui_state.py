@@ -402,3 +402,13 @@ def test_mesh_export_from_the_app(state, tmp_path):
     job.join(120)
     assert state.status_is_error and "no surface at density" in state.status
     assert not (tmp_path / "none.ply").exists()
+
+
+def test_pose_refinement_toggle(state):
+    state.set_optimize_extrinsics(True)
+    assert state.status_is_error  # no scene yet
+    assert state.open_path(DEMO, start=False)
+    state.set_optimize_extrinsics(True)
+    assert state.trainer.optimize_extrinsics and not state.status_is_error
+    state.set_optimize_extrinsics(False)
+    assert not state.trainer.optimize_extrinsics

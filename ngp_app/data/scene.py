@@ -78,6 +78,13 @@ class Scene:
 
         Returns rays_o (n, 3), rays_d (n, 3) and target colours (n, C) in [0, 1] (C = 4 with alpha).
         """
+        rays_o, rays_d, target, _ = self.sample_rays_with_images(n, generator)
+        return rays_o, rays_d, target
+
+    def sample_rays_with_images(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``sample_rays`` plus the image index (n,) of each ray (for per-image pose refinement)."""
         dev = self.pixels.device
         img = torch.randint(0, self.n_frames, (n,), generator=generator, device="cpu").to(dev)
         ru = torch.rand(n, generator=generator, device="cpu").to(dev)
@@ -88,7 +95,7 @@ class Scene:
         target = self.pixels[self.image_offsets[img] + py * w + px].float() / 255.0
         dist = self.distortion[img] if bool((self.distortion != 0).any()) else None
         rays_o, rays_d = pixel_rays(px.float() + 0.5, py.float() + 0.5, self.c2w[img], self.intrinsics[img], dist)
-        return rays_o, rays_d, target
+        return rays_o, rays_d, target, img
 
     def metadata(self) -> dict[str, Any]:
         """JSON-able description stored in snapshots (and shown by the app)."""

@@ -96,6 +96,8 @@ class Panel:
                                   callback=lambda s, a: st.set_config(a))
                     dpg.add_combo(list(BACKENDS), default_value=st.backend_request, width=80, tag="backend",
                                   callback=lambda s, a: st.set_backend(a))
+                dpg.add_checkbox(label="optimize camera poses (extrinsics)", tag="extrinsics",
+                                 callback=lambda _s, a: st.set_optimize_extrinsics(a))
                 dpg.add_text("", tag="train_info")
                 for name, label in (("loss", "loss"), ("psnr", "PSNR (dB)")):
                     with dpg.plot(label=label, height=130, width=-1, no_mouse_pos=True):
@@ -251,6 +253,7 @@ class Panel:
         dpg.set_value("hud", s.show_hud)
         dpg.set_value("config", st.config_name)  # a failed switch falls back: show what is in use
         dpg.set_value("backend", st.backend_request)
+        dpg.set_value("extrinsics", bool(t is not None and t.optimize_extrinsics))
         frame = self.app.worker.latest
         if frame is not None:
             h, w = frame.image.shape[:2]

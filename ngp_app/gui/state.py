@@ -337,13 +337,22 @@ class AppState(ExportActions):
             return None
         try:
             with self.trainer.lock:
-                out = save_snapshot(path, self.trainer.model, self.trainer.grid, self.trainer.config, self.scene_meta,
-                                    self.trainer.step_count, {"backend": self.trainer.backend})
+                out = save_snapshot(path, self.trainer.model, self.trainer.grid, self.trainer.config,
+                                    self.trainer.scene_metadata(), self.trainer.step_count,
+                                    {"backend": self.trainer.backend})
         except OSError as exc:
             self.set_status(f"cannot save snapshot: {exc}", error=True)
             return None
         self.set_status(f"saved snapshot {out}")
         return out
+
+    def set_optimize_extrinsics(self, on: bool) -> None:
+        """Turn camera pose refinement on or off for the running training (takes effect at the next step)."""
+        if self.trainer is None:
+            self.set_status("open a scene first", error=True)
+            return
+        self.trainer.optimize_extrinsics = bool(on)
+        self.set_status("pose refinement " + ("on" if on else "off"))
 
     # ------------------------------------------------------------------------------------------ cameras
     def snap_to_training_camera(self, delta: int) -> int | None:

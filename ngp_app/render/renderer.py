@@ -51,11 +51,18 @@ def render_rays_train(
     backend: str = "torch",
 ) -> dict[str, torch.Tensor]:
     """Differentiable render of a batch of rays. background: (n_rays, 3) or (3,). Returns rgb (n_rays, 3) composited
-    over the background, opacity, depth (n_rays,), counts (n_rays,) samples per ray, n_samples (python int)."""
+    over the background, opacity, depth (n_rays,), counts (n_rays,) samples per ray, n_samples (python int).
+    When the rays require grad (pose refinement), samples are placed along the detached rays and their positions
+    recomputed from the rays, so the loss reaches the rays too."""
     march_fn, composite_fn = render_ops(backend)
-    samples = march_fn(rays_o, rays_d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
+    samples = march_fn(rays_o.detach(), rays_d.detach(), grid, aabb, params, jitter=jitter, max_samples=max_samples)
     n_rays = rays_o.shape[0]
-    sigmas, rgbs = field(samples.positions, samples.directions)
+    positions, directions = samples.positions, samples.directions
+    if rays_o.requires_grad or rays_d.requires_grad:  # refined poses: sample points move with the rays
+        ri = samples.ray_indices
+        positions = rays_o[ri] + samples.t[:, None] * rays_d[ri]
+        directions = rays_d[ri]
+    sigmas, rgbs = field(positions, directions)
     out = composite_fn(
         sigmas, rgbs, samples.t, samples.dt, samples.ray_indices, samples.offsets, n_rays, transmittance_threshold
     )

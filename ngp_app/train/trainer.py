@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 
 from ..backends import native_available, resolve_backend
+from .extrinsics import PoseRefinement
 from ..data.scene import Scene
 from ..model.field import NGPField
 from ..render.occupancy import OccupancyGrid
@@ -81,10 +82,15 @@ class Trainer:
         adam_cls: Any = torch.optim.Adam
         if self.backend == "native":  # native kernels: group 0 (hash table) takes the sparse Adam step
             from ..native.ops import HybridAdam as adam_cls
+        # Pose refinement: per-image corrections, trained (at their own rate) while ``optimize_extrinsics`` is on.
+        self.poses = PoseRefinement(scene.n_frames).to(self.device)
+        self.optimize_extrinsics = bool(tr.get("optimize_extrinsics", False))
+        self.extrinsic_lr_scale = float(tr.get("extrinsic_learning_rate", 3e-4)) / self.base_lr
         self.optimizer = adam_cls(
             [
                 {"params": [self.model.encoding.table], "weight_decay": 0.0},
                 {"params": self.model.mlp_parameters(), "weight_decay": float(opt.get("l2_reg", 0.0))},
+                {"params": [self.poses.delta], "weight_decay": 0.0, "extrinsics": True},
             ],
             lr=self.base_lr,
             betas=(float(opt["beta1"]), float(opt["beta2"])),
@@ -100,6 +106,14 @@ class Trainer:
         self.lock = threading.RLock()
         self.history: list[StepStats] = []
         self.scene.to(self.device)
+
+    def scene_metadata(self) -> dict[str, Any]:
+        """The scene's metadata for snapshots, with the refined training poses when pose refinement has run."""
+        meta = self.scene.metadata()
+        if bool((self.poses.delta != 0).any()):
+            meta["c2w"] = self.poses.corrected_c2w(self.scene.c2w.float()).cpu().tolist()
+            meta["extrinsics_refined"] = True
+        return meta
 
     def _fused_adam_ok(self) -> bool:
         try:
@@ -152,7 +166,9 @@ class Trainer:
                 self.update_grid()
             n_rays = int(min(max(self.target_samples / max(self.samples_per_ray_ema, 1.0), 64), self.target_samples))
             n_rays = max(64, (n_rays // 64) * 64)
-            rays_o, rays_d, target = self.scene.sample_rays(n_rays, self.generator)
+            rays_o, rays_d, target, images = self.scene.sample_rays_with_images(n_rays, self.generator)
+            if self.optimize_extrinsics:
+                rays_o, rays_d = self.poses.apply(rays_o, rays_d, images)
             if self.random_background:
                 bg = torch.rand(n_rays, 3, generator=self.generator).to(self.device)
             else:
@@ -180,7 +196,10 @@ class Trainer:
                 loss = (diff**2).mean()
             lr = self.learning_rate()
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                if group.get("extrinsics"):  # frozen (lr 0, no gradient) unless pose refinement is on
+                    group["lr"] = lr * self.extrinsic_lr_scale if self.optimize_extrinsics else 0.0
+                else:
+                    group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=False)
             n_samples = int(out["n_samples"])
             if n_samples > 0:
