@@ -394,7 +394,7 @@ class AppState(ExportActions):
     def render_raw(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
                    background: tuple[float, float, float] | None = None) -> dict[str, np.ndarray] | None:
         """rgb (h, w, 3), opacity and depth (h, w) as float arrays for the current view; None without a model."""
-        from ..render.renderer import render_image
+        from ..render.renderer import default_chunk, render_image
 
         src = self.source()
         if src is None:
@@ -409,7 +409,8 @@ class AppState(ExportActions):
         with src.lock:  # a consistent copy of the model, taken quickly; the trainer goes on while we render
             model, grid = self._render_replica(src)
         t0 = time.perf_counter()  # time spent rendering, not waiting for the trainer's lock
-        out = render_image(model, grid, self.crop_aabb(src.aabb), cam, src.march, bg, chunk=1 << 12, progress=progress)
+        out = render_image(model, grid, self.crop_aabb(src.aabb), cam, src.march, bg,
+                           chunk=default_chunk(grid.device, interactive=True), progress=progress)
         self.last_render_ms = (time.perf_counter() - t0) * 1000.0
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 

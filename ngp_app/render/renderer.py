@@ -181,6 +181,14 @@ def render_rays_infer(
     return {"rgb": rgb + trans[:, None] * background, "opacity": opacity, "depth": depth}
 
 
+def default_chunk(device: torch.device, interactive: bool = False) -> int:
+    """Rays rendered per call: large on a GPU (a 1920x1080 frame in a few calls, each pass's samples still fit in
+    memory), small on a CPU, and smaller still for interactive renders that must be cancellable quickly."""
+    if device.type == "cuda":
+        return 1 << 18
+    return 1 << 12 if interactive else 1 << 14
+
+
 @torch.no_grad()
 def render_image(
     field: FieldFn,
@@ -189,14 +197,15 @@ def render_image(
     camera: Camera,
     params: MarchParams,
     background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
-    chunk: int = 1 << 14,
+    chunk: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     backend: str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Render a full camera image. Returns rgb (H, W, 3), opacity (H, W), depth (H, W) on the grid's device.
-    ``backend`` defaults to the field's own (``field.backend``)."""
+    ``backend`` defaults to the field's own (``field.backend``); ``chunk`` rays per call (default: ``default_chunk``)."""
     backend = backend if backend is not None else getattr(field, "backend", "torch")
     dev = grid.device
+    chunk = chunk or default_chunk(dev)
     bg = torch.as_tensor(background, dtype=torch.float32, device=dev)
     rays_o, rays_d = camera_rays(camera, device=dev)
     h, w = camera.height, camera.width
