@@ -175,7 +175,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     snap = load_snapshot(args.snapshot, device=device, backend=resolve_backend(args.backend, device))
     camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
     t = time.perf_counter()
-    out = render_image(snap.model, snap.grid, snap.model.aabb, camera, snap.march, args.background)
+    field: Any = snap.model
+    background = args.background
+    if args.mode == "normals":  # surface normals as colours, (n + 1) / 2, over black
+        from .render.normals import NormalsField
+
+        field, background = NormalsField(snap.model), (0.0, 0.0, 0.0)
+    out = render_image(field, snap.grid, snap.model.aabb, camera, snap.march, background)
     log.info("rendered %dx%d in %.2f s", args.width, args.height, time.perf_counter() - t)
     if args.mode == "depth":
         d = out["depth"] / out["opacity"].clamp(min=1e-6)
@@ -267,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--camera", default="train:0",
                    help="train:N (a training camera), orbit:AZIMUTH,ELEVATION,RADIUS (degrees, ngp units), or a JSON file with a NeRF transform_matrix")
     r.add_argument("--fov", type=_positive_float, default=None, help="horizontal field of view in degrees (orbit/JSON cameras)")
-    r.add_argument("--mode", choices=["rgb", "depth", "opacity"], default="rgb")
+    r.add_argument("--mode", choices=["rgb", "depth", "opacity", "normals"], default="rgb")
     r.add_argument("--background", type=_background, default=(1.0, 1.0, 1.0))
     r.add_argument("--alpha", action="store_true", help="write an alpha channel (PNG)")
     r.add_argument("--out", required=True)

@@ -412,3 +412,13 @@ def test_pose_refinement_toggle(state):
     assert state.trainer.optimize_extrinsics and not state.status_is_error
     state.set_optimize_extrinsics(False)
     assert not state.trainer.optimize_extrinsics
+
+
+def test_normals_mode_renders_normals(state):
+    assert state.open_path(DEMO, start=False)
+    state.trainer.train(steps=20)
+    state.settings.mode = "shaded"
+    shaded = state.render_view(24, 16)
+    state.settings.mode = "normals"
+    normals = state.render_view(24, 16)
+    assert normals.shape == (16, 24, 3) and not np.array_equal(normals, shaded)

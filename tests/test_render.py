@@ -156,3 +156,31 @@ def test_empty_space_skipping_keeps_every_sample() -> None:
     ref = _brute_force_samples(o, d, grid, aabb, params, jitter)
     assert fast.n_samples == ref.numel() and fast.n_samples > 0
     assert torch.allclose(fast.t, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_normals_of_a_sphere_point_outwards() -> None:
+    from ngp_app.render.normals import NormalsField, density_normals
+
+    centre = torch.tensor([0.5, 0.5, 0.5])
+
+    def density(x: torch.Tensor) -> torch.Tensor:  # a soft ball: density falls off with the distance from the centre
+        return 100.0 * torch.sigmoid((0.25 - (x - centre).norm(dim=-1)) * 40.0)
+
+    x = centre + torch.nn.functional.normalize(torch.randn(500, 3), dim=-1) * 0.25
+    n = density_normals(density, x, 1e-3)
+    radial = torch.nn.functional.normalize(x - centre, dim=-1)
+    assert torch.allclose(n, radial, atol=1e-3)
+    assert torch.equal(density_normals(lambda p: torch.ones(p.shape[0]), x[:4], 1e-3), torch.zeros(4, 3))
+
+    class Ball:
+        backend = "torch"
+
+        def density(self, x: torch.Tensor) -> torch.Tensor:
+            return density(x)
+
+        def __call__(self, x, d):  # pragma: no cover - NormalsField replaces the colours
+            raise AssertionError
+
+    shaded = NormalsField(Ball(), step=1e-3)
+    sigma, colour = shaded(x, torch.zeros_like(x))
+    assert torch.allclose(sigma, density(x)) and torch.allclose(colour, radial * 0.5 + 0.5, atol=1e-3)

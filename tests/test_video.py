@@ -237,3 +237,19 @@ def test_bad_orbit_elevation_is_refused_by_the_parser(tiny_snapshot: Path, tmp_p
     with pytest.raises(SystemExit) as exc:
         main(["video", str(tiny_snapshot), "--out", str(tmp_path / "v.gif"), "--elevation", "nan"])
     assert exc.value.code == 2 and "must be in -89..89" in capsys.readouterr().err
+
+
+def test_normals_mode_in_render_and_video(tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import imageio.v3 as iio
+
+    png = tmp_path / "n.png"
+    assert main(["render", str(tiny_snapshot), "--mode", "normals", "--camera", "train:0", "--width", "24",
+                 "--height", "24", "--out", str(png)]) == 0
+    img = iio.imread(png)
+    assert img.shape == (24, 24, 3) and int(img[0, 0].sum()) < 30  # corners see the black background
+    assert float(img.reshape(-1, 3).std(axis=0).mean()) > 3.0  # normals vary over the object
+    frames = tmp_path / "nf"
+    assert main(["video", str(tiny_snapshot), "--out", str(frames), "--frames", "2", "--width", "12", "--height",
+                 "12", "--mode", "normals", "--quiet"]) == 0
+    assert len(list(frames.glob("*.png"))) == 2
+    capsys.readouterr()

@@ -25,7 +25,7 @@ from .camera_path import PathCamera
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".gif")
-MODES = ("rgb", "depth")
+MODES = ("rgb", "depth", "normals")
 
 
 def check_output(path: str | Path) -> str:
@@ -63,15 +63,20 @@ def path_camera(cam: PathCamera, width: int, height: int) -> Camera:
 def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras: Sequence[PathCamera], width: int,
                   height: int, background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
                   progress: Callable[[int, int], None] | None = None):
-    """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, or ``depth`` (normalised over the
-    whole path, from the first frame's range, so brightness does not flicker)."""
+    """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, ``depth`` (normalised over the
+    whole path, from the first frame's range, so brightness does not flicker) or ``normals``."""
     from ..render.renderer import render_image
 
     if mode not in MODES:
         raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
     depth_range: tuple[float, float] | None = None
+    field: Any = model
+    if mode == "normals":
+        from ..render.normals import NormalsField
+
+        field, background = NormalsField(model), (0.0, 0.0, 0.0)
     for i, cam in enumerate(cameras):
-        out = render_image(model, grid, aabb, path_camera(cam, width, height), march, background)
+        out = render_image(field, grid, aabb, path_camera(cam, width, height), march, background)
         if mode == "depth":
             d = out["depth"] / out["opacity"].clamp(min=1e-6)
             valid = out["opacity"] > 0.5

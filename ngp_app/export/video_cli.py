@@ -42,7 +42,7 @@ def add_parser(subparsers: Any, common: Any, background: Any, positive_int: Any,
     v.add_argument("--radius", type=positive_float, default=None, help="orbit radius (default: the training cameras')")
     v.add_argument("--elevation", type=_elevation, default=None, help="orbit elevation in degrees (-89..89)")
     v.add_argument("--loop", action="store_true", help="close a keyframe path back to its first key")
-    v.add_argument("--mode", choices=["rgb", "depth"], default="rgb")
+    v.add_argument("--mode", choices=["rgb", "depth", "normals"], default="rgb")
     v.add_argument("--background", type=background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
     common(v)
     v.set_defaults(func=cmd_video)

@@ -6,13 +6,14 @@ import numpy as np
 
 from ..data.cameras import Camera
 
-MODES = ("shaded", "depth", "opacity", "occupancy", "cameras")
+MODES = ("shaded", "depth", "opacity", "occupancy", "cameras", "normals")
 MODE_LABELS = {
     "shaded": "Shaded",
     "depth": "Depth",
     "opacity": "Opacity",
     "occupancy": "Occupancy cells",
     "cameras": "Training cameras",
+    "normals": "Normals",
 }
 
 

@@ -408,8 +408,13 @@ class AppState(ExportActions):
 
         with src.lock:  # a consistent copy of the model, taken quickly; the trainer goes on while we render
             model, grid = self._render_replica(src)
+        field: Any = model
+        if self.settings.mode == "normals" and not self.settings.ground_truth:
+            from ..render.normals import NormalsField
+
+            field, bg = NormalsField(model), (0.0, 0.0, 0.0)
         t0 = time.perf_counter()  # time spent rendering, not waiting for the trainer's lock
-        out = render_image(model, grid, self.crop_aabb(src.aabb), cam, src.march, bg,
+        out = render_image(field, grid, self.crop_aabb(src.aabb), cam, src.march, bg,
                            chunk=default_chunk(grid.device, interactive=True), progress=progress)
         self.last_render_ms = (time.perf_counter() - t0) * 1000.0
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}

@@ -15,7 +15,7 @@ from pyglet.window import key, mouse
 from .overlays import MODE_LABELS, MODES
 
 HELP = ("drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shift): fly | [ ]: training cams | "
-        "V: reset view | T: train | R: reset | G: ground truth | 1-5: modes | Tab: HUD | F11: fullscreen")
+        "V: reset view | T: train | R: reset | G: ground truth | 1-6: modes | K: keyframe | Tab: HUD | F11: fullscreen")
 
 
 class Viewport:
