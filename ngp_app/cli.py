@@ -71,12 +71,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["encoding"] = {"table_precision": args.table_precision}
     if args.optimize_extrinsics:
         overrides["training"] = {"optimize_extrinsics": True}
-    config = load_config(args.config, overrides or None)
+    resumed = None
+    if args.resume:  # first, so that a bad snapshot fails before the images load
+        from .config import merge
+        from .snapshot import load_snapshot
+
+        resumed = load_snapshot(args.resume, device=device)
+    if resumed is not None and args.config is None:  # the snapshot's own config
+        config = merge(resumed.config, overrides) if overrides else resumed.config
+    else:
+        config = load_config(args.config or "base", overrides or None)
     scene = load_scene(args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size,
                        progress=not args.quiet)
     log.info("scene %s: %d training frames of %dx%d, aabb_scale %g", scene.path, scene.n_frames,
              int(scene.widths[0]), int(scene.heights[0]), scene.aabb_scale)
     trainer = Trainer(scene, config, device=device, backend=args.backend, seed=args.seed)
+    if resumed is not None:
+        if resumed.model.encoding.geometry != trainer.model.encoding.geometry:
+            raise NgpError(f"{args.resume}: its hash grid does not match config {config['name']!r}; resume with the "
+                           f"snapshot's own config (leave --config out)")
+        trainer.restore(resumed)
+        log.info("resumed from %s at step %d (%s)", args.resume, trainer.step_count,
+                 "with optimiser state" if any(k.startswith("opt.") for k in (resumed.training_state or {}))
+                 else "optimiser state not saved: Adam restarts")
     steps, seconds = args.steps, args.seconds
     if steps is None and seconds is None:
         steps = 5000 if device.type == "cuda" else None
@@ -104,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar.close()
     out = Path(args.out)
     snap = save_snapshot(out, trainer.model, trainer.grid, config, trainer.scene_metadata(), trainer.step_count,
-                         {"backend": trainer.backend})
+                         {"backend": trainer.backend}, trainer.training_state(args.save_optimizer_state))
     metrics: dict[str, Any] = {
         "steps": trainer.step_count,
         "seconds": round(wall, 3),
@@ -242,11 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--steps", type=_positive_int, default=None)
     t.add_argument("--seconds", type=_positive_float, default=None, help="stop after this much wall time")
-    t.add_argument("--config", default="base", help="base | small | big | path to a JSON config")
+    t.add_argument("--config", default=None, help="base | small | big | path to a JSON config (default: base, or the "
+                   "resumed snapshot's)")
     t.add_argument("--backend", default="auto", help="auto | torch | native | tcnn (auto: the config's \"backend\", itself auto)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--table-precision", choices=["float32", "float16"], default=None,
                    help="hash table lookups in float32 or float16 (a half copy of float32 parameters; default: config)")
+    t.add_argument("--resume", default=None, metavar="SNAPSHOT",
+                   help="continue training from a snapshot of this scene (its config unless --config is given)")
+    t.add_argument("--save-optimizer-state", action="store_true",
+                   help="store Adam's moments in the snapshot, so --resume continues exactly (the file grows ~3x)")
     t.add_argument("--optimize-extrinsics", action="store_true",
                    help="refine the training cameras' poses while training (stored in the snapshot)")
     t.add_argument("--eval", action="store_true", help="evaluate held-out views after training (into metrics.json)")

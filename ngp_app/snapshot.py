@@ -39,6 +39,7 @@ class Snapshot:
     scene: dict[str, Any]
     step: int
     meta: dict[str, Any]
+    training_state: dict[str, np.ndarray] | None = None  # optimiser moments, pose corrections (when saved)
 
 
 def save_snapshot(
@@ -49,8 +50,10 @@ def save_snapshot(
     scene_meta: dict[str, Any],
     step: int,
     extra: dict[str, Any] | None = None,
+    training_state: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write the trained state to ``path`` (a ``.npz``; a folder gets ``snapshot.npz`` inside)."""
+    """Write the trained state to ``path`` (a ``.npz``; a folder gets ``snapshot.npz`` inside). ``training_state``
+    (``Trainer.training_state``: optimiser moments, pose corrections) lets training resume exactly."""
     path = Path(path)
     if path.is_dir() or not path.suffix:
         path = path / SNAPSHOT_NAME
@@ -70,6 +73,8 @@ def save_snapshot(
     }
     arrays["grid/density"] = grid.density.cpu().numpy()
     arrays["grid/bitfield"] = grid.packed_bitfield().cpu().numpy()
+    for name, value in (training_state or {}).items():
+        arrays[f"train/{name}"] = np.asarray(value)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
@@ -131,10 +136,12 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
         bits = ((packed[..., None] >> torch.arange(8, dtype=torch.uint8)) & 1).bool().reshape(density.shape)
         grid.load_state_dict({"density": density, "occupied": bits})
         march = MarchParams.for_grid(grid, meta["config"]["training"].get("max_steps_per_ray", 1024))
+        training = {k[len("train/") :]: np.array(arrays[k]) for k in arrays.files if k.startswith("train/")}
     except SnapshotError:
         raise
     except (KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise SnapshotError(f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     model.to(device)
     grid.to(device)
-    return Snapshot(model, grid, march, meta["config"], meta.get("scene", {}), int(meta.get("step", 0)), meta)
+    return Snapshot(model, grid, march, meta["config"], meta.get("scene", {}), int(meta.get("step", 0)), meta,
+                    training or None)

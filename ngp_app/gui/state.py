@@ -252,10 +252,7 @@ class AppState(ExportActions):
             from ..train.trainer import Trainer
 
             trainer = Trainer(scene, snap.config, device=self.device, backend=self.backend_request, seed=self.seed)
-            with trainer.lock:
-                trainer.model.load_state_dict(snap.model.state_dict())
-                trainer.grid.load_state_dict(snap.grid.state_dict())
-                trainer.step_count = snap.step
+            trainer.restore(snap)
 
         def apply() -> None:
             self.snapshot_path = snapshot_path

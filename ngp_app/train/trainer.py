@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ..backends import native_available, resolve_backend
@@ -106,6 +107,65 @@ class Trainer:
         self.lock = threading.RLock()
         self.history: list[StepStats] = []
         self.scene.to(self.device)
+
+    # ----------------------------------------------------------------------------------------------- resume
+    def training_state(self, include_optimizer: bool = True) -> dict[str, np.ndarray]:
+        """What a snapshot needs, beyond the model, to resume exactly: the batch-size estimate, pose corrections and
+        (optionally) the Adam moments and step of every parameter, named ``opt.<group>.<index>.<key>``."""
+        state: dict[str, np.ndarray] = {"samples_per_ray": np.asarray(self.samples_per_ray_ema, dtype=np.float64)}
+        if bool((self.poses.delta != 0).any()):
+            state["poses"] = self.poses.delta.detach().cpu().numpy()
+        if include_optimizer:
+            for gi, group in enumerate(self.optimizer.param_groups):
+                for pi, param in enumerate(group["params"]):
+                    st = self.optimizer.state.get(param)
+                    if not st:
+                        continue
+                    state[f"opt.{gi}.{pi}.exp_avg"] = st["exp_avg"].detach().cpu().numpy()
+                    state[f"opt.{gi}.{pi}.exp_avg_sq"] = st["exp_avg_sq"].detach().cpu().numpy()
+                    state[f"opt.{gi}.{pi}.step"] = np.asarray(float(st["step"]), dtype=np.float64)
+        return state
+
+    def restore(self, snapshot: Any) -> None:
+        """Continue from a snapshot of this scene: weights, occupancy grid, step count, and the training state it
+        carries (pose corrections, optimiser moments; without them Adam restarts from zero moments)."""
+        from ..errors import SnapshotError
+
+        with self.lock:
+            try:
+                self.model.load_state_dict(snapshot.model.state_dict())
+                self.grid.load_state_dict(snapshot.grid.state_dict())
+            except (RuntimeError, ValueError) as exc:
+                raise SnapshotError(f"the snapshot does not fit this scene and config: {str(exc).splitlines()[0][:200]}") from None
+            self.step_count = int(snapshot.step)
+            state = snapshot.training_state or {}
+            if "samples_per_ray" in state:  # sizes the next batches as the saved run would have
+                self.samples_per_ray_ema = float(state["samples_per_ray"])
+            if "poses" in state:
+                poses = torch.from_numpy(state["poses"]).float()
+                if poses.shape != self.poses.delta.shape:
+                    raise SnapshotError(f"the snapshot refines {poses.shape[0]} cameras, this scene has "
+                                        f"{self.poses.delta.shape[0]}")
+                with torch.no_grad():
+                    self.poses.delta.copy_(poses)
+            for gi, group in enumerate(self.optimizer.param_groups):
+                for pi, param in enumerate(group["params"]):
+                    key = f"opt.{gi}.{pi}"
+                    if f"{key}.exp_avg" not in state:
+                        continue
+                    m = torch.from_numpy(state[f"{key}.exp_avg"]).to(param.device, param.dtype)
+                    v = torch.from_numpy(state[f"{key}.exp_avg_sq"]).to(param.device, param.dtype)
+                    if m.shape != param.shape or v.shape != param.shape:
+                        raise SnapshotError(f"optimiser state {key} has shape {tuple(m.shape)}, expected "
+                                            f"{tuple(param.shape)}")
+                    step = float(state[f"{key}.step"])
+                    if isinstance(self.optimizer, torch.optim.Adam):  # torch keeps the step as a tensor
+                        on_device = bool(group.get("fused") or group.get("capturable"))
+                        step_value: Any = torch.tensor(step, dtype=torch.float32,
+                                                       device=param.device if on_device else "cpu")
+                    else:
+                        step_value = int(step)
+                    self.optimizer.state[param] = {"step": step_value, "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
 
     def scene_metadata(self) -> dict[str, Any]:
         """The scene's metadata for snapshots, with the refined training poses when pose refinement has run."""
