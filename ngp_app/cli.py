@@ -239,7 +239,7 @@ def cmd_make_scene(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ngp", description="Instant-NGP NeRF: train, evaluate, render, and the desktop app.")
+    p = argparse.ArgumentParser(prog="ngp", description="Instant-NGP NeRF: train, evaluate, render, export videos and meshes, and the desktop app.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     sub = p.add_subparsers(dest="command", required=True)
@@ -302,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(r)
     r.set_defaults(func=cmd_render)
 
+    from .export import video_cli
+
+    video_cli.add_parser(sub, common, _background, _positive_int, _positive_float)
+
     me = sub.add_parser("mesh", help="export the density iso-surface as a coloured mesh (.ply or .obj)")
     me.add_argument("snapshot")
     me.add_argument("--out", required=True, help="output file, .ply or .obj")
@@ -333,10 +337,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench_train.add_parser(bsub)
     bench_kernels.add_parser(bsub)
     bench_render.add_parser(bsub)
-
-    from .export import video_cli
-
-    video_cli.add_parser(sub, common, _background, _positive_int, _positive_float)
 
     from .gui.cli import add_app_parser
 
