@@ -17,10 +17,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import NgpError, SceneError, SnapshotError
+from ..errors import NgpError
 from .camera import OrbitCamera, nearest_camera
 from .dynres import DynamicResolution
 from .exports import ExportActions
+from .loading import SceneLoading
 from .overlays import MODES, depth_image, frusta_overlay, gray, occupancy_overlay, occupancy_points, to_uint8
 from .training import TrainingRunner
 
@@ -60,7 +61,7 @@ class RenderSource:
     lock: Any = field(default_factory=threading.RLock)
 
 
-class AppState(ExportActions):
+class AppState(SceneLoading, ExportActions):
     def __init__(self, config: str = "small", device: str | None = "cpu", backend: str = "auto",
                  downscale: int = 1, max_size: int | None = None, seed: int = 0) -> None:
         from ..backends import resolve_device
@@ -116,178 +117,6 @@ class AppState(ExportActions):
     @property
     def backend(self) -> str:
         return self.trainer.backend if self.trainer is not None else "-"
-
-    # ------------------------------------------------------------------------------------------ loading
-    def classify(self, path: str | Path) -> str:
-        """'scene', 'snapshot', or raise NgpError with a one-line reason."""
-        from ..data.loaders import resolve_scene
-        from ..snapshot import read_snapshot_meta
-
-        p = Path(path)
-        if not p.exists():
-            raise NgpError(f"{p}: no such file or folder")
-        if p.is_file() and p.suffix.lower() == ".json":
-            return "scene"
-        if p.is_dir():
-            try:
-                resolve_scene(p, "train")
-                return "scene"
-            except SceneError as exc:
-                if not (p / "snapshot.npz").is_file():
-                    raise NgpError(f"{exc} and no snapshot.npz either") from None
-        try:
-            read_snapshot_meta(p)
-        except SnapshotError as exc:
-            raise NgpError(f"cannot open {p.name}: {exc}") from None
-        return "snapshot"
-
-    def open_path(self, path: str | Path, start: bool = True) -> bool:
-        """Open a dropped/chosen path now (blocking). Never raises: failures go to the status line. Returns success."""
-        apply = self._prepare_or_report(path, start)
-        return apply is not None and self._apply_or_report(path, apply)
-
-    def open_path_async(self, path: str | Path, start: bool = True) -> threading.Thread:
-        """Open a path without blocking the UI: images, the model and a snapshot load in a background thread; the
-        swap itself happens in ``apply_pending`` (called by the UI every frame). A newer request supersedes an
-        older one still loading."""
-        self._load_token += 1
-        token = self._load_token
-        self.loading = Path(path).name
-        self.set_status(f"loading {self.loading}...")
-
-        def work() -> None:
-            apply = self._prepare_or_report(path, start)
-            if apply is not None:
-                self._pending.put((token, path, apply))
-            elif token == self._load_token:
-                self.loading = None
-
-        t = threading.Thread(target=work, name="ngp-load", daemon=True)
-        t.start()
-        self._jobs.append(t)
-        return t
-
-    def apply_pending(self) -> bool:
-        """Swap in what background loads finished (UI thread). Returns whether anything was applied."""
-        applied = False
-        while not self._pending.empty():
-            token, path, apply = self._pending.get()
-            if token != self._load_token:
-                continue  # superseded by a later request
-            self.loading = None
-            applied = self._apply_or_report(path, apply) or applied
-        return applied
-
-    def _prepare_or_report(self, path: str | Path, start: bool) -> Callable[[], None] | None:
-        try:
-            kind = self.classify(path)
-            return self._prepare_scene(path, start) if kind == "scene" else self._prepare_snapshot(path)
-        except NgpError as exc:
-            self.set_status(str(exc), error=True)
-        except Exception as exc:  # noqa: BLE001 - the app must survive any bad input
-            log.exception("opening %s failed", path)
-            self.set_status(f"cannot open {path}: {type(exc).__name__}: {exc}", error=True)
-        return None
-
-    def _apply_or_report(self, path: str | Path, apply: Callable[[], None]) -> bool:
-        try:
-            apply()
-            return True
-        except Exception as exc:  # noqa: BLE001
-            log.exception("opening %s failed", path)
-            self.set_status(f"cannot open {path}: {type(exc).__name__}: {exc}", error=True)
-            return False
-
-    def _make_trainer(self, scene: Any, config_name: str | None = None) -> Any:
-        from ..config import load_config
-        from ..train.trainer import Trainer
-
-        config = load_config(config_name or self.config_name)
-        return Trainer(scene, config, device=self.device, backend=self.backend_request, seed=self.seed)
-
-    def open_scene(self, path: str | Path, start: bool = True) -> None:
-        """Load a scene and start training on it (raises NgpError)."""
-        self._prepare_scene(path, start)()
-
-    def _prepare_scene(self, path: str | Path, start: bool) -> Callable[[], None]:
-        """Load a scene and build its trainer (slow, any thread); returns the swap to run on the UI thread."""
-        from ..data.loaders import load_scene
-
-        scene = load_scene(path, "train", self.downscale, self.max_size)
-        if scene.n_frames == 0:
-            raise SceneError(f"{path}: scene has no frames")
-        trainer = self._make_trainer(scene)
-
-        def apply() -> None:
-            self.runner.replace(trainer, start=False)
-            self.scene, self.scene_meta = scene, scene.metadata()
-            self.snapshot_source, self.snapshot_path = None, None
-            self._scene_changed()
-            if start:
-                self.runner.start()
-            self.set_status(f"scene {scene.name}: {scene.n_frames} frames, training {'on' if start else 'off'}")
-
-        return apply
-
-    def open_snapshot(self, path: str | Path) -> None:
-        """Load a snapshot. If its scene is on disk, training continues from it; otherwise it is view-only."""
-        self._prepare_snapshot(path)()
-
-    def _prepare_snapshot(self, path: str | Path) -> Callable[[], None]:
-        """Load a snapshot (and its scene and trainer when on disk); returns the swap to run on the UI thread."""
-        from ..data.loaders import load_scene
-        from ..snapshot import load_snapshot, resolve_snapshot_path
-
-        snap = load_snapshot(path, device=self.device)
-        snapshot_path = resolve_snapshot_path(path)
-        scene = None
-        scene_path = snap.scene.get("path")
-        if scene_path and Path(scene_path).exists():
-            try:
-                scene = load_scene(scene_path, "train", self.downscale, self.max_size)
-            except SceneError:
-                scene = None
-        trainer = None
-        if scene is not None:
-            from ..train.trainer import Trainer
-
-            trainer = Trainer(scene, snap.config, device=self.device, backend=self.backend_request, seed=self.seed)
-            trainer.restore(snap)
-
-        def apply() -> None:
-            self.snapshot_path = snapshot_path
-            if trainer is not None:
-                self.runner.replace(trainer, start=False)
-                self.scene, self.scene_meta, self.snapshot_source = scene, scene.metadata(), None
-                how = "training can continue (T)"
-            else:
-                self.runner.replace(None, start=False)
-                self.scene, self.scene_meta = None, dict(snap.scene)
-                self.snapshot_source = RenderSource(snap.model, snap.grid, snap.march, snap.model.aabb.to(self.device))
-                how = "view only (its scene is not on disk)"
-            self.config_name = snap.config.get("name", self.config_name)
-            self._scene_changed()
-            self.set_status(f"snapshot {snapshot_path.name} at step {snap.step}: {how}")
-
-        return apply
-
-    def _scene_changed(self) -> None:
-        meta = self.scene_meta
-        c2w = np.asarray(meta.get("c2w", []), dtype=np.float64).reshape(-1, 3, 4)
-        intr = np.asarray(meta.get("intrinsics", []), dtype=np.float64).reshape(-1, 4)
-        sizes = np.asarray(meta.get("sizes", []), dtype=np.float64).reshape(-1, 2)
-        self.train_cams = (c2w, intr, sizes)
-        scale = float(meta.get("aabb_scale", 1.0))
-        half = scale / 2.0
-        self.settings.crop_min = (0.5 - half,) * 3
-        self.settings.crop_max = (0.5 + half,) * 3
-        self.settings.ground_truth = False
-        if len(c2w):
-            radius = float(np.median(np.linalg.norm(c2w[:, :, 3] - 0.5, axis=1)))
-            self.camera.set_home((0.5, 0.5, 0.5), max(radius, 0.3))
-        self._occ_cache = None
-        self.dynres.reset(DynamicResolution.scale)
-        self.generation += 1
 
     # ------------------------------------------------------------------------------------------ training
     def toggle_training(self) -> bool:
