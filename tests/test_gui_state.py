@@ -245,6 +245,14 @@ def test_snapshot_round_trip_and_screenshot(state, tmp_path):
     assert p is not None and iio.imread(p).shape == (12, 20, 4)
     p = state.screenshot(tmp_path / "shot3.png", 20, 12)
     assert iio.imread(p).shape == (12, 20, 3)
+    # with the optimizer state, the reopened trainer has Adam's moments back
+    state.trainer.step()  # Adam's state exists once it has stepped
+    state.save_optimizer_state = True
+    full = state.save_snapshot(tmp_path / "full")
+    assert full is not None and full.stat().st_size > 2 * snap.stat().st_size
+    assert state.open_path(full)
+    table = state.trainer.model.encoding.table
+    assert state.trainer.optimizer.state[table]["exp_avg"].abs().sum() > 0
 
 
 def test_crop_box_limits_render(state):

@@ -130,6 +130,8 @@ class Panel:
             with dpg.collapsing_header(label="Export", default_open=True):
                 _path_row("snapshot", "snap_path", "snapshot.npz", ("Save snapshot", st.save_snapshot),
                           ("Load snapshot", st.open_path_async))
+                dpg.add_checkbox(label="with optimizer state (exact resume, ~3x larger)", tag="snap_optimizer",
+                                 callback=lambda _s, a: setattr(st, "save_optimizer_state", bool(a)))
                 dpg.add_input_text(label="screenshot", default_value="screenshot.png", tag="shot_path")
                 with dpg.group(horizontal=True):
                     _int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))

@@ -88,6 +88,7 @@ class AppState(SceneLoading, ExportActions):
         self._reported_error: str | None = None
         self._occ_cache: tuple[int, int, np.ndarray] | None = None
         self._jobs: list[threading.Thread] = []
+        self.save_optimizer_state = False  # snapshots carry Adam's moments (3x larger; exact resume)
         self.keyframes: list[Any] = []  # video camera path (export.camera_path.PathCamera), in ngp space
         self.loading: str | None = None  # name of what a background load is opening, for the HUD
         self._load_token = 0
@@ -155,9 +156,13 @@ class AppState(SceneLoading, ExportActions):
             if self.runner.error:
                 self.backend_request = old
 
-    def save_snapshot(self, path: str | Path) -> Path | None:
+    def save_snapshot(self, path: str | Path, with_optimizer: bool | None = None) -> Path | None:
+        """Save the training model (with Adam's moments when ``with_optimizer``, default: the panel's checkbox, so
+        that training continues exactly from it)."""
         from ..snapshot import save_snapshot
 
+        if with_optimizer is None:
+            with_optimizer = self.save_optimizer_state
         if self.trainer is None:
             self.set_status("nothing to save: no trained model", error=True)
             return None
@@ -165,7 +170,8 @@ class AppState(SceneLoading, ExportActions):
             with self.trainer.lock:
                 out = save_snapshot(path, self.trainer.model, self.trainer.grid, self.trainer.config,
                                     self.trainer.scene_metadata(), self.trainer.step_count,
-                                    {"backend": self.trainer.backend})
+                                    {"backend": self.trainer.backend},
+                                    self.trainer.training_state(include_optimizer=with_optimizer))
         except OSError as exc:
             self.set_status(f"cannot save snapshot: {exc}", error=True)
             return None
