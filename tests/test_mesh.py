@@ -25,9 +25,8 @@ from ngp_app.export.mesh import (
     parse_crop,
     sample_density_grid,
     vertex_normals,
-    write_obj,
-    write_ply,
 )
+from ngp_app.export.mesh_io import write_obj, write_ply
 from ngp_app.render.occupancy import OccupancyGrid
 
 ROOT = Path(__file__).resolve().parent.parent

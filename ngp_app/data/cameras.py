@@ -167,8 +167,9 @@ def pixel_rays(
     if distortion is not None and bool((distortion[..., :6] != 0).any() | (distortion[..., 6] == FISHEYE).any()):
         dist = distortion.expand(x.shape[0], N_DISTORTION) if distortion.dim() == 1 else distortion
         fisheye = dist[:, 6] == FISHEYE
-        xu, yu = undistort(x, y, dist)
-        d_cam = torch.stack([xu, yu, torch.ones_like(xu)], dim=-1)
+        if not bool(fisheye.all()):  # perspective lenses (every ray undistorted; fisheye rows replaced below)
+            xu, yu = undistort(x, y, dist)
+            d_cam = torch.stack([xu, yu, torch.ones_like(xu)], dim=-1)
         if bool(fisheye.any()):
             d_cam = torch.where(fisheye[:, None], fisheye_directions(x, y, dist), d_cam)
     rot = c2w[..., :3]

@@ -215,6 +215,24 @@ def default_orbit(scene_meta: dict[str, Any], n_frames: int, fov_y_deg: float | 
     return orbit_path(n_frames, SCENE_CENTER, r, elevation, fov)
 
 
+def path_cameras(spec: str | Path, scene_meta: dict[str, Any], n_frames: int, loop: bool = False,
+                 keyframes: Sequence[PathCamera] | None = None, fov_y_deg: float | None = None,
+                 radius: float | None = None, elevation_deg: float | None = None) -> list[PathCamera]:
+    """The cameras of a video path: ``orbit`` (``default_orbit``), ``train`` (a tour of the training cameras),
+    ``keyframes`` (the given ones), or the path of a keyframe JSON file."""
+    if spec == "orbit":
+        return default_orbit(scene_meta, n_frames, fov_y_deg, radius, elevation_deg)
+    if spec == "train":
+        return interpolate_path(training_keyframes(scene_meta), n_frames, loop)
+    if spec == "keyframes":
+        if not keyframes:
+            raise NgpError("no keyframes: move the view and press K (or Add keyframe) a few times")
+        return interpolate_path(keyframes, n_frames, loop)
+    if not Path(spec).is_file():
+        raise NgpError(f"--path {spec}: not orbit, train or an existing keyframe JSON file")
+    return interpolate_path(load_keyframes(spec, scene_meta), n_frames, loop)
+
+
 # ------------------------------------------------------------------------------------------------ files
 def _nerf_space(scene_meta: dict[str, Any]) -> tuple[float, tuple[float, float, float]]:
     return float(scene_meta.get("scale", NERF_SCALE)), tuple(scene_meta.get("offset", NERF_OFFSET))  # type: ignore[return-value]

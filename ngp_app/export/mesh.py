@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import NgpError
-from .mesh_io import MESH_SUFFIXES, Mesh, check_mesh_path, obj_text, ply_bytes, write_mesh, write_obj, write_ply  # noqa: F401
+from .mesh_io import Mesh, check_mesh_path, write_mesh
 from ..render.occupancy import OccupancyGrid, cell_index, mip_from_pos
 
 if TYPE_CHECKING:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
-from ..errors import NgpError
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +46,12 @@ def add_parser(subparsers: Any, common: Any, background: Any, positive_int: Any,
     v.set_defaults(func=cmd_video)
 
 
-def cameras_for(spec: str, scene_meta: dict[str, Any], n_frames: int, fov: float | None = None,
-                radius: float | None = None, elevation: float | None = None, loop: bool = False) -> list[Any]:
-    """The path cameras of a ``--path`` spec."""
-    from . import camera_path as cp
-
-    if spec == "orbit":
-        return cp.default_orbit(scene_meta, n_frames, fov, radius, elevation)
-    if spec == "train":
-        return cp.interpolate_path(cp.training_keyframes(scene_meta), n_frames, loop)
-    if not Path(spec).is_file():
-        raise NgpError(f"--path {spec}: not orbit, train or an existing keyframe JSON file")
-    return cp.interpolate_path(cp.load_keyframes(spec, scene_meta), n_frames, loop)
-
-
 def cmd_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..backends import resolve_backend, resolve_device
     from ..snapshot import load_snapshot
+    from .camera_path import path_cameras
     from .video import check_output, export_video
 
     check_output(args.out)  # fail before loading anything
@@ -74,7 +59,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     snap = load_snapshot(args.snapshot, device=device, backend=resolve_backend(args.backend, device))
     width = args.width or (1920 if device.type == "cuda" else 640)
     height = args.height or (1080 if device.type == "cuda" else 360)
-    cams = cameras_for(args.path, snap.scene, args.frames, args.fov, args.radius, args.elevation, args.loop)
+    cams = path_cameras(args.path, snap.scene, args.frames, args.loop, None, args.fov, args.radius, args.elevation)
     log.info("rendering %d frames of %dx%d on %s (%s path)", len(cams), width, height, device, args.path)
     bar = tqdm(total=len(cams), unit="frame", desc="video", dynamic_ncols=True, disable=args.quiet)
 

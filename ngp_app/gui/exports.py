@@ -68,20 +68,6 @@ class ExportActions:
         self.set_status(f"loaded {len(self.keyframes)} keyframes from {path}")
         return True
 
-    def video_cameras(self, path_kind: str, n_frames: int, loop: bool = False) -> list[Any]:
-        """Cameras of a video: ``orbit`` (around the scene), ``train`` (training-camera tour), ``keyframes``."""
-        from ..export import camera_path as cp
-
-        if path_kind == "orbit":
-            return cp.default_orbit(self.scene_meta, n_frames)
-        if path_kind == "train":
-            return cp.interpolate_path(cp.training_keyframes(self.scene_meta), n_frames, loop)
-        if path_kind == "keyframes":
-            if not self.keyframes:
-                raise NgpError("no keyframes: move the view and press K (or Add keyframe) a few times")
-            return cp.interpolate_path(self.keyframes, n_frames, loop)
-        raise NgpError(f"unknown camera path {path_kind!r}")
-
     def _frozen_model(self) -> tuple[Any, Any, Any, torch.Tensor]:
         """A private copy of the current model and grid (training goes on meanwhile), its march and crop box."""
         import copy
@@ -97,11 +83,12 @@ class ExportActions:
     def export_video(self, path: str | Path, path_kind: str, n_frames: int, fps: float, width: int, height: int,
                      loop: bool = False) -> threading.Thread | None:
         """Render a video of the current model in the background; progress and errors go to the status line."""
+        from ..export.camera_path import path_cameras
         from ..export.video import check_output, export_video
 
         try:
             check_output(path)
-            cams = self.video_cameras(path_kind, n_frames, loop)
+            cams = path_cameras(path_kind, self.scene_meta, n_frames, loop, self.keyframes)
             model, grid, march, aabb = self._frozen_model()
         except NgpError as exc:
             self.set_status(str(exc), error=True)
@@ -126,7 +113,8 @@ class ExportActions:
     def export_mesh(self, path: str | Path, resolution: int = 256, threshold: float = 2.5,
                     space: str = "nerf") -> threading.Thread | None:
         """Mesh the current model inside the crop box in the background (marching tetrahedra, vertex colours)."""
-        from ..export.mesh import check_mesh_path, export_mesh
+        from ..export.mesh import export_mesh
+        from ..export.mesh_io import check_mesh_path
         from ..snapshot import Snapshot
 
         try:
