@@ -154,13 +154,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
     import torch
 
-    from .backends import resolve_backend, resolve_device
+    from .backends import resolve_device
+    from .compute import resolve_ops
     from .data.loaders import load_scene
     from .snapshot import load_snapshot
     from .train.trainer import evaluate
 
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_backend(args.backend, device))
+    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     scene = load_scene(args.scene, args.split, args.downscale, args.max_size)
     save_dir = Path(args.save_images) if args.save_images else None
     if save_dir is not None:
@@ -183,13 +184,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
     import torch
 
-    from .backends import resolve_backend, resolve_device
+    from .backends import resolve_device
+    from .compute import resolve_ops
     from .render.cameras_cli import camera_from_spec
     from .render.renderer import render_image
     from .snapshot import load_snapshot
 
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_backend(args.backend, device))
+    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
     t = time.perf_counter()
     field: Any = snap.model

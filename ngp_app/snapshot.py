@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .compute import Ops, as_ops
 from .errors import SnapshotError
 from .fileio import atomic_write_bytes, atomic_write_text, default_file_mode  # noqa: F401 - re-exported
 from .model.field import NGPField
@@ -119,18 +120,20 @@ def _meta(arrays: Any, p: Path) -> dict[str, Any]:
     return meta
 
 
-def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend: str = "torch") -> Snapshot:
-    """Rebuild model and grid from a snapshot; any inconsistency is a :class:`SnapshotError`."""
+def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend: Ops | str = "torch") -> Snapshot:
+    """Rebuild model and grid from a snapshot, running on ``backend`` (its :class:`Ops` or name); any
+    inconsistency is a :class:`SnapshotError`."""
+    ops = as_ops(backend, device)
     p = resolve_snapshot_path(path)
     arrays = _open(p)
     meta = _meta(arrays, p)
     try:
         aabb = torch.tensor(meta["aabb"], dtype=torch.float32)
-        model = NGPField(meta["config"], aabb, backend=backend)
+        model = NGPField(meta["config"], aabb, ops=ops)
         state = {k[len("param/") :]: torch.from_numpy(np.array(arrays[k])) for k in arrays.files if k.startswith("param/")}
         state["aabb"] = aabb
         model.load_state_dict(state, strict=True)
-        grid = OccupancyGrid(meta["aabb_scale"], meta["grid_resolution"], device="cpu")
+        grid = OccupancyGrid(meta["aabb_scale"], meta["grid_resolution"], device="cpu", ops=ops)
         density = torch.from_numpy(np.array(arrays["grid/density"]))
         packed = torch.from_numpy(np.array(arrays["grid/bitfield"]))
         bits = ((packed[..., None] >> torch.arange(8, dtype=torch.uint8)) & 1).bool().reshape(density.shape)

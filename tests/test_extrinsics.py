@@ -102,7 +102,8 @@ def test_training_render_gives_the_fixed_sample_pose_gradient(demo_scene: Path, 
     # render_rays_train places samples along the detached rays and recomputes their positions from the rays: its
     # pose gradient must be the gradient of the rendering with those samples held fixed.
     from ngp_app.native import loader
-    from ngp_app.render.renderer import render_ops, render_rays_train
+    from ngp_app.compute import get_ops
+    from ngp_app.render.renderer import render_rays_train
 
     if backend == "native" and not loader.available(torch.device("cpu"))[0]:
         pytest.skip("native extension unavailable")
@@ -110,10 +111,10 @@ def test_training_render_gives_the_fixed_sample_pose_gradient(demo_scene: Path, 
     o, d, target, images = rays
     poses = PoseRefinement(tr.scene.n_frames)
     ro, rd = poses.apply(o, d, images)
-    out = render_rays_train(tr.model, tr.grid, tr.aabb, ro, rd, tr.march, torch.ones(3), 1 << 20, backend=backend)
+    out = render_rays_train(tr.model, tr.grid, tr.aabb, ro, rd, tr.march, torch.ones(3), 1 << 20, ops=get_ops(backend))
     ((out["rgb"] - target) ** 2).mean().backward()
     via_render = poses.delta.grad.clone()
-    march, composite = render_ops(backend)
+    march, composite = get_ops(backend).march, get_ops(backend).composite
     samples = march(o, d, tr.grid, tr.aabb, tr.march, max_samples=1 << 20)
     assert samples.n_samples == out["n_samples"]
     poses.delta.grad = None
@@ -128,11 +129,11 @@ def test_pose_gradient_matches_finite_differences(demo_scene: Path) -> None:
     import copy
 
     from ngp_app.render.composite import composite
-    from ngp_app.render.renderer import render_ops
+    from ngp_app.compute import get_ops
 
     tr, rays = _trained(demo_scene, "torch")
     model = copy.deepcopy(tr.model).double()
-    samples = render_ops("torch")[0](rays[0], rays[1], tr.grid, tr.aabb, tr.march, max_samples=1 << 20)
+    samples = get_ops("torch").march(rays[0], rays[1], tr.grid, tr.aabb, tr.march, max_samples=1 << 20)
     poses = PoseRefinement(tr.scene.n_frames).double()
     _fixed_sample_loss(model, composite, samples, poses, rays, torch.float64, 0.0).backward()
     img = int(rays[3][0])

@@ -18,6 +18,7 @@ if not ok:
     pytest.skip(f"native extension unavailable: {why}", allow_module_level=True)
 
 from ngp_app.native import ops  # noqa: E402
+from ngp_app.compute import get_ops, native as native_adapters  # noqa: E402
 
 DEVICES = [pytest.param("cpu")] + [pytest.param("cuda", marks=pytest.mark.cuda)]
 
@@ -61,7 +62,7 @@ def test_hash_grid_forward_backward(dev: str, small: bool) -> None:
     x_ref, t_ref = x.clone().requires_grad_(), table.clone().requires_grad_()
     x_nat, t_nat = x.clone().requires_grad_(), table.clone().requires_grad_()
     ref = hash_grid_encode(x_ref, t_ref, geo)
-    nat = ops.hash_grid_encode(x_nat, t_nat, geo)
+    nat = native_adapters.hash_grid_encode(x_nat, t_nat, geo)
     _close(nat, ref)
     gout = torch.randn(ref.shape, generator=g).to(device)
     ref.backward(gout)
@@ -85,7 +86,7 @@ def test_hash_grid_half_table(dev: str) -> None:
     x_ref, t_ref = x.clone().requires_grad_(), table.clone().requires_grad_()
     x_nat, t_nat = x.clone().requires_grad_(), table.clone().requires_grad_()
     ref = hash_grid_encode(x_ref, t_ref, geo, precision="float16")
-    nat = ops.hash_grid_encode(x_nat, t_nat, geo, lookup=t_nat.detach().half())
+    nat = native_adapters.hash_grid_encode(x_nat, t_nat, geo, lookup=t_nat.detach().half())
     _close(nat, ref)
     assert not torch.allclose(ref, hash_grid_encode(x, table, geo), rtol=1e-6, atol=0)  # the rounding is visible
     gout = torch.randn(ref.shape, generator=g).to(device)
@@ -108,7 +109,7 @@ def test_half_decoding_is_exact_for_every_finite_value() -> None:
     assert geo.n_rows == 8 and not geo.hashed[0]
     half = torch.zeros(geo.n_rows, values.numel(), dtype=torch.float16)
     half[7] = values
-    out = ops.hash_grid_encode(torch.full((1, 3), 0.5), half.float(), geo, lookup=half)
+    out = native_adapters.hash_grid_encode(torch.full((1, 3), 0.5), half.float(), geo, lookup=half)
     # (the sum starts at +0.0, so -0.0 comes out as +0.0: compare values, not bits)
     assert torch.equal(out[0], values.float())
 
@@ -119,9 +120,9 @@ def test_hash_grid_points_outside_the_cube_are_clamped() -> None:
     table = torch.randn(geo.n_rows, geo.n_features)
     x = torch.tensor([[float("nan"), 0.5, 0.5], [-3.0, 0.2, 7.0], [1e30, -1e30, 0.5], [0.3, 0.4, 0.5]])
     clamped = torch.tensor([[0.0, 0.5, 0.5], [0.0, 0.2, 1.0], [1.0, 0.0, 0.5], [0.3, 0.4, 0.5]])
-    nat = ops.hash_grid_encode(x, table, geo)
+    nat = native_adapters.hash_grid_encode(x, table, geo)
     assert torch.isfinite(nat).all()
-    _close(nat, ops.hash_grid_encode(clamped, table, geo), rtol=0, atol=0)
+    _close(nat, native_adapters.hash_grid_encode(clamped, table, geo), rtol=0, atol=0)
     _close(hash_grid_encode(x, table, geo), hash_grid_encode(clamped, table, geo), rtol=0, atol=0)
     _close(nat, hash_grid_encode(x, table, geo))
 
@@ -130,9 +131,9 @@ def test_native_ops_reject_bad_shapes() -> None:
     geo = _geometry(True)
     table = torch.randn(geo.n_rows, geo.n_features)
     with pytest.raises(RuntimeError, match="x must be"):
-        ops.hash_grid_encode(torch.rand(10, 2), table, geo)
+        native_adapters.hash_grid_encode(torch.rand(10, 2), table, geo)
     with pytest.raises(RuntimeError, match="too few rows"):
-        ops.hash_grid_encode(torch.rand(10, 3), table[:10], geo)
+        native_adapters.hash_grid_encode(torch.rand(10, 3), table[:10], geo)
     with pytest.raises(RuntimeError, match="one entry per sample"):
         torch.ops.ngp.composite_fwd(torch.rand(5), torch.rand(4, 3), torch.rand(5), torch.rand(5),
                                     torch.zeros(1, dtype=torch.long), 0.0)
@@ -144,11 +145,11 @@ def test_native_ops_reject_bad_shapes() -> None:
 def test_hash_grid_table_only_and_empty() -> None:
     geo = _geometry(True)
     table = torch.randn(geo.n_rows, geo.n_features, requires_grad=True)
-    out = ops.hash_grid_encode(torch.zeros(0, 3), table, geo)
+    out = native_adapters.hash_grid_encode(torch.zeros(0, 3), table, geo)
     assert out.shape == (0, geo.n_output_dims)
     x = torch.rand(500, 3)
-    ops.hash_grid_encode(x, table, geo).sum().backward()
-    ops.hash_grid_encode(x, table, geo).sum().backward()  # accumulates into the existing .grad in place
+    native_adapters.hash_grid_encode(x, table, geo).sum().backward()
+    native_adapters.hash_grid_encode(x, table, geo).sum().backward()  # accumulates into the existing .grad in place
     ref_table = table.detach().clone().requires_grad_()
     hash_grid_encode(x, ref_table, geo).sum().backward()
     hash_grid_encode(x, ref_table, geo).sum().backward()
@@ -158,7 +159,7 @@ def test_hash_grid_table_only_and_empty() -> None:
 def test_hash_grid_module_backend() -> None:
     from ngp_app.encoding.hashgrid import HashGridEncoding
 
-    enc = HashGridEncoding(_geometry(True), backend="native")
+    enc = HashGridEncoding(_geometry(True), ops="native")
     x = torch.rand(100, 3)
     _close(enc(x), hash_grid_encode(x, enc.table, enc.geometry))
 
@@ -241,7 +242,7 @@ def test_composite_forward_backward(dev: str, threshold: float) -> None:
     sigmas, rgbs, t, dt, ray_indices, offsets = _packed(g, n_rays, device)
     outs = []
     grads = []
-    for fn in (composite, ops.composite):
+    for fn in (composite, native_adapters.composite):
         s, c = sigmas.clone().requires_grad_(), rgbs.clone().requires_grad_()
         out = fn(s, c, t, dt, ray_indices, offsets, n_rays, threshold)
         torch.manual_seed(1)
@@ -257,7 +258,7 @@ def test_composite_forward_backward(dev: str, threshold: float) -> None:
 
 def test_composite_no_samples() -> None:
     z = torch.zeros(0)
-    out = ops.composite(z, torch.zeros(0, 3), z, z, z.long(), torch.zeros(4, dtype=torch.long), 4, 1e-4)
+    out = native_adapters.composite(z, torch.zeros(0, 3), z, z, z.long(), torch.zeros(4, dtype=torch.long), 4, 1e-4)
     assert out["rgb"].shape == (4, 3) and float(out["opacity"].abs().sum()) == 0.0
 
 
@@ -302,7 +303,7 @@ def test_march_rays_matches_reference(dev: str, aabb_scale: float, fill: str) ->
     jitter = torch.rand(600, generator=g).to(device)
     for max_samples in (None, 20_000):
         ref = march_rays(o, d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
-        nat = ops.march_rays(o, d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
+        nat = native_adapters.march_rays(o, d, grid, aabb, params, jitter=jitter, max_samples=max_samples)
         if dev == "cpu":  # same float32 operations in the same order: the very same samples
             assert torch.equal(nat.counts.cpu(), ref.counts.cpu())
             assert torch.equal(nat.offsets.cpu(), ref.offsets.cpu())
@@ -333,13 +334,13 @@ def test_incremental_march_gives_the_samples_of_one_march(dev: str, aabb_scale: 
     params = MarchParams.for_grid(grid, max_steps=512)
     o, d = (v.to(device) for v in _rays(g, 400, aabb_scale))
     jitter = torch.rand(400, generator=g).to(device)
-    full = ops.march_rays(o, d, grid, aabb, params, jitter=jitter)
+    full = native_adapters.march_rays(o, d, grid, aabb, params, jitter=jitter)
     pieces: list[list[torch.Tensor]] = [[] for _ in range(400)]
     k = torch.zeros(400, dtype=torch.int64, device=device)
     active = torch.arange(400, device=device)
     per_ray, passes = 3, 0
     while active.numel() > 0:
-        s, k_next = ops.march_rays_from(o[active], d[active], grid, aabb, params, k, per_ray, jitter=jitter[active])
+        s, k_next = native_adapters.march_rays_from(o[active], d[active], grid, aabb, params, k, per_ray, jitter=jitter[active])
         assert int(s.counts.max()) <= per_ray
         for j, r in enumerate(active.tolist()):
             a, c = int(s.offsets[j]), int(s.counts[j])
@@ -369,8 +370,8 @@ def test_native_incremental_rendering_matches_the_reference() -> None:
         return sigma, torch.sigmoid(3.0 * x + dirs)
 
     bg = torch.tensor([0.2, 0.4, 0.6])
-    ref = render_rays_infer(field, grid, aabb, o, d, params, bg, backend="torch")
-    nat = render_rays_infer(field, grid, aabb, o, d, params, bg, backend="native", first_round=2, steps_per_pass=16)
+    ref = render_rays_infer(field, grid, aabb, o, d, params, bg, ops=get_ops("torch"))
+    nat = render_rays_infer(field, grid, aabb, o, d, params, bg, ops=get_ops("native"), first_round=2, steps_per_pass=16)
     for key in ("rgb", "opacity", "depth"):
         _close(nat[key], ref[key], rtol=1e-4, atol=1e-5)
     assert float(ref["opacity"].max()) > 0.99 and float(ref["opacity"].min()) < 0.01  # opaque and missed rays
@@ -402,7 +403,7 @@ def test_occupancy_update_native_matches_torch(dev: str) -> None:
 
     grids = {}
     for backend in ("torch", "native"):
-        grid = OccupancyGrid(2.0, resolution=32, device=device, backend=backend)
+        grid = OccupancyGrid(2.0, resolution=32, device=device, ops=backend)
         gen = torch.Generator().manual_seed(7)
         grid.update(density, 1.0, generator=gen)
         for _ in range(3):

@@ -173,7 +173,6 @@ def test_normals_of_a_sphere_point_outwards() -> None:
     assert torch.equal(density_normals(lambda p: torch.ones(p.shape[0]), x[:4], 1e-3), torch.zeros(4, 3))
 
     class Ball:
-        backend = "torch"
 
         def density(self, x: torch.Tensor) -> torch.Tensor:
             return density(x)

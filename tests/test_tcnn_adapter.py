@@ -33,10 +33,10 @@ def _fields(precision: str = "float32") -> tuple[NGPField, NGPField]:
     config = load_config("small", {**TINY, "encoding": {"log2_hashmap_size": 14, "table_precision": precision}})
     aabb = torch.tensor([[0.0] * 3, [1.0] * 3])
     torch.manual_seed(0)
-    ref = NGPField(config, aabb, backend="torch")
+    ref = NGPField(config, aabb, ops="torch")
     with torch.no_grad():
         ref.encoding.table.uniform_(-1.0, 1.0)  # large features, so every layer matters
-    tc = NGPField(config, aabb, backend="tcnn")
+    tc = NGPField(config, aabb, ops="tcnn")
     tc.load_state_dict(ref.state_dict())
     return ref, tc
 

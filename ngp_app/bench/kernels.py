@@ -72,13 +72,13 @@ def _encode_case(device: torch.device, n_points: int) -> dict[str, Callable[[], 
         return step
 
     from ..backends import tcnn_available
-    from ..native import ops
+    from ..compute import native
 
     cases = {
         "torch": run(lambda: hash_grid_encode(x, table, geo, consts)),
-        "native": run(lambda: ops.hash_grid_encode(x, table, geo)),
+        "native": run(lambda: native.hash_grid_encode(x, table, geo)),
         # half-precision lookups: the half copy is made every call, as after every optimiser step in training
-        "native-fp16": run(lambda: ops.hash_grid_encode(x, table, geo, table.detach().half())),
+        "native-fp16": run(lambda: native.hash_grid_encode(x, table, geo, table.detach().half())),
     }
     if tcnn_available(device)[0]:
         from ..encoding.tcnn_grid import tcnn_hash_grid_encode
@@ -89,6 +89,7 @@ def _encode_case(device: torch.device, n_points: int) -> dict[str, Callable[[], 
 
 
 def _adam_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any]]:
+    from ..compute import native
     from ..native import ops
 
     geo = GridGeometry.create(n_levels=8, n_features=4, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048)
@@ -96,7 +97,7 @@ def _adam_case(device: torch.device, n_points: int) -> dict[str, Callable[[], An
     table_t = (torch.rand(geo.n_rows, geo.n_features, generator=g) * 2e-4 - 1e-4).to(device).requires_grad_()
     table_n = table_t.detach().clone().requires_grad_()
     x = torch.rand(n_points, 3, generator=g).to(device)
-    ops.hash_grid_encode(x, table_t, geo).sum().backward()  # realistic sparsity: rows touched by one batch
+    native.hash_grid_encode(x, table_t, geo).sum().backward()  # realistic sparsity: rows touched by one batch
     table_n.grad = table_t.grad.clone()
     kw = {"lr": 1e-2, "betas": (0.9, 0.99), "eps": 1e-15}
     try:
@@ -117,7 +118,7 @@ def _scene_rays(n_rays: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Te
 
 
 def _render_case(device: torch.device, n_rays: int) -> dict[str, Callable[[], Any]]:
-    from ..native import ops
+    from ..compute import native
 
     g = torch.Generator().manual_seed(2)
     grid = OccupancyGrid(1.0, device="cpu")
@@ -141,7 +142,7 @@ def _render_case(device: torch.device, n_rays: int) -> dict[str, Callable[[], An
 
         return step
 
-    return {"torch": run(torch_march, torch_composite), "native": run(ops.march_rays, ops.composite)}
+    return {"torch": run(torch_march, torch_composite), "native": run(native.march_rays, native.composite)}
 
 
 def _train_case(device: torch.device) -> dict[str, Callable[[], Any]]:

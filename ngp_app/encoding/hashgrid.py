@@ -20,6 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..compute.ops import Ops
+from ..compute.select import as_ops
+
 PRIMES = (1, 2654435761, 805459861)
 _MASK32 = 0xFFFFFFFF
 
@@ -176,21 +179,21 @@ TABLE_PRECISIONS = ("float32", "float16")
 
 
 class HashGridEncoding(nn.Module):
-    """Hash grid with a learnable table, dispatching to the selected backend (``torch`` reference, ``native``
-    kernels or ``tcnn``); every backend reads and trains the same table.
+    """Hash grid with a learnable table; lookups run in the backend's ``ops.encode`` (torch reference, native
+    kernels or tcnn), and every backend reads and trains the same table.
 
     ``precision="float16"`` makes lookups read a half-precision copy of the float32 table (refreshed whenever the
     table changes): half the memory traffic of the lookups, float32 gradients and optimiser state.
     """
 
     def __init__(
-        self, geometry: GridGeometry, init_scale: float = 1e-4, backend: str = "torch", precision: str = "float32"
+        self, geometry: GridGeometry, init_scale: float = 1e-4, ops: Ops | str | None = None, precision: str = "float32"
     ) -> None:
         super().__init__()
         if precision not in TABLE_PRECISIONS:
             raise ValueError(f"unknown table precision {precision!r} (choose from {', '.join(TABLE_PRECISIONS)})")
         self.geometry = geometry
-        self.backend = backend
+        self.ops = as_ops(ops)
         self.precision = precision
         table = torch.empty(geometry.n_rows, geometry.n_features).uniform_(-init_scale, init_scale)
         self.table = nn.Parameter(table)
@@ -201,7 +204,8 @@ class HashGridEncoding(nn.Module):
     def n_output_dims(self) -> int:
         return self.geometry.n_output_dims
 
-    def _constants(self) -> dict[str, torch.Tensor]:
+    def constants(self) -> dict[str, torch.Tensor]:
+        """The geometry's per-level constants on the table's device (made once per device)."""
         dev = self.table.device
         if self._consts is None or self._consts["scales"].device != dev:
             self._consts = self.geometry.tensors(dev)
@@ -217,16 +221,7 @@ class HashGridEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (n, 3) in [0, 1]. Returns (n, L*F) float32."""
-        if self.backend == "native":
-            from ..native import ops as native_ops
-
-            lookup = self.half_table() if self.precision == "float16" else None
-            return native_ops.hash_grid_encode(x, self.table, self.geometry, lookup)
-        if self.backend == "tcnn":
-            from .tcnn_grid import tcnn_hash_grid_encode
-
-            return tcnn_hash_grid_encode(x, self.table, self.geometry, self.precision)
-        return hash_grid_encode(x, self.table, self.geometry, self._constants(), self.precision)
+        return self.ops.encode(self, x)
 
     def extra_repr(self) -> str:
         g = self.geometry

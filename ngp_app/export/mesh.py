@@ -405,7 +405,8 @@ def export_mesh(
 
 def mesh_command(args: "argparse.Namespace") -> int:
     """Body of ``ngp mesh``: load the snapshot, export, print the path and a summary."""
-    from ..backends import resolve_backend, resolve_device
+    from ..backends import resolve_device
+    from ..compute import resolve_ops
     from ..snapshot import load_snapshot
 
     out = Path(args.out)
@@ -413,7 +414,7 @@ def mesh_command(args: "argparse.Namespace") -> int:
     crop = parse_crop(args.crop) if args.crop is not None else None
     t = time.perf_counter()
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_backend(args.backend, device))
+    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     mesh = export_mesh(snap, out, args.resolution, args.threshold, crop, args.space, progress=not args.quiet)
     log.info("exported the mesh in %.2f s", time.perf_counter() - t)
     print(str(out))

@@ -49,14 +49,15 @@ def add_parser(subparsers: Any, common: Any, background: Any, positive_int: Any,
 def cmd_video(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..backends import resolve_backend, resolve_device
+    from ..backends import resolve_device
+    from ..compute import resolve_ops
     from ..snapshot import load_snapshot
     from .camera_path import path_cameras
     from .video import check_output, export_video
 
     check_output(args.out)  # fail before loading anything
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_backend(args.backend, device))
+    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     width = args.width or (1920 if device.type == "cuda" else 640)
     height = args.height or (1080 if device.type == "cuda" else 360)
     cams = path_cameras(args.path, snap.scene, args.frames, args.loop, None, args.fov, args.radius, args.elevation)

@@ -266,7 +266,7 @@ class AppState(SceneLoading, ExportActions):
         with torch.no_grad():
             for dst, source in zip(clone.parameters(), src.model.parameters()):
                 dst.copy_(source)
-        clone.set_backend(src.model.backend) if hasattr(clone, "set_backend") else None
+        clone.set_ops(src.model.ops) if hasattr(clone, "set_ops") else None
         return clone, copy.copy(src.grid)
 
     def render_view(self, width: int, height: int, cancel: Callable[[], bool] | None = None) -> np.ndarray:

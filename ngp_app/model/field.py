@@ -12,9 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..compute.ops import Ops
+from ..compute.select import as_ops
 from ..encoding.hashgrid import TABLE_PRECISIONS, GridGeometry, HashGridEncoding
-from ..errors import ConfigError
 from ..encoding.sh import sh_encode
+from ..errors import ConfigError
 
 
 class _TruncExp(torch.autograd.Function):
@@ -55,10 +57,11 @@ def make_mlp(n_in: int, n_hidden: int, n_layers: int, n_out: int) -> nn.Sequenti
 class NGPField(nn.Module):
     """Density and colour of points and directions in a box ``aabb``.
 
-    aabb: (2, 3) min and max corner of the box the hash grid covers.
+    aabb: (2, 3) min and max corner of the box the hash grid covers; ``ops``: the backend's operations (an
+    :class:`Ops`, a backend name, or None for the reference).
     """
 
-    def __init__(self, config: dict[str, Any], aabb: torch.Tensor, backend: str = "torch") -> None:
+    def __init__(self, config: dict[str, Any], aabb: torch.Tensor, ops: Ops | str | None = None) -> None:
         super().__init__()
         enc = config["encoding"]
         net = config["network"]
@@ -76,7 +79,8 @@ class NGPField(nn.Module):
         precision = enc.get("table_precision", "float32")
         if precision not in TABLE_PRECISIONS:
             raise ConfigError(f"encoding.table_precision must be one of {', '.join(TABLE_PRECISIONS)}, not {precision!r}")
-        self.encoding = HashGridEncoding(geometry, backend=backend, precision=precision)
+        self.ops = as_ops(ops)
+        self.encoding = HashGridEncoding(geometry, ops=self.ops, precision=precision)
         self.n_geo_features = net.get("n_output_dims", 16)
         self.density_net = make_mlp(geometry.n_output_dims, net["n_neurons"], net["n_hidden_layers"], self.n_geo_features)
         self.sh_degree = config.get("dir_encoding", {}).get("degree", 4)
@@ -86,28 +90,20 @@ class NGPField(nn.Module):
 
     @property
     def backend(self) -> str:
-        return self.encoding.backend
+        """Name of the backend running the field (for logs and metrics)."""
+        return self.ops.name
 
-    def set_backend(self, backend: str) -> None:
-        """Switch the hash grid implementation (parameters are shared by all backends)."""
-        self.encoding.backend = backend
+    def set_ops(self, ops: Ops) -> None:
+        """Switch backend (parameters are shared by all backends)."""
+        self.ops = self.encoding.ops = ops
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Scene coordinates (n, 3) -> [0, 1]^3 grid coordinates (clamped)."""
         return ((x - self.aabb[0]) / (self.aabb[1] - self.aabb[0])).clamp(0.0, 1.0)
 
-    def _run_mlp(self, mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        """Apply ``mlp``: tiny-cuda-nn's FullyFusedMLP with the tcnn backend on CUDA, torch otherwise."""
-        if self.encoding.backend == "tcnn":  # only selectable where tinycudann runs (backends.resolve_backend)
-            from .tcnn_mlp import fully_fused_supported, tcnn_mlp_forward
-
-            if fully_fused_supported(mlp)[0]:
-                return tcnn_mlp_forward(mlp, x)
-        return mlp(x)
-
     def geometry_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (n, 3) scene points. Returns (n, 16) density-MLP outputs, raw (channel 0 is log-density)."""
-        return self._run_mlp(self.density_net, self.encoding(self.normalize(x)))
+        return self.ops.mlp(self.density_net, self.encoding(self.normalize(x)))
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """x: (n, 3) scene points. Returns sigma (n,)."""
@@ -117,7 +113,7 @@ class NGPField(nn.Module):
         """x: (n, 3) points, d: (n, 3) unit directions. Returns sigma (n,) and rgb (n, 3) in [0, 1]."""
         h = self.geometry_features(x)
         sigma = trunc_exp(h[:, 0])
-        rgb = torch.sigmoid(self._run_mlp(self.rgb_net, torch.cat([h, sh_encode(d, self.sh_degree)], dim=-1)))
+        rgb = torch.sigmoid(self.ops.mlp(self.rgb_net, torch.cat([h, sh_encode(d, self.sh_degree)], dim=-1)))
         return sigma, rgb
 
     def mlp_parameters(self) -> list[nn.Parameter]:

@@ -1,7 +1,11 @@
-"""Python front end of the native kernels: autograd wrappers with the torch reference's signatures.
+"""Python front end of the native kernels: autograd wrappers over plain tensors and scalars.
 
-- ``hash_grid_encode(x, table, geometry)``: like ``encoding.hashgrid.hash_grid_encode``;
-- ``march_rays(...)``/``composite(...)``: like ``render.raymarch.march_rays``/``render.composite.composite``;
+Nothing here knows the domain types (grid geometry, occupancy grid, march parameters, packed samples): the
+adapters in ``compute/native.py`` unpack those and call these.
+
+- ``hash_grid_encode(x, table, geo_args, lookup)``: differentiable lookups (``geo_args``: ``GeometryArgs``);
+- ``composite(...)``: differentiable compositing of packed samples given their per-ray offsets;
+- ``march_rays(...)``: marching through an occupancy bitfield (count pass, prefix sum, write pass);
 - ``SparseAdam``/``HybridAdam``: Adam that skips table entries whose gradient is exactly zero;
 - occupancy helpers ``cell_positions``, ``decay_max_``, ``pack_bits``.
 """
@@ -9,13 +13,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import torch
 
-from ..encoding.hashgrid import GridGeometry
-from ..render.occupancy import OccupancyGrid
-from ..render.raymarch import MarchParams, PackedSamples
 from . import loader
 
 
@@ -24,15 +25,16 @@ def _ops() -> Any:
     return torch.ops.ngp
 
 
-def _geometry_args(geometry: GridGeometry) -> tuple[Any, ...]:
-    return (
-        list(geometry.scales),
-        list(geometry.resolutions),
-        geometry.level_sizes(),
-        list(geometry.offsets[:-1]),
-        [int(h) for h in geometry.hashed],
-        (1 << geometry.log2_hashmap_size) - 1,
-    )
+class GeometryArgs(NamedTuple):
+    """A hash grid's layout as the kernels take it: per-level scale, resolution, table rows, first row, hashed
+    flag (all of length L), and the hash mask (2^log2_hashmap_size - 1)."""
+
+    scales: list[float]
+    resolutions: list[int]
+    sizes: list[int]
+    offsets: list[int]
+    hashed: list[int]
+    hash_mask: int
 
 
 # When the table already has a ``.grad`` tensor (the trainer zeroes it with ``set_to_none=False``), the backward adds
@@ -44,8 +46,7 @@ ACCUMULATE_TABLE_GRAD_IN_PLACE = True
 
 class _HashGridEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry, lookup: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
-        args = _geometry_args(geometry)
+    def forward(ctx: Any, x: torch.Tensor, table: torch.Tensor, args: GeometryArgs, lookup: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
         ctx.geo_args = args
         x = x.contiguous().float()
         # ``lookup``: the table the kernels read (a float16 copy of ``table`` for half-precision tables).
@@ -69,14 +70,14 @@ class _HashGridEncode(torch.autograd.Function):
 
 
 def hash_grid_encode(
-    x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry, lookup: torch.Tensor | None = None
+    x: torch.Tensor, table: torch.Tensor, args: GeometryArgs, lookup: torch.Tensor | None = None
 ) -> torch.Tensor:
     """x: (n, 3) in [0, 1]; table: (n_rows, F) float32. Returns (n, L*F); differentiable in x and table.
 
     lookup: optional (n_rows, F) float16 copy of ``table`` that the kernels read instead (half-precision tables);
     the table gradient is still float32.
     """
-    return _HashGridEncode.apply(x, table, geometry, lookup)
+    return _HashGridEncode.apply(x, table, args, lookup)
 
 
 class _Composite(torch.autograd.Function):
@@ -108,77 +109,51 @@ class _Composite(torch.autograd.Function):
 
 
 def composite(
-    sigmas: torch.Tensor,
-    rgbs: torch.Tensor,
-    t: torch.Tensor,
-    dt: torch.Tensor,
-    ray_indices: torch.Tensor,
-    offsets: torch.Tensor,
-    n_rays: int,
-    transmittance_threshold: float = 0.0,
-) -> dict[str, torch.Tensor]:
-    """Native ``render.composite.composite``: samples must be packed ray after ray (``offsets`` their starts);
-    ``ray_indices`` is implied by the offsets and not read."""
-    if offsets.numel() != n_rays:
-        raise ValueError(f"offsets has {offsets.numel()} entries for {n_rays} rays")
-    rgb, opacity, depth, weights, trans = _Composite.apply(
-        sigmas, rgbs, t, dt, offsets, float(transmittance_threshold)
-    )
-    return {"rgb": rgb, "opacity": opacity, "depth": depth, "weights": weights, "transmittance": trans}
+    sigmas: torch.Tensor, rgbs: torch.Tensor, t: torch.Tensor, dt: torch.Tensor, offsets: torch.Tensor,
+    threshold: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Composite samples packed ray after ray (``offsets`` (n_rays,) their starts): sigmas (n,), rgbs (n, 3),
+    t, dt (n,). Returns rgb (n_rays, 3), opacity, depth (n_rays,), weights and transmittance (n,);
+    differentiable in sigmas and rgbs."""
+    return _Composite.apply(sigmas, rgbs, t, dt, offsets, float(threshold))
 
 
 @torch.no_grad()
 def march_rays(
     rays_o: torch.Tensor,
     rays_d: torch.Tensor,
-    grid: OccupancyGrid,
-    aabb: torch.Tensor,
-    params: MarchParams,
-    jitter: torch.Tensor | None = None,
+    jitter: torch.Tensor | None,
+    occupied: torch.Tensor,
+    aabb: Sequence[float],
+    dt_min: float,
+    dt_max: float,
+    cone_angle: float,
+    max_steps: int,
+    n_cascades: int,
+    resolution: int,
     max_samples: int | None = None,
-    chunk_steps: int = 256,
-) -> PackedSamples:
-    """Native ``render.raymarch.march_rays`` (count pass, prefix sum, write pass; DDA over empty cells)."""
-    del chunk_steps  # the native walk needs no chunking
-    out = _march(rays_o, rays_d, grid, aabb, params, jitter, max_samples, None, None)
-    return PackedSamples(*out[:7])
-
-
-def _march(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid, aabb: torch.Tensor, params: MarchParams,
-           jitter: torch.Tensor | None, max_samples: int | None, k_start: torch.Tensor | None,
-           max_per_ray: int | None) -> list[torch.Tensor]:
+    k_start: torch.Tensor | None = None,
+    max_per_ray: int | None = None,
+) -> list[torch.Tensor]:
+    """March rays (n_rays, 3) through an occupancy field ``occupied`` (n_cascades * resolution^3,) bool/uint8
+    inside the box ``aabb`` (6 floats: min xyz, max xyz); jitter (n_rays,) in [0, 1) or None.
+    Returns [positions (n, 3), directions (n, 3), t, dt (n,), ray_indices (n,), offsets, counts, k_next (n_rays,)]:
+    samples packed ray after ray, rays past ``max_samples`` getting none; with ``k_start`` (n_rays,) int64 each ray
+    walks on from that lattice index for at most ``max_per_ray`` samples and k_next says where it resumes (-1: done).
+    """
     rays_o = rays_o.contiguous().float()
     rays_d = rays_d.contiguous().float()
     jitter = torch.zeros_like(rays_o[:, 0]) if jitter is None else jitter.contiguous().float()
-    occupied = grid.occupied.contiguous().view(torch.uint8).reshape(-1)
+    occupied = occupied.contiguous().view(torch.uint8).reshape(-1)
     return _ops().march_rays(
-        rays_o, rays_d, jitter, occupied, [float(v) for v in aabb.reshape(-1).tolist()],
-        params.dt_min, params.dt_max, params.cone_angle, int(params.max_steps), grid.n_cascades, grid.resolution,
-        -1 if max_samples is None else int(max_samples),
+        rays_o, rays_d, jitter, occupied, [float(v) for v in aabb], float(dt_min), float(dt_max), float(cone_angle),
+        int(max_steps), int(n_cascades), int(resolution), -1 if max_samples is None else int(max_samples),
         None if k_start is None else k_start.contiguous().long(), -1 if max_per_ray is None else int(max_per_ray),
     )
 
 
-@torch.no_grad()
-def march_rays_from(
-    rays_o: torch.Tensor,
-    rays_d: torch.Tensor,
-    grid: OccupancyGrid,
-    aabb: torch.Tensor,
-    params: MarchParams,
-    k_start: torch.Tensor,
-    max_per_ray: int,
-    jitter: torch.Tensor | None = None,
-) -> tuple[PackedSamples, torch.Tensor]:
-    """Incremental marching for inference: each ray walks on from lattice index ``k_start`` (n_rays,) int64 and
-    stops after ``max_per_ray`` samples. Returns the packed samples and where each ray resumes (n_rays,) int64,
-    -1 once its walk is over; walking on from there gives exactly the samples of one uninterrupted march."""
-    out = _march(rays_o, rays_d, grid, aabb, params, jitter, None, k_start, max_per_ray)
-    return PackedSamples(*out[:7]), out[7]
-
-
 def cell_positions(cascade: int, indices: torch.Tensor, jitter: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Native ``OccupancyGrid.cell_centers`` with jitter: indices (n,) -> (n, 3)."""
+    """Jittered points of occupancy-grid cells: indices (n,) int64, jitter (n, 3) in [0, 1) -> scene points (n, 3)."""
     return _ops().occupancy_cell_positions(indices.contiguous().long(), jitter.contiguous().float(), cascade, resolution)
 
 
@@ -189,7 +164,7 @@ def decay_max_(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torc
 
 
 def pack_bits(occupied: torch.Tensor) -> torch.Tensor:
-    """Native ``OccupancyGrid.packed_bitfield``: (n_cascades, n) bool -> (n_cascades, n // 8) uint8."""
+    """Pack occupancy bits 8 per byte, cell i -> byte i // 8, bit i % 8: (n_cascades, n) bool -> (n_cascades, n // 8) uint8."""
     flat = occupied.contiguous().view(torch.uint8).reshape(-1)
     return _ops().pack_bits(flat).view(occupied.shape[0], -1)
 

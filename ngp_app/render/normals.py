@@ -36,8 +36,9 @@ class NormalsField:
         self.step = float(step)
 
     @property
-    def backend(self) -> str:
-        return getattr(self.field, "backend", "torch")
+    def ops(self) -> Any:
+        """The wrapped field's backend ops (the renderer marches and composites with them)."""
+        return getattr(self.field, "ops", None)
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         return self.field.density(x)

@@ -13,6 +13,9 @@ from typing import Callable
 
 import torch
 
+from ..compute.ops import Ops
+from ..compute.select import as_ops
+
 SQRT3 = math.sqrt(3.0)
 
 
@@ -43,6 +46,18 @@ def cell_index(pos: torch.Tensor, mip: torch.Tensor, resolution: int) -> torch.T
     return i[:, 0] + i[:, 1] * resolution + i[:, 2] * (resolution * resolution)
 
 
+def cell_centers(
+    cascade: int, indices: torch.Tensor, jitter: torch.Tensor | None, resolution: int
+) -> torch.Tensor:
+    """Scene positions of cells of a cascade: indices (n,) -> (n, 3); jitter (n, 3) in [0, 1) picks a point in the
+    cell (None: its centre)."""
+    r = resolution
+    ijk = torch.stack([indices % r, (indices // r) % r, indices // (r * r)], dim=-1).float()
+    frac = jitter if jitter is not None else torch.full_like(ijk, 0.5)
+    unit = (ijk + frac) / r  # [0, 1) within the cascade
+    return (unit - 0.5) * (2.0**cascade) + 0.5
+
+
 class OccupancyGrid:
     """Density grid + occupancy bitfield over all cascades of a scene box."""
 
@@ -53,9 +68,9 @@ class OccupancyGrid:
         decay: float = 0.95,
         threshold: float = 0.01,
         device: torch.device | str = "cpu",
-        backend: str = "torch",
+        ops: Ops | str | None = None,
     ) -> None:
-        self.backend = backend  # "native": cell positions and the decay-max update run in the native kernels
+        self.ops = as_ops(ops)  # cell positions and the decay-max update run in the backend's ops
         self.aabb_scale = float(aabb_scale)
         self.resolution = int(resolution)
         self.n_cascades = n_cascades_for(aabb_scale)
@@ -88,11 +103,7 @@ class OccupancyGrid:
 
     def cell_centers(self, cascade: int, indices: torch.Tensor, jitter: torch.Tensor | None = None) -> torch.Tensor:
         """Scene positions of cells: indices (n,) -> (n, 3); jitter (n, 3) in [0, 1) picks a point in the cell."""
-        r = self.resolution
-        ijk = torch.stack([indices % r, (indices // r) % r, indices // (r * r)], dim=-1).float()
-        frac = jitter if jitter is not None else torch.full_like(ijk, 0.5)
-        unit = (ijk + frac) / r  # [0, 1) within the cascade
-        return (unit - 0.5) * (2.0**cascade) + 0.5
+        return cell_centers(cascade, indices, jitter, self.resolution)
 
     def is_occupied(self, pos: torch.Tensor, mip: torch.Tensor) -> torch.Tensor:
         """Occupancy of points at the given cascades: pos (n, 3), mip (n,) -> (n,) bool."""
@@ -114,9 +125,6 @@ class OccupancyGrid:
         """
         n = self.n_cells_per_cascade
         dev = self.device
-        native = self.backend == "native"
-        if native:
-            from ..native import ops as native_ops
         new = torch.zeros_like(self.density)
         for c in range(self.n_cascades):
             if fraction >= 1.0:
@@ -131,18 +139,12 @@ class OccupancyGrid:
                 else:
                     idx = uniform
             jitter = torch.rand(idx.numel(), 3, generator=generator, device="cpu").to(dev)
-            if native:
-                pos = native_ops.cell_positions(c, idx, jitter, self.resolution)
-            else:
-                pos = self.cell_centers(c, idx, jitter)
+            pos = self.ops.cell_positions(c, idx, jitter, self.resolution)
             step = self.min_step * (2.0**c)
             for s in range(0, idx.numel(), chunk):
                 thickness = density_fn(pos[s : s + chunk]).float() * step
                 new[c].scatter_reduce_(0, idx[s : s + chunk], thickness, reduce="amax")
-        if native:
-            native_ops.decay_max_(self.density, new, self.decay)
-        else:
-            self.density = torch.maximum(self.density * self.decay, new)
+        self.density = self.ops.decay_max(self.density, new, self.decay)
         self.n_updates += 1
         self.update_bitfield()
 

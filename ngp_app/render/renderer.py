@@ -6,6 +6,8 @@ from typing import Callable
 
 import torch
 
+from ..compute.ops import Ops
+from ..compute.select import as_ops
 from ..data.cameras import Camera, camera_rays
 from .composite import composite, exclusive_segment_cumsum
 from .occupancy import OccupancyGrid
@@ -14,7 +16,6 @@ from .raymarch import (
     PackedSamples,
     candidates_at,
     lattice_k,
-    march_rays,
     occupied_span,
     pack_candidates,
     ray_aabb,
@@ -23,18 +24,9 @@ from .raymarch import (
 FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def render_ops(backend: str) -> tuple[Callable[..., PackedSamples], Callable[..., dict[str, torch.Tensor]]]:
-    """The (march_rays, composite) pair of a backend; both have the signatures of the torch reference.
-    tiny-cuda-nn has no marching or compositing, so the ``tcnn`` backend uses our native ones when they build."""
-    if backend == "tcnn":
-        from ..native import loader
-
-        backend = "native" if loader.available(torch.device("cuda"))[0] else "torch"
-    if backend == "native":
-        from ..native import ops as native_ops
-
-        return native_ops.march_rays, native_ops.composite
-    return march_rays, composite
+def field_ops(field: object, ops: Ops | None = None) -> Ops:
+    """``ops`` when given, else the field's own (``field.ops``), else the reference."""
+    return ops if ops is not None else as_ops(getattr(field, "ops", None))
 
 
 def render_rays_train(
@@ -48,14 +40,14 @@ def render_rays_train(
     max_samples: int,
     jitter: torch.Tensor | None = None,
     transmittance_threshold: float = 1e-4,
-    backend: str = "torch",
+    ops: Ops | None = None,
 ) -> dict[str, torch.Tensor]:
     """Differentiable render of a batch of rays. background: (n_rays, 3) or (3,). Returns rgb (n_rays, 3) composited
     over the background, opacity, depth (n_rays,), counts (n_rays,) samples per ray, n_samples (python int).
     When the rays require grad (pose refinement), samples are placed along the detached rays and their positions
-    recomputed from the rays, so the loss reaches the rays too."""
-    march_fn, composite_fn = render_ops(backend)
-    samples = march_fn(rays_o.detach(), rays_d.detach(), grid, aabb, params, jitter=jitter, max_samples=max_samples)
+    recomputed from the rays, so the loss reaches the rays too. ``ops``: default ``field_ops(field)``."""
+    ops = field_ops(field, ops)
+    samples = ops.march(rays_o.detach(), rays_d.detach(), grid, aabb, params, jitter=jitter, max_samples=max_samples)
     n_rays = rays_o.shape[0]
     positions, directions = samples.positions, samples.directions
     if rays_o.requires_grad or rays_d.requires_grad:  # refined poses: sample points move with the rays
@@ -63,7 +55,7 @@ def render_rays_train(
         positions = rays_o[ri] + samples.t[:, None] * rays_d[ri]
         directions = rays_d[ri]
     sigmas, rgbs = field(positions, directions)
-    out = composite_fn(
+    out = ops.composite(
         sigmas, rgbs, samples.t, samples.dt, samples.ray_indices, samples.offsets, n_rays, transmittance_threshold
     )
     out["rgb"] = out["rgb"] + (1.0 - out["opacity"])[:, None] * background
@@ -134,27 +126,26 @@ def render_rays_infer(
     transmittance_threshold: float = 1e-4,
     first_round: int = 8,
     steps_per_pass: int = 128,
-    backend: str = "torch",
+    ops: Ops | None = None,
 ) -> dict[str, torch.Tensor]:
     """Render rays without gradients. Rays are marched ``steps_per_pass`` lattice steps at a time; each pass's
     samples are evaluated in rounds of growing size, and rays whose transmittance fell below the threshold
     (early termination) or that left the box are dropped from later passes. With native kernels the alive rays
     march a few *samples* at a time instead (the DDA skips empty space inside the kernel), ``first_round`` in the
-    first pass and twice as many in each next one, up to ``steps_per_pass``. Returns rgb (n, 3), opacity, depth."""
+    first pass and twice as many in each next one, up to ``steps_per_pass``. Returns rgb (n, 3), opacity, depth.
+    ``ops``: default ``field_ops(field)``."""
     n = rays_o.shape[0]
     dev = rays_o.device
     trans = torch.ones(n, device=dev)
     rgb = torch.zeros(n, 3, device=dev)
     depth = torch.zeros(n, device=dev)
-    march_fn, _ = render_ops(backend)
-    if march_fn is not march_rays:  # native marching: incremental, alive rays only
-        from ..native import ops as native_ops
-
+    ops = field_ops(field, ops)
+    if ops.march_from is not None:  # incremental marching of the alive rays only
         active = torch.arange(n, device=dev)
         k = torch.zeros(n, dtype=torch.int64, device=dev)
         per_ray = max(1, first_round)
         while active.numel() > 0:
-            samples, k_next = native_ops.march_rays_from(rays_o[active], rays_d[active], grid, aabb, params, k, per_ray)
+            samples, k_next = ops.march_from(rays_o[active], rays_d[active], grid, aabb, params, k, per_ray)
             # one round: every ray has at most per_ray samples in this pass
             sub_trans = _composite_pass(field, samples, active, trans, rgb, depth, transmittance_threshold, per_ray)
             keep = (sub_trans >= transmittance_threshold) & (k_next >= 0)
@@ -199,11 +190,11 @@ def render_image(
     background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
     chunk: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    backend: str | None = None,
+    ops: Ops | None = None,
 ) -> dict[str, torch.Tensor]:
     """Render a full camera image. Returns rgb (H, W, 3), opacity (H, W), depth (H, W) on the grid's device.
-    ``backend`` defaults to the field's own (``field.backend``); ``chunk`` rays per call (default: ``default_chunk``)."""
-    backend = backend if backend is not None else getattr(field, "backend", "torch")
+    ``ops`` defaults to the field's own (``field_ops``); ``chunk`` rays per call (default: ``default_chunk``)."""
+    ops = field_ops(field, ops)
     dev = grid.device
     chunk = chunk or default_chunk(dev)
     bg = torch.as_tensor(background, dtype=torch.float32, device=dev)
@@ -213,7 +204,7 @@ def render_image(
     total = rays_o.shape[0]
     for s in range(0, total, chunk):
         out = render_rays_infer(field, grid, aabb, rays_o[s : s + chunk], rays_d[s : s + chunk], params, bg,
-                                backend=backend)
+                                ops=ops)
         for key in outs:
             outs[key].append(out[key])
         if progress is not None:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..backends import native_available, resolve_backend
+from ..compute import resolve_ops
 from .extrinsics import PoseRefinement
 from ..data.scene import Scene
 from ..model.field import NGPField
@@ -59,16 +59,13 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)
         # An explicit backend (CLI/GUI) wins; "auto" defers to the config's "backend" (itself "auto" by default).
         requested = backend if backend != "auto" else str(config.get("backend", "auto"))
-        self.backend = resolve_backend(requested, self.device)
+        self.ops = resolve_ops(requested, self.device)
+        self.backend = self.ops.name
         self.aabb = scene.aabb.to(self.device)
-        self.model = NGPField(config, scene.aabb, backend=self.backend).to(self.device)
+        self.model = NGPField(config, scene.aabb, ops=self.ops).to(self.device)
         dg = config["density_grid"]
-        # The grid update runs in the native kernels whenever marching does (render_ops: native, or tcnn + native).
-        grid_backend = "native" if self.backend == "native" or (
-            self.backend == "tcnn" and native_available(self.device)[0]
-        ) else "torch"
         self.grid = OccupancyGrid(
-            scene.aabb_scale, dg["resolution"], dg["decay"], dg["threshold"], device=self.device, backend=grid_backend
+            scene.aabb_scale, dg["resolution"], dg["decay"], dg["threshold"], device=self.device, ops=self.ops
         )
         tr = config["training"]
         self.march = MarchParams.for_grid(self.grid, tr.get("max_steps_per_ray", 1024))
@@ -80,9 +77,7 @@ class Trainer:
         opt = config["optimizer"]
         self.base_lr = float(opt["learning_rate"])
         fused = {"fused": True} if self._fused_adam_ok() else {}
-        adam_cls: Any = torch.optim.Adam
-        if self.backend == "native":  # native kernels: group 0 (hash table) takes the sparse Adam step
-            from ..native.ops import HybridAdam as adam_cls
+        adam_cls: Any = self.ops.optimizer  # native: group 0 (the hash table) takes the sparse Adam step
         # Pose refinement: per-image corrections, trained (at their own rate) while ``optimize_extrinsics`` is on.
         self.poses = PoseRefinement(scene.n_frames).to(self.device)
         self.optimize_extrinsics = bool(tr.get("optimize_extrinsics", False))
@@ -247,7 +242,7 @@ class Trainer:
                 max_samples=2 * self.target_samples,
                 jitter=jitter,
                 transmittance_threshold=self.transmittance_threshold,
-                backend=self.backend,
+                ops=self.ops,
             )
             diff = out["rgb"] - target
             if self.loss_type == "huber":

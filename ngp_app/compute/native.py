@@ -1,0 +1,106 @@
+"""The ``native`` backend: adapters that unpack the domain types (grid geometry, occupancy grid, march parameters)
+into the plain tensors and scalars of ``native/ops.py`` and pack its results back (``PackedSamples``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from ..encoding.hashgrid import GridGeometry, HashGridEncoding
+from ..native import ops as native_ops
+from ..native.ops import GeometryArgs
+from ..render.occupancy import OccupancyGrid
+from ..render.raymarch import MarchParams, PackedSamples
+from .ops import Ops
+from .reference import mlp
+
+
+@lru_cache(maxsize=64)
+def geometry_args(geometry: GridGeometry) -> GeometryArgs:
+    """The kernels' view of a grid layout (cached: geometries are immutable)."""
+    return GeometryArgs(
+        list(geometry.scales), list(geometry.resolutions), geometry.level_sizes(), list(geometry.offsets[:-1]),
+        [int(h) for h in geometry.hashed], (1 << geometry.log2_hashmap_size) - 1,
+    )
+
+
+def hash_grid_encode(
+    x: torch.Tensor, table: torch.Tensor, geometry: GridGeometry, lookup: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Native ``encoding.hashgrid.hash_grid_encode``: x (n, 3) in [0, 1], table (n_rows, F) -> (n, L*F);
+    ``lookup``: an optional float16 copy of the table that the kernels read instead."""
+    return native_ops.hash_grid_encode(x, table, geometry_args(geometry), lookup)
+
+
+def encode(enc: HashGridEncoding, x: torch.Tensor) -> torch.Tensor:
+    lookup = enc.half_table() if enc.precision == "float16" else None
+    return hash_grid_encode(x, enc.table, enc.geometry, lookup)
+
+
+def composite(
+    sigmas: torch.Tensor,
+    rgbs: torch.Tensor,
+    t: torch.Tensor,
+    dt: torch.Tensor,
+    ray_indices: torch.Tensor,
+    offsets: torch.Tensor,
+    n_rays: int,
+    transmittance_threshold: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """Native ``render.composite.composite``: samples must be packed ray after ray (``offsets`` their starts);
+    ``ray_indices`` is implied by the offsets and not read."""
+    if offsets.numel() != n_rays:
+        raise ValueError(f"offsets has {offsets.numel()} entries for {n_rays} rays")
+    rgb, opacity, depth, weights, trans = native_ops.composite(sigmas, rgbs, t, dt, offsets, transmittance_threshold)
+    return {"rgb": rgb, "opacity": opacity, "depth": depth, "weights": weights, "transmittance": trans}
+
+
+def _march(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid, aabb: torch.Tensor, params: MarchParams,
+           jitter: torch.Tensor | None, max_samples: int | None, k_start: torch.Tensor | None,
+           max_per_ray: int | None) -> list[torch.Tensor]:
+    return native_ops.march_rays(
+        rays_o, rays_d, jitter, grid.occupied, aabb.reshape(-1).tolist(), params.dt_min, params.dt_max,
+        params.cone_angle, params.max_steps, grid.n_cascades, grid.resolution, max_samples, k_start, max_per_ray,
+    )
+
+
+def march_rays(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    params: MarchParams,
+    jitter: torch.Tensor | None = None,
+    max_samples: int | None = None,
+    chunk_steps: int = 256,
+) -> PackedSamples:
+    """Native ``render.raymarch.march_rays`` (count pass, prefix sum, write pass; DDA over empty cells)."""
+    del chunk_steps  # the native walk needs no chunking
+    return PackedSamples(*_march(rays_o, rays_d, grid, aabb, params, jitter, max_samples, None, None)[:7])
+
+
+def march_rays_from(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    params: MarchParams,
+    k_start: torch.Tensor,
+    max_per_ray: int,
+    jitter: torch.Tensor | None = None,
+) -> tuple[PackedSamples, torch.Tensor]:
+    """Incremental marching for inference: each ray walks on from lattice index ``k_start`` (n_rays,) int64 and
+    stops after ``max_per_ray`` samples. Returns the packed samples and where each ray resumes (n_rays,) int64,
+    -1 once its walk is over; walking on from there gives exactly the samples of one uninterrupted march."""
+    out = _march(rays_o, rays_d, grid, aabb, params, jitter, None, k_start, max_per_ray)
+    return PackedSamples(*out[:7]), out[7]
+
+
+def ops(encode_fn=encode, mlp_fn=mlp, name: str = "native", optimizer: type[torch.optim.Optimizer] | None = None) -> Ops:
+    """The native backend; the tcnn backend reuses it with tiny-cuda-nn's encoding, MLPs and torch's Adam."""
+    return Ops(
+        name=name, encode=encode_fn, mlp=mlp_fn, march=march_rays, composite=composite, march_from=march_rays_from,
+        cell_positions=native_ops.cell_positions, decay_max=native_ops.decay_max_,
+        optimizer=optimizer or native_ops.HybridAdam,
+    )

@@ -1,0 +1,46 @@
+"""The :class:`Ops` record: what a backend implements. Importing it pulls in no domain module (no import cycle)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+if TYPE_CHECKING:  # annotations only
+    from torch import nn
+
+    from ..encoding.hashgrid import HashGridEncoding
+    from ..render.raymarch import PackedSamples
+
+
+@dataclass(frozen=True)
+class Ops:
+    """One backend's implementations, all with the signatures of the PyTorch reference.
+
+    - ``encode(encoding, x)``: hash-grid features (n, L*F) of points x (n, 3) in [0, 1] from the module's table;
+    - ``mlp(mlp, x)``: apply one of the field's bias-free MLPs;
+    - ``march(rays_o, rays_d, grid, aabb, params, jitter=None, max_samples=None)`` -> PackedSamples;
+    - ``composite(sigmas, rgbs, t, dt, ray_indices, offsets, n_rays, threshold)`` -> dict (render.composite);
+    - ``march_from(rays_o, rays_d, grid, aabb, params, k_start, max_per_ray, jitter=None)`` -> (PackedSamples,
+      k_next): incremental marching for inference, or None where the backend has none;
+    - ``cell_positions(cascade, indices (n,), jitter (n, 3), resolution)`` -> (n, 3) jittered cell points;
+    - ``decay_max(density, fresh, decay)`` -> ``max(density * decay, fresh)`` (may update ``density`` in place);
+    - ``optimizer``: the Adam class the trainer uses (its param group 0 is the hash table).
+    """
+
+    name: str
+    encode: Callable[["HashGridEncoding", torch.Tensor], torch.Tensor]
+    mlp: Callable[["nn.Sequential", torch.Tensor], torch.Tensor]
+    march: Callable[..., "PackedSamples"]
+    composite: Callable[..., dict[str, torch.Tensor]]
+    march_from: Callable[..., tuple["PackedSamples", torch.Tensor]] | None
+    cell_positions: Callable[[int, torch.Tensor, torch.Tensor, int], torch.Tensor]
+    decay_max: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+    optimizer: type[torch.optim.Optimizer]
+
+    def __repr__(self) -> str:
+        return f"Ops({self.name})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Ops":  # stateless: models deep-copied share it
+        return self

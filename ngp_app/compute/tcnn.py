@@ -1,0 +1,29 @@
+"""The ``tcnn`` backend: tiny-cuda-nn's HashGrid (on our table) and FullyFusedMLP (on our weights); tiny-cuda-nn
+has no marching or compositing, so those and the occupancy helpers are the native ones where they build, else the
+reference; the optimiser is torch's Adam."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from ..encoding.hashgrid import HashGridEncoding
+from ..encoding.tcnn_grid import tcnn_hash_grid_encode
+from ..model.tcnn_mlp import fully_fused_supported, tcnn_mlp_forward
+from .ops import Ops
+
+
+def encode(enc: HashGridEncoding, x: torch.Tensor) -> torch.Tensor:
+    return tcnn_hash_grid_encode(x, enc.table, enc.geometry, enc.precision)
+
+
+def mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """FullyFusedMLP where it supports the MLP's shape, torch otherwise."""
+    return tcnn_mlp_forward(net, x) if fully_fused_supported(net)[0] else net(x)
+
+
+def ops(rendering: Ops) -> Ops:
+    """tcnn's encoding and MLPs on top of ``rendering``'s marching, compositing and grid helpers."""
+    return dataclasses.replace(rendering, name="tcnn", encode=encode, mlp=mlp, optimizer=torch.optim.Adam)
