@@ -1,4 +1,4 @@
-"""The ``ngp`` command line: train | eval | render | video | mesh | make-scene | bench (the GUI lives behind
+"""The ``ngp`` command line: import | train | eval | render | video | mesh | make-scene | bench (the GUI lives behind
 ``ngp app``).
 
 Every user error (bad scene, corrupt snapshot, wrong arguments) exits non-zero with one line on stderr.
@@ -25,6 +25,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -235,7 +242,8 @@ def cmd_make_scene(args: argparse.Namespace) -> int:
     from .data.synthetic import make_scene
 
     out = make_scene(args.out, width=args.width, height=args.height, n_train=args.n_train, n_val=args.n_val,
-                     n_test=args.n_test, seed=args.seed, progress=not args.quiet)
+                     n_test=args.n_test, seed=args.seed, progress=not args.quiet, with_backdrop=args.backdrop,
+                     path=args.path, supersample=args.supersample)
     print(str(out))
     return 0
 
@@ -255,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     def scene_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--downscale", type=_positive_int, default=1, help="shrink images by this factor")
         sp.add_argument("--max-size", type=_positive_int, default=None, help="shrink so the longer image side is at most this")
+
+    from .data.importer import cli as import_cli
+
+    import_cli.add_parser(sub)
 
     t = sub.add_parser("train", help="train a NeRF on a scene and write a snapshot + metrics.json")
     t.add_argument("scene", nargs="?", default=str(DEFAULT_SCENE), help="scene folder or transforms.json (default: bundled demo)")
@@ -324,9 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--width", type=_positive_int, default=200)
     m.add_argument("--height", type=_positive_int, default=200)
     m.add_argument("--n-train", type=_positive_int, default=80)
-    m.add_argument("--n-val", type=_positive_int, default=10)
-    m.add_argument("--n-test", type=_positive_int, default=20)
+    m.add_argument("--n-val", type=_non_negative_int, default=10)
+    m.add_argument("--n-test", type=_non_negative_int, default=20)
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--supersample", type=_positive_int, default=3, help="rays per pixel along each axis (anti-aliasing)")
+    m.add_argument("--backdrop", action="store_true",
+                   help="an opaque noise-textured ground and dome around the object (features everywhere, for SfM)")
+    m.add_argument("--path", choices=["random", "orbit"], default="random",
+                   help="training views: random on the sphere, or one smooth turn around the object (like a video)")
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(func=cmd_make_scene)
 

@@ -17,3 +17,11 @@ class SnapshotError(NgpError):
 
 class ConfigError(NgpError):
     """A config that is missing keys or has values of the wrong type."""
+
+
+class ImportFailed(NgpError):
+    """An import (``ngp import``) that cannot proceed: no images, an unreadable video, a failed reconstruction."""
+
+
+class ImportCancelled(NgpError):
+    """An import stopped by its caller (the app's cancel button)."""

@@ -9,9 +9,9 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing torch==2.13.0"
   "$PY" -m pip install -q torch==2.13.0
 fi
-extras="test,video,app"
+extras="test,video,app,import"
 
-if ! command -v ngp >/dev/null 2>&1 || ! "$PY" -c "import pytest, imageio_ffmpeg, pyglet, dearpygui" >/dev/null 2>&1 || [[ "${1:-}" == "app" ]]; then
+if ! command -v ngp >/dev/null 2>&1 || ! "$PY" -c "import pytest, imageio_ffmpeg, pyglet, dearpygui, pycolmap" >/dev/null 2>&1 || [[ "${1:-}" == "app" ]]; then
   echo "[setup] installing ngp-app[$extras]"
   "$PY" -m pip install -q -e ".[$extras]"
 fi

@@ -155,3 +155,31 @@ def test_primitive_hits_are_first_crossings(prim: shp.Primitive) -> None:
     assert inside(eyes[hit] + (th + 1e-4)[:, None] * d[hit]).mean() > 0.95  # enters the solid
     np.testing.assert_allclose(np.linalg.norm(n[hit], axis=1), 1.0, atol=1e-9)
     assert (np.einsum("ij,ij->i", n[hit], d[hit]) < 1e-9).all()  # outward, facing the ray
+
+
+def test_backdrop_and_orbit_path(tmp_path: Path) -> None:
+    out = syn.make_scene(tmp_path / "backdrop", width=24, height=18, n_train=6, n_val=0, n_test=0, progress=False,
+                         supersample=1, with_backdrop=True, path="orbit")
+    meta, frames = _frames(out, "train")
+    eyes = np.array([fr["transform_matrix"] for fr in frames])[:, :3, 3]
+    elevation = np.degrees(np.arcsin(eyes[:, 2] / np.linalg.norm(eyes, axis=1)))
+    assert ((elevation > 14) & (elevation < 36)).all()  # one turn at 25 +- 10 degrees, above the ground
+    azimuth = np.unwrap(np.arctan2(eyes[:, 1], eyes[:, 0]))
+    np.testing.assert_allclose(np.diff(azimuth), 2 * np.pi / 6, atol=1e-9)
+    for fr in frames:
+        img = iio.imread(out / f"{fr['file_path']}.png")
+        assert img.shape == (18, 24, 3)  # opaque: RGB, the ground and dome fill the background
+        assert img.reshape(-1, 3).max(axis=1).min() > 0
+    assert _frames(out, "val")[1] == []
+    with pytest.raises(ValueError, match="camera path"):
+        syn.make_scene(tmp_path / "bad", path="spiral", progress=False)
+
+
+def test_noise_texture_does_not_repeat() -> None:
+    tex = shp.noise_texture([(0, 0, 0), (1, 1, 1)], scale=1.0)
+    x = np.linspace(0, 20, 4001)
+    p = np.stack([x, np.zeros_like(x), np.zeros_like(x)], axis=1)
+    v = tex(p, np.zeros_like(p))[:, 0]
+    assert 0.0 <= v.min() and v.max() <= 1.0 and v.std() > 0.1
+    for shift in (200, 400, 800):  # no period of 1, 2 or 4 lattice cells
+        assert np.abs(v[shift:] - v[:-shift]).mean() > 0.05

@@ -30,6 +30,7 @@ from .synthetic_shapes import (
     bands,
     checker_plane,
     checker_sphere,
+    noise_texture,
     rotation,
     solid,
     spiral,
@@ -48,9 +49,28 @@ LIGHT_DIR = np.array([0.45, -0.35, 0.82]) / np.linalg.norm([0.45, -0.35, 0.82])
 AMBIENT, DIFFUSE, SPECULAR, SHININESS = 0.28, 0.72, 0.22, 48.0
 
 
-@functools.lru_cache(maxsize=1)
-def build_scene() -> Tuple[Primitive, ...]:
-    """The demo object: textured primitives plus thin rods and rings, inside a radius-1.5 ball."""
+#: Radius of the backdrop dome and the ground disc (``backdrop=True``); the ground's top is at GROUND_Z.
+BACKDROP_RADIUS, GROUND_Z = 10.0, -1.0
+#: Camera paths of the training split: random views on the upper hemisphere, or one smooth turn (a video).
+PATHS = ("random", "orbit")
+
+
+def backdrop() -> Tuple[Primitive, ...]:
+    """An opaque ground disc and a dome around the object, both covered in non-repeating noise, so that every
+    pixel has texture (structure-from-motion tests need features everywhere, not a transparent background)."""
+    ground = noise_texture([(0.20, 0.16, 0.10), (0.55, 0.45, 0.30), (0.85, 0.80, 0.65), (0.35, 0.45, 0.20)],
+                           scale=2.5, seed=11)
+    sky = noise_texture([(0.15, 0.25, 0.45), (0.55, 0.65, 0.80), (0.95, 0.90, 0.75), (0.60, 0.25, 0.20)],
+                        scale=0.6, seed=23)
+    return (Cylinder(BACKDROP_RADIUS, 0.05, center=(0, 0, GROUND_Z - 0.05), texture=ground),
+            Sphere(BACKDROP_RADIUS + 0.5, center=(0, 0, 0), texture=sky))
+
+
+@functools.lru_cache(maxsize=2)
+def build_scene(with_backdrop: bool = False) -> Tuple[Primitive, ...]:
+    """The demo object: textured primitives plus thin rods and rings, inside a radius-1.5 ball (plus the
+    ground and dome of :func:`backdrop` when asked)."""
+    extra = backdrop() if with_backdrop else ()
     z_top = -0.86  # top of the base disc
     return (
         # base disc, checkerboard on top and bottom
@@ -91,10 +111,11 @@ def build_scene() -> Tuple[Primitive, ...]:
         Sphere(0.06, center=(0.55, 0.55, 0.80), texture=solid((0.90, 0.15, 0.15))),
         Cylinder.between((0.98, 0.0, z_top), (0.70, 0.20, 0.25), 0.018,
                          texture=solid((0.30, 0.80, 0.90))),
-    )
+    ) + extra
 
 
-def trace_rays(rays_o: np.ndarray, rays_d: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def trace_rays(rays_o: np.ndarray, rays_d: np.ndarray,
+               with_backdrop: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shade each ray's nearest hit: rgb (n_rays, 3) in [0, 1], hit (n_rays,) bool, t (n_rays,).
 
     rays_o, rays_d: (n_rays, 3), world space (directions need not be unit; t is in units of |d|=1).
@@ -105,7 +126,7 @@ def trace_rays(rays_o: np.ndarray, rays_d: np.ndarray) -> Tuple[np.ndarray, np.n
     rays_d = rays_d / np.linalg.norm(rays_d, axis=1, keepdims=True)
     n = rays_o.shape[0]
     t_best, prim_id, normal = np.full(n, np.inf), np.full(n, -1), np.zeros((n, 3))
-    scene = build_scene()
+    scene = build_scene(with_backdrop)
     od, oo = np.einsum("ij,ij->i", rays_o, rays_d), np.einsum("ij,ij->i", rays_o, rays_o)
     for k, prim in enumerate(scene):
         ids, t, nrm = prim.hits(rays_o, rays_d, od, oo)
@@ -190,7 +211,7 @@ def _edge_pixels(rgb: np.ndarray, hit: np.ndarray, t: np.ndarray, tol: float = 0
 
 
 def render_view(c2w: np.ndarray, width: int, height: int, camera_angle_x: float = CAMERA_ANGLE_X,
-                supersample: int = 3, adaptive: bool = True) -> np.ndarray:
+                supersample: int = 3, adaptive: bool = True, with_backdrop: bool = False) -> np.ndarray:
     """Anti-aliased straight-alpha RGBA image (height, width, 4) in [0, 1]; alpha 0 on misses.
 
     Each pixel averages an s x s grid of rays. With `adaptive`, pixels are first traced once at
@@ -202,13 +223,13 @@ def render_view(c2w: np.ndarray, width: int, height: int, camera_angle_x: float 
     rgba = np.zeros((n_pix, 4))
     todo = np.arange(n_pix)
     if adaptive and s2 > 1:
-        rgb, hit, t = trace_rays(*camera_rays(c2w, width, height, camera_angle_x, 1))
+        rgb, hit, t = trace_rays(*camera_rays(c2w, width, height, camera_angle_x, 1), with_backdrop)
         rgba[:, :3], rgba[:, 3] = rgb, hit
         flag = _edge_pixels(rgb.reshape(height, width, 3), hit.reshape(height, width),
                             t.reshape(height, width))
         todo = np.nonzero(flag.reshape(-1))[0]
     px, py = _subpixel_grid(todo, width, supersample)
-    rgb, hit, _ = trace_rays(*pixel_rays(c2w, px, py, width, height, camera_angle_x))
+    rgb, hit, _ = trace_rays(*pixel_rays(c2w, px, py, width, height, camera_angle_x), with_backdrop)
     rgb, hit = rgb.reshape(-1, s2, 3), hit.reshape(-1, s2).astype(np.float64)
     count = hit.sum(axis=1)
     rgba[todo, :3] = (rgb * hit[..., None]).sum(axis=1) / np.maximum(count, 1.0)[:, None]
@@ -259,21 +280,28 @@ def ring_poses(n: int, radius: float = CAMERA_RADIUS, elevation_deg: float = 30.
 
 
 def encode_png(rgba: np.ndarray) -> bytes:
-    """8-bit RGBA PNG bytes from a float image (H, W, 4) in [0, 1]."""
+    """8-bit PNG bytes from a float image (H, W, 4 or 3) in [0, 1] (RGBA or RGB)."""
     img = np.round(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
     return iio.imwrite("<bytes>", img, extension=".png", compress_level=9)
 
 
 def make_scene(out_dir: Union[str, Path], *, width: int = 200, height: int = 200, n_train: int = 80,
                n_val: int = 10, n_test: int = 20, seed: int = 0, progress: bool = True,
-               supersample: int = 3, camera_angle_x: float = CAMERA_ANGLE_X) -> Path:
+               supersample: int = 3, camera_angle_x: float = CAMERA_ANGLE_X, with_backdrop: bool = False,
+               path: str = "random") -> Path:
     """Render the demo object into `out_dir` in NeRF-synthetic layout and return `out_dir`.
 
-    Writes {train,val,test}/r_<i>.png (RGBA) and transforms_<split>.json; same seed, same bytes.
+    Writes {train,val,test}/r_<i>.png (RGBA; RGB with the opaque `with_backdrop`) and transforms_<split>.json;
+    same seed, same bytes. `path`: the training views are random on the sphere ("random", 15% below the
+    equator unless the ground hides them) or one smooth turn around the object ("orbit", like a video).
     """
+    if path not in PATHS:
+        raise ValueError(f"unknown camera path {path!r} (choose from {', '.join(PATHS)})")
     out = Path(out_dir)
+    train = (ring_poses(n_train, elevation_deg=25.0) if path == "orbit"
+             else random_poses(n_train, (seed, 0), below_fraction=0.0 if with_backdrop else 0.15))
     splits = {
-        "train": random_poses(n_train, (seed, 0), below_fraction=0.15),
+        "train": train,
         "val": random_poses(n_val, (seed, 1)),
         "test": ring_poses(n_test),
     }
@@ -288,8 +316,8 @@ def make_scene(out_dir: Union[str, Path], *, width: int = 200, height: int = 200
         frames: List[dict] = []
         rot_step = 2.0 * np.pi / len(poses) if split == "test" and len(poses) else 0.0
         for i, c2w in enumerate(poses):
-            rgba = render_view(c2w, width, height, camera_angle_x, supersample, adaptive)
-            atomic_write_bytes(out / split / f"r_{i}.png", encode_png(rgba))
+            rgba = render_view(c2w, width, height, camera_angle_x, supersample, adaptive, with_backdrop)
+            atomic_write_bytes(out / split / f"r_{i}.png", encode_png(rgba[..., :3] if with_backdrop else rgba))
             frames.append({"file_path": f"./{split}/r_{i}", "rotation": rot_step,
                            "transform_matrix": c2w.tolist()})
             bar.update(1)

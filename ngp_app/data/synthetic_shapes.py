@@ -388,3 +388,47 @@ def torus_checker(a: Sequence[float], b: Sequence[float], major: float, n_u: int
         return _pick(np.floor(u).astype(int) + np.floor(v).astype(int), a, b)
 
     return tex
+
+
+def _lattice_hash(ix: np.ndarray, iy: np.ndarray, iz: np.ndarray, seed: int) -> np.ndarray:
+    """Pseudo-random values in [0, 1) (n,) at integer lattice points (n,) (a 32-bit integer hash)."""
+    h = (ix.astype(np.int64) * 73856093) ^ (iy.astype(np.int64) * 19349663) ^ (iz.astype(np.int64) * 83492791)
+    h = (h ^ seed * 2654435761) & 0xFFFFFFFF
+    h = ((h >> 16) ^ h) * 0x45D9F3B & 0xFFFFFFFF
+    h = ((h >> 16) ^ h) * 0x45D9F3B & 0xFFFFFFFF
+    h = (h >> 16) ^ h
+    return (h & 0xFFFFFF).astype(np.float64) / float(0x1000000)
+
+
+def value_noise(p: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Smooth 3D value noise in [0, 1] (n,) at points p (n, 3) with unit lattice spacing (trilinear,
+    smoothstep-weighted). Unlike a checkerboard it never repeats, so feature matchers find unique matches."""
+    base = np.floor(p)
+    f = p - base
+    w = f * f * (3.0 - 2.0 * f)
+    ib = base.astype(np.int64)
+    out = np.zeros(p.shape[0])
+    for corner in range(8):
+        bits = np.array([corner & 1, corner >> 1 & 1, corner >> 2 & 1])
+        weight = np.prod(np.where(bits, w, 1.0 - w), axis=1)
+        out += weight * _lattice_hash(ib[:, 0] + bits[0], ib[:, 1] + bits[1], ib[:, 2] + bits[2], seed)
+    return out
+
+
+def noise_texture(palette: Sequence[Sequence[float]], scale: float, octaves: int = 4, seed: int = 0) -> Texture:
+    """Blotchy multi-octave noise (feature size ~1/`scale`) mapped through a colour ramp `palette`
+    (k, 3) with sharp-ish steps, so corners and blobs appear at every scale (a backdrop for SIFT)."""
+    ramp = np.asarray(palette, dtype=np.float64)
+
+    def tex(p: np.ndarray, n: np.ndarray) -> np.ndarray:
+        v, amp, total = np.zeros(p.shape[0]), 1.0, 0.0
+        for o in range(octaves):
+            v += amp * value_noise(p * scale * 2.0**o, seed + o)
+            total += amp
+            amp *= 0.55
+        v = np.clip((v / total - 0.5) * 2.2 + 0.5, 0.0, 1.0) * (len(ramp) - 1)  # stretch the contrast
+        i = np.minimum(np.floor(v).astype(int), len(ramp) - 2)
+        t = np.clip((v - i - 0.5) * 3.0 + 0.5, 0.0, 1.0)[:, None]  # steep blend between ramp colours
+        return ramp[i] * (1.0 - t) + ramp[i + 1] * t
+
+    return tex

@@ -1,0 +1,295 @@
+"""``ngp import`` end to end with pycolmap: a rendered photo set and the same frames as a video (SfM, poses checked
+against the known ones after a similarity alignment), COLMAP projects written by pycolmap (no SfM; conventions
+checked exactly, down to where a 3D point projects), one-line errors and cancelling."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from ngp_app.cli import main
+from ngp_app.data.cameras import NERF_OFFSET, NERF_SCALE, pixel_rays
+from ngp_app.data.importer import ImportOptions, SfmOptions, import_scene
+from ngp_app.data.importer.align import pose_errors, umeyama
+from ngp_app.data.importer.conventions import aabb_scale_for
+from ngp_app.data.importer.points import read_points_ply
+from ngp_app.data.loaders import load_scene
+from ngp_app.errors import ImportCancelled, ImportFailed
+
+
+pycolmap = pytest.importorskip("pycolmap")
+
+N_VIEWS, WIDTH, HEIGHT = 36, 320, 240
+# The renders are ideal pinhole images from one constant-elevation orbit, where OPENCV's separate fx, fy are
+# poorly constrained (~1 % centre error); the one-focal SIMPLE_RADIAL is the right model here (~0.4 %).
+LENS = "SIMPLE_RADIAL"
+
+
+def one_error_line(capsys: pytest.CaptureFixture, needle: str) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ngp: error: "), lines
+    assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def known_poses(capture: Path) -> np.ndarray:
+    return np.array([f["transform_matrix"] for f in json.loads((capture / "transforms_train.json").read_text())["frames"]])
+
+
+def frame_index(file_path: str) -> int:
+    return int("".join(ch for ch in Path(file_path).stem if ch.isdigit()))
+
+
+def nerf_point_to_ngp(p: np.ndarray) -> np.ndarray:
+    """transforms.json point(s) (n, 3) -> ngp space, as the loader maps camera centres."""
+    return (p * NERF_SCALE + np.asarray(NERF_OFFSET))[:, [1, 2, 0]]
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """36 views on one smooth turn around the procedural object, with a textured ground and dome (SIFT needs
+    texture everywhere), rendered without supersampling to keep the suite fast."""
+    out = tmp_path_factory.mktemp("capture") / "orbit"
+    assert main(["make-scene", str(out), "--width", str(WIDTH), "--height", str(HEIGHT), "--n-train", str(N_VIEWS),
+                 "--n-val", "0", "--n-test", "0", "--backdrop", "--path", "orbit", "--supersample", "1",
+                 "--quiet"]) == 0
+    return out
+
+
+def check_poses(scene: Path, reference: np.ndarray, index_of: Any, centre_pct: float, rot_deg: float) -> None:
+    """The scene's poses match ``reference`` after a similarity alignment, the world's up stays up, and the
+    loader reads the scene."""
+    data = json.loads((scene / "transforms.json").read_text())
+    est = np.array([f["transform_matrix"] for f in data["frames"]])
+    ref = np.stack([reference[index_of(f["file_path"])] for f in data["frames"]])
+    err = pose_errors(est, ref)
+    assert err.centre_median < centre_pct and err.rotation_median < rot_deg, (err.centre_median, err.rotation_median)
+    # both worlds have z up (the import levels the cameras' average up): the alignment only turns about z
+    _, rot, _ = umeyama(est[:, :3, 3], ref[:, :3, 3])
+    assert rot[2, 2] > 0.99
+    assert abs(data["fl_x"] - 0.5 * WIDTH / np.tan(0.5 * 0.6911112070083618)) < 0.03 * data["fl_x"]
+    scene_all = load_scene(scene, "all")
+    assert scene_all.n_frames == len(data["frames"]) and int(scene_all.widths[0]) == WIDTH
+    xyz, _ = read_points_ply(scene / data["ply_file_path"])
+    assert len(xyz) > 100 and aabb_scale_for(xyz) == data["aabb_scale"]
+    assert not list(scene.glob(".ngp-import-*"))  # the work folder (database) is gone
+
+
+def test_import_a_photo_folder(capture: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "scene"
+    assert main(["import", str(capture / "train"), "--out", str(out), "--quiet", "--camera-model", LENS]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["images"] == N_VIEWS and summary["registered"] >= N_VIEWS - 2
+    check_poses(out, known_poses(capture), frame_index, centre_pct=1.5, rot_deg=0.75)
+    # full-resolution images, byte for byte
+    for name in ("r_0.png", "r_35.png"):
+        assert (out / "images" / name).read_bytes() == (capture / "train" / name).read_bytes()
+    assert (out / "sparse" / "0" / "cameras.bin").is_file()
+    # importing again needs --overwrite
+    assert main(["import", str(capture / "train"), "--out", str(out), "--quiet"]) == 2
+    one_error_line(capsys, "--overwrite")
+
+
+def blur(img: np.ndarray, radius: int = 3) -> np.ndarray:
+    out = img.astype(np.float32)
+    for axis in (0, 1):
+        out = sum(np.roll(out, k, axis=axis) for k in range(-radius, radius + 1)) / (2 * radius + 1)
+    return out.round().astype(np.uint8)
+
+
+def test_import_a_video_keeps_the_sharp_frames(capture: Path, tmp_path: Path) -> None:
+    import imageio_ffmpeg
+
+    sharp = [iio.imread(capture / "train" / f"r_{i}.png")[..., :3] for i in range(N_VIEWS)]
+    video = tmp_path / "walk.mp4"
+    writer = imageio_ffmpeg.write_frames(str(video), (WIDTH, HEIGHT), fps=10, quality=9, macro_block_size=16)
+    writer.send(None)
+    for i, img in enumerate(sharp):  # each view twice, once motion-blurred, the blurred one first every other time
+        pair = (blur(img), img) if i % 2 == 0 else (img, blur(img))
+        for frame in pair:
+            writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    out = tmp_path / "scene"
+    seen: list[str] = []
+    result = import_scene(video, out, ImportOptions(frames=N_VIEWS, sfm=SfmOptions(camera_model=LENS)),
+                          progress=lambda p: seen.append(p.stage))
+    assert result.summary["images"] == N_VIEWS and result.summary["registered"] >= N_VIEWS - 2
+    assert seen[0] == "images" and "mapping" in seen and seen[-1] == "writing"
+    frames = sorted((out / "images").glob("frame_*.jpg"))
+    assert len(frames) == N_VIEWS
+    for i, path in enumerate(frames):  # the sharp one of each pair was kept
+        got = iio.imread(path).astype(np.float32)
+        assert np.abs(got - sharp[i]).mean() < np.abs(got - blur(sharp[i])).mean()
+    data = json.loads((out / "transforms.json").read_text())
+    assert all(f["sharpness"] > 0 for f in data["frames"])
+    check_poses(out, known_poses(capture), lambda p: frame_index(p) - 1, centre_pct=1.5, rot_deg=0.75)
+
+
+# ------------------------------------------------------------------------------------------- COLMAP projects
+def write_project(root: Path, poses_gl: np.ndarray, model: str, params: list[float], size: tuple[int, int],
+                  text: bool, world: tuple[float, np.ndarray, np.ndarray]) -> tuple[Path, Any]:
+    """A COLMAP project (root/sparse/0 + root/images) written by pycolmap: cameras at ``poses_gl`` (NeRF, in
+    the reference world) moved into a COLMAP world by the similarity ``world`` (s, R, t), 200 points."""
+    w, h = size
+    rec = pycolmap.Reconstruction()
+    cam = pycolmap.Camera.create_from_model_name(1, model, params[0], w, h)
+    cam.params = params
+    rec.add_camera_with_trivial_rig(cam)
+    s, rot_w, t_w = world
+    images = root / "images"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, m in enumerate(poses_gl):
+        c2w_cv = m[:3, :3] @ np.diag([1.0, -1.0, -1.0])
+        rot_c2w = rot_w @ c2w_cv
+        centre = s * rot_w @ m[:3, 3] + t_w
+        rot = rot_c2w.T
+        name = f"view_{i}.png"
+        iio.imwrite(images / name, rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8))
+        image = pycolmap.Image(name=name, keypoints=np.zeros((0, 2)), camera_id=1, image_id=i + 1)
+        rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d(np.hstack([rot, (-rot @ centre)[:, None]])))
+    for p in rng.uniform(-1.0, 1.0, size=(200, 3)):
+        rec.add_point3D(s * rot_w @ p + t_w, pycolmap.Track(), rng.integers(0, 255, 3).astype(np.uint8))
+    model_dir = root / "sparse" / "0"
+    model_dir.mkdir(parents=True)
+    rec.write_text(model_dir) if text else rec.write(model_dir)
+    for extra in ("rigs", "frames"):  # models from COLMAP before 3.12 have only cameras, images, points3D
+        for ext in (".bin", ".txt"):
+            (model_dir / f"{extra}{ext}").unlink(missing_ok=True)
+    return root, rec
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["bin", "txt"])
+def test_colmap_project_converts_exactly_without_sfm(tmp_path: Path, text: bool) -> None:
+    from ngp_app.data.synthetic import ring_poses
+
+    poses = ring_poses(12)
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    params = [70.0, 72.0, 31.0, 25.0, 0.05, -0.01, 0.002, -0.001]
+    project, rec = write_project(tmp_path / "project", poses, "OPENCV", params, (64, 48), text,
+                                 (2.7, q, np.array([3.0, -1.0, 0.5])))
+    seen: list[str] = []
+    result = import_scene(project, tmp_path / "scene", progress=lambda p: seen.append(p.stage))
+    assert result.source.kind == "colmap" and "features" not in seen and seen[-1] == "writing"
+    data = json.loads(result.transforms.read_text())
+    assert [data[k] for k in ("fl_x", "fl_y", "cx", "cy", "k1", "k2", "p1", "p2", "w", "h")] == params + [64, 48]
+    est = np.array([f["transform_matrix"] for f in data["frames"]])
+    err = pose_errors(est, np.stack([poses[frame_index(f["file_path"])] for f in data["frames"]]))
+    assert err.centre_error.max() < 1e-5 and err.rotation_error.max() < 1e-4
+    # a 3D point projects (COLMAP, with distortion) to the pixel whose ray (our loader) passes through it
+    scene = load_scene(result.scene, "all")
+    xyz, _ = read_points_ply(result.scene / data["ply_file_path"])
+    colmap_points = np.array([p.xyz for p in rec.points3D.values()])
+    order = {Path(f).name: i for i, f in enumerate(scene.file_names)}
+    checked = 0
+    for img in rec.images.values():
+        i = order[img.name]
+        for k in range(0, 200, 20):
+            uv = img.project_point(colmap_points[k])
+            if uv is None or not (0 <= uv[0] < 64 and 0 <= uv[1] < 48):
+                continue
+            u, v = (torch.tensor([float(x)], dtype=torch.float32) for x in uv)
+            o, d = pixel_rays(u, v, scene.c2w[i], scene.intrinsics[i],
+                              scene.distortion[i])
+            target = torch.tensor(nerf_point_to_ngp(xyz[k:k + 1].astype(np.float64)), dtype=torch.float32)
+            offset = target - o
+            dist = torch.linalg.cross(offset, d).norm() / offset.norm()
+            assert float(dist) < 1e-4  # the angle (radians) between the ray and the direction to the point
+            checked += 1
+    assert checked > 20
+
+
+def test_unsupported_camera_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from ngp_app.data.synthetic import ring_poses
+
+    project, _ = write_project(tmp_path / "fov", ring_poses(4), "FOV", [60.0, 60.0, 32.0, 24.0, 0.9], (64, 48),
+                               False, (1.0, np.eye(3), np.zeros(3)))
+    assert main(["import", str(project), "--out", str(tmp_path / "scene")]) == 2
+    one_error_line(capsys, "unsupported camera model FOV")
+    assert not (tmp_path / "scene").exists()  # a failed import leaves nothing behind
+
+
+# ------------------------------------------------------------------------------------------- errors, cancel
+@pytest.fixture
+def noise_photos(tmp_path: Path) -> Path:
+    """Five unrelated noise images: SIFT finds features but nothing matches geometrically."""
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(5):
+        img = np.kron(rng.integers(0, 255, size=(24, 24, 3), dtype=np.uint8), np.ones((4, 4, 1), np.uint8))
+        iio.imwrite(folder / f"n{i}.png", img)
+    return folder
+
+
+def test_failed_reconstruction_says_how_many_registered(noise_photos: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "scene"
+    assert main(["import", str(noise_photos), "--out", str(out), "--quiet"]) == 2
+    one_error_line(capsys, "reconstruction failed: 0 of 5 images registered")
+    assert not out.exists()
+
+
+def test_cancel_stops_the_sfm_process_and_cleans_up(noise_photos: Path, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    out = tmp_path / "existing"
+    out.mkdir()  # an empty folder the user made stays, but nothing in it
+
+    def on_progress(p: Any) -> None:
+        if p.stage == "features":
+            cancel.set()
+
+    with pytest.raises(ImportCancelled):
+        import_scene(noise_photos, out, progress=on_progress, cancel=cancel)
+    assert out.is_dir() and not any(out.iterdir())
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda d: [iio.imwrite(d / f"{i}.png", np.zeros((8, 8, 3), np.uint8)) for i in range(2)], "too few images (2"),
+    (lambda d: (d / "clip.mp4").write_text("not a video"), "cannot read the video"),
+    (lambda d: None, "no images found"),
+])
+def test_bad_sources_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, make: Any, needle: str) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    make(src)
+    target = src / "clip.mp4" if (src / "clip.mp4").exists() else src
+    assert main(["import", str(target), "--out", str(tmp_path / "scene")]) == 2
+    one_error_line(capsys, needle)
+
+
+def test_without_pycolmap_the_error_says_how_to_install(noise_photos: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pycolmap", None)  # import pycolmap -> ImportError
+    assert main(["import", str(noise_photos), "--out", str(tmp_path / "scene")]) == 2
+    one_error_line(capsys, "pip install 'ngp-app[import]'")
+    with pytest.raises(ImportFailed, match="pycolmap"):
+        import_scene(noise_photos, tmp_path / "scene")
+
+
+# ------------------------------------------------------------------------------------------- the fox (slow)
+@pytest.mark.slow
+def test_fox_photos_without_their_poses(fox_scene: Path, tmp_path: Path) -> None:
+    """The issue's bar: >= 45 of 50 registered, centres within 1 % of the spread, rotations within 2 degrees
+    (medians) of the shipped poses. ~5 minutes on 2 idle cores; numbers in docs/benchmarks.md."""
+    result = import_scene(fox_scene / "images", tmp_path / "fox", ImportOptions(sfm=SfmOptions(max_image_size=960)))
+    data = json.loads(result.transforms.read_text())
+    shipped = {Path(f["file_path"]).name: np.array(f["transform_matrix"])
+               for f in json.loads((fox_scene / "transforms.json").read_text())["frames"]}
+    frames = [f for f in data["frames"] if Path(f["file_path"]).name in shipped]
+    assert len(frames) >= 45
+    err = pose_errors(np.array([f["transform_matrix"] for f in frames]),
+                      np.array([shipped[Path(f["file_path"]).name] for f in frames]))
+    assert err.centre_median < 1.0 and err.rotation_median < 2.0
