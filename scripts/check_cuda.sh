@@ -16,7 +16,7 @@ for arch in sm_80 sm_90; do
     for cu in "$root"/kernels/cuda/*.cu; do
         name="$(basename "$cu" .cu)"
         echo "== $name.cu ($arch)"
-        if ! "$nvcc" -std=c++17 -O3 --fmad=false --expt-relaxed-constexpr -DNGP_WITH_CUDA -arch="$arch" \
+        if ! "$nvcc" -std=c++17 -O3 --expt-relaxed-constexpr -DNGP_WITH_CUDA -arch="$arch" \
             -Xptxas -v -I"$root/kernels/include" -c "$cu" -o "$out/$name-$arch.o" 2>&1 |
             grep -E "error|warning|registers|spill|Compiling entry" ; then
             :

@@ -3,6 +3,8 @@
 // passes compute the corners of a point some iterations ahead and prefetch its rows: the misses overlap instead of
 // serialising. (Measured single-threaded on 65536 random points, L=8, F=4, T=2^19: forward 70 -> 45 ms, table
 // gradient 82 -> 43 ms; a larger look-ahead in the forward, which prefetches 32 lines per point, was slower.)
+// Backward passes skip a (point, level) whose output gradient is all zero (samples past the transmittance
+// threshold get none): no corners, no prefetch, no table traffic.
 #include "ngp/launchers.h"
 
 namespace ngp {
@@ -67,16 +69,17 @@ static void hash_grid_bwd_impl(const float* x, const T* table, const float* grad
 #pragma omp parallel for schedule(dynamic, 1)
         for (int l = 0; l < L; ++l) {
             Corners ring[kRing];
-            for (int64_t j = 0; j < kAhead && j < n; ++j) {
+            bool live[kRing];  // whether the point's output gradient on this level has a non-zero entry
+            auto prepare = [&](int64_t j) {
+                live[j % kRing] = any_nonzero(grad_out + (j * L + l) * F, F);
+                if (!live[j % kRing]) return;  // adds nothing: no corners, no prefetch
                 level_corners(g, l, x + 3 * j, ring[j % kRing]);
                 prefetch_rows(ring[j % kRing], grad_table, F);
-            }
+            };
+            for (int64_t j = 0; j < kAhead && j < n; ++j) prepare(j);
             for (int64_t i = 0; i < n; ++i) {
-                if (i + kAhead < n) {
-                    Corners& ahead = ring[(i + kAhead) % kRing];
-                    level_corners(g, l, x + 3 * (i + kAhead), ahead);
-                    prefetch_rows(ahead, grad_table, F);
-                }
+                if (i + kAhead < n) prepare(i + kAhead);
+                if (!live[i % kRing]) continue;
                 const Corners& c = ring[i % kRing];
                 const float* go = grad_out + (i * L + l) * F;
                 for (int k = 0; k < 8; ++k) {
@@ -92,8 +95,10 @@ static void hash_grid_bwd_impl(const float* x, const T* table, const float* grad
             Corners c;
             float gx[3] = {0.f, 0.f, 0.f};
             for (int l = 0; l < L; ++l) {
+                const float* go = grad_out + (i * L + l) * F;
+                if (!any_nonzero(go, F)) continue;
                 level_corners(g, l, x + 3 * i, c);
-                encode_level_grad_x(g, l, c, table, grad_out + (i * L + l) * F, gx);
+                encode_level_grad_x<FC, T>(g, l, c, table, go, gx);
             }
             for (int a = 0; a < 3; ++a) grad_x[3 * i + a] = gx[a];
         }

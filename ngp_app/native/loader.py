@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
 CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno"]
-CUDA_CFLAGS = ["-O3", "--fmad=false", "-DNGP_WITH_CUDA", "--expt-relaxed-constexpr"]
+# nvcc contracts a * b + c into FMAs (its default): the few products whose rounding decides a discrete outcome in the
+# march use ngp::mul_rn instead (kernels/include/ngp/common.h; docs/kernels.md, "Floating point").
+CUDA_CFLAGS = ["-O3", "-DNGP_WITH_CUDA", "--expt-relaxed-constexpr"]
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "ok": bool, "reason": str, "cuda": bool

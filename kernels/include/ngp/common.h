@@ -17,6 +17,18 @@ namespace ngp {
 constexpr int kMaxLevels = 32;
 constexpr float kInf = INFINITY;
 
+// a * b rounded to float and never fused with a following add into an FMA. nvcc contracts a * b + c into one FMA
+// by default (one rounding instead of two); the torch reference runs them as separate ops. Products whose rounding
+// decides something discrete (which cell a sample falls in, whether it is inside the box) use this, so CUDA makes the
+// reference's decisions; everything else may be contracted. (The CPU build does not contract: -ffp-contract=off.)
+NGP_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
 NGP_HD float minf(float a, float b) { return a < b ? a : b; }
 NGP_HD float maxf(float a, float b) { return a > b ? a : b; }
 NGP_HD float clampf(float v, float lo, float hi) { return minf(maxf(v, lo), hi); }

@@ -47,7 +47,7 @@ NGP_HD void level_corners(const GridParams& g, int l, const float* x, Corners& c
         // Clamp into [0, 1] (NaN -> 0: comparisons with NaN are false), so no input can index outside the table.
         float xa = x[a] >= 0.0f ? x[a] : 0.0f;
         xa = xa <= 1.0f ? xa : 1.0f;
-        const float p = xa * s + 0.5f;
+        const float p = mul_rn(xa, s) + 0.5f;  // decides the cell: as the reference rounds it (common.h)
         const float fl = floorf(p);
         b[a] = (uint32_t)(int32_t)fl;
         c.frac[a] = p - fl;
@@ -62,6 +62,15 @@ NGP_HD void level_corners(const GridParams& g, int l, const float* x, Corners& c
     }
 }
 
+// Whether any of v[0..n) is non-zero (NaN counts as non-zero). A (point, level) whose output gradient is all zero
+// (a sample past the transmittance threshold, a dead ReLU path) adds nothing to any gradient: the backward passes
+// skip it.
+NGP_HD bool any_nonzero(const float* v, int n) {
+    bool any = false;
+    for (int i = 0; i < n; ++i) any |= v[i] != 0.0f;
+    return any;
+}
+
 // d w_k / d frac_a for corner k.
 NGP_HD float weight_grad(const Corners& c, int k, int a) {
     float d = 1.0f;
@@ -73,27 +82,80 @@ NGP_HD float weight_grad(const Corners& c, int k, int a) {
     return d;
 }
 
+// Loads the F = FC features (2 or 4 on the vector paths) of one table row as floats.
+// On the device, rows of 2 or 4 features go through one 8- or 16-byte load when `vec` says the table is aligned for
+// it (rows are contiguous, so that holds when the table's base address is: the launchers check). Same values as the
+// scalar loop, so results do not depend on the path.
+template <int FC, typename T>
+NGP_HD void load_row(const T* row, int F, bool vec, float* v) {
+#if defined(__CUDA_ARCH__)
+    if constexpr (FC == 4 && sizeof(T) == 4) {
+        if (vec) {
+            const float4 q = *reinterpret_cast<const float4*>(row);
+            v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+            return;
+        }
+    } else if constexpr (FC == 2 && sizeof(T) == 4) {
+        if (vec) {
+            const float2 q = *reinterpret_cast<const float2*>(row);
+            v[0] = q.x, v[1] = q.y;
+            return;
+        }
+    } else if constexpr (FC == 4 && sizeof(T) == 2) {
+        if (vec) {
+            const uint2 q = *reinterpret_cast<const uint2*>(row);
+            const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&q.x));
+            const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&q.y));
+            v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+            return;
+        }
+    } else if constexpr (FC == 2 && sizeof(T) == 2) {
+        if (vec) {
+            const float2 a = __half22float2(*reinterpret_cast<const __half2*>(row));
+            v[0] = a.x, v[1] = a.y;
+            return;
+        }
+    }
+#else
+    (void)vec;
+#endif
+    for (int f = 0; f < F; ++f) v[f] = to_float(row[f]);
+}
+
 // Forward of one (point, level): out[f] = sum_k w_k * table[row_k, f]. FC: the feature count when known at compile
 // time (lets the compiler unroll), 0 for g.n_features. T: float or half16 table entries (accumulated in float).
+// vec: vector row loads allowed (see load_row).
 template <int FC = 0, typename T = float>
-NGP_HD void encode_level(const GridParams& g, const Corners& c, const T* table, float* out) {
+NGP_HD void encode_level(const GridParams& g, const Corners& c, const T* table, float* out, bool vec = false) {
     const int F = FC ? FC : g.n_features;
+    float v[FC ? FC : 1];
     for (int f = 0; f < F; ++f) out[f] = 0.0f;
     for (int k = 0; k < 8; ++k) {
         const T* row = table + c.row[k] * F;
-        for (int f = 0; f < F; ++f) out[f] += c.w[k] * to_float(row[f]);
+        if constexpr (FC == 0) {  // any feature count: no staging array
+            for (int f = 0; f < F; ++f) out[f] += c.w[k] * to_float(row[f]);
+        } else {
+            load_row<FC, T>(row, F, vec, v);
+            for (int f = 0; f < F; ++f) out[f] += c.w[k] * v[f];
+        }
     }
 }
 
 // Gradient of one (point, level) with respect to x: adds scale_l * sum_k dw_k/dfrac . <gout, table[row_k]>.
-template <typename T>
+template <int FC = 0, typename T = float>
 NGP_HD void encode_level_grad_x(const GridParams& g, int l, const Corners& c, const T* table, const float* gout,
-                                float* gx) {
-    const int F = g.n_features;
+                                float* gx, bool vec = false) {
+    const int F = FC ? FC : g.n_features;
+    float v[FC ? FC : 1];
     for (int k = 0; k < 8; ++k) {
         const T* row = table + c.row[k] * F;
         float dot = 0.0f;
-        for (int f = 0; f < F; ++f) dot += gout[f] * to_float(row[f]);
+        if constexpr (FC == 0) {
+            for (int f = 0; f < F; ++f) dot += gout[f] * to_float(row[f]);
+        } else {
+            load_row<FC, T>(row, F, vec, v);
+            for (int f = 0; f < F; ++f) dot += gout[f] * v[f];
+        }
         for (int a = 0; a < 3; ++a) gx[a] += g.scale[l] * weight_grad(c, k, a) * dot;
     }
 }

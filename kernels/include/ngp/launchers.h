@@ -48,7 +48,7 @@ NGP_HD void occupancy_cell_position(int64_t idx, const float* jitter, int cascad
     const int64_t r = resolution;
     const int64_t ijk[3] = {idx % r, (idx / r) % r, idx / (r * r)};
     const float size = ldexpf(1.0f, cascade);
-    for (int a = 0; a < 3; ++a) pos[a] = (((float)ijk[a] + jitter[a]) / (float)r - 0.5f) * size + 0.5f;
+    for (int a = 0; a < 3; ++a) pos[a] = mul_rn(((float)ijk[a] + jitter[a]) / (float)r - 0.5f, size) + 0.5f;
 }
 
 NGP_HD uint8_t pack_byte(const uint8_t* bits) {

@@ -1,5 +1,6 @@
 // Per-ray logic of ray marching: slab test, occupancy cascade lookup, the t lattice and the DDA jump over empty
-// cells. Mirrors ngp_app/render/raymarch.py and occupancy.py operation by operation in float32.
+// cells. Mirrors ngp_app/render/raymarch.py and occupancy.py operation by operation in float32; products feeding a
+// sum go through mul_rn, so nvcc's FMA contraction cannot move a sample across a cell border.
 #pragma once
 
 #include "common.h"
@@ -49,7 +50,7 @@ NGP_HD int mip_from_dt(float dt, int resolution, int n_cascades) {
 NGP_HD void cell_coords(const float* pos, int mip, int resolution, int32_t* ijk) {
     const float scale = ldexpf(1.0f, -mip);
     for (int a = 0; a < 3; ++a) {
-        const float p = (pos[a] - 0.5f) * scale + 0.5f;
+        const float p = mul_rn(pos[a] - 0.5f, scale) + 0.5f;
         int32_t i = (int32_t)(p * (float)resolution);
         ijk[a] = i < 0 ? 0 : (i > resolution - 1 ? resolution - 1 : i);
     }
@@ -65,8 +66,8 @@ NGP_HD float cell_exit_t(const float* o, const float* d, const int32_t* ijk, int
     float t = kInf;
     for (int a = 0; a < 3; ++a) {
         if (d[a] == 0.0f) continue;
-        const float lo = ((float)ijk[a] / (float)resolution - 0.5f) * size + 0.5f;
-        const float hi = ((float)(ijk[a] + 1) / (float)resolution - 0.5f) * size + 0.5f;
+        const float lo = mul_rn((float)ijk[a] / (float)resolution - 0.5f, size) + 0.5f;
+        const float hi = mul_rn((float)(ijk[a] + 1) / (float)resolution - 0.5f, size) + 0.5f;
         t = minf(t, ((d[a] > 0.0f ? hi : lo) - o[a]) / d[a]);
     }
     return t;
@@ -80,16 +81,16 @@ struct Lattice {
     NGP_HD Lattice(float t0_, const MarchParams& p) : t0(t0_), ka(0.f), kb(0.f), t_a(t0_), t_b(t0_), cone(p.cone > 0.f) {
         if (!cone) return;
         ka = ceilf(maxf((p.ta - t0) / p.dt_min, 0.0f));
-        t_a = t0 + ka * p.dt_min;
+        t_a = t0 + mul_rn(ka, p.dt_min);
         kb = ceilf(maxf(logf(p.tb / maxf(t_a, 1e-30f)) / p.growth, 0.0f));
         t_b = t_a * expf(kb * p.growth);
     }
 
     NGP_HD float t(int64_t k, const MarchParams& p) const {
         const float kf = (float)k;
-        if (!cone || kf <= ka) return t0 + kf * p.dt_min;
+        if (!cone || kf <= ka) return t0 + mul_rn(kf, p.dt_min);
         if (kf <= ka + kb) return t_a * expf((kf - ka) * p.growth);
-        return t_b + ((kf - ka) - kb) * p.dt_max;
+        return t_b + mul_rn((kf - ka) - kb, p.dt_max);
     }
 
     // Smallest k in (k_cur, k_end] whose t is >= target (k_end when none is).
@@ -121,7 +122,7 @@ NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uin
     float t_near, t_far;
     ray_aabb(o, d, p.aabb, t_near, t_far);
     if (!(t_near < t_far) || k_begin < 0) return 0;
-    const Lattice lat(t_near + jitter * step_dt(t_near, p), p);
+    const Lattice lat(t_near + mul_rn(jitter, step_dt(t_near, p)), p);
     const int64_t n_cells = (int64_t)p.resolution * p.resolution * p.resolution;
     int32_t count = 0;
     int64_t k = k_begin;
@@ -135,7 +136,7 @@ NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uin
         float pos[3];
         bool inside = true;
         for (int a = 0; a < 3; ++a) {
-            pos[a] = o[a] + t * d[a];
+            pos[a] = o[a] + mul_rn(t, d[a]);
             inside = inside && pos[a] >= p.aabb[a] && pos[a] <= p.aabb[3 + a];
         }
         if (!inside) {
@@ -160,7 +161,7 @@ NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uin
             const int e = frexp_exponent(dt * (float)p.resolution);
             target = minf(target, ldexpf(1.0f, e) / ((float)p.resolution * p.cone));
         }
-        target -= 1e-6f * fabsf(target) + 1e-7f;  // land on or just before the boundary, never past it
+        target -= mul_rn(1e-6f, fabsf(target)) + 1e-7f;  // land on or just before the boundary, never past it
         k = lat.first_at_least(target, k, p.max_steps, p);
     }
     return count;
@@ -202,7 +203,7 @@ NGP_HD void march_write_ray(int64_t r, const float* rays_o, const float* rays_d,
     march_ray(o, d, jitter[r], occupied, p, [&](int32_t j, float tj, float dtj) {
         const int64_t s = base + j;
         for (int a = 0; a < 3; ++a) {
-            out.positions[3 * s + a] = o[a] + tj * d[a];
+            out.positions[3 * s + a] = o[a] + mul_rn(tj, d[a]);
             out.dirs[3 * s + a] = d[a];
         }
         out.t[s] = tj;
