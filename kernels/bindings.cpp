@@ -308,6 +308,33 @@ Tensor pack_bits(const Tensor& occupied) {
     return packed;
 }
 
+// Spherical harmonics of unit directions: dirs (n, 3) -> (n, degree^2); backward gives the directions' gradient.
+void check_sh(const Tensor& dirs, int64_t degree) {
+    check(dirs, at::kFloat, "dirs");
+    check_rows(dirs, dirs.size(0), 3, "dirs");
+    TORCH_CHECK(degree >= 1 && degree <= ngp::kMaxShDegree, "SH degree must be in 1..4, got ", degree);
+}
+
+Tensor sh_encode_fwd(const Tensor& dirs, int64_t degree) {
+    check_sh(dirs, degree);
+    auto out = at::empty({dirs.size(0), degree * degree}, dirs.options());
+    if (dirs.size(0) > 0)
+        NGP_LAUNCH(dirs, sh_encode_fwd, dirs.data_ptr<float>(), out.data_ptr<float>(), dirs.size(0), (int)degree);
+    return out;
+}
+
+Tensor sh_encode_bwd(const Tensor& grad_out, const Tensor& dirs, int64_t degree) {
+    check_sh(dirs, degree);
+    check(grad_out, at::kFloat, "grad_out");
+    same_device(dirs, {&grad_out});
+    check_rows(grad_out, dirs.size(0), degree * degree, "grad_out");
+    auto grad_dirs = at::empty_like(dirs);
+    if (dirs.size(0) > 0)
+        NGP_LAUNCH(dirs, sh_encode_bwd, dirs.data_ptr<float>(), grad_out.data_ptr<float>(), grad_dirs.data_ptr<float>(),
+                   dirs.size(0), (int)degree);
+    return grad_dirs;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(ngp, m) {
@@ -328,6 +355,8 @@ TORCH_LIBRARY(ngp, m) {
     m.def("occupancy_cell_positions(Tensor indices, Tensor jitter, int cascade, int resolution) -> Tensor");
     m.def("occupancy_decay_max(Tensor(a!) density, Tensor fresh, float decay) -> ()");
     m.def("pack_bits(Tensor occupied) -> Tensor");
+    m.def("sh_encode_fwd(Tensor dirs, int degree) -> Tensor");
+    m.def("sh_encode_bwd(Tensor grad_out, Tensor dirs, int degree) -> Tensor");
 }
 
 #define NGP_IMPLS(m)                                                    \
@@ -339,7 +368,9 @@ TORCH_LIBRARY(ngp, m) {
     m.impl("march_rays", &march_rays);                                  \
     m.impl("occupancy_cell_positions", &occupancy_cell_positions);      \
     m.impl("occupancy_decay_max", &occupancy_decay_max);                \
-    m.impl("pack_bits", &pack_bits);
+    m.impl("pack_bits", &pack_bits);                                    \
+    m.impl("sh_encode_fwd", &sh_encode_fwd);                            \
+    m.impl("sh_encode_bwd", &sh_encode_bwd);
 
 TORCH_LIBRARY_IMPL(ngp, CPU, m) { NGP_IMPLS(m) }
 

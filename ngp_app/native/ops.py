@@ -4,6 +4,7 @@ Nothing here knows the domain types (grid geometry, occupancy grid, march parame
 adapters in ``compute/native.py`` unpack those and call these.
 
 - ``hash_grid_encode(x, table, geo_args, lookup)``: differentiable lookups (``geo_args``: ``GeometryArgs``);
+- ``sh_encode(dirs, degree)``: spherical harmonics of unit directions, differentiable (one fused kernel per pass);
 - ``composite(...)``: differentiable compositing of packed samples given their per-ray offsets;
 - ``march_rays(...)``: marching through an occupancy bitfield (count pass, prefix sum, write pass);
 - ``SparseAdam``/``HybridAdam``: Adam that skips table entries whose gradient is exactly zero;
@@ -78,6 +79,30 @@ def hash_grid_encode(
     the table gradient is still float32.
     """
     return _HashGridEncode.apply(x, table, args, lookup)
+
+
+class _ShEncode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, dirs: torch.Tensor, degree: int) -> torch.Tensor:  # type: ignore[override]
+        dirs = dirs.contiguous().float()
+        ctx.degree = degree
+        ctx.save_for_backward(dirs)
+        return _ops().sh_encode_fwd(dirs, degree)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> Any:  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        (dirs,) = ctx.saved_tensors
+        return _ops().sh_encode_bwd(grad_out.contiguous().float(), dirs, ctx.degree), None
+
+
+def sh_encode(dirs: torch.Tensor, degree: int = 4) -> torch.Tensor:
+    """dirs: (n, 3) unit vectors. Returns (n, degree**2) float32, the real SH basis of ``encoding.sh.sh_encode``;
+    differentiable in ``dirs`` (pose refinement trains through the directions)."""
+    if not 1 <= degree <= 4:
+        raise ValueError(f"SH degree must be in 1..4, got {degree}")
+    return _ShEncode.apply(dirs, int(degree))
 
 
 class _Composite(torch.autograd.Function):

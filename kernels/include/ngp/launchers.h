@@ -6,6 +6,7 @@
 #include "composite.h"
 #include "hashgrid.h"
 #include "raymarch.h"
+#include "sh.h"
 
 namespace ngp {
 
@@ -32,7 +33,10 @@ namespace ngp {
     void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade,             \
                                   int resolution, float* pos __VA_ARGS__);                                          \
     void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay __VA_ARGS__);              \
-    void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed __VA_ARGS__);
+    void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed __VA_ARGS__);                       \
+    void sh_encode_fwd(const float* dirs, float* out, int64_t n, int degree __VA_ARGS__);                          \
+    void sh_encode_bwd(const float* dirs, const float* grad_out, float* grad_dirs, int64_t n,                      \
+                       int degree __VA_ARGS__);
 
 namespace cpu {
 NGP_DECLARE_LAUNCHERS()
