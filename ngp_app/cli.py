@@ -69,6 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .backends import resolve_device
     from .config import load_config
     from .data.loaders import load_scene
+    from .model.precision import mlp_dtype
     from .snapshot import atomic_write_text, save_snapshot
     from .train.trainer import Trainer, evaluate
 
@@ -76,6 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.table_precision:
         overrides["encoding"] = {"table_precision": args.table_precision}
+    if args.mlp_precision:
+        overrides["network"] = {"precision": args.mlp_precision}
     if args.optimize_extrinsics:
         overrides["training"] = {"optimize_extrinsics": True}
     resumed = None
@@ -139,6 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "device": str(device),
         "config": config["name"],
         "table_precision": trainer.model.encoding.precision,
+        "mlp_precision": str(mlp_dtype(trainer.model.mlp_precision, device)).removeprefix("torch."),
         "optimize_extrinsics": trainer.optimize_extrinsics,
         "final_loss": trainer.history[-1].loss if trainer.history else None,
         "final_train_psnr": trainer.history[-1].psnr if trainer.history else None,
@@ -279,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--table-precision", choices=["float32", "float16"], default=None,
                    help="hash table lookups in float32 or float16 (a half copy of float32 parameters; default: config)")
+    t.add_argument("--mlp-precision", choices=["auto", "float32", "float16", "bfloat16"], default=None,
+                   help="MLP matmuls on CUDA: float32, float16, bfloat16, or auto = float16 on CUDA (float32 weights and "
+                   "gradients; the CPU always computes in float32; default: the config's network.precision, auto)")
     t.add_argument("--resume", default=None, metavar="SNAPSHOT",
                    help="continue training from a snapshot of this scene (its config unless --config is given)")
     t.add_argument("--save-optimizer-state", action="store_true",

@@ -100,7 +100,7 @@ def march_rays_from(
 def ops(encode_fn=encode, mlp_fn=mlp, name: str = "native", optimizer: type[torch.optim.Optimizer] | None = None) -> Ops:
     """The native backend; the tcnn backend reuses it with tiny-cuda-nn's encoding, MLPs and torch's Adam."""
     return Ops(
-        name=name, encode=encode_fn, mlp=mlp_fn, march=march_rays, composite=composite, march_from=march_rays_from,
+        name=name, encode=encode_fn, mlp=mlp_fn, sh=native_ops.sh_encode, march=march_rays, composite=composite, march_from=march_rays_from,
         cell_positions=native_ops.cell_positions, decay_max=native_ops.decay_max_,
         optimizer=optimizer or native_ops.HybridAdam,
     )

@@ -19,7 +19,9 @@ class Ops:
     """One backend's implementations, all with the signatures of the PyTorch reference.
 
     - ``encode(encoding, x)``: hash-grid features (n, L*F) of points x (n, 3) in [0, 1] from the module's table;
-    - ``mlp(mlp, x)``: apply one of the field's bias-free MLPs;
+    - ``mlp(mlp, x, dtype)``: apply one of the field's bias-free MLPs, computing in ``dtype`` (float32, or
+      float16/bfloat16 with the float32 weights as master copy: ``model/precision.py``); returns float32;
+    - ``sh(dirs, degree)``: spherical-harmonics encoding (n, degree^2) of unit directions (n, 3);
     - ``march(rays_o, rays_d, grid, aabb, params, jitter=None, max_samples=None)`` -> PackedSamples;
     - ``composite(sigmas, rgbs, t, dt, ray_indices, offsets, n_rays, threshold)`` -> dict (render.composite);
     - ``march_from(rays_o, rays_d, grid, aabb, params, k_start, max_per_ray, jitter=None)`` -> (PackedSamples,
@@ -31,7 +33,8 @@ class Ops:
 
     name: str
     encode: Callable[["HashGridEncoding", torch.Tensor], torch.Tensor]
-    mlp: Callable[["nn.Sequential", torch.Tensor], torch.Tensor]
+    mlp: Callable[["nn.Sequential", torch.Tensor, torch.dtype], torch.Tensor]
+    sh: Callable[[torch.Tensor, int], torch.Tensor]
     march: Callable[..., "PackedSamples"]
     composite: Callable[..., dict[str, torch.Tensor]]
     march_from: Callable[..., tuple["PackedSamples", torch.Tensor]] | None

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from ..encoding.hashgrid import HashGridEncoding, hash_grid_encode
+from ..encoding.sh import sh_encode
+from ..model.precision import mlp_forward
 from ..render.composite import composite
 from ..render.occupancy import cell_centers
 from ..render.raymarch import march_rays
@@ -17,8 +19,9 @@ def encode(enc: HashGridEncoding, x: torch.Tensor) -> torch.Tensor:
     return hash_grid_encode(x, enc.table, enc.geometry, enc.constants(), enc.precision)
 
 
-def mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    return net(x)
+def mlp(net: nn.Sequential, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``net(x)`` in float32; matmuls in ``dtype`` with float32 master weights otherwise."""
+    return mlp_forward(net, x, dtype)
 
 
 def decay_max(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torch.Tensor:
@@ -27,6 +30,6 @@ def decay_max(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torch
 
 def ops() -> Ops:
     return Ops(
-        name="torch", encode=encode, mlp=mlp, march=march_rays, composite=composite, march_from=None,
+        name="torch", encode=encode, mlp=mlp, sh=sh_encode, march=march_rays, composite=composite, march_from=None,
         cell_positions=cell_centers, decay_max=decay_max, optimizer=torch.optim.Adam,
     )

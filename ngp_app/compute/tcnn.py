@@ -1,6 +1,6 @@
 """The ``tcnn`` backend: tiny-cuda-nn's HashGrid (on our table) and FullyFusedMLP (on our weights); tiny-cuda-nn
-has no marching or compositing, so those and the occupancy helpers are the native ones where they build, else the
-reference; the optimiser is torch's Adam."""
+has no marching or compositing, so those, the SH encoding and the occupancy helpers are the native ones where they
+build, else the reference; the optimiser is torch's Adam."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch import nn
 
 from ..encoding.hashgrid import HashGridEncoding
 from ..encoding.tcnn_grid import tcnn_hash_grid_encode
+from ..model.precision import mlp_forward
 from ..model.tcnn_mlp import fully_fused_supported, tcnn_mlp_forward
 from .ops import Ops
 
@@ -19,9 +20,10 @@ def encode(enc: HashGridEncoding, x: torch.Tensor) -> torch.Tensor:
     return tcnn_hash_grid_encode(x, enc.table, enc.geometry, enc.precision)
 
 
-def mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """FullyFusedMLP where it supports the MLP's shape, torch otherwise."""
-    return tcnn_mlp_forward(net, x) if fully_fused_supported(net)[0] else net(x)
+def mlp(net: nn.Sequential, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """FullyFusedMLP where it supports the MLP's shape (it computes in float16 whatever ``dtype`` says), torch in
+    ``dtype`` otherwise."""
+    return tcnn_mlp_forward(net, x) if fully_fused_supported(net)[0] else mlp_forward(net, x, dtype)
 
 
 def ops(rendering: Ops) -> Ops:

@@ -15,8 +15,8 @@ from torch import nn
 from ..compute.ops import Ops
 from ..compute.select import as_ops
 from ..encoding.hashgrid import TABLE_PRECISIONS, GridGeometry, HashGridEncoding
-from ..encoding.sh import sh_encode
 from ..errors import ConfigError
+from .precision import check_precision, mlp_dtype
 
 
 class _TruncExp(torch.autograd.Function):
@@ -81,6 +81,8 @@ class NGPField(nn.Module):
             raise ConfigError(f"encoding.table_precision must be one of {', '.join(TABLE_PRECISIONS)}, not {precision!r}")
         self.ops = as_ops(ops)
         self.encoding = HashGridEncoding(geometry, ops=self.ops, precision=precision)
+        # float32, or half precision on CUDA (model/precision.py); "auto": float16 on CUDA, float32 on the CPU
+        self.mlp_precision = check_precision(net.get("precision", "auto"))
         self.n_geo_features = net.get("n_output_dims", 16)
         self.density_net = make_mlp(geometry.n_output_dims, net["n_neurons"], net["n_hidden_layers"], self.n_geo_features)
         self.sh_degree = config.get("dir_encoding", {}).get("degree", 4)
@@ -101,9 +103,13 @@ class NGPField(nn.Module):
         """Scene coordinates (n, 3) -> [0, 1]^3 grid coordinates (clamped)."""
         return ((x - self.aabb[0]) / (self.aabb[1] - self.aabb[0])).clamp(0.0, 1.0)
 
+    def _mlp(self, mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """Apply one of the MLPs in the configured precision on x's device."""
+        return self.ops.mlp(mlp, x, mlp_dtype(self.mlp_precision, x.device))
+
     def geometry_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (n, 3) scene points. Returns (n, 16) density-MLP outputs, raw (channel 0 is log-density)."""
-        return self.ops.mlp(self.density_net, self.encoding(self.normalize(x)))
+        return self._mlp(self.density_net, self.encoding(self.normalize(x)))
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """x: (n, 3) scene points. Returns sigma (n,)."""
@@ -113,7 +119,7 @@ class NGPField(nn.Module):
         """x: (n, 3) points, d: (n, 3) unit directions. Returns sigma (n,) and rgb (n, 3) in [0, 1]."""
         h = self.geometry_features(x)
         sigma = trunc_exp(h[:, 0])
-        rgb = torch.sigmoid(self.ops.mlp(self.rgb_net, torch.cat([h, sh_encode(d, self.sh_degree)], dim=-1)))
+        rgb = torch.sigmoid(self._mlp(self.rgb_net, torch.cat([h, self.ops.sh(d, self.sh_degree)], dim=-1)))
         return sigma, rgb
 
     def mlp_parameters(self) -> list[nn.Parameter]:
