@@ -1,9 +1,10 @@
 """``ngp bench kernels``: throughput of the native kernels against the PyTorch reference, per op and backend.
 
 Ops: hash-grid encode forward+backward (table gradient; float32 and float16 lookups, and tiny-cuda-nn's HashGrid
-where it is installed, with the native time relative to it), the hash-table Adam step (dense torch Adam vs the native
-sparse one, on the gradient of an encode backward), ray marching + compositing forward+backward, and a whole
-training step on the bundled ``scenes/demo`` (when present). Each row gives a throughput and the ratio to the torch
+where it is installed, with the native time relative to it), the spherical-harmonics direction encoding
+forward+backward, the field's two MLPs forward+backward in float32 and half precision (CUDA only), the hash-table Adam
+step (dense torch Adam vs the native sparse one, on the gradient of an encode backward), ray marching + compositing
+forward+backward, and a whole training step on the bundled ``scenes/demo`` (when present). Each row gives a throughput and the ratio to the torch
 reference on the same device.
 """
 
@@ -86,6 +87,46 @@ def _encode_case(device: torch.device, n_points: int) -> dict[str, Callable[[], 
         cases["tcnn"] = run(lambda: tcnn_hash_grid_encode(x, table, geo, "float32"))
         cases["tcnn-fp16"] = run(lambda: tcnn_hash_grid_encode(x, table, geo, "float16"))
     return cases
+
+
+def _sh_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any]]:
+    from ..encoding.sh import sh_encode
+    from ..native import ops
+
+    g = torch.Generator().manual_seed(3)
+    d = torch.nn.functional.normalize(torch.randn(n_points, 3, generator=g), dim=-1).to(device).requires_grad_()
+    grad = torch.randn(n_points, 16, generator=g).to(device)
+
+    def run(encode: Callable[[torch.Tensor, int], torch.Tensor]) -> Callable[[], Any]:
+        def step() -> None:  # with the direction gradient, as under pose refinement
+            d.grad = None
+            encode(d, 4).backward(grad)
+
+        return step
+
+    return {"torch": run(sh_encode), "native": run(ops.sh_encode)}
+
+
+def _mlp_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any]]:
+    """The field's density and colour MLPs (base config) on ``n_points`` samples, forward + backward, per precision
+    (the ``torch`` row is float32)."""
+    from ..model.field import make_mlp
+    from ..model.precision import mlp_forward
+
+    torch.manual_seed(4)
+    density, colour = make_mlp(32, 64, 1, 16).to(device), make_mlp(32, 64, 2, 3).to(device)
+    feats = (torch.rand(n_points, 32, device=device) * 2e-2 - 1e-2).requires_grad_()
+    sh = torch.rand(n_points, 16, device=device)
+    grad = torch.randn(n_points, 3, device=device) * 1e-5
+
+    def run(dtype: torch.dtype) -> Callable[[], Any]:
+        def step() -> None:
+            h = mlp_forward(density, feats, dtype)
+            mlp_forward(colour, torch.cat([h, sh], dim=-1), dtype).backward(grad)
+
+        return step
+
+    return {"torch": run(torch.float32), "float16": run(torch.float16), "bfloat16": run(torch.bfloat16)}
 
 
 def _adam_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any]]:
@@ -173,9 +214,13 @@ def run(device: str | torch.device = "cpu", as_json: bool = False, quick: bool =
     n_rays = 1 << (11 if quick else 13)
     specs: list[tuple[str, str, int, Callable[[], dict[str, Callable[[], Any]]]]] = [
         ("encode fwd+bwd", "points/s", n_points, lambda: _encode_case(dev, n_points)),
+        ("sh encode fwd+bwd", "dirs/s", n_points, lambda: _sh_case(dev, n_points)),
         ("table adam step", "entries/s", 0, lambda: _adam_case(dev, n_points)),
         ("march+composite fwd+bwd", "rays/s", n_rays, lambda: _render_case(dev, n_rays)),
     ]
+    if dev.type == "cuda":  # half-precision MLPs are a GPU feature (the CPU keeps float32)
+        n_mlp = 1 << (16 if quick else 18)
+        specs.insert(2, ("mlp fwd+bwd (2 MLPs)", "samples/s", n_mlp, lambda: _mlp_case(dev, n_mlp)))
     if train and DEMO_SCENE.is_dir():
         specs.append(("train step (scenes/demo)", "steps/s", 1, lambda: _train_case(dev)))
     rows: list[dict[str, Any]] = []
