@@ -5,15 +5,19 @@
 namespace ngp {
 namespace cpu {
 
+// Directions per call below which one thread does it all (~10 ns per direction and pass; a parallel region costs
+// more than it saves on small calls, and much more on a loaded machine). torch's elementwise grain is the same.
+constexpr int64_t kShGrain = 32768;
+
 template <int D>
 static void sh_fwd_impl(const float* dirs, float* out, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 4096)
+#pragma omp parallel for schedule(static) if (n > kShGrain)
     for (int64_t i = 0; i < n; ++i) sh_encode_dir<D>(dirs + 3 * i, out + D * D * i);
 }
 
 template <int D>
 static void sh_bwd_impl(const float* dirs, const float* grad_out, float* grad_dirs, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 4096)
+#pragma omp parallel for schedule(static) if (n > kShGrain)
     for (int64_t i = 0; i < n; ++i) sh_encode_dir_grad<D>(dirs + 3 * i, grad_out + D * D * i, grad_dirs + 3 * i);
 }
 
