@@ -31,6 +31,9 @@ run bench-kernels python -m ngp_app bench kernels --device cuda
 run train-demo python -m ngp_app train scenes/demo --out "$OUT/demo" --device cuda --steps 5000 --eval --quiet
 run train-demo-fp16 python -m ngp_app train scenes/demo --out "$OUT/demo16" --device cuda --steps 5000 --eval \
     --table-precision float16 --quiet
+# the default MLP precision on CUDA is float16 (network.precision auto): the same run with float32 MLPs to compare
+run train-demo-mlp32 python -m ngp_app train scenes/demo --out "$OUT/demo-mlp32" --device cuda --steps 5000 --eval \
+    --mlp-precision float32 --quiet
 run bench-render python -m ngp_app bench render --snapshot "$OUT/demo/snapshot.npz" --devices cuda
-rm -rf "$OUT/demo/snapshot.npz" "$OUT/demo16/snapshot.npz"  # large; metrics.json stays
+rm -rf "$OUT/demo/snapshot.npz" "$OUT/demo16/snapshot.npz" "$OUT/demo-mlp32/snapshot.npz"  # large; metrics.json stays
 exit $status
