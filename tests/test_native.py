@@ -8,25 +8,17 @@ import pytest
 import torch
 
 from ngp_app.encoding.hashgrid import GridGeometry, hash_grid_encode
-from ngp_app.native import loader
 from ngp_app.render.composite import composite
 from ngp_app.render.occupancy import OccupancyGrid
 from ngp_app.render.raymarch import MarchParams, march_rays
 
-ok, why = loader.available(torch.device("cpu"))
-if not ok:
-    pytest.skip(f"native extension unavailable: {why}", allow_module_level=True)
+from native_support import DEVICES, require_native
+from native_support import device as _device
+
+require_native()
 
 from ngp_app.native import ops  # noqa: E402
 from ngp_app.compute import get_ops, native as native_adapters  # noqa: E402
-
-DEVICES = [pytest.param("cpu")] + [pytest.param("cuda", marks=pytest.mark.cuda)]
-
-
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not (torch.cuda.is_available() and loader.available(torch.device("cuda"))[0]):
-        pytest.skip("needs a CUDA device and a CUDA build of the native extension")
-    return torch.device(name)
 
 
 def _gen(seed: int | None = None) -> torch.Generator:
