@@ -56,12 +56,19 @@ def resolve_backend(requested: str, device: torch.device) -> str:
 
 
 def resolve_device(requested: str | None) -> torch.device:
-    """``cpu``, ``cuda`` or ``None`` (CUDA when available)."""
+    """``cpu``, ``cuda``, ``cuda:N`` or ``None``/``auto`` (CUDA when available); anything else, or a CUDA device this
+    machine lacks, is an NgpError."""
     if requested in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(requested)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise NgpError("--device cuda requested but this PyTorch build sees no CUDA device")
-    if dev.type not in ("cpu", "cuda"):
-        raise NgpError(f"unsupported device {requested!r} (use cpu or cuda)")
+    try:
+        dev = torch.device(str(requested))
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise NgpError(f"unsupported device {requested!r} (use cpu, cuda or cuda:N)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise NgpError(f"--device {requested} requested but this PyTorch build sees no CUDA device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise NgpError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import resources
 from .errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = resources.config_dir()
 REQUIRED_SECTIONS = ("optimizer", "encoding", "network", "rgb_network", "training", "density_grid")
 
 

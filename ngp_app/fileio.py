@@ -30,11 +30,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno is not None:  # a full disk, a quota: name the file asked for
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from .model.field import NGPField
 from .render.occupancy import OccupancyGrid
 from .render.raymarch import MarchParams
 
+log = logging.getLogger(__name__)
 FORMAT_TAG = "ngp-app-snapshot"
 FORMAT_VERSION = 1
 SNAPSHOT_NAME = "snapshot.npz"
@@ -144,7 +146,18 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
         raise
     except (KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise SnapshotError(f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    _warn_mismatched_metrics(p, meta)
     model.to(device)
     grid.to(device)
     return Snapshot(model, grid, march, meta["config"], meta.get("scene", {}), int(meta.get("step", 0)), meta,
                     training or None)
+
+
+def _warn_mismatched_metrics(path: Path, meta: dict[str, Any]) -> None:
+    """A run folder whose metrics.json is from another save than its snapshot (a save killed between its two
+    renames) is reported once; the snapshot itself is complete."""
+    from .train.run_files import check_metrics_pair
+
+    problem = check_metrics_pair(path, meta)
+    if problem:
+        log.warning("%s", problem)

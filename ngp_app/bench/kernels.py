@@ -15,18 +15,19 @@ import json
 import math
 import statistics
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from .. import cli_args as types
+from .. import resources
 from ..encoding.hashgrid import GridGeometry, hash_grid_encode
 from ..render.composite import composite as torch_composite
 from ..render.occupancy import OccupancyGrid
 from ..render.raymarch import MarchParams
 from ..render.raymarch import march_rays as torch_march
 
-DEMO_SCENE = Path(__file__).resolve().parents[2] / "scenes" / "demo"
+DEMO_SCENE = resources.demo_scene()
 
 
 def _sync(device: torch.device) -> None:
@@ -206,10 +207,13 @@ def run(device: str | torch.device = "cpu", as_json: bool = False, quick: bool =
     """Benchmark every op on ``device``; prints a table (or JSON) and returns the rows."""
     from ..native import loader
 
-    dev = torch.device(device)
+    from ..backends import resolve_device
+    from ..errors import NgpError
+
+    dev = resolve_device(str(device))
     ok, why = loader.available(dev)
     if not ok:
-        raise RuntimeError(f"native kernels unavailable on {dev}: {why}")
+        raise NgpError(f"native kernels unavailable on {dev}: {why}")
     n_points = 1 << (14 if quick else 16)
     n_rays = 1 << (11 if quick else 13)
     specs: list[tuple[str, str, int, Callable[[], dict[str, Callable[[], Any]]]]] = [
@@ -263,7 +267,7 @@ def _si(v: float) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", type=types.device, default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--quick", action="store_true", help="smaller inputs and fewer repetitions")
     parser.add_argument("--no-train", action="store_true", help="skip the whole-training-step benchmark")

@@ -11,10 +11,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
-DEFAULT_SCENE = Path(__file__).resolve().parent.parent.parent / "scenes" / "demo"
+from .. import cli_args as types
+from .. import resources
+
+DEFAULT_SCENE = resources.demo_scene()
 
 
 def add_parser(subparsers: Any, name: str = "render") -> argparse.ArgumentParser:
@@ -26,15 +28,18 @@ def add_parser(subparsers: Any, name: str = "render") -> argparse.ArgumentParser
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--devices", default=None, help="comma-separated devices (default: cpu, and cuda if available)")
+    p.add_argument("--devices", type=types.device_list, default=None,
+                   help="comma-separated devices (default: cpu, and cuda if available)")
     p.add_argument("--scene", default=str(DEFAULT_SCENE), help="scene to train on (default: bundled demo)")
     p.add_argument("--snapshot", default=None, help="benchmark this snapshot instead of a briefly trained model")
     p.add_argument("--config", default="small")
-    p.add_argument("--train-steps", type=int, default=None, help="steps before measuring (default 300 cuda, 60 cpu)")
-    p.add_argument("--width", type=int, default=1920)
-    p.add_argument("--height", type=int, default=1080)
-    p.add_argument("--target-fps", type=float, default=30.0)
-    p.add_argument("--repeats", type=int, default=None, help="full-resolution frames timed (default 5 cuda, 1 cpu)")
+    p.add_argument("--train-steps", type=types.int_in(0), default=None,
+                   help="steps before measuring (default 300 cuda, 60 cpu)")
+    p.add_argument("--width", type=types.image_side, default=1920)
+    p.add_argument("--height", type=types.image_side, default=1080)
+    p.add_argument("--target-fps", type=types.fps, default=30.0)
+    p.add_argument("--repeats", type=types.positive_int, default=None,
+                   help="full-resolution frames timed (default 5 cuda, 1 cpu)")
     p.add_argument("--skip-full", action="store_true", help="only the dynamic-resolution measurement")
     p.set_defaults(func=run)
 
@@ -48,14 +53,20 @@ def _sync(device: Any) -> None:
 
 def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
     from ..backends import resolve_device
+    from ..errors import NgpError
     from ..gui.dynres import DynamicResolution, render_size
+    from ..limits import check_render_memory
+    from ..snapshot import read_snapshot_meta
     from ..gui.state import AppState
 
     device = resolve_device(device_name)
+    check_render_memory(args.width, args.height, device)
+    if args.snapshot:  # a bad snapshot: one line before the app state is built (it would log it too)
+        read_snapshot_meta(args.snapshot)
     state = AppState(config=args.config, device=str(device), backend="auto", downscale=2)
     state.open_path(args.snapshot or args.scene, start=False)
     if state.status_is_error:
-        raise SystemExit(f"ngp bench render: {state.status}")
+        raise NgpError(str(state.status))
     steps = args.train_steps if args.train_steps is not None else (300 if device.type == "cuda" else 60)
     t = state.trainer
     if t is not None and not args.snapshot:
@@ -97,8 +108,8 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    results = [bench_device(args, d.strip()) for d in devices if d.strip()]
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    results = [bench_device(args, d) for d in devices]
     if args.json:
         print(json.dumps({"benchmark": "render", "results": results}))
     else:
@@ -112,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ngp bench render", description=__doc__.split("\n\n")[0])
+    p = types.NgpArgumentParser(prog="ngp bench render", description=__doc__.split("\n\n")[0])
     configure(p)
     args = p.parse_args(argv)
     return run(args)

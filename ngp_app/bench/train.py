@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from .. import cli_args as types
+
 
 def run(
     scene_path: str,
@@ -89,26 +91,22 @@ def add_parser(sub: Any) -> None:
     """Register ``train`` under ``ngp bench``."""
     p = sub.add_parser("train", help="PSNR vs training wall time, steps/s and samples/s on a scene")
     p.add_argument("scene", nargs="?", default=None, help="scene (default: the bundled demo)")
-    p.add_argument("--minutes", default="1,2,5,10", help="comma-separated checkpoints in minutes of training")
+    p.add_argument("--minutes", type=types.minutes_list, default=[1.0, 2.0, 5.0, 10.0],
+                   help="comma-separated checkpoints in minutes of training (default 1,2,5,10)")
     p.add_argument("--config", default="base")
-    p.add_argument("--downscale", type=int, default=1)
-    p.add_argument("--device", default=None)
+    p.add_argument("--downscale", type=types.positive_int, default=1)
+    p.add_argument("--device", type=types.device, default=None)
     p.add_argument("--backend", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-eval-images", type=int, default=None)
+    p.add_argument("--seed", type=types.seed, default=0)
+    p.add_argument("--max-eval-images", type=types.positive_int, default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
     p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
     from ..cli import DEFAULT_SCENE
-    from ..errors import NgpError
 
-    try:
-        minutes = [float(m) for m in args.minutes.split(",") if m.strip()]
-    except ValueError:
-        raise NgpError(f"--minutes {args.minutes}: expected numbers like 1,2,5") from None
-    result = run(args.scene or str(DEFAULT_SCENE), minutes, args.config, args.downscale, args.device, args.backend,
+    result = run(args.scene or str(DEFAULT_SCENE), args.minutes, args.config, args.downscale, args.device, args.backend,
                  args.seed, args.max_eval_images, progress=not args.json)
     if args.json:
         print(json.dumps(result))

@@ -407,10 +407,12 @@ def mesh_command(args: "argparse.Namespace") -> int:
     """Body of ``ngp mesh``: load the snapshot, export, print the path and a summary."""
     from ..backends import resolve_device
     from ..compute import resolve_ops
+    from ..outputs import check_output_file
     from ..snapshot import load_snapshot
 
     out = Path(args.out)
     check_mesh_path(out)
+    check_output_file(out, None, min(args.resolution, MAX_RESOLUTION) ** 2 * 200, "mesh")  # ~200 B a lattice column
     crop = parse_crop(args.crop) if args.crop is not None else None
     t = time.perf_counter()
     device = resolve_device(args.device)

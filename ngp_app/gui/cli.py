@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from .. import cli_args as types
+from ..errors import NgpError
 
 
 def add_app_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -13,14 +17,14 @@ def add_app_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default=None,
                    help="scene folder, transforms.json or snapshot to open (default: the bundled demo scene)")
     p.add_argument("--empty", action="store_true", help="open no scene (drop one onto the viewport)")
-    p.add_argument("--exit-after", type=float, default=None, metavar="S",
+    p.add_argument("--exit-after", type=types.positive_float, default=None, metavar="S",
                    help="quit after S seconds and print a JSON summary (steps, frames, fps)")
     p.add_argument("--screenshot-dir", default=None, metavar="D", help="on exit, save both windows as PNGs here")
     p.add_argument("--config", default="small", help="network config: small, base, big or a path (default small)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", type=types.device, default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--backend", default="auto", choices=BACKENDS)
-    p.add_argument("--downscale", type=int, default=1, help="load training images at 1/N size")
-    p.add_argument("--size", default="1920x1080", help="viewport size WxH (default 1920x1080)")
+    p.add_argument("--downscale", type=types.positive_int, default=1, help="load training images at 1/N size")
+    p.add_argument("--size", type=types.window_size, default=(1920, 1080), help="viewport size WxH (default 1920x1080)")
     p.set_defaults(func=cmd_app)
     return p
 
@@ -28,14 +32,12 @@ def add_app_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_app(args: argparse.Namespace) -> int:
     from .app import run_app
 
-    try:
-        w, h = (int(v) for v in str(args.size).lower().split("x"))
-    except ValueError:
-        raise SystemExit("ngp app: --size must look like 1920x1080") from None
     path = args.path
+    if path is not None and not Path(path).exists():  # the app would show it and run on: a typo must fail here
+        raise NgpError(f"{path}: no such file or folder")
     if path is None and not args.empty:
         from ..cli import DEFAULT_SCENE
 
         path = str(DEFAULT_SCENE) if DEFAULT_SCENE.is_dir() else None
     return run_app(path, exit_after=args.exit_after, screenshot_dir=args.screenshot_dir, config=args.config,
-                   device=args.device, backend=args.backend, downscale=args.downscale, size=(w, h))
+                   device=args.device, backend=args.backend, downscale=args.downscale, size=args.size)

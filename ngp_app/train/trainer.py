@@ -277,23 +277,42 @@ class Trainer:
         seconds: float | None = None,
         callback: Callable[[StepStats], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        checkpoint: Callable[[], None] | None = None,
+        checkpoint_every: float | None = None,
     ) -> None:
-        """Train until ``steps`` more steps or ``seconds`` of wall time (whichever first), or ``should_stop()``."""
+        """Train until ``steps`` more steps or ``seconds`` of wall time (whichever first), or ``should_stop()``.
+        ``checkpoint()`` runs every ``checkpoint_every`` seconds (not when the run ends sooner than a quarter of
+        that: the final save follows); its time does not count against ``seconds``."""
         if steps is None and seconds is None:
             raise ValueError("give steps or seconds")
         self.budget_steps = self.step_count + steps if steps is not None else None
         self.budget_seconds = self.train_seconds + seconds if seconds is not None else None
         wall_start = time.perf_counter()
+        first_step, paused = self.step_count, 0.0
+        last_checkpoint = wall_start
         while True:
+            elapsed = time.perf_counter() - wall_start - paused
             if steps is not None and self.step_count >= self.budget_steps:  # type: ignore[operator]
                 break
-            if seconds is not None and time.perf_counter() - wall_start >= seconds:
+            if seconds is not None and elapsed >= seconds:
                 break
             if should_stop is not None and should_stop():
                 break
             stats = self.step()
             if callback is not None:
                 callback(stats)
+            if checkpoint is None or not checkpoint_every or time.perf_counter() - last_checkpoint < checkpoint_every:
+                continue
+            elapsed = time.perf_counter() - wall_start - paused
+            left = [seconds - elapsed] if seconds is not None else []
+            if steps is not None:  # time left at the pace so far
+                left.append((self.budget_steps - self.step_count) * elapsed / max(self.step_count - first_step, 1))  # type: ignore[operator]
+            if min(left) < checkpoint_every / 4:
+                continue
+            t = time.perf_counter()
+            checkpoint()
+            last_checkpoint = time.perf_counter()
+            paused += last_checkpoint - t
 
     # ----------------------------------------------------------------------------------------------- eval
     @torch.no_grad()

@@ -1,0 +1,73 @@
+"""The last-resort handler: an unexpected exception becomes one line for the user and a traceback in a log file.
+
+``ngp`` (and the app, which keeps running) calls :func:`report_internal_error`; the line reads
+``ngp: internal error: <type>: <message> (details: <log file>)``. Logs go to ``$NGP_LOG_DIR`` or
+``~/.cache/ngp_app/logs`` and only the newest :data:`KEEP_LOGS` are kept.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import traceback
+from pathlib import Path
+
+KEEP_LOGS = 50
+MAX_MESSAGE = 300
+
+
+def log_dir() -> Path:
+    """Where internal-error logs are written: ``$NGP_LOG_DIR``, else ``~/.cache/ngp_app/logs``."""
+    env = os.environ.get("NGP_LOG_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "ngp_app" / "logs"
+
+
+def short_message(exc: BaseException) -> str:
+    """The exception's first line, shortened, so the user-facing line stays one line."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def write_log(exc: BaseException, context: str = "") -> Path:
+    """Write the traceback of ``exc`` (with the command line and versions) to a new file in :func:`log_dir`."""
+    directory = log_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = directory / f"error-{stamp}-{os.getpid()}.log"
+    header = [
+        f"time: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"context: {context or ' '.join(sys.argv)}",
+        f"python: {sys.version.split()[0]} on {platform.platform()}",
+    ]
+    try:
+        import torch
+
+        header.append(f"torch: {torch.__version__}")
+    except Exception:  # noqa: BLE001 - the log must be written whatever state torch is in
+        pass
+    body = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    path.write_text("\n".join(header) + "\n\n" + body, encoding="utf-8")
+    _prune(directory)
+    return path
+
+
+def _prune(directory: Path) -> None:
+    logs = sorted(directory.glob("error-*.log"), key=lambda p: p.stat().st_mtime)
+    for old in logs[:-KEEP_LOGS]:
+        try:
+            old.unlink()
+        except OSError:
+            pass
+
+
+def report_internal_error(exc: BaseException, context: str = "") -> str:
+    """Log ``exc``'s traceback and return the one line to show (CLI: on stderr; app: in its status line)."""
+    try:
+        details = str(write_log(exc, context))
+    except OSError as log_exc:
+        details = f"no log written: {log_exc.strerror or log_exc}"
+    message = short_message(exc)
+    return f"ngp: internal error: {type(exc).__name__}{': ' + message if message else ''} (details: {details})"

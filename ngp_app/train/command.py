@@ -1,0 +1,201 @@
+"""``ngp train``: train a scene into an output folder without ever losing the work.
+
+- ``--out`` is checked (a folder, writable, room for the snapshot) and locked before anything loads.
+- Every ``--checkpoint-every`` seconds the snapshot/metrics pair is saved (``run_files.RunFolder``: atomic,
+  consistent after a kill at any moment).
+- SIGINT/SIGTERM finish the current step, save, and exit 130/143 with a line saying where the files are.
+- ``--eval`` runs after the final save; when it fails, metrics.json records the error and the snapshot stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from ..errors import NgpError
+from ..signals import Interrupted, StopRequests
+
+log = logging.getLogger("ngp_app")
+OUT_CONTENTS = "snapshot.npz and metrics.json"
+DEFAULT_CHECKPOINT_SECONDS = 300.0
+SUMMARY_KEYS = ("steps", "seconds", "samples_per_second", "backend", "device", "test_psnr")
+
+
+def snapshot_bytes(trainer: Any, with_optimizer: bool) -> int:
+    """Upper estimate of a snapshot's size (float32 parameters, x3 with Adam's moments, the occupancy grid)."""
+    params = sum(p.numel() for p in trainer.model.parameters()) * 4
+    grid = trainer.grid.density.numel() * 4 + trainer.grid.density.numel() // 8
+    return params * (3 if with_optimizer else 1) + grid + (1 << 20)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..backends import resolve_device
+    from ..outputs import check_free_space, check_output_dir
+    from .run_files import RunFolder
+
+    out = check_output_dir(args.out, 0, "--out", OUT_CONTENTS)  # before anything loads
+    device = resolve_device(args.device)
+    with RunFolder(out) as run:
+        trainer, config, scene_path = _prepare(args, device)
+        check_free_space(out, snapshot_bytes(trainer, args.save_optimizer_state), "the snapshot")
+        return _train_and_save(args, run, trainer, config, scene_path, device)
+
+
+def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any], str]:
+    """Resume snapshot, config, scene and trainer, in that order (a bad snapshot fails before the images load)."""
+    from ..config import load_config, merge
+    from ..data.loaders import load_scene
+    from ..snapshot import load_snapshot
+    from .trainer import Trainer
+
+    overrides: dict[str, Any] = {}
+    if args.table_precision:
+        overrides["encoding"] = {"table_precision": args.table_precision}
+    if args.mlp_precision:
+        overrides["network"] = {"precision": args.mlp_precision}
+    if args.optimize_extrinsics:
+        overrides["training"] = {"optimize_extrinsics": True}
+    resumed = load_snapshot(args.resume, device=device) if args.resume else None
+    if resumed is not None and args.config is None:  # the snapshot's own config
+        config = merge(resumed.config, overrides) if overrides else resumed.config
+    else:
+        config = load_config(args.config or "base", overrides or None)
+    scene = load_scene(args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size,
+                       progress=not args.quiet)
+    log.info("scene %s: %d training frames of %dx%d, aabb_scale %g", scene.path, scene.n_frames,
+             int(scene.widths[0]), int(scene.heights[0]), scene.aabb_scale)
+    trainer = Trainer(scene, config, device=device, backend=args.backend, seed=args.seed)
+    if resumed is not None:
+        if resumed.model.encoding.geometry != trainer.model.encoding.geometry:
+            raise NgpError(f"{args.resume}: its hash grid does not match config {config['name']!r}; resume with the "
+                           f"snapshot's own config (leave --config out)")
+        trainer.restore(resumed)
+        log.info("resumed from %s at step %d (%s)", args.resume, trainer.step_count,
+                 "with optimiser state" if any(k.startswith("opt.") for k in (resumed.training_state or {}))
+                 else "optimiser state not saved: Adam restarts")
+    return trainer, config, str(scene.path)
+
+
+def _train_and_save(args: argparse.Namespace, run: Any, trainer: Any, config: dict[str, Any], scene_path: str,
+                    device: Any) -> int:
+    from tqdm import tqdm
+
+    steps, seconds = args.steps, args.seconds
+    if steps is None and seconds is None:
+        steps = 5000 if device.type == "cuda" else None
+        seconds = None if device.type == "cuda" else 300.0
+    log.info("training on %s with backend %s, config %s (%s)", device, trainer.backend, config["name"],
+             f"{steps} steps" if steps else f"{seconds:g} s")
+    bar = tqdm(total=steps if steps else int(seconds or 0), unit="step" if steps else "s", dynamic_ncols=True,
+               desc="train", disable=args.quiet)
+    last_t = [0.0]
+    checkpoint_seconds = [0.0]
+    wall = time.perf_counter()
+
+    def on_step(st: Any) -> None:
+        if steps:
+            bar.update(1)
+        else:
+            now = int(trainer.train_seconds)
+            bar.update(now - int(last_t[0]))
+            last_t[0] = now
+        if st.step % 10 == 0 or st.step == 1:
+            bar.set_postfix(step=st.step, loss=f"{st.loss:.4f}", psnr=f"{st.psnr:.2f}", rays=st.n_rays,
+                            spr=f"{st.n_samples / max(st.n_rays, 1):.1f}")
+
+    def metrics(status: str) -> dict[str, Any]:
+        elapsed = time.perf_counter() - wall - checkpoint_seconds[0]
+        return run_metrics(trainer, device, config, scene_path, args.seed, elapsed, status)
+
+    def save(status: str) -> Any:
+        return run.save(trainer.model, trainer.grid, config, trainer.scene_metadata(), trainer.step_count,
+                        metrics(status), {"backend": trainer.backend},
+                        trainer.training_state(args.save_optimizer_state))
+
+    def checkpoint() -> None:
+        t = time.perf_counter()
+        try:
+            path = save("checkpoint")
+            log.info("checkpoint at step %d: %s", trainer.step_count, path)
+        except OSError as exc:  # a full disk must not end the run: the final save says so if it persists
+            log.warning("checkpoint failed (%s: %s); training goes on", exc.strerror or exc, exc.filename or run.path)
+        checkpoint_seconds[0] += time.perf_counter() - t
+
+    with StopRequests() as stop:
+        try:
+            trainer.train(steps=steps, seconds=seconds, callback=on_step, should_stop=stop,
+                          checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or None)
+        finally:
+            bar.close()
+        status = f"interrupted ({stop.name})" if stop.received else "complete"
+        snap = save(status)
+        final = metrics(status)
+        if args.eval and not stop.received:
+            try:
+                _evaluate_into(args, run, trainer, final, stop)
+            except Interrupted:
+                pass  # recorded in metrics.json; reported below like an interrupted training
+        log.info("wrote %s and %s", snap, run.metrics_path)
+        print(json.dumps({k: final[k] for k in SUMMARY_KEYS if k in final}))
+        if stop.received:
+            print(f"ngp: interrupted ({stop.name}) at step {trainer.step_count}: saved {snap} and {run.metrics_path}",
+                  file=sys.stderr)
+            return stop.exit_code
+    return 0
+
+
+def _evaluate_into(args: argparse.Namespace, run: Any, trainer: Any, metrics: dict[str, Any],
+                   stop: StopRequests) -> None:
+    """Evaluate the held-out views into ``metrics`` and rewrite metrics.json; on failure record the error there
+    (the snapshot is already saved) and re-raise it."""
+    from ..data.loaders import load_scene
+    from .trainer import evaluate
+
+    try:
+        with stop.raising():
+            test = load_scene(args.scene, "test", args.downscale, args.max_size)
+            res = evaluate(trainer.model, trainer.grid, trainer.march, test, progress=not args.quiet)
+    except Interrupted as exc:
+        metrics["eval_error"] = f"interrupted ({exc})"
+        run.write_metrics(metrics)
+        raise
+    except Exception as exc:
+        metrics["eval_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        run.write_metrics(metrics)
+        if isinstance(exc, NgpError):
+            raise NgpError(f"{' '.join(str(exc).split())} (evaluation failed; {run.snapshot_path} and "
+                           f"{run.metrics_path} are saved)") from None
+        raise
+    metrics.update({"test_psnr": res["psnr"], "test_ssim": res["ssim"], "test_images": res["n_images"]})
+    run.write_metrics(metrics)
+
+
+def run_metrics(trainer: Any, device: Any, config: dict[str, Any], scene_path: str, seed: int, seconds: float,
+                status: str) -> dict[str, Any]:
+    """metrics.json of a run so far (``status``: complete, checkpoint or interrupted (SIGNAL))."""
+    from ..model.precision import mlp_dtype
+
+    last = trainer.history[-1] if trainer.history else None
+    return {
+        "status": status,
+        "steps": trainer.step_count,
+        "seconds": round(seconds, 3),
+        "train_seconds": round(trainer.train_seconds, 3),
+        "samples_per_second": round(trainer.samples_per_second(), 1),
+        "steps_per_second": round(trainer.step_count / max(seconds, 1e-9), 3),
+        "backend": trainer.backend,
+        "device": str(device),
+        "config": config["name"],
+        "table_precision": trainer.model.encoding.precision,
+        "mlp_precision": str(mlp_dtype(trainer.model.mlp_precision, device)).removeprefix("torch."),
+        "optimize_extrinsics": trainer.optimize_extrinsics,
+        "final_loss": last.loss if last else None,
+        "final_train_psnr": last.psnr if last else None,
+        "occupancy": trainer.grid.occupancy_fraction(),
+        "scene": scene_path,
+        "seed": seed,
+    }
