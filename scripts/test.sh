@@ -5,6 +5,8 @@ PY="${PY:-python3}"
 cd "$(dirname "$0")/.."
 if [[ -f scripts/check_cuda.sh ]]; then bash scripts/check_cuda.sh; fi
 "$PY" -m pytest -q -m "not gui and not slow" "$@"
+# the installed package (a wheel in a fresh venv) works outside the checkout; NGP_SKIP_INSTALL_CHECK=1 skips it
+if [[ -f scripts/check_install.sh && -z "${NGP_SKIP_INSTALL_CHECK:-}" ]]; then bash scripts/check_install.sh; fi
 if [[ -d ngp_app/gui ]] && ls tests/test_gui*.py >/dev/null 2>&1; then
   if command -v xvfb-run >/dev/null 2>&1; then
     xvfb-run -a -s "-screen 0 1920x1080x24" "$PY" -m pytest -q -m gui "$@"
