@@ -207,3 +207,18 @@ def test_processes_exit_2_with_one_line(tmp_path: Path, args: list[str], needle:
                          timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     expect_one_line_error(res.returncode, res.stderr, needle)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_full_disk_fails_before_training(tmp_path: Path, demo_scene: Path, capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import ngp_app.train.trainer as trainer_module
+
+    monkeypatch.setattr(outputs, "free_space", lambda folder: 1 << 20)
+    monkeypatch.setattr(trainer_module.Trainer, "train", lambda *a, **k: pytest.fail("trained on a full disk"))
+    out = tmp_path / "run"
+    code = main(["train", str(demo_scene), "--out", str(out), "--steps", "1", "--downscale", "8", "--config", "small",
+                 "--backend", "torch", "--quiet"])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[ngp] ")]
+    assert code == 2 and len(err) == 1, err  # after the scene loaded (the model's size is known): its log aside
+    assert err[0].startswith(f"ngp: error: {out}: not enough free space for the snapshot (1.0 MB free, about ")
+    assert not out.exists()
