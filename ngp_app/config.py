@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
 from . import resources
 from .errors import ConfigError
+from .schema import read_json, validate
+from .schema.config import Config
 
 CONFIG_DIR = resources.config_dir()
-REQUIRED_SECTIONS = ("optimizer", "encoding", "network", "rgb_network", "training", "density_grid")
 
 
 def available_configs() -> list[str]:
@@ -20,24 +20,26 @@ def available_configs() -> list[str]:
 
 
 def load_config(name_or_path: str | Path = "base", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load a config by bundled name (``base``) or path, deep-merging ``overrides`` into it."""
+    """Load a config by bundled name (``base``) or path, deep-merging ``overrides`` into it, and check it against the
+    schema (:mod:`ngp_app.schema.config`): any bad key is a one-line :class:`ConfigError` naming the file and key."""
     path = Path(name_or_path)
+    source = str(path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.json"
+        source = f"configs/{path.name}"
     if not path.is_file():
         raise ConfigError(f"config not found: {name_or_path} (bundled: {', '.join(available_configs())})")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: a config must be a JSON object")
-    missing = [k for k in REQUIRED_SECTIONS if k not in config]
-    if missing:
-        raise ConfigError(f"{path}: missing sections: {', '.join(missing)}")
-    config.setdefault("name", path.stem)
-    if overrides:
-        config = merge(config, overrides)
+    config = read_json(path, ConfigError, source)
+    if isinstance(config, dict):
+        config.setdefault("name", path.stem)
+        if overrides:
+            config = merge(config, overrides)
+    return check_config(config, source)
+
+
+def check_config(config: Any, source: str) -> dict[str, Any]:
+    """``config`` itself once it satisfies the config schema, else a one-line :class:`ConfigError`."""
+    validate(Config, config, source, ConfigError)
     return config
 
 

@@ -11,7 +11,7 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 extras="test,video,app,import"
 
-if ! command -v ngp >/dev/null 2>&1 || ! "$PY" -c "import pytest, imageio_ffmpeg, pyglet, dearpygui, pycolmap" >/dev/null 2>&1 || [[ "${1:-}" == "app" ]]; then
+if ! command -v ngp >/dev/null 2>&1 || ! "$PY" -c "import pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap" >/dev/null 2>&1 || [[ "${1:-}" == "app" ]]; then
   echo "[setup] installing ngp-app[$extras]"
   "$PY" -m pip install -q -e ".[$extras]"
 fi

@@ -1,0 +1,13 @@
+"""One schema per file ngp-app reads, declared once with pydantic (docs/reliability.md, "Input schemas"):
+
+- ``config``: network/training configs (``configs/*.json``, user configs, a snapshot's config);
+- ``transforms``: the ``transforms.json`` fields the scene loader uses;
+- ``snapshot``: the JSON metadata inside ``snapshot.npz``;
+- ``cameras``: camera files (``ngp render --camera cam.json``) and keyframe files (``ngp video --path keys.json``).
+
+``core`` holds the field types, safe JSON reading, and the one-line error format.
+"""
+
+from .core import read_json, validate
+
+__all__ = ["read_json", "validate"]

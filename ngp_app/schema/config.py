@@ -1,0 +1,112 @@
+"""Schema of network/training configs (``configs/*.json``, user configs, and the config inside a snapshot): every key
+the code reads, with its type and range. Required keys are the ones the code reads without a default.
+
+Field types are built by functions of ``core`` (``Int(1, 32)``), which static checkers do not read as types; the
+project runs no static type checker on these modules."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import model_validator
+
+from ..backends import BACKENDS
+from .core import Bool, Int, IntIn, Model, Number, OneOf, PowerOfTwo, Text, invalid
+
+FULLY_FUSED_WIDTHS = (16, 32, 64, 128)  # tiny-cuda-nn's FullyFusedMLP
+LOSSES = ("L2", "Huber")  # train/trainer.py
+TABLE_PRECISIONS = ("float32", "float16")  # encoding/hashgrid.py
+GRID_RESOLUTION = (8, 512)  # power of two: the bitfield packs 8 cells per byte, the coarse grid is resolution / 8
+
+Fraction = Number(gt=0, le=1)
+Beta = Number(ge=0, lt=1)
+BatchSize = Int(1, 1 << 24)
+
+
+class Loss(Model):
+    otype: OneOf(*LOSSES, case_sensitive=False) = "L2"
+
+
+class Optimizer(Model):
+    otype: OneOf("Adam") = "Adam"
+    learning_rate: Number(gt=0)
+    beta1: Beta
+    beta2: Beta
+    epsilon: Number(gt=0)
+    l2_reg: Number(ge=0) = 0.0
+    decay_start: Int(0) = 20000
+    decay_interval: Int(1) = 10000
+    decay_base: Fraction = 0.33
+    anneal_to_budget: Bool = True
+
+
+class Encoding(Model):
+    otype: OneOf("HashGrid") = "HashGrid"
+    n_levels: Int(1, 32)
+    n_features_per_level: IntIn(1, 2, 4, 8)
+    log2_hashmap_size: Int(10, 24)
+    base_resolution: Int(1, 4096)
+    desired_resolution: Number(ge=1, le=1 << 20) = 2048
+    per_level_scale: Optional[Number(ge=1, le=16)] = None
+    table_precision: OneOf(*TABLE_PRECISIONS) = "float32"
+
+
+class Network(Model):
+    otype: OneOf("FullyFusedMLP", "CutlassMLP") = "FullyFusedMLP"
+    activation: OneOf("ReLU") = "ReLU"
+    output_activation: OneOf("None") = "None"
+    n_neurons: Int(1, 1024)
+    n_hidden_layers: Int(0, 16)
+    n_output_dims: Int(1, 256) = 16
+
+    @model_validator(mode="after")
+    def _fused_width(self) -> "Network":
+        if self.otype == "FullyFusedMLP" and self.n_neurons not in FULLY_FUSED_WIDTHS:
+            raise invalid(f"expected {', '.join(map(str, FULLY_FUSED_WIDTHS))} for a FullyFusedMLP, got "
+                          f"{self.n_neurons} (or use \"otype\": \"CutlassMLP\")", "n_neurons")
+        return self
+
+
+class RgbNetwork(Network):
+    output_activation: OneOf("Sigmoid") = "Sigmoid"
+    n_output_dims: Int(3, 3) = 3
+
+
+class DirEncoding(Model):
+    otype: OneOf("SphericalHarmonics") = "SphericalHarmonics"
+    degree: Int(1, 4) = 4
+
+
+class Training(Model):
+    target_batch_size: BatchSize
+    target_batch_size_cpu: BatchSize = 16384
+    max_steps_per_ray: Int(1, 1 << 16) = 1024
+    transmittance_threshold: Number(ge=0, lt=1) = 1e-4
+    random_background: Bool = True
+    optimize_extrinsics: Bool = False
+    extrinsic_learning_rate: Number(ge=0) = 3e-4
+
+
+class DensityGrid(Model):
+    resolution: PowerOfTwo(*GRID_RESOLUTION)
+    update_interval: Int(1)
+    decay: Fraction
+    threshold: Number(ge=0)
+    warmup_steps: Int(0) = 256
+    update_fraction: Fraction = 0.25
+    update_fraction_cpu: Fraction = 0.0625
+
+
+class Config(Model):
+    """A whole config: the six required sections plus optional name, backend, loss and direction encoding."""
+
+    name: Text = "config"
+    backend: OneOf(*BACKENDS) = "auto"
+    loss: Loss = Loss()
+    optimizer: Optimizer
+    encoding: Encoding
+    network: Network
+    dir_encoding: DirEncoding = DirEncoding()
+    rgb_network: RgbNetwork
+    training: Training
+    density_grid: DensityGrid
