@@ -18,6 +18,7 @@ import torch
 from ..compute import resolve_ops
 from .extrinsics import PoseRefinement
 from ..data.scene import Scene
+from ..data.scene_checks import check_rays_hit_box
 from ..model.field import NGPField
 from ..render.occupancy import OccupancyGrid
 from ..render.raymarch import MarchParams
@@ -51,6 +52,7 @@ class Trainer:
         backend: str = "auto",
         seed: int = 0,
     ) -> None:
+        check_rays_hit_box(scene)  # fail now, not after a run that trained on nothing
         self.scene = scene
         self.config = config
         self.device = torch.device(device)
