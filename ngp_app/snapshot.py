@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,11 @@ from .compute import Ops, as_ops
 from .errors import SnapshotError
 from .fileio import atomic_write_bytes, atomic_write_text, default_file_mode  # noqa: F401 - re-exported
 from .model.field import NGPField
-from .render.occupancy import OccupancyGrid
+from .npz_reader import CorruptNpz, NpzReader
+from .schema import validate
+from .schema.core import parse_json
+from .schema.snapshot import SnapshotMeta
+from .render.occupancy import OccupancyGrid, n_cascades_for
 from .render.raymarch import MarchParams
 
 log = logging.getLogger(__name__)
@@ -95,62 +98,91 @@ def resolve_snapshot_path(path: str | Path) -> Path:
 
 
 def read_snapshot_meta(path: str | Path) -> dict[str, Any]:
-    """Only the metadata of a snapshot (cheap; used to tell snapshots from scenes)."""
+    """Only the metadata of a snapshot, checked against its schema (cheap; used to tell snapshots from scenes)."""
     p = resolve_snapshot_path(path)
-    arrays = _open(p)
-    return _meta(arrays, p)
+    with _open(p) as npz:
+        return _meta(npz, p)
 
 
-def _open(p: Path) -> Any:
+MAX_META_BYTES = 256 << 20  # the metadata holds every training camera: ~0.5 kB each
+
+
+def _open(p: Path) -> NpzReader:
     try:
-        return np.load(p, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        return NpzReader(p)
+    except CorruptNpz as exc:
         raise SnapshotError(f"{p}: not a readable snapshot ({exc})") from None
 
 
-def _meta(arrays: Any, p: Path) -> dict[str, Any]:
+def _meta(npz: NpzReader, p: Path) -> dict[str, Any]:
+    """The metadata JSON: format tag and version first, then the schema (:mod:`ngp_app.schema.snapshot`)."""
+    if "meta" not in npz.names:
+        raise SnapshotError(f"{p}: not an ngp-app snapshot (no metadata)")
     try:
-        meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
-    except KeyError:
-        raise SnapshotError(f"{p}: not an ngp-app snapshot (no metadata)") from None
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raw = npz.read("meta", dtype=np.uint8, max_bytes=MAX_META_BYTES)
+        text = raw.tobytes().decode("utf-8")
+    except (CorruptNpz, UnicodeDecodeError) as exc:
         raise SnapshotError(f"{p}: corrupt snapshot metadata ({exc})") from None
+    meta = parse_json(text, f"{p} (metadata)", SnapshotError)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_TAG:
         raise SnapshotError(f"{p}: not an ngp-app snapshot")
     if meta.get("version") != FORMAT_VERSION:
         raise SnapshotError(f"{p}: snapshot format version {meta.get('version')} is not supported (this is version {FORMAT_VERSION})")
+    validate(SnapshotMeta, meta, f"{p} (metadata)", SnapshotError)
     return meta
+
+
+def _check_entries(npz: NpzReader, meta: dict[str, Any], aabb: torch.Tensor) -> int:
+    """Check every entry's declared shape against what the metadata implies, before anything is allocated. Returns
+    the size in bytes of the largest parameter (the bound for training-state entries)."""
+    with torch.device("meta"):  # shapes only, no memory
+        expected = {f"param/{k}": tuple(v.shape) for k, v in NGPField(meta["config"], aabb).state_dict().items()
+                    if k != "aabb"}
+    n_cells = (n_cascades_for(meta["aabb_scale"]), meta["grid_resolution"] ** 3)
+    expected["grid/density"] = n_cells
+    expected["grid/bitfield"] = (n_cells[0], n_cells[1] // 8)
+    present = {n for n in npz.names if n.startswith(("param/", "grid/"))}
+    missing, unexpected = sorted(set(expected) - present), sorted(present - set(expected))
+    if missing or unexpected:
+        raise CorruptNpz(f"entries {', '.join(missing or unexpected)} {'missing' if missing else 'not expected'}")
+    for name, shape in expected.items():
+        entry = npz.header(name)
+        if entry.shape != shape:
+            raise CorruptNpz(f"entry {name} has shape {entry.shape}, the metadata needs {shape}")
+    return max(npz.header(n).nbytes for n in expected if n.startswith("param/"))
 
 
 def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend: Ops | str = "torch") -> Snapshot:
     """Rebuild model and grid from a snapshot, running on ``backend`` (its :class:`Ops` or name); any
-    inconsistency is a :class:`SnapshotError`."""
+    inconsistency is a :class:`SnapshotError`. Entries are checked against the metadata before anything is
+    allocated and read straight into the model (no second copy)."""
     ops = as_ops(backend, device)
     p = resolve_snapshot_path(path)
-    arrays = _open(p)
-    meta = _meta(arrays, p)
-    try:
-        aabb = torch.tensor(meta["aabb"], dtype=torch.float32)
-        model = NGPField(meta["config"], aabb, ops=ops)
-        state = {k[len("param/") :]: torch.from_numpy(np.array(arrays[k])) for k in arrays.files if k.startswith("param/")}
-        state["aabb"] = aabb
-        model.load_state_dict(state, strict=True)
-        grid = OccupancyGrid(meta["aabb_scale"], meta["grid_resolution"], device="cpu", ops=ops)
-        density = torch.from_numpy(np.array(arrays["grid/density"]))
-        packed = torch.from_numpy(np.array(arrays["grid/bitfield"]))
-        bits = ((packed[..., None] >> torch.arange(8, dtype=torch.uint8)) & 1).bool().reshape(density.shape)
-        grid.load_state_dict({"density": density, "occupied": bits})
-        march = MarchParams.for_grid(grid, meta["config"]["training"].get("max_steps_per_ray", 1024))
-        training = {k[len("train/") :]: np.array(arrays[k]) for k in arrays.files if k.startswith("train/")}
-    except SnapshotError:
-        raise
-    except (KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise SnapshotError(f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    with _open(p) as npz:
+        meta = _meta(npz, p)
+        try:
+            aabb = torch.tensor(meta["aabb"], dtype=torch.float32)
+            max_entry = _check_entries(npz, meta, aabb)
+            model = NGPField(meta["config"], aabb, ops=ops)
+            with torch.no_grad():
+                for name, tensor in model.state_dict().items():
+                    if name != "aabb":
+                        npz.read(f"param/{name}", dtype=np.float32, out=tensor.numpy())
+            grid = OccupancyGrid(meta["aabb_scale"], meta["grid_resolution"], device="cpu", ops=ops)
+            npz.read("grid/density", dtype=np.float32, out=grid.density.numpy())
+            packed = torch.from_numpy(npz.read("grid/bitfield", dtype=np.uint8))
+            bits = ((packed[..., None] >> torch.arange(8, dtype=torch.uint8)) & 1).bool().reshape(grid.density.shape)
+            grid.load_state_dict({"density": grid.density, "occupied": bits})
+            march = MarchParams.for_grid(grid, meta["config"]["training"].get("max_steps_per_ray", 1024))
+            training = {n[len("train/") :]: npz.read(n, max_bytes=max_entry) for n in npz.names if n.startswith("train/")}
+        except CorruptNpz as exc:
+            raise SnapshotError(f"{p}: corrupt snapshot: {exc}") from None
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise SnapshotError(f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     _warn_mismatched_metrics(p, meta)
     model.to(device)
     grid.to(device)
-    return Snapshot(model, grid, march, meta["config"], meta.get("scene", {}), int(meta.get("step", 0)), meta,
-                    training or None)
+    return Snapshot(model, grid, march, meta["config"], meta["scene"], int(meta["step"]), meta, training or None)
 
 
 def _warn_mismatched_metrics(path: Path, meta: dict[str, Any]) -> None:

@@ -82,3 +82,5 @@ class SnapshotMeta(Model):
     aabb_scale: AabbScale
     grid_resolution: PowerOfTwo(*GRID_RESOLUTION)
     backend: str = "torch"
+    save_id: str | None = None  # pairs the snapshot with its run folder's metrics.json (train/run_files.py)
+    metrics: dict[str, Any] | None = None  # a copy of the metrics written with this save
