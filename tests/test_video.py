@@ -107,9 +107,11 @@ def test_keyframe_file_round_trip_and_errors(tmp_path: Path) -> None:
     back = cp.load_keyframes(path, meta)
     for a, b in zip(keys, back):
         assert np.allclose(a.c2w, b.c2w, atol=1e-6) and math.isclose(a.fov_y_deg, b.fov_y_deg)
-    for text, needle in [("{", "malformed JSON"), ('{"frames": []}', "non-empty"),
+    for text, needle in [("{", "malformed JSON"), ('{"frames": []}', "frames: expected at least 1 entry"),
                          ('{"frames": [{"transform_matrix": [[1, 0], [0, 1]]}]}', "4x4"),
-                         ('{"frames": [{"transform_matrix": "x"}]}', "numeric"),
+                         ('{"frames": [{"transform_matrix": "x"}]}', r"frames\[0\].transform_matrix: expected a 4x4"),
+                         ('{"frames": [{"transform_matrix": %s, "camera_angle_y": "wide"}]}' % np.eye(4).tolist(),
+                          'camera_angle_y: expected an angle in radians'),
                          ('{"frames": [{"transform_matrix": [[NaN,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]}', "finite")]:
         path.write_text(text)
         with pytest.raises(NgpError, match=needle):

@@ -18,6 +18,8 @@ import numpy as np
 
 from ..data.cameras import NERF_OFFSET, NERF_SCALE, look_at, nerf_to_ngp, ngp_to_nerf
 from ..errors import NgpError
+from ..schema import read_json, validate
+from ..schema.cameras import KeyframeFile
 
 SCENE_CENTER = np.array([0.5, 0.5, 0.5])
 
@@ -240,40 +242,25 @@ def _nerf_space(scene_meta: dict[str, Any]) -> tuple[float, tuple[float, float, 
 
 def load_keyframes(path: str | Path, scene_meta: dict[str, Any]) -> list[PathCamera]:
     """Keyframes from a JSON file in transforms.json convention (``frames[].transform_matrix``, optional
-    ``camera_angle_y``/``camera_angle_x`` per frame or at the top, radians)."""
+    ``camera_angle_y``/``camera_angle_x`` per frame or at the top, radians), checked against
+    :class:`ngp_app.schema.cameras.KeyframeFile`."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise NgpError(f"{p}: no such camera path file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NgpError(f"{p}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise NgpError(f"{p}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
-    frames = data.get("frames") if isinstance(data, dict) else None
-    if not isinstance(frames, list) or not frames:
-        raise NgpError(f"{p}: a camera path needs a non-empty 'frames' list of {{'transform_matrix': 4x4}}")
+    if not p.exists():
+        raise NgpError(f"{p}: no such camera path file")
+    data = validate(KeyframeFile, read_json(p), str(p))
     scale, offset = _nerf_space(scene_meta)
     aspect = 16.0 / 9.0
     keys = []
-    for i, frame in enumerate(frames):
-        try:
-            m = np.asarray(frame["transform_matrix"], dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            raise NgpError(f"{p}: frames[{i}] needs a numeric 'transform_matrix'") from None
-        if m.shape not in ((4, 4), (3, 4)) or not np.isfinite(m).all():
-            raise NgpError(f"{p}: frames[{i}].transform_matrix must be a finite 4x4 matrix")
+    for frame in data.frames:
         fov = 50.0
         for source in (frame, data):
-            if "camera_angle_y" in source:
-                fov = math.degrees(float(source["camera_angle_y"]))
+            if source.camera_angle_y is not None:
+                fov = math.degrees(source.camera_angle_y)
                 break
-            if "camera_angle_x" in source:  # convert assuming the video's 16:9
-                fov = math.degrees(2.0 * math.atan(math.tan(0.5 * float(source["camera_angle_x"])) / aspect))
+            if source.camera_angle_x is not None:  # convert assuming the video's 16:9
+                fov = math.degrees(2.0 * math.atan(math.tan(0.5 * source.camera_angle_x) / aspect))
                 break
-        if not 1.0 < fov < 179.0:
-            raise NgpError(f"{p}: frames[{i}] has a field of view of {fov:.1f} degrees")
-        keys.append(PathCamera(nerf_to_ngp(m, scale, offset), fov))
+        keys.append(PathCamera(nerf_to_ngp(np.asarray(frame.transform_matrix), scale, offset), fov))
     return keys
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ import torch
 
 from ..data.cameras import Camera, look_at, nerf_to_ngp
 from ..errors import NgpError
+from ..schema import read_json, validate
+from ..schema.cameras import CameraFile
 
 
 def orbit_camera(azimuth_deg: float, elevation_deg: float, radius: float, center: tuple[float, float, float] = (0.5, 0.5, 0.5)) -> torch.Tensor:
@@ -23,7 +24,8 @@ def orbit_camera(azimuth_deg: float, elevation_deg: float, radius: float, center
 
 
 def camera_from_spec(spec: str, scene_meta: dict[str, Any], width: int, height: int, fov_deg: float | None) -> Camera:
-    """Build a camera of ``width`` x ``height`` from ``train:N``, ``orbit:AZ,EL,R`` or a JSON file path."""
+    """Build a camera of ``width`` x ``height`` from ``train:N``, ``orbit:AZ,EL,R`` or a JSON file path (checked
+    against :class:`ngp_app.schema.cameras.CameraFile`)."""
     def focal(default_fx: float | None) -> float:
         if fov_deg is not None:
             return 0.5 * width / math.tan(0.5 * math.radians(fov_deg))
@@ -39,8 +41,9 @@ def camera_from_spec(spec: str, scene_meta: dict[str, Any], width: int, height: 
             raise NgpError(f"--camera {spec}: the snapshot's scene has {len(c2ws)} training cameras")
         fx, fy, cx, cy = scene_meta["intrinsics"][i]
         w0, h0 = scene_meta["sizes"][i]
+        dist = scene_meta.get("distortion") or []
         cam = Camera(torch.tensor(c2ws[i], dtype=torch.float32), fx, fy, cx, cy, w0, h0,
-                     tuple(scene_meta["distortion"][i]))  # type: ignore[arg-type]
+                     tuple(dist[i]) if i < len(dist) else None)  # type: ignore[arg-type]
         cam = cam.scaled(width, height)
         if fov_deg is not None:
             f = focal(None)
@@ -56,13 +59,8 @@ def camera_from_spec(spec: str, scene_meta: dict[str, Any], width: int, height: 
     path = Path(spec)
     if not path.is_file():
         raise NgpError(f"--camera {spec}: not train:N, orbit:AZ,EL,R or an existing JSON file")
-    try:
-        data = json.loads(path.read_text())
-        matrix = np.asarray(data["transform_matrix"], dtype=np.float64)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise NgpError(f"{path}: needs a 'transform_matrix' (NeRF convention): {exc}") from None
-    if matrix.shape not in ((4, 4), (3, 4)) or not np.isfinite(matrix).all():
-        raise NgpError(f"{path}: transform_matrix must be a finite 4x4 matrix")
-    c2w = nerf_to_ngp(matrix, scene_meta.get("scale", 0.33), tuple(scene_meta.get("offset", (0.5, 0.5, 0.5))))
-    f = 0.5 * width / math.tan(0.5 * float(data["camera_angle_x"])) if "camera_angle_x" in data and fov_deg is None else focal(None)
+    cam = validate(CameraFile, read_json(path), str(path))
+    c2w = nerf_to_ngp(np.asarray(cam.transform_matrix), scene_meta.get("scale", 0.33),
+                      tuple(scene_meta.get("offset", (0.5, 0.5, 0.5))))
+    f = 0.5 * width / math.tan(0.5 * cam.camera_angle_x) if cam.camera_angle_x and fov_deg is None else focal(None)
     return Camera(torch.tensor(c2w, dtype=torch.float32), f, f, width / 2.0, height / 2.0, width, height)
