@@ -1,0 +1,205 @@
+"""Every bad scene, config, snapshot, camera and keyframe file of issue 11's "Found" list, run through
+``python -m ngp_app``: exit code 2, exactly one stderr line ``ngp: error: ...`` (log lines aside), no traceback,
+nothing written. The subprocesses of the selected cases run concurrently (each fails before any training)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from tests.bad_inputs import DELETE, Case, Inputs, error_line, make_inputs, rewrite_snapshot, run_ngp, set_path
+from tests.bad_inputs import snapshot_meta, write_json, written
+
+FAST = ["--quiet", "--device", "cpu", "--backend", "torch"]
+Build = Callable[[Path, Inputs], "list[str]"]
+
+
+# ------------------------------------------------------------------------------------------------ builders
+def train_config(path: tuple, value: object) -> Build:
+    """``ngp train`` with the tiny config changed at ``path``."""
+    def build(d: Path, inp: Inputs) -> list[str]:
+        cfg = write_json(d / "bad.json", set_path(inp.config, path, value))
+        return ["train", str(inp.scene), "--out", str(d / "out"), "--steps", "1", "--config", str(cfg), *FAST]
+    return build
+
+
+def train_scene(top: dict | None = None, frames: Callable[[list], list] | None = None,
+                text: str | None = None) -> Build:
+    """``ngp train`` on the scene with top-level keys replaced, frames mapped, or the whole file replaced."""
+    def build(d: Path, inp: Inputs) -> list[str]:
+        doc = dict(inp.transforms, **(top or {}))
+        if frames is not None:
+            doc["frames"] = frames(json.loads(json.dumps(doc["frames"])))
+        write_json(d / "scene" / "transforms.json", text if text is not None else doc)
+        return ["train", str(d / "scene"), "--out", str(d / "out"), "--steps", "1", "--config",
+                str(inp.config_path), *FAST]
+    return build
+
+
+def scaled_poses(factor: float) -> Callable[[list], list]:
+    return lambda frames: [dict(f, transform_matrix=(np.asarray(f["transform_matrix"]) * factor).tolist()) for f in frames]
+
+
+def image_file(content: bytes | None) -> Build:
+    """A scene whose second image (the first is held out) is ``content`` (None: a symbolic link to itself)."""
+    def build(d: Path, inp: Inputs) -> list[str]:
+        image = d / "scene" / "images" / "bad.png"
+        image.parent.mkdir(parents=True)
+        if content is None:
+            os.symlink("bad.png", image)
+        else:
+            image.write_bytes(content)
+        frames = list(inp.transforms["frames"])
+        frames[1] = dict(frames[1], file_path="images/bad.png")
+        write_json(d / "scene" / "transforms.json", dict(inp.transforms, frames=frames))
+        return ["train", str(d / "scene"), "--out", str(d / "out"), "--steps", "1", "--config",
+                str(inp.config_path), *FAST]
+    return build
+
+
+def snapshot_command(meta_path: tuple | None = None, value: object = None, command: str = "render",
+                     **entries: dict) -> Build:
+    """``ngp <command>`` on the snapshot with its metadata changed at ``meta_path`` and/or entries changed
+    (``lies``/``zeros`` of ``rewrite_snapshot``)."""
+    def build(d: Path, inp: Inputs) -> list[str]:
+        meta = snapshot_meta(inp.snapshot)
+        if meta_path is not None:
+            meta = set_path(meta, meta_path, value)
+        snap = rewrite_snapshot(inp.snapshot, d / "bad.npz", meta, **entries)
+        if command == "render":
+            return ["render", str(snap), "--out", str(d / "out.png"), "--width", "8", "--height", "8", *FAST]
+        if command == "eval":
+            return ["eval", str(snap), str(inp.scene), *FAST]
+        if command == "mesh":
+            return ["mesh", str(snap), "--out", str(d / "out.ply"), "--resolution", "8", *FAST]
+        if command == "video":
+            return ["video", str(snap), "--out", str(d / "out.gif"), "--frames", "2", "--width", "8", "--height",
+                    "8", *FAST]
+        return ["train", str(inp.scene), "--resume", str(snap), "--out", str(d / "out"), "--steps", "1", *FAST]
+    return build
+
+
+def camera_file(doc: dict) -> Build:
+    def build(d: Path, inp: Inputs) -> list[str]:
+        cam = write_json(d / "cam.json", doc)
+        return ["render", str(inp.snapshot), "--camera", str(cam), "--out", str(d / "out.png"), "--width", "8",
+                "--height", "8", *FAST]
+    return build
+
+
+def keyframe_file(doc: dict) -> Build:
+    def build(d: Path, inp: Inputs) -> list[str]:
+        keys = write_json(d / "keys.json", doc)
+        return ["video", str(inp.snapshot), "--path", str(keys), "--out", str(d / "out.gif"), "--frames", "2",
+                "--width", "8", "--height", "8", *FAST]
+    return build
+
+
+TABLE = "param/encoding.table"
+HUGE_ROWS = 10**12  # 16 TB of float32 rows
+BIG_ROWS = 100_000_000  # 1.6 GB of zeros, ~1.5 MB compressed: a table the config does not ask for
+
+
+# ------------------------------------------------------------------------------------------------ cases
+ANGLE = "camera_angle_x: expected an angle in radians"
+CASES = [
+    # scenes
+    Case("scene-camera-angle-0", train_scene({"camera_angle_x": 0}), ANGLE),
+    Case("scene-deep-nesting", train_scene(text='{"frames": ' + "[" * 100000 + "]" * 100000 + "}"), "nested too deeply"),
+    Case("scene-nesting-40", train_scene(text='{"x": ' + "[" * 40 + "]" * 40 + ', "frames": []}'), "deeper than 32"),
+    Case("scene-symlink-loop", image_file(None), "symbolic link loop"),
+    Case("scene-aabb-scale-1e300", train_scene({"aabb_scale": 1e300}), "aabb_scale: expected a finite number in"),
+    Case("scene-aabb-scale-1e-9", train_scene({"aabb_scale": 1e-9}), "aabb_scale: expected a finite number in"),
+    Case("scene-all-zero-poses", train_scene(frames=scaled_poses(0.0)), "frames[0].transform_matrix: expected"),
+    Case("scene-poses-1e30", train_scene(frames=scaled_poses(1e30)), "frames[0].transform_matrix: expected"),
+    Case("scene-fov-180", train_scene({"camera_angle_x": math.pi}), ANGLE),
+    Case("scene-focal-1e-9", train_scene({"fl_x": 1e-9}), "a field of view of 180.00 degrees"),
+    Case("scene-rays-miss-box", train_scene({"offset": [1000, 1000, 1000]}), "no training ray hits the scene box"),
+    Case("scene-text-png", image_file(b"hello, I am text\n"), "not a PNG or JPEG file"),
+    Case("scene-empty-png", image_file(b""), "the file is empty"),
+    Case("scene-frames-missing", train_scene(text='{"camera_angle_x": 0.7}'), "frames: required key is missing"),
+    # configs: the 16 tracebacks, then the silently accepted values
+    Case("config-n-levels-str", train_config(("encoding", "n_levels"), "8"),
+         'encoding.n_levels: expected an integer in 1..32, got "8"'),
+    Case("config-n-levels-0", train_config(("encoding", "n_levels"), 0), "encoding.n_levels: expected"),
+    Case("config-n-levels-neg", train_config(("encoding", "n_levels"), -3), "encoding.n_levels: expected"),
+    Case("config-log2-neg", train_config(("encoding", "log2_hashmap_size"), -1), "log2_hashmap_size: expected"),
+    Case("config-log2-40", train_config(("encoding", "log2_hashmap_size"), 40), "log2_hashmap_size: expected"),
+    Case("config-base-res-0", train_config(("encoding", "base_resolution"), 0), "base_resolution: expected"),
+    Case("config-encoding-str", train_config(("encoding",), "HashGrid"), "encoding: expected an object"),
+    Case("config-neurons-neg", train_config(("network", "n_neurons"), -64), "network.n_neurons: expected"),
+    Case("config-neurons-frac", train_config(("network", "n_neurons"), 64.5), "network.n_neurons: expected"),
+    Case("config-batch-str", train_config(("training", "target_batch_size"), "lots"), "target_batch_size: expected"),
+    Case("config-lr-str", train_config(("optimizer", "learning_rate"), "fast"), "learning_rate: expected"),
+    Case("config-update-interval-0", train_config(("density_grid", "update_interval"), 0), "update_interval: expected"),
+    Case("config-grid-res-0", train_config(("density_grid", "resolution"), 0), "resolution: expected a power of two"),
+    Case("config-grid-res-neg", train_config(("density_grid", "resolution"), -128), "resolution: expected a power"),
+    Case("config-sh-degree-9", train_config(("dir_encoding", "degree"), 9), "dir_encoding.degree: expected"),
+    Case("config-training-list", train_config(("training",), []), "training: expected an object, got []"),
+    Case("config-lr-nan", train_config(("optimizer", "learning_rate"), float("nan")), "got NaN"),
+    Case("config-lr-negative", train_config(("optimizer", "learning_rate"), -0.01), "learning_rate: expected"),
+    Case("config-beta1-2", train_config(("optimizer", "beta1"), 2), "optimizer.beta1: expected"),
+    Case("config-zero-features", train_config(("encoding", "n_features_per_level"), 0), "n_features_per_level"),
+    Case("config-batch-0", train_config(("training", "target_batch_size_cpu"), 0), "target_batch_size_cpu: expected"),
+    Case("config-batch-neg", train_config(("training", "target_batch_size"), -4096), "target_batch_size: expected"),
+    Case("config-unknown-loss", train_config(("loss", "otype"), "L7"), 'loss.otype: expected one of "L2", "Huber"'),
+    Case("config-missing-section", train_config(("optimizer",), DELETE), "optimizer: required key is missing"),
+    # snapshot metadata and entries
+    Case("snapshot-step-str", snapshot_command(("step",), "abc"), 'step: expected an integer >= 0, got "abc"'),
+    Case("snapshot-step-null", snapshot_command(("step",), None, "eval"), "step: expected an integer >= 0, got null"),
+    Case("snapshot-training-list", snapshot_command(("config", "training"), [], "mesh"), "config.training: expected"),
+    Case("snapshot-base-res-0", snapshot_command(("config", "encoding", "base_resolution"), 0, "video"),
+         "config.encoding.base_resolution: expected"),
+    Case("snapshot-scene-list", snapshot_command(("scene",), [], "train"), "scene: expected an object, got []"),
+    Case("snapshot-no-intrinsics", snapshot_command(("scene", "intrinsics"), DELETE),
+         "scene.intrinsics: required key is missing"),
+    Case("snapshot-huge-header", snapshot_command(lies={TABLE: (HUGE_ROWS, 4)}, command="eval"),
+         f"corrupt snapshot: entry {TABLE}: its header declares shape ({HUGE_ROWS}, 4)"),
+    Case("snapshot-big-zero-entry", snapshot_command(zeros={TABLE: ((BIG_ROWS, 4), "<f4")}),
+         f"corrupt snapshot: entry {TABLE} has shape ({BIG_ROWS}, 4), the metadata needs"),
+    # camera and keyframe files
+    Case("camera-angle-0", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": 0}), ANGLE),
+    Case("camera-angle-wide", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": "wide"}), ANGLE),
+    Case("camera-angle-null", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": None}), ANGLE),
+    Case("keyframes-angle-y-wide", keyframe_file({"frames": [{"transform_matrix": np.eye(4).tolist(),
+                                                              "camera_angle_y": "wide"}]}),
+         "frames[0].camera_angle_y: expected an angle in radians"),
+    Case("keyframes-angle-x-0", keyframe_file({"camera_angle_x": 0, "frames": [{"transform_matrix": np.eye(4).tolist()}]}),
+         ANGLE),
+]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    return make_inputs(tmp_path_factory.mktemp("valid"))
+
+
+@pytest.fixture(scope="module")
+def results(request: pytest.FixtureRequest, inputs: Inputs,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Run the selected cases concurrently (one subprocess each)."""
+    selected = {item.callspec.params["case"].id for item in request.session.items
+                if getattr(item, "originalname", "") == "test_bad_input" and hasattr(item, "callspec")}
+    cases = [c for c in CASES if c.id in selected]
+    dirs = {c.id: tmp_path_factory.mktemp(c.id) for c in cases}
+    argvs = {c.id: c.build(dirs[c.id], inputs) for c in cases}
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {cid: pool.submit(run_ngp, argv, dirs[cid]) for cid, argv in argvs.items()}
+        return {cid: (f.result(), dirs[cid]) for cid, f in futures.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, results: dict) -> None:
+    res, case_dir = results[case.id]
+    line = error_line(res.stderr)
+    assert res.returncode == 2, res.stderr
+    assert case.needle in line, line
+    assert written(case_dir) == []
