@@ -60,7 +60,7 @@ def _range_text(ge: float | None, le: float | None, gt: float | None = None, lt:
     if ge is not None:
         return f" >= {_num(ge)}"
     if gt is not None:
-        return " > 0" if gt == 0 else f" > {_num(gt)}"
+        return f" > {_num(gt)}"
     if le is not None:
         return f" <= {_num(le)}"
     if lt is not None:

@@ -72,7 +72,7 @@ class Frame(Intrinsics):
 class Transforms(Intrinsics):
     """A whole ``transforms.json`` (or one of NeRF-synthetic's ``transforms_{split}.json``)."""
 
-    IGNORED = frozenset({"applied_transform", "ply_file_path", "sharpness", "integer_depth_scale",
+    IGNORED = frozenset({"ngp_import", "applied_transform", "ply_file_path", "sharpness", "integer_depth_scale",
                          "enable_depth_loading", "n_extra_learnable_dims", "render_aabb", "aabb", "up", "totp",
                          "avglen", "orientation_override"})
     frames: list[Frame]
