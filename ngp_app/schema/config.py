@@ -11,11 +11,12 @@ from typing import Optional
 from pydantic import model_validator
 
 from ..backends import BACKENDS
+from ..encoding.hashgrid import TABLE_PRECISIONS
+from ..model.precision import MLP_PRECISIONS
 from .core import Bool, Int, IntIn, Model, Number, OneOf, PowerOfTwo, Text, invalid
 
 FULLY_FUSED_WIDTHS = (16, 32, 64, 128)  # tiny-cuda-nn's FullyFusedMLP
 LOSSES = ("L2", "Huber")  # train/trainer.py
-TABLE_PRECISIONS = ("float32", "float16")  # encoding/hashgrid.py
 GRID_RESOLUTION = (8, 512)  # power of two: the bitfield packs 8 cells per byte, the coarse grid is resolution / 8
 
 Fraction = Number(gt=0, le=1)
@@ -51,23 +52,31 @@ class Encoding(Model):
     table_precision: OneOf(*TABLE_PRECISIONS) = "float32"
 
 
-class Network(Model):
+class Mlp(Model):
+    """What both MLPs share."""
+
     otype: OneOf("FullyFusedMLP", "CutlassMLP") = "FullyFusedMLP"
     activation: OneOf("ReLU") = "ReLU"
-    output_activation: OneOf("None") = "None"
     n_neurons: Int(1, 1024)
     n_hidden_layers: Int(0, 16)
-    n_output_dims: Int(1, 256) = 16
 
     @model_validator(mode="after")
-    def _fused_width(self) -> "Network":
+    def _fused_width(self) -> "Mlp":
         if self.otype == "FullyFusedMLP" and self.n_neurons not in FULLY_FUSED_WIDTHS:
             raise invalid(f"expected {', '.join(map(str, FULLY_FUSED_WIDTHS))} for a FullyFusedMLP, got "
                           f"{self.n_neurons} (or use \"otype\": \"CutlassMLP\")", "n_neurons")
         return self
 
 
-class RgbNetwork(Network):
+class Network(Mlp):
+    """The density MLP (its precision applies to both MLPs)."""
+
+    output_activation: OneOf("None") = "None"
+    n_output_dims: Int(1, 256) = 16
+    precision: OneOf(*MLP_PRECISIONS) = "auto"
+
+
+class RgbNetwork(Mlp):
     output_activation: OneOf("Sigmoid") = "Sigmoid"
     n_output_dims: Int(3, 3) = 3
 
