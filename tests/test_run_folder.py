@@ -180,6 +180,9 @@ def test_signal_during_training_saves_and_exits(tmp_path: Path, demo_scene: Path
 
 
 # ---------------------------------------------------------------------------------------------- kills during saves
+# the smallest scene metadata the snapshot schema accepts: one camera
+MINIMAL_SCENE = {"c2w": [[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 1.0, 2.0]]],
+                 "intrinsics": [[50.0, 50.0, 32.0, 32.0]], "sizes": [[64, 64]]}
 SAVER = r"""
 import os, sys
 import torch
@@ -189,6 +192,7 @@ from ngp_app.render.occupancy import OccupancyGrid
 from ngp_app.train.run_files import RunFolder
 import ngp_app.fileio as fileio
 
+SCENE = {"c2w": [[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 1.0, 2.0]]], "intrinsics": [[50.0, 50.0, 32.0, 32.0]], "sizes": [[64, 64]]}
 folder, mode, arg = sys.argv[1], sys.argv[2], float(sys.argv[3])
 config = load_config(sys.argv[4])
 model = NGPField(config, torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]))
@@ -210,7 +214,7 @@ while True:
     step += 1
     with torch.no_grad():
         model.encoding.table.fill_(step * 1e-3)
-    run.save(model, grid, config, {}, step, {"steps": step})
+    run.save(model, grid, config, SCENE, step, {"steps": step})
 """
 
 
@@ -248,7 +252,7 @@ def test_kill_at_any_moment_of_a_save_leaves_a_consistent_pair(tmp_path: Path, t
 
     config = load_config(tiny_config)
     with RunFolder(folder) as run:  # ...and the next save removes them
-        run.save(NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3])), OccupancyGrid(1, 32), config, {}, 999,
+        run.save(NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3])), OccupancyGrid(1, 32), config, MINIMAL_SCENE, 999,
                  {"steps": 999})
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "snapshot.npz"]
     assert assert_consistent(folder)["steps"] == 999
@@ -265,9 +269,9 @@ def test_mismatched_pair_is_detected_and_the_snapshot_metrics_used(tmp_path: Pat
     config = load_config(tiny_config)
     model, grid = NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3])), OccupancyGrid(1, 32)
     with RunFolder(tmp_path) as run:
-        run.save(model, grid, config, {}, 1, {"steps": 1})
+        run.save(model, grid, config, MINIMAL_SCENE, 1, {"steps": 1})
         old_metrics = (tmp_path / "metrics.json").read_text()
-        run.save(model, grid, config, {}, 2, {"steps": 2})
+        run.save(model, grid, config, MINIMAL_SCENE, 2, {"steps": 2})
     (tmp_path / "metrics.json").write_text(old_metrics)  # as if killed between the two renames
     with caplog.at_level("WARNING"):
         snap = load_snapshot(tmp_path)
