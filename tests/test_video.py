@@ -164,6 +164,17 @@ def test_cli_writes_mp4_gif_and_frames(tiny_snapshot: Path, tmp_path: Path, caps
     capsys.readouterr()
 
 
+def test_cli_renders_an_instant_ngp_path_at_its_timing(tiny_snapshot: Path, tmp_path: Path) -> None:
+    from tests.test_camera_path import INSTANT_NGP
+
+    f = tmp_path / "base_cam.json"
+    f.write_text(INSTANT_NGP)
+    out = tmp_path / "frames"
+    assert main(["video", str(tiny_snapshot), "--out", str(out), "--path", str(f), "--seconds", "0.2",
+                 "--fps", "10", "--width", "16", "--height", "12", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png", "00002.png"]
+
+
 def test_failed_export_leaves_no_file(tiny_snapshot: Path, tmp_path: Path) -> None:
     from ngp_app.snapshot import load_snapshot
 

@@ -1,84 +1,26 @@
 """Camera paths for videos: an orbit around the scene, a tour of the training cameras, or keyframes.
 
-Keyframes are stored in the convention of a ``transforms.json`` (NeRF/OpenGL camera-to-world matrices in the
-dataset's coordinates, ``camera_angle_x`` per frame or at the top), so a path file written by the app can be
-edited by hand, and a scene's own ``transforms.json`` is a valid path. Between keyframes the position follows a
-Catmull-Rom spline and the orientation a quaternion slerp, so the camera moves smoothly through every key.
+Keyframe paths (``path_model.CameraPath``: per-key time and field of view, a spline through the keys) come from
+the app's editor or from a camera-path file (``path_files``: ours, instant-ngp's ``base_cam.json``, nerfstudio's
+viewer export, or keyframes in transforms.json convention, so a scene's own ``transforms.json`` is a valid path).
+``path_cameras`` turns any of them into the cameras of a video's frames.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.cameras import NERF_OFFSET, NERF_SCALE, look_at, nerf_to_ngp, ngp_to_nerf
+from ..data.cameras import look_at
 from ..errors import NgpError
-from ..schema import read_json, validate
-from ..schema.cameras import KeyframeFile
+from .path_files import load_path, path_to_json
+from .path_model import CameraPath, PathCamera
+from .spline import quaternion_to_rotation, rotation_to_quaternion, slerp  # noqa: F401 (re-exported)
 
 SCENE_CENTER = np.array([0.5, 0.5, 0.5])
-
-
-@dataclass
-class PathCamera:
-    """One camera of a path in ngp space: c2w (3, 4) with OpenCV axes, vertical field of view in degrees."""
-
-    c2w: np.ndarray
-    fov_y_deg: float = 50.0
-
-
-# ------------------------------------------------------------------------------------------------ rotations
-def rotation_to_quaternion(r: np.ndarray) -> np.ndarray:
-    """r: (3, 3) rotation -> unit quaternion (4,) as (w, x, y, z) with w >= 0."""
-    m = np.asarray(r, dtype=np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0.0:
-        s = 2.0 * math.sqrt(1.0 + trace)
-        q = np.array([0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s])
-    else:
-        i = int(np.argmax([m[0, 0], m[1, 1], m[2, 2]]))  # the largest diagonal entry keeps the division stable
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * math.sqrt(max(1.0 + m[i, i] - m[j, j] - m[k, k], 1e-12))
-        q = np.zeros(4)
-        q[0] = (m[k, j] - m[j, k]) / s
-        q[1 + i] = 0.25 * s
-        q[1 + j] = (m[j, i] + m[i, j]) / s
-        q[1 + k] = (m[k, i] + m[i, k]) / s
-    q /= np.linalg.norm(q)
-    return q if q[0] >= 0 else -q
-
-
-def quaternion_to_rotation(q: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) -> (3, 3) rotation."""
-    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
-    """Spherical interpolation of unit quaternions along the shorter arc."""
-    d = float(np.dot(q0, q1))
-    if d < 0.0:
-        q1, d = -q1, -d
-    if d > 0.9995:  # nearly equal: linear interpolation is exact enough and avoids dividing by ~0
-        q = q0 + t * (q1 - q0)
-        return q / np.linalg.norm(q)
-    theta = math.acos(d)
-    return (math.sin((1 - t) * theta) * q0 + math.sin(t * theta) * q1) / math.sin(theta)
-
-
-def catmull_rom(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray, t: float) -> np.ndarray:
-    """Uniform Catmull-Rom point between p1 (t=0) and p2 (t=1)."""
-    t2, t3 = t * t, t * t * t
-    return 0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t3)
 
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -97,36 +39,11 @@ def orbit_path(n_frames: int, center: Sequence[float] = (0.5, 0.5, 0.5), radius:
 
 
 def interpolate_path(keys: Sequence[PathCamera], n_frames: int, loop: bool = False) -> list[PathCamera]:
-    """``n_frames`` cameras passing through every keyframe in order (the first and, unless ``loop``, the last
-    frame are keys); positions by Catmull-Rom, orientations by slerp, field of view linearly."""
+    """``n_frames`` cameras passing through every keyframe in order at even times (the first and, unless ``loop``,
+    the last frame are keys): the spline of :class:`~.path_model.CameraPath`."""
     if not keys:
         raise NgpError("a camera path needs at least one keyframe")
-    if len(keys) == 1 or n_frames == 1:
-        return [PathCamera(keys[0].c2w.copy(), keys[0].fov_y_deg) for _ in range(n_frames)]
-    pos = [np.asarray(k.c2w, dtype=np.float64)[:, 3] for k in keys]
-    quats = [rotation_to_quaternion(np.asarray(k.c2w, dtype=np.float64)[:, :3]) for k in keys]
-    n = len(keys)
-    n_segments = n if loop else n - 1
-
-    def point(i: int) -> np.ndarray:
-        if loop:
-            return pos[i % n]
-        if i < 0:  # mirror the ends so the spline starts and stops along the path
-            return 2 * pos[0] - pos[1]
-        if i >= n:
-            return 2 * pos[-1] - pos[-2]
-        return pos[i]
-
-    cams = []
-    for f in range(n_frames):
-        u = f * n_segments / (n_frames if loop else n_frames - 1)
-        seg = min(int(u), n_segments - 1)
-        t = u - seg
-        p = catmull_rom(point(seg - 1), point(seg), point(seg + 1), point(seg + 2), t)
-        r = quaternion_to_rotation(slerp(quats[seg % n], quats[(seg + 1) % n], t))
-        fov = (1 - t) * keys[seg % n].fov_y_deg + t * keys[(seg + 1) % n].fov_y_deg
-        cams.append(PathCamera(np.concatenate([r, p[:, None]], axis=1), fov))
-    return cams
+    return CameraPath.from_cameras(keys, loop=loop and len(keys) > 1).cameras(n_frames)
 
 
 def tour_order(c2ws: np.ndarray) -> list[int]:
@@ -217,59 +134,35 @@ def default_orbit(scene_meta: dict[str, Any], n_frames: int, fov_y_deg: float | 
     return orbit_path(n_frames, SCENE_CENTER, r, elevation, fov)
 
 
-def path_cameras(spec: str | Path, scene_meta: dict[str, Any], n_frames: int, loop: bool = False,
-                 keyframes: Sequence[PathCamera] | None = None, fov_y_deg: float | None = None,
+def path_cameras(spec: str | Path, scene_meta: dict[str, Any], n_frames: int | None, loop: bool = False,
+                 keyframes: Sequence[PathCamera] | CameraPath | None = None, fov_y_deg: float | None = None,
                  radius: float | None = None, elevation_deg: float | None = None) -> list[PathCamera]:
     """The cameras of a video path: ``orbit`` (``default_orbit``), ``train`` (a tour of the training cameras),
-    ``keyframes`` (the given ones), or the path of a keyframe JSON file."""
+    ``keyframes`` (the given ones, or the given path), or a camera-path file (``path_files.load_path``: ours,
+    instant-ngp's, nerfstudio's or transforms-style). ``n_frames`` None: 120 for orbit and tour, the path's own
+    duration x fps for keyframes and files."""
     if spec == "orbit":
-        return default_orbit(scene_meta, n_frames, fov_y_deg, radius, elevation_deg)
+        return default_orbit(scene_meta, n_frames or 120, fov_y_deg, radius, elevation_deg)
     if spec == "train":
-        return interpolate_path(training_keyframes(scene_meta), n_frames, loop)
+        return interpolate_path(training_keyframes(scene_meta), n_frames or 120, loop)
     if spec == "keyframes":
         if not keyframes:
             raise NgpError("no keyframes: move the view and press K (or Add keyframe) a few times")
-        return interpolate_path(keyframes, n_frames, loop)
-    if not Path(spec).is_file():
-        raise NgpError(f"--path {spec}: not orbit, train or an existing keyframe JSON file")
-    return interpolate_path(load_keyframes(spec, scene_meta), n_frames, loop)
-
-
-# ------------------------------------------------------------------------------------------------ files
-def _nerf_space(scene_meta: dict[str, Any]) -> tuple[float, tuple[float, float, float]]:
-    return float(scene_meta.get("scale", NERF_SCALE)), tuple(scene_meta.get("offset", NERF_OFFSET))  # type: ignore[return-value]
+        path = keyframes.copy() if isinstance(keyframes, CameraPath) else CameraPath.from_cameras(keyframes)
+    else:
+        if not Path(spec).is_file():
+            raise NgpError(f"--path {spec}: not orbit, train or an existing camera path file")
+        path = load_path(spec, scene_meta)
+    if loop and len(path.keys) > 1:
+        path.set_loop(True)
+    return path.cameras(n_frames)
 
 
 def load_keyframes(path: str | Path, scene_meta: dict[str, Any]) -> list[PathCamera]:
-    """Keyframes from a JSON file in transforms.json convention (``frames[].transform_matrix``, optional
-    ``camera_angle_y``/``camera_angle_x`` per frame or at the top, radians), checked against
-    :class:`ngp_app.schema.cameras.KeyframeFile`."""
-    p = Path(path)
-    if not p.exists():
-        raise NgpError(f"{p}: no such camera path file")
-    data = validate(KeyframeFile, read_json(p), str(p))
-    scale, offset = _nerf_space(scene_meta)
-    aspect = 16.0 / 9.0
-    keys = []
-    for frame in data.frames:
-        fov = 50.0
-        for source in (frame, data):
-            if source.camera_angle_y is not None:
-                fov = math.degrees(source.camera_angle_y)
-                break
-            if source.camera_angle_x is not None:  # convert assuming the video's 16:9
-                fov = math.degrees(2.0 * math.atan(math.tan(0.5 * source.camera_angle_x) / aspect))
-                break
-        keys.append(PathCamera(nerf_to_ngp(np.asarray(frame.transform_matrix), scale, offset), fov))
-    return keys
+    """The keys of any camera-path file (``path_files.load_path``) as cameras, without their timing."""
+    return [k.camera() for k in load_path(path, scene_meta).keys]
 
 
 def keyframes_json(keys: Sequence[PathCamera], scene_meta: dict[str, Any]) -> str:
-    """The JSON text :func:`load_keyframes` reads back (matrices in the scene's NeRF coordinates)."""
-    scale, offset = _nerf_space(scene_meta)
-    frames = [
-        {"transform_matrix": ngp_to_nerf(k.c2w, scale, offset).round(8).tolist(),
-         "camera_angle_y": math.radians(k.fov_y_deg)}
-        for k in keys
-    ]
-    return json.dumps({"frames": frames}, indent=2)
+    """Our camera-path file for evenly timed ``keys`` (``path_files.path_to_json``)."""
+    return path_to_json(CameraPath.from_cameras(keys), scene_meta)

@@ -1,9 +1,11 @@
-"""``ngp video SNAPSHOT --out FILE``: render a camera path (orbit, training-camera tour or keyframe file)."""
+"""``ngp video SNAPSHOT --out FILE``: render a camera path (orbit, training-camera tour or camera-path file)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .. import cli_args as types
@@ -18,20 +20,65 @@ def add_parser(subparsers: Any, common: Any) -> None:
     v.add_argument("snapshot")
     v.add_argument("--out", required=True, help="video.mp4, video.gif, or a folder (PNG frames)")
     v.add_argument("--path", default="orbit",
-                   help="orbit (around the scene; a sweep over the covered arc for captures that don't go all round), train (a tour of the training cameras), or a keyframe JSON file "
-                        "in transforms.json convention (the app's 'Save path' writes one)")
-    v.add_argument("--frames", type=types.positive_int, default=120)
-    v.add_argument("--fps", type=types.fps, default=30.0, help="frames per second (0.1..240)")
-    v.add_argument("--width", type=types.video_side, default=None, help="default: 1920 on CUDA, 640 on CPU")
-    v.add_argument("--height", type=types.video_side, default=None, help="default: 1080 on CUDA, 360 on CPU")
+                   help="orbit (around the scene; a sweep over the covered arc for captures that don't go all round), "
+                        "train (a tour of the training cameras), or a camera-path file: ours (the app's 'Save path'), "
+                        "instant-ngp's base_cam.json, nerfstudio's camera path export, or keyframes in transforms.json "
+                        "convention (auto-detected; docs/export.md)")
+    v.add_argument("--frames", type=types.positive_int, default=None,
+                   help="number of frames (default: 120 for orbit/train, the path's duration x fps for a path file)")
+    v.add_argument("--fps", type=types.fps, default=None, help="frames per second, 0.1..240 (default: the path file's, or 30)")
+    v.add_argument("--seconds", type=types.positive_float, default=None,
+                   help="stretch a path file to this duration, keeping its keys' relative timing")
+    v.add_argument("--dataparser-transforms", default=None, metavar="JSON",
+                   help="nerfstudio paths: the run's dataparser_transforms.json (default: one next to the path file)")
+    v.add_argument("--width", type=types.video_side, default=None, help="default: the path file's, else 1920 on CUDA, 640 on CPU")
+    v.add_argument("--height", type=types.video_side, default=None, help="default: the path file's, else 1080 on CUDA, 360 on CPU")
     v.add_argument("--fov", type=types.fov, default=None, help="vertical field of view in degrees (orbit)")
     v.add_argument("--radius", type=types.positive_float, default=None, help="orbit radius (default: the training cameras')")
     v.add_argument("--elevation", type=types.elevation, default=None, help="orbit elevation in degrees (-89..89)")
-    v.add_argument("--loop", action="store_true", help="close a keyframe path back to its first key")
+    v.add_argument("--loop", action="store_true", help="close a keyframe path back to its first key (a file may say so)")
     v.add_argument("--mode", choices=["rgb", "depth", "normals"], default="rgb")
     v.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
     common(v)
     v.set_defaults(func=cmd_video)
+
+
+@dataclass
+class VideoPlan:
+    """What ``ngp video`` renders: the frames' cameras, frame rate and size."""
+
+    cameras: list[Any]
+    fps: float
+    width: int
+    height: int
+
+
+def plan_video(args: argparse.Namespace, scene_meta: dict[str, Any], device_type: str) -> VideoPlan:
+    """Resolve --path/--frames/--fps/--seconds/--loop/--width/--height against the path file's own settings."""
+    from ..errors import NgpError
+    from .camera_path import path_cameras
+    from .path_files import load_path
+
+    width, height = (1920, 1080) if device_type == "cuda" else (640, 360)
+    fps = 30.0
+    if args.path in ("orbit", "train"):
+        cams = path_cameras(args.path, scene_meta, args.frames, args.loop, None, args.fov, args.radius, args.elevation)
+    else:
+        if not Path(args.path).is_file():
+            raise NgpError(f"--path {args.path}: not orbit, train or an existing camera path file")
+        # dense: a nerfstudio export renders its own frames, exactly
+        path = load_path(args.path, scene_meta, args.dataparser_transforms, dense=True)
+        if args.loop and len(path.keys) > 1:
+            path.set_loop(True)
+        if args.seconds:
+            path.set_duration(args.seconds)
+        if args.fps:
+            path.fps = args.fps
+        if path.resolution is not None:
+            width, height = path.resolution
+        fps = path.fps
+        cams = path.cameras(args.frames)
+    return VideoPlan(cams, args.fps or fps, args.width or width, args.height or height)
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -42,31 +89,29 @@ def cmd_video(args: argparse.Namespace) -> int:
     from ..limits import check_render_memory
     from ..outputs import check_output_dir, check_output_file
     from ..snapshot import load_snapshot
-    from .camera_path import path_cameras
     from .video import check_output, export_video
 
     kind = check_output(args.out)  # fail before loading anything
     device = resolve_device(args.device)
-    width = args.width or (1920 if device.type == "cuda" else 640)
-    height = args.height or (1080 if device.type == "cuda" else 360)
+    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+    plan = plan_video(args, snap.scene, device.type)  # a path file may set the size and frame count
     # free space: PNG frames up to 3 bytes a pixel, a gif 1, an mp4 far less
-    expected = args.frames * width * height * {"frames": 3, "gif": 1}.get(kind, 0.2)
+    expected = len(plan.cameras) * plan.width * plan.height * {"frames": 3, "gif": 1}.get(kind, 0.2)
     if kind == "frames":
         check_output_dir(args.out, int(expected), contents="the PNG frames")
     else:
         check_output_file(args.out, None, int(expected), "video")
-    check_render_memory(width, height, device, "rendering frames of")
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
-    cams = path_cameras(args.path, snap.scene, args.frames, args.loop, None, args.fov, args.radius, args.elevation)
-    log.info("rendering %d frames of %dx%d on %s (%s path)", len(cams), width, height, device, args.path)
-    bar = tqdm(total=len(cams), unit="frame", desc="video", dynamic_ncols=True, disable=args.quiet)
+    check_render_memory(plan.width, plan.height, device, "rendering frames of")
+    log.info("rendering %d frames of %dx%d at %g fps on %s (%s path)", len(plan.cameras), plan.width, plan.height,
+             plan.fps, device, args.path)
+    bar = tqdm(total=len(plan.cameras), unit="frame", desc="video", dynamic_ncols=True, disable=args.quiet)
 
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
     try:
-        path = export_video(snap.model, snap.grid, snap.march, snap.model.aabb, cams, args.out, width, height,
-                            args.fps, args.background, args.mode, progress)
+        path = export_video(snap.model, snap.grid, snap.march, snap.model.aabb, plan.cameras, args.out, plan.width,
+                            plan.height, plan.fps, args.background, args.mode, progress)
     finally:
         bar.close()
     print(str(path))
