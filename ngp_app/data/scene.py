@@ -35,6 +35,8 @@ class Scene:
     offset: tuple[float, float, float] = (0.5, 0.5, 0.5)
     fmt: str = "transforms"
     info: dict[str, Any] = field(default_factory=dict)
+    excluded: tuple[int, ...] = ()  # frames left out of training (the app's per-image table; kept in snapshots)
+    _pool: torch.Tensor | None = field(default=None, repr=False)  # (n_included,) int64 frames rays are drawn from
 
     @property
     def n_frames(self) -> int:
@@ -69,7 +71,23 @@ class Scene:
         """Move pixel and camera tensors to ``device`` (ray sampling then runs there)."""
         for name in ("pixels", "image_offsets", "widths", "heights", "c2w", "intrinsics", "distortion"):
             setattr(self, name, getattr(self, name).to(device))
+        if self._pool is not None:
+            self._pool = self._pool.to(device)
         return self
+
+    def set_excluded(self, indices: Any) -> tuple[int, ...]:
+        """Leave frames ``indices`` out of ray sampling (an empty list includes every frame again). Safe to call
+        while another thread samples: the pool of included frames is swapped in one assignment."""
+        idx = tuple(sorted({int(i) for i in indices}))
+        if idx and not (0 <= idx[0] and idx[-1] < self.n_frames):
+            raise ValueError(f"frame indices must be in 0..{self.n_frames - 1}, got {list(idx)[:8]}")
+        if len(idx) >= self.n_frames:
+            raise ValueError("at least one frame must stay in training")
+        dropped = set(idx)
+        keep = [i for i in range(self.n_frames) if i not in dropped]
+        pool = torch.tensor(keep, dtype=torch.int64, device=self.pixels.device) if idx else None
+        self._pool, self.excluded = pool, idx
+        return idx
 
     def sample_rays(
         self, n: int, generator: torch.Generator | None = None
@@ -86,7 +104,11 @@ class Scene:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``sample_rays`` plus the image index (n,) of each ray (for per-image pose refinement)."""
         dev = self.pixels.device
-        img = torch.randint(0, self.n_frames, (n,), generator=generator, device="cpu").to(dev)
+        pool = self._pool  # read once: the app may swap it meanwhile
+        if pool is None:
+            img = torch.randint(0, self.n_frames, (n,), generator=generator, device="cpu").to(dev)
+        else:  # only the included frames (the pool's size is known on the host: no read)
+            img = pool[torch.randint(0, pool.numel(), (n,), generator=generator, device="cpu").to(dev)]
         ru = torch.rand(n, generator=generator, device="cpu").to(dev)
         rv = torch.rand(n, generator=generator, device="cpu").to(dev)
         w, h = self.widths[img], self.heights[img]
@@ -114,4 +136,5 @@ class Scene:
             "intrinsics": self.intrinsics.cpu().tolist(),
             "distortion": self.distortion.cpu().tolist(),
             "sizes": [[int(w), int(h)] for w, h in zip(self.widths.tolist(), self.heights.tolist())],
+            "excluded": list(self.excluded),
         }

@@ -55,6 +55,7 @@ class SceneMeta(Model):
     distortion: list[Vector((4, 7))] = []
     sizes: list[ImageSize]
     extrinsics_refined: Bool = False
+    excluded: list[Int(0)] = []  # frames left out of training
 
     @model_validator(mode="after")
     def _one_entry_per_camera(self) -> "SceneMeta":
@@ -65,6 +66,8 @@ class SceneMeta(Model):
             count = len(getattr(self, name))
             if count != n and not (name == "distortion" and count == 0):
                 raise invalid(f"expected {n} entries (one per camera in c2w), got {count}", name)
+        if any(i >= n for i in self.excluded) or len(set(self.excluded)) >= n:
+            raise invalid(f"expected distinct frame indices below {n}, not all of them", "excluded")
         if self.n_frames is not None and self.n_frames != n:
             raise invalid(f"expected {n} (the cameras in c2w), got {self.n_frames}", "n_frames")
         return self

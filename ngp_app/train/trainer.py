@@ -17,6 +17,7 @@ import torch
 
 from ..compute import resolve_ops
 from .extrinsics import PoseRefinement
+from .image_stats import ImageStats
 from ..data.scene import Scene
 from ..data.scene_checks import check_rays_hit_box
 from ..model.field import NGPField
@@ -104,6 +105,7 @@ class Trainer:
         self.lock = threading.RLock()
         self.history: list[StepStats] = []
         self.scene.to(self.device)
+        self.image_stats = ImageStats(scene.n_frames, self.device)  # per-image loss, for the app's table
 
     # ----------------------------------------------------------------------------------------------- resume
     def training_state(self, include_optimizer: bool = True) -> dict[str, np.ndarray]:
@@ -135,6 +137,10 @@ class Trainer:
             except (RuntimeError, ValueError) as exc:
                 raise SnapshotError(f"the snapshot does not fit this scene and config: {str(exc).splitlines()[0][:200]}") from None
             self.step_count = int(snapshot.step)
+            try:  # the frames the saved run had left out of training stay out
+                self.scene.set_excluded((snapshot.scene or {}).get("excluded") or [])
+            except ValueError as exc:
+                raise SnapshotError(f"the snapshot's excluded frames do not fit this scene: {exc}") from None
             state = snapshot.training_state or {}
             if "samples_per_ray" in state:  # sizes the next batches as the saved run would have
                 self.samples_per_ray_ema = float(state["samples_per_ray"])
@@ -247,6 +253,7 @@ class Trainer:
                 ops=self.ops,
             )
             diff = out["rgb"] - target
+            self.image_stats.update(images, (diff.detach() ** 2).sum(-1))
             if self.loss_type == "huber":
                 loss = torch.nn.functional.huber_loss(out["rgb"], target, delta=0.1)
             else:
