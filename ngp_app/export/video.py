@@ -157,14 +157,15 @@ def even_size(width: int, height: int, kind: str) -> tuple[int, int]:
 def export_video(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras: Sequence[PathCamera],
                  out: str | Path, width: int, height: int, fps: float = 30.0,
                  background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
-                 progress: Callable[[int, int], None] | None = None) -> Path:
-    """Render ``cameras`` and write them to ``out``; returns the written path."""
+                 progress: Callable[[int, int], None] | None = None, quality: int = 8) -> Path:
+    """Render ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10); returns the written
+    path."""
     kind = check_output(out)
     if not cameras:
         raise NgpError("the camera path has no frames")
     width, height = even_size(width, height, kind)
     t = time.perf_counter()
     frames = render_frames(model, grid, march, aabb, cameras, width, height, background, mode, progress)
-    path = write_video(frames, out, fps)
+    path = write_video(frames, out, fps, quality)
     log.info("wrote %d frames of %dx%d to %s in %.1f s", len(cameras), width, height, path, time.perf_counter() - t)
     return path

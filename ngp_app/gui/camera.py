@@ -16,7 +16,8 @@ MAX_PITCH = math.radians(89.0)
 class OrbitCamera:
     """Orbits ``target`` at ``distance``; ``yaw``/``pitch`` (radians) give the direction from target to eye.
 
-    Every change bumps ``version`` so renderers can tell a moving camera from a still one.
+    Every change bumps ``version`` so renderers can tell a moving camera from a still one. ``show_pose`` shows an
+    exact pose (a camera-path key or preview frame, roll included) until the next move, which starts from it.
     """
 
     def __init__(self, target=SCENE_CENTER, distance: float = 1.6, yaw: float = 0.6, pitch: float = 0.35,
@@ -27,6 +28,7 @@ class OrbitCamera:
 
     # ------------------------------------------------------------------------------------------ geometry
     def reset(self) -> None:
+        self.pose: np.ndarray | None = None
         target, self.distance, self.yaw, self.pitch, self.fov_deg = self.home
         self.target = np.array(target, dtype=np.float64)
         self.version += 1
@@ -46,7 +48,16 @@ class OrbitCamera:
         return self.target + self.distance * self.direction()
 
     def c2w(self) -> torch.Tensor:
+        if self.pose is not None:
+            return torch.tensor(self.pose, dtype=torch.float32)
         return look_at(self.eye, self.target)
+
+    def show_pose(self, c2w: np.ndarray, fov_deg: float) -> None:
+        """Show exactly ``c2w`` (3, 4) with vertical ``fov_deg``; orbiting, panning, zooming or flying continue from
+        it (upright)."""
+        self.look_from(c2w)
+        self.fov_deg = float(fov_deg)
+        self.pose = np.array(c2w, dtype=np.float64)[:3, :4]
 
     def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Camera right, down and forward in world space."""
@@ -60,23 +71,27 @@ class OrbitCamera:
     # ------------------------------------------------------------------------------------------ controls
     def orbit(self, dx: float, dy: float, speed: float = 0.01) -> None:
         """Mouse drag in pixels: right drags turn the view around the target, up drags raise the eye."""
+        self.pose = None
         self.yaw -= dx * speed
         self.pitch = min(MAX_PITCH, max(-MAX_PITCH, self.pitch - dy * speed))
         self.version += 1
 
     def pan(self, dx: float, dy: float, speed: float = 0.0015) -> None:
         """Move the target in the view plane with the drag (scaled by distance)."""
+        self.pose = None
         right, down, _ = self.basis()
         self.target = self.target - (right * dx - down * dy) * speed * self.distance
         self.version += 1
 
     def zoom(self, steps: float, factor: float = 0.9) -> None:
         """Positive steps move closer."""
+        self.pose = None
         self.distance = float(min(100.0, max(0.02, self.distance * factor**steps)))
         self.version += 1
 
     def fly(self, forward: float, right: float, up: float, amount: float) -> None:
         """Move eye and target together along the view axes (``amount`` in scene units)."""
+        self.pose = None
         r, _, f = self.basis()
         world_up = np.array([0.0, 1.0, 0.0])
         delta = (f * forward + r * right + world_up * up) * amount
@@ -90,6 +105,7 @@ class OrbitCamera:
     def look_from(self, c2w: torch.Tensor | np.ndarray, fy: float | None = None, height: int | None = None,
                   center=SCENE_CENTER) -> None:
         """Snap to a camera-to-world matrix (roll is dropped: the view stays upright)."""
+        self.pose = None
         m = np.asarray(c2w, dtype=np.float64)[:3, :4]
         eye, forward = m[:, 3], m[:, 2] / np.linalg.norm(m[:, 2])
         dist = float(np.dot(np.asarray(center) - eye, forward))
