@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ngp_app.data.cameras import look_at, ngp_to_nerf
@@ -127,6 +127,7 @@ def test_editing_operations() -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@example(ops=[("append", 0, 1.0), ("loop", 0, 1.0), ("insert", 0, 1.0)])  # a one-key loop gaining a start key
 @given(st.lists(st.tuples(st.sampled_from(["append", "insert", "delete", "move", "time", "duration", "loop", "retime"]),
                           st.integers(0, 6), st.floats(0.01, 20.0)), max_size=25))
 def test_any_sequence_of_edits_leaves_a_valid_path(ops) -> None:

@@ -284,6 +284,8 @@ class CameraPath:
         self.keys.insert(index, key)
         if not self.loop:
             self.duration = self.keys[-1].time
+        elif self.duration <= self.keys[-1].time:  # a one-key loop (duration 0) gains its closing segment
+            self.duration = self.keys[-1].time + gap
         return index
 
     def append(self, camera: PathCamera) -> int:
