@@ -215,10 +215,8 @@ std::tuple<Tensor, Tensor> composite_bwd(const Tensor& g_rgb, const Tensor& g_op
     return {g_sigmas, g_rgbs};
 }
 
-std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter,
-                               const Tensor& occupied, at::ArrayRef<double> aabb, double dt_min, double dt_max,
-                               double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
-                               int64_t max_samples, const std::optional<Tensor>& k_begin, int64_t max_per_ray) {
+void check_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter, const Tensor& occupied,
+                at::ArrayRef<double> aabb, int64_t n_cascades, int64_t resolution) {
     check(rays_o, at::kFloat, "rays_o");
     check(rays_d, at::kFloat, "rays_d");
     check(jitter, at::kFloat, "jitter");
@@ -229,12 +227,10 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
     TORCH_CHECK(jitter.numel() == rays_o.size(0), "jitter must have one entry per ray");
     TORCH_CHECK(aabb.size() == 6, "aabb must have 6 values");
     TORCH_CHECK(occupied.numel() == n_cascades * resolution * resolution * resolution, "occupancy size mismatch");
-    if (k_begin.has_value()) {
-        check(*k_begin, at::kLong, "k_begin");
-        same_device(rays_o, {&*k_begin});
-        TORCH_CHECK(k_begin->numel() == rays_o.size(0), "k_begin must have one entry per ray");
-    }
-    TORCH_CHECK(max_per_ray < (int64_t)1 << 31, "max_per_ray too large");
+}
+
+ngp::MarchParams march_params(at::ArrayRef<double> aabb, double dt_min, double dt_max, double cone, int64_t max_steps,
+                              int64_t n_cascades, int64_t resolution) {
     ngp::MarchParams p{};
     p.dt_min = (float)dt_min;
     p.dt_max = (float)dt_max;
@@ -246,6 +242,28 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
     p.n_cascades = (int32_t)n_cascades;
     p.resolution = (int32_t)resolution;
     for (int i = 0; i < 6; ++i) p.aabb[i] = (float)aabb[i];
+    return p;
+}
+
+// Rays taken in order while their samples fit in `capacity`: (fits, their counts (0 for the others), offsets).
+std::tuple<Tensor, Tensor, Tensor> fit_counts(const Tensor& counts, int64_t capacity) {
+    auto fits = at::cumsum(counts, 0) <= capacity;
+    auto kept = at::where(fits, counts, at::zeros_like(counts));
+    return {fits, kept, at::cumsum(kept, 0) - kept};
+}
+
+std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter,
+                               const Tensor& occupied, at::ArrayRef<double> aabb, double dt_min, double dt_max,
+                               double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
+                               int64_t max_samples, const std::optional<Tensor>& k_begin, int64_t max_per_ray) {
+    check_rays(rays_o, rays_d, jitter, occupied, aabb, n_cascades, resolution);
+    if (k_begin.has_value()) {
+        check(*k_begin, at::kLong, "k_begin");
+        same_device(rays_o, {&*k_begin});
+        TORCH_CHECK(k_begin->numel() == rays_o.size(0), "k_begin must have one entry per ray");
+    }
+    TORCH_CHECK(max_per_ray < (int64_t)1 << 31, "max_per_ray too large");
+    const ngp::MarchParams p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
     const int64_t n_rays = rays_o.size(0);
     auto counts32 = at::zeros({n_rays}, rays_o.options().dtype(at::kInt));
     // Where each ray's walk goes on (incremental marching), -1 when it is over.
@@ -257,12 +275,15 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
         NGP_LAUNCH(rays_o, march_count, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
                    occ, n_rays, p, range, counts32.data_ptr<int32_t>());
     auto counts = counts32.to(at::kLong);
+    Tensor offsets;
     if (max_samples >= 0) {  // rays past the budget get no samples (and would resume where they began)
-        auto keep = at::cumsum(counts, 0) <= max_samples;
-        counts = at::where(keep, counts, at::zeros_like(counts));
+        auto [keep, kept, off] = fit_counts(counts, max_samples);
+        counts = kept;
+        offsets = off;
         k_resume = at::where(keep, k_resume, k_begin.has_value() ? *k_begin : at::zeros_like(k_resume));
+    } else {
+        offsets = at::cumsum(counts, 0) - counts;
     }
-    auto offsets = at::cumsum(counts, 0) - counts;
     const int64_t total = n_rays > 0 ? counts.sum().item<int64_t>() : 0;
     auto fopt = rays_o.options();
     auto positions = at::empty({total, 3}, fopt), dirs = at::empty({total, 3}, fopt);
@@ -275,6 +296,89 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
                    occ, n_rays, p, range, offsets.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), out);
     }
     return {positions, dirs, t, dt, ray_indices, offsets, counts, k_resume};
+}
+
+// Fixed-capacity sample buffers (ngp_app/render/batch.py): positions, dirs (capacity, 3), t, dt (capacity,) zeros and
+// ray indices n_rays (the padding of the sentinel ray n_rays) until written.
+std::vector<Tensor> sample_buffers(const at::TensorOptions& fopt, int64_t capacity, int64_t n_rays) {
+    return {at::zeros({capacity, 3}, fopt), at::zeros({capacity, 3}, fopt), at::zeros({capacity}, fopt),
+            at::zeros({capacity}, fopt), at::full({capacity}, n_rays, fopt.dtype(at::kLong))};
+}
+
+ngp::PackedOut packed_out(std::vector<Tensor>& b) {
+    return {b[0].data_ptr<float>(), b[1].data_ptr<float>(), b[2].data_ptr<float>(), b[3].data_ptr<float>(),
+            b[4].data_ptr<int64_t>()};
+}
+
+// Appends the per-ray arrays with the sentinel ray's entry, ray validity and the totals (all on the device).
+void finish_buffers(std::vector<Tensor>& b, const Tensor& offsets, const Tensor& counts, const Tensor& valid,
+                    const Tensor& requested, int64_t capacity) {
+    auto total = counts.sum();
+    b.push_back(at::cat({offsets, total.view({1})}));
+    b.push_back(at::cat({counts, (capacity - total).view({1})}));
+    b.push_back(valid);
+    b.push_back(total);
+    b.push_back(requested);
+}
+
+// March into buffers of `capacity` samples with no host read: count pass, device prefix sum, write pass. Returns the
+// buffers, offsets and counts (n_rays + 1, the sentinel's last), valid (n_rays,) float (the ray's samples all fit),
+// the total in the buffers and the total requested (0-dim int64).
+std::vector<Tensor> march_rays_fixed(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter,
+                                     const Tensor& occupied, at::ArrayRef<double> aabb, double dt_min, double dt_max,
+                                     double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
+                                     int64_t capacity) {
+    check_rays(rays_o, rays_d, jitter, occupied, aabb, n_cascades, resolution);
+    TORCH_CHECK(capacity >= 0, "capacity must be >= 0");
+    const ngp::MarchParams p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
+    const int64_t n_rays = rays_o.size(0);
+    const ngp::MarchRange range{nullptr, -1, nullptr};
+    const uint8_t* occ = occupied.data_ptr<uint8_t>();
+    auto counts32 = at::zeros({n_rays}, rays_o.options().dtype(at::kInt));
+    if (n_rays > 0)
+        NGP_LAUNCH(rays_o, march_count, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
+                   occ, n_rays, p, range, counts32.data_ptr<int32_t>());
+    auto all = counts32.to(at::kLong);
+    auto [fits, counts, offsets] = fit_counts(all, capacity);
+    auto b = sample_buffers(rays_o.options(), capacity, n_rays);
+    if (n_rays > 0 && capacity > 0)
+        NGP_LAUNCH(rays_o, march_write, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
+                   occ, n_rays, p, range, offsets.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), packed_out(b));
+    finish_buffers(b, offsets, counts, fits.to(at::kFloat), all.sum(), capacity);
+    return b;
+}
+
+// Live-sample compaction of fixed buffers (layout of march_rays_fixed): the samples whose transmittance before them
+// is >= threshold (a prefix of each ray) into buffers of `capacity`; rays whose live samples do not fit get none.
+// Returns the same fields; valid is the input's times "fits", requested the live samples of all rays.
+std::vector<Tensor> compact_samples(const Tensor& sigmas, const Tensor& positions, const Tensor& dirs,
+                                    const Tensor& t, const Tensor& dt, const Tensor& offsets, const Tensor& counts,
+                                    const Tensor& valid, double threshold, int64_t capacity) {
+    for (auto* p : {&sigmas, &positions, &dirs, &t, &dt, &valid}) check(*p, at::kFloat, "compact input");
+    check(offsets, at::kLong, "offsets");
+    check(counts, at::kLong, "counts");
+    same_device(sigmas, {&positions, &dirs, &t, &dt, &offsets, &counts, &valid});
+    const int64_t n = sigmas.numel(), n_rays = offsets.numel() - 1;
+    TORCH_CHECK(n_rays >= 0 && counts.numel() == n_rays + 1 && valid.numel() == n_rays,
+                "offsets and counts need n_rays + 1 entries, valid n_rays");
+    TORCH_CHECK(positions.numel() == 3 * n && dirs.numel() == 3 * n && t.numel() == n && dt.numel() == n,
+                "sample arrays must have one entry per sample (", n, ")");
+    TORCH_CHECK(capacity >= 0, "capacity must be >= 0");
+    auto live32 = at::zeros({n_rays}, sigmas.options().dtype(at::kInt));
+    if (n_rays > 0)
+        NGP_LAUNCH(sigmas, live_counts, sigmas.data_ptr<float>(), dt.data_ptr<float>(), offsets.data_ptr<int64_t>(),
+                   counts.data_ptr<int64_t>(), n_rays, (float)threshold, live32.data_ptr<int32_t>());
+    auto live = live32.to(at::kLong);
+    auto [fits, kept, kept_offsets] = fit_counts(live, capacity);
+    auto b = sample_buffers(sigmas.options(), capacity, n_rays);
+    if (n_rays > 0 && capacity > 0) {
+        const ngp::SampleView src{positions.data_ptr<float>(), dirs.data_ptr<float>(), t.data_ptr<float>(),
+                                  dt.data_ptr<float>()};
+        NGP_LAUNCH(sigmas, compact_write, src, offsets.data_ptr<int64_t>(), kept_offsets.data_ptr<int64_t>(),
+                   kept.data_ptr<int64_t>(), n_rays, packed_out(b));
+    }
+    finish_buffers(b, kept_offsets, kept, valid * fits.to(at::kFloat), live.sum(), capacity);
+    return b;
 }
 
 Tensor occupancy_cell_positions(const Tensor& indices, const Tensor& jitter, int64_t cascade, int64_t resolution) {
@@ -352,6 +456,11 @@ TORCH_LIBRARY(ngp, m) {
     m.def("march_rays(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] aabb, float dt_min, "
           "float dt_max, float cone, int max_steps, int n_cascades, int resolution, int max_samples, "
           "Tensor? k_begin=None, int max_per_ray=-1) -> Tensor[]");
+    m.def("march_rays_fixed(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] aabb, "
+          "float dt_min, float dt_max, float cone, int max_steps, int n_cascades, int resolution, int capacity) -> "
+          "Tensor[]");
+    m.def("compact_samples(Tensor sigmas, Tensor positions, Tensor dirs, Tensor t, Tensor dt, Tensor offsets, "
+          "Tensor counts, Tensor valid, float threshold, int capacity) -> Tensor[]");
     m.def("occupancy_cell_positions(Tensor indices, Tensor jitter, int cascade, int resolution) -> Tensor");
     m.def("occupancy_decay_max(Tensor(a!) density, Tensor fresh, float decay) -> ()");
     m.def("pack_bits(Tensor occupied) -> Tensor");
@@ -366,6 +475,8 @@ TORCH_LIBRARY(ngp, m) {
     m.impl("composite_fwd", &composite_fwd);                            \
     m.impl("composite_bwd", &composite_bwd);                            \
     m.impl("march_rays", &march_rays);                                  \
+    m.impl("march_rays_fixed", &march_rays_fixed);                      \
+    m.impl("compact_samples", &compact_samples);                        \
     m.impl("occupancy_cell_positions", &occupancy_cell_positions);      \
     m.impl("occupancy_decay_max", &occupancy_decay_max);                \
     m.impl("pack_bits", &pack_bits);                                    \

@@ -1,4 +1,4 @@
-// CPU launchers of ray marching and compositing (OpenMP over rays).
+// CPU launchers of ray marching, compositing and live-sample compaction (OpenMP over rays).
 #include "ngp/launchers.h"
 
 namespace ngp {
@@ -36,6 +36,20 @@ void march_write(const float* rays_o, const float* rays_d, const float* jitter, 
 #pragma omp parallel for schedule(dynamic, 64)
     for (int64_t r = 0; r < n_rays; ++r)
         if (counts[r] > 0) march_write_ray(r, rays_o, rays_d, jitter, occupied, p, offsets, out, range);
+}
+
+void live_counts(const float* sigmas, const float* dt, const int64_t* offsets, const int64_t* counts, int64_t n_rays,
+                 float threshold, int32_t* n_live) {
+#pragma omp parallel for schedule(dynamic, 256)
+    for (int64_t r = 0; r < n_rays; ++r)
+        n_live[r] = live_prefix(offsets[r], offsets[r] + counts[r], sigmas, dt, threshold);
+}
+
+void compact_write(const SampleView& src, const int64_t* src_offsets, const int64_t* dst_offsets,
+                   const int64_t* n_keep, int64_t n_rays, const PackedOut& dst) {
+#pragma omp parallel for schedule(dynamic, 256)
+    for (int64_t r = 0; r < n_rays; ++r)
+        if (n_keep[r] > 0) copy_ray_samples(r, src_offsets[r], dst_offsets[r], n_keep[r], src, dst);
 }
 
 }  // namespace cpu

@@ -4,12 +4,14 @@ into the plain tensors and scalars of ``native/ops.py`` and pack its results bac
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Sequence
 
 import torch
 
 from ..encoding.hashgrid import GridGeometry, HashGridEncoding
 from ..native import ops as native_ops
 from ..native.ops import GeometryArgs
+from ..render.batch import FixedSamples
 from ..render.occupancy import OccupancyGrid
 from ..render.raymarch import MarchParams, PackedSamples
 from .ops import Ops
@@ -60,7 +62,7 @@ def _march(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid, aabb
            jitter: torch.Tensor | None, max_samples: int | None, k_start: torch.Tensor | None,
            max_per_ray: int | None) -> list[torch.Tensor]:
     return native_ops.march_rays(
-        rays_o, rays_d, jitter, grid.occupied, aabb.reshape(-1).tolist(), params.dt_min, params.dt_max,
+        rays_o, rays_d, jitter, grid.occupied, aabb_values(aabb), params.dt_min, params.dt_max,
         params.cone_angle, params.max_steps, grid.n_cascades, grid.resolution, max_samples, k_start, max_per_ray,
     )
 
@@ -97,10 +99,40 @@ def march_rays_from(
     return PackedSamples(*out[:7]), out[7]
 
 
+def aabb_values(aabb: Sequence[float] | torch.Tensor) -> list[float]:
+    """The box as 6 floats (a tensor costs a host read: the trainer passes Python values)."""
+    return aabb.reshape(-1).tolist() if isinstance(aabb, torch.Tensor) else [float(v) for v in aabb]
+
+
+def march_fixed(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    grid: OccupancyGrid,
+    aabb: Sequence[float] | torch.Tensor,
+    params: MarchParams,
+    jitter: torch.Tensor | None,
+    capacity: int,
+) -> FixedSamples:
+    """Native ``render.batch.march_fixed``."""
+    return FixedSamples(*native_ops.march_rays_fixed(
+        rays_o, rays_d, jitter, grid.occupied, aabb_values(aabb), params.dt_min, params.dt_max, params.cone_angle,
+        params.max_steps, grid.n_cascades, grid.resolution, capacity,
+    ))
+
+
+def compact(samples: FixedSamples, sigmas: torch.Tensor, threshold: float, capacity: int) -> FixedSamples:
+    """Native ``render.batch.compact``."""
+    return FixedSamples(*native_ops.compact_samples(
+        sigmas, samples.positions, samples.directions, samples.t, samples.dt, samples.offsets, samples.counts,
+        samples.valid, threshold, capacity,
+    ))
+
+
 def ops(encode_fn=encode, mlp_fn=mlp, name: str = "native", optimizer: type[torch.optim.Optimizer] | None = None) -> Ops:
     """The native backend; the tcnn backend reuses it with tiny-cuda-nn's encoding, MLPs and torch's Adam."""
     return Ops(
-        name=name, encode=encode_fn, mlp=mlp_fn, sh=native_ops.sh_encode, march=march_rays, composite=composite, march_from=march_rays_from,
+        name=name, encode=encode_fn, mlp=mlp_fn, sh=native_ops.sh_encode, march=march_rays, composite=composite,
+        march_from=march_rays_from, march_fixed=march_fixed, compact=compact,
         cell_positions=native_ops.cell_positions, decay_max=native_ops.decay_max_,
         optimizer=optimizer or native_ops.HybridAdam,
     )

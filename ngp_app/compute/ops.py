@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # annotations only
     from torch import nn
 
     from ..encoding.hashgrid import HashGridEncoding
+    from ..render.batch import FixedSamples
     from ..render.raymarch import PackedSamples
 
 
@@ -26,6 +27,10 @@ class Ops:
     - ``composite(sigmas, rgbs, t, dt, ray_indices, offsets, n_rays, threshold)`` -> dict (render.composite);
     - ``march_from(rays_o, rays_d, grid, aabb, params, k_start, max_per_ray, jitter=None)`` -> (PackedSamples,
       k_next): incremental marching for inference, or None where the backend has none;
+    - ``march_fixed(rays_o, rays_d, grid, aabb, params, jitter, capacity)`` -> FixedSamples: marching into
+      buffers of a capacity known on the host (``aabb``: 6 floats or a (2, 3) tensor), no host read in native;
+    - ``compact(samples, sigmas, threshold, capacity)`` -> FixedSamples: the live samples (transmittance >=
+      threshold, from densities ``sigmas``) in buffers of ``capacity`` (render/batch.py);
     - ``cell_positions(cascade, indices (n,), jitter (n, 3), resolution)`` -> (n, 3) jittered cell points;
     - ``decay_max(density, fresh, decay)`` -> ``max(density * decay, fresh)`` (may update ``density`` in place);
     - ``optimizer``: the Adam class the trainer uses (its param group 0 is the hash table).
@@ -38,6 +43,8 @@ class Ops:
     march: Callable[..., "PackedSamples"]
     composite: Callable[..., dict[str, torch.Tensor]]
     march_from: Callable[..., tuple["PackedSamples", torch.Tensor]] | None
+    march_fixed: Callable[..., "FixedSamples"]
+    compact: Callable[..., "FixedSamples"]
     cell_positions: Callable[[int, torch.Tensor, torch.Tensor, int], torch.Tensor]
     decay_max: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
     optimizer: type[torch.optim.Optimizer]

@@ -8,6 +8,7 @@ from torch import nn
 from ..encoding.hashgrid import HashGridEncoding, hash_grid_encode
 from ..encoding.sh import sh_encode
 from ..model.precision import mlp_forward
+from ..render.batch import compact, march_fixed
 from ..render.composite import composite
 from ..render.occupancy import cell_centers
 from ..render.raymarch import march_rays
@@ -31,5 +32,6 @@ def decay_max(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torch
 def ops() -> Ops:
     return Ops(
         name="torch", encode=encode, mlp=mlp, sh=sh_encode, march=march_rays, composite=composite, march_from=None,
+        march_fixed=march_fixed, compact=compact,
         cell_positions=cell_centers, decay_max=decay_max, optimizer=torch.optim.Adam,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -148,30 +148,48 @@ def fisheye_directions(xd: torch.Tensor, yd: torch.Tensor, dist: torch.Tensor, i
     return torch.stack([xd * scale, yd * scale, torch.cos(theta)], dim=-1)
 
 
+class LensKinds(NamedTuple):
+    """Which lens models a set of cameras uses: any distortion at all, any fisheye, only fisheyes."""
+
+    distorted: bool
+    any_fisheye: bool
+    all_fisheye: bool
+
+
+def lens_kinds(distortion: torch.Tensor) -> LensKinds:
+    """The lens kinds of distortion rows (n, 7) or (7,) (reads them on the host: compute once, not per batch)."""
+    fisheye = distortion[..., 6] == FISHEYE
+    any_fisheye = bool(fisheye.any())
+    return LensKinds(bool((distortion[..., :6] != 0).any()) or any_fisheye, any_fisheye, bool(fisheye.all()))
+
+
 def pixel_rays(
     u: torch.Tensor,
     v: torch.Tensor,
     c2w: torch.Tensor,
     intrinsics: torch.Tensor,
     distortion: torch.Tensor | None = None,
+    kinds: LensKinds | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays through image positions (in pixels, pixel centres at +0.5).
 
     u, v: (n,); c2w: (n, 3, 4) or (3, 4); intrinsics: (n, 4) or (4,) as (fx, fy, cx, cy); distortion: (n, 7) or (7,)
-    (``as_distortion``) or None. Returns origins (n, 3) and unit directions (n, 3).
+    (``as_distortion``) or None; kinds: its ``lens_kinds`` when known (saves host reads). Returns origins (n, 3) and
+    unit directions (n, 3).
     """
     fx, fy, cx, cy = intrinsics.unbind(-1)
     x = (u - cx) / fx
     y = (v - cy) / fy
     d_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)
-    if distortion is not None and bool((distortion[..., :6] != 0).any() | (distortion[..., 6] == FISHEYE).any()):
+    if distortion is not None and kinds is None:
+        kinds = lens_kinds(distortion)
+    if distortion is not None and kinds is not None and kinds.distorted:
         dist = distortion.expand(x.shape[0], N_DISTORTION) if distortion.dim() == 1 else distortion
-        fisheye = dist[:, 6] == FISHEYE
-        if not bool(fisheye.all()):  # perspective lenses (every ray undistorted; fisheye rows replaced below)
+        if not kinds.all_fisheye:  # perspective lenses (every ray undistorted; fisheye rows replaced below)
             xu, yu = undistort(x, y, dist)
             d_cam = torch.stack([xu, yu, torch.ones_like(xu)], dim=-1)
-        if bool(fisheye.any()):
-            d_cam = torch.where(fisheye[:, None], fisheye_directions(x, y, dist), d_cam)
+        if kinds.any_fisheye:
+            d_cam = torch.where((dist[:, 6] == FISHEYE)[:, None], fisheye_directions(x, y, dist), d_cam)
     rot = c2w[..., :3]
     d = torch.einsum("...ij,...j->...i", rot, d_cam)
     d = d / d.norm(dim=-1, keepdim=True)

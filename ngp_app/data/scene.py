@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .cameras import Camera, pixel_rays
+from .cameras import Camera, LensKinds, lens_kinds, pixel_rays
 
 
 @dataclass
@@ -67,6 +68,11 @@ class Scene:
         dist = tuple(float(v) for v in self.distortion[i])
         return Camera(self.c2w[i].clone(), fx, fy, cx, cy, int(self.widths[i]), int(self.heights[i]), dist)  # type: ignore[arg-type]
 
+    @cached_property
+    def lens_kinds(self) -> LensKinds:
+        """Which lens models the frames use (read once, so that sampling rays needs no host read)."""
+        return lens_kinds(self.distortion)
+
     def to(self, device: torch.device | str) -> "Scene":
         """Move pixel and camera tensors to ``device`` (ray sampling then runs there)."""
         for name in ("pixels", "image_offsets", "widths", "heights", "c2w", "intrinsics", "distortion"):
@@ -102,21 +108,24 @@ class Scene:
     def sample_rays_with_images(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``sample_rays`` plus the image index (n,) of each ray (for per-image pose refinement)."""
+        """``sample_rays`` plus the image index (n,) of each ray (for per-image pose refinement). The random numbers
+        are drawn where ``generator`` lives (a generator on the scene's device: no host read or copy)."""
         dev = self.pixels.device
+        gdev = generator.device if generator is not None else dev
         pool = self._pool  # read once: the app may swap it meanwhile
         if pool is None:
-            img = torch.randint(0, self.n_frames, (n,), generator=generator, device="cpu").to(dev)
+            img = torch.randint(0, self.n_frames, (n,), generator=generator, device=gdev).to(dev)
         else:  # only the included frames (the pool's size is known on the host: no read)
-            img = pool[torch.randint(0, pool.numel(), (n,), generator=generator, device="cpu").to(dev)]
-        ru = torch.rand(n, generator=generator, device="cpu").to(dev)
-        rv = torch.rand(n, generator=generator, device="cpu").to(dev)
+            img = pool[torch.randint(0, pool.numel(), (n,), generator=generator, device=gdev).to(dev)]
+        ruv = torch.rand(2, n, generator=generator, device=gdev).to(dev)
         w, h = self.widths[img], self.heights[img]
-        px = (ru * w).long().clamp(max=w - 1)
-        py = (rv * h).long().clamp(max=h - 1)
+        px = (ruv[0] * w).long().clamp(max=w - 1)
+        py = (ruv[1] * h).long().clamp(max=h - 1)
         target = self.pixels[self.image_offsets[img] + py * w + px].float() / 255.0
-        dist = self.distortion[img] if bool((self.distortion != 0).any()) else None
-        rays_o, rays_d = pixel_rays(px.float() + 0.5, py.float() + 0.5, self.c2w[img], self.intrinsics[img], dist)
+        kinds = self.lens_kinds
+        dist = self.distortion[img] if kinds.distorted else None
+        rays_o, rays_d = pixel_rays(px.float() + 0.5, py.float() + 0.5, self.c2w[img], self.intrinsics[img], dist,
+                                    kinds)
         return rays_o, rays_d, target, img
 
     def metadata(self) -> dict[str, Any]:

@@ -226,8 +226,8 @@ class Panel:
         if last is not None:
             dpg.set_value("train_info", (
                 f"step {st.step}   {st.runner.steps_per_second():.2f} steps/s\n"
-                f"rays/batch {last.n_rays}   samples/batch {last.n_samples}   samples/ray "
-                f"{last.n_samples / max(last.n_rays, 1):.1f}\n"
+                f"rays/batch {last.n_rays}   samples/batch {last.n_samples} (of {last.n_marched} marched)   "
+                f"samples/ray {last.n_samples / max(last.n_rays, 1):.1f}\n"
                 f"loss {last.loss:.5f}   PSNR {last.psnr:.2f} dB   lr {last.lr:.2e}\n"
                 f"{st.backend} on {st.device}"))
         else:

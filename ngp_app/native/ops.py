@@ -7,6 +7,8 @@ adapters in ``compute/native.py`` unpack those and call these.
 - ``sh_encode(dirs, degree)``: spherical harmonics of unit directions, differentiable (one fused kernel per pass);
 - ``composite(...)``: differentiable compositing of packed samples given their per-ray offsets;
 - ``march_rays(...)``: marching through an occupancy bitfield (count pass, prefix sum, write pass);
+- ``march_rays_fixed(...)``/``compact_samples(...)``: marching into fixed-capacity buffers and live-sample compaction
+  (no host read; layout in ``render/batch.py``);
 - ``SparseAdam``/``HybridAdam``: Adam that skips table entries whose gradient is exactly zero;
 - occupancy helpers ``cell_positions``, ``decay_max_``, ``pack_bits``.
 """
@@ -174,6 +176,55 @@ def march_rays(
         rays_o, rays_d, jitter, occupied, [float(v) for v in aabb], float(dt_min), float(dt_max), float(cone_angle),
         int(max_steps), int(n_cascades), int(resolution), -1 if max_samples is None else int(max_samples),
         None if k_start is None else k_start.contiguous().long(), -1 if max_per_ray is None else int(max_per_ray),
+    )
+
+
+@torch.no_grad()
+def march_rays_fixed(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    jitter: torch.Tensor | None,
+    occupied: torch.Tensor,
+    aabb: Sequence[float],
+    dt_min: float,
+    dt_max: float,
+    cone_angle: float,
+    max_steps: int,
+    n_cascades: int,
+    resolution: int,
+    capacity: int,
+) -> list[torch.Tensor]:
+    """``march_rays`` into buffers of ``capacity`` samples, with no host read. Returns [positions (C, 3), directions
+    (C, 3), t, dt (C,), ray_indices (C,), offsets, counts (n_rays + 1,), valid (n_rays,) float, total, requested
+    (0-dim int64)]: rays are taken in order while their samples fit; the sentinel ray n_rays owns the padding."""
+    rays_o = rays_o.contiguous().float()
+    jitter = torch.zeros_like(rays_o[:, 0]) if jitter is None else jitter.contiguous().float()
+    return _ops().march_rays_fixed(
+        rays_o, rays_d.contiguous().float(), jitter, occupied.contiguous().view(torch.uint8).reshape(-1),
+        [float(v) for v in aabb], float(dt_min), float(dt_max), float(cone_angle), int(max_steps), int(n_cascades),
+        int(resolution), int(capacity),
+    )
+
+
+@torch.no_grad()
+def compact_samples(
+    sigmas: torch.Tensor,
+    positions: torch.Tensor,
+    directions: torch.Tensor,
+    t: torch.Tensor,
+    dt: torch.Tensor,
+    offsets: torch.Tensor,
+    counts: torch.Tensor,
+    valid: torch.Tensor,
+    threshold: float,
+    capacity: int,
+) -> list[torch.Tensor]:
+    """The samples of fixed buffers (``march_rays_fixed``'s layout) whose transmittance before them is >=
+    ``threshold`` (from ``sigmas`` (n,)), packed into buffers of ``capacity``; same fields as ``march_rays_fixed``,
+    ``requested`` being the live samples of all rays."""
+    return _ops().compact_samples(
+        sigmas.contiguous().float(), positions.contiguous(), directions.contiguous(), t.contiguous(), dt.contiguous(),
+        offsets.contiguous(), counts.contiguous(), valid.contiguous().float(), float(threshold), int(capacity),
     )
 
 

@@ -125,20 +125,21 @@ class OccupancyGrid:
         """
         n = self.n_cells_per_cascade
         dev = self.device
+        gdev = generator.device if generator is not None else dev  # draw where the generator lives
         new = torch.zeros_like(self.density)
         for c in range(self.n_cascades):
             if fraction >= 1.0:
                 idx = torch.arange(n, device=dev)
             else:
                 k = max(1, int(n * fraction))
-                uniform = torch.randint(0, n, (k,), generator=generator, device="cpu").to(dev)
+                uniform = torch.randint(0, n, (k,), generator=generator, device=gdev).to(dev)
                 occ = torch.nonzero(self.occupied[c]).flatten()
                 if occ.numel() > 0:
-                    pick = torch.randint(0, occ.numel(), (k,), generator=generator, device="cpu").to(dev)
+                    pick = torch.randint(0, occ.numel(), (k,), generator=generator, device=gdev).to(dev)
                     idx = torch.cat([uniform, occ[pick]])
                 else:
                     idx = uniform
-            jitter = torch.rand(idx.numel(), 3, generator=generator, device="cpu").to(dev)
+            jitter = torch.rand(idx.numel(), 3, generator=generator, device=gdev).to(dev)
             pos = self.ops.cell_positions(c, idx, jitter, self.resolution)
             step = self.min_step * (2.0**c)
             for s in range(0, idx.numel(), chunk):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -32,35 +32,52 @@ def field_ops(field: object, ops: Ops | None = None) -> Ops:
 def render_rays_train(
     field: FieldFn,
     grid: OccupancyGrid,
-    aabb: torch.Tensor,
+    aabb: Sequence[float] | torch.Tensor,
     rays_o: torch.Tensor,
     rays_d: torch.Tensor,
     params: MarchParams,
     background: torch.Tensor,
-    max_samples: int,
+    march_capacity: int,
+    keep_capacity: int,
     jitter: torch.Tensor | None = None,
     transmittance_threshold: float = 1e-4,
     ops: Ops | None = None,
-) -> dict[str, torch.Tensor]:
-    """Differentiable render of a batch of rays. background: (n_rays, 3) or (3,). Returns rgb (n_rays, 3) composited
-    over the background, opacity, depth (n_rays,), counts (n_rays,) samples per ray, n_samples (python int).
+) -> dict[str, Any]:
+    """Differentiable render of a batch of rays on their live samples, with no host synchronisation (native ops):
+    march into ``march_capacity`` sample slots, evaluate densities there without gradients, keep the samples whose
+    transmittance is >= the threshold (the only ones compositing weighs, so loss and gradients are those of all
+    samples) in ``keep_capacity`` slots, and run the field with gradients on those only (render/batch.py).
+
+    aabb: 6 floats (min xyz, max xyz; no host read) or a (2, 3) tensor; background: (n_rays, 3) or (3,).
+    Returns rgb (n_rays, 3) composited over the background, opacity, depth (n_rays,), valid (n_rays,) float (0 for
+    rays whose samples did not fit: leave them out of the loss), and the ``marched`` and ``kept`` FixedSamples
+    (their ``total``/``requested`` are the step's counters, on the device).
     When the rays require grad (pose refinement), samples are placed along the detached rays and their positions
     recomputed from the rays, so the loss reaches the rays too. ``ops``: default ``field_ops(field)``."""
     ops = field_ops(field, ops)
-    samples = ops.march(rays_o.detach(), rays_d.detach(), grid, aabb, params, jitter=jitter, max_samples=max_samples)
-    n_rays = rays_o.shape[0]
-    positions, directions = samples.positions, samples.directions
+    n = rays_o.shape[0]
+    marched = ops.march_fixed(rays_o.detach(), rays_d.detach(), grid, aabb, params, jitter, march_capacity)
+    with torch.no_grad():
+        sigmas = field.density(marched.positions)  # type: ignore[attr-defined]
+    kept = ops.compact(marched, sigmas, transmittance_threshold, keep_capacity)
+    positions, directions, ri = kept.positions, kept.directions, kept.ray_indices
     if rays_o.requires_grad or rays_d.requires_grad:  # refined poses: sample points move with the rays
-        ri = samples.ray_indices
-        positions = rays_o[ri] + samples.t[:, None] * rays_d[ri]
-        directions = rays_d[ri]
-    sigmas, rgbs = field(positions, directions)
-    out = ops.composite(
-        sigmas, rgbs, samples.t, samples.dt, samples.ray_indices, samples.offsets, n_rays, transmittance_threshold
+        pad = rays_o.new_zeros(1, 3)  # the padding's sentinel ray
+        o, d = torch.cat([rays_o, pad]), torch.cat([rays_d, pad])
+        positions = o[ri] + kept.t[:, None] * d[ri]
+        directions = d[ri]
+    sigma, rgbs = field(positions, directions)
+    # padding slots (dt 0) get no weight; zeroing their densities also keeps an infinite one from making NaNs
+    sigma = torch.where(ri < n, sigma, torch.zeros_like(sigma))
+    out: dict[str, Any] = ops.composite(
+        sigma, rgbs, kept.t, kept.dt, ri, kept.offsets, n + 1, transmittance_threshold
     )
+    for key in ("rgb", "opacity", "depth"):
+        out[key] = out[key][:n]
     out["rgb"] = out["rgb"] + (1.0 - out["opacity"])[:, None] * background
-    out["counts"] = samples.counts
-    out["n_samples"] = samples.n_samples  # type: ignore[assignment]
+    out["valid"] = kept.valid
+    out["marched"] = marched
+    out["kept"] = kept
     return out
 
 

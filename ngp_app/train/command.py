@@ -105,7 +105,7 @@ def _train_and_save(args: argparse.Namespace, run: Any, trainer: Any, config: di
             last_t[0] = now
         if st.step % 10 == 0 or st.step == 1:
             bar.set_postfix(step=st.step, loss=f"{st.loss:.4f}", psnr=f"{st.psnr:.2f}", rays=st.n_rays,
-                            spr=f"{st.n_samples / max(st.n_rays, 1):.1f}")
+                            spr=f"{st.n_samples / max(st.n_rays, 1):.1f}", marched=st.n_marched)
 
     def metrics(status: str) -> dict[str, Any]:
         elapsed = time.perf_counter() - wall - checkpoint_seconds[0]
@@ -187,6 +187,7 @@ def run_metrics(trainer: Any, device: Any, config: dict[str, Any], scene_path: s
         "train_seconds": round(trainer.train_seconds, 3),
         "samples_per_second": round(trainer.samples_per_second(), 1),
         "steps_per_second": round(trainer.step_count / max(seconds, 1e-9), 3),
+        **trainer.batch_summary(),
         "backend": trainer.backend,
         "device": str(device),
         "config": config["name"],

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..compute import resolve_ops
+from .batching import BatchSizer
 from .extrinsics import PoseRefinement
 from .image_stats import ImageStats
 from ..data.scene import Scene
@@ -31,15 +32,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StepStats:
-    """What one training step did."""
+    """What one training step did. Counters are read back from the device only every ``readback_interval`` steps
+    (``synced``); in between, loss, psnr and the sample counts are those of the last read-back."""
 
     step: int
     loss: float
     psnr: float
     n_rays: int
-    n_samples: int
+    n_samples: int  # samples trained on (the kept, live samples)
     lr: float
     seconds: float
+    n_marched: int = 0  # samples marched by all rays of the step
+    synced: bool = True
 
 
 class Trainer:
@@ -59,12 +63,14 @@ class Trainer:
         self.device = torch.device(device)
         self.seed = seed
         torch.manual_seed(seed)
-        self.generator = torch.Generator().manual_seed(seed)
+        # random numbers are drawn on the device: no host-to-device copies in a step
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         # An explicit backend (CLI/GUI) wins; "auto" defers to the config's "backend" (itself "auto" by default).
         requested = backend if backend != "auto" else str(config.get("backend", "auto"))
         self.ops = resolve_ops(requested, self.device)
         self.backend = self.ops.name
         self.aabb = scene.aabb.to(self.device)
+        self.aabb_values = tuple(float(v) for v in scene.aabb.reshape(-1).tolist())  # for marching, no host read
         self.model = NGPField(config, scene.aabb, ops=self.ops).to(self.device)
         dg = config["density_grid"]
         self.grid = OccupancyGrid(
@@ -76,7 +82,10 @@ class Trainer:
         self.target_samples = int(tr["target_batch_size"] if on_gpu else tr.get("target_batch_size_cpu", 16384))
         self.transmittance_threshold = float(tr.get("transmittance_threshold", 1e-4))
         self.random_background = bool(tr.get("random_background", True))
-        self.samples_per_ray_ema = 32.0
+        self.batch = BatchSizer(self.target_samples, headroom=float(tr.get("march_headroom", 1.15)))
+        self.readback_interval = max(1, int(tr.get("readback_interval", 16)))
+        self.last_read: dict[str, float] = {"loss": 0.0, "mse": 1.0, "marched": 0.0, "kept": 0.0}
+        self._read_sums = np.zeros(4)  # read-backs, rays, marched and kept samples summed over them
         opt = config["optimizer"]
         self.base_lr = float(opt["learning_rate"])
         fused = {"fused": True} if self._fused_adam_ok() else {}
@@ -99,7 +108,7 @@ class Trainer:
         self.loss_type = config.get("loss", {}).get("otype", "L2").lower()
         self.step_count = 0
         self.train_seconds = 0.0
-        self.samples_seen = 0
+        self._samples_seen = torch.zeros((), dtype=torch.int64, device=self.device)  # kept samples, on the device
         self.budget_steps: int | None = None
         self.budget_seconds: float | None = None
         self.lock = threading.RLock()
@@ -111,7 +120,8 @@ class Trainer:
     def training_state(self, include_optimizer: bool = True) -> dict[str, np.ndarray]:
         """What a snapshot needs, beyond the model, to resume exactly: the batch-size estimate, pose corrections and
         (optionally) the Adam moments and step of every parameter, named ``opt.<group>.<index>.<key>``."""
-        state: dict[str, np.ndarray] = {"samples_per_ray": np.asarray(self.samples_per_ray_ema, dtype=np.float64)}
+        state: dict[str, np.ndarray] = {"samples_per_ray": np.asarray(self.batch.kept_per_ray, dtype=np.float64),
+                                        "marched_per_ray": np.asarray(self.batch.marched_per_ray, dtype=np.float64)}
         if bool((self.poses.delta != 0).any()):
             state["poses"] = self.poses.delta.detach().cpu().numpy()
         if include_optimizer:
@@ -143,7 +153,9 @@ class Trainer:
                 raise SnapshotError(f"the snapshot's excluded frames do not fit this scene: {exc}") from None
             state = snapshot.training_state or {}
             if "samples_per_ray" in state:  # sizes the next batches as the saved run would have
-                self.samples_per_ray_ema = float(state["samples_per_ray"])
+                self.batch.kept_per_ray = float(state["samples_per_ray"])
+            if "marched_per_ray" in state:
+                self.batch.marched_per_ray = float(state["marched_per_ray"])
             if "poses" in state:
                 poses = torch.from_numpy(state["poses"]).float()
                 if poses.shape != self.poses.delta.shape:
@@ -220,44 +232,49 @@ class Trainer:
         self.grid.update(self.model.density, self.grid_update_fraction(), generator=self.generator)
 
     # ----------------------------------------------------------------------------------------------- step
+    def is_readback_step(self) -> bool:
+        """Whether this step reads its counters back from the device (the first steps, then every interval)."""
+        return self.step_count < self.readback_interval or self.step_count % self.readback_interval == 0
+
     def step(self) -> StepStats:
-        """One optimisation step on a batch of random rays sized to the target number of samples."""
+        """One optimisation step on a batch of random rays sized so that their live samples meet the target.
+
+        Apart from read-back steps (``is_readback_step``) and occupancy-grid updates, a step with the native ops
+        does not synchronise with the device: no sizes or values are read back.
+        """
         with self.lock:
             t_start = time.perf_counter()
             self.model.train()
             if self.step_count % int(self.config["density_grid"]["update_interval"]) == 0:
                 self.update_grid()
-            n_rays = int(min(max(self.target_samples / max(self.samples_per_ray_ema, 1.0), 64), self.target_samples))
-            n_rays = max(64, (n_rays // 64) * 64)
+            readback = self.is_readback_step()
+            n_rays = self.batch.n_rays()
             rays_o, rays_d, target, images = self.scene.sample_rays_with_images(n_rays, self.generator)
             if self.optimize_extrinsics:
                 rays_o, rays_d = self.poses.apply(rays_o, rays_d, images)
             if self.random_background:
-                bg = torch.rand(n_rays, 3, generator=self.generator).to(self.device)
+                bg = torch.rand(n_rays, 3, generator=self.generator, device=self.device)
             else:
                 bg = torch.ones(n_rays, 3, device=self.device)
             if target.shape[1] == 4:
                 target = target[:, :3] * target[:, 3:] + bg * (1.0 - target[:, 3:])
-            jitter = torch.rand(n_rays, generator=self.generator).to(self.device)
+            jitter = torch.rand(n_rays, generator=self.generator, device=self.device)
             out = render_rays_train(
-                self.model,
-                self.grid,
-                self.aabb,
-                rays_o,
-                rays_d,
-                self.march,
-                bg,
-                max_samples=2 * self.target_samples,
-                jitter=jitter,
-                transmittance_threshold=self.transmittance_threshold,
+                self.model, self.grid, self.aabb_values, rays_o, rays_d, self.march, bg,
+                self.batch.march_capacity(n_rays), self.target_samples, jitter, self.transmittance_threshold,
                 ops=self.ops,
             )
-            diff = out["rgb"] - target
-            self.image_stats.update(images, (diff.detach() ** 2).sum(-1))
+            # rays whose samples did not fit the buffers are left out of the loss (weight 0)
+            valid = out["valid"]
+            denom = 3.0 * valid.sum().clamp(min=1.0)
+            sq_err = ((out["rgb"] - target) ** 2).sum(-1)
+            self.image_stats.update(images, sq_err, valid)
+            mse = (sq_err * valid).sum() / denom
             if self.loss_type == "huber":
-                loss = torch.nn.functional.huber_loss(out["rgb"], target, delta=0.1)
+                per_ray = torch.nn.functional.huber_loss(out["rgb"], target, delta=0.1, reduction="none").sum(-1)
+                loss = (per_ray * valid).sum() / denom
             else:
-                loss = (diff**2).mean()
+                loss = mse
             lr = self.learning_rate()
             for group in self.optimizer.param_groups:
                 if group.get("extrinsics"):  # frozen (lr 0, no gradient) unless pose refinement is on
@@ -265,20 +282,44 @@ class Trainer:
                 else:
                     group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=False)
-            n_samples = int(out["n_samples"])
-            if n_samples > 0:
-                loss.backward()
-                self.optimizer.step()
-            measured = n_samples / n_rays
-            self.samples_per_ray_ema = 0.9 * self.samples_per_ray_ema + 0.1 * max(measured, 1.0)
+            loss.backward()
+            self.optimizer.step()
+            kept = out["kept"]
+            self._samples_seen += kept.total
+            if readback:
+                self._read_back(n_rays, loss, mse, out)
             self.step_count += 1
-            self.samples_seen += n_samples
-            mse = float((diff.detach() ** 2).mean())
             seconds = time.perf_counter() - t_start
             self.train_seconds += seconds
-            stats = StepStats(self.step_count, float(loss.detach()), mse_to_psnr(mse), n_rays, n_samples, lr, seconds)
+            last = self.last_read
+            stats = StepStats(self.step_count, last["loss"], mse_to_psnr(last["mse"]), n_rays, int(last["kept"]), lr,
+                              seconds, int(last["marched"]), readback)
             self.history.append(stats)
             return stats
+
+    def _read_back(self, n_rays: int, loss: torch.Tensor, mse: torch.Tensor, out: dict[str, Any]) -> None:
+        """The one host read of a read-back step: loss, MSE and the sample counters, which size the next steps."""
+        marched, kept = out["marched"], out["kept"]
+        values = torch.stack([
+            loss.detach().double(), mse.detach().double(), marched.requested.double(), marched.valid.sum().double(),
+            kept.requested.double(), kept.total.double(),
+        ]).tolist()
+        loss_v, mse_v, n_marched, march_fit, n_live, n_kept = values
+        self.last_read = {"loss": loss_v, "mse": mse_v, "marched": n_marched, "kept": n_kept}
+        self._read_sums += (1, n_rays, n_marched, n_kept)
+        self.batch.update(n_rays, n_marched, march_fit, n_live)
+
+    def batch_summary(self) -> dict[str, float]:
+        """Mean rays, marched and kept samples per step over the read-back steps (for metrics.json)."""
+        n, rays, marched, kept = self._read_sums
+        n = max(n, 1.0)
+        return {"rays_per_step": round(rays / n, 1), "marched_samples_per_step": round(marched / n, 1),
+                "kept_samples_per_step": round(kept / n, 1)}
+
+    @property
+    def samples_seen(self) -> int:
+        """Samples trained on so far (reads a device counter)."""
+        return int(self._samples_seen)
 
     def train(
         self,

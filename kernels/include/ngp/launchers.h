@@ -3,6 +3,7 @@
 #pragma once
 
 #include "adam.h"
+#include "compact.h"
 #include "composite.h"
 #include "hashgrid.h"
 #include "raymarch.h"
@@ -30,6 +31,10 @@ namespace ngp {
     void march_write(const float* rays_o, const float* rays_d, const float* jitter, const uint8_t* occupied,       \
                      int64_t n_rays, const MarchParams& p, const MarchRange& range, const int64_t* offsets,         \
                      const int64_t* counts, const PackedOut& out __VA_ARGS__);                                      \
+    void live_counts(const float* sigmas, const float* dt, const int64_t* offsets, const int64_t* counts,          \
+                     int64_t n_rays, float threshold, int32_t* n_live __VA_ARGS__);                                 \
+    void compact_write(const SampleView& src, const int64_t* src_offsets, const int64_t* dst_offsets,              \
+                       const int64_t* n_keep, int64_t n_rays, const PackedOut& dst __VA_ARGS__);                    \
     void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade,             \
                                   int resolution, float* pos __VA_ARGS__);                                          \
     void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay __VA_ARGS__);              \

@@ -1,0 +1,65 @@
+"""A training step that is not a read-back step reads nothing back from the device (items 1-2 of issue 8): no
+host-sync operator shows in its profile (CPU), and CUDA's sync debug mode raises on none (CUDA)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ngp_app.bench.syncs import watch_host_reads
+from ngp_app.config import load_config
+from ngp_app.data.loaders import load_scene
+from ngp_app.native import loader
+from tests.conftest import DEMO
+
+SMALL = {"training": {"target_batch_size_cpu": 4096, "target_batch_size": 4096}, "encoding": {"log2_hashmap_size": 14}}
+
+
+def _trainer(device: str, extrinsics: bool = False):
+    from ngp_app.train.trainer import Trainer
+
+    if not loader.available(torch.device(device))[0]:
+        pytest.skip(f"native kernels unavailable on {device}")
+    scene = load_scene(DEMO, "train", downscale=8)
+    config = load_config("small", {**SMALL, "training": {**SMALL["training"], "optimize_extrinsics": extrinsics}})
+    trainer = Trainer(scene, config, device, "native", seed=0)
+    while trainer.step_count < trainer.readback_interval + 1:  # past the first read-backs and the grid update
+        trainer.step()
+    assert not trainer.is_readback_step()
+    assert trainer.step_count % int(config["density_grid"]["update_interval"]) != 0
+    return trainer
+
+
+def _profiled_syncs(trainer) -> dict[str, int]:
+    with watch_host_reads() as reads:
+        stats = trainer.step()
+    assert stats.n_samples > 0 and stats.n_rays > 0
+    return dict(reads.counts)
+
+
+@pytest.mark.parametrize("extrinsics", [False, True])
+def test_a_non_logging_step_reads_nothing_back(extrinsics: bool) -> None:
+    trainer = _trainer("cpu", extrinsics)
+    before = trainer.model.encoding.table.detach().clone()
+    assert _profiled_syncs(trainer) == {}
+    assert not torch.equal(before, trainer.model.encoding.table.detach())  # it did train
+    if extrinsics:
+        assert float(trainer.poses.delta.detach().abs().sum()) > 0
+    # the detector sees a read-back step's reads (so the check above is not vacuous)
+    while not trainer.is_readback_step():
+        trainer.step()
+    assert _profiled_syncs(trainer).get("Tensor.tolist")
+
+
+@pytest.mark.cuda
+def test_a_non_logging_cuda_step_does_not_synchronise() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    trainer = _trainer("cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        trainer.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
