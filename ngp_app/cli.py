@@ -242,15 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(func=cmd_make_scene)
 
-    b = sub.add_parser("bench", help="benchmarks: train (PSNR vs time), kernels, render")
+    b = sub.add_parser("bench", help="benchmarks: train (PSNR vs time), kernels, render, step")
     bsub = b.add_subparsers(dest="bench", required=True)
     from .bench import kernels as bench_kernels
     from .bench import render as bench_render
+    from .bench import step as bench_step
     from .bench import train as bench_train
 
     bench_train.add_parser(bsub)
     bench_kernels.add_parser(bsub)
     bench_render.add_parser(bsub)
+    bench_step.add_parser(bsub)
 
     from .gui.cli import add_app_parser
 

@@ -2,7 +2,7 @@
 # Everything that needs a GPU, in one call (a lent GPU machine's time is short): CUDA parity tests, kernel, render
 # and training benchmarks. Writes results under ${OUT:-gpu-results}; paste them into docs/benchmarks.md with the
 # card's name. Works from a plain checkout (no install): the package is used from the source tree.
-#   bash scripts/gpu_checks.sh            # about 6-8 minutes on an H100 (first build of the extension included)
+#   bash scripts/gpu_checks.sh            # under 8 minutes on an H100 (first build of the extension included)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-results}
@@ -28,6 +28,7 @@ run() {  # run NAME CMD...: log to $OUT/NAME.txt, remember failures, go on with 
 
 run pytest-cuda python -m pytest -q -m cuda tests -p no:cacheprovider
 run bench-kernels python -m ngp_app bench kernels --device cuda
+run bench-step python -m ngp_app bench step --device cuda --json
 run train-demo python -m ngp_app train scenes/demo --out "$OUT/demo" --device cuda --steps 5000 --eval --quiet
 run train-demo-fp16 python -m ngp_app train scenes/demo --out "$OUT/demo16" --device cuda --steps 5000 --eval \
     --table-precision float16 --quiet

@@ -232,6 +232,10 @@ class Trainer:
         self.grid.update(self.model.density, self.grid_update_fraction(), generator=self.generator)
 
     # ----------------------------------------------------------------------------------------------- step
+    def is_grid_update_step(self) -> bool:
+        """Whether this step first refreshes the occupancy grid (every ``density_grid.update_interval`` steps)."""
+        return self.step_count % int(self.config["density_grid"]["update_interval"]) == 0
+
     def is_readback_step(self) -> bool:
         """Whether this step reads its counters back from the device (the first steps, then every interval)."""
         return self.step_count < self.readback_interval or self.step_count % self.readback_interval == 0
@@ -245,7 +249,7 @@ class Trainer:
         with self.lock:
             t_start = time.perf_counter()
             self.model.train()
-            if self.step_count % int(self.config["density_grid"]["update_interval"]) == 0:
+            if self.is_grid_update_step():
                 self.update_grid()
             readback = self.is_readback_step()
             n_rays = self.batch.n_rays()
