@@ -13,7 +13,16 @@ from ngp_app.native import loader
 from ngp_app.render.batch import FixedSamples, compact, march_fixed
 from ngp_app.render.composite import composite
 from ngp_app.render.raymarch import MarchParams, march_rays
-from tests.test_native import DEVICES, _close, _device, _gen, _grid, _rays
+from native_support import DEVICES, march_rays_case as _rays, occupancy_case as _grid
+from native_support import device as _device
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    torch.testing.assert_close(a.cpu(), b.cpu(), rtol=rtol, atol=atol)
 
 NATIVE = loader.available(torch.device("cpu"))[0]
 needs_native = pytest.mark.skipif(not NATIVE, reason="native extension unavailable")

@@ -14,6 +14,8 @@ from ngp_app.render.raymarch import MarchParams, march_rays
 
 from native_support import DEVICES, require_native
 from native_support import device as _device
+from native_support import march_rays_case as _rays
+from native_support import occupancy_case as _grid
 
 require_native()
 
@@ -255,32 +257,6 @@ def test_composite_no_samples() -> None:
 
 
 # --------------------------------------------------------------------------------------------------- marching
-def _rays(g: torch.Generator, n: int, scale: float):
-    """Rays from outside the box aimed near it (some miss), rays starting inside, axis-parallel rays."""
-    centre = torch.full((3,), 0.5)
-    o = centre + torch.randn(n, 3, generator=g) * scale * 1.5
-    target = centre + (torch.rand(n, 3, generator=g) - 0.5) * scale * 1.4
-    o[: n // 4] = centre + (torch.rand(n // 4, 3, generator=g) - 0.5) * scale * 0.9  # start inside
-    d = target - o
-    d[n // 4 : n // 4 + 20] = torch.tensor([1.0, 0.0, 0.0])  # parallel to faces
-    d[n // 4 + 20 : n // 4 + 40] = torch.tensor([0.0, -1.0, 0.0])
-    d = d / d.norm(dim=-1, keepdim=True)
-    return o, d
-
-
-def _grid(g: torch.Generator, aabb_scale: float, fill: str) -> OccupancyGrid:
-    grid = OccupancyGrid(aabb_scale, resolution=32)
-    if fill == "empty":
-        grid.occupied.zero_()
-    elif fill == "random":
-        coarse = torch.rand(grid.n_cascades, 8, 8, 8, generator=g) < 0.3  # blobs of 4^3 cells
-        grid.occupied = coarse.repeat_interleave(4, 1).repeat_interleave(4, 2).repeat_interleave(4, 3).reshape(
-            grid.n_cascades, -1
-        )
-        grid.occupied |= torch.rand(grid.occupied.shape, generator=g) < 0.02
-    return grid
-
-
 @pytest.mark.parametrize("dev", DEVICES)
 @pytest.mark.parametrize("aabb_scale", [1.0, 4.0])
 @pytest.mark.parametrize("fill", ["full", "random", "empty"])

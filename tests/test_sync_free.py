@@ -3,6 +3,8 @@ host-sync operator shows in its profile (CPU), and CUDA's sync debug mode raises
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -10,7 +12,8 @@ from ngp_app.bench.syncs import watch_host_reads
 from ngp_app.config import load_config
 from ngp_app.data.loaders import load_scene
 from ngp_app.native import loader
-from tests.conftest import DEMO
+
+DEMO = Path(__file__).resolve().parents[1] / "scenes" / "demo"
 
 SMALL = {"training": {"target_batch_size_cpu": 4096, "target_batch_size": 4096}, "encoding": {"log2_hashmap_size": 14}}
 
