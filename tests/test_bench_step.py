@@ -31,4 +31,4 @@ def test_bench_step_is_a_cli_command() -> None:
     from ngp_app.cli import build_parser
 
     args = build_parser().parse_args(["bench", "step", "--frame-size", "0x0", "--json"])
-    assert args.func is bench._from_args and args.frame_size == "0x0"
+    assert args.func is bench._from_args and args.frame_size == (0, 0)

@@ -16,21 +16,24 @@ from typing import Any, Callable
 
 import torch
 
+from .. import cli_args as types
+from .. import resources
 from .syncs import count_ops, watch_host_reads
 
-DEFAULT_SCENE = Path(__file__).resolve().parent.parent.parent / "scenes" / "demo"
+DEFAULT_SCENE = resources.demo_scene()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scene", nargs="?", default=str(DEFAULT_SCENE), help="scene (default: the bundled demo)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", type=types.device, default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--backend", default="auto")
     p.add_argument("--config", default="base")
-    p.add_argument("--downscale", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=None, help="steps before measuring (default 512 cuda, 48 cpu)")
-    p.add_argument("--steps", type=int, default=None, help="steps measured (default 64 cuda, 16 cpu)")
-    p.add_argument("--frame-size", default="1920x1080", help="WxH of the frame benchmark; 0x0 skips it")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--downscale", type=types.positive_int, default=1)
+    p.add_argument("--warmup", type=types.int_in(0), default=None,
+                   help="steps before measuring (default 512 cuda, 48 cpu)")
+    p.add_argument("--steps", type=types.positive_int, default=None, help="steps measured (default 64 cuda, 16 cpu)")
+    p.add_argument("--frame-size", type=_size, default=(1920, 1080), help="WxH of the frame benchmark; 0x0 skips it")
+    p.add_argument("--seed", type=types.seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -154,11 +157,8 @@ def run(scene: str = str(DEFAULT_SCENE), device: str | None = None, backend: str
 
 
 def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--frame-size wants WxH, got {text!r}") from None
-    return w, h
+    """An argparse type: ``WxH`` (each side 16..MAX_IMAGE_SIDE), or ``0x0`` to skip the frame benchmark."""
+    return (0, 0) if text.strip() == "0x0" else types.window_size(text)
 
 
 def _print_table(r: dict[str, Any]) -> None:
@@ -180,7 +180,7 @@ def _print_table(r: dict[str, Any]) -> None:
 def _from_args(args: argparse.Namespace) -> int:
     from ..errors import NgpError
 
-    size = _size(args.frame_size)
+    size = args.frame_size
     if not Path(args.scene).exists():
         raise NgpError(f"scene {args.scene} does not exist")
     result = run(args.scene, args.device, args.backend, args.config, args.downscale, args.warmup, args.steps, size,
@@ -193,7 +193,7 @@ def _from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ngp bench step", description=__doc__)
+    parser = types.NgpArgumentParser(prog="ngp bench step", description=__doc__)
     add_arguments(parser)
     return _from_args(parser.parse_args(argv))
 
