@@ -249,7 +249,12 @@ def test_snapshot_round_trip_and_screenshot(state, tmp_path):
     state.trainer.step()  # Adam's state exists once it has stepped
     state.save_optimizer_state = True
     full = state.save_snapshot(tmp_path / "full")
-    assert full is not None and full.stat().st_size > 2 * snap.stat().st_size
+    assert full is not None and full.stat().st_size > snap.stat().st_size
+    with np.load(full) as arrays:  # the moments themselves (compressed sizes depend on how sparse they are)
+        shape = tuple(state.trainer.model.encoding.table.shape)
+        table_moments = [k for k in arrays.files if k.startswith("train/opt.")
+                         and k.endswith((".exp_avg", ".exp_avg_sq")) and arrays[k].shape == shape]
+    assert len(table_moments) == 2
     assert state.open_path(full)
     table = state.trainer.model.encoding.table
     assert state.trainer.optimizer.state[table]["exp_avg"].abs().sum() > 0
