@@ -91,6 +91,7 @@ class Training(Model):
     target_batch_size_cpu: BatchSize = 16384
     max_steps_per_ray: Int(1, 1 << 16) = 1024
     transmittance_threshold: Number(ge=0, lt=1) = 1e-4
+    readback_interval: Int(1, 1 << 16) = 16  # steps between read-backs of the batch counters (train/trainer.py)
     random_background: Bool = True
     optimize_extrinsics: Bool = False
     extrinsic_learning_rate: Number(ge=0) = 3e-4
