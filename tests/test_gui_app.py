@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def send(app, event: str, *args) -> None:
     app.tick()
 
 
-def settle(app, timeout: float = 40.0) -> bool:
+def settle(app, timeout: float = 120.0) -> bool:
     """Pump until the worker has shown a fully refined frame of the current view."""
     w = app.worker
     cap = app.state.settings.resolution_scale
@@ -104,7 +105,7 @@ def test_view_keys_fly_cameras_modes_and_hud(app):
     assert st.settings.gt_index == (i + 1) % st.scene.n_frames
     send(app, "on_key_press", key.G, 0)
     assert st.settings.ground_truth
-    assert app.pump(10, until=lambda: app.worker.latest is not None and app.worker._last_key == app.worker.view_key())
+    assert app.pump(60, until=lambda: app.worker.latest is not None and app.worker._last_key == app.worker.view_key())
     send(app, "on_key_press", key._2, 0)
     assert st.settings.mode == "depth" and not st.settings.ground_truth
     send(app, "on_key_press", key._1, 0)
@@ -154,7 +155,48 @@ def test_panel_widgets_drive_the_state(app, tmp_path):
     assert iio.imread(tmp_path / "shot.png").shape == (16, 24, 4)
     dpg.set_value("snap_path", str(tmp_path / "snap.npz"))
     dpg.get_item_callback([c for c in dpg.get_all_items() if dpg.get_item_label(c) == "Save snapshot"][0])()
+    assert app.pump(30, until=lambda: "saved snapshot" in st.status), st.status
     assert (tmp_path / "snap.npz").exists() and not st.status_is_error
+
+
+def test_panel_callbacks_from_another_thread_run_on_the_ui_thread_in_order(app):
+    import threading
+
+    import dearpygui.dearpygui as dpg
+
+    from ngp_app.gui.overlays import MODE_LABELS
+
+    st, panel = app.state, app.panel
+    seen: list[tuple[str, int]] = []
+    real_set = panel._set
+
+    def recording_set(name, value):
+        seen.append((value, threading.get_ident()))
+        real_set(name, value)
+
+    panel._set = recording_set
+    modes = ["depth", "opacity", "normals", "depth", next(iter(MODE_LABELS))] * 4
+    toggles_before = st.runner.running
+    mode_cb, toggle_cb = dpg.get_item_callback("mode"), dpg.get_item_callback("train_toggle")
+
+    def clicker() -> None:  # as DearPyGui's own callback thread would call them
+        for i, m in enumerate(modes):
+            mode_cb("mode", MODE_LABELS[m])
+            if i % 5 == 0:
+                toggle_cb("train_toggle", None)
+            time.sleep(0.002)
+
+    t = threading.Thread(target=clicker)
+    try:
+        t.start()
+        while t.is_alive():
+            app.tick()
+        app.tick()
+    finally:
+        panel._set = real_set
+    assert [v for v, _ in seen] == modes  # every change, in the order it was made
+    assert {tid for _, tid in seen} == {threading.get_ident()}  # all on the UI thread (this one)
+    assert st.settings.mode == modes[-1] and st.runner.running == toggles_before  # four toggles: as before
 
 
 def test_k_adds_a_keyframe_and_the_panel_lists_it(app):

@@ -235,20 +235,20 @@ def test_snapshot_round_trip_and_screenshot(state, tmp_path):
     state.open_path(DEMO, start=False)
     for _ in range(3):
         state.trainer.step()
-    snap = state.save_snapshot(tmp_path / "snap")
+    snap = state.wait_job(state.save_snapshot(tmp_path / "snap"))
     assert snap is not None and snap.name == "snapshot.npz"
     state.reset_training()
     assert state.open_path(snap)
     assert state.step == 3 and state.trainer is not None and not state.status_is_error
     assert state.open_path(tmp_path / "snap")  # the folder holding snapshot.npz works too
-    p = state.screenshot(tmp_path / "shot.png", 20, 12, alpha=True)
+    p = state.wait_job(state.screenshot(tmp_path / "shot.png", 20, 12, alpha=True))
     assert p is not None and iio.imread(p).shape == (12, 20, 4)
-    p = state.screenshot(tmp_path / "shot3.png", 20, 12)
+    p = state.wait_job(state.screenshot(tmp_path / "shot3.png", 20, 12))
     assert iio.imread(p).shape == (12, 20, 3)
     # with the optimizer state, the reopened trainer has Adam's moments back
     state.trainer.step()  # Adam's state exists once it has stepped
     state.save_optimizer_state = True
-    full = state.save_snapshot(tmp_path / "full")
+    full = state.wait_job(state.save_snapshot(tmp_path / "full"))
     assert full is not None and full.stat().st_size > snap.stat().st_size
     with np.load(full) as arrays:  # the moments themselves (compressed sizes depend on how sparse they are)
         shape = tuple(state.trainer.model.encoding.table.shape)
@@ -384,11 +384,10 @@ def test_keyframes_and_video_export(state, tmp_path):
     assert all(np.allclose(a, b.c2w, atol=1e-6) for a, b in zip(saved, state.keyframes))
     job = state.export_video(tmp_path / "k.gif", "keyframes", 5, 10, 20, 12, loop=True)
     assert job is not None
-    job.join(120)
+    state.wait_job(job)
     assert not state.status_is_error, state.status
     assert "saved video" in state.status and iio.imread(tmp_path / "k.gif").shape[:3] == (5, 12, 20)
-    job = state.export_video(tmp_path / "o", "orbit", 2, 10, 8, 8)
-    job.join(120)
+    state.wait_job(state.export_video(tmp_path / "o", "orbit", 2, 10, 8, 8))
     assert len(list((tmp_path / "o").glob("*.png"))) == 2
     state.export_video(tmp_path / "v.webm", "orbit", 2, 10, 8, 8)
     assert state.status_is_error and "unsupported video format" in state.status
@@ -408,11 +407,10 @@ def test_mesh_export_from_the_app(state, tmp_path):
     # empty occupancy cells count as density 0, so a low threshold always finds the object's boundary
     job = state.export_mesh(tmp_path / "m.ply", resolution=32, threshold=0.05, space="ngp")
     assert job is not None
-    job.join(120)
+    state.wait_job(job)
     assert not state.status_is_error, state.status
     assert "saved mesh" in state.status and (tmp_path / "m.ply").stat().st_size > 100
-    job = state.export_mesh(tmp_path / "none.ply", resolution=16, threshold=1e9)
-    job.join(120)
+    state.wait_job(state.export_mesh(tmp_path / "none.ply", resolution=16, threshold=1e9))
     assert state.status_is_error and "no surface at density" in state.status
     assert not (tmp_path / "none.ply").exists()
 
@@ -435,3 +433,169 @@ def test_normals_mode_renders_normals(state):
     state.settings.mode = "normals"
     normals = state.render_view(24, 16)
     assert normals.shape == (16, 24, 3) and not np.array_equal(normals, shaded)
+
+
+# ---------------------------------------------------------------------------------------------- threads (issue 10, item 7)
+class CountingTrainer:
+    """Flags two threads inside ``step`` at once (two training threads on one trainer)."""
+
+    inside = 0
+    overlaps = 0
+    guard = __import__("threading").Lock()
+
+    def __init__(self) -> None:
+        self.step_count = 0
+
+    def step(self) -> None:
+        cls = CountingTrainer
+        with cls.guard:
+            cls.inside += 1
+            cls.overlaps += cls.inside > 1
+        time.sleep(0.002)
+        with cls.guard:
+            cls.inside -= 1
+        self.step_count += 1
+
+
+def test_runner_driven_from_many_threads_never_runs_two_training_threads():
+    import random
+    import threading
+
+    CountingTrainer.overlaps = 0
+    r = TrainingRunner(CountingTrainer(), pause_s=0.0)
+
+    def hammer(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(40):
+            op = rng.choice(("start", "stop", "toggle", "reset", "start"))
+            if op == "reset":
+                r.reset(lambda: r.trainer)  # the same trainer again: two threads would step it at once
+            else:
+                getattr(r, op)()
+            time.sleep(rng.random() * 0.003)
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    r.start()
+    time.sleep(0.05)
+    r.stop()
+    time.sleep(0.05)
+    alive = [t for t in threading.enumerate() if t.name == "ngp-train"]
+    assert alive == [] and CountingTrainer.overlaps == 0
+
+
+def test_calls_from_other_threads_run_on_the_ui_thread_in_order(state):
+    import threading
+
+    ran: list[tuple[int, int, int]] = []
+
+    def poster(k: int) -> None:
+        for i in range(50):
+            state.call_on_ui(lambda i=i: ran.append((k, i, threading.get_ident())))
+
+    threads = [threading.Thread(target=poster, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert ran == []  # queued, not run on the posting threads
+    state.apply_pending()
+    assert len(ran) == 150 and {tid for _, _, tid in ran} == {threading.get_ident()}
+    for k in range(3):
+        assert [i for kk, i, _ in ran if kk == k] == list(range(50))  # each thread's calls in its order
+
+
+def test_snapshot_is_compressed_and_written_outside_the_trainer_lock(state, tmp_path, monkeypatch):
+    import threading
+
+    import ngp_app.snapshot as snapshot_module
+
+    assert state.open_path(DEMO, start=False)
+    state.trainer.step()
+    real = snapshot_module.save_snapshot
+    lock_free: list[bool] = []
+
+    def probing_save(*args, **kwargs):
+        def probe() -> None:  # can another thread take the trainer's lock while the file is being written?
+            ok = state.trainer.lock.acquire(timeout=2.0)
+            if ok:
+                state.trainer.lock.release()
+            lock_free.append(ok)
+
+        t = threading.Thread(target=probe)
+        t.start()
+        t.join()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(snapshot_module, "save_snapshot", probing_save)
+    job = state.save_snapshot(tmp_path / "s.npz")
+    assert state.wait_job(job) == tmp_path / "s.npz" and lock_free == [True]
+    assert "saved snapshot" in state.status and not state.status_is_error
+
+
+def test_screenshot_job_reports_progress_and_cancel_writes_nothing(state, tmp_path, monkeypatch):
+    from ngp_app.gui.jobs import CANCELLED, DONE, Job
+
+    assert state.open_path(DEMO, start=False)
+    fractions: list[float] = []
+    real_report = Job.report
+
+    def recording_report(self, fraction=None, stage=None):
+        if fraction is not None:
+            fractions.append(fraction)
+        return real_report(self, fraction, stage)
+
+    monkeypatch.setattr(Job, "report", recording_report)
+    job = state.screenshot(tmp_path / "big.png", 128, 96)  # 12288 rays: three chunks of 4096 on a CPU
+    state.wait_job(job)
+    assert job.state == DONE and (tmp_path / "big.png").exists()
+    assert len([f for f in fractions if 0.0 < f < 0.95]) >= 2 and fractions == sorted(fractions)
+    job = state.screenshot(tmp_path / "cancelled.png", 128, 96)
+    job.cancel()
+    state.wait_job(job)
+    assert job.state == CANCELLED and "cancelled" in state.status
+    assert not (tmp_path / "cancelled.png").exists() and not list(tmp_path.glob(".*cancelled*"))
+
+
+# ---------------------------------------------------------------------------------------------- refinement (item 1)
+def _still_worker(state, budget_ms: float) -> RenderWorker:
+    w = RenderWorker(state, refine_budget_ms=budget_ms)
+    w.size = (64, 36)
+    state.settings.target_fps = 1000.0  # unreachable: moving-camera frames stay small
+    w.start()
+    return w
+
+
+def test_view_sharpens_once_training_stops(state):
+    state.runner.pause_s = 0.5  # the render thread gets the model between steps, then waits for the next one
+    assert state.open_path(DEMO, start=True)
+    w = _still_worker(state, budget_ms=0.001)  # while training, every refinement is over budget
+    try:
+        assert wait_for(lambda: w.frames >= 3 and state.step >= 2, 60)
+        assert w.latest.scale < 1.0  # training: stays at the small size
+        n = -1
+        while n != w.frames:  # stop training while the render thread idles (not in the middle of a frame)
+            n = w.frames
+            time.sleep(0.3)
+        state.toggle_training()
+        assert not state.runner.running
+        assert wait_for(lambda: w.latest.scale == 1.0, 60), w.latest.scale  # refined without touching the view
+    finally:
+        w.stop()
+
+
+def test_restarting_training_drops_a_refined_view_back_within_budget(state):
+    assert state.open_path(DEMO, start=False)
+    w = _still_worker(state, budget_ms=0.001)
+    try:
+        assert wait_for(lambda: w.latest is not None and w.latest.scale == 1.0, 60)
+        state.toggle_training()
+        n = w.frames
+        assert wait_for(lambda: w.frames >= n + 2, 60)
+        assert w.latest.scale < 1.0  # frames while training are sized to the budget, not the still view's
+    finally:
+        w.stop()
+        state.runner.stop()

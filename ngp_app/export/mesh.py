@@ -340,12 +340,14 @@ def export_mesh(
     threshold: float = 2.5,
     crop: Any = None,
     space: str = "nerf",
-    progress: bool = True,
+    progress: bool | ProgressFn = True,
 ) -> Mesh:
     """Mesh the surface ``sigma = threshold`` of a snapshot's field in ``crop`` (ngp coordinates, default: the
     model's box) on a ``resolution``^3 lattice, colour it, and write it to ``out_path`` (.ply or .obj).
 
     space: "nerf" (the scene's transforms.json coordinates, so the mesh lines up with the cameras) or "ngp".
+    progress: True for a terminal bar, or a ``progress(done, total)`` callback over the density samples (the app's
+    job; it may raise to cancel).
     """
     out_path = Path(out_path)
     check_mesh_path(out_path)
@@ -364,7 +366,8 @@ def export_mesh(
 
     t0 = time.perf_counter()
     bar = None
-    if progress:
+    callback = progress if callable(progress) else None
+    if progress is True:
         from tqdm import tqdm
 
         bar = tqdm(total=int(resolution) ** 3, unit="pt", unit_scale=True, desc="density", dynamic_ncols=True)
@@ -372,6 +375,8 @@ def export_mesh(
     def on_chunk(done: int, total: int) -> None:
         if bar is not None:
             bar.update(done - bar.n)
+        if callback is not None:
+            callback(done, total)  # may raise to cancel
 
     try:
         density = sample_density_grid(model, snapshot.grid, lo, hi, int(resolution), progress=on_chunk)

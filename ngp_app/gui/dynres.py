@@ -80,9 +80,10 @@ class DynamicResolution:
         if scale is not None:
             self.scale = scale
 
-    def refine_scales(self) -> list[float]:
-        """Scales to render, in order, once the camera stops: doubling up to full resolution."""
-        out, s = [], self.scale
+    def refine_scales(self, start: float | None = None) -> list[float]:
+        """Scales to render, in order, once the camera stops: doubling from ``start`` (default: the current scale)
+        up to ``max_scale``."""
+        out, s = [], self.scale if start is None else max(start, self.min_scale)
         while s < self.max_scale:
             s = min(self.max_scale, s * 2.0)
             out.append(s)

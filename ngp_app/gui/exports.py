@@ -1,32 +1,117 @@
-"""The app's exports: video keyframes and camera paths, videos and meshes of the current model.
+"""The app's exports: snapshots, screenshots, video keyframes and camera paths, videos and meshes.
 
-Mixed into :class:`~ngp_app.gui.state.AppState`; every export renders from a private copy of the model in a
-background job, so training and the viewport go on, and every failure ends up in the status line.
+Mixed into :class:`~ngp_app.gui.state.AppState`. Every export is a background job (``jobs.JobRunner``) working on
+a private copy of the model taken quickly under the trainer's lock, so training and the viewport go on; it shows
+progress, an ETA and a Cancel button in the panel, writes its file atomically at the end (a cancelled job leaves
+nothing behind), and reports success or failure in the status line from the UI thread.
 """
 
 from __future__ import annotations
 
-import threading
+import copy
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from ..errors import NgpError
+from .jobs import Job, JobRunner
 
 
 class ExportActions:
-    """Keyframes, video and mesh export; relies on AppState's camera, scene_meta, settings, status and jobs."""
+    """Snapshot, screenshot, keyframes, video and mesh export; relies on AppState's camera, scene_meta, settings,
+    status, jobs and its rendering part."""
 
     camera: Any
     keyframes: list[Any]
     scene_meta: dict[str, Any]
     settings: Any
+    trainer: Any
+    scene: Any
+    jobs: JobRunner
+    save_optimizer_state: bool
     set_status: Callable[..., None]
-    source: Callable[[], Any]
-    crop_aabb: Callable[[torch.Tensor], torch.Tensor]
-    run_job: Callable[[str, Callable[[], Any]], threading.Thread]
+    frozen: Callable[[], Any]
+    compose: Callable[..., np.ndarray]
+    ground_truth_image: Callable[[int, int], np.ndarray]
+
+    def _submit(self, label: str, work: Callable[[Job], Any], done: Callable[[Any], str]) -> Job:
+        """A job whose success message is ``done(result)``; failures and cancels are reported too."""
+        def on_error(exc: BaseException) -> None:
+            msg = str(exc) if isinstance(exc, (NgpError, OSError)) else f"{type(exc).__name__}: {exc}"
+            self.set_status(f"{label} failed: {msg}", error=True)
+
+        return self.jobs.submit(label, work, on_done=lambda r: self.set_status(done(r)), on_error=on_error,
+                                on_cancel=lambda: self.set_status(f"{label} cancelled: nothing written"))
+
+    # ------------------------------------------------------------------------------------------ snapshot
+    def save_snapshot(self, path: str | Path, with_optimizer: bool | None = None) -> Job | None:
+        """Save the training model in the background (with Adam's moments when ``with_optimizer``, default: the
+        panel's checkbox, so that training continues exactly from it). The trainer's lock is held only while the
+        weights are copied; compressing and writing happen outside it."""
+        from ..snapshot import save_snapshot
+
+        if with_optimizer is None:
+            with_optimizer = self.save_optimizer_state
+        t = self.trainer
+        if t is None:
+            self.set_status("nothing to save: no trained model", error=True)
+            return None
+        with t.lock:  # a consistent copy, taken quickly (numpy views of CPU tensors are copied too)
+            model, grid = copy.deepcopy(t.model), copy.copy(t.grid)
+            config, meta, step = copy.deepcopy(t.config), t.scene_metadata(), int(t.step_count)
+            training = {k: np.array(v, copy=True) for k, v in t.training_state(include_optimizer=with_optimizer).items()}
+            extra = {"backend": t.backend}
+
+        def work(job: Job) -> Path:
+            job.report(0.1, "compressing and writing")
+            return save_snapshot(path, model, grid, config, meta, step, extra, training)
+
+        return self._submit("snapshot", work, lambda out: f"saved snapshot {out}")
+
+    # ------------------------------------------------------------------------------------------ screenshot
+    def screenshot(self, path: str | Path, width: int, height: int, alpha: bool = False) -> Job | None:
+        """Render the current view at any resolution to a PNG (RGBA with ``alpha``) in the background, chunk by
+        chunk (progress, cancellable). Never raises: problems go to the status line."""
+        import imageio.v3 as iio
+
+        from ..fileio import atomic_write_bytes
+        from ..render.renderer import default_chunk
+        from .rendering import render_outputs
+        from .overlays import to_uint8
+
+        p = Path(path)
+        if p.suffix.lower() != ".png":
+            self.set_status(f"screenshot: {p.name} must end in .png", error=True)
+            return None
+        s = copy.copy(self.settings)
+        cam = self.camera.camera(width, height)
+        gt = s.ground_truth and self.scene is not None
+        try:
+            frozen = None if gt else self.frozen()
+        except NgpError as exc:
+            self.set_status(f"screenshot: {exc}", error=True)
+            return None
+
+        def work(job: Job) -> Path:
+            if frozen is None:
+                img = self.ground_truth_image(width, height)
+            else:
+                bg = (0.0, 0.0, 0.0) if alpha else s.background
+                out = render_outputs(frozen.model, frozen.grid, frozen.march, frozen.aabb, cam, bg,
+                                     s.mode == "normals" and not alpha, default_chunk(frozen.grid.device, interactive=True),
+                                     job.progress_callback(0.0, 0.95, "rendering"))
+                if alpha:
+                    op = np.clip(out["opacity"], 1e-6, 1.0)[..., None]
+                    rgb = np.where(op > 1e-5, out["rgb"] / op, 0.0)  # un-premultiply
+                    img = to_uint8(np.concatenate([rgb, out["opacity"][..., None]], axis=-1))
+                else:
+                    img = self.compose(out, cam, s)
+            job.report(0.97, "writing")
+            atomic_write_bytes(p, iio.imwrite("<bytes>", img, extension=".png"))
+            return p
+
+        return self._submit("screenshot", work, lambda out: f"saved {width}x{height} screenshot {out}")
 
     # ------------------------------------------------------------------------------------------ video
     def add_keyframe(self) -> int:
@@ -68,50 +153,35 @@ class ExportActions:
         self.set_status(f"loaded {len(self.keyframes)} keyframes from {path}")
         return True
 
-    def _frozen_model(self) -> tuple[Any, Any, Any, torch.Tensor]:
-        """A private copy of the current model and grid (training goes on meanwhile), its march and crop box."""
-        import copy
-
-        src = self.source()
-        if src is None:
-            raise NgpError("nothing to export: open a scene or snapshot first")
-        with src.lock:
-            model = copy.deepcopy(src.model).eval()
-            grid = copy.copy(src.grid)
-        return model, grid, src.march, self.crop_aabb(src.aabb)
 
     def export_video(self, path: str | Path, path_kind: str, n_frames: int, fps: float, width: int, height: int,
-                     loop: bool = False) -> threading.Thread | None:
-        """Render a video of the current model in the background; progress and errors go to the status line."""
+                     loop: bool = False) -> Job | None:
+        """Render a video of the current model in the background (progress per frame, cancellable)."""
         from ..export.camera_path import path_cameras
         from ..export.video import check_output, export_video
 
         try:
             check_output(path)
             cams = path_cameras(path_kind, self.scene_meta, n_frames, loop, self.keyframes)
-            model, grid, march, aabb = self._frozen_model()
+            f = self.frozen()
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
         background = self.settings.background
 
-        def progress(done: int, total: int) -> None:
-            self.set_status(f"video: {done}/{total} frames")
+        def work(job: Job) -> Path:
+            def progress(done: int, total: int) -> None:
+                job.report(done / max(total, 1), f"frame {min(done + 1, total)}/{total}")
 
-        def work() -> None:
-            try:
-                out = export_video(model, grid, march, aabb, cams, path, width, height, fps, background, "rgb",
-                                   progress)
-            except NgpError as exc:
-                self.set_status(f"video failed: {exc}", error=True)
-                return
-            self.set_status(f"saved video {out} ({len(cams)} frames of {width}x{height})")
+            job.report(0.0, f"frame 1/{len(cams)}")
+            return export_video(f.model, f.grid, f.march, f.aabb, cams, path, width, height, fps, background, "rgb",
+                                progress)
 
-        return self.run_job("video", work)
+        return self._submit("video", work, lambda out: f"saved video {out} ({len(cams)} frames of {width}x{height})")
 
     # ------------------------------------------------------------------------------------------ mesh
     def export_mesh(self, path: str | Path, resolution: int = 256, threshold: float = 2.5,
-                    space: str = "nerf") -> threading.Thread | None:
+                    space: str = "nerf") -> Job | None:
         """Mesh the current model inside the crop box in the background (marching tetrahedra, vertex colours)."""
         from ..export.mesh import export_mesh
         from ..export.mesh_io import check_mesh_path
@@ -119,21 +189,20 @@ class ExportActions:
 
         try:
             check_mesh_path(Path(path))
-            model, grid, march, aabb = self._frozen_model()
+            f = self.frozen()
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
         step = int(getattr(self, "step", 0))  # AppState.step: the trainer's step count
-        snap = Snapshot(model, grid, march, {}, dict(self.scene_meta), step, {})
-        crop = aabb.reshape(-1).tolist()
+        snap = Snapshot(f.model, f.grid, f.march, {}, dict(self.scene_meta), step, {})
+        crop = f.aabb.reshape(-1).tolist()
 
-        def work() -> None:
-            self.set_status(f"mesh: sampling {resolution}^3 densities...")
-            try:
-                mesh = export_mesh(snap, path, resolution, threshold, crop, space, progress=False)
-            except NgpError as exc:
-                self.set_status(f"mesh failed: {exc}", error=True)
-                return
-            self.set_status(f"saved mesh {path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces")
+        def work(job: Job) -> Any:
+            def progress(done: int, total: int) -> None:
+                stage = f"sampling {resolution}^3 densities" if done < total else "surface, colours, writing"
+                job.report(0.8 * done / max(total, 1), stage)
 
-        return self.run_job("mesh", work)
+            return export_mesh(snap, path, resolution, threshold, crop, space, progress=progress)
+
+        return self._submit("mesh", work,
+                            lambda m: f"saved mesh {path}: {len(m.vertices)} vertices, {len(m.faces)} faces")

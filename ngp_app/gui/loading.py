@@ -7,8 +7,6 @@ Mixed into :class:`~ngp_app.gui.state.AppState`; every failure ends up in the st
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +14,7 @@ import numpy as np
 
 from ..errors import NgpError, SceneError, SnapshotError
 from .dynres import DynamicResolution
+from .jobs import Job, JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +40,11 @@ class SceneLoading:
     train_cams: tuple[np.ndarray, np.ndarray, np.ndarray]
     loading: str | None
     _occ_cache: Any
-    _jobs: list[threading.Thread]
+    jobs: JobRunner
+    _load_job: Job | None
     _load_token: int
-    _pending: "queue.SimpleQueue[tuple[int, str | Path, Callable[[], None]]]"
+    _loads_applied: int
+    snapshot_step: int
     set_status: Callable[..., None]
 
     # ------------------------------------------------------------------------------------------ loading
@@ -75,47 +76,54 @@ class SceneLoading:
         apply = self._prepare_or_report(path, start)
         return apply is not None and self._apply_or_report(path, apply)
 
-    def open_path_async(self, path: str | Path, start: bool = True) -> threading.Thread:
-        """Open a path without blocking the UI: images, the model and a snapshot load in a background thread; the
-        swap itself happens in ``apply_pending`` (called by the UI every frame). A newer request supersedes an
-        older one still loading."""
+    def open_path_async(self, path: str | Path, start: bool = True) -> Job:
+        """Open a path without blocking the UI: images, the model and a snapshot load in a background job; the
+        swap itself happens on the UI thread (``apply_pending``, every frame). A newer request supersedes (and
+        cancels) an older one still loading."""
         self._load_token += 1
         token = self._load_token
-        self.loading = Path(path).name
-        self.set_status(f"loading {self.loading}...")
+        name = self.loading = Path(path).name
+        self.set_status(f"loading {name}...")
+        if self._load_job is not None:
+            self._load_job.cancel()
 
-        def work() -> None:
-            apply = self._prepare_or_report(path, start)
-            if apply is not None:
-                self._pending.put((token, path, apply))
-            elif token == self._load_token:
-                self.loading = None
+        def work(job: Job) -> Callable[[], None]:
+            job.report(None, "checking")
+            kind = self.classify(path)
+            job.report(None, "loading images, building the model" if kind == "scene" else "loading the snapshot")
+            return self._prepare_scene(path, start) if kind == "scene" else self._prepare_snapshot(path)
 
-        t = threading.Thread(target=work, name="ngp-load", daemon=True)
-        t.start()
-        self._jobs.append(t)
-        return t
-
-    def apply_pending(self) -> bool:
-        """Swap in what background loads finished (UI thread). Returns whether anything was applied."""
-        applied = False
-        while not self._pending.empty():
-            token, path, apply = self._pending.get()
+        def current() -> bool:
             if token != self._load_token:
-                continue  # superseded by a later request
-            self.loading = None
-            applied = self._apply_or_report(path, apply) or applied
-        return applied
+                return False  # superseded by a later request
+            self.loading = self._load_job = None
+            return True
+
+        def done(apply: Callable[[], None]) -> None:
+            if current() and not job.cancel_requested and self._apply_or_report(path, apply):
+                self._loads_applied += 1
+
+        def failed(exc: BaseException) -> None:
+            if current():
+                if not isinstance(exc, NgpError):
+                    log.error("opening %s failed", path, exc_info=exc)
+                self.set_status(open_error(path, exc), error=True)
+
+        def cancelled() -> None:
+            if current():
+                self.set_status(f"opening {name} cancelled")
+
+        job = self._load_job = self.jobs.submit(f"open {name}", work, done, failed, cancelled)
+        return job
 
     def _prepare_or_report(self, path: str | Path, start: bool) -> Callable[[], None] | None:
         try:
             kind = self.classify(path)
             return self._prepare_scene(path, start) if kind == "scene" else self._prepare_snapshot(path)
-        except NgpError as exc:
-            self.set_status(str(exc), error=True)
         except Exception as exc:  # noqa: BLE001 - the app must survive any bad input
-            log.exception("opening %s failed", path)
-            self.set_status(f"cannot open {path}: {type(exc).__name__}: {exc}", error=True)
+            if not isinstance(exc, NgpError):
+                log.exception("opening %s failed", path)
+            self.set_status(open_error(path, exc), error=True)
         return None
 
     def _apply_or_report(self, path: str | Path, apply: Callable[[], None]) -> bool:
@@ -184,13 +192,13 @@ class SceneLoading:
             trainer.restore(snap)
 
         def apply() -> None:
-            self.snapshot_path = snapshot_path
+            self.snapshot_path, self.snapshot_step = snapshot_path, snap.step
             if trainer is not None:
                 self.runner.replace(trainer, start=False)
                 self.scene, self.scene_meta, self.snapshot_source = scene, scene.metadata(), None
                 how = "training can continue (T)"
             else:
-                from .state import RenderSource  # defined beside AppState, which imports this module
+                from .rendering import RenderSource
 
                 self.runner.replace(None, start=False)
                 self.scene, self.scene_meta = None, dict(snap.scene)
@@ -219,3 +227,10 @@ class SceneLoading:
         self._occ_cache = None
         self.dynres.reset(DynamicResolution.scale)
         self.generation += 1
+
+
+def open_error(path: str | Path, exc: BaseException) -> str:
+    """The one-line message for a path that cannot be opened."""
+    if isinstance(exc, NgpError):
+        return str(exc)
+    return f"cannot open {path}: {type(exc).__name__}: {exc}"

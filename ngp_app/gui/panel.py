@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import dearpygui.dearpygui as dpg
 
 from ..backends import BACKENDS
+from .jobs import format_seconds
 from .overlays import MODE_LABELS, MODES
 from .state import CONFIGS
 
@@ -43,12 +45,22 @@ def _int_inputs(*specs: tuple[str, str, int, int]) -> None:
         dpg.add_input_int(label=label, default_value=default, width=90, tag=tag, min_value=minimum, min_clamped=True)
 
 
-def _path_row(label: str, tag: str, default: str, *buttons: tuple[str, Any]) -> None:
+def on_ui(state: Any, fn: Callable[[Any, Any], Any]) -> Callable[..., None]:
+    """A DearPyGui callback that runs ``fn(sender, app_data)`` on the app's UI thread. DearPyGui calls callbacks
+    from its own thread unless told otherwise; whichever thread calls this, the state is only touched by the UI
+    thread, in the order the callbacks came."""
+    def callback(sender: Any = None, app_data: Any = None, user_data: Any = None) -> None:
+        state.call_on_ui(lambda: fn(sender, app_data))
+
+    return callback
+
+
+def _path_row(state: Any, label: str, tag: str, default: str, *buttons: tuple[str, Any]) -> None:
     """A path field and buttons under it that call their function with the field's value."""
     dpg.add_input_text(label=label, default_value=default, tag=tag)
     with dpg.group(horizontal=True):
         for text, fn in buttons:
-            dpg.add_button(label=text, callback=lambda *_, f=fn: f(dpg.get_value(tag)))
+            dpg.add_button(label=text, callback=on_ui(state, lambda *_, f=fn: f(dpg.get_value(tag))))
 
 
 class Panel:
@@ -58,8 +70,10 @@ class Panel:
         self._shown_status: tuple[str, bool] | None = None
         self._history_len = -1
         self._generation = -1
+        self._job_rows: dict[int, str] = {}
         self.closed = False
         dpg.create_context()
+        dpg.configure_app(manual_callback_management=True)  # callbacks run in ``draw``, on the UI thread
         dpg.create_viewport(title="ngp-app controls", width=width, height=height, x_pos=x, y_pos=y)
         self._build()
         dpg.setup_dearpygui()
@@ -72,16 +86,17 @@ class Panel:
     # ------------------------------------------------------------------------------------------ layout
     def _build(self) -> None:
         st = self.state
-        with dpg.file_dialog(directory_selector=True, show=False, callback=self._on_open_dialog, tag="dlg_scene",
+        with dpg.file_dialog(directory_selector=True, show=False, callback=on_ui(st, self._on_open_dialog), tag="dlg_scene",
                              width=700, height=450):
             pass
-        with dpg.file_dialog(directory_selector=False, show=False, callback=self._on_open_dialog, tag="dlg_snapshot",
+        with dpg.file_dialog(directory_selector=False, show=False, callback=on_ui(st, self._on_open_dialog), tag="dlg_snapshot",
                              width=700, height=450):
             dpg.add_file_extension(".npz", color=(120, 255, 120, 255))
             dpg.add_file_extension(".json", color=(120, 200, 255, 255))
             dpg.add_file_extension(".*")
         with dpg.window(tag="main", label="ngp-app"):
             dpg.add_text("", tag="status", wrap=440)
+            dpg.add_group(tag="jobs")  # one row per background job: what, progress bar with ETA, Cancel
             with dpg.collapsing_header(label="Scene", default_open=True):
                 dpg.add_text("", tag="scene_info", wrap=440)
                 with dpg.group(horizontal=True):
@@ -90,14 +105,14 @@ class Panel:
                                    callback=lambda: dpg.show_item("dlg_snapshot"))
             with dpg.collapsing_header(label="Training", default_open=True):
                 with dpg.group(horizontal=True):
-                    dpg.add_button(label="Start", tag="train_toggle", width=90, callback=lambda: st.toggle_training())
-                    dpg.add_button(label="Reset", width=90, callback=lambda: st.reset_training())
+                    dpg.add_button(label="Start", tag="train_toggle", width=90, callback=on_ui(st, lambda *_: st.toggle_training()))
+                    dpg.add_button(label="Reset", width=90, callback=on_ui(st, lambda *_: st.reset_training()))
                     dpg.add_combo(list(CONFIGS), default_value=st.config_name, width=80, tag="config",
-                                  callback=lambda s, a: st.set_config(a))
+                                  callback=on_ui(st, lambda s, a: st.set_config(a)))
                     dpg.add_combo(list(BACKENDS), default_value=st.backend_request, width=80, tag="backend",
-                                  callback=lambda s, a: st.set_backend(a))
+                                  callback=on_ui(st, lambda s, a: st.set_backend(a)))
                 dpg.add_checkbox(label="optimize camera poses (extrinsics)", tag="extrinsics",
-                                 callback=lambda _s, a: st.set_optimize_extrinsics(a))
+                                 callback=on_ui(st, lambda _s, a: st.set_optimize_extrinsics(a)))
                 dpg.add_text("", tag="train_info")
                 for name, label in (("loss", "loss"), ("psnr", "PSNR (dB)")):
                     with dpg.plot(label=label, height=130, width=-1, no_mouse_pos=True):
@@ -107,36 +122,36 @@ class Panel:
             with dpg.collapsing_header(label="Rendering", default_open=True):
                 s = st.settings
                 dpg.add_combo([MODE_LABELS[m] for m in MODES], default_value=MODE_LABELS[s.mode], tag="mode",
-                              label="mode", callback=lambda _s, a: self._set("mode", LABEL_TO_MODE[a]))
+                              label="mode", callback=on_ui(st, lambda _s, a: self._set("mode", LABEL_TO_MODE[a])))
                 dpg.add_slider_float(label="target fps", min_value=1.0, max_value=120.0, default_value=float(s.target_fps),
-                                     tag="target_fps", callback=lambda _s, a: self._set("target_fps", a))
+                                     tag="target_fps", callback=on_ui(st, lambda _s, a: self._set("target_fps", a)))
                 dpg.add_slider_float(label="resolution scale", min_value=0.05, max_value=1.0,
                                      default_value=float(s.resolution_scale), tag="resolution_scale",
-                                     callback=lambda _s, a: self._set("resolution_scale", a))
+                                     callback=on_ui(st, lambda _s, a: self._set("resolution_scale", a)))
                 dpg.add_color_edit(default_value=[255, 255, 255, 255], no_alpha=True, label="background",
-                                   tag="background", callback=lambda _s, a: self._set_background(a))
+                                   tag="background", callback=on_ui(st, lambda _s, a: self._set_background(a)))
                 dpg.add_slider_float(label="fov (deg)", min_value=10.0, max_value=120.0, default_value=float(st.camera.fov_deg),
-                                     tag="fov", callback=lambda _s, a: st.camera.set_fov(a))
+                                     tag="fov", callback=on_ui(st, lambda _s, a: st.camera.set_fov(a)))
                 dpg.add_slider_floatx(label="crop min", size=3, min_value=-8.0, max_value=9.0, tag="crop_min",
-                                     default_value=[float(v) for v in s.crop_min], callback=lambda _s, a: self._set_crop())
+                                     default_value=[float(v) for v in s.crop_min], callback=on_ui(st, lambda *_: self._set_crop()))
                 dpg.add_slider_floatx(label="crop max", size=3, min_value=-8.0, max_value=9.0, tag="crop_max",
-                                     default_value=[float(v) for v in s.crop_max], callback=lambda _s, a: self._set_crop())
+                                     default_value=[float(v) for v in s.crop_max], callback=on_ui(st, lambda *_: self._set_crop()))
                 with dpg.group(horizontal=True):
                     dpg.add_checkbox(label="HUD", tag="hud", default_value=s.show_hud,
-                                     callback=lambda _s, a: self._set("show_hud", a))
-                    dpg.add_button(label="Reset view", callback=lambda: st.camera.reset())
-                    dpg.add_button(label="Ground truth", callback=lambda: st.toggle_ground_truth())
+                                     callback=on_ui(st, lambda _s, a: self._set("show_hud", a)))
+                    dpg.add_button(label="Reset view", callback=on_ui(st, lambda *_: st.camera.reset()))
+                    dpg.add_button(label="Ground truth", callback=on_ui(st, lambda *_: st.toggle_ground_truth()))
                 dpg.add_text("", tag="render_info")
             with dpg.collapsing_header(label="Export", default_open=True):
-                _path_row("snapshot", "snap_path", "snapshot.npz", ("Save snapshot", st.save_snapshot),
+                _path_row(st, "snapshot", "snap_path", "snapshot.npz", ("Save snapshot", st.save_snapshot),
                           ("Load snapshot", st.open_path_async))
-                dpg.add_checkbox(label="with optimizer state (exact resume, ~3x larger)", tag="snap_optimizer",
-                                 callback=lambda _s, a: setattr(st, "save_optimizer_state", bool(a)))
+                dpg.add_checkbox(label="with optimizer state (exact resume, ~2x larger)", tag="snap_optimizer",
+                                 callback=on_ui(st, lambda _s, a: setattr(st, "save_optimizer_state", bool(a))))
                 dpg.add_input_text(label="screenshot", default_value="screenshot.png", tag="shot_path")
                 with dpg.group(horizontal=True):
                     _int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
                     dpg.add_checkbox(label="alpha", tag="shot_alpha")
-                dpg.add_button(label="Save screenshot PNG", callback=self._screenshot)
+                dpg.add_button(label="Save screenshot PNG", callback=on_ui(st, lambda *_: self._screenshot()))
             with dpg.collapsing_header(label="Mesh", default_open=False):
                 dpg.add_input_text(label="mesh", default_value="mesh.ply", tag="mesh_out")
                 with dpg.group(horizontal=True):
@@ -144,15 +159,15 @@ class Panel:
                     dpg.add_input_float(label="threshold", default_value=2.5, width=90, tag="mesh_threshold",
                                         format="%.2f")
                 dpg.add_combo(["nerf", "ngp"], default_value="nerf", label="coordinates", tag="mesh_space")
-                dpg.add_button(label="Export mesh (.ply / .obj) of the crop box", callback=self._mesh)
+                dpg.add_button(label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh()))
             with dpg.collapsing_header(label="Video", default_open=False):
                 dpg.add_combo(list(VIDEO_PATHS), default_value="orbit", label="camera path", tag="video_path")
                 dpg.add_text("", tag="keyframe_info")
                 with dpg.group(horizontal=True):
-                    dpg.add_button(label="Add keyframe (K)", callback=lambda: st.add_keyframe())
-                    dpg.add_button(label="Clear", callback=lambda: st.clear_keyframes())
+                    dpg.add_button(label="Add keyframe (K)", callback=on_ui(st, lambda *_: st.add_keyframe()))
+                    dpg.add_button(label="Clear", callback=on_ui(st, lambda *_: st.clear_keyframes()))
                     dpg.add_checkbox(label="loop", tag="video_loop")
-                _path_row("path file", "keys_path", "camera_path.json", ("Save keyframes", st.save_keyframes),
+                _path_row(st, "path file", "keys_path", "camera_path.json", ("Save keyframes", st.save_keyframes),
                           ("Load keyframes", st.load_keyframes))
                 dpg.add_input_text(label="video", default_value="video.mp4", tag="video_out")
                 with dpg.group(horizontal=True):
@@ -160,13 +175,13 @@ class Panel:
                 with dpg.group(horizontal=True):
                     default_w, default_h = (1920, 1080) if st.device.type == "cuda" else (640, 360)
                     _int_inputs(("w", "video_w", default_w, 2), ("h", "video_h", default_h, 2))
-                dpg.add_button(label="Render video", callback=self._video)
+                dpg.add_button(label="Render video", callback=on_ui(st, lambda *_: self._video()))
         with dpg.theme(tag="error_theme"):
             with dpg.theme_component(dpg.mvText):
                 dpg.add_theme_color(dpg.mvThemeCol_Text, (255, 110, 100, 255))
         with dpg.window(label="Error", modal=True, show=False, tag="error_modal", width=420, no_resize=True):
             dpg.add_text("", tag="error_text", wrap=400)
-            dpg.add_button(label="OK", width=80, callback=lambda: dpg.configure_item("error_modal", show=False))
+            dpg.add_button(label="OK", width=80, callback=lambda *_: dpg.configure_item("error_modal", show=False))
 
     # ------------------------------------------------------------------------------------------ callbacks
     def _set(self, name: str, value: Any) -> None:
@@ -208,11 +223,39 @@ class Panel:
         st = self.state
         path, w, h = dpg.get_value("shot_path"), int(dpg.get_value("shot_w")), int(dpg.get_value("shot_h"))
         alpha = bool(dpg.get_value("shot_alpha"))
-        st.run_job("screenshot", lambda: st.screenshot(path, w, h, alpha))
+        st.screenshot(path, w, h, alpha)
 
     # ------------------------------------------------------------------------------------------ per frame
+    def refresh_jobs(self) -> None:
+        """One row per running (or just finished) background job: its line, a progress bar, and Cancel."""
+        jobs = self.state.jobs.visible()
+        ids = {j.id for j in jobs}
+        for jid in [k for k in self._job_rows if k not in ids]:
+            dpg.delete_item(self._job_rows.pop(jid))
+        for j in jobs:
+            row = self._job_rows.get(j.id)
+            if row is None:
+                row = self._job_rows[j.id] = f"job_{j.id}"
+                with dpg.group(parent="jobs", tag=row):
+                    dpg.add_text("", tag=f"{row}_text", wrap=440)
+                    with dpg.group(horizontal=True):
+                        dpg.add_progress_bar(tag=f"{row}_bar", width=340)
+                        dpg.add_button(label="Cancel", tag=f"{row}_cancel", callback=lambda *_, job=j: job.cancel())
+            dpg.set_value(f"{row}_text", j.describe())
+            if j.fraction is None and j.active:  # unknown: a sweeping bar says it is alive
+                value, overlay = (time.perf_counter() * 0.5) % 1.0, "working..."
+            else:
+                value = 1.0 if j.fraction is None else j.fraction
+                eta = j.eta()
+                overlay = f"{value * 100:.0f}%" + (f"  ETA {format_seconds(eta)}" if eta is not None else "")
+                overlay = overlay if j.active else j.state
+            dpg.set_value(f"{row}_bar", value)
+            dpg.configure_item(f"{row}_bar", overlay=overlay)
+            dpg.configure_item(f"{row}_cancel", show=j.active and not j.cancel_requested)
+
     def refresh(self, force: bool = False) -> None:
         st = self.state
+        self.refresh_jobs()
         meta = st.scene_meta
         if meta:
             src = "snapshot " + str(st.snapshot_path) if st.scene is None and st.snapshot_path else meta.get("path", "")
@@ -282,6 +325,7 @@ class Panel:
         if save_to is not None:
             dpg.output_frame_buffer(file=str(save_to))
         dpg.render_dearpygui_frame()
+        dpg.run_callbacks(dpg.get_callback_queue())  # the callbacks of this frame's clicks, here on the UI thread
 
     def close(self) -> None:
         if self.glfw is not None and self.glfw_window:

@@ -5,6 +5,7 @@ still. It only calls ``AppState.render_view`` and reads the camera and settings,
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .state import RenderCancelled
+from .rendering import RenderCancelled
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -69,11 +70,11 @@ class RenderWorker:
         w, h = render_size(*self.size, scale)
         t0 = time.perf_counter()
         step = self.state.step
-        self.state.last_render_ms = -1.0
-        img = self.state.render_view(w, h, cancel)
+        timing: dict[str, float] = {}
+        img = self.state.render_view(w, h, cancel, timing=timing)
         ms = (time.perf_counter() - t0) * 1000.0
-        if self.state.last_render_ms >= 0:  # exclude waiting for the trainer: resolution cannot shorten that
-            ms = min(ms, self.state.last_render_ms + (ms - self.state.last_render_ms) * 0.1)
+        if "ms" in timing:  # exclude waiting for the trainer: resolution cannot shorten that
+            ms = min(ms, timing["ms"] + (ms - timing["ms"]) * 0.1)
         self.frames += 1
         self._times = self._times[-30:] + [time.perf_counter()]
         frame = Frame(img, scale, ms, self.frames, step)
@@ -81,44 +82,56 @@ class RenderWorker:
         self.latest = frame
         return frame
 
+    def _cancel(self, key: tuple, predicted_ms: float = 0.0) -> Callable[[], bool]:
+        """Stop a render when the view moves, the app closes, or training starts and the frame is over budget."""
+        def cancel() -> bool:
+            return (self.view_key() != key or self._stop.is_set()
+                    or (predicted_ms > self.refine_budget_ms and self.state.runner.running))
+
+        return cancel
+
     def _loop(self) -> None:
         last_key: tuple | None = None
         last_step = -1
         refine: list[float] = []
-        dyn_ms, dyn_scale = 0.0, 1.0
-        still_scale: float | None = None  # best refined scale reached for the current, unchanged view
+        ref_ms, ref_scale = 0.0, 1.0  # the latest frame of this view (time and scale), to predict the next ones
+        shown = 0.0  # scale of the latest frame of the current view
         while not self._stop.is_set():
             st = self.state
             key = self.view_key()
             cap = max(0.01, min(1.0, st.settings.resolution_scale))
             st.dynres.target_fps = st.settings.target_fps
             st.dynres.max_scale = cap
+            running = st.runner.running
             try:
-                moved = key != last_key
-                if moved or (st.runner.running and st.step != last_step and not refine):
-                    if moved:
-                        still_scale = None
+                if key != last_key:  # the view moved (or the scene, settings or window changed)
                     last_key, last_step = key, st.step
-                    if still_scale is not None:
-                        # The view is still and only the model changed: keep the refined resolution, so the
-                        # picture sharpens as it trains instead of dropping back to the moving-camera size.
-                        self.render_once(still_scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
-                        continue
                     scale = min(st.dynres.scale, cap)
                     frame = self.render_once(scale)
-                    dyn_ms, dyn_scale = frame.ms, scale
+                    ref_ms, ref_scale, shown = frame.ms, scale, scale
                     st.dynres.update(frame.ms, scale)
                     refine = st.dynres.refine_scales() if self.view_key() == key else []
+                elif running and st.step != last_step and not refine:
+                    # The view is still and only the model changed: keep the sharpest picture whose render stays
+                    # within the budget, so the view sharpens as it trains without starving the trainer.
+                    last_step = st.step
+                    affordable = ref_scale * math.sqrt(self.refine_budget_ms / max(ref_ms, 1e-3))
+                    scale = max(min(shown, affordable), min(st.dynres.scale, cap))
+                    frame = self.render_once(scale, cancel=self._cancel(key))
+                    ref_ms, ref_scale, shown = frame.ms, scale, scale
                 elif refine:
                     scale = refine.pop(0)
                     # time goes with pixel count; extrapolate from the latest (largest) frame of this view
-                    predicted = dyn_ms * (scale / max(dyn_scale, 1e-3)) ** 2
-                    if st.runner.running and predicted > self.refine_budget_ms:
-                        refine = []
+                    predicted = ref_ms * (scale / max(ref_scale, 1e-3)) ** 2
+                    if running and predicted > self.refine_budget_ms:
+                        refine = []  # resumed below once training stops
                         continue
-                    frame = self.render_once(scale, cancel=lambda k=key: self.view_key() != k or self._stop.is_set())
-                    dyn_ms, dyn_scale = frame.ms, scale
-                    still_scale = scale
+                    frame = self.render_once(scale, cancel=self._cancel(key, predicted))
+                    ref_ms, ref_scale, shown = frame.ms, scale, scale
+                elif not running and shown < cap - 1e-6:
+                    # Still and not training, but not yet sharp (refinement was cut short while training ran, or
+                    # the cap was raised): refine from where it stopped.
+                    refine = st.dynres.refine_scales(start=shown)
                 else:
                     time.sleep(0.01)
             except RenderCancelled:
@@ -126,4 +139,5 @@ class RenderWorker:
             except Exception as exc:  # noqa: BLE001 - a failing render must not kill the app
                 log.exception("render failed")
                 st.set_status(f"render failed: {type(exc).__name__}: {exc}", error=True)
+                refine, shown = [], cap  # no retry until the view changes
                 time.sleep(0.2)

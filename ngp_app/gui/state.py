@@ -2,6 +2,10 @@
 
 Nothing here imports a windowing toolkit, so the tests drive it directly. The viewport and panel only call
 these methods and read these fields; every user error ends up in ``status`` instead of an exception.
+
+Threads: the UI thread (the main loop) owns this object. Other threads (the panel's callbacks where DearPyGui
+runs them elsewhere, background jobs, the render thread) hand work to it with ``post``; ``apply_pending`` runs
+that work on the UI thread every frame.
 """
 
 from __future__ import annotations
@@ -10,27 +14,22 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
-from ..errors import NgpError
 from .camera import OrbitCamera, nearest_camera
 from .dynres import DynamicResolution
 from .exports import ExportActions
+from .jobs import JobRunner
 from .loading import SceneLoading
-from .overlays import MODES, depth_image, frusta_overlay, gray, occupancy_overlay, occupancy_points, to_uint8
+from .rendering import RenderCancelled, RenderSource, ViewRendering  # noqa: F401 - re-exported
 from .training import TrainingRunner
 
 log = logging.getLogger(__name__)
 CONFIGS = ("small", "base", "big")
-
-
-class RenderCancelled(Exception):
-    """Raised inside a render when its result is no longer wanted (the view moved)."""
 
 
 @dataclass
@@ -50,18 +49,7 @@ class RenderSettings:
         return tuple(getattr(self, f.name) for f in fields(self) if f.name != "show_hud")
 
 
-@dataclass
-class RenderSource:
-    """What is rendered: a trainer's live model or a loaded snapshot's."""
-
-    model: Any
-    grid: Any
-    march: Any
-    aabb: torch.Tensor
-    lock: Any = field(default_factory=threading.RLock)
-
-
-class AppState(SceneLoading, ExportActions):
+class AppState(SceneLoading, ExportActions, ViewRendering):
     def __init__(self, config: str = "small", device: str | None = "cpu", backend: str = "auto",
                  downscale: int = 1, max_size: int | None = None, seed: int = 0) -> None:
         from ..backends import resolve_device
@@ -76,27 +64,84 @@ class AppState(SceneLoading, ExportActions):
         self.scene_meta: dict[str, Any] = {}
         self.snapshot_source: RenderSource | None = None
         self.snapshot_path: Path | None = None
+        self.snapshot_step = 0  # step of a view-only snapshot (no trainer to ask)
         self.runner = TrainingRunner()
         self.camera = OrbitCamera()
         self.settings = RenderSettings()
         self.dynres = DynamicResolution()
-        self.status = "drop a scene folder, transforms.json or snapshot onto the viewport"
-        self.status_is_error = False
+        self._status: tuple[str, bool, float] = (
+            "drop a scene folder, transforms.json or snapshot onto the viewport", False, time.monotonic())
         self.generation = 0  # bumps whenever the scene/model is swapped
         self.train_cams = (np.zeros((0, 3, 4)), np.zeros((0, 4)), np.zeros((0, 2)))
-        self.last_render_ms = 0.0
         self._reported_error: str | None = None
         self._occ_cache: tuple[int, int, np.ndarray] | None = None
-        self._jobs: list[threading.Thread] = []
-        self.save_optimizer_state = False  # snapshots carry Adam's moments (3x larger; exact resume)
+        self._replica_lock = threading.Lock()
+        self.save_optimizer_state = False  # snapshots carry Adam's moments (~2x larger; exact resume)
         self.keyframes: list[Any] = []  # video camera path (export.camera_path.PathCamera), in ngp space
         self.loading: str | None = None  # name of what a background load is opening, for the HUD
         self._load_token = 0
-        self._pending: queue.SimpleQueue[tuple[int, str | Path, Callable[[], None]]] = queue.SimpleQueue()
+        self._load_job: Any = None
+        self._loads_applied = 0
+        self.ui_thread = threading.get_ident()  # the thread that created the state runs ``apply_pending``
+        self._ui_calls: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
+        self.jobs = JobRunner(self.post)
+
+    # ------------------------------------------------------------------------------------------ threads
+    def post(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the UI thread at its next ``apply_pending`` (any thread may call this)."""
+        self._ui_calls.put(fn)
+
+    def on_ui_thread(self) -> bool:
+        return threading.get_ident() == self.ui_thread
+
+    def call_on_ui(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` now when on the UI thread, else queue it for the UI thread."""
+        if self.on_ui_thread():
+            fn()
+        else:
+            self.post(fn)
+
+    def apply_pending(self) -> bool:
+        """Run the work other threads posted, in order, on the UI thread: callbacks, job results, finished loads.
+        Returns whether a scene or snapshot was swapped in."""
+        before = self._loads_applied
+        while True:
+            try:
+                fn = self._ui_calls.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - one failing callback must not stop the others
+                log.exception("UI call failed")
+                self.set_status(f"{type(exc).__name__}: {exc}", error=True)
+        return self._loads_applied != before
+
+    def wait_job(self, job: Any, timeout: float = 300.0) -> Any:
+        """Block until ``job`` ends and its outcome has been handled (tests, scripts); returns its result."""
+        if job is None:
+            return None
+        job.join(timeout)
+        self.apply_pending()
+        return job.result
 
     # ------------------------------------------------------------------------------------------ status
+    @property
+    def status(self) -> str:
+        return self._status[0]
+
+    @property
+    def status_is_error(self) -> bool:
+        return self._status[1]
+
+    @property
+    def status_time(self) -> float:
+        """``time.monotonic()`` when the current message was set."""
+        return self._status[2]
+
     def set_status(self, message: str, error: bool = False) -> None:
-        self.status, self.status_is_error = message, error
+        """Show a one-line message (any thread: the three fields change together)."""
+        self._status = (message, error, time.monotonic())
         (log.warning if error else log.info)("%s", message)
 
     def poll_errors(self) -> None:
@@ -113,7 +158,8 @@ class AppState(SceneLoading, ExportActions):
 
     @property
     def step(self) -> int:
-        return self.runner.step
+        """The trainer's step, or a view-only snapshot's."""
+        return self.runner.step if self.runner.trainer is not None else self.snapshot_step
 
     @property
     def backend(self) -> str:
@@ -156,28 +202,6 @@ class AppState(SceneLoading, ExportActions):
             if self.runner.error:
                 self.backend_request = old
 
-    def save_snapshot(self, path: str | Path, with_optimizer: bool | None = None) -> Path | None:
-        """Save the training model (with Adam's moments when ``with_optimizer``, default: the panel's checkbox, so
-        that training continues exactly from it)."""
-        from ..snapshot import save_snapshot
-
-        if with_optimizer is None:
-            with_optimizer = self.save_optimizer_state
-        if self.trainer is None:
-            self.set_status("nothing to save: no trained model", error=True)
-            return None
-        try:
-            with self.trainer.lock:
-                out = save_snapshot(path, self.trainer.model, self.trainer.grid, self.trainer.config,
-                                    self.trainer.scene_metadata(), self.trainer.step_count,
-                                    {"backend": self.trainer.backend},
-                                    self.trainer.training_state(include_optimizer=with_optimizer))
-        except OSError as exc:
-            self.set_status(f"cannot save snapshot: {exc}", error=True)
-            return None
-        self.set_status(f"saved snapshot {out}")
-        return out
-
     def set_optimize_extrinsics(self, on: bool) -> None:
         """Turn camera pose refinement on or off for the running training (takes effect at the next step)."""
         if self.trainer is None:
@@ -211,148 +235,6 @@ class AppState(SceneLoading, ExportActions):
             self.snap_to_training_camera(0)
         return self.settings.ground_truth
 
-    # ------------------------------------------------------------------------------------------ rendering
-    def source(self) -> RenderSource | None:
-        t = self.trainer
-        if t is not None:
-            return RenderSource(t.model, t.grid, t.march, t.aabb, t.lock)
-        return self.snapshot_source
-
-    def crop_aabb(self, aabb: torch.Tensor) -> torch.Tensor:
-        lo = torch.maximum(aabb[0], torch.tensor(self.settings.crop_min, dtype=aabb.dtype, device=aabb.device))
-        hi = torch.minimum(aabb[1], torch.tensor(self.settings.crop_max, dtype=aabb.dtype, device=aabb.device))
-        return torch.stack([lo, torch.maximum(hi, lo + 1e-4)])
-
-    def render_raw(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
-                   background: tuple[float, float, float] | None = None) -> dict[str, np.ndarray] | None:
-        """rgb (h, w, 3), opacity and depth (h, w) as float arrays for the current view; None without a model."""
-        from ..render.renderer import default_chunk, render_image
-
-        src = self.source()
-        if src is None:
-            return None
-        cam = self.camera.camera(width, height)
-        bg = background if background is not None else self.settings.background
-
-        def progress(done: int, total: int) -> None:
-            if cancel is not None and cancel():
-                raise RenderCancelled
-
-        with src.lock:  # a consistent copy of the model, taken quickly; the trainer goes on while we render
-            model, grid = self._render_replica(src)
-        field: Any = model
-        if self.settings.mode == "normals" and not self.settings.ground_truth:
-            from ..render.normals import NormalsField
-
-            field, bg = NormalsField(model), (0.0, 0.0, 0.0)
-        t0 = time.perf_counter()  # time spent rendering, not waiting for the trainer's lock
-        out = render_image(field, grid, self.crop_aabb(src.aabb), cam, src.march, bg,
-                           chunk=default_chunk(grid.device, interactive=True), progress=progress)
-        self.last_render_ms = (time.perf_counter() - t0) * 1000.0
-        return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
-
-    def _render_replica(self, src: Any) -> tuple[Any, Any]:
-        """Copy ``src``'s weights into a private replica of its model (made once per scene) and take a shallow
-        copy of its occupancy grid, whose tensors the trainer replaces rather than mutates. Call under the lock."""
-        import copy
-
-        replica = getattr(self, "_replica", None)
-        if replica is None or replica[0] is not src.model:
-            clone = copy.deepcopy(src.model)
-            clone.eval()
-            replica = (src.model, clone)
-            self._replica = replica
-        clone = replica[1]
-        with torch.no_grad():
-            for dst, source in zip(clone.parameters(), src.model.parameters()):
-                dst.copy_(source)
-        clone.set_ops(src.model.ops) if hasattr(clone, "set_ops") else None
-        return clone, copy.copy(src.grid)
-
-    def render_view(self, width: int, height: int, cancel: Callable[[], bool] | None = None) -> np.ndarray:
-        """The viewport picture for the current mode as (h, w, 3) uint8 (a blank background without a model)."""
-        s = self.settings
-        if s.ground_truth and self.scene is not None:
-            return self.ground_truth_image(width, height)
-        out = self.render_raw(width, height, cancel)
-        if out is None:
-            return np.tile(to_uint8(np.asarray(s.background, dtype=np.float32) * 0.25), (height, width, 1))
-        mode = s.mode if s.mode in MODES else "shaded"
-        if mode == "depth":
-            return depth_image(out["depth"], out["opacity"])
-        if mode == "opacity":
-            return gray(out["opacity"])
-        shaded = to_uint8(out["rgb"])
-        cam = self.camera.camera(width, height)
-        if mode == "occupancy":
-            return occupancy_overlay(shaded, self.occupied_points(), cam)
-        if mode == "cameras":
-            c2w, intr, sizes = self.train_cams
-            hl = s.gt_index if 0 <= s.gt_index < len(c2w) else None
-            return frusta_overlay(shaded, c2w, intr, sizes, cam, highlight=hl)
-        return shaded
-
-    def occupied_points(self) -> np.ndarray:
-        src = self.source()
-        if src is None:
-            return np.zeros((0, 3))
-        grid = src.grid
-        key = (self.generation, int(getattr(grid, "n_updates", 0)))
-        if self._occ_cache is None or self._occ_cache[:2] != key:
-            with src.lock:
-                occ = grid.occupied[0].detach().cpu().numpy()
-            self._occ_cache = (*key, occupancy_points(occ, grid.resolution))
-        return self._occ_cache[2]
-
-    def ground_truth_image(self, width: int, height: int) -> np.ndarray:
-        """The selected training image composited on the background, resized (nearest) to the output."""
-        i = self.settings.gt_index % self.scene.n_frames
-        img = self.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
-        if img.shape[-1] == 4:
-            bg = np.asarray(self.settings.background, dtype=np.float32)
-            img = img[..., :3] * img[..., 3:] + bg * (1.0 - img[..., 3:])
-        ys = (np.arange(height) * img.shape[0] / height).astype(np.int64)
-        xs = (np.arange(width) * img.shape[1] / width).astype(np.int64)
-        return to_uint8(img[ys][:, xs])
-
-    def screenshot(self, path: str | Path, width: int, height: int, alpha: bool = False) -> Path | None:
-        """Render the current view at any resolution to a PNG (RGBA with ``alpha``). Never raises."""
-        import imageio.v3 as iio
-
-        try:
-            if alpha:
-                out = self.render_raw(width, height, background=(0.0, 0.0, 0.0))
-                if out is None:
-                    raise NgpError("nothing to render: open a scene or snapshot first")
-                op = np.clip(out["opacity"], 1e-6, 1.0)[..., None]
-                rgb = np.where(op > 1e-5, out["rgb"] / op, 0.0)  # un-premultiply
-                img = to_uint8(np.concatenate([rgb, out["opacity"][..., None]], axis=-1))
-            else:
-                img = self.render_view(width, height)
-            p = Path(path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            iio.imwrite(p, img)
-        except (NgpError, OSError, ValueError) as exc:
-            self.set_status(f"screenshot failed: {exc}", error=True)
-            return None
-        self.set_status(f"saved {width}x{height} screenshot {p}")
-        return p
-
-    def run_job(self, label: str, fn: Callable[[], Any]) -> threading.Thread:
-        """Run a slow user action (export) off the UI thread; its errors land in the status line."""
-        def wrap() -> None:
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001
-                self.set_status(f"{label} failed: {type(exc).__name__}: {exc}", error=True)
-
-        self.set_status(f"{label}...")
-        t = threading.Thread(target=wrap, name=f"ngp-{label}", daemon=True)
-        t.start()
-        self._jobs.append(t)
-        return t
-
     def close(self) -> None:
         self.runner.stop()
-        for t in self._jobs:
-            t.join(timeout=1.0)
+        self.jobs.close()

@@ -15,7 +15,9 @@ class TrainingRunner:
     """Runs ``trainer.step()`` in a daemon thread until stopped.
 
     Errors inside a step stop the thread and are kept in ``error`` (one line) for the UI; nothing is raised.
-    ``pause_s`` is slept between steps so a renderer waiting on ``trainer.lock`` gets its turn.
+    ``pause_s`` is slept between steps so a renderer waiting on ``trainer.lock`` gets its turn. Start, stop, toggle,
+    replace and reset may be called from any thread: a lock makes each one whole, so there is never more than one
+    training thread.
     """
 
     def __init__(self, trainer: Any = None, pause_s: float = 0.001) -> None:
@@ -25,6 +27,7 @@ class TrainingRunner:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._times: deque[float] = deque(maxlen=64)
+        self._lock = threading.RLock()
 
     @property
     def running(self) -> bool:
@@ -36,52 +39,58 @@ class TrainingRunner:
 
     def start(self) -> bool:
         """Start training (no-op when already running or without a trainer). Returns whether it runs."""
-        if self.trainer is None:
-            self.error = "nothing to train: open a scene first"
-            return False
-        if self.running:
+        with self._lock:
+            if self.trainer is None:
+                self.error = "nothing to train: open a scene first"
+                return False
+            if self.running:
+                return True
+            self.error = None
+            self._stop = threading.Event()  # each thread has its own: a late stop cannot reach the next thread
+            self._thread = threading.Thread(target=self._loop, args=(self.trainer, self._stop), name="ngp-train",
+                                            daemon=True)
+            self._thread.start()
             return True
-        self.error = None
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="ngp-train", daemon=True)
-        self._thread.start()
-        return True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the thread to stop after the current step and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():  # pragma: no cover - a step longer than the timeout
-                log.warning("training thread did not stop within %.0f s", timeout)
-        self._thread = None
+        with self._lock:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout)
+                if self._thread.is_alive():  # pragma: no cover - a step longer than the timeout
+                    log.warning("training thread did not stop within %.0f s", timeout)
+            self._thread = None
 
     def toggle(self) -> bool:
-        if self.running:
-            self.stop()
-            return False
-        return self.start()
+        with self._lock:
+            if self.running:
+                self.stop()
+                return False
+            return self.start()
 
     def replace(self, trainer: Any, start: bool | None = None) -> None:
         """Swap in another trainer (stopping the old thread cleanly). ``start`` None keeps the running state."""
-        was_running = self.running
-        self.stop()
-        self.trainer = trainer
-        self._times.clear()
-        self.error = None
-        if start if start is not None else was_running:
-            self.start()
+        with self._lock:
+            was_running = self.running
+            self.stop()
+            self.trainer = trainer
+            self._times.clear()
+            self.error = None
+            if start if start is not None else was_running:
+                self.start()
 
     def reset(self, make_trainer: Callable[[], Any]) -> None:
         """Rebuild the trainer from scratch (fresh weights); keeps running if it was."""
-        was_running = self.running
-        self.stop()
-        try:
-            trainer = make_trainer()
-        except Exception as exc:  # noqa: BLE001 - reported in the UI
-            self.error = f"reset failed: {type(exc).__name__}: {exc}"
-            return
-        self.replace(trainer, start=was_running)
+        with self._lock:
+            was_running = self.running
+            self.stop()
+            try:
+                trainer = make_trainer()
+            except Exception as exc:  # noqa: BLE001 - reported in the UI
+                self.error = f"reset failed: {type(exc).__name__}: {exc}"
+                return
+            self.replace(trainer, start=was_running)
 
     def steps_per_second(self) -> float:
         t = list(self._times)
@@ -89,9 +98,8 @@ class TrainingRunner:
             return 0.0
         return (len(t) - 1) / max(t[-1] - t[0], 1e-9)
 
-    def _loop(self) -> None:
-        trainer = self.trainer
-        while not self._stop.is_set():
+    def _loop(self, trainer: Any, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 trainer.step()
             except Exception as exc:  # noqa: BLE001 - a failing step must not kill the app

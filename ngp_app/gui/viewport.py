@@ -127,6 +127,9 @@ class Viewport:
             f"{st.backend} on {st.device} | {st.config_name} | view: {mode}",
             HELP,
         ]
+        jobs = st.jobs.active()
+        if jobs:
+            lines.insert(4, " | ".join(j.describe() for j in jobs))
         return "\n".join(lines)
 
     def fps(self) -> float:

@@ -1,0 +1,196 @@
+"""The app's pictures of the current model: the viewport's frames (from a private replica of the weights, owned by
+the render thread) and full-size renders for exports (from a frozen copy taken under the trainer's lock).
+
+Mixed into :class:`~ngp_app.gui.state.AppState`; no windowing toolkit here.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..data.cameras import Camera
+from ..errors import NgpError
+from .overlays import MODES, depth_image, frusta_overlay, gray, occupancy_overlay, occupancy_points, to_uint8
+
+
+class RenderCancelled(Exception):
+    """Raised inside a render when its result is no longer wanted (the view moved)."""
+
+
+@dataclass
+class RenderSource:
+    """What is rendered: a trainer's live model or a loaded snapshot's."""
+
+    model: Any
+    grid: Any
+    march: Any
+    aabb: torch.Tensor
+    lock: Any = field(default_factory=threading.RLock)
+
+
+@dataclass
+class Frozen:
+    """A private copy of the model and grid (training goes on meanwhile), its march and the crop box to render."""
+
+    model: Any
+    grid: Any
+    march: Any
+    aabb: torch.Tensor
+
+
+class ViewRendering:
+    """Rendering the current view; relies on AppState's camera, settings, scene, trainer and snapshot source."""
+
+    camera: Any
+    settings: Any
+    scene: Any
+    trainer: Any
+    snapshot_source: RenderSource | None
+    generation: int
+    train_cams: tuple[np.ndarray, np.ndarray, np.ndarray]
+    _occ_cache: tuple[int, int, np.ndarray] | None
+    _replica_lock: threading.Lock  # guards the render thread's replica of the weights
+
+    def source(self) -> RenderSource | None:
+        t = self.trainer
+        if t is not None:
+            return RenderSource(t.model, t.grid, t.march, t.aabb, t.lock)
+        return self.snapshot_source
+
+    def crop_aabb(self, aabb: torch.Tensor, settings: Any = None) -> torch.Tensor:
+        s = settings if settings is not None else self.settings
+        lo = torch.maximum(aabb[0], torch.tensor(s.crop_min, dtype=aabb.dtype, device=aabb.device))
+        hi = torch.minimum(aabb[1], torch.tensor(s.crop_max, dtype=aabb.dtype, device=aabb.device))
+        return torch.stack([lo, torch.maximum(hi, lo + 1e-4)])
+
+    def frozen(self) -> Frozen:
+        """A private copy of the current model for a background job (raises NgpError without one)."""
+        src = self.source()
+        if src is None:
+            raise NgpError("nothing to export: open a scene or snapshot first")
+        with src.lock:
+            model = copy.deepcopy(src.model).eval()
+            grid = copy.copy(src.grid)  # the trainer replaces the grid's tensors rather than mutating them
+        return Frozen(model, grid, src.march, self.crop_aabb(src.aabb))
+
+    # ------------------------------------------------------------------------------------------ viewport
+    def render_raw(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
+                   background: tuple[float, float, float] | None = None,
+                   timing: dict[str, float] | None = None) -> dict[str, np.ndarray] | None:
+        """rgb (h, w, 3), opacity and depth (h, w) as float arrays for the current view; None without a model.
+
+        Renders from the render thread's replica of the weights (refreshed under the source's lock, then rendered
+        outside it, so the trainer goes on). ``timing['ms']`` gets the time spent rendering, not waiting for the lock.
+        """
+        from ..render.renderer import default_chunk
+
+        src = self.source()
+        if src is None:
+            return None
+
+        def progress(done: int, total: int) -> None:
+            if cancel is not None and cancel():
+                raise RenderCancelled
+
+        s = copy.copy(self.settings)
+        with self._replica_lock:  # one replica: renders that share it take turns
+            with src.lock:  # a consistent copy of the weights, taken quickly
+                model, grid = self._render_replica(src)
+            t0 = time.perf_counter()
+            out = render_outputs(model, grid, src.march, self.crop_aabb(src.aabb, s), self.camera.camera(width, height),
+                                 background if background is not None else s.background, s.mode == "normals",
+                                 default_chunk(grid.device, interactive=True), progress)
+            if timing is not None:
+                timing["ms"] = (time.perf_counter() - t0) * 1000.0
+        return out
+
+    def _render_replica(self, src: Any) -> tuple[Any, Any]:
+        """Copy ``src``'s weights into a private replica of its model (made once per scene) and take a shallow
+        copy of its occupancy grid, whose tensors the trainer replaces rather than mutates. Call under both locks."""
+        replica = getattr(self, "_replica", None)
+        if replica is None or replica[0] is not src.model:
+            clone = copy.deepcopy(src.model)
+            clone.eval()
+            replica = (src.model, clone)
+            self._replica = replica
+        clone = replica[1]
+        with torch.no_grad():
+            for dst, source in zip(clone.parameters(), src.model.parameters()):
+                dst.copy_(source)
+        clone.set_ops(src.model.ops) if hasattr(clone, "set_ops") else None
+        return clone, copy.copy(src.grid)
+
+    def render_view(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
+                    timing: dict[str, float] | None = None) -> np.ndarray:
+        """The viewport picture for the current mode as (h, w, 3) uint8 (a blank background without a model)."""
+        s = copy.copy(self.settings)
+        if s.ground_truth and self.scene is not None:
+            return self.ground_truth_image(width, height)
+        out = self.render_raw(width, height, cancel, timing=timing)
+        if out is None:
+            return np.tile(to_uint8(np.asarray(s.background, dtype=np.float32) * 0.25), (height, width, 1))
+        return self.compose(out, self.camera.camera(width, height), s)
+
+    def compose(self, out: dict[str, np.ndarray], cam: Camera, s: Any) -> np.ndarray:
+        """Render outputs -> the picture of mode ``s.mode`` as (h, w, 3) uint8."""
+        mode = s.mode if s.mode in MODES else MODES[0]
+        if mode == "depth":
+            return depth_image(out["depth"], out["opacity"])
+        if mode == "opacity":
+            return gray(out["opacity"])
+        shaded = to_uint8(out["rgb"])
+        if mode == "occupancy":
+            return occupancy_overlay(shaded, self.occupied_points(), cam)
+        if mode == "cameras":
+            c2w, intr, sizes = self.train_cams
+            hl = s.gt_index if 0 <= s.gt_index < len(c2w) else None
+            return frusta_overlay(shaded, c2w, intr, sizes, cam, highlight=hl)
+        return shaded
+
+    def occupied_points(self) -> np.ndarray:
+        src = self.source()
+        if src is None:
+            return np.zeros((0, 3))
+        grid = src.grid
+        key = (self.generation, int(getattr(grid, "n_updates", 0)))
+        cache = self._occ_cache
+        if cache is None or cache[:2] != key:
+            with src.lock:
+                occ = grid.occupied[0].detach().cpu().numpy().copy()
+            cache = (*key, occupancy_points(occ, grid.resolution))
+            self._occ_cache = cache
+        return cache[2]
+
+    def ground_truth_image(self, width: int, height: int) -> np.ndarray:
+        """The selected training image composited on the background, resized (nearest) to the output."""
+        i = self.settings.gt_index % self.scene.n_frames
+        img = self.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
+        if img.shape[-1] == 4:
+            bg = np.asarray(self.settings.background, dtype=np.float32)
+            img = img[..., :3] * img[..., 3:] + bg * (1.0 - img[..., 3:])
+        ys = (np.arange(height) * img.shape[0] / height).astype(np.int64)
+        xs = (np.arange(width) * img.shape[1] / width).astype(np.int64)
+        return to_uint8(img[ys][:, xs])
+
+
+def render_outputs(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: Camera,
+                   background: tuple[float, float, float], normals: bool, chunk: int,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """Render one camera: rgb (h, w, 3), opacity and depth (h, w) as float numpy arrays (normals as rgb over black
+    when ``normals``). ``progress(done, total)`` is called after each chunk of rays (it may raise to cancel)."""
+    from ..render.renderer import render_image
+
+    field_fn: Any = model
+    if normals:
+        from ..render.normals import NormalsField
+
+        field_fn, background = NormalsField(model), (0.0, 0.0, 0.0)
+    out = render_image(field_fn, grid, aabb, cam, march, background, chunk=chunk, progress=progress)
+    return {k: v.detach().float().cpu().numpy() for k, v in out.items()}

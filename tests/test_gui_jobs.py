@@ -1,0 +1,131 @@
+"""The app's background jobs (``ngp_app.gui.jobs``): progress, ETA, cancel, and outcomes delivered on the UI thread.
+No window and no model: the UI thread is this test's thread, which drains the queue the runner posts to."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+
+from ngp_app.gui.jobs import CANCELLED, DONE, FAILED, Job, JobCancelled, JobRunner, format_seconds
+
+
+class FakeUI:
+    """Stands in for AppState.post / apply_pending: records the thread each posted call runs on."""
+
+    def __init__(self) -> None:
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+        self.ran_on: list[int] = []
+
+    def post(self, fn) -> None:
+        self.calls.put(fn)
+
+    def drain(self) -> int:
+        n = 0
+        while not self.calls.empty():
+            self.calls.get()()
+            self.ran_on.append(threading.get_ident())
+            n += 1
+        return n
+
+
+def test_result_reaches_the_ui_thread_only_when_it_drains():
+    ui = FakeUI()
+    runner = JobRunner(ui.post)
+    seen: list = []
+    work_thread: list[int] = []
+
+    def work(job: Job) -> int:
+        work_thread.append(threading.get_ident())
+        for i in range(4):
+            job.report((i + 1) / 4, f"part {i + 1}")
+        return 42
+
+    job = runner.submit("sum", work, on_done=lambda r: seen.append((r, threading.get_ident())))
+    job.join(10)
+    assert work_thread[0] != threading.get_ident()  # the work ran off this (the UI) thread
+    assert seen == [] and job.active  # nothing is handled until the UI thread drains its queue
+    assert ui.drain() == 1
+    assert seen == [(42, threading.get_ident())] and job.state == DONE and job.result == 42
+    assert job.fraction == 1.0 and job.stage == "part 4" and runner.active() == []
+
+
+def test_cancel_stops_the_work_at_its_next_report_and_calls_on_cancel():
+    ui = FakeUI()
+    runner = JobRunner(ui.post)
+    started, reports = threading.Event(), []
+    outcome: list[str] = []
+
+    def work(job: Job) -> None:
+        started.set()
+        for i in range(10_000):
+            time.sleep(0.001)
+            job.report(i / 10_000)
+            reports.append(i)
+        outcome.append("finished")  # never reached
+
+    job = runner.submit("long", work, on_done=lambda r: outcome.append("done"),
+                        on_cancel=lambda: outcome.append("cancelled"))
+    assert started.wait(10)
+    job.cancel()
+    job.join(10)
+    ui.drain()
+    assert job.state == CANCELLED and outcome == ["cancelled"] and len(reports) < 10_000
+    with pytest.raises(JobCancelled):
+        job.check()
+
+
+def test_errors_are_reported_once_on_the_ui_thread():
+    ui = FakeUI()
+    runner = JobRunner(ui.post)
+    errors: list[BaseException] = []
+
+    def work(job: Job) -> None:
+        job.report(0.5, "halfway")
+        raise ValueError("disk on fire")
+
+    job = runner.submit("write", work, on_error=errors.append)
+    job.join(10)
+    ui.drain()
+    assert job.state == FAILED and len(errors) == 1 and "disk on fire" in str(errors[0])
+    assert "failed: ValueError: disk on fire" in job.describe()
+
+
+def test_eta_follows_the_rate_of_progress_and_describe_shows_it():
+    job = Job("render", 1)
+    assert job.eta() is None  # no rate yet
+    job.report(0.0, "rendering")
+    job._first = (time.perf_counter() - 10.0, 0.0)  # as if the first report came 10 s ago
+    job.report(0.25)
+    eta = job.eta()
+    assert eta is not None and 29.0 < eta < 31.5  # a quarter in 10 s: three quarters take ~30 s
+    text = job.describe()
+    assert "render: rendering" in text and "25%" in text and "ETA 0:3" in text
+    cb = job.progress_callback(0.5, 1.0, "second half")
+    cb(50, 100)
+    assert job.fraction == 0.75 and job.stage == "second half"
+    assert format_seconds(3725) == "1:02:05" and format_seconds(65) == "1:05"
+
+
+def test_visible_keeps_finished_jobs_briefly_and_close_cancels_everything():
+    ui = FakeUI()
+    runner = JobRunner(ui.post)
+    gate = threading.Event()
+
+    def wait_for_gate(job: Job) -> None:
+        while not gate.is_set():
+            job.report(None)
+            time.sleep(0.005)
+
+    quick = runner.submit("quick", lambda job: 1)
+    slow = runner.submit("slow", wait_for_gate)
+    quick.join(10)
+    ui.drain()
+    now = time.perf_counter()
+    assert {j.label for j in runner.visible(now)} == {"quick", "slow"}
+    assert [j.label for j in runner.visible(now + 60)] == ["slow"]  # the finished one is forgotten later
+    runner.close(timeout=10)
+    ui.drain()
+    assert slow.state == CANCELLED and not slow._thread.is_alive()
