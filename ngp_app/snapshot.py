@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def save_snapshot(
         "format": FORMAT_TAG,
         "version": FORMAT_VERSION,
         "config": config,
-        "scene": scene_meta,
+        "scene": with_scene_paths(scene_meta, path),
         "step": int(step),
         "aabb": model.aabb.cpu().tolist(),
         "aabb_scale": grid.aabb_scale,
@@ -86,6 +87,29 @@ def save_snapshot(
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def with_scene_paths(scene_meta: dict[str, Any], snapshot_file: Path) -> dict[str, Any]:
+    """The scene metadata with ``path`` made absolute and ``path_from_snapshot`` (relative to the snapshot's folder)
+    added, so the scene is found from any working directory, and after moving the two together."""
+    if not scene_meta.get("path"):
+        return scene_meta
+    scene = os.path.abspath(scene_meta["path"])
+    out = dict(scene_meta, path=scene)
+    try:
+        out["path_from_snapshot"] = os.path.relpath(scene, os.path.abspath(snapshot_file.parent))
+    except ValueError:  # another drive (Windows): only the absolute path
+        pass
+    return out
+
+
+def snapshot_scene_path(scene_meta: dict[str, Any], snapshot_file: str | Path) -> Path | None:
+    """Where a snapshot's scene is on disk: its absolute ``path``, else ``path_from_snapshot`` from the snapshot's
+    folder; None when neither exists (snapshots from before ``path_from_snapshot`` only have ``path``)."""
+    found = [Path(scene_meta["path"])] if scene_meta.get("path") else []
+    if scene_meta.get("path_from_snapshot"):
+        found.append(Path(snapshot_file).parent / scene_meta["path_from_snapshot"])
+    return next((p for p in found if p.exists()), None)
 
 
 def resolve_snapshot_path(path: str | Path) -> Path:

@@ -32,7 +32,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 def app():
     from ngp_app.gui.app import App
 
-    a = App(DEMO, config="small", device="cpu", backend="torch", downscale=8, size=(480, 270))
+    a = App(DEMO, config="small", device="cpu", backend="torch", downscale=8, size=(480, 270), remember_windows=False)
     a.state.settings.resolution_scale = 0.1  # keep CPU renders (and full refinement) cheap
     assert a.state.loading == "demo"  # the scene loads in the background while the windows run
     assert a.pump(60, until=lambda: a.state.loading is None and a.state.trainer is not None), a.state.status
@@ -56,7 +56,7 @@ def send(app, event: str, *args) -> None:
     app.tick()
 
 
-def settle(app, timeout: float = 120.0) -> bool:
+def settle(app, timeout: float = 240.0) -> bool:
     """Pump until the worker has shown a fully refined frame of the current view."""
     w = app.worker
     cap = app.state.settings.resolution_scale
@@ -70,6 +70,31 @@ def test_training_runs_while_frames_are_drawn(app):
     assert app.pump(60, until=lambda: app.state.step >= s0 + 3 and app.worker.frames >= 3)
     assert app.frames > f0 + 10  # the UI kept drawing while training
     assert app.viewport.frames > 10
+
+
+def test_a_still_view_sharpens_once_training_stops(app):
+    st, w = app.state, app.worker
+    budget, st.runner.pause_s = w.refine_budget_ms, 0.3
+    w.refine_budget_ms = 0.001  # while training, every refinement is over budget
+    try:
+        if not st.runner.running:
+            send(app, "on_key_press", key.T, 0)
+        st.dynres.reset(0.02)
+        st.camera.orbit(1, 0)  # a new view: rendered small first
+        assert app.pump(120, until=lambda: w.frames >= 2 and w._last_key == w.view_key() and w.latest.scale < 0.1)
+        n = -1
+        while n != w.frames:  # stop while the render thread idles between training steps
+            n = w.frames
+            app.pump(0.5)
+        assert w.latest.scale < 0.1
+        send(app, "on_key_press", key.T, 0)  # stop training; the mouse stays still
+        assert not st.runner.running
+        assert app.pump(120, until=lambda: w.latest.scale >= 0.1 - 1e-6), w.latest.scale
+        assert w.frames - n <= 8  # within a few frames: the doubling steps up to the cap (from 0.01 at worst)
+    finally:
+        w.refine_budget_ms, st.runner.pause_s = budget, 0.001
+        if not st.runner.running:
+            send(app, "on_key_press", key.T, 0)  # as the other tests expect: training
 
 
 def test_orbit_drag_and_zoom_change_the_image(app):
@@ -106,6 +131,11 @@ def test_view_keys_fly_cameras_modes_and_hud(app):
     send(app, "on_key_press", key.G, 0)
     assert st.settings.ground_truth
     assert app.pump(60, until=lambda: app.worker.latest is not None and app.worker._last_key == app.worker.view_key())
+    st.settings.show_hud = False
+    shown = screen(app, "ground_truth")  # a square training image in a 16:9 window: centred, dimmed margins
+    st.settings.show_hud = True
+    bg = np.asarray(st.settings.background) * 255 * 0.25
+    assert np.abs(shown[:-40, -80:] - bg).max() < 3 and np.abs(shown[:-40, 200:280] - bg).max() > 20
     send(app, "on_key_press", key._2, 0)
     assert st.settings.mode == "depth" and not st.settings.ground_truth
     send(app, "on_key_press", key._1, 0)
@@ -133,7 +163,7 @@ def test_panel_widgets_drive_the_state(app, tmp_path):
 
     use("mode", "Occupancy cells")
     assert st.settings.mode == "occupancy"
-    use("mode", "Shaded")
+    use("mode", "RGB")
     use("target_fps", 12.0)
     assert st.settings.target_fps == 12.0
     use("background", [0.0, 0.0, 255.0, 255.0])
@@ -199,6 +229,35 @@ def test_panel_callbacks_from_another_thread_run_on_the_ui_thread_in_order(app):
     assert st.settings.mode == modes[-1] and st.runner.running == toggles_before  # four toggles: as before
 
 
+def test_training_cameras_are_drawn_as_thin_gl_lines_at_window_resolution(app):
+    from ngp_app.gui.overlays import CAMERA_COLOR, HIGHLIGHT_COLOR, rasterize
+
+    st = app.state
+    if st.runner.running:
+        send(app, "on_key_press", key.T, 0)
+    st.settings.show_hud = False
+    send(app, "on_key_press", key._5, 0)
+    assert st.settings.mode == "cameras"
+    assert settle(app)
+    frame = app.worker.latest.image  # the render: 10% of the window's size
+    shown = screen(app, "cameras_overlay")
+    w, h = app.viewport.window.get_framebuffer_size()
+
+    def camera_pixels(img):
+        d = np.minimum(np.abs(img[..., :3].astype(int) - CAMERA_COLOR[:3]).sum(-1),
+                       np.abs(img[..., :3].astype(int) - HIGHLIGHT_COLOR[:3]).sum(-1))
+        return int((d < 30).sum())
+
+    assert camera_pixels(frame) == 0  # nothing drawn into the low-resolution render
+    expected = camera_pixels(rasterize(np.zeros((h, w, 3), np.uint8), st.overlay_layers(), st.camera.camera(w, h)))
+    got = camera_pixels(shown)
+    # 1-pixel lines at window resolution: about as many pixels as a rasteriser at that size draws, where lines
+    # drawn into the render and scaled up would cover ~10x more
+    assert expected > 50 and 0.4 * expected < got < 2.5 * expected, (got, expected)
+    send(app, "on_key_press", key._1, 0)
+    st.settings.show_hud = True
+
+
 def test_k_adds_a_keyframe_and_the_panel_lists_it(app):
     import dearpygui.dearpygui as dpg
 
@@ -252,14 +311,39 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
     assert app.pump(30, until=lambda: app.state.step >= 2)
 
 
-def test_open_scene_dialog_result_opens_it(app, tmp_path):
+def test_open_dialog_takes_a_typed_transforms_json(app, tmp_path):
+    import dearpygui.dearpygui as dpg
+
     other = synthetic.make_scene(tmp_path / "dialog", width=16, height=16, n_train=3, n_val=1, n_test=1,
                                  progress=False)
-    app.panel._on_open_dialog("dlg_scene", {"file_path_name": str(other), "selections": {}})
-    assert app.pump(30, until=lambda: app.state.loading is None)
-    assert app.state.scene.n_frames == 3 and not app.state.status_is_error
+    (other / "transforms.json").write_text((other / "transforms_train.json").read_text())
+    width = dpg.get_viewport_width()
+    dpg.get_item_callback([c for c in dpg.get_all_items()
+                           if dpg.get_item_label(c) == "Open scene, transforms.json or snapshot..."][0])()
+    app.tick()
+    assert app.panel.files.shown and dpg.get_viewport_width() >= 900  # roomy: the panel widens for it
+    dpg.get_item_callback("fd_path")("fd_path", str(other))  # type the folder, Enter: the dialog goes there
+    app.tick()
+    assert app.panel.files.shown and app.panel.files.browser.folder == other
+    assert "transforms.json" in [e.name for e in app.panel.files.browser.entries()]
+    dpg.get_item_callback("fd_path")("fd_path", "transforms.json")  # type the file name, Enter: opened as typed
+    app.tick()
+    assert not app.panel.files.shown and dpg.get_viewport_width() == width
+    assert app.pump(60, until=lambda: app.state.loading is None)
+    assert not app.state.status_is_error, app.state.status
+    assert Path(app.state.scene.path) == other / "transforms.json"  # the file typed, not transforms.npz
     app.pump(0.5)
     assert app.running
+    assert dpg.get_value("shot_path") == str(other / "ngp-exports" / "screenshot.png")  # exports beside it
+
+
+def test_windows_side_by_side_and_the_wheel_scrolls_the_panel(app):
+    import dearpygui.dearpygui as dpg
+
+    panel, view = app.panel.rect(), app.viewport.rect()
+    assert not panel.overlaps(view) and view.x >= panel.x + panel.width
+    for name in ("loss", "psnr"):  # plots ignore the mouse, so the wheel over them scrolls the panel
+        assert dpg.get_item_configuration(f"{name}_plot")["no_inputs"]
 
 
 def test_screenshots_of_both_windows_are_written_and_not_blank(app):
@@ -267,7 +351,10 @@ def test_screenshots_of_both_windows_are_written_and_not_blank(app):
 
     app.pump(1.0)
     paths = app.save_screenshots(ARTIFACTS)
-    assert {p.name for p in paths} == {"viewport.png", "panel.png"}
+    import shutil
+
+    expected = {"viewport.png", "panel.png"} | ({"screen.png"} if shutil.which("import") else set())
+    assert {p.name for p in paths} == expected
     for p in paths:
         img = iio.imread(p)[..., :3].astype(np.float32)
         assert img.shape[0] > 100 and img.shape[1] > 100

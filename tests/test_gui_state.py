@@ -184,7 +184,7 @@ def test_open_scene_trains_and_renders(state):
     for mode in ("depth", "opacity", "occupancy", "cameras"):
         state.settings.mode = mode
         assert state.render_view(24, 16).shape == (16, 24, 3)
-    state.settings.mode = "shaded"
+    state.settings.mode = "rgb"
     state.reset_training()
     assert state.step == 0 and not state.runner.running
 
@@ -428,7 +428,7 @@ def test_pose_refinement_toggle(state):
 def test_normals_mode_renders_normals(state):
     assert state.open_path(DEMO, start=False)
     state.trainer.train(steps=20)
-    state.settings.mode = "shaded"
+    state.settings.mode = "rgb"
     shaded = state.render_view(24, 16)
     state.settings.mode = "normals"
     normals = state.render_view(24, 16)
@@ -599,3 +599,127 @@ def test_restarting_training_drops_a_refined_view_back_within_budget(state):
     finally:
         w.stop()
         state.runner.stop()
+
+
+# ---------------------------------------------------------------------------------------------- overlays (item 5)
+def test_view_projection_puts_points_where_project_does():
+    from ngp_app.gui.overlays import project, view_projection
+
+    cam = OrbitCamera(distance=1.7, fov_deg=55.0).camera(96, 54)
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0.0, 1.0, (200, 3))
+    clip = np.c_[pts, np.ones(len(pts))] @ view_projection(cam).T
+    px = np.stack([(clip[:, 0] / clip[:, 3] + 1.0) * 0.5 * 96, (1.0 - clip[:, 1] / clip[:, 3]) * 0.5 * 54], -1)
+    uv, front = project(pts, cam)
+    assert front.all() and np.allclose(px, uv, atol=1e-6)
+    behind = cam.c2w.numpy()[:, 3] - 0.5 * cam.c2w.numpy()[:, 2]  # half a unit behind the eye: clipped by GL
+    assert (np.r_[behind, 1.0] @ view_projection(cam).T)[3] < 0
+
+
+def test_overlays_are_geometry_drawn_over_the_render_not_into_it(state):
+    from ngp_app.gui.overlays import CAMERA_COLOR, HIGHLIGHT_COLOR, polyline_layer
+
+    assert state.open_path(DEMO, start=False)
+    state.trainer.train(steps=5)
+    rgb = state.render_view(48, 27)
+    state.settings.mode = "cameras"
+    assert np.array_equal(state.render_view(48, 27), rgb)  # nothing drawn into the low-resolution picture
+    (cams,) = state.overlay_layers()
+    n = state.scene.n_frames
+    assert cams.name == "cameras" and cams.kind == "lines" and cams.vertices.shape == (n * 16, 3)
+    hl = state.settings.gt_index
+    assert (cams.colors[hl * 16:(hl + 1) * 16] == HIGHLIGHT_COLOR).all()
+    assert (cams.colors[(hl + 1) % n * 16] == CAMERA_COLOR).all()
+    assert state.overlay_layers()[0] is cams  # cached until its inputs change
+    state.settings.mode = "occupancy"
+    state.settings.toggle_overlay("crop")
+    state.settings.toggle_overlay("axes")
+    state.overlay_providers["path"] = lambda: polyline_layer("path", [[0, 0, 0], [1, 1, 1]], (255, 0, 255, 255))
+    layers = {lay.name: lay for lay in state.overlay_layers()}
+    assert set(layers) == {"crop", "axes", "occupancy", "path"}
+    assert layers["crop"].vertices.shape == (24, 3) and layers["occupancy"].kind == "points"
+    assert len(layers["occupancy"].vertices) > 0 and layers["path"].vertices.shape == (2, 3)
+    state.settings.toggle_overlay("crop")
+    assert "crop" not in {lay.name for lay in state.overlay_layers()}
+
+
+def test_rasterize_clips_at_the_near_plane_and_screenshots_carry_overlays(state, tmp_path):
+    import imageio.v3 as iio
+
+    from ngp_app.data.cameras import Camera
+    from ngp_app.gui.overlays import CAMERA_COLOR, layer, rasterize
+
+    cam = Camera(torch.eye(4)[:3], 20.0, 20.0, 20.0, 20.0, 40, 40)  # at the origin, looking down +z
+    crossing = layer("l", "lines", [[0.5, 0.0, -2.0], [0.5, 0.0, 2.0]], (255, 0, 0, 255))  # from behind to ahead
+    img = rasterize(np.zeros((40, 40, 3), np.uint8), [crossing], cam)
+    cols = np.nonzero(img[..., 0])[1]
+    assert cols.size > 0 and cols.min() >= 24  # u = 20 + 20 * 0.5 / z >= 25 ahead; the part behind is not mirrored
+    behind = layer("b", "lines", [[0.0, 0.0, -1.0], [0.1, 0.0, -2.0]], (255, 0, 0, 255))
+    assert not rasterize(np.zeros((40, 40, 3), np.uint8), [behind], cam).any()
+    assert state.open_path(DEMO, start=False)
+    state.settings.mode = "cameras"
+    shot = iio.imread(state.wait_job(state.screenshot(tmp_path / "cams.png", 160, 90)))
+    assert (np.abs(shot.astype(int) - CAMERA_COLOR[:3]).sum(-1) == 0).sum() > 50
+
+
+# ---------------------------------------------------------------------------------------------- ground truth (item 2)
+def test_ground_truth_keeps_the_image_aspect_and_lines_up_with_its_camera(state):
+    assert state.open_path(DEMO, start=False)
+    state.settings.background = (1.0, 1.0, 1.0)
+    assert state.toggle_ground_truth()  # snaps the view to the nearest training camera
+    i = state.settings.gt_index
+    ih, iw = state.scene.image(i).shape[:2]
+    assert ih == iw  # the demo's images are square
+    gt = state.render_view(64, 32).astype(int)
+    margin = np.array([64, 64, 64])  # the dimmed background around the image
+    is_margin = (np.abs(gt - margin).sum(-1) == 0).all(axis=0)  # columns that are margin from top to bottom
+    image_cols = np.nonzero(~is_margin)[0]
+    assert image_cols.min() == 16 and image_cols.max() == 47  # a centred 32x32 square, not stretched to 64 wide
+    assert is_margin[:16].all() and is_margin[48:].all()
+    # and the square is the training image at that size (nearest neighbour, pixel centres)
+    img = state.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
+    if img.shape[-1] == 4:
+        img = img[..., :3] * img[..., 3:] + (1.0 - img[..., 3:])
+    idx = ((np.arange(32) + 0.5) * ih / 32).astype(int)
+    expect = np.clip(img[idx][:, idx] * 255 + 0.5, 0, 255).astype(int)
+    assert np.abs(gt[:, 16:48] - expect).max() <= 1
+
+
+# ---------------------------------------------------------------------------------------------- awkward list
+def test_exports_default_next_to_the_scene_as_absolute_paths(state, tmp_path, monkeypatch):
+    from ngp_app.data import synthetic
+
+    scene = synthetic.make_scene(tmp_path / "s", width=16, height=16, n_train=3, n_val=1, n_test=1, progress=False)
+    monkeypatch.chdir(tmp_path)
+    assert state.export_dir() == tmp_path / "ngp-exports"  # no scene yet: under the working directory
+    assert state.open_path("s", start=False)  # a relative path
+    assert state.export_dir() == scene / "ngp-exports" and state.export_dir().is_absolute()
+    assert state.default_export_path("screenshot") == scene / "ngp-exports" / "screenshot.png"
+    assert state.export_path("shots/a.png") == scene / "ngp-exports" / "shots" / "a.png"  # typed relative
+    assert state.export_path(tmp_path / "x.png") == tmp_path / "x.png"
+    assert state.open_path(scene / "transforms_train.json", start=False)  # a transforms file: its folder
+    assert state.export_dir() == scene / "ngp-exports"
+
+
+def test_keyframes_belong_to_their_scene(state, tmp_path):
+    from ngp_app.data import synthetic
+
+    other = synthetic.make_scene(tmp_path / "o", width=16, height=16, n_train=3, n_val=1, n_test=1, progress=False)
+    assert state.open_path(DEMO, start=False)
+    state.add_keyframe()
+    state.add_keyframe()
+    snap = state.wait_job(state.save_snapshot(tmp_path / "snap.npz"))
+    assert state.open_path(snap) and len(state.keyframes) == 2  # a snapshot of the same scene keeps them
+    assert state.open_path(other, start=False) and state.keyframes == []  # another scene does not
+
+
+def test_errors_fade_and_clear_but_messages_stay(state):
+    state.set_status("something broke", error=True)
+    t0 = state.status_time
+    assert state.status_alpha(t0 + 1.0) == 1.0 and not state.expire_status(t0 + 1.0)
+    from ngp_app.gui.state import ERROR_SECONDS, FADE_SECONDS
+
+    assert 0.0 < state.status_alpha(t0 + ERROR_SECONDS - FADE_SECONDS / 2) < 1.0  # fading
+    assert state.expire_status(t0 + ERROR_SECONDS + 0.1) and state.status == "" and not state.status_is_error
+    state.set_status("saved something")
+    assert not state.expire_status(state.status_time + 1e6) and state.status == "saved something"

@@ -30,17 +30,22 @@ class App:
 
     def __init__(self, path: str | Path | None = None, config: str = "small", device: str | None = None,
                  backend: str = "auto", downscale: int = 1, max_size: int | None = None,
-                 size: tuple[int, int] = (1920, 1080), train: bool = True) -> None:
+                 size: tuple[int, int] | None = None, train: bool = True, remember_windows: bool = True) -> None:
+        """``size``: the viewport's size (None: the remembered one, else 1920x1080), shrunk to fit beside the panel.
+        ``remember_windows``: place the windows where they were last time and remember them on close."""
+        from .layout import choose_layout, load_positions
         from .panel import Panel
-        from .viewport import Viewport
+        from .viewport import Viewport, screen_size
 
         self.state = AppState(config=config, device=device, backend=backend, downscale=downscale, max_size=max_size)
         if path is not None:
             self.state.open_path_async(path, start=train)  # the windows open while it loads
+        self.remember_windows = remember_windows
+        panel_rect, view_rect = choose_layout(*screen_size(), size, load_positions() if remember_windows else None)
         self.worker = RenderWorker(self.state)
-        self.worker.size = size
-        self.viewport = Viewport(self, *size)
-        self.panel = Panel(self, x=20, y=20)
+        self.worker.size = (view_rect.width, view_rect.height)
+        self.viewport = Viewport(self, view_rect)
+        self.panel = Panel(self, panel_rect)
         self.worker.start()
         self.started = time.perf_counter()
         self.frames = 0
@@ -56,6 +61,7 @@ class App:
         self.viewport.fly(dt)
         self.state.apply_pending()
         self.state.poll_errors()
+        self.state.expire_status()
         self.viewport.draw(save_viewport)
         self.panel.draw(save_panel)
         self.frames += 1
@@ -74,7 +80,8 @@ class App:
         return until() if until is not None else True
 
     def save_screenshots(self, directory: str | Path) -> list[Path]:
-        """PNG captures of both windows as they are on screen."""
+        """PNG captures of both windows as they are on screen (plus ``screen.png``, the whole screen, where
+        ImageMagick's ``import`` is installed: docs/images/app.png is one)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         vp, panel = d / "viewport.png", d / "panel.png"
@@ -89,6 +96,8 @@ class App:
                 grab_window(title, p)
             if p.exists():
                 out.append(p)
+        if grab_window("root", d / "screen.png"):
+            out.append(d / "screen.png")
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -113,6 +122,10 @@ class App:
         }
 
     def close(self) -> None:
+        if self.remember_windows and self.running:
+            from .layout import save_positions
+
+            save_positions({"panel": self.panel.rect(), "viewport": self.viewport.rect()})
         self.worker.stop()
         self.state.close()
         self.panel.close()
@@ -120,11 +133,12 @@ class App:
 
 
 def grab_window(title: str, path: Path) -> bool:
-    """Fallback capture of one X window by title with ImageMagick's ``import``."""
+    """Capture of one X window by title (``root``: the whole screen) with ImageMagick's ``import``."""
     if not shutil.which("import") or not shutil.which("xwininfo"):
         return False
     try:
-        info = subprocess.run(["xwininfo", "-name", title], capture_output=True, text=True, timeout=10).stdout
+        args = ["-root"] if title == "root" else ["-name", title]
+        info = subprocess.run(["xwininfo", *args], capture_output=True, text=True, timeout=10).stdout
         wid = next(line.split()[3] for line in info.splitlines() if "Window id:" in line)
         subprocess.run(["import", "-window", wid, str(path)], capture_output=True, timeout=30, check=True)
     except (StopIteration, subprocess.SubprocessError, OSError, IndexError):
@@ -134,7 +148,7 @@ def grab_window(title: str, path: Path) -> bool:
 
 def run_app(path: str | Path | None = None, exit_after: float | None = None, screenshot_dir: str | Path | None = None,
             config: str = "small", device: str | None = None, backend: str = "auto", downscale: int = 1,
-            max_size: int | None = None, size: tuple[int, int] = (1920, 1080)) -> int:
+            max_size: int | None = None, size: tuple[int, int] | None = None) -> int:
     """Run the app until a window closes (or ``exit_after`` seconds). Returns an exit status."""
     if not display_available():
         print(NO_DISPLAY, file=sys.stderr)

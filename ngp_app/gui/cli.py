@@ -24,7 +24,9 @@ def add_app_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", type=types.device, default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--backend", default="auto", choices=BACKENDS)
     p.add_argument("--downscale", type=types.positive_int, default=1, help="load training images at 1/N size")
-    p.add_argument("--size", type=types.window_size, default=(1920, 1080), help="viewport size WxH (default 1920x1080)")
+    p.add_argument("--size", type=types.window_size, default=None, metavar="WxH",
+                   help="viewport size (default: as last time, else 1920x1080; shrunk to fit the screen beside the "
+                        "panel)")
     p.set_defaults(func=cmd_app)
     return p
 

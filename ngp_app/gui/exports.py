@@ -9,6 +9,7 @@ nothing behind), and reports success or failure in the status line from the UI t
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +17,10 @@ import numpy as np
 
 from ..errors import NgpError
 from .jobs import Job, JobRunner
+
+EXPORT_FOLDER = "ngp-exports"
+EXPORT_NAMES = {"snapshot": "snapshot.npz", "screenshot": "screenshot.png", "mesh": "mesh.ply", "video": "video.mp4",
+                "path": "camera_path.json"}
 
 
 class ExportActions:
@@ -33,7 +38,34 @@ class ExportActions:
     set_status: Callable[..., None]
     frozen: Callable[[], Any]
     compose: Callable[..., np.ndarray]
+    overlay_layers: Callable[..., list[Any]]
     ground_truth_image: Callable[[int, int], np.ndarray]
+
+    snapshot_path: Path | None
+
+    # ------------------------------------------------------------------------------------------ where
+    def export_dir(self) -> Path:
+        """Where exports go by default (absolute): ``<scene>/ngp-exports``, beside a view-only snapshot when its
+        scene is not on disk, else under the working directory."""
+        scene = self.scene_meta.get("path") if self.scene is not None else None
+        if scene:
+            base = Path(os.path.abspath(scene))
+            base = base.parent if base.suffix.lower() == ".json" else base
+        elif self.snapshot_path is not None:
+            base = Path(os.path.abspath(self.snapshot_path)).parent
+        else:
+            base = Path.cwd()
+        return base / EXPORT_FOLDER
+
+    def default_export_path(self, kind: str) -> Path:
+        """The default file of an export kind (snapshot, screenshot, mesh, video, path) in ``export_dir``."""
+        return self.export_dir() / EXPORT_NAMES[kind]
+
+    def export_path(self, typed: str | Path) -> Path:
+        """A path from the panel: ``~`` expanded; a relative one goes under ``export_dir`` (not the working
+        directory the app happened to start in)."""
+        p = Path(os.path.expanduser(str(typed).strip()))
+        return p if p.is_absolute() else self.export_dir() / p
 
     def _submit(self, label: str, work: Callable[[Job], Any], done: Callable[[Any], str]) -> Job:
         """A job whose success message is ``done(result)``; failures and cancels are reported too."""
@@ -77,8 +109,8 @@ class ExportActions:
 
         from ..fileio import atomic_write_bytes
         from ..render.renderer import default_chunk
+        from .overlays import rasterize, to_uint8
         from .rendering import render_outputs
-        from .overlays import to_uint8
 
         p = Path(path)
         if p.suffix.lower() != ".png":
@@ -86,6 +118,7 @@ class ExportActions:
             return None
         s = copy.copy(self.settings)
         cam = self.camera.camera(width, height)
+        layers = [] if alpha else self.overlay_layers(s)  # the overlays the viewport shows, drawn in at full size
         gt = s.ground_truth and self.scene is not None
         try:
             frozen = None if gt else self.frozen()
@@ -107,6 +140,9 @@ class ExportActions:
                     img = to_uint8(np.concatenate([rgb, out["opacity"][..., None]], axis=-1))
                 else:
                     img = self.compose(out, cam, s)
+            if layers:
+                job.report(0.95, "drawing overlays")
+                img = rasterize(img, layers, cam)
             job.report(0.97, "writing")
             atomic_write_bytes(p, iio.imwrite("<bytes>", img, extension=".png"))
             return p

@@ -7,6 +7,7 @@ Mixed into :class:`~ngp_app.gui.state.AppState`; every failure ends up in the st
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,6 +46,8 @@ class SceneLoading:
     _load_token: int
     _loads_applied: int
     snapshot_step: int
+    keyframes: list[Any]
+    _scene_identity: str | None
     set_status: Callable[..., None]
 
     # ------------------------------------------------------------------------------------------ loading
@@ -173,13 +176,13 @@ class SceneLoading:
     def _prepare_snapshot(self, path: str | Path) -> Callable[[], None]:
         """Load a snapshot (and its scene and trainer when on disk); returns the swap to run on the UI thread."""
         from ..data.loaders import load_scene
-        from ..snapshot import load_snapshot, resolve_snapshot_path
+        from ..snapshot import load_snapshot, resolve_snapshot_path, snapshot_scene_path
 
         snap = load_snapshot(path, device=self.device)
         snapshot_path = resolve_snapshot_path(path)
         scene = None
-        scene_path = snap.scene.get("path")
-        if scene_path and Path(scene_path).exists():
+        scene_path = snapshot_scene_path(snap.scene, snapshot_path)
+        if scene_path is not None:
             try:
                 scene = load_scene(scene_path, "train", self.downscale, self.max_size)
             except SceneError:
@@ -212,6 +215,10 @@ class SceneLoading:
 
     def _scene_changed(self) -> None:
         meta = self.scene_meta
+        identity = os.path.abspath(meta["path"]) if meta.get("path") else None
+        if identity != self._scene_identity:  # another scene (a snapshot of the same one keeps them)
+            self._scene_identity = identity
+            self.keyframes = []
         c2w = np.asarray(meta.get("c2w", []), dtype=np.float64).reshape(-1, 3, 4)
         intr = np.asarray(meta.get("intrinsics", []), dtype=np.float64).reshape(-1, 4)
         sizes = np.asarray(meta.get("sizes", []), dtype=np.float64).reshape(-1, 2)

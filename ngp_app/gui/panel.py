@@ -15,8 +15,10 @@ from typing import Any, Callable
 import dearpygui.dearpygui as dpg
 
 from ..backends import BACKENDS
+from .file_dialog import FileDialog
 from .jobs import format_seconds
-from .overlays import MODE_LABELS, MODES
+from .layout import PANEL_WIDTH, Rect
+from .overlays import MODE_LABELS, MODES, OVERLAY_LABELS, OVERLAYS
 from .state import CONFIGS
 
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
@@ -55,26 +57,24 @@ def on_ui(state: Any, fn: Callable[[Any, Any], Any]) -> Callable[..., None]:
     return callback
 
 
-def _path_row(state: Any, label: str, tag: str, default: str, *buttons: tuple[str, Any]) -> None:
-    """A path field and buttons under it that call their function with the field's value."""
-    dpg.add_input_text(label=label, default_value=default, tag=tag)
-    with dpg.group(horizontal=True):
-        for text, fn in buttons:
-            dpg.add_button(label=text, callback=on_ui(state, lambda *_, f=fn: f(dpg.get_value(tag))))
+EXPORT_EXTENSIONS = {"snapshot": (".npz",), "screenshot": (".png",), "mesh": (".ply", ".obj"),
+                     "video": (".mp4", ".gif"), "path": (".json",)}
 
 
 class Panel:
-    def __init__(self, app: Any, width: int = 470, height: int = 1000, x: int = 0, y: int = 0) -> None:
+    def __init__(self, app: Any, rect: Rect | None = None) -> None:
+        rect = rect or Rect(0, 0, PANEL_WIDTH, 1000)
         self.app = app
         self.state = app.state
         self._shown_status: tuple[str, bool] | None = None
         self._history_len = -1
         self._generation = -1
         self._job_rows: dict[int, str] = {}
+        self._export_dir: Path | None = None
         self.closed = False
         dpg.create_context()
         dpg.configure_app(manual_callback_management=True)  # callbacks run in ``draw``, on the UI thread
-        dpg.create_viewport(title="ngp-app controls", width=width, height=height, x_pos=x, y_pos=y)
+        dpg.create_viewport(title="ngp-app controls", width=rect.width, height=rect.height, x_pos=rect.x, y_pos=rect.y)
         self._build()
         dpg.setup_dearpygui()
         dpg.show_viewport()
@@ -86,23 +86,14 @@ class Panel:
     # ------------------------------------------------------------------------------------------ layout
     def _build(self) -> None:
         st = self.state
-        with dpg.file_dialog(directory_selector=True, show=False, callback=on_ui(st, self._on_open_dialog), tag="dlg_scene",
-                             width=700, height=450):
-            pass
-        with dpg.file_dialog(directory_selector=False, show=False, callback=on_ui(st, self._on_open_dialog), tag="dlg_snapshot",
-                             width=700, height=450):
-            dpg.add_file_extension(".npz", color=(120, 255, 120, 255))
-            dpg.add_file_extension(".json", color=(120, 200, 255, 255))
-            dpg.add_file_extension(".*")
+        self.files = FileDialog(lambda fn: on_ui(st, fn))
         with dpg.window(tag="main", label="ngp-app"):
-            dpg.add_text("", tag="status", wrap=440)
+            dpg.add_text("", tag="status", wrap=PANEL_WIDTH - 30)
             dpg.add_group(tag="jobs")  # one row per background job: what, progress bar with ETA, Cancel
             with dpg.collapsing_header(label="Scene", default_open=True):
-                dpg.add_text("", tag="scene_info", wrap=440)
-                with dpg.group(horizontal=True):
-                    dpg.add_button(label="Open scene...", callback=lambda: dpg.show_item("dlg_scene"))
-                    dpg.add_button(label="Open snapshot / transforms.json...",
-                                   callback=lambda: dpg.show_item("dlg_snapshot"))
+                dpg.add_text("", tag="scene_info", wrap=PANEL_WIDTH - 30)
+                dpg.add_button(label="Open scene, transforms.json or snapshot...",
+                               callback=on_ui(st, lambda *_: self.open_dialog()))
             with dpg.collapsing_header(label="Training", default_open=True):
                 with dpg.group(horizontal=True):
                     dpg.add_button(label="Start", tag="train_toggle", width=90, callback=on_ui(st, lambda *_: st.toggle_training()))
@@ -115,7 +106,8 @@ class Panel:
                                  callback=on_ui(st, lambda _s, a: st.set_optimize_extrinsics(a)))
                 dpg.add_text("", tag="train_info")
                 for name, label in (("loss", "loss"), ("psnr", "PSNR (dB)")):
-                    with dpg.plot(label=label, height=130, width=-1, no_mouse_pos=True):
+                    # no_inputs: the mouse wheel scrolls the panel instead of zooming the plot
+                    with dpg.plot(label=label, height=130, width=-1, no_mouse_pos=True, no_inputs=True, tag=f"{name}_plot"):
                         dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"{name}_x")
                         with dpg.plot_axis(dpg.mvYAxis, tag=f"{name}_y"):
                             dpg.add_line_series([0.0], [0.0], tag=f"{name}_series")
@@ -141,19 +133,24 @@ class Panel:
                                      callback=on_ui(st, lambda _s, a: self._set("show_hud", a)))
                     dpg.add_button(label="Reset view", callback=on_ui(st, lambda *_: st.camera.reset()))
                     dpg.add_button(label="Ground truth", callback=on_ui(st, lambda *_: st.toggle_ground_truth()))
+                with dpg.group(horizontal=True):
+                    dpg.add_text("overlays:")
+                    for name in OVERLAYS:
+                        dpg.add_checkbox(label=OVERLAY_LABELS[name], tag=f"overlay_{name}",
+                                         callback=on_ui(st, lambda _s, a, n=name: self._toggle_overlay(n, bool(a))))
                 dpg.add_text("", tag="render_info")
             with dpg.collapsing_header(label="Export", default_open=True):
-                _path_row(st, "snapshot", "snap_path", "snapshot.npz", ("Save snapshot", st.save_snapshot),
-                          ("Load snapshot", st.open_path_async))
+                self._path_field("snapshot", "snap_path", "snapshot",
+                                 ("Save snapshot", st.save_snapshot), ("Load snapshot", st.open_path_async))
                 dpg.add_checkbox(label="with optimizer state (exact resume, ~2x larger)", tag="snap_optimizer",
                                  callback=on_ui(st, lambda _s, a: setattr(st, "save_optimizer_state", bool(a))))
-                dpg.add_input_text(label="screenshot", default_value="screenshot.png", tag="shot_path")
+                self._path_field("screenshot", "shot_path", "screenshot")
                 with dpg.group(horizontal=True):
                     _int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
                     dpg.add_checkbox(label="alpha", tag="shot_alpha")
                 dpg.add_button(label="Save screenshot PNG", callback=on_ui(st, lambda *_: self._screenshot()))
             with dpg.collapsing_header(label="Mesh", default_open=False):
-                dpg.add_input_text(label="mesh", default_value="mesh.ply", tag="mesh_out")
+                self._path_field("mesh", "mesh_out", "mesh")
                 with dpg.group(horizontal=True):
                     _int_inputs(("resolution", "mesh_res", 256, 8))
                     dpg.add_input_float(label="threshold", default_value=2.5, width=90, tag="mesh_threshold",
@@ -167,9 +164,9 @@ class Panel:
                     dpg.add_button(label="Add keyframe (K)", callback=on_ui(st, lambda *_: st.add_keyframe()))
                     dpg.add_button(label="Clear", callback=on_ui(st, lambda *_: st.clear_keyframes()))
                     dpg.add_checkbox(label="loop", tag="video_loop")
-                _path_row(st, "path file", "keys_path", "camera_path.json", ("Save keyframes", st.save_keyframes),
-                          ("Load keyframes", st.load_keyframes))
-                dpg.add_input_text(label="video", default_value="video.mp4", tag="video_out")
+                self._path_field("path file", "keys_path", "path",
+                                 ("Save keyframes", st.save_keyframes), ("Load keyframes", st.load_keyframes))
+                self._path_field("video", "video_out", "video")
                 with dpg.group(horizontal=True):
                     _int_inputs(("frames", "video_frames", 120, 1), ("fps", "video_fps", 30, 1))
                 with dpg.group(horizontal=True):
@@ -183,11 +180,52 @@ class Panel:
             dpg.add_text("", tag="error_text", wrap=400)
             dpg.add_button(label="OK", width=80, callback=lambda *_: dpg.configure_item("error_modal", show=False))
 
+    def _path_field(self, label: str, tag: str, kind: str, *buttons: tuple[str, Callable[[Path], Any]]) -> None:
+        """A path field (absolute; a relative path typed goes under the export folder), a "..." button that browses
+        for it, and buttons under it that call their function with the path."""
+        st = self.state
+        with dpg.group(horizontal=True):
+            dpg.add_input_text(tag=tag, width=PANEL_WIDTH - 150, default_value=str(st.default_export_path(kind)))
+            dpg.add_button(label="...", callback=on_ui(st, lambda *_: self.browse(tag, kind)))
+            dpg.add_text(label)
+        if buttons:
+            with dpg.group(horizontal=True):
+                for text, fn in buttons:
+                    dpg.add_button(label=text, callback=on_ui(st, lambda *_, f=fn: f(self.path_value(tag))))
+
+    def path_value(self, tag: str) -> Path:
+        return self.state.export_path(dpg.get_value(tag))
+
+    def browse(self, tag: str, kind: str) -> None:
+        """Choose a file for a path field (the field gets it; nothing is written yet)."""
+        current = self.path_value(tag)
+        folder = current.parent if current.parent.is_dir() else self.state.export_dir().parent
+        self.files.show(f"Choose the {kind} file", folder, lambda p: dpg.set_value(tag, str(p)),
+                        EXPORT_EXTENSIONS.get(kind, ()), action="Choose", name=current.name)
+
+    def open_dialog(self) -> None:
+        """The Open dialog: a scene folder (open it, or type its path), a transforms.json, or a snapshot."""
+        meta_path = self.state.scene_meta.get("path")
+        start = Path(meta_path).absolute().parent if meta_path else Path.cwd()
+        self.files.show("Open a scene, transforms.json or snapshot", start, self.state.open_path_async,
+                        (".json", ".npz"), hint="A scene folder (go into it, then Open), a transforms.json, or a "
+                        "snapshot (.npz, or the folder holding snapshot.npz). Typing a path and Enter works too.")
+
+    def rect(self) -> Rect:
+        x, y = dpg.get_viewport_pos()
+        return Rect(int(x), int(y), int(dpg.get_viewport_width()), int(dpg.get_viewport_height()))
+
     # ------------------------------------------------------------------------------------------ callbacks
     def _set(self, name: str, value: Any) -> None:
         setattr(self.state.settings, name, value)
         if name == "mode":
             self.state.settings.ground_truth = False
+
+    def _toggle_overlay(self, name: str, on: bool) -> None:
+        s = self.state.settings
+        if not on and s.mode == name:  # the mode draws this overlay: leave the mode too
+            self._set("mode", MODES[0])
+        s.toggle_overlay(name, on)
 
     def _set_background(self, value: list[float]) -> None:
         rgb = [float(v) for v in value[:3]]
@@ -200,28 +238,20 @@ class Panel:
         hi = [float(v) for v in dpg.get_value("crop_max")[:3]]
         self.state.settings.crop_min, self.state.settings.crop_max = tuple(lo), tuple(hi)
 
-    def _on_open_dialog(self, sender: Any, app_data: dict[str, Any]) -> None:
-        path = app_data.get("file_path_name") or ""
-        selections = app_data.get("selections") or {}
-        if sender == "dlg_snapshot" and selections:
-            path = next(iter(selections.values()))
-        if path:
-            self.state.open_path_async(path)
-
     def _mesh(self) -> None:
-        self.state.export_mesh(dpg.get_value("mesh_out"), int(dpg.get_value("mesh_res")),
+        self.state.export_mesh(self.path_value("mesh_out"), int(dpg.get_value("mesh_res")),
                                float(dpg.get_value("mesh_threshold")), dpg.get_value("mesh_space"))
 
     def _video(self) -> None:
         self.state.export_video(
-            dpg.get_value("video_out"), VIDEO_PATHS[dpg.get_value("video_path")], int(dpg.get_value("video_frames")),
+            self.path_value("video_out"), VIDEO_PATHS[dpg.get_value("video_path")], int(dpg.get_value("video_frames")),
             float(dpg.get_value("video_fps")), int(dpg.get_value("video_w")), int(dpg.get_value("video_h")),
             bool(dpg.get_value("video_loop")),
         )
 
     def _screenshot(self) -> None:
         st = self.state
-        path, w, h = dpg.get_value("shot_path"), int(dpg.get_value("shot_w")), int(dpg.get_value("shot_h"))
+        path, w, h = self.path_value("shot_path"), int(dpg.get_value("shot_w")), int(dpg.get_value("shot_h"))
         alpha = bool(dpg.get_value("shot_alpha"))
         st.screenshot(path, w, h, alpha)
 
@@ -237,7 +267,7 @@ class Panel:
             if row is None:
                 row = self._job_rows[j.id] = f"job_{j.id}"
                 with dpg.group(parent="jobs", tag=row):
-                    dpg.add_text("", tag=f"{row}_text", wrap=440)
+                    dpg.add_text("", tag=f"{row}_text", wrap=PANEL_WIDTH - 30)
                     with dpg.group(horizontal=True):
                         dpg.add_progress_bar(tag=f"{row}_bar", width=340)
                         dpg.add_button(label="Cancel", tag=f"{row}_cancel", callback=lambda *_, job=j: job.cancel())
@@ -256,6 +286,12 @@ class Panel:
     def refresh(self, force: bool = False) -> None:
         st = self.state
         self.refresh_jobs()
+        export_dir = st.export_dir()
+        if export_dir != self._export_dir:  # another scene: exports default to its ngp-exports folder
+            self._export_dir = export_dir
+            for tag, kind in (("snap_path", "snapshot"), ("shot_path", "screenshot"), ("mesh_out", "mesh"),
+                              ("keys_path", "path"), ("video_out", "video")):
+                dpg.set_value(tag, str(st.default_export_path(kind)))
         meta = st.scene_meta
         if meta:
             src = "snapshot " + str(st.snapshot_path) if st.scene is None and st.snapshot_path else meta.get("path", "")
@@ -296,6 +332,8 @@ class Panel:
             dpg.set_value("fov", float(st.camera.fov_deg))
         dpg.set_value("mode", "Ground truth" if s.ground_truth else MODE_LABELS.get(s.mode, s.mode))
         dpg.set_value("hud", s.show_hud)
+        for name in OVERLAYS:  # the mode's own overlay shows as on
+            dpg.set_value(f"overlay_{name}", name in s.overlays or (s.mode == name and not s.ground_truth))
         dpg.set_value("config", st.config_name)  # a failed switch falls back: show what is in use
         dpg.set_value("backend", st.backend_request)
         dpg.set_value("extrinsics", bool(t is not None and t.optimize_extrinsics))

@@ -17,7 +17,8 @@ import torch
 
 from ..data.cameras import Camera
 from ..errors import NgpError
-from .overlays import MODES, depth_image, frusta_overlay, gray, occupancy_overlay, occupancy_points, to_uint8
+from .overlays import (MODES, OCCUPANCY_COLOR, Layer, axes_layer, box_layer, depth_image, frusta_layer, gray, layer,
+                       occupancy_points, to_uint8)
 
 
 class RenderCancelled(Exception):
@@ -57,6 +58,8 @@ class ViewRendering:
     train_cams: tuple[np.ndarray, np.ndarray, np.ndarray]
     _occ_cache: tuple[int, int, np.ndarray] | None
     _replica_lock: threading.Lock  # guards the render thread's replica of the weights
+    overlay_providers: dict[str, Callable[[], Layer | None]]
+    _layer_cache: dict[str, Layer]
 
     def source(self) -> RenderSource | None:
         t = self.trainer
@@ -139,20 +142,65 @@ class ViewRendering:
         return self.compose(out, self.camera.camera(width, height), s)
 
     def compose(self, out: dict[str, np.ndarray], cam: Camera, s: Any) -> np.ndarray:
-        """Render outputs -> the picture of mode ``s.mode`` as (h, w, 3) uint8."""
+        """Render outputs -> the picture of mode ``s.mode`` as (h, w, 3) uint8. Overlays are not drawn into it:
+        the viewport draws ``overlay_layers`` over it at window resolution (screenshots rasterise them)."""
         mode = s.mode if s.mode in MODES else MODES[0]
         if mode == "depth":
             return depth_image(out["depth"], out["opacity"])
         if mode == "opacity":
             return gray(out["opacity"])
-        shaded = to_uint8(out["rgb"])
-        if mode == "occupancy":
-            return occupancy_overlay(shaded, self.occupied_points(), cam)
-        if mode == "cameras":
-            c2w, intr, sizes = self.train_cams
-            hl = s.gt_index if 0 <= s.gt_index < len(c2w) else None
-            return frusta_overlay(shaded, c2w, intr, sizes, cam, highlight=hl)
-        return shaded
+        rgb = to_uint8(out["rgb"])
+        if mode == "occupancy":  # dimmed, so the cells drawn over it stand out
+            return (rgb.astype(np.float32) * 0.4).astype(np.uint8)
+        return rgb
+
+    # ------------------------------------------------------------------------------------------ overlays
+    def overlay_names(self, s: Any = None) -> list[str]:
+        """The overlays to draw: those switched on, those the mode implies, and every registered provider's."""
+        s = s if s is not None else self.settings
+        names = [n for n in s.overlays]
+        for implied in ("cameras", "occupancy"):
+            if s.mode == implied and not s.ground_truth and implied not in names:
+                names.append(implied)
+        return names + [n for n in self.overlay_providers if n not in names]
+
+    def overlay_layers(self, s: Any = None) -> list[Layer]:
+        """Overlay geometry (ngp space) for the current settings; rebuilt only when its inputs change.
+
+        Other parts of the app add layers by registering a provider: ``state.overlay_providers["path"] = fn``,
+        where ``fn()`` returns a ``Layer`` (or None to draw nothing), e.g. ``overlays.polyline_layer``.
+        """
+        s = s if s is not None else self.settings
+        out: list[Layer] = []
+        for name in self.overlay_names(s):
+            lay = self.overlay_providers[name]() if name in self.overlay_providers else self._builtin_layer(name, s)
+            if lay is not None:
+                out.append(lay)
+        return out
+
+    def _builtin_layer(self, name: str, s: Any) -> Layer | None:
+        """The app's own layers (cameras, occupancy, crop, axes), cached by what they are made of."""
+        if name == "axes":
+            return axes_layer(name)
+        src = self.source()
+        c2w, intr, sizes = self.train_cams
+        hl = s.gt_index if 0 <= s.gt_index < len(c2w) else None
+        keys = {"cameras": (self.generation, hl, len(c2w)),
+                "occupancy": None if src is None else (self.generation, int(getattr(src.grid, "n_updates", 0))),
+                "crop": (tuple(s.crop_min), tuple(s.crop_max))}
+        key = keys.get(name)
+        if key is None:
+            return None
+        cached = self._layer_cache.get(name)
+        if cached is None or cached.key != key:
+            if name == "cameras":
+                cached = frusta_layer(name, c2w, intr, sizes, highlight=hl, key=key)
+            elif name == "occupancy":
+                cached = layer(name, "points", self.occupied_points(), OCCUPANCY_COLOR, key)
+            else:
+                cached = box_layer(name, s.crop_min, s.crop_max, key=key)
+            self._layer_cache[name] = cached
+        return cached
 
     def occupied_points(self) -> np.ndarray:
         src = self.source()
@@ -162,22 +210,35 @@ class ViewRendering:
         key = (self.generation, int(getattr(grid, "n_updates", 0)))
         cache = self._occ_cache
         if cache is None or cache[:2] != key:
-            with src.lock:
-                occ = grid.occupied[0].detach().cpu().numpy().copy()
+            # No lock (this runs on the UI thread): the trainer replaces ``occupied`` rather than mutating it.
+            occ = grid.occupied[0].detach().cpu().numpy().copy()
             cache = (*key, occupancy_points(occ, grid.resolution))
             self._occ_cache = cache
         return cache[2]
 
     def ground_truth_image(self, width: int, height: int) -> np.ndarray:
-        """The selected training image composited on the background, resized (nearest) to the output."""
+        """The selected training image as the current view's camera sees it (h, w, 3) uint8: each output pixel's ray
+        is looked up through the training camera's intrinsics, so the image keeps its aspect ratio and lines up with
+        a render from that camera (G snaps the view to it); outside the image, the dimmed background."""
         i = self.settings.gt_index % self.scene.n_frames
         img = self.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
+        bg = np.asarray(self.settings.background, dtype=np.float32)
         if img.shape[-1] == 4:
-            bg = np.asarray(self.settings.background, dtype=np.float32)
             img = img[..., :3] * img[..., 3:] + bg * (1.0 - img[..., 3:])
-        ys = (np.arange(height) * img.shape[0] / height).astype(np.int64)
-        xs = (np.arange(width) * img.shape[1] / width).astype(np.int64)
-        return to_uint8(img[ys][:, xs])
+        ih, iw = img.shape[:2]
+        intr, sizes = self.train_cams[1], self.train_cams[2]
+        fx, fy, cx, cy = (float(v) for v in intr[i])
+        if len(sizes) > i and sizes[i][1] > 0 and abs(float(sizes[i][1]) - ih) > 0.5:  # intrinsics of another size
+            k = ih / float(sizes[i][1])
+            fx, fy, cx, cy = fx * k, fy * k, cx * k, cy * k
+        view = self.camera.camera(width, height)
+        xs = np.floor(fx * (np.arange(width) + 0.5 - view.cx) / view.fx + cx).astype(np.int64)
+        ys = np.floor(fy * (np.arange(height) + 0.5 - view.cy) / view.fy + cy).astype(np.int64)
+        out = np.empty((height, width, 3), dtype=np.float32)
+        out[:] = bg * 0.25
+        cols, rows = (xs >= 0) & (xs < iw), (ys >= 0) & (ys < ih)
+        out[np.ix_(rows, cols)] = img[ys[rows]][:, xs[cols]]
+        return to_uint8(out)
 
 
 def render_outputs(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: Camera,

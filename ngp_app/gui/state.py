@@ -30,11 +30,13 @@ from .training import TrainingRunner
 
 log = logging.getLogger(__name__)
 CONFIGS = ("small", "base", "big")
+ERROR_SECONDS = 15.0  # an error message fades over its last FADE_SECONDS, then the status line clears
+FADE_SECONDS = 3.0
 
 
 @dataclass
 class RenderSettings:
-    mode: str = "shaded"
+    mode: str = "rgb"  # one of overlays.MODES (the names ``ngp render --mode`` uses)
     target_fps: float = 30.0
     resolution_scale: float = 1.0  # cap on the fraction of the window rendered (dynamic resolution stays below)
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -43,10 +45,18 @@ class RenderSettings:
     show_hud: bool = True
     ground_truth: bool = False
     gt_index: int = 0
+    overlays: tuple[str, ...] = ()  # overlays.OVERLAYS switched on (drawn over the image, not into it)
 
     def key(self) -> tuple:
-        """Everything that changes the picture (compared between frames)."""
-        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "show_hud")
+        """Everything that changes the rendered picture (compared between frames); not the HUD or the overlays."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name not in ("show_hud", "overlays"))
+
+    def toggle_overlay(self, name: str, on: bool | None = None) -> None:
+        """Switch an overlay on or off (``on`` None: flip it)."""
+        have = name in self.overlays
+        if on is None:
+            on = not have
+        self.overlays = tuple(n for n in self.overlays if n != name) + ((name,) if on else ())
 
 
 class AppState(SceneLoading, ExportActions, ViewRendering):
@@ -76,11 +86,14 @@ class AppState(SceneLoading, ExportActions, ViewRendering):
         self._reported_error: str | None = None
         self._occ_cache: tuple[int, int, np.ndarray] | None = None
         self._replica_lock = threading.Lock()
+        self.overlay_providers: dict[str, Callable[[], Any]] = {}  # extra overlay layers by name (rendering.py)
+        self._layer_cache: dict[str, Any] = {}
         self.save_optimizer_state = False  # snapshots carry Adam's moments (~2x larger; exact resume)
         self.keyframes: list[Any] = []  # video camera path (export.camera_path.PathCamera), in ngp space
         self.loading: str | None = None  # name of what a background load is opening, for the HUD
         self._load_token = 0
         self._load_job: Any = None
+        self._scene_identity: str | None = None  # absolute path of the open scene (keyframes belong to it)
         self._loads_applied = 0
         self.ui_thread = threading.get_ident()  # the thread that created the state runs ``apply_pending``
         self._ui_calls: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
@@ -143,6 +156,21 @@ class AppState(SceneLoading, ExportActions, ViewRendering):
         """Show a one-line message (any thread: the three fields change together)."""
         self._status = (message, error, time.monotonic())
         (log.warning if error else log.info)("%s", message)
+
+    def status_alpha(self, now: float | None = None) -> float:
+        """How visible the status message is (1 = fully): errors fade out at the end of ``ERROR_SECONDS``."""
+        if not self.status_is_error:
+            return 1.0
+        left = ERROR_SECONDS - ((time.monotonic() if now is None else now) - self.status_time)
+        return float(min(1.0, max(0.0, left / FADE_SECONDS)))
+
+    def expire_status(self, now: float | None = None) -> bool:
+        """Clear an error that has been shown for ``ERROR_SECONDS`` (UI thread, every frame). Returns whether it did."""
+        status = self._status
+        if status[1] and self.status_alpha(now) <= 0.0 and self._status is status:
+            self._status = ("", False, time.monotonic() if now is None else now)
+            return True
+        return False
 
     def poll_errors(self) -> None:
         """Move a training-thread error into the status line."""

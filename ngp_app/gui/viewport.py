@@ -12,22 +12,32 @@ from typing import Any
 import pyglet
 from pyglet.window import key, mouse
 
-from .overlays import MODE_LABELS, MODES
+from .gl_overlay import GLOverlay
+from .layout import Rect
+from .overlays import MODE_LABELS, MODES, view_projection
 
 HELP = ("drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shift): fly | [ ]: training cams | "
         "V: reset view | T: train | R: reset | G: ground truth | 1-6: modes | K: keyframe | Tab: HUD | F11: fullscreen")
 
 
+def screen_size() -> tuple[int, int]:
+    """The default screen's size in pixels (1920x1080 when it cannot be told)."""
+    try:
+        screen = pyglet.display.get_display().get_default_screen()
+        return int(screen.width), int(screen.height)
+    except Exception:  # noqa: BLE001 - an odd display server: assume a common screen
+        return 1920, 1080
+
+
 class Viewport:
-    def __init__(self, app: Any, width: int = 1920, height: int = 1080) -> None:
+    def __init__(self, app: Any, rect: Rect) -> None:
         self.app = app
         self.state = app.state
         self.worker = app.worker
+        width, height = rect.width, rect.height
         self.window = pyglet.window.Window(width, height, caption="ngp-app viewport", resizable=True,
                                            file_drops=True, vsync=False)
-        screen = self.window.screen
-        if screen is not None and screen.width >= width + 500:  # leave room for the panel on the left
-            self.window.set_location(490, max(0, (screen.height - height) // 2))
+        self.window.set_location(rect.x, rect.y)  # beside the panel (layout.py), or where it was last time
         self.keys = key.KeyStateHandler()
         self.window.push_handlers(self.keys)
         self.window.push_handlers(self)
@@ -42,7 +52,12 @@ class Viewport:
                                      width=900, color=(255, 255, 255, 255), batch=self.batch)
         self.status_bg = pyglet.shapes.Rectangle(0, 0, 10, 30, color=(0, 0, 0, 150), batch=self.batch)
         self.status = pyglet.text.Label("", font_size=11, x=12, y=10, color=(255, 255, 255, 255), batch=self.batch)
+        self.overlay = GLOverlay()
         self.closed = False
+
+    def rect(self) -> Rect:
+        x, y = self.window.get_location()
+        return Rect(int(x), int(y), int(self.window.width), int(self.window.height))
 
     # ------------------------------------------------------------------------------------------ events
     def on_close(self) -> bool:
@@ -149,6 +164,8 @@ class Viewport:
         if self.texture is not None:
             self.texture.blit(0, 0, width=win.width, height=win.height)
         st = self.state
+        # Overlays as GL geometry at window resolution, whatever the render's resolution (current camera).
+        self.overlay.draw(st.overlay_layers(), view_projection(st.camera.camera(w, h)))
         if st.settings.show_hud:
             self.hud.text = self.hud_text()
             self.hud.y = win.height - 12
@@ -156,8 +173,11 @@ class Viewport:
             self.hud_bg.height = self.hud.content_height + 20
             self.hud_bg.y = win.height - self.hud_bg.height
         self.status.text = st.status
-        self.status.color = (255, 110, 100, 255) if st.status_is_error else (230, 230, 230, 255)
+        alpha = st.status_alpha()  # errors fade out after a while
+        self.status.color = (255, 110, 100, int(255 * alpha)) if st.status_is_error else (230, 230, 230, 255)
         self.status_bg.width = min(win.width, self.status.content_width + 24)
+        self.status_bg.opacity = int(150 * alpha)
+        self.status_bg.visible = bool(st.status)
         self.hud.visible = self.hud_bg.visible = st.settings.show_hud
         self.batch.draw()
         if save_to is not None:
@@ -167,5 +187,7 @@ class Viewport:
         self._frame_times = self._frame_times[-60:] + [time.perf_counter()]
 
     def close(self) -> None:
-        if not self.window.context is None:
+        if self.window.context is not None:
+            self.window.switch_to()
+            self.overlay.delete()
             self.window.close()

@@ -40,7 +40,8 @@ AabbScale = Number(ge=AABB_SCALE_RANGE[0], le=AABB_SCALE_RANGE[1])
 class SceneMeta(Model):
     """The training cameras and the scene's coordinate mapping (render/video/mesh read them)."""
 
-    path: str = ""
+    path: str = ""  # absolute since snapshots store both (snapshot.with_scene_paths)
+    path_from_snapshot: str = ""  # the scene relative to the snapshot's folder: found after moving both
     split: str = "train"
     format: str = "transforms"
     n_frames: Int(1) = None
