@@ -71,3 +71,18 @@ def report_internal_error(exc: BaseException, context: str = "") -> str:
         details = f"no log written: {log_exc.strerror or log_exc}"
     message = short_message(exc)
     return f"ngp: internal error: {type(exc).__name__}{': ' + message if message else ''} (details: {details})"
+
+
+def describe_error(exc: BaseException, context: str = "") -> str:
+    """One line for an exception the app shows and survives: bad input (NgpError) and file system errors say what
+    and where; out of memory says so; anything else is an internal error, logged by :func:`report_internal_error`."""
+    from .errors import NgpError
+    from .limits import is_out_of_memory
+
+    if isinstance(exc, NgpError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or short_message(exc)}: {exc.filename or ''}".rstrip(": ")
+    if is_out_of_memory(exc):
+        return "out of memory (try a smaller size, resolution or batch)"
+    return report_internal_error(exc, context)

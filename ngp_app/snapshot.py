@@ -61,9 +61,7 @@ def save_snapshot(
 ) -> Path:
     """Write the trained state to ``path`` (a ``.npz``; a folder gets ``snapshot.npz`` inside). ``training_state``
     (``Trainer.training_state``: optimiser moments, pose corrections) lets training resume exactly."""
-    path = Path(path)
-    if path.is_dir() or not path.suffix:
-        path = path / SNAPSHOT_NAME
+    path = snapshot_target(path)
     meta = {
         "format": FORMAT_TAG,
         "version": FORMAT_VERSION,
@@ -110,6 +108,13 @@ def snapshot_scene_path(scene_meta: dict[str, Any], snapshot_file: str | Path) -
     if scene_meta.get("path_from_snapshot"):
         found.append(Path(snapshot_file).parent / scene_meta["path_from_snapshot"])
     return next((p for p in found if p.exists()), None)
+
+
+def snapshot_target(path: str | Path) -> Path:
+    """The file a snapshot saved to ``path`` goes to: ``path`` itself, or ``snapshot.npz`` inside a folder (an
+    existing one, or a name without an extension)."""
+    p = Path(path)
+    return p / SNAPSHOT_NAME if p.is_dir() or not p.suffix else p
 
 
 def resolve_snapshot_path(path: str | Path) -> Path:

@@ -229,6 +229,37 @@ def test_panel_callbacks_from_another_thread_run_on_the_ui_thread_in_order(app):
     assert st.settings.mode == modes[-1] and st.runner.running == toggles_before  # four toggles: as before
 
 
+def test_a_long_export_shows_progress_eta_and_cancel_in_the_panel_and_hud(app, tmp_path):
+    import dearpygui.dearpygui as dpg
+
+    st = app.state
+    out = tmp_path / "big.png"
+    job = st.screenshot(out, 1920, 1080)  # minutes on a CPU: cancelled long before the end
+    row = f"job_{job.id}"
+    assert app.pump(60, until=lambda: (job.fraction or 0) > 0.0 and dpg.does_item_exist(f"{row}_bar"))
+    app.pump(0.3)
+    assert dpg.get_value(f"{row}_bar") > 0.0 and "%" in dpg.get_item_configuration(f"{row}_bar")["overlay"]
+    assert "screenshot: rendering" in dpg.get_value(f"{row}_text") and "screenshot" in app.viewport.hud_text()
+    assert dpg.is_item_shown(f"{row}_cancel")
+    f = app.frames
+    dpg.get_item_callback(f"{row}_cancel")()  # the row's Cancel button
+    assert app.pump(30, until=lambda: job.state == "cancelled"), job.describe()
+    assert app.frames > f and not out.exists() and "cancelled" in st.status
+
+
+def test_a_bug_in_a_key_handler_is_one_line_and_the_app_keeps_running(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("NGP_LOG_DIR", str(tmp_path))
+    monkeypatch.setattr(app.state, "add_keyframe", lambda: 1 / 0)
+    send(app, "on_key_press", key.K, 0)
+    assert app.state.status.startswith("ngp: internal error: ZeroDivisionError") and app.state.status_is_error
+    f = app.frames
+    app.pump(0.5)
+    assert app.running and app.frames > f + 5
+    import dearpygui.dearpygui as dpg
+
+    dpg.configure_item("error_modal", show=False)
+
+
 def test_training_cameras_are_drawn_as_thin_gl_lines_at_window_resolution(app):
     from ngp_app.gui.overlays import CAMERA_COLOR, HIGHLIGHT_COLOR, rasterize
 

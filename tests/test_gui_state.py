@@ -141,18 +141,19 @@ def test_dynres_refinement_and_render_size():
 
 # ---------------------------------------------------------------------------------------------- training thread
 class FakeTrainer:
-    def __init__(self, fail_at: int | None = None):
+    def __init__(self, fail_at: int | None = None, error: Exception | None = None):
         self.step_count = 0
         self.fail_at = fail_at
+        self.error = error or RuntimeError("CUDA out of memory\nmore detail")
 
     def step(self):
         time.sleep(0.001)
         if self.fail_at is not None and self.step_count >= self.fail_at:
-            raise RuntimeError("CUDA out of memory\nmore detail")
+            raise self.error
         self.step_count += 1
 
 
-def test_runner_start_stop_reset_and_errors():
+def test_runner_start_stop_reset_and_errors(tmp_path, monkeypatch):
     r = TrainingRunner(FakeTrainer())
     assert r.start() and wait_for(lambda: r.step > 5, 10)
     assert r.steps_per_second() > 0
@@ -168,7 +169,14 @@ def test_runner_start_stop_reset_and_errors():
     assert "bad config" in r.error and not r.running
     r.replace(FakeTrainer(fail_at=3), start=True)
     assert wait_for(lambda: not r.running, 10)
-    assert r.error == "training stopped: RuntimeError: CUDA out of memory"
+    assert r.error == "training stopped: out of memory (try a smaller size, resolution or batch)"
+    # a bug: one line naming a log file with the traceback (crash.report_internal_error), the app goes on
+    monkeypatch.setenv("NGP_LOG_DIR", str(tmp_path))
+    r.replace(FakeTrainer(fail_at=2, error=ZeroDivisionError("division by zero")), start=True)
+    assert wait_for(lambda: not r.running, 10)
+    assert r.error.startswith("training stopped: ngp: internal error: ZeroDivisionError: division by zero (details: ")
+    log_file = Path(r.error.split("details: ")[1][:-1])
+    assert log_file.parent == tmp_path and "in step" in log_file.read_text()
     assert not TrainingRunner().start()
 
 
@@ -303,14 +311,14 @@ def test_render_worker_dynamic_resolution_and_refinement(state):
 
 # ---------------------------------------------------------------------------------------------- entry points
 def test_app_without_display_says_so(monkeypatch, capsys):
-    from ngp_app.gui.app import run_app
+    from ngp_app.cli import main
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr("sys.platform", "linux")
-    assert run_app(None, exit_after=0.1) == 2
+    assert main(["app", "--empty", "--exit-after", "0.1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "xvfb-run" in err[0] and "ngp train" in err[0]
+    assert len(err) == 1 and err[0].startswith("ngp: error: ") and "xvfb-run" in err[0] and "ngp train" in err[0]
 
 
 def test_app_parser_and_no_toolkit_imports_on_servers():
@@ -723,3 +731,70 @@ def test_errors_fade_and_clear_but_messages_stay(state):
     assert state.expire_status(t0 + ERROR_SECONDS + 0.1) and state.status == "" and not state.status_is_error
     state.set_status("saved something")
     assert not state.expire_status(state.status_time + 1e6) and state.status == "saved something"
+
+
+def test_export_targets_are_checked_before_any_work(state, tmp_path):
+    """Every export checks its path with ``outputs`` first: a refusal is one line and no job starts."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert state.open_path(DEMO, start=False)
+    state.add_keyframe()
+    before = len(state.jobs.jobs)
+    assert state.screenshot(blocker / "shot.png", 8, 8) is None and "not a folder" in state.status
+    assert state.screenshot(tmp_path / "shot.jpg", 8, 8) is None and "unsupported screenshot format" in state.status
+    assert state.save_snapshot(tmp_path / "snap.txt") is None and "unsupported snapshot format" in state.status
+    assert state.save_snapshot(blocker / "snap.npz") is None and "not a folder" in state.status
+    assert state.export_mesh(blocker / "m.ply") is None and "not a folder" in state.status
+    assert state.export_video(blocker / "v.gif", "orbit", 2, 10, 8, 8) is None and "not a folder" in state.status
+    assert state.save_keyframes(blocker / "k.json") is None and "not a folder" in state.status
+    assert state.status_is_error and len(state.jobs.jobs) == before  # nothing started
+    assert not any(tmp_path.glob("*.png")) and not any(tmp_path.glob("*.txt"))
+
+
+def test_unexpected_errors_become_one_internal_error_line_and_the_app_goes_on(state, tmp_path, monkeypatch):
+    import ngp_app.data.loaders as loaders
+
+    monkeypatch.setenv("NGP_LOG_DIR", str(tmp_path / "logs"))
+    state.post(lambda: 1 / 0)  # a panel callback with a bug
+    state.post(lambda: state.set_status("the next callback still runs"))
+    state.apply_pending()
+    assert state.status == "the next callback still runs"
+    state.post(lambda: 1 / 0)
+    state.apply_pending()
+    line = state.status
+    assert state.status_is_error and line.startswith("ngp: internal error: ZeroDivisionError: division by zero")
+    assert "1 / 0" in Path(line.split("details: ")[1][:-1]).read_text()  # the traceback is in the log file
+
+    def broken(*args, **kwargs):
+        raise KeyError("images")
+
+    monkeypatch.setattr(loaders, "load_scene", broken)
+    assert not state.open_path(DEMO)
+    assert state.status.startswith(f"cannot open {DEMO}: ngp: internal error: KeyError: 'images' (details: ")
+    job = state.open_path_async(DEMO)
+    state.wait_job(job)
+    assert "ngp: internal error: KeyError" in state.status and state.loading is None
+
+
+def test_one_name_per_render_mode_in_the_cli_and_the_app():
+    import argparse
+
+    from ngp_app.cli import build_parser
+    from ngp_app.gui.overlays import MODE_LABELS, MODES
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("render", "video"):
+        choices = next(a.choices for a in sub.choices[command]._actions if a.dest == "mode")
+        for mode in choices:  # the app's key, its label in the panel and the CLI's --mode agree
+            assert mode in MODES and MODE_LABELS[mode].lower() == mode, (command, mode)
+    assert MODES[0] == "rgb"
+
+
+def test_help_and_labels_name_what_the_panel_shows(capsys):
+    from ngp_app.cli import main
+
+    panel = (Path(__file__).resolve().parent.parent / "ngp_app" / "gui" / "panel.py").read_text()
+    assert main(["video", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the app's 'Save keyframes' writes one" in text and '("Save keyframes", ' in panel
+    assert "~2x larger" in panel and "~3x" not in panel  # the optimizer-state checkbox (issue 10: ~2x measured)

@@ -408,16 +408,23 @@ def export_mesh(
     return mesh
 
 
+def check_mesh_target(path: str | Path, resolution: int) -> Path:
+    """Before any work: a .ply/.obj name, a writable place, and free space for a ``resolution``^3 mesh (~200 bytes a
+    lattice column). ``ngp mesh`` and the app's mesh export call it."""
+    from ..outputs import check_output_file
+
+    out = Path(path)
+    check_mesh_path(out)
+    return check_output_file(out, None, min(int(resolution), MAX_RESOLUTION) ** 2 * 200, "mesh")
+
+
 def mesh_command(args: "argparse.Namespace") -> int:
     """Body of ``ngp mesh``: load the snapshot, export, print the path and a summary."""
     from ..backends import resolve_device
     from ..compute import resolve_ops
-    from ..outputs import check_output_file
     from ..snapshot import load_snapshot
 
-    out = Path(args.out)
-    check_mesh_path(out)
-    check_output_file(out, None, min(args.resolution, MAX_RESOLUTION) ** 2 * 200, "mesh")  # ~200 B a lattice column
+    out = check_mesh_target(args.out, args.resolution)
     crop = parse_crop(args.crop) if args.crop is not None else None
     t = time.perf_counter()
     device = resolve_device(args.device)

@@ -54,6 +54,21 @@ def check_output(path: str | Path) -> str:
     return kind
 
 
+def check_video_target(path: str | Path, n_frames: int, width: int, height: int) -> str:
+    """``check_output`` plus the checks every output gets before any work (``outputs``): a writable place and
+    free space for ``n_frames`` frames of ``width`` x ``height`` (PNG frames up to 3 bytes a pixel, a gif 1, an mp4
+    far less). Returns the kind; ``ngp video`` and the app's video export call it."""
+    from ..outputs import check_output_dir, check_output_file
+
+    kind = check_output(path)
+    expected = int(n_frames * width * height * {"frames": 3, "gif": 1}.get(kind, 0.2))
+    if kind == "frames":
+        check_output_dir(path, expected, contents="the PNG frames")
+    else:
+        check_output_file(path, None, expected, "video")
+    return kind
+
+
 def path_camera(cam: PathCamera, width: int, height: int) -> Camera:
     """A pinhole camera of ``width`` x ``height`` from a path camera (square pixels, centred principal point)."""
     fy = 0.5 * height / math.tan(0.5 * math.radians(cam.fov_y_deg))

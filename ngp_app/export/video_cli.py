@@ -87,20 +87,14 @@ def cmd_video(args: argparse.Namespace) -> int:
     from ..backends import resolve_device
     from ..compute import resolve_ops
     from ..limits import check_render_memory
-    from ..outputs import check_output_dir, check_output_file
     from ..snapshot import load_snapshot
-    from .video import check_output, export_video
+    from .video import check_output, check_video_target, export_video
 
-    kind = check_output(args.out)  # fail before loading anything
+    check_output(args.out)  # fail before anything else
     device = resolve_device(args.device)
     snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     plan = plan_video(args, snap.scene, device.type)  # a path file may set the size and frame count
-    # free space: PNG frames up to 3 bytes a pixel, a gif 1, an mp4 far less
-    expected = len(plan.cameras) * plan.width * plan.height * {"frames": 3, "gif": 1}.get(kind, 0.2)
-    if kind == "frames":
-        check_output_dir(args.out, int(expected), contents="the PNG frames")
-    else:
-        check_output_file(args.out, None, int(expected), "video")
+    check_video_target(args.out, len(plan.cameras), plan.width, plan.height)
     check_render_memory(plan.width, plan.height, device, "rendering frames of")
     log.info("rendering %d frames of %dx%d at %g fps on %s (%s path)", len(plan.cameras), plan.width, plan.height,
              plan.fps, device, args.path)

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import NgpError
 from .render_worker import RenderWorker
 from .state import AppState
 
-NO_DISPLAY = ("ngp app: no display (DISPLAY is not set); run it under a virtual one with "
+NO_DISPLAY = ("no display for the app (DISPLAY is not set); run it under a virtual one with "
               "`xvfb-run -a ngp app ...`, or use the CLI (`ngp train`, `ngp render`) on servers")
 
 
@@ -50,20 +51,29 @@ class App:
         self.started = time.perf_counter()
         self.frames = 0
         self._last = time.perf_counter()
+        self._last_error: tuple[type, str] | None = None
 
     @property
     def running(self) -> bool:
         return not (self.viewport.closed or self.panel.closed)
 
     def tick(self, save_viewport: str | Path | None = None, save_panel: str | Path | None = None) -> None:
+        """One iteration of the main loop. An unexpected exception (a key handler's, a frame's) is shown as one
+        line (``crash.report_internal_error``: the traceback goes to a log file) and the app keeps running."""
         now = time.perf_counter()
         dt, self._last = now - self._last, now
-        self.viewport.fly(dt)
-        self.state.apply_pending()
-        self.state.poll_errors()
-        self.state.expire_status()
-        self.viewport.draw(save_viewport)
-        self.panel.draw(save_panel)
+        try:
+            self.viewport.fly(dt)
+            self.state.apply_pending()
+            self.state.poll_errors()
+            self.state.expire_status()
+            self.viewport.draw(save_viewport)
+            self.panel.draw(save_panel)
+        except Exception as exc:  # noqa: BLE001 - the app survives its own bugs
+            signature = (type(exc), str(exc))
+            if signature != self._last_error:  # the same failure every frame is logged once
+                self._last_error = signature
+                self.state.report_error(exc, "app: main loop")
         self.frames += 1
         # Leave the CPU to the training/render threads when the UI runs far above its needs.
         spare = 1.0 / 120.0 - (time.perf_counter() - now)
@@ -149,16 +159,16 @@ def grab_window(title: str, path: Path) -> bool:
 def run_app(path: str | Path | None = None, exit_after: float | None = None, screenshot_dir: str | Path | None = None,
             config: str = "small", device: str | None = None, backend: str = "auto", downscale: int = 1,
             max_size: int | None = None, size: tuple[int, int] | None = None) -> int:
-    """Run the app until a window closes (or ``exit_after`` seconds). Returns an exit status."""
+    """Run the app until a window closes (or ``exit_after`` seconds). Returns an exit status; no display or no
+    toolkit raises NgpError (``ngp`` prints it as its one ``ngp: error:`` line, exit 2)."""
     if not display_available():
-        print(NO_DISPLAY, file=sys.stderr)
-        return 2
+        raise NgpError(NO_DISPLAY)
     try:
         import dearpygui  # noqa: F401
         import pyglet  # noqa: F401
     except ImportError as exc:
-        print(f"ngp app: {exc.name} is not installed; `pip install 'ngp-app[app]'` (pyglet, dearpygui)", file=sys.stderr)
-        return 2
+        raise NgpError(f"the app needs {exc.name}, which is not installed: pip install 'ngp-app[app]' "
+                       "(pyglet, dearpygui)") from None
     app = App(path, config=config, device=device, backend=backend, downscale=downscale, max_size=max_size, size=size)
     try:
         end = None if exit_after is None else time.perf_counter() + exit_after

@@ -36,6 +36,7 @@ class ExportActions:
     jobs: JobRunner
     save_optimizer_state: bool
     set_status: Callable[..., None]
+    report_error: Callable[..., str]
     frozen: Callable[[], Any]
     compose: Callable[..., np.ndarray]
     overlay_layers: Callable[..., list[Any]]
@@ -67,11 +68,19 @@ class ExportActions:
         p = Path(os.path.expanduser(str(typed).strip()))
         return p if p.is_absolute() else self.export_dir() / p
 
+    def _check_target(self, check: Callable[[], Any]) -> bool:
+        """Run an ``outputs`` check of an export's target before any work; a refusal goes to the status line."""
+        try:
+            check()
+        except NgpError as exc:
+            self.set_status(str(exc), error=True)
+            return False
+        return True
+
     def _submit(self, label: str, work: Callable[[Job], Any], done: Callable[[Any], str]) -> Job:
         """A job whose success message is ``done(result)``; failures and cancels are reported too."""
         def on_error(exc: BaseException) -> None:
-            msg = str(exc) if isinstance(exc, (NgpError, OSError)) else f"{type(exc).__name__}: {exc}"
-            self.set_status(f"{label} failed: {msg}", error=True)
+            self.report_error(exc, f"app: {label} export", prefix=f"{label} failed: ")
 
         return self.jobs.submit(label, work, on_done=lambda r: self.set_status(done(r)), on_error=on_error,
                                 on_cancel=lambda: self.set_status(f"{label} cancelled: nothing written"))
@@ -81,13 +90,18 @@ class ExportActions:
         """Save the training model in the background (with Adam's moments when ``with_optimizer``, default: the
         panel's checkbox, so that training continues exactly from it). The trainer's lock is held only while the
         weights are copied; compressing and writing happen outside it."""
-        from ..snapshot import save_snapshot
+        from ..outputs import check_output_file
+        from ..snapshot import save_snapshot, snapshot_target
 
         if with_optimizer is None:
             with_optimizer = self.save_optimizer_state
         t = self.trainer
         if t is None:
             self.set_status("nothing to save: no trained model", error=True)
+            return None
+        n_bytes = sum(p.numel() * 4 for p in t.model.parameters()) * (3 if with_optimizer else 1)
+        target = snapshot_target(path)
+        if not self._check_target(lambda: check_output_file(target, (".npz",), n_bytes, "snapshot")):
             return None
         with t.lock:  # a consistent copy, taken quickly (numpy views of CPU tensors are copied too)
             model, grid = copy.deepcopy(t.model), copy.copy(t.grid)
@@ -97,7 +111,7 @@ class ExportActions:
 
         def work(job: Job) -> Path:
             job.report(0.1, "compressing and writing")
-            return save_snapshot(path, model, grid, config, meta, step, extra, training)
+            return save_snapshot(target, model, grid, config, meta, step, extra, training)
 
         return self._submit("snapshot", work, lambda out: f"saved snapshot {out}")
 
@@ -108,13 +122,13 @@ class ExportActions:
         import imageio.v3 as iio
 
         from ..fileio import atomic_write_bytes
+        from ..outputs import check_output_file
         from ..render.renderer import default_chunk
         from .overlays import rasterize, to_uint8
         from .rendering import render_outputs
 
         p = Path(path)
-        if p.suffix.lower() != ".png":
-            self.set_status(f"screenshot: {p.name} must end in .png", error=True)
+        if not self._check_target(lambda: check_output_file(p, (".png",), width * height * 4, "screenshot")):
             return None
         s = copy.copy(self.settings)
         cam = self.camera.camera(width, height)
@@ -166,14 +180,16 @@ class ExportActions:
         """Write the keyframes as a camera-path JSON (transforms.json convention; ``ngp video --path`` reads it)."""
         from ..export.camera_path import keyframes_json
         from ..fileio import atomic_write_text
+        from ..outputs import check_output_file
 
         if not self.keyframes:
             self.set_status("no keyframes to save: add some with K or the panel", error=True)
             return None
         try:
+            check_output_file(path, (".json",), 0, "camera path")
             atomic_write_text(path, keyframes_json(self.keyframes, self.scene_meta))
-        except OSError as exc:
-            self.set_status(f"cannot save camera path: {exc}", error=True)
+        except (NgpError, OSError) as exc:
+            self.report_error(exc, "app: saving keyframes", prefix="cannot save camera path: ")
             return None
         self.set_status(f"saved {len(self.keyframes)} keyframes to {path}")
         return Path(path)
@@ -194,10 +210,10 @@ class ExportActions:
                      loop: bool = False) -> Job | None:
         """Render a video of the current model in the background (progress per frame, cancellable)."""
         from ..export.camera_path import path_cameras
-        from ..export.video import check_output, export_video
+        from ..export.video import check_video_target, export_video
 
         try:
-            check_output(path)
+            check_video_target(path, n_frames, width, height)
             cams = path_cameras(path_kind, self.scene_meta, n_frames, loop, self.keyframes)
             f = self.frozen()
         except NgpError as exc:
@@ -219,12 +235,11 @@ class ExportActions:
     def export_mesh(self, path: str | Path, resolution: int = 256, threshold: float = 2.5,
                     space: str = "nerf") -> Job | None:
         """Mesh the current model inside the crop box in the background (marching tetrahedra, vertex colours)."""
-        from ..export.mesh import export_mesh
-        from ..export.mesh_io import check_mesh_path
+        from ..export.mesh import check_mesh_target, export_mesh
         from ..snapshot import Snapshot
 
         try:
-            check_mesh_path(Path(path))
+            check_mesh_target(path, resolution)
             f = self.frozen()
         except NgpError as exc:
             self.set_status(str(exc), error=True)

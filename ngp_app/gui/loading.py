@@ -49,6 +49,7 @@ class SceneLoading:
     keyframes: list[Any]
     _scene_identity: str | None
     set_status: Callable[..., None]
+    report_error: Callable[..., str]
 
     # ------------------------------------------------------------------------------------------ loading
     def classify(self, path: str | Path) -> str:
@@ -108,9 +109,7 @@ class SceneLoading:
 
         def failed(exc: BaseException) -> None:
             if current():
-                if not isinstance(exc, NgpError):
-                    log.error("opening %s failed", path, exc_info=exc)
-                self.set_status(open_error(path, exc), error=True)
+                self.report_error(exc, f"app: opening {path}", prefix=open_prefix(path, exc))
 
         def cancelled() -> None:
             if current():
@@ -124,9 +123,7 @@ class SceneLoading:
             kind = self.classify(path)
             return self._prepare_scene(path, start) if kind == "scene" else self._prepare_snapshot(path)
         except Exception as exc:  # noqa: BLE001 - the app must survive any bad input
-            if not isinstance(exc, NgpError):
-                log.exception("opening %s failed", path)
-            self.set_status(open_error(path, exc), error=True)
+            self.report_error(exc, f"app: opening {path}", prefix=open_prefix(path, exc))
         return None
 
     def _apply_or_report(self, path: str | Path, apply: Callable[[], None]) -> bool:
@@ -134,8 +131,7 @@ class SceneLoading:
             apply()
             return True
         except Exception as exc:  # noqa: BLE001
-            log.exception("opening %s failed", path)
-            self.set_status(f"cannot open {path}: {type(exc).__name__}: {exc}", error=True)
+            self.report_error(exc, f"app: opening {path}", prefix=f"cannot open {path}: ")
             return False
 
     def _make_trainer(self, scene: Any, config_name: str | None = None) -> Any:
@@ -236,8 +232,6 @@ class SceneLoading:
         self.generation += 1
 
 
-def open_error(path: str | Path, exc: BaseException) -> str:
-    """The one-line message for a path that cannot be opened."""
-    if isinstance(exc, NgpError):
-        return str(exc)
-    return f"cannot open {path}: {type(exc).__name__}: {exc}"
+def open_prefix(path: str | Path, exc: BaseException) -> str:
+    """What goes before the error line of a path that cannot be opened (an NgpError names the path itself)."""
+    return "" if isinstance(exc, NgpError) else f"cannot open {path}: "

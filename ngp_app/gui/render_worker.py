@@ -137,7 +137,6 @@ class RenderWorker:
             except RenderCancelled:
                 refine = []
             except Exception as exc:  # noqa: BLE001 - a failing render must not kill the app
-                log.exception("render failed")
-                st.set_status(f"render failed: {type(exc).__name__}: {exc}", error=True)
+                st.report_error(exc, "app: rendering the viewport", prefix="render failed: ")
                 refine, shown = [], cap  # no retry until the view changes
                 time.sleep(0.2)

@@ -126,8 +126,7 @@ class AppState(SceneLoading, ExportActions, ViewRendering):
             try:
                 fn()
             except Exception as exc:  # noqa: BLE001 - one failing callback must not stop the others
-                log.exception("UI call failed")
-                self.set_status(f"{type(exc).__name__}: {exc}", error=True)
+                self.report_error(exc, "app: a panel or job callback")
         return self._loads_applied != before
 
     def wait_job(self, job: Any, timeout: float = 300.0) -> Any:
@@ -171,6 +170,15 @@ class AppState(SceneLoading, ExportActions, ViewRendering):
             self._status = ("", False, time.monotonic() if now is None else now)
             return True
         return False
+
+    def report_error(self, exc: BaseException, context: str, prefix: str = "") -> str:
+        """Show an exception as one red line and carry on: bad input says what and where; anything unexpected is an
+        internal error whose traceback goes to a log file named in the line (``crash.describe_error``)."""
+        from ..crash import describe_error
+
+        line = prefix + describe_error(exc, context)
+        self.set_status(line, error=True)
+        return line
 
     def poll_errors(self) -> None:
         """Move a training-thread error into the status line."""

@@ -8,6 +8,8 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from ..crash import describe_error
+
 log = logging.getLogger(__name__)
 
 
@@ -88,7 +90,7 @@ class TrainingRunner:
             try:
                 trainer = make_trainer()
             except Exception as exc:  # noqa: BLE001 - reported in the UI
-                self.error = f"reset failed: {type(exc).__name__}: {exc}"
+                self.error = "reset failed: " + describe_error(exc, "app: building a trainer")
                 return
             self.replace(trainer, start=was_running)
 
@@ -103,9 +105,7 @@ class TrainingRunner:
             try:
                 trainer.step()
             except Exception as exc:  # noqa: BLE001 - a failing step must not kill the app
-                msg = str(exc).splitlines()[0] if str(exc) else ""
-                self.error = f"training stopped: {type(exc).__name__}: {msg}"[:300]
-                log.exception("training step failed")
+                self.error = "training stopped: " + describe_error(exc, "app: a training step")
                 return
             self._times.append(time.perf_counter())
             if self.pause_s:
