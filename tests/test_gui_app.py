@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -296,7 +297,7 @@ def test_k_adds_a_keyframe_and_the_panel_lists_it(app):
     send(app, "on_key_press", key.K, 0)
     assert len(app.state.keyframes) == n + 1
     app.tick()
-    assert dpg.get_value("keyframe_info") == f"{n + 1} keyframes"
+    assert len(dpg.get_item_configuration("path_keys")["items"]) == n + 1
     app.state.clear_keyframes()
 
 
@@ -390,3 +391,81 @@ def test_screenshots_of_both_windows_are_written_and_not_blank(app):
         img = iio.imread(p)[..., :3].astype(np.float32)
         assert img.shape[0] > 100 and img.shape[1] > 100
         assert img.std() > 5.0, f"{p} looks blank"
+
+
+def test_camera_path_editor_adds_keys_previews_and_renders_a_video(app, tmp_path):
+    """The camera-path workflow through the panel: three keys from the view, the path drawn as GL lines, timing,
+    a preview played to its end, and a 12-frame video rendered by a background job."""
+    import dearpygui.dearpygui as dpg
+    import imageio.v2 as iio2
+
+    st, ed = app.state, app.state.path_editor
+    if st.runner.running:
+        send(app, "on_key_press", key.T, 0)
+
+    def use(tag, value=None):
+        if value is not None:
+            dpg.set_value(tag, value)
+        dpg.get_item_callback(tag)(tag, value)
+        app.tick()
+
+    use("path_clear")
+    for _ in range(3):
+        send(app, "on_mouse_drag", 200, 100, 70, 10, mouse.LEFT, 0)
+        use("path_add")
+    assert len(ed.path.keys) == 3 and ed.selected == 2
+    assert len(dpg.get_item_configuration("path_keys")["items"]) == 3
+    path_layer = next(lay for lay in st.overlay_layers() if lay.name == "path")
+    app.tick()
+    assert app.viewport.overlay.drawn >= len(path_layer.vertices) > 3 * 16  # the spline and three key frusta
+    use("path_keys", dpg.get_item_configuration("path_keys")["items"][1])  # a click on key 2 jumps there
+    assert ed.selected == 1 and np.allclose(st.camera.c2w().numpy(), ed.path.keys[1].c2w, atol=1e-5)
+    use("path_duration", 1.1)
+    use("path_fps", 10.0)
+    assert math.isclose(ed.path.end_time, 1.1) and ed.path.n_frames() == 12
+    use("path_play")
+    assert ed.playing and dpg.get_item_configuration("path_play")["label"] == "Pause"
+    eyes = []
+    assert app.pump(20, until=lambda: eyes.append(st.camera.eye.copy()) or not ed.playing)
+    assert ed.play_time == ed.path.end_time and np.allclose(st.camera.c2w().numpy(), ed.path.keys[2].c2w, atol=1e-5)
+    assert len({tuple(np.round(e, 4)) for e in eyes}) >= 3  # the view moved along the path
+    use("path_scrub", 0.5)
+    assert np.allclose(st.camera.c2w().numpy(), ed.path.evaluate(0.5).c2w, atol=1e-5)
+    out = tmp_path / "path.mp4"
+    dpg.set_value("video_out", str(out))
+    use("video_w", 32)
+    use("video_h", 24)
+    use("video_render")
+    job = next(j for j in st.jobs.visible() if j.label == "video")
+    assert app.pump(180, until=lambda: not job.active), job.describe()
+    assert job.state == "done", job.describe()
+    app.tick()
+    frames = list(iio2.get_reader(out, format="FFMPEG").iter_data())
+    assert len(frames) == 12 and frames[0].shape == (24, 32, 3)
+    assert dpg.get_value("video_last") == f"last video: {out}" and str(out) in st.status
+
+
+def test_per_image_table_rows_fly_to_a_frame_and_exclude_it(app):
+    import dearpygui.dearpygui as dpg
+
+    st = app.state
+    assert app.pump(30, until=lambda: st.step > 0)
+    st.refresh_image_table(force=True)
+    app.tick()
+    rows = st.image_table.rows
+    assert rows and len(dpg.get_item_children("images_table", 1)) == len(rows)
+    i = rows[0].index
+    dpg.get_item_callback(f"images_row_{i}")(f"images_row_{i}", True)
+    app.tick()
+    app.tick()
+    assert st.compare_index == i and app.viewport.inset.rect[2] > 0  # the frame's image beside the render
+    x, y, w, h = app.viewport.inset.rect
+    aspect = float(st.scene.widths[i]) / float(st.scene.heights[i])
+    assert x + w <= app.viewport.window.width and abs(w / h - aspect) < 0.05
+    dpg.get_item_callback(f"images_train_{i}")(f"images_train_{i}", False)
+    app.tick()
+    assert st.scene.excluded == (i,)
+    dpg.get_item_callback(f"images_train_{i}")(f"images_train_{i}", True)
+    dpg.get_item_callback("images_hide")()
+    app.tick()
+    assert st.scene.excluded == () and st.compare_index is None and app.viewport.inset.rect[2] == 0

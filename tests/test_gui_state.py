@@ -793,8 +793,9 @@ def test_one_name_per_render_mode_in_the_cli_and_the_app():
 def test_help_and_labels_name_what_the_panel_shows(capsys):
     from ngp_app.cli import main
 
-    panel = (Path(__file__).resolve().parent.parent / "ngp_app" / "gui" / "panel.py").read_text()
+    gui = Path(__file__).resolve().parent.parent / "ngp_app" / "gui"
+    panel, path_panel = (gui / "panel.py").read_text(), (gui / "panel_path.py").read_text()
     assert main(["video", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "the app's 'Save keyframes' writes one" in text and '("Save keyframes", ' in panel
+    assert "ours (the app's 'Save path')" in text and '("Save path", ' in path_panel
     assert "~2x larger" in panel and "~3x" not in panel  # the optimizer-state checkbox (issue 10: ~2x measured)

@@ -147,7 +147,7 @@ def path_cameras(spec: str | Path, scene_meta: dict[str, Any], n_frames: int | N
         return interpolate_path(training_keyframes(scene_meta), n_frames or 120, loop)
     if spec == "keyframes":
         if not keyframes:
-            raise NgpError("no keyframes: move the view and press K (or Add keyframe) a few times")
+            raise NgpError("no keyframes: move the view and press K (or Add view) a few times")
         path = keyframes.copy() if isinstance(keyframes, CameraPath) else CameraPath.from_cameras(keyframes)
     else:
         if not Path(spec).is_file():

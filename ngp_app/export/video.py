@@ -77,9 +77,12 @@ def path_camera(cam: PathCamera, width: int, height: int) -> Camera:
 
 def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras: Sequence[PathCamera], width: int,
                   height: int, background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
-                  progress: Callable[[int, int], None] | None = None):
+                  progress: Callable[[int, int], None] | None = None,
+                  fraction: Callable[[float], None] | None = None):
     """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, ``depth`` (normalised over the
-    whole path, from the first frame's range, so brightness does not flicker) or ``normals``."""
+    whole path, from the first frame's range, so brightness does not flicker) or ``normals``. ``progress(done,
+    total)`` is called after each frame, ``fraction(f)`` after each chunk of rays with the share of the whole video
+    done (either may raise to stop: a long frame can be cancelled part-way)."""
     from ..render.renderer import render_image
 
     if mode not in MODES:
@@ -90,8 +93,10 @@ def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras
         from ..render.normals import NormalsField
 
         field, background = NormalsField(model), (0.0, 0.0, 0.0)
+    n = len(cameras)
     for i, cam in enumerate(cameras):
-        out = render_image(field, grid, aabb, path_camera(cam, width, height), march, background)
+        chunk = None if fraction is None else (lambda done, total, i=i: fraction((i + done / max(total, 1)) / n))
+        out = render_image(field, grid, aabb, path_camera(cam, width, height), march, background, progress=chunk)
         if mode == "depth":
             d = out["depth"] / out["opacity"].clamp(min=1e-6)
             valid = out["opacity"] > 0.5
@@ -172,15 +177,16 @@ def even_size(width: int, height: int, kind: str) -> tuple[int, int]:
 def export_video(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras: Sequence[PathCamera],
                  out: str | Path, width: int, height: int, fps: float = 30.0,
                  background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
-                 progress: Callable[[int, int], None] | None = None, quality: int = 8) -> Path:
-    """Render ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10); returns the written
-    path."""
+                 progress: Callable[[int, int], None] | None = None, quality: int = 8,
+                 fraction: Callable[[float], None] | None = None) -> Path:
+    """Render ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10; ``progress`` and
+    ``fraction`` as ``render_frames``); returns the written path. Nothing is left behind when it raises."""
     kind = check_output(out)
     if not cameras:
         raise NgpError("the camera path has no frames")
     width, height = even_size(width, height, kind)
     t = time.perf_counter()
-    frames = render_frames(model, grid, march, aabb, cameras, width, height, background, mode, progress)
+    frames = render_frames(model, grid, march, aabb, cameras, width, height, background, mode, progress, fraction)
     path = write_video(frames, out, fps, quality)
     log.info("wrote %d frames of %dx%d to %s in %.1f s", len(cameras), width, height, path, time.perf_counter() - t)
     return path

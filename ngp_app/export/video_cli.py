@@ -21,9 +21,9 @@ def add_parser(subparsers: Any, common: Any) -> None:
     v.add_argument("--out", required=True, help="video.mp4, video.gif, or a folder (PNG frames)")
     v.add_argument("--path", default="orbit",
                    help="orbit (around the scene; a sweep over the covered arc for captures that don't go all round), "
-                        "train (a tour of the training cameras), or a camera-path file: ours (the app's 'Save keyframes' "
-                        "writes one), instant-ngp's base_cam.json, nerfstudio's camera path export, or keyframes in "
-                        "transforms.json convention (auto-detected; docs/export.md)")
+                        "train (a tour of the training cameras), or a camera-path file: ours (the app's 'Save path'), "
+                        "instant-ngp's base_cam.json, nerfstudio's camera path export, or keyframes in transforms.json "
+                        "convention (auto-detected; docs/export.md)")
     v.add_argument("--frames", type=types.positive_int, default=None,
                    help="number of frames (default: 120 for orbit/train, the path's duration x fps for a path file)")
     v.add_argument("--fps", type=types.fps, default=None, help="frames per second, 0.1..240 (default: the path file's, or 30)")

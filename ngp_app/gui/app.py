@@ -65,6 +65,8 @@ class App:
         try:
             self.viewport.fly(dt)
             self.state.apply_pending()
+            self.state.tick_preview(dt)  # a playing camera-path preview moves the view
+            self.state.refresh_image_table()  # per-image losses, about once a second
             self.state.poll_errors()
             self.state.expire_status()
             self.viewport.draw(save_viewport)

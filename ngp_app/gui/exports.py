@@ -1,4 +1,4 @@
-"""The app's exports: snapshots, screenshots, video keyframes and camera paths, videos and meshes.
+"""The app's exports: snapshots, screenshots, videos and meshes (the camera-path editor is ``path_actions``).
 
 Mixed into :class:`~ngp_app.gui.state.AppState`. Every export is a background job (``jobs.JobRunner``) working on
 a private copy of the model taken quickly under the trainer's lock, so training and the viewport go on; it shows
@@ -24,11 +24,12 @@ EXPORT_NAMES = {"snapshot": "snapshot.npz", "screenshot": "screenshot.png", "mes
 
 
 class ExportActions:
-    """Snapshot, screenshot, keyframes, video and mesh export; relies on AppState's camera, scene_meta, settings,
+    """Snapshot, screenshot, video and mesh export; relies on AppState's camera, scene_meta, settings,
     status, jobs and its rendering part."""
 
     camera: Any
-    keyframes: list[Any]
+    path_editor: Any
+    _video_job: Callable[..., Any]
     scene_meta: dict[str, Any]
     settings: Any
     trainer: Any
@@ -164,72 +165,26 @@ class ExportActions:
         return self._submit("screenshot", work, lambda out: f"saved {width}x{height} screenshot {out}")
 
     # ------------------------------------------------------------------------------------------ video
-    def add_keyframe(self) -> int:
-        """Append the current view to the video keyframes; returns their count."""
-        from ..export.camera_path import PathCamera
-
-        self.keyframes.append(PathCamera(self.camera.c2w().numpy().astype(np.float64), float(self.camera.fov_deg)))
-        self.set_status(f"keyframe {len(self.keyframes)} added")
-        return len(self.keyframes)
-
-    def clear_keyframes(self) -> None:
-        self.keyframes = []
-        self.set_status("keyframes cleared")
-
-    def save_keyframes(self, path: str | Path) -> Path | None:
-        """Write the keyframes as a camera-path JSON (transforms.json convention; ``ngp video --path`` reads it)."""
-        from ..export.camera_path import keyframes_json
-        from ..fileio import atomic_write_text
-        from ..outputs import check_output_file
-
-        if not self.keyframes:
-            self.set_status("no keyframes to save: add some with K or the panel", error=True)
-            return None
-        try:
-            check_output_file(path, (".json",), 0, "camera path")
-            atomic_write_text(path, keyframes_json(self.keyframes, self.scene_meta))
-        except (NgpError, OSError) as exc:
-            self.report_error(exc, "app: saving keyframes", prefix="cannot save camera path: ")
-            return None
-        self.set_status(f"saved {len(self.keyframes)} keyframes to {path}")
-        return Path(path)
-
-    def load_keyframes(self, path: str | Path) -> bool:
-        from ..export.camera_path import load_keyframes
-
-        try:
-            self.keyframes = load_keyframes(path, self.scene_meta)
-        except NgpError as exc:
-            self.set_status(str(exc), error=True)
-            return False
-        self.set_status(f"loaded {len(self.keyframes)} keyframes from {path}")
-        return True
-
-
     def export_video(self, path: str | Path, path_kind: str, n_frames: int, fps: float, width: int, height: int,
-                     loop: bool = False) -> Job | None:
-        """Render a video of the current model in the background (progress per frame, cancellable)."""
+                     loop: bool = False, quality: int = 8, pause_training: bool = False) -> Job | None:
+        """Render ``n_frames`` of a path (``keyframes``: the edited one, its timing kept; ``orbit``; ``train``) in
+        the background (progress per frame, cancellable). The panel uses ``render_video``; this is for scripts."""
         from ..export.camera_path import path_cameras
-        from ..export.video import check_video_target, export_video
 
         try:
-            check_video_target(path, n_frames, width, height)
-            cams = path_cameras(path_kind, self.scene_meta, n_frames, loop, self.keyframes)
-            f = self.frozen()
+            if path_kind == "keyframes":
+                if not self.path_editor.path.keys:
+                    raise NgpError("no keyframes: add the current view with K or the panel first")
+                p = self.path_editor.path.copy()
+                if len(p.keys) > 1:
+                    p.set_loop(loop or p.loop)
+                cams = p.cameras(n_frames)
+            else:
+                cams = path_cameras(path_kind, self.scene_meta, n_frames, loop)
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
-        background = self.settings.background
-
-        def work(job: Job) -> Path:
-            def progress(done: int, total: int) -> None:
-                job.report(done / max(total, 1), f"frame {min(done + 1, total)}/{total}")
-
-            job.report(0.0, f"frame 1/{len(cams)}")
-            return export_video(f.model, f.grid, f.march, f.aabb, cams, path, width, height, fps, background, "rgb",
-                                progress)
-
-        return self._submit("video", work, lambda out: f"saved video {out} ({len(cams)} frames of {width}x{height})")
+        return self._video_job(path, cams, fps, width, height, quality, pause_training)
 
     # ------------------------------------------------------------------------------------------ mesh
     def export_mesh(self, path: str | Path, resolution: int = 256, threshold: float = 2.5,

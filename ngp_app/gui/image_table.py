@@ -8,6 +8,7 @@ No windowing toolkit here; the panel draws ``rows`` and calls ``sort_by``, ``tog
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,7 @@ class ImageTable:
         stats = getattr(trainer, "image_stats", None)
         if stats is None:
             return False
-        names = list(getattr(trainer.scene, "file_names", []))
+        names = short_names(list(getattr(trainer.scene, "file_names", [])))
         excluded = set(getattr(trainer.scene, "excluded", ()))
         self.rows = [ImageRow(r.index, names[r.index] if r.index < len(names) else str(r.index), r.mse, r.psnr,
                               r.rays, r.index in excluded) for r in stats.snapshot()]
@@ -96,3 +97,14 @@ class ImageTable:
         """The ``n`` included frames with the highest loss."""
         seen = [r for r in self.rows if not math.isnan(r.mse) and not r.excluded]
         return sorted(seen, key=lambda r: r.mse, reverse=True)[:n]
+
+
+def short_names(paths: list[str]) -> list[str]:
+    """Image paths relative to the folder they all share (``train/r_0.png``), as the table shows them."""
+    if len(paths) < 2:
+        return [os.path.basename(p) for p in paths]
+    try:
+        common = os.path.commonpath(paths)
+    except ValueError:  # mixed drives or absolute and relative
+        return list(paths)
+    return [os.path.relpath(p, common) for p in paths]

@@ -46,7 +46,8 @@ class SceneLoading:
     _load_token: int
     _loads_applied: int
     snapshot_step: int
-    keyframes: list[Any]
+    path_editor: Any
+    compare_index: int | None
     _scene_identity: str | None
     set_status: Callable[..., None]
     report_error: Callable[..., str]
@@ -214,7 +215,8 @@ class SceneLoading:
         identity = os.path.abspath(meta["path"]) if meta.get("path") else None
         if identity != self._scene_identity:  # another scene (a snapshot of the same one keeps them)
             self._scene_identity = identity
-            self.keyframes = []
+            self.path_editor.clear()
+        self.compare_index = None
         c2w = np.asarray(meta.get("c2w", []), dtype=np.float64).reshape(-1, 3, 4)
         intr = np.asarray(meta.get("intrinsics", []), dtype=np.float64).reshape(-1, 4)
         sizes = np.asarray(meta.get("sizes", []), dtype=np.float64).reshape(-1, 2)

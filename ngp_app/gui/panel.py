@@ -22,7 +22,7 @@ from .overlays import MODE_LABELS, MODES, OVERLAY_LABELS, OVERLAYS
 from .state import CONFIGS
 
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
-VIDEO_PATHS = {"orbit": "orbit", "training cameras": "train", "keyframes": "keyframes"}
+VIDEO_PATHS = {"keyframes": "keyframes", "orbit": "orbit", "training cameras": "train"}  # label: video path
 PLOT_POINTS = 2000
 
 
@@ -85,7 +85,11 @@ class Panel:
 
     # ------------------------------------------------------------------------------------------ layout
     def _build(self) -> None:
+        from .panel_images import ImagePanel
+        from .panel_path import PathPanel
+
         st = self.state
+        self.path_panel, self.image_panel = PathPanel(self), ImagePanel(self)
         self.files = FileDialog(lambda fn: on_ui(st, fn))
         with dpg.window(tag="main", label="ngp-app"):
             dpg.add_text("", tag="status", wrap=PANEL_WIDTH - 30)
@@ -157,22 +161,10 @@ class Panel:
                                         format="%.2f")
                 dpg.add_combo(["nerf", "ngp"], default_value="nerf", label="coordinates", tag="mesh_space")
                 dpg.add_button(label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh()))
-            with dpg.collapsing_header(label="Video", default_open=False):
-                dpg.add_combo(list(VIDEO_PATHS), default_value="orbit", label="camera path", tag="video_path")
-                dpg.add_text("", tag="keyframe_info")
-                with dpg.group(horizontal=True):
-                    dpg.add_button(label="Add keyframe (K)", callback=on_ui(st, lambda *_: st.add_keyframe()))
-                    dpg.add_button(label="Clear", callback=on_ui(st, lambda *_: st.clear_keyframes()))
-                    dpg.add_checkbox(label="loop", tag="video_loop")
-                self._path_field("path file", "keys_path", "path",
-                                 ("Save keyframes", st.save_keyframes), ("Load keyframes", st.load_keyframes))
-                self._path_field("video", "video_out", "video")
-                with dpg.group(horizontal=True):
-                    _int_inputs(("frames", "video_frames", 120, 1), ("fps", "video_fps", 30, 1))
-                with dpg.group(horizontal=True):
-                    default_w, default_h = (1920, 1080) if st.device.type == "cuda" else (640, 360)
-                    _int_inputs(("w", "video_w", default_w, 2), ("h", "video_h", default_h, 2))
-                dpg.add_button(label="Render video", callback=on_ui(st, lambda *_: self._video()))
+            with dpg.collapsing_header(label="Camera path & video", default_open=True):
+                self.path_panel.build()
+            with dpg.collapsing_header(label="Training images (per-image loss)", default_open=False):
+                self.image_panel.build()
         with dpg.theme(tag="error_theme"):
             with dpg.theme_component(dpg.mvText):
                 dpg.add_theme_color(dpg.mvThemeCol_Text, (255, 110, 100, 255))
@@ -241,13 +233,6 @@ class Panel:
     def _mesh(self) -> None:
         self.state.export_mesh(self.path_value("mesh_out"), int(dpg.get_value("mesh_res")),
                                float(dpg.get_value("mesh_threshold")), dpg.get_value("mesh_space"))
-
-    def _video(self) -> None:
-        self.state.export_video(
-            self.path_value("video_out"), VIDEO_PATHS[dpg.get_value("video_path")], int(dpg.get_value("video_frames")),
-            float(dpg.get_value("video_fps")), int(dpg.get_value("video_w")), int(dpg.get_value("video_h")),
-            bool(dpg.get_value("video_loop")),
-        )
 
     def _screenshot(self) -> None:
         st = self.state
@@ -342,8 +327,8 @@ class Panel:
             h, w = frame.image.shape[:2]
             dpg.set_value("render_info", f"render {w}x{h} ({frame.scale * 100:.0f}% of the window), {frame.ms:.0f} ms"
                                          f"\ndynamic scale {st.dynres.scale:.3f}")
-        dpg.set_value("keyframe_info", f"{len(st.keyframes)} keyframes" if st.keyframes else
-                      "no keyframes: move the view, then Add keyframe (or K in the viewport)")
+        self.path_panel.refresh()
+        self.image_panel.refresh()
         status = (st.status, st.status_is_error)
         if status != self._shown_status:
             self._shown_status = status

@@ -26,15 +26,22 @@ SELECTED_COLOR = (60, 220, 255, 255)
 PLAYHEAD_COLOR = (120, 255, 120, 255)
 
 
+VIDEO_PATHS = ("keyframes", "orbit", "train")  # what the video follows: the edited path, or ngp video's own
+
+
 @dataclass
 class VideoSettings:
-    """How the panel renders the path: output file, size, and whether training pauses meanwhile."""
+    """How the panel renders a video: which path (``VIDEO_PATHS``; ``frames`` counts only for orbit/train, the
+    edited path has its duration x fps), size, quality (``QUALITIES``), whether training pauses meanwhile, and the
+    last video written."""
 
-    out: str = ""
+    path: str = "keyframes"
+    frames: int = 120
     width: int = 640
     height: int = 360
     quality: str = "good"
     pause_training: bool = False
+    last_output: Path | None = None
 
 
 class PathEditor:
@@ -49,7 +56,9 @@ class PathEditor:
         self.playing = False
         self.play_time = 0.0
         self.preview = False  # the viewport follows the path (while playing or scrubbing)
+        self.show = True  # draw the path in the viewport
         self.video = VideoSettings()
+        self._shown_version = -1  # the camera's version right after the preview last moved it
 
     # -------------------------------------------------------------------------------------------- keys
     def current_view(self) -> PathCamera:
@@ -199,7 +208,10 @@ class PathEditor:
 
     def tick(self, dt: float) -> bool:
         """Advance playback by ``dt`` seconds of wall time (called every UI frame); returns whether it moved the
-        camera. An open path stops at its end, a loop wraps."""
+        camera. An open path stops at its end, a loop wraps; moving the view by hand (orbit, fly, ...) ends the
+        preview there."""
+        if self.preview and self.camera.version != self._shown_version:
+            self.stop_preview()
         if not self.playing or len(self.path.keys) < 2:
             return False
         end = self.path.end_time
@@ -215,6 +227,7 @@ class PathEditor:
     def _show(self) -> None:
         cam = self.path.evaluate(self.play_time)
         self.camera.show_pose(cam.c2w, cam.fov_y_deg)
+        self._shown_version = self.camera.version
 
     # -------------------------------------------------------------------------------------------- video
     def render_size(self) -> tuple[int, int]:
@@ -233,9 +246,9 @@ class PathEditor:
         return self.path.cameras()
 
     # -------------------------------------------------------------------------------------------- drawing
-    def overlay_segments(self, length: float = 0.06, per_segment: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    def path_segments(self, length: float = 0.06, per_segment: int = 24) -> tuple[np.ndarray, np.ndarray]:
         """The path for the viewport's overlay: segments (n, 2, 3) in ngp space and a colour (n, 4) uint8 each: the
-        spline, a frustum per key (the selected one highlighted) and the preview camera while previewing."""
+        spline and a frustum per key (the selected one highlighted). Changes only with ``version``."""
         segs: list[np.ndarray] = []
         cols: list[tuple[int, int, int, int]] = []
         keys = self.path.keys
@@ -244,19 +257,33 @@ class PathEditor:
             line = np.stack([pts[:-1], pts[1:]], 1)
             segs.append(line)
             cols += [PATH_COLOR] * len(line)
-        aspect = self.video.width / max(self.video.height, 1)
         for i, k in enumerate(keys):
-            f = frustum(k.c2w, k.fov_y_deg, aspect, length)
+            f = frustum(k.c2w, k.fov_y_deg, self.aspect(), length)
             segs.append(f)
             cols += [SELECTED_COLOR if i == self.selected else KEY_COLOR] * len(f)
-        if self.preview and keys:
-            cam = self.path.evaluate(self.play_time)
-            f = frustum(cam.c2w, cam.fov_y_deg, aspect, 0.6 * length)
-            segs.append(f)
-            cols += [PLAYHEAD_COLOR] * len(f)
-        if not segs:
-            return np.zeros((0, 2, 3)), np.zeros((0, 4), dtype=np.uint8)
-        return np.concatenate(segs), np.asarray(cols, dtype=np.uint8)
+        return _stack(segs, cols)
+
+    def playhead_segments(self, length: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+        """The preview camera's frustum (while previewing), as ``path_segments``."""
+        if not (self.preview and self.path.keys):
+            return _stack([], [])
+        cam = self.path.evaluate(self.play_time)
+        f = frustum(cam.c2w, cam.fov_y_deg, self.aspect(), 0.6 * length)
+        return _stack([f], [PLAYHEAD_COLOR] * len(f))
+
+    def overlay_segments(self, length: float = 0.06, per_segment: int = 24) -> tuple[np.ndarray, np.ndarray]:
+        """``path_segments`` followed by ``playhead_segments``."""
+        a, b = self.path_segments(length, per_segment), self.playhead_segments(length)
+        return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+
+    def aspect(self) -> float:
+        return self.video.width / max(self.video.height, 1)
+
+
+def _stack(segs: list[np.ndarray], cols: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    if not segs:
+        return np.zeros((0, 2, 3)), np.zeros((0, 4), dtype=np.uint8)
+    return np.concatenate(segs), np.asarray(cols, dtype=np.uint8)
 
 
 def frustum(c2w: np.ndarray, fov_y_deg: float, aspect: float, length: float) -> np.ndarray:

@@ -25,6 +25,7 @@ from .dynres import DynamicResolution
 from .exports import ExportActions
 from .jobs import JobRunner
 from .loading import SceneLoading
+from .path_actions import PathActions
 from .rendering import RenderCancelled, RenderSource, ViewRendering  # noqa: F401 - re-exported
 from .training import TrainingRunner
 
@@ -59,7 +60,7 @@ class RenderSettings:
         self.overlays = tuple(n for n in self.overlays if n != name) + ((name,) if on else ())
 
 
-class AppState(SceneLoading, ExportActions, ViewRendering):
+class AppState(SceneLoading, PathActions, ExportActions, ViewRendering):
     def __init__(self, config: str = "small", device: str | None = "cpu", backend: str = "auto",
                  downscale: int = 1, max_size: int | None = None, seed: int = 0) -> None:
         from ..backends import resolve_device
@@ -89,7 +90,6 @@ class AppState(SceneLoading, ExportActions, ViewRendering):
         self.overlay_providers: dict[str, Callable[[], Any]] = {}  # extra overlay layers by name (rendering.py)
         self._layer_cache: dict[str, Any] = {}
         self.save_optimizer_state = False  # snapshots carry Adam's moments (~2x larger; exact resume)
-        self.keyframes: list[Any] = []  # video camera path (export.camera_path.PathCamera), in ngp space
         self.loading: str | None = None  # name of what a background load is opening, for the HUD
         self._load_token = 0
         self._load_job: Any = None
@@ -98,6 +98,7 @@ class AppState(SceneLoading, ExportActions, ViewRendering):
         self.ui_thread = threading.get_ident()  # the thread that created the state runs ``apply_pending``
         self._ui_calls: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
         self.jobs = JobRunner(self.post)
+        self._init_path_actions()  # the camera-path editor (its keys: ``keyframes``) and the per-image table
 
     # ------------------------------------------------------------------------------------------ threads
     def post(self, fn: Callable[[], Any]) -> None:

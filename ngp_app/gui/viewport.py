@@ -17,7 +17,8 @@ from .layout import Rect
 from .overlays import MODE_LABELS, MODES, view_projection
 
 HELP = ("drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shift): fly | [ ]: training cams | "
-        "V: reset view | T: train | R: reset | G: ground truth | 1-6: modes | K: keyframe | Tab: HUD | F11: fullscreen")
+        "V: reset view | T: train | R: reset | G: ground truth | 1-6: modes | K: keyframe | P: play path | Tab: HUD | "
+        "F11: fullscreen")
 
 
 def screen_size() -> tuple[int, int]:
@@ -53,6 +54,7 @@ class Viewport:
         self.status_bg = pyglet.shapes.Rectangle(0, 0, 10, 30, color=(0, 0, 0, 150), batch=self.batch)
         self.status = pyglet.text.Label("", font_size=11, x=12, y=10, color=(255, 255, 255, 255), batch=self.batch)
         self.overlay = GLOverlay()
+        self.inset = CompareInset(self.batch)
         self.closed = False
 
     def rect(self) -> Rect:
@@ -101,6 +103,8 @@ class Viewport:
             st.toggle_ground_truth()
         elif symbol == key.K:
             st.add_keyframe()
+        elif symbol == key.P:
+            st.toggle_preview()
         elif key._1 <= symbol <= key._1 + len(MODES) - 1:
             st.settings.mode = MODES[symbol - key._1]
             st.settings.ground_truth = False
@@ -166,6 +170,7 @@ class Viewport:
         st = self.state
         # Overlays as GL geometry at window resolution, whatever the render's resolution (current camera).
         self.overlay.draw(st.overlay_layers(), view_projection(st.camera.camera(w, h)))
+        self.inset.update(st.compare_image(), st.compare_caption(), win.width, win.height)
         if st.settings.show_hud:
             self.hud.text = self.hud_text()
             self.hud.y = win.height - 12
@@ -180,6 +185,7 @@ class Viewport:
         self.status_bg.visible = bool(st.status)
         self.hud.visible = self.hud_bg.visible = st.settings.show_hud
         self.batch.draw()
+        self.inset.draw()
         if save_to is not None:
             pyglet.image.get_buffer_manager().get_color_buffer().save(str(save_to))
         win.flip()
@@ -191,3 +197,43 @@ class Viewport:
             self.window.switch_to()
             self.overlay.delete()
             self.window.close()
+
+
+class CompareInset:
+    """A training image shown beside the render (bottom right, above the status line, at its own aspect ratio),
+    captioned: the per-image table's row that the view flew to."""
+
+    def __init__(self, batch: Any) -> None:
+        self.texture: Any = None
+        self._image_id = 0
+        self.rect = (0, 0, 0, 0)  # x, y, width, height in window pixels (0 size: hidden)
+        self.frame = pyglet.shapes.Rectangle(0, 0, 1, 1, color=(20, 20, 20, 220), batch=batch)
+        self.caption = pyglet.text.Label("", font_size=10, anchor_x="right", anchor_y="bottom",
+                                         color=(255, 255, 255, 255), batch=batch)
+
+    def update(self, image: Any, caption: str, win_w: int, win_h: int) -> None:
+        """Show ``image`` ((h, w, 3) uint8, or None to hide) scaled into the window's bottom-right corner."""
+        visible = image is not None
+        self.frame.visible = self.caption.visible = visible
+        if not visible:
+            self.rect = (0, 0, 0, 0)
+            return
+        ih, iw = image.shape[:2]
+        if id(image) != self._image_id or self.texture is None:
+            data = pyglet.image.ImageData(iw, ih, "RGB", image.tobytes(), pitch=-iw * 3)
+            self.texture = pyglet.image.Texture.create(iw, ih)
+            self.texture.blit_into(data, 0, 0, 0)
+            self._image_id = id(image)
+        scale = min(0.4 * win_w / iw, 0.45 * win_h / ih)
+        w, h = max(1, int(iw * scale)), max(1, int(ih * scale))
+        x, y = win_w - w - 10, 40  # above the status line
+        self.rect = (x, y, w, h)
+        self.caption.text, self.caption.x, self.caption.y = caption, win_w - 12, y + h + 4
+        left = min(x, win_w - 12 - int(self.caption.content_width)) - 3
+        self.frame.x, self.frame.y, self.frame.width, self.frame.height = left, y - 3, win_w - 7 - left, h + 25
+
+    def draw(self) -> None:
+        """The image itself, over the frame (call after the batch)."""
+        if self.texture is not None and self.rect[2] > 0:
+            x, y, w, h = self.rect
+            self.texture.blit(x, y, width=w, height=h)
