@@ -215,22 +215,31 @@ std::tuple<Tensor, Tensor> composite_bwd(const Tensor& g_rgb, const Tensor& g_op
     return {g_sigmas, g_rgbs};
 }
 
-void check_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter, const Tensor& occupied,
-                at::ArrayRef<double> aabb, int64_t n_cascades, int64_t resolution) {
+// Rays (n, 3) float and the occupancy bytes of a march.
+void check_march_inputs(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occupied, int64_t n_cascades,
+                        int64_t resolution) {
     check(rays_o, at::kFloat, "rays_o");
     check(rays_d, at::kFloat, "rays_d");
-    check(jitter, at::kFloat, "jitter");
     check(occupied, at::kByte, "occupied");
-    same_device(rays_o, {&rays_d, &jitter, &occupied});
+    same_device(rays_o, {&rays_d, &occupied});
     check_rows(rays_o, rays_o.size(0), 3, "rays_o");
     check_rows(rays_d, rays_o.size(0), 3, "rays_d");
+    TORCH_CHECK(occupied.numel() == n_cascades * resolution * resolution * resolution, "occupancy size mismatch");
+}
+
+// ... and the jitter (one entry per ray) and box of a training march.
+void check_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter, const Tensor& occupied,
+                at::ArrayRef<double> aabb, int64_t n_cascades, int64_t resolution) {
+    check_march_inputs(rays_o, rays_d, occupied, n_cascades, resolution);
+    check(jitter, at::kFloat, "jitter");
+    same_device(rays_o, {&jitter});
     TORCH_CHECK(jitter.numel() == rays_o.size(0), "jitter must have one entry per ray");
     TORCH_CHECK(aabb.size() == 6, "aabb must have 6 values");
-    TORCH_CHECK(occupied.numel() == n_cascades * resolution * resolution * resolution, "occupancy size mismatch");
 }
 
 ngp::MarchParams march_params(at::ArrayRef<double> aabb, double dt_min, double dt_max, double cone, int64_t max_steps,
                               int64_t n_cascades, int64_t resolution) {
+    TORCH_CHECK(aabb.size() == 6, "aabb must have 6 values");
     ngp::MarchParams p{};
     p.dt_min = (float)dt_min;
     p.dt_max = (float)dt_max;
@@ -381,6 +390,115 @@ std::vector<Tensor> compact_samples(const Tensor& sigmas, const Tensor& position
     return b;
 }
 
+// ---- whole-frame inference over sample slots (include/ngp/slots.h)
+
+// Per-ray state of a frame: trans, depth (n,), rgb (n, 3) float and k (n,) int64, on the rays' device.
+ngp::FrameState frame_state(const Tensor& trans, const Tensor& rgb, const Tensor& depth, const Tensor& k) {
+    const int64_t n = trans.numel();
+    check(trans, at::kFloat, "trans");
+    check(rgb, at::kFloat, "rgb");
+    check(depth, at::kFloat, "depth");
+    check(k, at::kLong, "k");
+    same_device(trans, {&rgb, &depth, &k});
+    TORCH_CHECK(trans.numel() == n && depth.numel() == n && k.numel() == n && rgb.numel() == 3 * n,
+                "frame state must have one entry per ray");
+    return {trans.data_ptr<float>(), rgb.data_ptr<float>(), depth.data_ptr<float>(), k.data_ptr<int64_t>()};
+}
+
+void check_alive(const Tensor& alive, const Tensor& ref) {
+    check(alive, at::kInt, "alive");
+    same_device(ref, {&alive});
+    TORCH_CHECK(alive.dim() == 1, "alive must be 1-d");
+}
+
+// k[r] = lattice index of ray r's first sample, -1 when it has none.
+void march_first(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occupied, at::ArrayRef<double> aabb,
+                 double dt_min, double dt_max, double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
+                 Tensor k) {
+    check_march_inputs(rays_o, rays_d, occupied, n_cascades, resolution);
+    check(k, at::kLong, "k");
+    same_device(rays_o, {&k});
+    TORCH_CHECK(k.numel() == rays_o.size(0), "k must have one entry per ray");
+    const auto p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
+    if (rays_o.size(0) > 0)
+        NGP_LAUNCH(rays_o, march_first, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(),
+                   occupied.data_ptr<uint8_t>(), rays_o.size(0), p, k.data_ptr<int64_t>());
+}
+
+// The alive rays' next (up to) K samples each, in K slots per ray; k advances in place.
+std::vector<Tensor> march_slots(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occupied,
+                                at::ArrayRef<double> aabb, double dt_min, double dt_max, double cone,
+                                int64_t max_steps, int64_t n_cascades, int64_t resolution, const Tensor& alive,
+                                Tensor k, int64_t K) {
+    check_march_inputs(rays_o, rays_d, occupied, n_cascades, resolution);
+    check_alive(alive, rays_o);
+    check(k, at::kLong, "k");
+    same_device(rays_o, {&k});
+    TORCH_CHECK(k.numel() == rays_o.size(0), "k must have one entry per ray");
+    TORCH_CHECK(K > 0 && K < (int64_t)1 << 31, "K must be positive");
+    const auto p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
+    const int64_t n_alive = alive.numel(), n_slots = n_alive * K;
+    auto fopt = rays_o.options();
+    auto positions = at::empty({n_slots, 3}, fopt), dirs = at::empty({n_slots, 3}, fopt);
+    auto t = at::empty({n_slots}, fopt), dt = at::empty({n_slots}, fopt);
+    auto counts = at::empty({n_alive}, fopt.dtype(at::kInt));
+    if (n_alive > 0) {
+        const ngp::SlotBuffers out{positions.data_ptr<float>(), dirs.data_ptr<float>(), t.data_ptr<float>(),
+                                   dt.data_ptr<float>(), counts.data_ptr<int32_t>()};
+        NGP_LAUNCH(rays_o, march_slots, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(),
+                   occupied.data_ptr<uint8_t>(), alive.data_ptr<int32_t>(), n_alive, p, (int32_t)K,
+                   k.data_ptr<int64_t>(), out);
+    }
+    return {positions, dirs, t, dt, counts};
+}
+
+// Composites one pass's slots into the frame state (in place) and finishes rays that became opaque.
+void composite_slots(const Tensor& sigmas, const Tensor& rgbs, const Tensor& t, const Tensor& dt,
+                     const Tensor& counts, const Tensor& alive, int64_t K, double threshold, Tensor trans, Tensor rgb,
+                     Tensor depth, Tensor k) {
+    for (auto* p : {&sigmas, &rgbs, &t, &dt}) check(*p, at::kFloat, "slot input");
+    check(counts, at::kInt, "counts");
+    check_alive(alive, sigmas);
+    same_device(sigmas, {&rgbs, &t, &dt, &counts});
+    const int64_t n_alive = alive.numel();
+    TORCH_CHECK(K > 0 && counts.numel() == n_alive, "counts must have one entry per alive ray");
+    check_sample_shapes(n_alive * K, n_alive, rgbs, t, dt);
+    TORCH_CHECK(sigmas.numel() == n_alive * K, "sigmas must have K entries per alive ray");
+    same_device(sigmas, {&trans});
+    const auto s = frame_state(trans, rgb, depth, k);
+    if (n_alive > 0)
+        NGP_LAUNCH(sigmas, composite_slots, sigmas.data_ptr<float>(), rgbs.data_ptr<float>(), t.data_ptr<float>(),
+                   dt.data_ptr<float>(), counts.data_ptr<int32_t>(), alive.data_ptr<int32_t>(), n_alive, (int32_t)K,
+                   (float)threshold, s);
+}
+
+// out[:counter] = the entries r of alive with k[r] >= 0; counter (1,) int32 is written on the device.
+void compact_rays(const Tensor& alive, const Tensor& k, Tensor out, Tensor counter) {
+    check_alive(alive, k);
+    check(k, at::kLong, "k");
+    check(out, at::kInt, "out");
+    check(counter, at::kInt, "counter");
+    same_device(k, {&out, &counter});
+    TORCH_CHECK(out.numel() >= alive.numel() && counter.numel() == 1, "out too small or counter not one int");
+    NGP_LAUNCH(k, compact_rays, alive.data_ptr<int32_t>(), alive.numel(), k.data_ptr<int64_t>(),
+               out.data_ptr<int32_t>(), counter.data_ptr<int32_t>());
+}
+
+// Frame output: out (n, 4) uint8 = colour over the background and alpha 1 - trans.
+void rgba8(const Tensor& rgb, const Tensor& trans, const Tensor& background, Tensor out) {
+    check(rgb, at::kFloat, "rgb");
+    check(trans, at::kFloat, "trans");
+    check(background, at::kFloat, "background");
+    check(out, at::kByte, "out");
+    same_device(rgb, {&trans, &background, &out});
+    const int64_t n = trans.numel();
+    TORCH_CHECK(rgb.numel() == 3 * n && out.numel() == 4 * n && background.numel() == 3,
+                "rgb (n, 3), trans (n,), background (3,), out (n, 4)");
+    if (n > 0)
+        NGP_LAUNCH(rgb, rgba8, rgb.data_ptr<float>(), trans.data_ptr<float>(), background.data_ptr<float>(), n,
+                   out.data_ptr<uint8_t>());
+}
+
 Tensor occupancy_cell_positions(const Tensor& indices, const Tensor& jitter, int64_t cascade, int64_t resolution) {
     check(indices, at::kLong, "indices");
     check(jitter, at::kFloat, "jitter");
@@ -466,6 +584,16 @@ TORCH_LIBRARY(ngp, m) {
     m.def("pack_bits(Tensor occupied) -> Tensor");
     m.def("sh_encode_fwd(Tensor dirs, int degree) -> Tensor");
     m.def("sh_encode_bwd(Tensor grad_out, Tensor dirs, int degree) -> Tensor");
+    const char* march = "float[] aabb, float dt_min, float dt_max, float cone, int max_steps, int n_cascades, "
+                        "int resolution";
+    m.def((std::string("march_first(Tensor rays_o, Tensor rays_d, Tensor occupied, ") + march +
+           ", Tensor(a!) k) -> ()").c_str());
+    m.def((std::string("march_slots(Tensor rays_o, Tensor rays_d, Tensor occupied, ") + march +
+           ", Tensor alive, Tensor(a!) k, int K) -> Tensor[]").c_str());
+    m.def("composite_slots(Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor counts, Tensor alive, int K, "
+          "float threshold, Tensor(a!) trans, Tensor(b!) rgb, Tensor(c!) depth, Tensor(d!) k) -> ()");
+    m.def("compact_rays(Tensor alive, Tensor k, Tensor(a!) out, Tensor(b!) counter) -> ()");
+    m.def("rgba8(Tensor rgb, Tensor trans, Tensor background, Tensor(a!) out) -> ()");
 }
 
 #define NGP_IMPLS(m)                                                    \
@@ -481,7 +609,12 @@ TORCH_LIBRARY(ngp, m) {
     m.impl("occupancy_decay_max", &occupancy_decay_max);                \
     m.impl("pack_bits", &pack_bits);                                    \
     m.impl("sh_encode_fwd", &sh_encode_fwd);                            \
-    m.impl("sh_encode_bwd", &sh_encode_bwd);
+    m.impl("sh_encode_bwd", &sh_encode_bwd);                            \
+    m.impl("march_first", &march_first);                                \
+    m.impl("march_slots", &march_slots);                                \
+    m.impl("composite_slots", &composite_slots);                        \
+    m.impl("compact_rays", &compact_rays);                              \
+    m.impl("rgba8", &rgba8);
 
 TORCH_LIBRARY_IMPL(ngp, CPU, m) { NGP_IMPLS(m) }
 

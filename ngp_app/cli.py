@@ -79,7 +79,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .limits import check_render_memory
     from .outputs import IMAGE_SUFFIXES, check_output_file
     from .render.cameras_cli import camera_from_spec
-    from .render.renderer import render_image
+    from .render.renderer import render_image, render_rgba
     from .snapshot import load_snapshot
 
     path = check_output_file(args.out, IMAGE_SUFFIXES, args.width * args.height * 4, "image")
@@ -96,20 +96,23 @@ def cmd_render(args: argparse.Namespace) -> int:
         from .render.normals import NormalsField
 
         field, background = NormalsField(snap.model), (0.0, 0.0, 0.0)
-    out = render_image(field, snap.grid, snap.model.aabb, camera, snap.march, background)
+    args_ = (field, snap.grid, snap.model.aabb, camera, snap.march, background)
+    if args.mode in ("depth", "opacity"):
+        out = render_image(*args_)
+        if args.mode == "depth":
+            d = out["depth"] / out["opacity"].clamp(min=1e-6)
+            valid = out["opacity"] > 0.5
+            lo, hi = (float(d[valid].min()), float(d[valid].max())) if bool(valid.any()) else (0.0, 1.0)
+            img = ((d - lo) / max(hi - lo, 1e-6)).clamp(0, 1)[..., None].expand(-1, -1, 3)
+        else:
+            img = out["opacity"][..., None].expand(-1, -1, 3)
+        pixels = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        if args.alpha:
+            pixels = torch.cat([pixels, (out["opacity"].clamp(0, 1) * 255 + 0.5).to(torch.uint8)[..., None]], -1)
+    else:  # colours (or normals) straight into uint8 RGBA: alpha is the opacity
+        rgba = render_rgba(*args_)["rgba"]
+        pixels = rgba if args.alpha else rgba[..., :3]
     log.info("rendered %dx%d in %.2f s", args.width, args.height, time.perf_counter() - t)
-    if args.mode == "depth":
-        d = out["depth"] / out["opacity"].clamp(min=1e-6)
-        valid = out["opacity"] > 0.5
-        lo, hi = (float(d[valid].min()), float(d[valid].max())) if bool(valid.any()) else (0.0, 1.0)
-        img = ((d - lo) / max(hi - lo, 1e-6)).clamp(0, 1)[..., None].expand(-1, -1, 3)
-    elif args.mode == "opacity":
-        img = out["opacity"][..., None].expand(-1, -1, 3)
-    else:
-        img = out["rgb"]
-    pixels = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-    if args.alpha:
-        pixels = torch.cat([pixels, (out["opacity"].clamp(0, 1) * 255 + 0.5).to(torch.uint8)[..., None]], -1)
     atomic_write_bytes(path, iio.imwrite("<bytes>", pixels.cpu().numpy(), extension=path.suffix.lower()))
     print(str(path))
     return 0

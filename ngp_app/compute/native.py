@@ -82,21 +82,27 @@ def march_rays(
     return PackedSamples(*_march(rays_o, rays_d, grid, aabb, params, jitter, max_samples, None, None)[:7])
 
 
-def march_rays_from(
-    rays_o: torch.Tensor,
-    rays_d: torch.Tensor,
-    grid: OccupancyGrid,
-    aabb: torch.Tensor,
-    params: MarchParams,
-    k_start: torch.Tensor,
-    max_per_ray: int,
-    jitter: torch.Tensor | None = None,
-) -> tuple[PackedSamples, torch.Tensor]:
-    """Incremental marching for inference: each ray walks on from lattice index ``k_start`` (n_rays,) int64 and
-    stops after ``max_per_ray`` samples. Returns the packed samples and where each ray resumes (n_rays,) int64,
-    -1 once its walk is over; walking on from there gives exactly the samples of one uninterrupted march."""
-    out = _march(rays_o, rays_d, grid, aabb, params, jitter, None, k_start, max_per_ray)
-    return PackedSamples(*out[:7]), out[7]
+class NativeFrameOps:
+    """The native per-pass ops of whole-frame inference (render.frame.FrameOps) bound to one frame: the grid's
+    occupancy bytes and the march numbers are prepared once (the box's corners are read back once per frame)."""
+
+    def __init__(self, grid: OccupancyGrid, aabb: torch.Tensor, params: MarchParams) -> None:
+        self.occupied = grid.occupied.contiguous().view(torch.uint8).reshape(-1)
+        self.args: native_ops.MarchArgs = (
+            [float(v) for v in aabb.reshape(-1).tolist()], params.dt_min, params.dt_max, params.cone_angle,
+            int(params.max_steps), grid.n_cascades, grid.resolution,
+        )
+
+    def march_first(self, rays_o: torch.Tensor, rays_d: torch.Tensor, k: torch.Tensor) -> None:
+        native_ops.march_first(rays_o, rays_d, self.occupied, self.args, k)
+
+    def march_slots(self, rays_o: torch.Tensor, rays_d: torch.Tensor, alive: torch.Tensor, k: torch.Tensor,
+                    K: int) -> list[torch.Tensor]:
+        return native_ops.march_slots(rays_o, rays_d, self.occupied, self.args, alive, k, K)
+
+    composite_slots = staticmethod(native_ops.composite_slots)
+    compact_rays = staticmethod(native_ops.compact_rays)
+    rgba8 = staticmethod(native_ops.rgba8)
 
 
 def aabb_values(aabb: Sequence[float] | torch.Tensor) -> list[float]:
@@ -132,7 +138,7 @@ def ops(encode_fn=encode, mlp_fn=mlp, name: str = "native", optimizer: type[torc
     """The native backend; the tcnn backend reuses it with tiny-cuda-nn's encoding, MLPs and torch's Adam."""
     return Ops(
         name=name, encode=encode_fn, mlp=mlp_fn, sh=native_ops.sh_encode, march=march_rays, composite=composite,
-        march_from=march_rays_from, march_fixed=march_fixed, compact=compact,
+        frame=NativeFrameOps, march_fixed=march_fixed, compact=compact,
         cell_positions=native_ops.cell_positions, decay_max=native_ops.decay_max_,
         optimizer=optimizer or native_ops.HybridAdam,
     )

@@ -12,7 +12,9 @@ if TYPE_CHECKING:  # annotations only
 
     from ..encoding.hashgrid import HashGridEncoding
     from ..render.batch import FixedSamples
-    from ..render.raymarch import PackedSamples
+    from ..render.frame import FrameOps
+    from ..render.occupancy import OccupancyGrid
+    from ..render.raymarch import MarchParams, PackedSamples
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,8 @@ class Ops:
     - ``sh(dirs, degree)``: spherical-harmonics encoding (n, degree^2) of unit directions (n, 3);
     - ``march(rays_o, rays_d, grid, aabb, params, jitter=None, max_samples=None)`` -> PackedSamples;
     - ``composite(sigmas, rgbs, t, dt, ray_indices, offsets, n_rays, threshold)`` -> dict (render.composite);
-    - ``march_from(rays_o, rays_d, grid, aabb, params, k_start, max_per_ray, jitter=None)`` -> (PackedSamples,
-      k_next): incremental marching for inference, or None where the backend has none;
+    - ``frame(grid, aabb, params)`` -> the per-pass ops of whole-frame inference (render.frame.FrameOps) bound to
+      one frame's occupancy grid, box and step rule;
     - ``march_fixed(rays_o, rays_d, grid, aabb, params, jitter, capacity)`` -> FixedSamples: marching into
       buffers of a capacity known on the host (``aabb``: 6 floats or a (2, 3) tensor), no host read in native;
     - ``compact(samples, sigmas, threshold, capacity)`` -> FixedSamples: the live samples (transmittance >=
@@ -42,7 +44,7 @@ class Ops:
     sh: Callable[[torch.Tensor, int], torch.Tensor]
     march: Callable[..., "PackedSamples"]
     composite: Callable[..., dict[str, torch.Tensor]]
-    march_from: Callable[..., tuple["PackedSamples", torch.Tensor]] | None
+    frame: Callable[["OccupancyGrid", torch.Tensor, "MarchParams"], "FrameOps"]
     march_fixed: Callable[..., "FixedSamples"]
     compact: Callable[..., "FixedSamples"]
     cell_positions: Callable[[int, torch.Tensor, torch.Tensor, int], torch.Tensor]

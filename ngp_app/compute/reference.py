@@ -12,6 +12,7 @@ from ..render.batch import compact, march_fixed
 from ..render.composite import composite
 from ..render.occupancy import cell_centers
 from ..render.raymarch import march_rays
+from ..render.slots import TorchFrameOps
 from .ops import Ops
 
 
@@ -31,7 +32,7 @@ def decay_max(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torch
 
 def ops() -> Ops:
     return Ops(
-        name="torch", encode=encode, mlp=mlp, sh=sh_encode, march=march_rays, composite=composite, march_from=None,
-        march_fixed=march_fixed, compact=compact,
+        name="torch", encode=encode, mlp=mlp, sh=sh_encode, march=march_rays, composite=composite,
+        frame=TorchFrameOps, march_fixed=march_fixed, compact=compact,
         cell_positions=cell_centers, decay_max=decay_max, optimizer=torch.optim.Adam,
     )

@@ -205,7 +205,10 @@ def camera_rays(camera: Camera, device: torch.device | str = "cpu") -> tuple[tor
         indexing="ij",
     )
     intr = torch.tensor([camera.fx, camera.fy, camera.cx, camera.cy], dtype=torch.float32, device=device)
-    dist = torch.tensor(camera.distortion, dtype=torch.float32, device=device)
+    # A plain pinhole needs no distortion tensor (and pixel_rays then reads nothing back from the device).
+    lens = camera.distortion
+    plain = not any(lens[:6]) and lens[6] != FISHEYE
+    dist = None if plain else torch.tensor(lens, dtype=torch.float32, device=device)
     return pixel_rays(u.reshape(-1), v.reshape(-1), camera.c2w.to(device).float(), intr, dist)
 
 

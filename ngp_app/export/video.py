@@ -81,9 +81,9 @@ def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras
                   fraction: Callable[[float], None] | None = None):
     """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, ``depth`` (normalised over the
     whole path, from the first frame's range, so brightness does not flicker) or ``normals``. ``progress(done,
-    total)`` is called after each frame, ``fraction(f)`` after each chunk of rays with the share of the whole video
+    total)`` is called after each frame, ``fraction(f)`` after each render pass with the share of the whole video
     done (either may raise to stop: a long frame can be cancelled part-way)."""
-    from ..render.renderer import render_image
+    from ..render.renderer import render_image, render_rgba
 
     if mode not in MODES:
         raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
@@ -96,8 +96,9 @@ def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras
     n = len(cameras)
     for i, cam in enumerate(cameras):
         chunk = None if fraction is None else (lambda done, total, i=i: fraction((i + done / max(total, 1)) / n))
-        out = render_image(field, grid, aabb, path_camera(cam, width, height), march, background, progress=chunk)
+        args = (field, grid, aabb, path_camera(cam, width, height), march, background)
         if mode == "depth":
+            out = render_image(*args, progress=chunk)
             d = out["depth"] / out["opacity"].clamp(min=1e-6)
             valid = out["opacity"] > 0.5
             if depth_range is None:
@@ -105,10 +106,9 @@ def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras
             lo, hi = depth_range
             img = ((d - lo) / max(hi - lo, 1e-6)).clamp(0, 1)
             img = img * out["opacity"].clamp(0, 1)  # empty space fades to black
-            img = img[..., None].expand(-1, -1, 3)
-        else:
-            img = out["rgb"]
-        yield (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+            yield (img[..., None].expand(-1, -1, 3) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        else:  # colours (or normals) rendered straight into uint8
+            yield render_rgba(*args, progress=chunk)["rgba"][..., :3].cpu().numpy()
         if progress is not None:
             progress(i + 1, len(cameras))
 

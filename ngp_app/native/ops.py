@@ -303,3 +303,39 @@ class HybridAdam(SparseAdam):
         super().__init__(params, *args, **kwargs)
         for i, group in enumerate(self.param_groups):
             group["sparse"] = i in sparse_groups
+
+
+# ---- whole-frame inference over sample slots (kernels/include/ngp/slots.h; reference: render/slots.py)
+# Plain tensors and numbers: ``march_args`` is (aabb as 6 floats, dt_min, dt_max, cone, max_steps, n_cascades,
+# resolution) and ``occupied`` the grid's flat uint8 occupancy, both prepared once per frame by the caller.
+MarchArgs = tuple[list[float], float, float, float, int, int, int]
+
+
+def march_first(rays_o: torch.Tensor, rays_d: torch.Tensor, occupied: torch.Tensor, march_args: MarchArgs,
+                k: torch.Tensor) -> None:
+    """k (n_rays,) int64 <- lattice index of each ray's first sample, -1 when it has none."""
+    _ops().march_first(rays_o, rays_d, occupied, *march_args, k)
+
+
+def march_slots(rays_o: torch.Tensor, rays_d: torch.Tensor, occupied: torch.Tensor, march_args: MarchArgs,
+                alive: torch.Tensor, k: torch.Tensor, K: int) -> list[torch.Tensor]:
+    """The next (up to) K samples of each alive ray (alive: (n,) int32 ray indices), in K slots per ray; advances
+    k in place. Returns positions, directions (n*K, 3), t, dt (n*K,) and counts (n,) int32."""
+    return _ops().march_slots(rays_o, rays_d, occupied, *march_args, alive, k, int(K))
+
+
+def composite_slots(sigmas: torch.Tensor, rgbs: torch.Tensor, t: torch.Tensor, dt: torch.Tensor,
+                    counts: torch.Tensor, alive: torch.Tensor, K: int, threshold: float, trans: torch.Tensor,
+                    rgb: torch.Tensor, depth: torch.Tensor, k: torch.Tensor) -> None:
+    """Composite one pass's slots into the per-ray trans, rgb, depth (in place); k = -1 for rays that turned opaque."""
+    _ops().composite_slots(sigmas, rgbs, t, dt, counts, alive, int(K), float(threshold), trans, rgb, depth, k)
+
+
+def compact_rays(alive: torch.Tensor, k: torch.Tensor, out: torch.Tensor, counter: torch.Tensor) -> None:
+    """out[:counter] <- the rays of ``alive`` with k >= 0; counter: (1,) int32 written on the device."""
+    _ops().compact_rays(alive, k, out, counter)
+
+
+def rgba8(rgb: torch.Tensor, trans: torch.Tensor, background: torch.Tensor, out: torch.Tensor) -> None:
+    """out (n, 4) uint8 <- rgb (n, 3) + trans * background, alpha 1 - trans."""
+    _ops().rgba8(rgb, trans, background, out)

@@ -9,17 +9,10 @@ import torch
 from ..compute.ops import Ops
 from ..compute.select import as_ops
 from ..data.cameras import Camera, camera_rays
-from .composite import composite, exclusive_segment_cumsum
+from .composite import composite
+from .frame import FrameOps, FrameState, FrameStats, PassSchedule, march_frame, max_rays_per_call
 from .occupancy import OccupancyGrid
-from .raymarch import (
-    MarchParams,
-    PackedSamples,
-    candidates_at,
-    lattice_k,
-    occupied_span,
-    pack_candidates,
-    ray_aabb,
-)
+from .raymarch import MarchParams, march_rays
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -81,54 +74,25 @@ def render_rays_train(
     return out
 
 
-def _composite_rounds(
+@torch.no_grad()
+def render_rays_reference(
     field: FieldFn,
-    samples: PackedSamples,
-    trans: torch.Tensor,
-    rgb: torch.Tensor,
-    depth: torch.Tensor,
-    transmittance_threshold: float,
-    first_round: int,
-) -> None:
-    """Composite packed samples into running per-ray ``trans`` (n,), ``rgb`` (n, 3), ``depth`` (n,) in place,
-    evaluating the field in rounds of growing size and skipping rays that already terminated."""
-    n = trans.shape[0]
-    dev = trans.device
-    rank = torch.arange(samples.n_samples, device=dev) - samples.offsets[samples.ray_indices]
-    lo, size = 0, first_round
-    max_rank = int(samples.counts.max()) if samples.n_samples > 0 else 0
-    while lo < max_rank:
-        alive = trans >= transmittance_threshold
-        sel = (rank >= lo) & (rank < lo + size) & alive[samples.ray_indices]
-        idx = torch.nonzero(sel).flatten()
-        lo, size = lo + size, size * 2
-        if idx.numel() == 0:
-            continue
-        rid = samples.ray_indices[idx]
-        sigma, col = field(samples.positions[idx], samples.directions[idx])
-        tau = sigma * samples.dt[idx]
-        counts = torch.bincount(rid, minlength=n)
-        offsets = torch.cumsum(counts, 0) - counts
-        t_before = trans[rid] * torch.exp(-exclusive_segment_cumsum(tau, rid, offsets))
-        w = t_before * (1.0 - torch.exp(-tau))
-        w = torch.where(t_before >= transmittance_threshold, w, torch.zeros_like(w))
-        rgb.index_add_(0, rid, w[:, None] * col)
-        depth.index_add_(0, rid, w * samples.t[idx])
-        trans.mul_(torch.exp(-torch.zeros(n, device=dev).index_add_(0, rid, tau)))
-
-
-def _composite_pass(field: FieldFn, samples: PackedSamples, active: torch.Tensor, trans: torch.Tensor,
-                    rgb: torch.Tensor, depth: torch.Tensor, transmittance_threshold: float, first_round: int) -> torch.Tensor:
-    """Composite one marching pass of the ``active`` rays (samples indexed among them) into the running ``trans``,
-    ``rgb`` and ``depth`` of all rays, in place; returns the active rays' transmittance after the pass."""
-    sub_trans = trans[active]
-    sub_rgb = torch.zeros(active.numel(), 3, device=trans.device)
-    sub_depth = torch.zeros(active.numel(), device=trans.device)
-    _composite_rounds(field, samples, sub_trans, sub_rgb, sub_depth, transmittance_threshold, first_round)
-    trans[active] = sub_trans
-    rgb.index_add_(0, active, sub_rgb)
-    depth.index_add_(0, active, sub_depth)
-    return sub_trans
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    params: MarchParams,
+    background: torch.Tensor,
+    transmittance_threshold: float = 1e-4,
+) -> dict[str, torch.Tensor]:
+    """The oracle of inference: march every sample (torch), evaluate them all, composite packed. Returns rgb (n, 3)
+    over the background, opacity (sum of weights) and depth (n,). Slow; for tests."""
+    samples = march_rays(rays_o, rays_d, grid, aabb, params)
+    sigmas, rgbs = field(samples.positions, samples.directions)
+    out = composite(sigmas, rgbs, samples.t, samples.dt, samples.ray_indices, samples.offsets, rays_o.shape[0],
+                    transmittance_threshold)
+    rgb = out["rgb"] + (1.0 - out["opacity"])[:, None] * background
+    return {"rgb": rgb, "opacity": out["opacity"], "depth": out["depth"]}
 
 
 @torch.no_grad()
@@ -141,60 +105,58 @@ def render_rays_infer(
     params: MarchParams,
     background: torch.Tensor,
     transmittance_threshold: float = 1e-4,
-    first_round: int = 8,
-    steps_per_pass: int = 128,
     ops: Ops | None = None,
+    schedule: PassSchedule | None = None,
+    half: bool | None = None,
+    stats: FrameStats | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Render rays without gradients. Rays are marched ``steps_per_pass`` lattice steps at a time; each pass's
-    samples are evaluated in rounds of growing size, and rays whose transmittance fell below the threshold
-    (early termination) or that left the box are dropped from later passes. With native kernels the alive rays
-    march a few *samples* at a time instead (the DDA skips empty space inside the kernel), ``first_round`` in the
-    first pass and twice as many in each next one, up to ``steps_per_pass``. Returns rgb (n, 3), opacity, depth.
+    """Render rays without gradients, all in one call (render/frame.py: passes over sample slots, early
+    termination, finished rays compacted away on the device). rays_o, rays_d: (n, 3); background: (3,).
+    Returns rgb (n, 3) over the background, opacity (n,) = 1 - transmittance, depth (n,).
     ``ops``: default ``field_ops(field)``."""
-    n = rays_o.shape[0]
-    dev = rays_o.device
-    trans = torch.ones(n, device=dev)
-    rgb = torch.zeros(n, 3, device=dev)
-    depth = torch.zeros(n, device=dev)
-    ops = field_ops(field, ops)
-    if ops.march_from is not None:  # incremental marching of the alive rays only
-        active = torch.arange(n, device=dev)
-        k = torch.zeros(n, dtype=torch.int64, device=dev)
-        per_ray = max(1, first_round)
-        while active.numel() > 0:
-            samples, k_next = ops.march_from(rays_o[active], rays_d[active], grid, aabb, params, k, per_ray)
-            # one round: every ray has at most per_ray samples in this pass
-            sub_trans = _composite_pass(field, samples, active, trans, rgb, depth, transmittance_threshold, per_ray)
-            keep = (sub_trans >= transmittance_threshold) & (k_next >= 0)
-            active, k = active[keep], k_next[keep]
-            per_ray = min(2 * per_ray, max(steps_per_pass, 1))
-        return {"rgb": rgb + trans[:, None] * background, "opacity": 1.0 - trans, "depth": depth}
-    t_near, t_far = ray_aabb(rays_o, rays_d, aabb)
-    t_start, t_end = occupied_span(rays_o, rays_d, t_near, t_far, grid)
-    active = torch.nonzero((t_near < t_far) & (t_start <= t_end)).flatten()
-    k_first = lattice_k(t_near, t_start, params)
-    t_far = torch.minimum(t_far, t_end)
-    for j_start in range(0, params.max_steps, steps_per_pass):
-        if active.numel() == 0:
-            break
-        o, d, tf = rays_o[active], rays_d[active], t_far[active]
-        k = k_first[active, None] + torch.arange(j_start, j_start + steps_per_pass, device=dev)[None, :]
-        t, mask = candidates_at(o, d, t_near[active], tf, grid, params, aabb, k)
-        mask &= k < params.max_steps
-        samples = pack_candidates(o, d, t, mask, params)
-        sub_trans = _composite_pass(field, samples, active, trans, rgb, depth, transmittance_threshold, first_round)
-        keep = (sub_trans >= transmittance_threshold) & (t[:, -1] < tf) & (k[:, -1] < params.max_steps - 1)
-        active = active[keep]
-    opacity = 1.0 - trans
-    return {"rgb": rgb + trans[:, None] * background, "opacity": opacity, "depth": depth}
+    frame = field_ops(field, ops).frame(grid, aabb, params)
+    state = march_frame(field, frame, rays_o, rays_d, transmittance_threshold, schedule, half, stats=stats)
+    bg = torch.as_tensor(background, dtype=torch.float32, device=rays_o.device)
+    return {"rgb": state.rgb + state.trans[:, None] * bg, "opacity": 1.0 - state.trans, "depth": state.depth}
 
 
 def default_chunk(device: torch.device, interactive: bool = False) -> int:
-    """Rays rendered per call: large on a GPU (a 1920x1080 frame in a few calls, each pass's samples still fit in
-    memory), small on a CPU, and smaller still for interactive renders that must be cancellable quickly."""
-    if device.type == "cuda":
-        return 1 << 18
-    return 1 << 12 if interactive else 1 << 14
+    """Rays rendered per call. A whole frame where memory allows (``max_rays_per_call``); the app's CPU renders
+    take at most 2^15 rays per call so that a cancelled frame stops quickly (the progress callback also runs after
+    every pass)."""
+    chunk = max_rays_per_call(torch.device(device))
+    return min(chunk, 1 << 15) if interactive and torch.device(device).type == "cpu" else chunk
+
+
+def _render_camera(
+    field: FieldFn,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    camera: Camera,
+    params: MarchParams,
+    background: torch.Tensor | tuple[float, float, float],
+    chunk: int | None,
+    progress: Callable[[int, int], None] | None,
+    ops: Ops | None,
+    half: bool | None,
+    stats: FrameStats | None,
+    write: Callable[[int, int, torch.Tensor, FrameState, FrameOps], None],
+) -> None:
+    """Render ``camera``'s rays in calls of ``chunk`` rays (default: as many as memory allows) and hand each call's
+    state to ``write(start, end, background, state, frame_ops)``."""
+    dev = grid.device
+    bg = torch.as_tensor(background, dtype=torch.float32, device=dev)
+    rays_o, rays_d = camera_rays(camera, device=dev)
+    total = rays_o.shape[0]
+    chunk = chunk or max_rays_per_call(dev, half is not False and dev.type == "cuda")
+    frame = field_ops(field, ops).frame(grid, aabb, params)
+    for s in range(0, total, chunk):
+        e = min(s + chunk, total)
+        on_pass = None if progress is None else (lambda done, s=s: progress(s + done, total))
+        state = march_frame(field, frame, rays_o[s:e], rays_d[s:e], half=half, on_pass=on_pass, stats=stats)
+        write(s, e, bg, state, frame)
+        if progress is not None:
+            progress(e, total)
 
 
 @torch.no_grad()
@@ -208,26 +170,58 @@ def render_image(
     chunk: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     ops: Ops | None = None,
+    *,
+    half: bool | None = None,
+    stats: FrameStats | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Render a full camera image. Returns rgb (H, W, 3), opacity (H, W), depth (H, W) on the grid's device.
-    ``ops`` defaults to the field's own (``field_ops``); ``chunk`` rays per call (default: ``default_chunk``)."""
-    ops = field_ops(field, ops)
-    dev = grid.device
-    chunk = chunk or default_chunk(dev)
-    bg = torch.as_tensor(background, dtype=torch.float32, device=dev)
-    rays_o, rays_d = camera_rays(camera, device=dev)
+    """Render a full camera image. Returns rgb (H, W, 3) over the background, opacity (H, W), depth (H, W) (float,
+    on the grid's device). ``ops`` defaults to the field's own (``field_ops``); ``chunk``: rays per call
+    (default: the whole frame when memory allows); ``progress(done, total)`` after every pass (it may raise to
+    cancel); ``half``: fp16 field evaluation on CUDA (default on)."""
     h, w = camera.height, camera.width
-    outs: dict[str, list[torch.Tensor]] = {"rgb": [], "opacity": [], "depth": []}
-    total = rays_o.shape[0]
-    for s in range(0, total, chunk):
-        out = render_rays_infer(field, grid, aabb, rays_o[s : s + chunk], rays_d[s : s + chunk], params, bg,
-                                ops=ops)
-        for key in outs:
-            outs[key].append(out[key])
-        if progress is not None:
-            progress(min(s + chunk, total), total)
-    return {
-        "rgb": torch.cat(outs["rgb"]).view(h, w, 3),
-        "opacity": torch.cat(outs["opacity"]).view(h, w),
-        "depth": torch.cat(outs["depth"]).view(h, w),
-    }
+    dev = grid.device
+    rgb = torch.empty(h * w, 3, device=dev)
+    opacity = torch.empty(h * w, device=dev)
+    depth = torch.empty(h * w, device=dev)
+
+    def write(s: int, e: int, bg: torch.Tensor, state: FrameState, frame: FrameOps) -> None:
+        torch.addcmul(state.rgb, state.trans[:, None], bg, out=rgb[s:e])
+        torch.sub(1.0, state.trans, out=opacity[s:e])
+        depth[s:e] = state.depth
+
+    _render_camera(field, grid, aabb, camera, params, background, chunk, progress, ops, half, stats, write)
+    return {"rgb": rgb.view(h, w, 3), "opacity": opacity.view(h, w), "depth": depth.view(h, w)}
+
+
+@torch.no_grad()
+def render_rgba(
+    field: FieldFn,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    camera: Camera,
+    params: MarchParams,
+    background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
+    chunk: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    ops: Ops | None = None,
+    *,
+    floats: bool = False,
+    half: bool | None = None,
+    stats: FrameStats | None = None,
+) -> dict[str, torch.Tensor]:
+    """Render a camera straight into a uint8 image: rgba (H, W, 4), colour over the background and alpha =
+    opacity, ready for a viewport upload or a PNG. With ``floats`` also opacity and depth (H, W) float.
+    Parameters as ``render_image``."""
+    h, w = camera.height, camera.width
+    dev = grid.device
+    rgba = torch.empty(h * w, 4, dtype=torch.uint8, device=dev)
+    extra = {"opacity": torch.empty(h * w, device=dev), "depth": torch.empty(h * w, device=dev)} if floats else {}
+
+    def write(s: int, e: int, bg: torch.Tensor, state: FrameState, frame: FrameOps) -> None:
+        frame.rgba8(state.rgb, state.trans, bg, rgba[s:e])
+        if floats:
+            torch.sub(1.0, state.trans, out=extra["opacity"][s:e])
+            extra["depth"][s:e] = state.depth
+
+    _render_camera(field, grid, aabb, camera, params, background, chunk, progress, ops, half, stats, write)
+    return {"rgba": rgba.view(h, w, 4), **{k: v.view(h, w) for k, v in extra.items()}}

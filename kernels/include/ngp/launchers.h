@@ -8,6 +8,7 @@
 #include "hashgrid.h"
 #include "raymarch.h"
 #include "sh.h"
+#include "slots.h"
 
 namespace ngp {
 
@@ -38,10 +39,20 @@ namespace ngp {
     void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade,             \
                                   int resolution, float* pos __VA_ARGS__);                                          \
     void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay __VA_ARGS__);              \
-    void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed __VA_ARGS__);                       \
+    void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed __VA_ARGS__);                         \
     void sh_encode_fwd(const float* dirs, float* out, int64_t n, int degree __VA_ARGS__);                          \
     void sh_encode_bwd(const float* dirs, const float* grad_out, float* grad_dirs, int64_t n,                      \
-                       int degree __VA_ARGS__);
+                       int degree __VA_ARGS__);                                                                     \
+    void march_first(const float* rays_o, const float* rays_d, const uint8_t* occupied, int64_t n_rays,            \
+                     const MarchParams& p, int64_t* k __VA_ARGS__);                                                 \
+    void march_slots(const float* rays_o, const float* rays_d, const uint8_t* occupied, const int32_t* alive,      \
+                     int64_t n_alive, const MarchParams& p, int32_t K, int64_t* k, const SlotBuffers& out __VA_ARGS__); \
+    void composite_slots(const float* sigmas, const float* rgbs, const float* t, const float* dt,                  \
+                         const int32_t* counts, const int32_t* alive, int64_t n_alive, int32_t K, float threshold,  \
+                         const FrameState& s __VA_ARGS__);                                                          \
+    void compact_rays(const int32_t* alive, int64_t n_alive, const int64_t* k, int32_t* out,                       \
+                      int32_t* counter __VA_ARGS__);                                                                \
+    void rgba8(const float* rgb, const float* trans, const float* background, int64_t n, uint8_t* out __VA_ARGS__);
 
 namespace cpu {
 NGP_DECLARE_LAUNCHERS()

@@ -107,7 +107,8 @@ struct Lattice {
     }
 };
 
-// Marches one ray over the lattice, calling emit(j, t, dt) for its j-th sample, and returns the sample count.
+// Marches one ray over the lattice, calling emit(j, t, dt, k) for its j-th sample (k: its lattice index), and
+// returns the sample count.
 // A lattice point is a sample when t < t_far, its position is inside the box and its cell is occupied at cascade
 // max(mip_from_pos, mip_from_dt); from a point in an empty cell the walk jumps to the first lattice point at or
 // past the cell's exit (or past the next change of mip_from_dt), which skips only points of that empty cell.
@@ -150,7 +151,7 @@ NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uin
         int32_t ijk[3];
         cell_coords(pos, mip, p.resolution, ijk);
         if (occupied[mip * n_cells + cell_index(ijk, p.resolution)]) {
-            emit(count, t, dt);
+            emit(count, t, dt, k);
             ++count;
             ++k;
             continue;
@@ -189,7 +190,7 @@ NGP_HD int64_t range_begin(const MarchRange& range, int64_t r) { return range.k_
 // Count pass of ray r.
 NGP_HD int32_t march_count_ray(int64_t r, const float* rays_o, const float* rays_d, const float* jitter,
                                const uint8_t* occupied, const MarchParams& p, const MarchRange& range) {
-    return march_ray(rays_o + 3 * r, rays_d + 3 * r, jitter[r], occupied, p, [](int32_t, float, float) {},
+    return march_ray(rays_o + 3 * r, rays_d + 3 * r, jitter[r], occupied, p, [](int32_t, float, float, int64_t) {},
                      range_begin(range, r), range.max_count, range.k_resume ? range.k_resume + r : nullptr);
 }
 
@@ -200,7 +201,7 @@ NGP_HD void march_write_ray(int64_t r, const float* rays_o, const float* rays_d,
     const float* o = rays_o + 3 * r;
     const float* d = rays_d + 3 * r;
     const int64_t base = offsets[r];
-    march_ray(o, d, jitter[r], occupied, p, [&](int32_t j, float tj, float dtj) {
+    march_ray(o, d, jitter[r], occupied, p, [&](int32_t j, float tj, float dtj, int64_t) {
         const int64_t s = base + j;
         for (int a = 0; a < 3; ++a) {
             out.positions[3 * s + a] = o[a] + mul_rn(tj, d[a]);
