@@ -14,3 +14,5 @@ def test_bench_render_json(capsys):
     assert r["device"] == "cpu" and r["train_steps"] == 2
     assert r["full"]["ms_per_frame"] > 0 and r["dynamic"]["ms_per_frame"] > 0
     assert 0 < r["dynamic"]["scale"] <= 1 and r["dynamic"]["render_width"] <= 32
+    f = r["frame"]
+    assert f["width"] == r["dynamic"]["render_width"] and f["reads"] == f["passes"] + 1 and f["rays"] > 0

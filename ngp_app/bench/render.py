@@ -1,5 +1,6 @@
 """``ngp bench render``: milliseconds per frame of a 1920x1080 view of the bundled scene, per device, at full
-resolution and at the resolution the app's dynamic-resolution controller settles on for its 30 fps default.
+resolution and at the resolution the app's dynamic-resolution controller settles on for its 30 fps default, and
+the passes, host reads and field slots of one frame (full resolution on CUDA, the dynamic one on the CPU).
 
 The model is trained briefly first (``--train-steps``) so the occupancy grid has carved out empty space as it
 would in the app; ``--snapshot`` benchmarks a trained snapshot instead.
@@ -101,8 +102,21 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
         repeats = args.repeats or (5 if device.type == "cuda" else 1)
         full = sorted(timed(args.width, args.height) for _ in range(repeats))
         res["full"] = {"ms_per_frame": round(full[len(full) // 2], 2), "repeats": repeats}
+    res["frame"] = frame_stats(state, *((args.width, args.height) if device.type == "cuda" else (w, h)))
     state.close()
     return res
+
+
+def frame_stats(state: Any, width: int, height: int) -> dict[str, Any]:
+    """Passes, host reads and field slots of one frame of the current view (render.frame.FrameStats)."""
+    from ..render.frame import FrameStats
+    from ..render.renderer import render_image
+
+    src = state.source()
+    stats = FrameStats()
+    if src is not None:
+        render_image(src.model, src.grid, src.aabb, state.camera.camera(width, height), src.march, stats=stats)
+    return {"width": width, "height": height, **stats.as_dict()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,12 +127,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"benchmark": "render", "results": results}))
     else:
-        print(f"{'device':8} {'backend':8} {'full ms':>10} {'dynamic ms':>11} {'dynamic res':>12}")
+        print(f"{'device':8} {'backend':8} {'full ms':>10} {'dynamic ms':>11} {'dynamic res':>12} {'passes (at)':>18}")
         for r in results:
             full = f"{r['full']['ms_per_frame']:.1f}" if "full" in r else "-"
-            d = r["dynamic"]
+            d, f = r["dynamic"], r["frame"]
             print(f"{r['device']:8} {r['backend']:8} {full:>10} {d['ms_per_frame']:>11.1f} "
-                  f"{d['render_width']:>5}x{d['render_height']:<6}")
+                  f"{d['render_width']:>5}x{d['render_height']:<6} {f['passes']:>6} ({f['width']}x{f['height']})")
     return 0
 
 

@@ -121,24 +121,24 @@ def march_frame(
     if stats is not None:
         stats.reads += 1
         stats.rays += n
-    while n_alive > 0:
-        K = schedule.slots_per_ray(n_alive, n)
-        live = alive[:n_alive]
-        positions, directions, t, dt, counts = ops.march_slots(rays_o, rays_d, live, state.k, K)
-        with inference_autocast(dev, half):
+    with inference_autocast(dev, half):  # one autocast region: weights are cast to half once per frame
+        while n_alive > 0:
+            K = schedule.slots_per_ray(n_alive, n)
+            live = alive[:n_alive]
+            positions, directions, t, dt, counts = ops.march_slots(rays_o, rays_d, live, state.k, K)
             sigmas, rgbs = field(positions, directions)
-        ops.composite_slots(sigmas.float().contiguous(), rgbs.float().contiguous(), t, dt, counts, live, K,
-                            transmittance_threshold, state.trans, state.rgb, state.depth, state.k)
-        ops.compact_rays(live, state.k, spare, counter)
-        alive, spare = spare, alive
-        if stats is not None:
-            stats.passes += 1
-            stats.reads += 1
-            stats.slots += n_alive * K
-            stats.per_pass.append((n_alive, K))
-        n_alive = int(counter.item())
-        if on_pass is not None:
-            on_pass(n - n_alive)
+            ops.composite_slots(sigmas.float().contiguous(), rgbs.float().contiguous(), t, dt, counts, live, K,
+                                transmittance_threshold, state.trans, state.rgb, state.depth, state.k)
+            ops.compact_rays(live, state.k, spare, counter)
+            alive, spare = spare, alive
+            if stats is not None:
+                stats.passes += 1
+                stats.reads += 1
+                stats.slots += n_alive * K
+                stats.per_pass.append((n_alive, K))
+            n_alive = int(counter.item())
+            if on_pass is not None:
+                on_pass(n - n_alive)
     return state
 
 
