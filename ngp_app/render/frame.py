@@ -24,7 +24,9 @@ FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tenso
 class PassSchedule:
     """Slots per alive ray and pass: ``clamp(target // n_alive, k_min, k_max)``, ``target`` slots per pass
     (default: the call's ray count, instant-ngp's rule). Few slots while many rays are alive (little work spent on
-    slots past where a ray finishes), more for the last rays (fewer passes, each costing launches and a read)."""
+    slots past where a ray finishes), more for the last rays (fewer passes, each costing launches and a read).
+    Measured on the CPU too (480x270 of the bundled scene): 14 passes took 7.5 s, a 2^14-slot target's 64 passes
+    14 s for 12% fewer slots: fewer passes win on both devices."""
 
     k_min: int = 1
     k_max: int = 64
@@ -33,12 +35,6 @@ class PassSchedule:
     def slots_per_ray(self, n_alive: int, n_rays: int) -> int:
         target = self.target if self.target is not None else n_rays
         return max(self.k_min, min(self.k_max, target // max(n_alive, 1)))
-
-
-def default_schedule(device: torch.device) -> PassSchedule:
-    """GPU: about the call's ray count of slots per pass (a pass costs launches and a sync, slots are cheap);
-    CPU: one slot per ray until fewer than 2^14 rays are alive (every slot costs compute, a pass little)."""
-    return PassSchedule() if device.type == "cuda" else PassSchedule(target=1 << 14)
 
 
 @dataclass
@@ -109,7 +105,7 @@ def march_frame(
     pass (it may raise to cancel). One host read per pass, plus one before the first."""
     n, dev = rays_o.shape[0], rays_o.device
     rays_o, rays_d = rays_o.contiguous().float(), rays_d.contiguous().float()
-    schedule = schedule or default_schedule(dev)
+    schedule = schedule or PassSchedule()
     state = FrameState.new(n, dev)
     alive = torch.arange(n, dtype=torch.int32, device=dev)
     spare = torch.empty_like(alive)
