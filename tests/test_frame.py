@@ -288,8 +288,11 @@ def test_cuda_frame_syncs_and_half_precision(trained_small) -> None:
     grid = copy.deepcopy(trainer.grid).to(device)
     cam = _camera(scene, 320, 240)
     args = (model, grid, model.aabb, cam, trainer.march)
-    full = render_image(*args, half=False)
+    assert model.mlp_precision == "auto"  # float16 MLPs on CUDA
     half = render_image(*args)
+    model.mlp_precision = "float32"
+    full = render_image(*args)
+    model.mlp_precision = "auto"
     mse = float(((half["rgb"] - full["rgb"]) ** 2).mean())
     assert mse < 1e-4, mse  # fp16 field within 40 dB of fp32
     cpu = render_image(trainer.model, trainer.grid, trainer.aabb, cam, trainer.march)

@@ -10,7 +10,6 @@ K grows as rays finish (``PassSchedule``), keeping the slot buffer near the call
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field as dataclass_field
 from typing import Any, Callable, Protocol
 
@@ -83,13 +82,6 @@ class FrameOps(Protocol):
     def rgba8(self, rgb: torch.Tensor, trans: torch.Tensor, background: torch.Tensor, out: torch.Tensor) -> None: ...
 
 
-def inference_autocast(device: torch.device, half: bool | None) -> contextlib.AbstractContextManager[Any]:
-    """fp16 autocast for the field on CUDA (``half`` None: on), nothing on the CPU."""
-    if device.type == "cuda" and half is not False:
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 def march_frame(
     field: FieldFn,
     ops: FrameOps,
@@ -97,12 +89,12 @@ def march_frame(
     rays_d: torch.Tensor,
     transmittance_threshold: float = 1e-4,
     schedule: PassSchedule | None = None,
-    half: bool | None = None,
     on_pass: Callable[[int], None] | None = None,
     stats: FrameStats | None = None,
 ) -> FrameState:
     """Render rays (n, 3) (unit directions) in passes; returns their state. ``on_pass(n_finished)`` after each
-    pass (it may raise to cancel). One host read per pass, plus one before the first."""
+    pass (it may raise to cancel). One host read per pass, plus one before the first. The field computes in its
+    own precision (a model's MLPs: float16 on CUDA by default, model/precision.py)."""
     n, dev = rays_o.shape[0], rays_o.device
     rays_o, rays_d = rays_o.contiguous().float(), rays_d.contiguous().float()
     schedule = schedule or PassSchedule()
@@ -117,39 +109,37 @@ def march_frame(
     if stats is not None:
         stats.reads += 1
         stats.rays += n
-    with inference_autocast(dev, half):  # one autocast region: weights are cast to half once per frame
-        while n_alive > 0:
-            K = schedule.slots_per_ray(n_alive, n)
-            live = alive[:n_alive]
-            positions, directions, t, dt, counts = ops.march_slots(rays_o, rays_d, live, state.k, K)
-            sigmas, rgbs = field(positions, directions)
-            ops.composite_slots(sigmas.float().contiguous(), rgbs.float().contiguous(), t, dt, counts, live, K,
-                                transmittance_threshold, state.trans, state.rgb, state.depth, state.k)
-            ops.compact_rays(live, state.k, spare, counter)
-            alive, spare = spare, alive
-            if stats is not None:
-                stats.passes += 1
-                stats.reads += 1
-                stats.slots += n_alive * K
-                stats.per_pass.append((n_alive, K))
-            n_alive = int(counter.item())
-            if on_pass is not None:
-                on_pass(n - n_alive)
+    while n_alive > 0:
+        K = schedule.slots_per_ray(n_alive, n)
+        live = alive[:n_alive]
+        positions, directions, t, dt, counts = ops.march_slots(rays_o, rays_d, live, state.k, K)
+        sigmas, rgbs = field(positions, directions)
+        ops.composite_slots(sigmas.float().contiguous(), rgbs.float().contiguous(), t, dt, counts, live, K,
+                            transmittance_threshold, state.trans, state.rgb, state.depth, state.k)
+        ops.compact_rays(live, state.k, spare, counter)
+        alive, spare = spare, alive
+        if stats is not None:
+            stats.passes += 1
+            stats.reads += 1
+            stats.slots += n_alive * K
+            stats.per_pass.append((n_alive, K))
+        n_alive = int(counter.item())
+        if on_pass is not None:
+            on_pass(n - n_alive)
     return state
 
 
-def frame_bytes_per_ray(half: bool) -> int:
-    """Memory one ray of a call may need at once: its state and lists (~50 B) and, with the default schedule, up to
-    one pass slot of samples and field activations (hash features, 64-wide hidden layers; the normals view runs the
-    density network on 7 points per slot). A generous bound, used only to decide when a frame must be split."""
-    return 2048 if half else 4096
+FRAME_BYTES_PER_RAY = 4096
+"""Memory one ray of a call may need at once: its state and lists (~50 B) and, with the default schedule, up to one
+pass slot of samples and float32 field activations (hash features, 64-wide hidden layers; the normals view runs the
+density network on 7 points per slot). A generous bound, used only to decide when a frame must be split."""
 
 
-def max_rays_per_call(device: torch.device, half: bool = False) -> int:
+def max_rays_per_call(device: torch.device) -> int:
     """Rays one call may render at once: a quarter of the free GPU memory (plus what torch caches unused), or 2 GiB
-    of host memory on the CPU, over ``frame_bytes_per_ray``."""
+    of host memory on the CPU, over ``FRAME_BYTES_PER_RAY``."""
     budget = 2 << 30
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         budget = (free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)) // 4
-    return max(1 << 12, int(budget // frame_bytes_per_ray(half)))
+    return max(1 << 12, int(budget // FRAME_BYTES_PER_RAY))

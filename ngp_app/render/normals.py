@@ -45,8 +45,6 @@ class NormalsField:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x, d: (n, 3). Returns sigma (n,) and the normal colour (n, 3) in [0, 1]. In float32 even inside the
-        renderer's fp16 autocast: half densities overflow to inf, and differences of infinities are NaN."""
-        with torch.autocast(x.device.type, enabled=False):
-            sigma = self.field.density(x)
-            return sigma, density_normals(self.field.density, x, self.step) * 0.5 + 0.5
+        """x, d: (n, 3). Returns sigma (n,) and the normal colour (n, 3) in [0, 1]."""
+        sigma = self.field.density(x)
+        return sigma, density_normals(self.field.density, x, self.step) * 0.5 + 0.5

@@ -107,7 +107,6 @@ def render_rays_infer(
     transmittance_threshold: float = 1e-4,
     ops: Ops | None = None,
     schedule: PassSchedule | None = None,
-    half: bool | None = None,
     stats: FrameStats | None = None,
 ) -> dict[str, torch.Tensor]:
     """Render rays without gradients, all in one call (render/frame.py: passes over sample slots, early
@@ -115,7 +114,7 @@ def render_rays_infer(
     Returns rgb (n, 3) over the background, opacity (n,) = 1 - transmittance, depth (n,).
     ``ops``: default ``field_ops(field)``."""
     frame = field_ops(field, ops).frame(grid, aabb, params)
-    state = march_frame(field, frame, rays_o, rays_d, transmittance_threshold, schedule, half, stats=stats)
+    state = march_frame(field, frame, rays_o, rays_d, transmittance_threshold, schedule, stats=stats)
     bg = torch.as_tensor(background, dtype=torch.float32, device=rays_o.device)
     return {"rgb": state.rgb + state.trans[:, None] * bg, "opacity": 1.0 - state.trans, "depth": state.depth}
 
@@ -138,7 +137,6 @@ def _render_camera(
     chunk: int | None,
     progress: Callable[[int, int], None] | None,
     ops: Ops | None,
-    half: bool | None,
     stats: FrameStats | None,
     write: Callable[[int, int, torch.Tensor, FrameState, FrameOps], None],
 ) -> None:
@@ -148,12 +146,12 @@ def _render_camera(
     bg = torch.as_tensor(background, dtype=torch.float32, device=dev)
     rays_o, rays_d = camera_rays(camera, device=dev)
     total = rays_o.shape[0]
-    chunk = chunk or max_rays_per_call(dev, half is not False and dev.type == "cuda")
+    chunk = chunk or max_rays_per_call(dev)
     frame = field_ops(field, ops).frame(grid, aabb, params)
     for s in range(0, total, chunk):
         e = min(s + chunk, total)
         on_pass = None if progress is None else (lambda done, s=s: progress(s + done, total))
-        state = march_frame(field, frame, rays_o[s:e], rays_d[s:e], half=half, on_pass=on_pass, stats=stats)
+        state = march_frame(field, frame, rays_o[s:e], rays_d[s:e], on_pass=on_pass, stats=stats)
         write(s, e, bg, state, frame)
         if progress is not None:
             progress(e, total)
@@ -171,13 +169,12 @@ def render_image(
     progress: Callable[[int, int], None] | None = None,
     ops: Ops | None = None,
     *,
-    half: bool | None = None,
     stats: FrameStats | None = None,
 ) -> dict[str, torch.Tensor]:
     """Render a full camera image. Returns rgb (H, W, 3) over the background, opacity (H, W), depth (H, W) (float,
     on the grid's device). ``ops`` defaults to the field's own (``field_ops``); ``chunk``: rays per call
     (default: the whole frame when memory allows); ``progress(done, total)`` after every pass (it may raise to
-    cancel); ``half``: fp16 field evaluation on CUDA (default on)."""
+    cancel). The field computes in its own precision (float16 MLPs on CUDA by default)."""
     h, w = camera.height, camera.width
     dev = grid.device
     rgb = torch.empty(h * w, 3, device=dev)
@@ -189,7 +186,7 @@ def render_image(
         torch.sub(1.0, state.trans, out=opacity[s:e])
         depth[s:e] = state.depth
 
-    _render_camera(field, grid, aabb, camera, params, background, chunk, progress, ops, half, stats, write)
+    _render_camera(field, grid, aabb, camera, params, background, chunk, progress, ops, stats, write)
     return {"rgb": rgb.view(h, w, 3), "opacity": opacity.view(h, w), "depth": depth.view(h, w)}
 
 
@@ -206,7 +203,6 @@ def render_rgba(
     ops: Ops | None = None,
     *,
     floats: bool = False,
-    half: bool | None = None,
     stats: FrameStats | None = None,
 ) -> dict[str, torch.Tensor]:
     """Render a camera straight into a uint8 image: rgba (H, W, 4), colour over the background and alpha =
@@ -223,5 +219,5 @@ def render_rgba(
             torch.sub(1.0, state.trans, out=extra["opacity"][s:e])
             extra["depth"][s:e] = state.depth
 
-    _render_camera(field, grid, aabb, camera, params, background, chunk, progress, ops, half, stats, write)
+    _render_camera(field, grid, aabb, camera, params, background, chunk, progress, ops, stats, write)
     return {"rgba": rgba.view(h, w, 4), **{k: v.view(h, w) for k, v in extra.items()}}
