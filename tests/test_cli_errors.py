@@ -140,7 +140,7 @@ def test_torch_cpu_out_of_memory_is_one_line(tmp_path: Path, tiny_snapshot: Path
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you "
                            "tried to allocate 40000000000 bytes.")
 
-    monkeypatch.setattr(renderer, "render_image", fail)
+    monkeypatch.setattr(renderer, "march_frame", fail)  # under render_image and render_rgba alike
     code = main(["render", str(tiny_snapshot), "--width", "8", "--height", "8", "--out", str(tmp_path / "r.png"),
                  "--backend", "torch"])
     expect_one_line_error(code, capsys.readouterr().err, "out of memory")
@@ -155,7 +155,7 @@ def test_internal_error_is_one_line_with_a_log(tmp_path: Path, tiny_snapshot: Pa
         raise ZeroDivisionError("injected fault\nsecond line")
 
     monkeypatch.setenv("NGP_LOG_DIR", str(tmp_path / "logs"))
-    monkeypatch.setattr(renderer, "render_image", bug)
+    monkeypatch.setattr(renderer, "march_frame", bug)
     argv = ["render", str(tiny_snapshot), "--width", "8", "--height", "8", "--out", str(tmp_path / "r.png"),
             "--backend", "torch"]
     assert main(argv) == 1
