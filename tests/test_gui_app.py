@@ -104,6 +104,13 @@ def test_orbit_drag_and_zoom_change_the_image(app):
     app.state.settings.show_hud = False
     assert settle(app)
     before = screen(app, "before_orbit")
+    frame = app.worker.latest.image  # the viewport shows the worker's uint8 RGBA frame, scaled to the window
+    assert frame.shape[2] == 4 and (frame[..., 3] == 255).all()
+    ys = ((np.arange(frame.shape[0]) + 0.5) * before.shape[0] / frame.shape[0]).astype(np.int64)  # texel centres
+    xs = ((np.arange(frame.shape[1]) + 0.5) * before.shape[1] / frame.shape[1]).astype(np.int64)
+    above_status = ys < before.shape[0] - 40  # the status line is drawn over the bottom of the picture
+    diff = np.abs(before[ys][:, xs] - frame[..., :3])[above_status]
+    assert diff.mean() < 0.25 and diff.max() <= 3.0  # (channels swapped: 0.7 mean; rows flipped: 10)
     v = app.state.camera.version
     send(app, "on_mouse_drag", 200, 100, 60, 25, mouse.LEFT, 0)
     assert app.state.camera.version > v

@@ -188,10 +188,13 @@ def test_open_scene_trains_and_renders(state):
     state.toggle_training()
     assert not state.runner.running
     img = state.render_view(24, 16)
-    assert img.shape == (16, 24, 3) and img.dtype == np.uint8
+    assert img.shape == (16, 24, 4) and img.dtype == np.uint8 and (img[..., 3] == 255).all()
+    raw = state.render_raw(24, 16)  # the viewport's uint8 frame is the float render, rounded
+    assert np.abs(img[..., :3].astype(np.float32) - raw["rgb"].clip(0, 1) * 255).max() <= 1.0
     for mode in ("depth", "opacity", "occupancy", "cameras"):
         state.settings.mode = mode
-        assert state.render_view(24, 16).shape == (16, 24, 3)
+        view = state.render_view(24, 16)
+        assert view.shape == (16, 24, 4) and (view[..., 3] == 255).all()
     state.settings.mode = "rgb"
     state.reset_training()
     assert state.step == 0 and not state.runner.running
@@ -291,7 +294,7 @@ def test_training_camera_snapping_and_ground_truth(state):
     assert state.snap_to_training_camera(-1) == i
     assert state.toggle_ground_truth()
     gt = state.render_view(25, 25)
-    assert gt.shape == (25, 25, 3) and gt.std() > 0
+    assert gt.shape == (25, 25, 4) and gt[..., :3].std() > 0
 
 
 def test_render_worker_dynamic_resolution_and_refinement(state):
@@ -440,7 +443,7 @@ def test_normals_mode_renders_normals(state):
     shaded = state.render_view(24, 16)
     state.settings.mode = "normals"
     normals = state.render_view(24, 16)
-    assert normals.shape == (16, 24, 3) and not np.array_equal(normals, shaded)
+    assert normals.shape == (16, 24, 4) and not np.array_equal(normals, shaded)
 
 
 # ---------------------------------------------------------------------------------------------- threads (issue 10, item 7)
@@ -678,7 +681,7 @@ def test_ground_truth_keeps_the_image_aspect_and_lines_up_with_its_camera(state)
     i = state.settings.gt_index
     ih, iw = state.scene.image(i).shape[:2]
     assert ih == iw  # the demo's images are square
-    gt = state.render_view(64, 32).astype(int)
+    gt = state.render_view(64, 32)[..., :3].astype(int)
     margin = np.array([64, 64, 64])  # the dimmed background around the image
     is_margin = (np.abs(gt - margin).sum(-1) == 0).all(axis=0)  # columns that are margin from top to bottom
     image_cols = np.nonzero(~is_margin)[0]

@@ -80,7 +80,7 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
     def timed(w: int, h: int) -> float:
         _sync(device)
         t0 = time.perf_counter()
-        state.render_raw(w, h)
+        state.render_view(w, h)  # the viewport's frame: uint8 RGBA, copied to the host
         _sync(device)
         return (time.perf_counter() - t0) * 1000.0
 

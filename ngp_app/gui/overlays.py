@@ -36,6 +36,11 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def opaque(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 -> (h, w, 4) uint8 with alpha 255 (the viewport's upload format)."""
+    return np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, dtype=np.uint8)], axis=-1)
+
+
 def depth_image(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
     """Depth as a warm-to-cool ramp (near = bright), normalised over the pixels that hit something."""
     hit = opacity > 0.5

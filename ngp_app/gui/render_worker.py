@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Frame:
-    image: np.ndarray  # (h, w, 3) uint8
+    image: np.ndarray  # (h, w, 4) uint8 RGBA, opaque (what the viewport uploads)
     scale: float  # linear fraction of the output size
     ms: float
     seq: int

@@ -18,7 +18,7 @@ import torch
 from ..data.cameras import Camera
 from ..errors import NgpError
 from .overlays import (MODES, OCCUPANCY_COLOR, Layer, axes_layer, box_layer, depth_image, frusta_layer, gray, layer,
-                       occupancy_points, to_uint8)
+                       occupancy_points, opaque, to_uint8)
 
 
 class RenderCancelled(Exception):
@@ -84,14 +84,13 @@ class ViewRendering:
         return Frozen(model, grid, src.march, self.crop_aabb(src.aabb))
 
     # ------------------------------------------------------------------------------------------ viewport
-    def render_raw(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
-                   background: tuple[float, float, float] | None = None,
-                   timing: dict[str, float] | None = None) -> dict[str, np.ndarray] | None:
-        """rgb (h, w, 3), opacity and depth (h, w) as float arrays for the current view; None without a model.
-
-        Renders from the render thread's replica of the weights (refreshed under the source's lock, then rendered
-        outside it, so the trainer goes on). ``timing['ms']`` gets the time spent rendering, not waiting for the lock.
-        """
+    def _render_current(self, render: Callable[..., Any], width: int, height: int,
+                        cancel: Callable[[], bool] | None, background: tuple[float, float, float] | None,
+                        timing: dict[str, float] | None) -> Any:
+        """``render(model, grid, march, aabb, cam, background, normals, chunk, progress)`` (``render_outputs`` or
+        ``render_frame``) of the current view from the render thread's replica of the weights (refreshed under the
+        source's lock, then rendered outside it, so the trainer goes on); None without a model. ``timing['ms']``
+        gets the time spent rendering, not waiting for the lock."""
         from ..render.renderer import default_chunk
 
         src = self.source()
@@ -107,12 +106,18 @@ class ViewRendering:
             with src.lock:  # a consistent copy of the weights, taken quickly
                 model, grid = self._render_replica(src)
             t0 = time.perf_counter()
-            out = render_outputs(model, grid, src.march, self.crop_aabb(src.aabb, s), self.camera.camera(width, height),
-                                 background if background is not None else s.background, s.mode == "normals",
-                                 default_chunk(grid.device, interactive=True), progress)
+            out = render(model, grid, src.march, self.crop_aabb(src.aabb, s), self.camera.camera(width, height),
+                         background if background is not None else s.background, s.mode == "normals",
+                         default_chunk(grid.device, interactive=True), progress)
             if timing is not None:
                 timing["ms"] = (time.perf_counter() - t0) * 1000.0
         return out
+
+    def render_raw(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
+                   background: tuple[float, float, float] | None = None,
+                   timing: dict[str, float] | None = None) -> dict[str, np.ndarray] | None:
+        """rgb (h, w, 3), opacity and depth (h, w) as float arrays for the current view; None without a model."""
+        return self._render_current(render_outputs, width, height, cancel, background, timing)
 
     def _render_replica(self, src: Any) -> tuple[Any, Any]:
         """Copy ``src``'s weights into a private replica of its model (made once per scene) and take a shallow
@@ -132,14 +137,24 @@ class ViewRendering:
 
     def render_view(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
                     timing: dict[str, float] | None = None) -> np.ndarray:
-        """The viewport picture for the current mode as (h, w, 3) uint8 (a blank background without a model)."""
+        """The viewport picture for the current mode as (h, w, 4) uint8 RGBA, opaque, what the viewport uploads (a
+        blank background without a model). Colour and normals views come straight from the renderer's uint8
+        buffer (``render_frame``): one copy to the host; depth and opacity maps are made from float outputs."""
         s = copy.copy(self.settings)
         if s.ground_truth and self.scene is not None:
-            return self.ground_truth_image(width, height)
-        out = self.render_raw(width, height, cancel, timing=timing)
-        if out is None:
-            return np.tile(to_uint8(np.asarray(s.background, dtype=np.float32) * 0.25), (height, width, 1))
-        return self.compose(out, self.camera.camera(width, height), s)
+            return opaque(self.ground_truth_image(width, height))
+        mode = s.mode if s.mode in MODES else MODES[0]
+        if mode in ("depth", "opacity"):
+            out = self.render_raw(width, height, cancel, timing=timing)
+            frame = None if out is None else opaque(self.compose(out, self.camera.camera(width, height), s))
+        else:
+            rgba = self._render_current(render_frame, width, height, cancel, None, timing)
+            if rgba is not None and mode == "occupancy":  # dimmed as in ``compose``
+                rgba[..., :3] = (rgba[..., :3].float() * 0.4).to(torch.uint8)
+            frame = None if rgba is None else rgba.cpu().numpy()
+        if frame is None:
+            return opaque(np.tile(to_uint8(np.asarray(s.background, dtype=np.float32) * 0.25), (height, width, 1)))
+        return frame
 
     def compose(self, out: dict[str, np.ndarray], cam: Camera, s: Any) -> np.ndarray:
         """Render outputs -> the picture of mode ``s.mode`` as (h, w, 3) uint8. Overlays are not drawn into it:
@@ -241,17 +256,35 @@ class ViewRendering:
         return to_uint8(out)
 
 
+def _field(model: Any, background: tuple[float, float, float], normals: bool) -> tuple[Any, tuple[float, ...]]:
+    """What to render: the model, or its normals as colours over black (``normals``)."""
+    if not normals:
+        return model, background
+    from ..render.normals import NormalsField
+
+    return NormalsField(model), (0.0, 0.0, 0.0)
+
+
 def render_outputs(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: Camera,
                    background: tuple[float, float, float], normals: bool, chunk: int,
                    progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """Render one camera: rgb (h, w, 3), opacity and depth (h, w) as float numpy arrays (normals as rgb over black
-    when ``normals``). ``progress(done, total)`` is called after each chunk of rays (it may raise to cancel)."""
+    when ``normals``). ``progress(done, total)`` is called after each pass (it may raise to cancel)."""
     from ..render.renderer import render_image
 
-    field_fn: Any = model
-    if normals:
-        from ..render.normals import NormalsField
-
-        field_fn, background = NormalsField(model), (0.0, 0.0, 0.0)
+    field_fn, background = _field(model, background, normals)
     out = render_image(field_fn, grid, aabb, cam, march, background, chunk=chunk, progress=progress)
     return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
+
+
+def render_frame(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: Camera,
+                 background: tuple[float, float, float], normals: bool, chunk: int,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Render one camera straight into an opaque uint8 RGBA image (h, w, 4) on the render device (``render_rgba``;
+    alpha set to 255 there): the viewport's frame. Parameters as ``render_outputs``."""
+    from ..render.renderer import render_rgba
+
+    field_fn, background = _field(model, background, normals)
+    rgba = render_rgba(field_fn, grid, aabb, cam, march, background, chunk=chunk, progress=progress)["rgba"]
+    rgba[..., 3] = 255
+    return rgba

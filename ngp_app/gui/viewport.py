@@ -126,7 +126,7 @@ class Viewport:
             return
         img = frame.image
         h, w = img.shape[:2]
-        data = pyglet.image.ImageData(w, h, "RGB", img.tobytes(), pitch=-w * 3)
+        data = pyglet.image.ImageData(w, h, "RGBA", img.tobytes(), pitch=-w * 4)  # opaque RGBA
         if self.texture is None or (w, h) != self.frame_size:
             self.texture = pyglet.image.Texture.create(w, h)
             self.frame_size = (w, h)
