@@ -106,10 +106,18 @@ def test_orbit_drag_and_zoom_change_the_image(app):
     before = screen(app, "before_orbit")
     frame = app.worker.latest.image  # the viewport shows the worker's uint8 RGBA frame, scaled to the window
     assert frame.shape[2] == 4 and (frame[..., 3] == 255).all()
-    ys = ((np.arange(frame.shape[0]) + 0.5) * before.shape[0] / frame.shape[0]).astype(np.int64)  # texel centres
-    xs = ((np.arange(frame.shape[1]) + 0.5) * before.shape[1] / frame.shape[1]).astype(np.int64)
-    above_status = ys < before.shape[0] - 40  # the status line is drawn over the bottom of the picture
-    diff = np.abs(before[ys][:, xs] - frame[..., :3])[above_status]
+    # The texture is scaled with linear filtering, so one window pixel mixes neighbouring texels. The two window
+    # pixels either side of a texel centre sit symmetrically about it: their mean is that texel's value.
+    def straddle(n_texels: int, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+        centre = (np.arange(n_texels) + 0.5) * n_pixels / n_texels - 0.5  # in pixel-index units
+        lo = np.clip(np.floor(centre).astype(np.int64), 0, n_pixels - 2)
+        return lo, lo + 1
+
+    y0, y1 = straddle(frame.shape[0], before.shape[0])
+    x0, x1 = straddle(frame.shape[1], before.shape[1])
+    shown = (before[y0][:, x0] + before[y0][:, x1] + before[y1][:, x0] + before[y1][:, x1]) / 4
+    above_status = y1 < before.shape[0] - 40  # the status line is drawn over the bottom of the picture
+    diff = np.abs(shown - frame[..., :3])[above_status]
     assert diff.mean() < 0.25 and diff.max() <= 3.0  # (channels swapped: 0.7 mean; rows flipped: 10)
     v = app.state.camera.version
     send(app, "on_mouse_drag", 200, 100, 60, 25, mouse.LEFT, 0)
