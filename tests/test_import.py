@@ -22,6 +22,7 @@ from ngp_app.data.importer.conventions import aabb_scale_for
 from ngp_app.data.importer.points import read_points_ply
 from ngp_app.data.loaders import load_scene
 from ngp_app.errors import ImportCancelled, ImportFailed
+from tests.colmap_project import write_project
 
 
 pycolmap = pytest.importorskip("pycolmap")
@@ -87,6 +88,7 @@ def test_import_a_photo_folder(capture: Path, tmp_path: Path, capsys: pytest.Cap
     assert main(["import", str(capture / "train"), "--out", str(out), "--quiet", "--camera-model", LENS]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["images"] == N_VIEWS and summary["registered"] >= N_VIEWS - 2
+    assert {"images", "features", "matching", "mapping", "writing"} == set(summary["seconds"])
     check_poses(out, known_poses(capture), frame_index, centre_pct=1.5, rot_deg=0.75)
     # full-resolution images, byte for byte
     for name in ("r_0.png", "r_35.png"):
@@ -133,39 +135,6 @@ def test_import_a_video_keeps_the_sharp_frames(capture: Path, tmp_path: Path) ->
 
 
 # ------------------------------------------------------------------------------------------- COLMAP projects
-def write_project(root: Path, poses_gl: np.ndarray, model: str, params: list[float], size: tuple[int, int],
-                  text: bool, world: tuple[float, np.ndarray, np.ndarray]) -> tuple[Path, Any]:
-    """A COLMAP project (root/sparse/0 + root/images) written by pycolmap: cameras at ``poses_gl`` (NeRF, in
-    the reference world) moved into a COLMAP world by the similarity ``world`` (s, R, t), 200 points."""
-    w, h = size
-    rec = pycolmap.Reconstruction()
-    cam = pycolmap.Camera.create_from_model_name(1, model, params[0], w, h)
-    cam.params = params
-    rec.add_camera_with_trivial_rig(cam)
-    s, rot_w, t_w = world
-    images = root / "images"
-    images.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i, m in enumerate(poses_gl):
-        c2w_cv = m[:3, :3] @ np.diag([1.0, -1.0, -1.0])
-        rot_c2w = rot_w @ c2w_cv
-        centre = s * rot_w @ m[:3, 3] + t_w
-        rot = rot_c2w.T
-        name = f"view_{i}.png"
-        iio.imwrite(images / name, rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8))
-        image = pycolmap.Image(name=name, keypoints=np.zeros((0, 2)), camera_id=1, image_id=i + 1)
-        rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d(np.hstack([rot, (-rot @ centre)[:, None]])))
-    for p in rng.uniform(-1.0, 1.0, size=(200, 3)):
-        rec.add_point3D(s * rot_w @ p + t_w, pycolmap.Track(), rng.integers(0, 255, 3).astype(np.uint8))
-    model_dir = root / "sparse" / "0"
-    model_dir.mkdir(parents=True)
-    rec.write_text(model_dir) if text else rec.write(model_dir)
-    for extra in ("rigs", "frames"):  # models from COLMAP before 3.12 have only cameras, images, points3D
-        for ext in (".bin", ".txt"):
-            (model_dir / f"{extra}{ext}").unlink(missing_ok=True)
-    return root, rec
-
-
 @pytest.mark.parametrize("text", [False, True], ids=["bin", "txt"])
 def test_colmap_project_converts_exactly_without_sfm(tmp_path: Path, text: bool) -> None:
     from ngp_app.data.synthetic import ring_poses
@@ -293,3 +262,44 @@ def test_fox_photos_without_their_poses(fox_scene: Path, tmp_path: Path) -> None
     err = pose_errors(np.array([f["transform_matrix"] for f in frames]),
                       np.array([shipped[Path(f["file_path"]).name] for f in frames]))
     assert err.centre_median < 1.0 and err.rotation_median < 2.0
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc (Linux)")
+def test_the_sfm_process_dies_with_its_caller(tmp_path: Path) -> None:
+    """A caller killed outright (no chance to terminate its SfM child) leaves no orphan behind."""
+    import subprocess
+    import sys
+    import time
+
+    photos = tmp_path / "noise"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(8):
+        iio.imwrite(photos / f"{i}.png", rng.integers(0, 255, size=(400, 400, 3), dtype=np.uint8))
+    out = tmp_path / "scene"
+    code = f"from ngp_app.data.importer import import_scene; import_scene({str(photos)!r}, {str(out)!r})"
+    caller = subprocess.Popen([sys.executable, "-c", code])
+
+    def workers() -> list[str]:
+        found = []
+        for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                text = cmd.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "sfm_worker" in text and str(out) in text:
+                found.append(text)
+        return found
+
+    try:
+        end = time.time() + 120
+        while not workers() and time.time() < end and caller.poll() is None:
+            time.sleep(0.1)
+        assert workers(), "the SfM process never started"
+    finally:
+        caller.kill()
+        caller.wait()
+    end = time.time() + 60  # it may still be starting up on a loaded machine; then it exits at once
+    while workers() and time.time() < end:
+        time.sleep(0.2)
+    assert not workers()

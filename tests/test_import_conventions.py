@@ -288,6 +288,7 @@ def test_reporter_weights_cancel_and_skipped_stages() -> None:
     fractions = [full.overall(stage, f) for stage in ("images", "features", "matching", "mapping", "writing")
                  for f in (0.0, 0.5, 1.0)]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert set(report.seconds()) == {"images", "writing"} and all(v >= 0 for v in report.seconds().values())
     report.check()
     cancel.set()
     with pytest.raises(ImportCancelled):

@@ -46,6 +46,11 @@ class Job:
     # ------------------------------------------------------------------------------------------ worker side
     def report(self, fraction: float | None = None, stage: str | None = None) -> None:
         """Progress from the work (any thread); raises JobCancelled when Cancel was pressed."""
+        self.update(fraction, stage)
+        self.check()
+
+    def update(self, fraction: float | None = None, stage: str | None = None) -> None:
+        """Progress without the cancel check: for work that watches ``cancel_event`` itself (an import)."""
         if stage is not None:
             self.stage = stage
         if fraction is not None:
@@ -53,7 +58,6 @@ class Job:
             if self._first is None:
                 self._first = (time.perf_counter(), f)
             self.fraction = f
-        self.check()
 
     def progress_callback(self, lo: float = 0.0, hi: float = 1.0, stage: str | None = None) -> Callable[[int, int], None]:
         """A ``progress(done, total)`` callback (as render_image and export_video take) mapped to [lo, hi]."""
@@ -74,6 +78,11 @@ class Job:
     @property
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set when Cancel is pressed: for work that takes a ``threading.Event`` to stop (``import_scene``)."""
+        return self._cancel
 
     @property
     def active(self) -> bool:

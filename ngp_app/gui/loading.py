@@ -48,6 +48,7 @@ class SceneLoading:
     snapshot_step: int
     path_editor: Any
     compare_index: int | None
+    sparse_points: tuple[np.ndarray, np.ndarray]
     _scene_identity: str | None
     set_status: Callable[..., None]
     report_error: Callable[..., str]
@@ -81,10 +82,15 @@ class SceneLoading:
         apply = self._prepare_or_report(path, start)
         return apply is not None and self._apply_or_report(path, apply)
 
-    def open_path_async(self, path: str | Path, start: bool = True) -> Job:
+    def open_path_async(self, path: str | Path, start: bool = True) -> Any:
         """Open a path without blocking the UI: images, the model and a snapshot load in a background job; the
         swap itself happens on the UI thread (``apply_pending``, every frame). A newer request supersedes (and
-        cancels) an older one still loading."""
+        cancels) an older one still loading. A video or a folder of photos (no transforms.json) is imported first
+        (``importing.SceneImporting.start_import``)."""
+        from .importing import wants_import
+
+        if wants_import(path):
+            return self.start_import(path, start=start)  # type: ignore[attr-defined]
         self._load_token += 1
         token = self._load_token
         name = self.loading = Path(path).name
@@ -221,6 +227,9 @@ class SceneLoading:
         intr = np.asarray(meta.get("intrinsics", []), dtype=np.float64).reshape(-1, 4)
         sizes = np.asarray(meta.get("sizes", []), dtype=np.float64).reshape(-1, 2)
         self.train_cams = (c2w, intr, sizes)
+        from .importing import scene_points
+
+        self.sparse_points = scene_points(meta)  # (ngp points, colours) of an imported scene, for the points mode
         scale = float(meta.get("aabb_scale", 1.0))
         half = scale / 2.0
         self.settings.crop_min = (0.5 - half,) * 3

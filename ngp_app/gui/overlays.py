@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.cameras import Camera
 
-MODES = ("rgb", "depth", "opacity", "occupancy", "cameras", "normals")
+MODES = ("rgb", "depth", "opacity", "occupancy", "cameras", "normals", "points")
 MODE_LABELS = {
     "rgb": "RGB",
     "depth": "Depth",
@@ -21,10 +21,13 @@ MODE_LABELS = {
     "occupancy": "Occupancy cells",
     "cameras": "Training cameras",
     "normals": "Normals",
+    "points": "Sparse points + cameras",
 }
-# Overlay layers the user can switch on (the modes "occupancy" and "cameras" switch on theirs too).
-OVERLAYS = ("cameras", "occupancy", "crop", "axes")
-OVERLAY_LABELS = {"cameras": "cameras", "occupancy": "cells", "crop": "crop box", "axes": "axes"}
+# Overlay layers the user can switch on (the modes "occupancy", "cameras" and "points" switch on theirs too).
+OVERLAYS = ("cameras", "occupancy", "crop", "axes", "points")
+OVERLAY_LABELS = {"cameras": "cameras", "occupancy": "cells", "crop": "crop box", "axes": "axes", "points": "points"}
+MODE_OVERLAYS = {"cameras": ("cameras",), "occupancy": ("occupancy",), "points": ("points", "cameras")}
+MODE_DIMMED = {"occupancy": 0.4, "points": 0.3}  # modes whose picture is darkened so what is drawn over it stands out
 
 CAMERA_COLOR = (255, 160, 40, 255)
 HIGHLIGHT_COLOR = (40, 200, 255, 255)

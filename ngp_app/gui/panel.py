@@ -18,7 +18,7 @@ from ..backends import BACKENDS
 from .file_dialog import FileDialog
 from .jobs import format_seconds
 from .layout import PANEL_WIDTH, Rect
-from .overlays import MODE_LABELS, MODES, OVERLAY_LABELS, OVERLAYS
+from .overlays import MODE_LABELS, MODE_OVERLAYS, MODES, OVERLAY_LABELS, OVERLAYS
 from .state import CONFIGS
 
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
@@ -215,7 +215,7 @@ class Panel:
 
     def _toggle_overlay(self, name: str, on: bool) -> None:
         s = self.state.settings
-        if not on and s.mode == name:  # the mode draws this overlay: leave the mode too
+        if not on and name in MODE_OVERLAYS.get(s.mode, ()):  # the mode draws this overlay: leave the mode too
             self._set("mode", MODES[0])
         s.toggle_overlay(name, on)
 
@@ -283,7 +283,8 @@ class Panel:
             dpg.set_value("scene_info", f"{src}\n{meta.get('n_frames', 0)} frames of {meta.get('width', 0)}x"
                                         f"{meta.get('height', 0)}, aabb_scale {meta.get('aabb_scale', 1)}")
         else:
-            dpg.set_value("scene_info", "no scene: drop a folder on the viewport or use Open scene...")
+            dpg.set_value("scene_info", "no scene: drop a scene, a photo folder or a video on the viewport, or use "
+                                        "Open scene...")
         t = st.trainer
         dpg.configure_item("train_toggle", label="Stop" if st.runner.running else "Start")
         last = t.history[-1] if t is not None and t.history else None
@@ -317,8 +318,9 @@ class Panel:
             dpg.set_value("fov", float(st.camera.fov_deg))
         dpg.set_value("mode", "Ground truth" if s.ground_truth else MODE_LABELS.get(s.mode, s.mode))
         dpg.set_value("hud", s.show_hud)
-        for name in OVERLAYS:  # the mode's own overlay shows as on
-            dpg.set_value(f"overlay_{name}", name in s.overlays or (s.mode == name and not s.ground_truth))
+        drawn = st.overlay_names(s)  # the mode's own overlays show as on
+        for name in OVERLAYS:
+            dpg.set_value(f"overlay_{name}", name in drawn)
         dpg.set_value("config", st.config_name)  # a failed switch falls back: show what is in use
         dpg.set_value("backend", st.backend_request)
         dpg.set_value("extrinsics", bool(t is not None and t.optimize_extrinsics))

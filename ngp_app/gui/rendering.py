@@ -17,8 +17,8 @@ import torch
 
 from ..data.cameras import Camera
 from ..errors import NgpError
-from .overlays import (MODES, OCCUPANCY_COLOR, Layer, axes_layer, box_layer, depth_image, frusta_layer, gray, layer,
-                       occupancy_points, opaque, to_uint8)
+from .overlays import (MODE_DIMMED, MODE_OVERLAYS, MODES, OCCUPANCY_COLOR, Layer, axes_layer, box_layer, depth_image,
+                       frusta_layer, gray, layer, occupancy_points, opaque, to_uint8)
 
 
 class RenderCancelled(Exception):
@@ -60,6 +60,7 @@ class ViewRendering:
     _replica_lock: threading.Lock  # guards the render thread's replica of the weights
     overlay_providers: dict[str, Callable[[], Layer | None]]
     _layer_cache: dict[str, Layer]
+    sparse_points: tuple[np.ndarray, np.ndarray]  # (n, 3) ngp space, (n, 3) uint8 colours (gui/importing.py)
 
     def source(self) -> RenderSource | None:
         t = self.trainer
@@ -149,8 +150,8 @@ class ViewRendering:
             frame = None if out is None else opaque(self.compose(out, self.camera.camera(width, height), s))
         else:
             rgba = self._render_current(render_frame, width, height, cancel, None, timing)
-            if rgba is not None and mode == "occupancy":  # dimmed as in ``compose``
-                rgba[..., :3] = (rgba[..., :3].float() * 0.4).to(torch.uint8)
+            if rgba is not None and mode in MODE_DIMMED:  # dimmed as in ``compose``
+                rgba[..., :3] = (rgba[..., :3].float() * MODE_DIMMED[mode]).to(torch.uint8)
             frame = None if rgba is None else rgba.cpu().numpy()
         if frame is None:
             return opaque(np.tile(to_uint8(np.asarray(s.background, dtype=np.float32) * 0.25), (height, width, 1)))
@@ -165,8 +166,8 @@ class ViewRendering:
         if mode == "opacity":
             return gray(out["opacity"])
         rgb = to_uint8(out["rgb"])
-        if mode == "occupancy":  # dimmed, so the cells drawn over it stand out
-            return (rgb.astype(np.float32) * 0.4).astype(np.uint8)
+        if mode in MODE_DIMMED:  # dimmed, so the cells or points drawn over it stand out
+            return (rgb.astype(np.float32) * MODE_DIMMED[mode]).astype(np.uint8)
         return rgb
 
     # ------------------------------------------------------------------------------------------ overlays
@@ -174,9 +175,9 @@ class ViewRendering:
         """The overlays to draw: those switched on, those the mode implies, and every registered provider's."""
         s = s if s is not None else self.settings
         names = [n for n in s.overlays]
-        for implied in ("cameras", "occupancy"):
-            if s.mode == implied and not s.ground_truth and implied not in names:
-                names.append(implied)
+        for name in MODE_OVERLAYS.get(s.mode, ()) if not s.ground_truth else ():
+            if name not in names:
+                names.append(name)
         return names + [n for n in self.overlay_providers if n not in names]
 
     def overlay_layers(self, s: Any = None) -> list[Layer]:
@@ -200,7 +201,7 @@ class ViewRendering:
         src = self.source()
         c2w, intr, sizes = self.train_cams
         hl = s.gt_index if 0 <= s.gt_index < len(c2w) else None
-        keys = {"cameras": (self.generation, hl, len(c2w)),
+        keys = {"cameras": (self.generation, hl, len(c2w)), "points": (self.generation,),
                 "occupancy": None if src is None else (self.generation, int(getattr(src.grid, "n_updates", 0))),
                 "crop": (tuple(s.crop_min), tuple(s.crop_max))}
         key = keys.get(name)
@@ -212,6 +213,10 @@ class ViewRendering:
                 cached = frusta_layer(name, c2w, intr, sizes, highlight=hl, key=key)
             elif name == "occupancy":
                 cached = layer(name, "points", self.occupied_points(), OCCUPANCY_COLOR, key)
+            elif name == "points":  # an imported scene's SfM points in their own colours
+                xyz, rgb = self.sparse_points
+                rgba = np.concatenate([rgb.reshape(-1, 3), np.full((len(rgb), 1), 255, np.uint8)], axis=1)
+                cached = layer(name, "points", xyz, rgba, key)
             else:
                 cached = box_layer(name, s.crop_min, s.crop_max, key=key)
             self._layer_cache[name] = cached

@@ -23,6 +23,7 @@ import numpy as np
 from .camera import OrbitCamera, nearest_camera
 from .dynres import DynamicResolution
 from .exports import ExportActions
+from .importing import SceneImporting
 from .jobs import JobRunner
 from .loading import SceneLoading
 from .path_actions import PathActions
@@ -60,7 +61,7 @@ class RenderSettings:
         self.overlays = tuple(n for n in self.overlays if n != name) + ((name,) if on else ())
 
 
-class AppState(SceneLoading, PathActions, ExportActions, ViewRendering):
+class AppState(SceneLoading, SceneImporting, PathActions, ExportActions, ViewRendering):
     def __init__(self, config: str = "small", device: str | None = "cpu", backend: str = "auto",
                  downscale: int = 1, max_size: int | None = None, seed: int = 0) -> None:
         from ..backends import resolve_device
@@ -81,7 +82,8 @@ class AppState(SceneLoading, PathActions, ExportActions, ViewRendering):
         self.settings = RenderSettings()
         self.dynres = DynamicResolution()
         self._status: tuple[str, bool, float] = (
-            "drop a scene folder, transforms.json or snapshot onto the viewport", False, time.monotonic())
+            "drop a scene folder, transforms.json, snapshot, photo folder or video onto the viewport", False,
+            time.monotonic())
         self.generation = 0  # bumps whenever the scene/model is swapped
         self.train_cams = (np.zeros((0, 3, 4)), np.zeros((0, 4)), np.zeros((0, 2)))
         self._reported_error: str | None = None
@@ -99,6 +101,9 @@ class AppState(SceneLoading, PathActions, ExportActions, ViewRendering):
         self._ui_calls: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
         self.jobs = JobRunner(self.post)
         self._init_path_actions()  # the camera-path editor (its keys: ``keyframes``) and the per-image table
+        self.import_job: Any = None  # the job importing a dropped photo folder / video (gui/importing.py)
+        self.import_out: Path | None = None  # the scene folder it writes
+        self.sparse_points: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 3)), np.zeros((0, 3), np.uint8))
 
     # ------------------------------------------------------------------------------------------ threads
     def post(self, fn: Callable[[], Any]) -> None:

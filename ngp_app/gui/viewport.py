@@ -17,7 +17,7 @@ from .layout import Rect
 from .overlays import MODE_LABELS, MODES, view_projection
 
 HELP = ("drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shift): fly | [ ]: training cams | "
-        "V: reset view | T: train | R: reset | G: ground truth | 1-6: modes | K: keyframe | P: play path | Tab: HUD | "
+        "V: reset view | T: train | R: reset | G: ground truth | 1-7: modes | K: keyframe | P: play path | Tab: HUD | "
         "F11: fullscreen")
 
 

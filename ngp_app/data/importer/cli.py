@@ -120,5 +120,6 @@ def cmd_import(args: argparse.Namespace) -> int:
              "next: ngp app %s", result.scene, s["registered"], s["images"], s["points"], s["reprojection_error_px"],
              s["aabb_scale"], result.scene)
     print(json.dumps({"scene": str(result.scene), **{k: s[k] for k in ("images", "registered", "points",
-                                                                        "reprojection_error_px", "aabb_scale")}}))
+                                                                        "reprojection_error_px", "aabb_scale",
+                                                                        "seconds")}}))
     return 0

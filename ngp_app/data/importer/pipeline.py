@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ...errors import ImportFailed
+from ...errors import ImportFailed, NgpError
 from ...fileio import atomic_write_text
 from .convert import IMAGES_DIR, POINTS_FILE, convert, registered_images
 from .points import write_points_ply
@@ -59,22 +59,36 @@ class ImportResult:
 
 
 def check_output(out: Path, source: Source, overwrite: bool) -> None:
-    """Refuse an output folder that can't or shouldn't be written, before any work: a file, a folder that holds
-    something else (an earlier import needs ``overwrite``), or an unwritable place. The source's own images may
-    already sit in ``out/images`` (import in place)."""
-    # TODO(outputs): use ngp_app.outputs' shared preflight once it lands on main.
-    if out.exists() and not out.is_dir():
-        raise ImportFailed(f"{out}: exists and is not a folder")
+    """Refuse an output folder that can't or shouldn't be written, before any work: what every command checks
+    (``outputs.check_output_dir``: a folder, writable, room for the copied images), then a folder that holds
+    something else (an earlier import needs ``overwrite``). The source's own images may already sit in
+    ``out/images`` (import in place)."""
+    from ...outputs import check_output_dir
+
+    in_place = source.images is not None and source.images.resolve() == (out / IMAGES_DIR).resolve()
+    try:
+        check_output_dir(out, 0 if in_place else _image_bytes(source), "--out",
+                         "transforms.json, images/ and the sparse points")
+    except NgpError as exc:
+        raise ImportFailed(str(exc)) from None
     if out.is_dir():
-        in_place = source.images is not None and source.images.resolve() == (out / IMAGES_DIR).resolve()
         entries = sorted(e for e in os.listdir(out) if not (in_place and e == IMAGES_DIR))
         ours = all(e in OUTPUTS for e in entries)
         if entries and not (overwrite and ours):
             hint = "pass --overwrite to replace the earlier import" if ours else "choose an empty or new folder"
             raise ImportFailed(f"{out}: not empty (holds {entries[0]}); {hint}")
-    parent = out if out.is_dir() else next((p for p in out.parents if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ImportFailed(f"{parent}: not writable")
+
+
+def _image_bytes(source: Source) -> int:
+    """At most the bytes of the photos an import copies (or links) into the scene; 0 for a video (its frames are
+    not known yet)."""
+    total = 0
+    for name in source.names if source.images is not None else ():
+        try:
+            total += (source.images / name).stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 def _remove(path: Path) -> None:
@@ -168,10 +182,11 @@ def _run(pycolmap: Any, src: Source, out: Path, work: Path, opts: ImportOptions,
     conv.summary["source"] = str(src.path)
     atomic_write_text(out / "transforms.json", json.dumps(conv.transforms, indent=2) + "\n")
     report("writing", 1.0, "done")
+    summary = {**conv.summary, "seconds": report.seconds()}  # timings: the result only, not transforms.json
     log.info("imported %s: %d of %d images registered, %d points, reprojection error %.2f px, aabb_scale %d",
              src.path, conv.summary["registered"], conv.summary["images"], conv.summary["points"],
              conv.summary["reprojection_error_px"], conv.summary["aabb_scale"])
-    return ImportResult(out, src, conv.summary)
+    return ImportResult(out, src, summary)
 
 
 def _fresh_dir(path: Path) -> Path:

@@ -52,6 +52,15 @@ class Reporter:
         self._lock = threading.Lock()
         self._last: tuple[str, float] = ("", -1.0)
         self._last_time = 0.0
+        self._started: dict[str, float] = {}  # when each stage first reported
+
+    def seconds(self) -> dict[str, float]:
+        """Wall-clock seconds each stage took so far (from its first report to the next stage's, or now)."""
+        with self._lock:
+            order = sorted(self._started.items(), key=lambda kv: kv[1])
+            now = time.monotonic()
+        return {name: round((order[i + 1][1] if i + 1 < len(order) else now) - t, 2)
+                for i, (name, t) in enumerate(order)}
 
     @property
     def cancelled(self) -> bool:
@@ -73,11 +82,13 @@ class Reporter:
     def __call__(self, stage: str, fraction: float, message: str = "", force: bool = False) -> None:
         """Report ``stage`` at ``fraction`` (0..1); throttled to ~10 reports a second unless the stage changes,
         it ends, or ``force``. A late report of an earlier stage (from a polling thread) is dropped."""
-        if self.callback is None:
-            return
         with self._lock:
             now = time.monotonic()
             if self._last[0] and _ORDER[stage] < _ORDER[self._last[0]]:
+                return
+            self._started.setdefault(stage, now)
+            if self.callback is None:
+                self._last = (stage, fraction)
                 return
             changed = stage != self._last[0] or fraction >= 1.0
             if not (changed or force) and (now - self._last_time < 0.1 or fraction <= self._last[1]):

@@ -1,5 +1,6 @@
 """The SfM child process: ``python -m ngp_app.data.importer.sfm_worker JOB.json`` runs pycolmap's feature
-extraction, matching and incremental mapping, and writes the largest model to ``WORK/model``.
+extraction, matching and incremental mapping, and writes the largest model to ``WORK/model``. It exits as soon as
+its caller is gone.
 
 It reports on stdout, one JSON object a line: ``{"stage": S}`` when a stage starts, ``{"registered": k}`` per
 image the mapper adds, ``{"done": true, "registered": k, "models": m}`` at the end, or ``{"error": "..."}``.
@@ -73,9 +74,36 @@ def run(job: dict[str, Any]) -> None:
     emit(done=True, registered=best.num_reg_images() if best is not None else 0, models=len(models))
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Exit when the caller is gone (killed before it could terminate us), so no orphan keeps the CPU busy:
+    PR_SET_PDEATHSIG on Linux, and everywhere a thread that watches for being re-parented."""
+    import os
+    import signal
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="ngp-sfm-parent", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     try:
         job = json.loads(Path(argv[0]).read_text())
+        if job.get("parent_pid"):
+            die_with_parent(int(job["parent_pid"]))
         run(job)
     except Exception as exc:  # reported to the parent as one line
         emit(error=f"{type(exc).__name__}: {exc}".splitlines()[0])

@@ -1,0 +1,147 @@
+"""The app's import: a dropped photo folder (no transforms.json) or video becomes a scene in the background
+(``data.importer``) as a job (``jobs.JobRunner``: its stage, percent, ETA and Cancel in the panel and HUD); then the
+scene opens and trains. Also the sparse points of a scene (``ply_file_path``) in ngp space, for the 'points' mode.
+
+Mixed into :class:`~ngp_app.gui.state.AppState`; no windowing toolkit here, so tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..errors import ImportCancelled, NgpError
+from .jobs import Job, JobCancelled, JobRunner
+
+log = logging.getLogger(__name__)
+
+#: SIFT runs on copies shrunk to this longer side in the app (phone videos are 1080p-4K; the scene keeps full size).
+APP_MAX_IMAGE_SIZE = 1600
+#: The scene folder made for a dropped SOURCE: SOURCE's name with this suffix, beside it.
+SCENE_SUFFIX = "_ngp"
+
+
+def wants_import(path: str | Path) -> bool:
+    """Whether a dropped path is import material: a video file, or a folder that is not a scene (no
+    transforms.json / transforms_train.json) and not a snapshot folder. The import itself reports what's
+    wrong with it (no images, ...)."""
+    from ..data.importer.sources import VIDEO_SUFFIXES
+
+    p = Path(path)
+    if p.is_file():
+        return p.suffix.lower() in VIDEO_SUFFIXES
+    if not p.is_dir():
+        return False
+    scene_files = ("transforms.json", "transforms_train.json", "snapshot.npz")
+    return not any((p / name).is_file() for name in scene_files)
+
+
+def scene_dir_for(source: Path) -> Path:
+    """Where a dropped ``source`` is imported to: ``NAME_ngp`` beside it (NAME: the folder, or the video without
+    its suffix; a folder called images names its parent), or under ~/ngp-scenes when that is not writable."""
+    import os
+
+    src = source.resolve()
+    name = (src.parent.name if src.name == "images" else src.name) if src.is_dir() else src.stem
+    parent = src.parent.parent if src.is_dir() and src.name == "images" else src.parent
+    if not os.access(parent, os.W_OK):
+        parent = Path.home() / "ngp-scenes"
+    return parent / f"{name}{SCENE_SUFFIX}"
+
+
+def scene_points(meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The sparse points of a scene (its transforms.json's ``ply_file_path``) in ngp space (n, 3) with colours
+    (n, 3) uint8; empty arrays when it has none or they can't be read."""
+    from ..data.importer.points import read_points_ply
+
+    empty = (np.zeros((0, 3)), np.zeros((0, 3), np.uint8))
+    path = Path(str(meta.get("path", "")))
+    transforms = path if path.is_file() else path / "transforms.json"
+    if not transforms.is_file():
+        return empty
+    try:
+        import json
+
+        ply = json.loads(transforms.read_text()).get("ply_file_path")
+        if not isinstance(ply, str):
+            return empty
+        xyz, rgb = read_points_ply(transforms.parent / ply)
+    except (NgpError, OSError, ValueError) as exc:
+        log.warning("sparse points of %s not shown: %s", transforms, exc)
+        return empty
+    scale = float(meta.get("scale", 0.33))
+    offset = np.asarray(meta.get("offset", (0.5, 0.5, 0.5)), dtype=np.float64)
+    return (xyz.astype(np.float64) * scale + offset)[:, [1, 2, 0]], rgb  # as nerf_to_ngp moves camera centres
+
+
+class SceneImporting:
+    """Importing dropped captures; relies on AppState's status, jobs and ``open_path_async``."""
+
+    set_status: Callable[..., None]
+    report_error: Callable[..., str]
+    open_path_async: Callable[..., Any]
+    jobs: JobRunner
+    import_job: Optional[Job]
+    import_out: Optional[Path]
+
+    def start_import(self, source: str | Path, out: str | Path | None = None, start: bool = True) -> Optional[Job]:
+        """Import ``source`` into ``out`` (default ``scene_dir_for``) as a background job; when it finishes the scene
+        opens (and trains when ``start``). An earlier import there is opened instead (returns that load's job).
+        Never raises; returns None when refused (one import at a time)."""
+        from ..data.importer import ImportOptions, SfmOptions, import_scene
+
+        src = Path(source)
+        target = Path(out) if out is not None else scene_dir_for(src)
+        if self.importing:
+            self.set_status(f"{self.import_job.label} is running; cancel it first", error=True)  # type: ignore[union-attr]
+            return None
+        if (target / "transforms.json").is_file():
+            load = self.open_path_async(target, start=start)
+            self.set_status(f"{src.name} was imported before: opening {target} (delete it to import again)")
+            return load
+
+        def work(job: Job) -> Any:
+            def progress(p: Any) -> None:  # from the import's threads: fields only, no UI calls
+                if p.stage != job.stage.split(" ")[0]:
+                    log.info("importing %s: %s", src.name, p.stage)
+                job.update(p.overall, p.stage + (f" ({p.message})" if p.message else ""))
+
+            try:
+                return import_scene(src, target, ImportOptions(sfm=SfmOptions(max_image_size=APP_MAX_IMAGE_SIZE)),
+                                    progress=progress, cancel=job.cancel_event)
+            except ImportCancelled:  # the import removed what it wrote
+                raise JobCancelled(job.label) from None
+
+        def done(result: Any) -> None:
+            s = result.summary
+            self.open_path_async(target, start=start)
+            self.set_status(f"imported {src.name}: {s.get('registered')} of {s.get('images')} images registered; "
+                            f"opening {target}")
+
+        def failed(exc: BaseException) -> None:
+            self.report_error(exc, f"app: importing {src}",
+                              prefix="" if isinstance(exc, NgpError) else f"cannot import {src.name}: ")
+
+        def cancelled() -> None:
+            self.set_status(f"import of {src.name} cancelled: nothing kept")
+
+        self.import_out = target
+        self.import_job = self.jobs.submit(f"import {src.name}", work, done, failed, cancelled)
+        self.set_status(f"importing {src.name} into {target}...")
+        return self.import_job
+
+    def cancel_import(self) -> bool:
+        """Ask the running import to stop (it cleans up after itself). Returns whether one was running."""
+        job = self.import_job
+        if job is None or not job.active:
+            return False
+        job.cancel()
+        self.set_status(f"cancelling {job.label}...")
+        return True
+
+    @property
+    def importing(self) -> bool:
+        return self.import_job is not None and self.import_job.active
