@@ -85,7 +85,10 @@ def check_poses(scene: Path, reference: np.ndarray, index_of: Any, centre_pct: f
 
 def test_import_a_photo_folder(capture: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "scene"
-    assert main(["import", str(capture / "train"), "--out", str(out), "--quiet", "--camera-model", LENS]) == 0
+    # one SfM thread: COLMAP's worker threads draw their own random numbers, so only a single thread repeats a run
+    # exactly (with two, 33 of 36 views registered in some runs here and the centre error reached 8%)
+    assert main(["--threads", "1", "import", str(capture / "train"), "--out", str(out), "--quiet", "--camera-model",
+                 LENS]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["images"] == N_VIEWS and summary["registered"] >= N_VIEWS - 2
     assert {"images", "features", "matching", "mapping", "writing"} == set(summary["seconds"])
@@ -120,7 +123,7 @@ def test_import_a_video_keeps_the_sharp_frames(capture: Path, tmp_path: Path) ->
     writer.close()
     out = tmp_path / "scene"
     seen: list[str] = []
-    result = import_scene(video, out, ImportOptions(frames=N_VIEWS, sfm=SfmOptions(camera_model=LENS)),
+    result = import_scene(video, out, ImportOptions(frames=N_VIEWS, sfm=SfmOptions(camera_model=LENS, threads=1)),
                           progress=lambda p: seen.append(p.stage))
     assert result.summary["images"] == N_VIEWS and result.summary["registered"] >= N_VIEWS - 2
     assert seen[0] == "images" and "mapping" in seen and seen[-1] == "writing"

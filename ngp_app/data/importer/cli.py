@@ -48,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
                    help=f"SIFT features per image (default {d.max_features}; matching time grows with its square)")
     i.add_argument("--images", default=None, help="COLMAP project: its images folder (default: found beside the model)")
     i.add_argument("--overwrite", action="store_true", help="replace an earlier import in --out")
-    i.add_argument("--seed", type=int, default=0, help="COLMAP's random seed")
+    i.add_argument("--seed", type=int, default=0, help="COLMAP's random seed (a run repeats exactly with `ngp --threads 1 import ...`)")
     i.add_argument("--quiet", action="store_true", help="no progress bars")
     i.set_defaults(func=cmd_import)
 

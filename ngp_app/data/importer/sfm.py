@@ -41,7 +41,8 @@ class SfmOptions:
     """How SfM runs. max_image_size: SIFT sees images shrunk to this longer side (keypoints come back in full
     resolution, so the scene keeps full-size images); max_features: SIFT features per image (matching time
     grows with its square); sequential_overlap, keyframes: see ``sequential_pairs``; threads: -1 for all
-    cores; seed: COLMAP's random seed (repeatable runs)."""
+    cores; seed: COLMAP's random seed (a run repeats exactly only with ``threads=1``: COLMAP's worker threads
+    draw their own random numbers, so with more the registered images and poses vary a little from run to run)."""
 
     camera_model: str = "OPENCV"
     shared_camera: bool = True
