@@ -48,7 +48,7 @@ def test_text_files_and_empty_folders_are_refused(app, tmp_path: Path) -> None:
     assert app.pump(30, until=lambda: app.state.status_is_error and "notes.txt" in app.state.status)
     (tmp_path / "empty").mkdir()
     drop(app, tmp_path / "empty")
-    assert app.pump(30, until=lambda: app.state.status_is_error and "no images found" in app.state.status)
+    assert app.pump(30, until=lambda: app.state.status_is_error and "no photos to import" in app.state.status)
     assert not (tmp_path / f"empty{SCENE_SUFFIX}").exists()
     f = app.frames
     app.pump(0.5)

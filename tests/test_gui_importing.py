@@ -42,6 +42,8 @@ def test_what_is_import_material(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     assert wants_import(photos) and wants_import(video) and wants_import(tmp_path / "photos")
     assert not wants_import(DEMO)  # a scene (transforms_train.json)
+    (tmp_path / "empty").mkdir()
+    assert not wants_import(tmp_path / "empty")  # nothing to import: the loader's "not a scene" error
     assert not wants_import(tmp_path / "notes.txt") and not wants_import(tmp_path / "missing")
     assert scene_dir_for(photos) == tmp_path / f"photos{SCENE_SUFFIX}"
     assert scene_dir_for(video) == tmp_path / f"walk{SCENE_SUFFIX}"
@@ -53,9 +55,15 @@ def test_what_is_import_material(tmp_path: Path) -> None:
 def test_bad_drops_report_an_error_and_the_app_goes_on(state: AppState, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     state.wait_job(state.open_path_async(tmp_path / "empty"), 30)
-    assert not state.importing and state.import_job.state == "failed"
-    assert state.status_is_error and "no images found" in state.status
+    assert not state.importing and state.import_job is None
+    assert state.status_is_error and "not a scene" in state.status and "no photos to import" in state.status
     assert not (tmp_path / f"empty{SCENE_SUFFIX}").exists()
+    one = tmp_path / "one"  # photos, but too few: the import says so
+    one.mkdir()
+    iio.imwrite(one / "a.png", np.zeros((8, 8, 3), np.uint8))
+    state.wait_job(state.open_path_async(one), 30)
+    assert state.import_job.state == "failed" and "too few images" in state.status
+    assert not (tmp_path / f"one{SCENE_SUFFIX}").exists()
     (tmp_path / "notes.txt").write_text("hello")
     state.wait_job(state.open_path_async(tmp_path / "notes.txt"), 30)
     assert state.loading is None and state.status_is_error and "notes.txt" in state.status

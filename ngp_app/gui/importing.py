@@ -26,9 +26,10 @@ SCENE_SUFFIX = "_ngp"
 
 def wants_import(path: str | Path) -> bool:
     """Whether a dropped path is import material: a video file, or a folder that is not a scene (no
-    transforms.json / transforms_train.json) and not a snapshot folder. The import itself reports what's
-    wrong with it (no images, ...)."""
-    from ..data.importer.sources import VIDEO_SUFFIXES
+    transforms.json / transforms_train.json) nor a snapshot folder and holds photos or a COLMAP model. The import
+    itself reports what else is wrong with it (too few images, ...); a folder with neither a scene nor photos is
+    the loader's one-line error."""
+    from ..data.importer.sources import VIDEO_SUFFIXES, detect_source
 
     p = Path(path)
     if p.is_file():
@@ -36,7 +37,13 @@ def wants_import(path: str | Path) -> bool:
     if not p.is_dir():
         return False
     scene_files = ("transforms.json", "transforms_train.json", "snapshot.npz")
-    return not any((p / name).is_file() for name in scene_files)
+    if any((p / name).is_file() for name in scene_files):
+        return False
+    try:
+        detect_source(p)
+    except NgpError:  # no photos and no COLMAP model
+        return False
+    return True
 
 
 def scene_dir_for(source: Path) -> Path:

@@ -70,7 +70,7 @@ class SceneLoading:
                 return "scene"
             except SceneError as exc:
                 if not (p / "snapshot.npz").is_file():
-                    raise NgpError(f"{exc} and no snapshot.npz either") from None
+                    raise NgpError(f"{exc}, no snapshot.npz and no photos to import either") from None
         try:
             read_snapshot_meta(p)
         except SnapshotError as exc:
