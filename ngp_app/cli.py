@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store Adam's moments in the snapshot, so --resume continues exactly (the file grows ~3x)")
     t.add_argument("--optimize-extrinsics", action="store_true",
                    help="refine the training cameras' poses while training (stored in the snapshot)")
-    t.add_argument("--eval", action="store_true", help="evaluate held-out views after training (into metrics.json)")
+    t.add_argument("--eval", action="store_true", help="evaluate held-out views after training (into metrics.json: test_psnr, the mean "
+                                                                 "of per-image PSNRs, and test_psnr_pooled)")
     t.add_argument("--all-frames", action="store_true", help="train on every frame, held-out ones included")
     common(t)
     scene_opts(t)
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{DEFAULT_CHECKPOINT_SECONDS:g}; 0: only at the end)")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="PSNR/SSIM of a snapshot on a scene's held-out views")
+    e = sub.add_parser("eval", help="PSNR (mean over images, and pooled)/SSIM of a snapshot on a scene's held-out views")
     e.add_argument("snapshot")
     e.add_argument("scene")
     e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])

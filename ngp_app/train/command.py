@@ -22,7 +22,7 @@ from ..signals import Interrupted, StopRequests
 log = logging.getLogger("ngp_app")
 OUT_CONTENTS = "snapshot.npz and metrics.json"
 DEFAULT_CHECKPOINT_SECONDS = 300.0
-SUMMARY_KEYS = ("steps", "seconds", "samples_per_second", "backend", "device", "test_psnr")
+SUMMARY_KEYS = ("steps", "seconds", "samples_per_second", "backend", "device", "test_psnr", "test_psnr_pooled")
 
 
 def snapshot_bytes(trainer: Any, with_optimizer: bool) -> int:
@@ -170,7 +170,8 @@ def _evaluate_into(args: argparse.Namespace, run: Any, trainer: Any, metrics: di
             raise NgpError(f"{' '.join(str(exc).split())} (evaluation failed; {run.snapshot_path} and "
                            f"{run.metrics_path} are saved)") from None
         raise
-    metrics.update({"test_psnr": res["psnr"], "test_ssim": res["ssim"], "test_images": res["n_images"]})
+    metrics.update({"test_psnr": res["psnr"], "test_psnr_pooled": res["psnr_pooled"], "test_ssim": res["ssim"],
+                    "test_images": res["n_images"]})
     run.write_metrics(metrics)
 
 

@@ -392,7 +392,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Render every frame of ``scene`` and compare with its images composited on ``background``.
 
-    Returns psnr (of the mean MSE over all pixels), mean ssim, n_images and per-image values.
+    Returns ``psnr``: the mean of the per-image PSNRs (the convention of instant-ngp, nerfacc and nerfstudio),
+    ``psnr_pooled``: the PSNR of the mean squared error over all pixels (with images of one size never above
+    ``psnr``: it weighs the worst images more), mean ``ssim``, ``n_images`` and per-image values (``images``).
     """
     model.eval()
     aabb = model.aabb
@@ -416,8 +418,8 @@ def evaluate(
         if on_image is not None:
             on_image(i, pred, gt)
     return {
-        "psnr": mse_to_psnr(sq_err / max(n_px, 1)),
-        "psnr_mean": sum(p["psnr"] for p in per_image) / max(len(per_image), 1),
+        "psnr": sum(p["psnr"] for p in per_image) / max(len(per_image), 1),
+        "psnr_pooled": mse_to_psnr(sq_err / max(n_px, 1)),
         "ssim": sum(p["ssim"] for p in per_image) / max(len(per_image), 1),
         "n_images": len(per_image),
         "images": per_image,
