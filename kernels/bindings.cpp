@@ -152,6 +152,26 @@ void adam_step(Tensor param, const Tensor& grad, Tensor m, Tensor v, double step
                    v.data_ptr<float>(), n, a, skip_zero_grad);
 }
 
+// Sparse Adam with per-entry step counts: counts (int32, one per entry) and corrections ((max_count + 1, 2) float32,
+// 1 / (1 - beta1^c) and sqrt(1 - beta2^c) per count c) on the parameter's device.
+void adam_step_counted(Tensor param, const Tensor& grad, Tensor m, Tensor v, Tensor counts, const Tensor& corrections,
+                       double lr, double beta1, double beta2, double eps, double weight_decay) {
+    for (auto* t : {&param, &m, &v}) check(*t, at::kFloat, "adam state");
+    check(grad, at::kFloat, "grad");
+    check(counts, at::kInt, "counts");
+    check(corrections, at::kFloat, "corrections");
+    same_device(param, {&grad, &m, &v, &counts, &corrections});
+    const int64_t n = param.numel();
+    TORCH_CHECK(grad.numel() == n && m.numel() == n && v.numel() == n && counts.numel() == n, "adam size mismatch");
+    TORCH_CHECK(corrections.dim() == 2 && corrections.size(1) == 2 && corrections.size(0) >= 2,
+                "corrections must be (max_count + 1, 2) with max_count >= 1");
+    const ngp::AdamParams a{0.0f, 1.0f, (float)beta1, (float)beta2, (float)eps, (float)weight_decay};
+    const ngp::CountedAdam ca{corrections.data_ptr<float>(), (int32_t)(corrections.size(0) - 1), (float)lr};
+    if (n > 0)
+        NGP_LAUNCH(param, adam_step_counted, param.data_ptr<float>(), grad.data_ptr<float>(), m.data_ptr<float>(),
+                   v.data_ptr<float>(), counts.data_ptr<int32_t>(), n, a, ca);
+}
+
 // Packed samples: rgbs (n, 3), t and dt (n,), and at least one ray when there are samples.
 void check_sample_shapes(int64_t n, int64_t n_rays, const Tensor& rgbs, const Tensor& t, const Tensor& dt) {
     TORCH_CHECK(rgbs.numel() == 3 * n && t.numel() == n && dt.numel() == n,
@@ -566,6 +586,8 @@ TORCH_LIBRARY(ngp, m) {
            ", bool need_table, bool need_x, Tensor(a!)? accumulate=None) -> (Tensor, Tensor)").c_str());
     m.def("adam_step(Tensor(a!) param, Tensor grad, Tensor(b!) m, Tensor(c!) v, float step_size, "
           "float bc2_sqrt, float beta1, float beta2, float eps, float weight_decay, bool skip_zero_grad) -> ()");
+    m.def("adam_step_counted(Tensor(a!) param, Tensor grad, Tensor(b!) m, Tensor(c!) v, Tensor(d!) counts, "
+          "Tensor corrections, float lr, float beta1, float beta2, float eps, float weight_decay) -> ()");
     m.def("composite_fwd(Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor offsets, float threshold) -> "
           "(Tensor, Tensor, Tensor, Tensor, Tensor)");
     m.def("composite_bwd(Tensor g_rgb, Tensor g_opacity, Tensor g_depth, Tensor? g_weights, Tensor? g_trans, "
@@ -600,6 +622,7 @@ TORCH_LIBRARY(ngp, m) {
     m.impl("hash_grid_fwd", &hash_grid_fwd);                            \
     m.impl("hash_grid_bwd", &hash_grid_bwd);                            \
     m.impl("adam_step", &adam_step);                                    \
+    m.impl("adam_step_counted", &adam_step_counted);                    \
     m.impl("composite_fwd", &composite_fwd);                            \
     m.impl("composite_bwd", &composite_bwd);                            \
     m.impl("march_rays", &march_rays);                                  \

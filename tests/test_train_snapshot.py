@@ -177,6 +177,9 @@ def test_resume_with_optimizer_state_continues_exactly(tmp_path: Path) -> None:
                          None, first.training_state(include_optimizer=True))
     snap = load_snapshot(path, backend=first.backend)
     assert snap.training_state is not None and "poses" in snap.training_state
+    counts = snap.training_state["opt.0.0.counts"]  # the hash table's per-entry step counts
+    assert counts.dtype == np.int32 and counts.shape == tuple(first.model.encoding.table.shape)
+    assert 0 < counts.max() <= 12 and counts.min() == 0
     resumed = Trainer(scene, snap.config, backend=first.backend, seed=99)
     resumed.restore(snap)
     assert resumed.step_count == 12 and torch.equal(resumed.poses.delta, first.poses.delta)

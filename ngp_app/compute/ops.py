@@ -35,7 +35,8 @@ class Ops:
       threshold, from densities ``sigmas``) in buffers of ``capacity`` (render/batch.py);
     - ``cell_positions(cascade, indices (n,), jitter (n, 3), resolution)`` -> (n, 3) jittered cell points;
     - ``decay_max(density, fresh, decay)`` -> ``max(density * decay, fresh)`` (may update ``density`` in place);
-    - ``optimizer``: the Adam class the trainer uses (its param group 0 is the hash table).
+    - ``optimizer(param_groups, lr=, betas=, eps=)``: the trainer's Adam (``train.optim.TableAdam`` with the backend's
+      steps; its param group 0, the hash table, takes the sparse step with per-entry step counts).
     """
 
     name: str
@@ -49,7 +50,7 @@ class Ops:
     compact: Callable[..., "FixedSamples"]
     cell_positions: Callable[[int, torch.Tensor, torch.Tensor, int], torch.Tensor]
     decay_max: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-    optimizer: type[torch.optim.Optimizer]
+    optimizer: Callable[..., torch.optim.Optimizer]
 
     def __repr__(self) -> str:
         return f"Ops({self.name})"

@@ -13,6 +13,7 @@ from ..render.composite import composite
 from ..render.occupancy import cell_centers
 from ..render.raymarch import march_rays
 from ..render.slots import TorchFrameOps
+from ..train.optim import TableAdam
 from .ops import Ops
 
 
@@ -34,5 +35,5 @@ def ops() -> Ops:
     return Ops(
         name="torch", encode=encode, mlp=mlp, sh=sh_encode, march=march_rays, composite=composite,
         frame=TorchFrameOps, march_fixed=march_fixed, compact=compact,
-        cell_positions=cell_centers, decay_max=decay_max, optimizer=torch.optim.Adam,
+        cell_positions=cell_centers, decay_max=decay_max, optimizer=TableAdam,
     )

@@ -1,6 +1,6 @@
 """The ``tcnn`` backend: tiny-cuda-nn's HashGrid (on our table) and FullyFusedMLP (on our weights); tiny-cuda-nn
-has no marching or compositing, so those, the SH encoding and the occupancy helpers are the native ones where they
-build, else the reference; the optimiser is torch's Adam."""
+has no marching or compositing, so those, the SH encoding, the occupancy helpers and the optimiser steps are the
+native ones where they build, else the reference."""
 
 from __future__ import annotations
 
@@ -28,4 +28,4 @@ def mlp(net: nn.Sequential, x: torch.Tensor, dtype: torch.dtype = torch.float32)
 
 def ops(rendering: Ops) -> Ops:
     """tcnn's encoding and MLPs on top of ``rendering``'s marching, compositing and grid helpers."""
-    return dataclasses.replace(rendering, name="tcnn", encode=encode, mlp=mlp, optimizer=torch.optim.Adam)
+    return dataclasses.replace(rendering, name="tcnn", encode=encode, mlp=mlp)

@@ -9,14 +9,14 @@ adapters in ``compute/native.py`` unpack those and call these.
 - ``march_rays(...)``: marching through an occupancy bitfield (count pass, prefix sum, write pass);
 - ``march_rays_fixed(...)``/``compact_samples(...)``: marching into fixed-capacity buffers and live-sample compaction
   (no host read; layout in ``render/batch.py``);
-- ``SparseAdam``/``HybridAdam``: Adam that skips table entries whose gradient is exactly zero;
+- ``adam_step``/``adam_step_counted``: in-place Adam steps (dense or skipping zero gradients; per-entry step counts),
+  which ``train.optim.TableAdam`` runs;
 - occupancy helpers ``cell_positions``, ``decay_max_``, ``pack_bits``.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 
@@ -245,64 +245,31 @@ def pack_bits(occupied: torch.Tensor) -> torch.Tensor:
     return _ops().pack_bits(flat).view(occupied.shape[0], -1)
 
 
-class SparseAdam(torch.optim.Optimizer):
-    """Adam for hash tables that leaves entries with an exactly-zero gradient untouched (Müller et al. 2022).
-
-    Bias corrections use the global step count, so with all gradients non-zero it is ``torch.optim.Adam`` (with L2
-    ``weight_decay``). Runs the native kernel: one pass over the gradient, touching parameters and moments only where
-    it is non-zero. A group with ``"sparse": False`` takes the plain (dense) Adam step with the same kernel.
-    """
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        sparse: bool = True,
-        **_ignored: Any,  # torch.optim.Adam options without meaning here (fused, foreach, ...)
-    ) -> None:
-        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "sparse": sparse}
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.dtype != torch.float32 or not p.is_contiguous():
-                    raise TypeError("SparseAdam needs contiguous float32 parameters")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                _ops().adam_step(
-                    p, p.grad.contiguous(), state["exp_avg"], state["exp_avg_sq"],
-                    float(group["lr"]) / (1.0 - beta1**t), math.sqrt(1.0 - beta2**t),
-                    float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]), bool(group["sparse"]),
-                )
-                # the kernel writes through a raw pointer: bump the version counter like an in-place torch op, so
-                # caches keyed on it (the half-precision table copy) see the update
-                torch.autograd.graph.increment_version(p)
-        return loss
+def adam_step(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+              step_size: float, bc2_sqrt: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+              sparse: bool) -> None:
+    """In-place Adam step with global-step corrections (step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t));
+    ``sparse`` leaves entries with an exactly-zero gradient untouched. All tensors contiguous float32, one shape."""
+    _ops().adam_step(param, grad, exp_avg, exp_avg_sq, float(step_size), float(bc2_sqrt), float(beta1), float(beta2),
+                     float(eps), float(weight_decay), bool(sparse))
+    _bump(param)
 
 
-class HybridAdam(SparseAdam):
-    """``torch.optim.Adam`` drop-in for the trainer: the groups listed in ``sparse_groups`` (default: group 0, the
-    hash table) take the sparse step, the others the dense one; all run the native kernel (on CPU it is several
-    times faster than torch's Adam on the small MLP tensors)."""
+def adam_step_counted(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+                      counts: torch.Tensor, corrections: torch.Tensor, lr: float, beta1: float, beta2: float,
+                      eps: float, weight_decay: float) -> None:
+    """In-place sparse Adam step with per-entry step counts: counts (int32, like ``param``) bump where the gradient is
+    non-zero; corrections (max_count + 1, 2) float32 hold 1 / (1 - beta1^c) and sqrt(1 - beta2^c) per count c
+    (``train.optim.bias_corrections``)."""
+    _ops().adam_step_counted(param, grad, exp_avg, exp_avg_sq, counts, corrections, float(lr), float(beta1),
+                             float(beta2), float(eps), float(weight_decay))
+    _bump(param)
 
-    def __init__(self, params: Iterable[Any], *args: Any, sparse_groups: tuple[int, ...] = (0,), **kwargs: Any) -> None:
-        super().__init__(params, *args, **kwargs)
-        for i, group in enumerate(self.param_groups):
-            group["sparse"] = i in sparse_groups
+
+def _bump(param: torch.Tensor) -> None:
+    # the kernels write through a raw pointer: bump the version counter like an in-place torch op, so caches keyed
+    # on it (the half-precision table copy) see the update
+    torch.autograd.graph.increment_version(param)
 
 
 # ---- whole-frame inference over sample slots (kernels/include/ngp/slots.h; reference: render/slots.py)

@@ -88,13 +88,12 @@ class Trainer:
         self._read_sums = np.zeros(4)  # read-backs, rays, marched and kept samples summed over them
         opt = config["optimizer"]
         self.base_lr = float(opt["learning_rate"])
-        fused = {"fused": True} if self._fused_adam_ok() else {}
-        adam_cls: Any = self.ops.optimizer  # native: group 0 (the hash table) takes the sparse Adam step
         # Pose refinement: per-image corrections, trained (at their own rate) while ``optimize_extrinsics`` is on.
         self.poses = PoseRefinement(scene.n_frames).to(self.device)
         self.optimize_extrinsics = bool(tr.get("optimize_extrinsics", False))
         self.extrinsic_lr_scale = float(tr.get("extrinsic_learning_rate", 3e-4)) / self.base_lr
-        self.optimizer = adam_cls(
+        # group 0 (hash table): sparse step with per-entry step counts (the backend's TableAdam)
+        self.optimizer = self.ops.optimizer(
             [
                 {"params": [self.model.encoding.table], "weight_decay": 0.0},
                 {"params": self.model.mlp_parameters(), "weight_decay": float(opt.get("l2_reg", 0.0))},
@@ -103,7 +102,6 @@ class Trainer:
             lr=self.base_lr,
             betas=(float(opt["beta1"]), float(opt["beta2"])),
             eps=float(opt["epsilon"]),
-            **fused,
         )
         self.loss_type = config.get("loss", {}).get("otype", "L2").lower()
         self.step_count = 0
@@ -119,20 +117,13 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- resume
     def training_state(self, include_optimizer: bool = True) -> dict[str, np.ndarray]:
         """What a snapshot needs, beyond the model, to resume exactly: the batch-size estimate, pose corrections and
-        (optionally) the Adam moments and step of every parameter, named ``opt.<group>.<index>.<key>``."""
+        (optionally) the Adam moments, step and per-entry step counts of every parameter (``TableAdam.state_arrays``)."""
         state: dict[str, np.ndarray] = {"samples_per_ray": np.asarray(self.batch.kept_per_ray, dtype=np.float64),
                                         "marched_per_ray": np.asarray(self.batch.marched_per_ray, dtype=np.float64)}
         if bool((self.poses.delta != 0).any()):
             state["poses"] = self.poses.delta.detach().cpu().numpy()
         if include_optimizer:
-            for gi, group in enumerate(self.optimizer.param_groups):
-                for pi, param in enumerate(group["params"]):
-                    st = self.optimizer.state.get(param)
-                    if not st:
-                        continue
-                    state[f"opt.{gi}.{pi}.exp_avg"] = st["exp_avg"].detach().cpu().numpy()
-                    state[f"opt.{gi}.{pi}.exp_avg_sq"] = st["exp_avg_sq"].detach().cpu().numpy()
-                    state[f"opt.{gi}.{pi}.step"] = np.asarray(float(st["step"]), dtype=np.float64)
+            state.update(self.optimizer.state_arrays())
         return state
 
     def restore(self, snapshot: Any) -> None:
@@ -163,24 +154,10 @@ class Trainer:
                                         f"{self.poses.delta.shape[0]}")
                 with torch.no_grad():
                     self.poses.delta.copy_(poses)
-            for gi, group in enumerate(self.optimizer.param_groups):
-                for pi, param in enumerate(group["params"]):
-                    key = f"opt.{gi}.{pi}"
-                    if f"{key}.exp_avg" not in state:
-                        continue
-                    m = torch.from_numpy(state[f"{key}.exp_avg"]).to(param.device, param.dtype)
-                    v = torch.from_numpy(state[f"{key}.exp_avg_sq"]).to(param.device, param.dtype)
-                    if m.shape != param.shape or v.shape != param.shape:
-                        raise SnapshotError(f"optimiser state {key} has shape {tuple(m.shape)}, expected "
-                                            f"{tuple(param.shape)}")
-                    step = float(state[f"{key}.step"])
-                    if isinstance(self.optimizer, torch.optim.Adam):  # torch keeps the step as a tensor
-                        on_device = bool(group.get("fused") or group.get("capturable"))
-                        step_value: Any = torch.tensor(step, dtype=torch.float32,
-                                                       device=param.device if on_device else "cpu")
-                    else:
-                        step_value = int(step)
-                    self.optimizer.state[param] = {"step": step_value, "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
+            try:
+                self.optimizer.load_state_arrays(state)
+            except ValueError as exc:
+                raise SnapshotError(str(exc)) from None
 
     def scene_metadata(self) -> dict[str, Any]:
         """The scene's metadata for snapshots, with the refined training poses when pose refinement has run."""
@@ -189,14 +166,6 @@ class Trainer:
             meta["c2w"] = self.poses.corrected_c2w(self.scene.c2w.float()).cpu().tolist()
             meta["extrinsics_refined"] = True
         return meta
-
-    def _fused_adam_ok(self) -> bool:
-        try:
-            probe = torch.zeros(1, device=self.device, requires_grad=True)
-            torch.optim.Adam([probe], fused=True)
-            return True
-        except (RuntimeError, TypeError):
-            return False
 
     # ----------------------------------------------------------------------------------------------- schedule
     def progress(self) -> float | None:

@@ -21,6 +21,8 @@ namespace ngp {
                        float* grad_x, int64_t n, const GridParams& g __VA_ARGS__);                                  \
     void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a,            \
                    bool skip_zero_grad __VA_ARGS__);                                                                \
+    void adam_step_counted(float* param, const float* grad, float* m, float* v, int32_t* counts, int64_t n,        \
+                           const AdamParams& a, const CountedAdam& ca __VA_ARGS__);                                 \
     void composite_fwd(const float* sigmas, const float* rgbs, const float* t, const float* dt,                    \
                        const int64_t* offsets, int64_t n_rays, int64_t n, float threshold,                         \
                        const CompositeOut& out __VA_ARGS__);                                                        \
