@@ -25,5 +25,5 @@ for on in (False, True):
     tr = Trainer(scene, cfg, seed=0)
     t0 = time.time(); tr.train(steps=steps)
     c2w = tr.poses.corrected_c2w(scene.c2w.float())
-    res = evaluate(tr.model, tr.grid, tr.march, test)
+    res = evaluate(tr.eval_model, tr.grid, tr.march, test)
     print(f"refine={on} lr={lr} steps={steps} pose err deg/trans {err(c2w)} start {err(scene.c2w)} test psnr {res['psnr']:.2f} ({time.time()-t0:.0f}s)", flush=True)

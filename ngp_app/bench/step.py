@@ -113,8 +113,8 @@ def bench_frame(trainer: Any, width: int, height: int) -> dict[str, Any]:
 
     def render() -> Any:
         with trainer.lock:
-            trainer.model.eval()
-            return render_image(trainer.model, trainer.grid, trainer.aabb, cam, trainer.march)
+            model = trainer.eval_model.eval()  # what the app and `ngp render` draw: the weight average
+            return render_image(model, trainer.grid, trainer.aabb, cam, trainer.march)
 
     render()
     dev = trainer.device

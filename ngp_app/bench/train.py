@@ -49,7 +49,7 @@ def run(
         while trainer.train_seconds < target:
             trainer.step()
         t = time.perf_counter()
-        res = evaluate(trainer.model, trainer.grid, trainer.march, test, progress=False)
+        res = evaluate(trainer.eval_model, trainer.grid, trainer.march, test, progress=False)
         rows.append({
             "minutes": m,
             "steps": trainer.step_count,

@@ -88,11 +88,12 @@ class ExportActions:
 
     # ------------------------------------------------------------------------------------------ snapshot
     def save_snapshot(self, path: str | Path, with_optimizer: bool | None = None) -> Job | None:
-        """Save the training model in the background (with Adam's moments when ``with_optimizer``, default: the
-        panel's checkbox, so that training continues exactly from it). The trainer's lock is held only while the
-        weights are copied; compressing and writing happen outside it."""
+        """Save the trained model, the weight average, in the background (with Adam's moments and the raw weights
+        when ``with_optimizer``, default: the panel's checkbox, so that training continues exactly from it). The
+        trainer's lock is held only while the weights are copied; compressing and writing happen outside it."""
         from ..outputs import check_output_file
         from ..snapshot import save_snapshot, snapshot_target
+        from ..train.command import snapshot_bytes
 
         if with_optimizer is None:
             with_optimizer = self.save_optimizer_state
@@ -100,12 +101,12 @@ class ExportActions:
         if t is None:
             self.set_status("nothing to save: no trained model", error=True)
             return None
-        n_bytes = sum(p.numel() * 4 for p in t.model.parameters()) * (3 if with_optimizer else 1)
+        n_bytes = snapshot_bytes(t, with_optimizer)
         target = snapshot_target(path)
         if not self._check_target(lambda: check_output_file(target, (".npz",), n_bytes, "snapshot")):
             return None
         with t.lock:  # a consistent copy, taken quickly (numpy views of CPU tensors are copied too)
-            model, grid = copy.deepcopy(t.model), copy.copy(t.grid)
+            model, grid = copy.deepcopy(t.eval_model), copy.copy(t.grid)
             config, meta, step = copy.deepcopy(t.config), t.scene_metadata(), int(t.step_count)
             training = {k: np.array(v, copy=True) for k, v in t.training_state(include_optimizer=with_optimizer).items()}
             extra = {"backend": t.backend}

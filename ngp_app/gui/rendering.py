@@ -65,7 +65,7 @@ class ViewRendering:
     def source(self) -> RenderSource | None:
         t = self.trainer
         if t is not None:
-            return RenderSource(t.model, t.grid, t.march, t.aabb, t.lock)
+            return RenderSource(t.eval_model, t.grid, t.march, t.aabb, t.lock)  # the weight average
         return self.snapshot_source
 
     def crop_aabb(self, aabb: torch.Tensor, settings: Any = None) -> torch.Tensor:

@@ -39,6 +39,7 @@ class Optimizer(Model):
     decay_interval: Int(1) = 10000
     decay_base: Fraction = 0.33
     anneal_to_budget: Bool = True
+    ema_decay: Number(ge=0, lt=1) = 0.95  # weight average per step, 0: off (train/ema.py)
 
 
 class Encoding(Model):

@@ -26,10 +26,11 @@ SUMMARY_KEYS = ("steps", "seconds", "samples_per_second", "backend", "device", "
 
 
 def snapshot_bytes(trainer: Any, with_optimizer: bool) -> int:
-    """Upper estimate of a snapshot's size (float32 parameters, x3 with Adam's moments, the occupancy grid)."""
+    """Upper estimate of a snapshot's size (float32 parameters; x5 with the optimizer state: Adam's two moments, the
+    table's int32 step counts and the raw weights beside their average; the occupancy grid)."""
     params = sum(p.numel() for p in trainer.model.parameters()) * 4
     grid = trainer.grid.density.numel() * 4 + trainer.grid.density.numel() // 8
-    return params * (3 if with_optimizer else 1) + grid + (1 << 20)
+    return params * (5 if with_optimizer else 1) + grid + (1 << 20)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -112,7 +113,7 @@ def _train_and_save(args: argparse.Namespace, run: Any, trainer: Any, config: di
         return run_metrics(trainer, device, config, scene_path, args.seed, elapsed, status)
 
     def save(status: str) -> Any:
-        return run.save(trainer.model, trainer.grid, config, trainer.scene_metadata(), trainer.step_count,
+        return run.save(trainer.eval_model, trainer.grid, config, trainer.scene_metadata(), trainer.step_count,
                         metrics(status), {"backend": trainer.backend},
                         trainer.training_state(args.save_optimizer_state))
 
@@ -158,7 +159,7 @@ def _evaluate_into(args: argparse.Namespace, run: Any, trainer: Any, metrics: di
     try:
         with stop.raising():
             test = load_scene(args.scene, "test", args.downscale, args.max_size)
-            res = evaluate(trainer.model, trainer.grid, trainer.march, test, progress=not args.quiet)
+            res = evaluate(trainer.eval_model, trainer.grid, trainer.march, test, progress=not args.quiet)
     except Interrupted as exc:
         metrics["eval_error"] = f"interrupted ({exc})"
         run.write_metrics(metrics)

@@ -17,6 +17,7 @@ import torch
 
 from ..compute import resolve_ops
 from .batching import BatchSizer
+from .ema import WeightEMA, load_raw_weight_arrays, raw_weight_arrays
 from .extrinsics import PoseRefinement
 from .image_stats import ImageStats
 from ..data.scene import Scene
@@ -28,6 +29,7 @@ from ..render.renderer import render_image, render_rays_train
 from .metrics import mse_to_psnr, psnr, ssim
 
 log = logging.getLogger(__name__)
+DEFAULT_EMA_DECAY = 0.95  # instant-ngp's; configs without optimizer.ema_decay get it
 
 
 @dataclass
@@ -103,6 +105,9 @@ class Trainer:
             betas=(float(opt["beta1"]), float(opt["beta2"])),
             eps=float(opt["epsilon"]),
         )
+        # Evaluation, rendering and snapshots read the moving average of the weights (off with ema_decay 0).
+        ema_decay = float(opt.get("ema_decay", DEFAULT_EMA_DECAY))
+        self.ema = WeightEMA(self.model, ema_decay) if ema_decay > 0 else None
         self.loss_type = config.get("loss", {}).get("otype", "L2").lower()
         self.step_count = 0
         self.train_seconds = 0.0
@@ -117,18 +122,23 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- resume
     def training_state(self, include_optimizer: bool = True) -> dict[str, np.ndarray]:
         """What a snapshot needs, beyond the model, to resume exactly: the batch-size estimate, pose corrections and
-        (optionally) the Adam moments, step and per-entry step counts of every parameter (``TableAdam.state_arrays``)."""
+        (optionally) the Adam moments, step and per-entry step counts of every parameter (``TableAdam.state_arrays``)
+        and, with the weight average on, the raw training weights (``raw.<name>``: the snapshot's model is the average)."""
         state: dict[str, np.ndarray] = {"samples_per_ray": np.asarray(self.batch.kept_per_ray, dtype=np.float64),
                                         "marched_per_ray": np.asarray(self.batch.marched_per_ray, dtype=np.float64)}
         if bool((self.poses.delta != 0).any()):
             state["poses"] = self.poses.delta.detach().cpu().numpy()
         if include_optimizer:
             state.update(self.optimizer.state_arrays())
+            if self.ema is not None:
+                state.update(raw_weight_arrays(self.model))
+                state["ema_steps"] = np.asarray(self.ema.steps, dtype=np.int64)
         return state
 
     def restore(self, snapshot: Any) -> None:
         """Continue from a snapshot of this scene: weights, occupancy grid, step count, and the training state it
-        carries (pose corrections, optimiser moments; without them Adam restarts from zero moments)."""
+        carries (pose corrections, optimiser moments, raw weights; without moments Adam restarts from zero, without
+        raw weights training continues from the snapshot's model, the weight average)."""
         from ..errors import SnapshotError
 
         with self.lock:
@@ -143,6 +153,12 @@ class Trainer:
             except ValueError as exc:
                 raise SnapshotError(f"the snapshot's excluded frames do not fit this scene: {exc}") from None
             state = snapshot.training_state or {}
+            if self.ema is not None:  # the snapshot's model is the average (or, from older snapshots, the weights)
+                self.ema.reset(self.model, int(state.get("ema_steps", self.step_count)))
+            try:
+                load_raw_weight_arrays(self.model, state)
+            except ValueError as exc:
+                raise SnapshotError(str(exc)) from None
             if "samples_per_ray" in state:  # sizes the next batches as the saved run would have
                 self.batch.kept_per_ray = float(state["samples_per_ray"])
             if "marched_per_ray" in state:
@@ -158,6 +174,15 @@ class Trainer:
                 self.optimizer.load_state_arrays(state)
             except ValueError as exc:
                 raise SnapshotError(str(exc)) from None
+
+    def save_snapshot(self, path: Any, include_optimizer: bool = False) -> Any:
+        """Write a snapshot (``snapshot.save_snapshot``; returns its path): the evaluation model (the weight average),
+        grid, config, scene, step, and the training state (``include_optimizer``: for an exact resume)."""
+        from ..snapshot import save_snapshot
+
+        with self.lock:
+            return save_snapshot(path, self.eval_model, self.grid, self.config, self.scene_metadata(), self.step_count,
+                                 {"backend": self.backend}, self.training_state(include_optimizer))
 
     def scene_metadata(self) -> dict[str, Any]:
         """The scene's metadata for snapshots, with the refined training poses when pose refinement has run."""
@@ -257,6 +282,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=False)
             loss.backward()
             self.optimizer.step()
+            if self.ema is not None:  # no host read: one in-place lerp per parameter
+                self.ema.update(self.model)
             kept = out["kept"]
             self._samples_seen += kept.total
             if readback:
@@ -338,12 +365,17 @@ class Trainer:
             paused += last_checkpoint - t
 
     # ----------------------------------------------------------------------------------------------- eval
+    @property
+    def eval_model(self) -> NGPField:
+        """The model to evaluate, render and save: the weight average when it is on, else the training model."""
+        return self.ema.model if self.ema is not None else self.model
+
     @torch.no_grad()
     def render_camera(self, camera: Any, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
-        """Render one camera with the current model (holds the lock)."""
+        """Render one camera with the evaluation model (holds the lock)."""
         with self.lock:
-            self.model.eval()
-            return render_image(self.model, self.grid, self.aabb, camera, self.march, background)
+            model = self.eval_model.eval()
+            return render_image(model, self.grid, self.aabb, camera, self.march, background)
 
     def samples_per_second(self) -> float:
         return self.samples_seen / self.train_seconds if self.train_seconds > 0 else 0.0
