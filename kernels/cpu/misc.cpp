@@ -60,7 +60,7 @@ void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64
 
 void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) density[i] = maxf(density[i] * decay, fresh[i]);
+    for (int64_t i = 0; i < n; ++i) density[i] = occupancy_decay_max_cell(density[i], fresh[i], decay);
 }
 
 void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed) {

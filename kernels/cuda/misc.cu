@@ -26,7 +26,7 @@ __global__ void cell_positions_kernel(const int64_t* indices, const float* jitte
 
 __global__ void decay_max_kernel(float* density, const float* fresh, int64_t n, float decay) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) density[i] = maxf(density[i] * decay, fresh[i]);
+    if (i < n) density[i] = occupancy_decay_max_cell(density[i], fresh[i], decay);
 }
 
 __global__ void pack_bits_kernel(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed) {

@@ -34,7 +34,8 @@ class Ops:
     - ``compact(samples, sigmas, threshold, capacity)`` -> FixedSamples: the live samples (transmittance >=
       threshold, from densities ``sigmas``) in buffers of ``capacity`` (render/batch.py);
     - ``cell_positions(cascade, indices (n,), jitter (n, 3), resolution)`` -> (n, 3) jittered cell points;
-    - ``decay_max(density, fresh, decay)`` -> ``max(density * decay, fresh)`` (may update ``density`` in place);
+    - ``decay_max(density, fresh, decay)`` -> ``max(density * decay, fresh)`` where ``density >= 0`` (cells marked
+      untrained, density < 0, keep their mark; may update ``density`` in place);
     - ``optimizer(param_groups, lr=, betas=, eps=)``: the trainer's Adam (``train.optim.TableAdam`` with the backend's
       steps; its param group 0, the hash table, takes the sparse step with per-entry step counts).
     """

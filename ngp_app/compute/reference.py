@@ -28,7 +28,8 @@ def mlp(net: nn.Sequential, x: torch.Tensor, dtype: torch.dtype = torch.float32)
 
 
 def decay_max(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torch.Tensor:
-    return torch.maximum(density * decay, fresh)
+    """max(density * decay, fresh), except where density < 0: cells marked untrained keep their mark."""
+    return torch.where(density < 0, density, torch.maximum(density * decay, fresh))
 
 
 def ops() -> Ops:

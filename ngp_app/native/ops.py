@@ -234,7 +234,8 @@ def cell_positions(cascade: int, indices: torch.Tensor, jitter: torch.Tensor, re
 
 
 def decay_max_(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torch.Tensor:
-    """In place ``density = max(density * decay, fresh)`` (the EMA-max update); returns ``density``."""
+    """In place ``density = max(density * decay, fresh)`` (the EMA-max update) except where ``density < 0`` (cells
+    marked untrained keep their mark); returns ``density``."""
     _ops().occupancy_decay_max(density, fresh.contiguous().float(), float(decay))
     return density
 

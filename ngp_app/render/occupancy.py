@@ -3,7 +3,8 @@
 Cascade ``c`` is a 128^3 grid over the cube of side ``2**c`` centred at (0.5, 0.5, 0.5); there are
 ``log2(aabb_scale) + 1`` cascades, so the coarsest one covers the scene box. Each cell stores an EMA-max of the
 optical thickness ``sigma * min_step`` observed at random points in it; a cell is occupied while that value is
-above ``min(threshold, mean)``. Cells are indexed linearly, x fastest: ``x + y*R + z*R*R``.
+above ``min(threshold, mean)``. Cells marked untrained (seen by no training camera, ``render.visibility``) hold
+-1: never occupied, never updated. Cells are indexed linearly, x fastest: ``x + y*R + z*R*R``.
 """
 
 from __future__ import annotations
@@ -148,6 +149,14 @@ class OccupancyGrid:
         self.density = self.ops.decay_max(self.density, new, self.decay)
         self.n_updates += 1
         self.update_bitfield()
+
+    def mark_untrained(self, unseen: torch.Tensor) -> None:
+        """Mark cells empty for good: unseen (n_cascades, n) bool (``visibility.unseen_cells``); their density becomes
+        -1, which the update keeps and the threshold never passes."""
+        unseen = unseen.to(self.device)
+        self.density = torch.where(unseen, torch.full_like(self.density, -1.0), self.density)
+        self.occupied = self.occupied & ~unseen
+        self._coarse = None
 
     def update_bitfield(self) -> None:
         """Threshold densities into the occupancy field: occupied while above min(threshold, mean of cascade 0)."""

@@ -104,6 +104,7 @@ class DensityGrid(Model):
     decay: Fraction
     threshold: Number(ge=0)
     warmup_steps: Int(0) = 256
+    mark_untrained: Bool = True  # cells no training camera sees stay empty (render/visibility.py)
     update_fraction: Fraction = 0.25
     update_fraction_cpu: Fraction = 0.0625
 

@@ -25,6 +25,7 @@ from ..data.scene_checks import check_rays_hit_box
 from ..model.field import NGPField
 from ..render.occupancy import OccupancyGrid
 from ..render.raymarch import MarchParams
+from ..render.visibility import unseen_cells
 from ..render.renderer import render_image, render_rays_train
 from .metrics import mse_to_psnr, psnr, ssim
 
@@ -78,6 +79,12 @@ class Trainer:
         self.grid = OccupancyGrid(
             scene.aabb_scale, dg["resolution"], dg["decay"], dg["threshold"], device=self.device, ops=self.ops
         )
+        # Cells no training camera sees get no training signal: empty for good (instant-ngp's mark-untrained).
+        self.unseen = unseen_cells(self.grid.n_cascades, self.grid.resolution, scene.c2w, scene.intrinsics,
+                                   torch.stack([scene.widths, scene.heights], -1), scene.distortion) \
+            if dg.get("mark_untrained", True) else None
+        if self.unseen is not None:
+            self.grid.mark_untrained(self.unseen)
         tr = config["training"]
         self.march = MarchParams.for_grid(self.grid, tr.get("max_steps_per_ray", 1024))
         on_gpu = self.device.type == "cuda"
@@ -145,6 +152,8 @@ class Trainer:
             try:
                 self.model.load_state_dict(snapshot.model.state_dict())
                 self.grid.load_state_dict(snapshot.grid.state_dict())
+                if self.unseen is not None:  # snapshots from before the marking have none
+                    self.grid.mark_untrained(self.unseen)
             except (RuntimeError, ValueError) as exc:
                 raise SnapshotError(f"the snapshot does not fit this scene and config: {str(exc).splitlines()[0][:200]}") from None
             self.step_count = int(snapshot.step)
@@ -227,8 +236,13 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- step
     def is_grid_update_step(self) -> bool:
-        """Whether this step first refreshes the occupancy grid (every ``density_grid.update_interval`` steps)."""
-        return self.step_count % int(self.config["density_grid"]["update_interval"]) == 0
+        """Whether this step first refreshes the occupancy grid. instant-ngp's schedule: every step at first, then
+        every ``step // g`` steps up to every ``update_interval`` steps, reached at ``warmup_steps``
+        (g = warmup_steps / update_interval; 16 for 256 and 16)."""
+        dg = self.config["density_grid"]
+        interval = int(dg["update_interval"])
+        growth = max(1, int(dg.get("warmup_steps", 256)) // interval)
+        return self.step_count % min(interval, max(1, self.step_count // growth)) == 0
 
     def is_readback_step(self) -> bool:
         """Whether this step reads its counters back from the device (the first steps, then every interval)."""

@@ -73,6 +73,12 @@ NGP_HD void occupancy_cell_position(int64_t idx, const float* jitter, int cascad
     for (int a = 0; a < 3; ++a) pos[a] = mul_rn(((float)ijk[a] + jitter[a]) / (float)r - 0.5f, size) + 0.5f;
 }
 
+// EMA-max update of one occupancy cell: max(density * decay, fresh); cells marked untrained (density < 0: seen by
+// no training camera) keep their mark.
+NGP_HD float occupancy_decay_max_cell(float density, float fresh, float decay) {
+    return density < 0.0f ? density : maxf(density * decay, fresh);
+}
+
 NGP_HD uint8_t pack_byte(const uint8_t* bits) {
     uint8_t b = 0;
     for (int i = 0; i < 8; ++i) b |= (uint8_t)((bits[i] != 0) << i);
