@@ -151,6 +151,13 @@ def test_state_arrays_round_trip_and_old_snapshots() -> None:
     third = TableAdam([{"params": [table2]}, {"params": [w2]}], lr=LR, betas=BETAS, eps=EPS)
     third.load_state_arrays(old)
     assert third.state[table2]["counts"][:, 0].tolist() == [5, 5, 5, 5, 5, 0]
+    # counts out of range (a damaged file) are clamped: the kernels index the corrections table by them
+    damaged = {**arrays, "opt.0.0.counts": np.full((6, 2), -7, dtype=np.int32)}
+    damaged["opt.0.0.counts"][0] = 1 << 30
+    fourth = TableAdam([{"params": [table2]}, {"params": [w2]}], lr=LR, betas=BETAS, eps=EPS)
+    fourth.load_state_arrays(damaged)
+    max_count = fourth.corrections(BETAS, table2.device).shape[0] - 1
+    assert fourth.state[table2]["counts"][:, 0].tolist() == [max_count, 0, 0, 0, 0, 0]
     with pytest.raises(ValueError, match="shape"):
         bad = TableAdam([torch.zeros(4, 2, requires_grad=True)], lr=LR)
         bad.load_state_arrays(arrays)

@@ -175,7 +175,10 @@ class TableAdam(torch.optim.Optimizer):
                         raise ValueError(f"optimiser state {key}.{name} has shape {tuple(value.shape)}, expected "
                                          f"{tuple(param.shape)}")
                     st[name].copy_(value)
-                if "counts" in st and f"{key}.counts" not in arrays:
+                if "counts" in st:
                     max_count = self.corrections(group["betas"], param.device).shape[0] - 1
-                    st["counts"].copy_((st["exp_avg_sq"] != 0).int() * min(st["step"], max_count))
+                    if f"{key}.counts" not in arrays:
+                        st["counts"].copy_((st["exp_avg_sq"] != 0).int() * min(st["step"], max_count))
+                    else:  # the kernels index the corrections by the count: keep a damaged file's counts in range
+                        st["counts"].clamp_(0, max_count)
                 self.state[param] = st
