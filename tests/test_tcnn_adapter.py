@@ -15,7 +15,8 @@ from ngp_app.encoding import tcnn_grid
 from ngp_app.model import tcnn_mlp
 from ngp_app.model.field import NGPField
 
-TINY = {"training": {"target_batch_size_cpu": 4096}, "encoding": {"log2_hashmap_size": 14}}
+# readback_interval 1: every step reads its loss back (otherwise steps between read-backs repeat the last one read)
+TINY = {"training": {"target_batch_size_cpu": 4096, "readback_interval": 1}, "encoding": {"log2_hashmap_size": 14}}
 
 
 @pytest.fixture
