@@ -103,7 +103,8 @@ class DensityGrid(Model):
     update_interval: Int(1)
     decay: Fraction
     threshold: Number(ge=0)
-    warmup_steps: Int(0) = 256
+    warmup_steps: Int(0) = 256  # CUDA: instant-ngp's warm-up schedule, every cell evaluated (train/trainer.py)
+    warmup_steps_cpu: Int(0) = 0  # CPU: none, updates every update_interval from step 0 (docs/benchmarks.md)
     mark_untrained: Bool = True  # cells no training camera sees stay empty (render/visibility.py)
     update_fraction: Fraction = 0.25
     update_fraction_cpu: Fraction = 0.0625

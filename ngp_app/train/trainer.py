@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 DEFAULT_EMA_DECAY = 0.95  # instant-ngp's; configs without optimizer.ema_decay get it
 
 
+
+def grid_update_due(step: int, interval: int, warmup_steps: int) -> bool:
+    """Whether training step ``step`` refreshes the occupancy grid. Without a warm-up (``warmup_steps`` <= 0): every
+    ``interval`` steps from step 0. With one, instant-ngp's schedule: every step at first, then every ``step // g``
+    steps (g = warmup_steps / interval), every ``interval`` steps from ``warmup_steps`` on (16 and 256 by default)."""
+    if warmup_steps <= 0:
+        return step % interval == 0
+    growth = max(1, warmup_steps // interval)
+    return step % min(interval, max(1, step // growth)) == 0
+
 @dataclass
 class StepStats:
     """What one training step did. Counters are read back from the device only every ``readback_interval`` steps
@@ -228,21 +238,26 @@ class Trainer:
         dg = self.config["density_grid"]
         if self.device.type != "cuda":
             return float(dg.get("update_fraction_cpu", dg.get("update_fraction", 0.25)))
-        return 1.0 if self.step_count < int(dg.get("warmup_steps", 256)) else float(dg.get("update_fraction", 0.25))
+        return 1.0 if self.step_count < self.grid_warmup_steps() else float(dg.get("update_fraction", 0.25))
 
     def update_grid(self) -> None:
         """Refresh the occupancy grid from the current density field."""
         self.grid.update(self.model.density, self.grid_update_fraction(), generator=self.generator)
 
     # ----------------------------------------------------------------------------------------------- step
-    def is_grid_update_step(self) -> bool:
-        """Whether this step first refreshes the occupancy grid. instant-ngp's schedule: every step at first, then
-        every ``step // g`` steps up to every ``update_interval`` steps, reached at ``warmup_steps``
-        (g = warmup_steps / update_interval; 16 for 256 and 16)."""
+    def grid_warmup_steps(self) -> int:
+        """Length of the occupancy grid's warm-up (``grid_update_due``): ``density_grid.warmup_steps`` on CUDA, where
+        a warm-up update evaluates every cell as instant-ngp's does; ``warmup_steps_cpu`` (0: none) on CPU, where
+        updates sample ``update_fraction_cpu`` of the cells and frequent early ones cost quality (docs/benchmarks.md)."""
         dg = self.config["density_grid"]
-        interval = int(dg["update_interval"])
-        growth = max(1, int(dg.get("warmup_steps", 256)) // interval)
-        return self.step_count % min(interval, max(1, self.step_count // growth)) == 0
+        if self.device.type != "cuda":
+            return int(dg.get("warmup_steps_cpu", 0))
+        return int(dg.get("warmup_steps", 256))
+
+    def is_grid_update_step(self) -> bool:
+        """Whether this step first refreshes the occupancy grid (``grid_update_due``)."""
+        return grid_update_due(self.step_count, int(self.config["density_grid"]["update_interval"]),
+                               self.grid_warmup_steps())
 
     def is_readback_step(self) -> bool:
         """Whether this step reads its counters back from the device (the first steps, then every interval)."""
