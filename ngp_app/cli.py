@@ -44,14 +44,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .data.loaders import load_scene
     from .fileio import atomic_write_bytes
     from .outputs import check_output_dir
-    from .snapshot import load_snapshot
+    from .errors import NgpError
+    from .snapshot import load_snapshot, resolve_snapshot_path, snapshot_scene_path
     from .train.trainer import evaluate
 
     option, contents = "--save-images", "the rendered views"
     save_dir = check_output_dir(args.save_images, 0, option, contents) if args.save_images else None
     device = resolve_device(args.device)
     snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
-    scene = load_scene(args.scene, args.split, args.downscale, args.max_size)
+    scene_path = args.scene
+    if scene_path is None:  # the scene the snapshot was trained on
+        scene_path = snapshot_scene_path(snap.scene, resolve_snapshot_path(args.snapshot))
+        if scene_path is None:
+            raise NgpError(f"{args.snapshot}: its scene ({snap.scene.get('path') or 'unknown'}) is not on disk; "
+                           "name the scene: ngp eval SNAPSHOT SCENE")
+    scene = load_scene(scene_path, args.split, args.downscale, args.max_size)
     if save_dir is not None:
         pixels = int((scene.widths.long() * scene.heights.long()).sum())
         check_output_dir(save_dir, pixels * 3, option, contents)  # free space, now that the sizes are known
@@ -191,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="PSNR (mean over images, and pooled)/SSIM of a snapshot on a scene's held-out views")
     e.add_argument("snapshot")
-    e.add_argument("scene")
+    e.add_argument("scene", nargs="?", help="scene folder or transforms.json (default: the snapshot's own scene)")
     e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     e.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
     e.add_argument("--save-images", default=None, help="write rendered views here")

@@ -11,7 +11,7 @@ if [[ -d ngp_app/gui ]] && ls tests/test_gui*.py >/dev/null 2>&1; then
   if command -v xvfb-run >/dev/null 2>&1; then
     # one process per file: each of test_gui_app.py and test_gui_import_app.py opens the real app (pyglet windows
     # and a DearPyGui context), and a second DearPyGui context in one process crashes it (segfault)
-    for f in tests/test_gui*.py; do
+    for f in $(grep -l "pytest.mark.gui" tests/test_*.py); do  # only the files that hold GUI tests
       rc=0
       xvfb-run -a -s "-screen 0 1920x1080x24" "$PY" -m pytest -q -m gui "$f" "$@" || rc=$?
       if [[ $rc -ne 0 && $rc -ne 5 ]]; then exit "$rc"; fi  # 5: no GUI tests in that file

@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,65 @@ def run_ngp(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-m", "ngp_app", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+# The driver of ``run_ngp_many``: it imports ngp_app (and torch) once, then forks one child per command line. A
+# child is a real process (its own exit status, stderr and cwd) that runs what ``python -m ngp_app`` runs, without
+# paying the ~1.7 s import of torch again. Nothing in the parent starts threads, so forking it is safe.
+_FORK_DRIVER = r"""
+import json, os, sys
+import torch  # noqa: F401  (imported once, before any fork)
+import ngp_app.cli, ngp_app.train.command, ngp_app.data.loaders, ngp_app.snapshot  # noqa: F401
+from ngp_app.cli import main
+jobs, parallel = json.load(sys.stdin), int(sys.argv[1])
+running, codes = {}, {}
+def reap():
+    pid, status = os.wait()
+    codes[running.pop(pid)] = os.waitstatus_to_exitcode(status)
+for i, job in enumerate(jobs):
+    while len(running) >= parallel:
+        reap()
+    sys.stdout.flush(); sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(job["cwd"])
+            for fd, name in ((1, "stdout"), (2, "stderr")):
+                os.dup2(os.open(job[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+            sys.argv = [sys.executable, *job["argv"]]
+            code = main(job["argv"])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            import traceback; traceback.print_exc()
+        finally:
+            sys.stdout.flush(); sys.stderr.flush()
+            os._exit(code)
+    running[pid] = i
+while running:
+    reap()
+json.dump(codes, sys.stdout)
+"""
+
+
+def run_ngp_many(jobs: list[tuple[list[str], Path]], timeout: float = 600) -> list[subprocess.CompletedProcess]:
+    """Run ``ngp`` once per ``(args, cwd)`` as separate processes, forked from one driver that imported ngp_app and
+    torch once (``cpu_count`` at a time). Each result holds the child's exit status, stdout and stderr."""
+    if not hasattr(os, "fork"):  # Windows: one interpreter per command
+        return [run_ngp(args, cwd, timeout) for args, cwd in jobs]
+    with tempfile.TemporaryDirectory(prefix="ngp-fork-") as tmp:
+        specs = [{"argv": list(args), "cwd": str(cwd), "stdout": f"{tmp}/{i}.out", "stderr": f"{tmp}/{i}.err"}
+                 for i, (args, cwd) in enumerate(jobs)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        driver = subprocess.run([sys.executable, "-c", _FORK_DRIVER, str(max(2, os.cpu_count() or 2))],
+                                input=json.dumps(specs), capture_output=True, text=True, timeout=timeout, env=env,
+                                cwd=tmp)
+        assert driver.returncode == 0, driver.stderr
+        codes = {int(k): v for k, v in json.loads(driver.stdout.strip().splitlines()[-1]).items()}
+        return [subprocess.CompletedProcess([sys.executable, "-m", "ngp_app", *spec["argv"]], codes[i],
+                                            Path(spec["stdout"]).read_text(), Path(spec["stderr"]).read_text())
+                for i, spec in enumerate(specs)]
 
 
 def error_line(stderr: str) -> str:

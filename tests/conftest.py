@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -45,3 +46,16 @@ def single_transforms_scene(tmp_path: Path) -> Path:
     data = {"camera_angle_x": src["camera_angle_x"], "w": 200, "h": 200, "aabb_scale": 1, "frames": frames}
     (out / "transforms.json").write_text(json.dumps(data))
     return out
+
+
+def thin_grid(state: Any, radius: float = 0.2) -> None:
+    """Keep only the occupancy cells of a ball at the centre of the scene box. An untrained model's grid has every
+    cell occupied, so each of its rays marches the whole box (hundreds of passes on a CPU); tests about jobs,
+    refinement and overlays need a picture, not that cost."""
+    grid = state.trainer.grid
+    r = grid.resolution
+    idx = torch.arange(r**3)
+    ijk = torch.stack([idx % r, (idx // r) % r, idx // (r * r)], -1).float()
+    ball = (((ijk + 0.5) / r - 0.5).norm(dim=-1) < radius).to(grid.occupied.device)
+    grid.occupied = grid.occupied & ball.unsqueeze(0)
+    grid._coarse = None

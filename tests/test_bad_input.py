@@ -1,6 +1,7 @@
-"""Every bad scene, config, snapshot, camera and keyframe file of issue 11's "Found" list, run through
-``python -m ngp_app``: exit code 2, exactly one stderr line ``ngp: error: ...`` (log lines aside), no traceback,
-nothing written. The subprocesses of the selected cases run concurrently (each fails before any training)."""
+"""Every bad scene, config, snapshot, camera and keyframe file of issue 11's "Found" list, each run as ``ngp`` in a
+process of its own (forked from one driver that imported ngp_app once, ``bad_inputs.run_ngp_many``): exit code 2,
+exactly one stderr line ``ngp: error: ...`` (log lines aside), no traceback, nothing written. The processes run
+concurrently (each fails before any training)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import json
 import math
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
 
-from tests.bad_inputs import DELETE, Case, Inputs, error_line, make_inputs, rewrite_snapshot, run_ngp, set_path
+from tests.bad_inputs import DELETE, Case, Inputs, error_line, make_inputs, rewrite_snapshot, run_ngp_many, set_path
 from tests.bad_inputs import snapshot_meta, write_json, written
 
 FAST = ["--quiet", "--device", "cpu", "--backend", "torch"]
@@ -191,9 +191,9 @@ def results(request: pytest.FixtureRequest, inputs: Inputs,
     cases = [c for c in CASES if c.id in selected]
     dirs = {c.id: tmp_path_factory.mktemp(c.id) for c in cases}
     argvs = {c.id: c.build(dirs[c.id], inputs) for c in cases}
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {cid: pool.submit(run_ngp, argv, dirs[cid]) for cid, argv in argvs.items()}
-        return {cid: (f.result(), dirs[cid]) for cid, f in futures.items()}
+    ids = list(argvs)
+    done = run_ngp_many([(argvs[cid], dirs[cid]) for cid in ids])
+    return {cid: (res, dirs[cid]) for cid, res in zip(ids, done)}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

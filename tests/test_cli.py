@@ -19,7 +19,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ngp_app", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_train_eval_render(tmp_path: Path, demo_scene: Path) -> None:
+def test_train_eval_render(tmp_path: Path, demo_scene: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
     res = run_cli("--threads", "2", "train", str(demo_scene), "--out", str(out), "--steps", "20", "--downscale", "8",
                   "--config", "small", "--quiet", "--device", "cpu", "--backend", "torch")
@@ -36,6 +36,19 @@ def test_train_eval_render(tmp_path: Path, demo_scene: Path) -> None:
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result["n_images"] == 20 and 0 < result["psnr"] < 60 and -1 <= result["ssim"] <= 1
     assert len(list((tmp_path / "views").glob("*.png"))) == 20
+
+    # without a scene, eval uses the snapshot's own (stored as an absolute path); gone, it says so in one line
+    assert main(["eval", str(out), "--downscale", "8", "--quiet", "--background", "black"]) == 0
+    own = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert own["psnr"] == pytest.approx(result["psnr"], abs=1e-6) and own["n_images"] == 20
+    from tests.bad_inputs import rewrite_snapshot, snapshot_meta
+
+    meta = snapshot_meta(out / "snapshot.npz")
+    meta["scene"] = {**meta["scene"], "path": str(tmp_path / "gone"), "path_from_snapshot": "../gone"}
+    moved = rewrite_snapshot(out / "snapshot.npz", tmp_path / "moved" / "snapshot.npz", meta)
+    assert main(["eval", str(moved), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ngp: error:") and "is not on disk" in err[-1] and "ngp eval SNAPSHOT SCENE" in err[-1]
 
     png = tmp_path / "r.png"
     res = run_cli("render", str(out), "--width", "32", "--height", "24", "--camera", "orbit:30,20,1.5", "--out", str(png), "--alpha")

@@ -71,6 +71,9 @@ def test_training_runs_while_frames_are_drawn(app):
     assert app.pump(60, until=lambda: app.state.step >= s0 + 3 and app.worker.frames >= 3)
     assert app.frames > f0 + 10  # the UI kept drawing while training
     assert app.viewport.frames > 10
+    import dearpygui.dearpygui as dpg
+
+    assert dpg.is_item_shown("loss_plot") and dpg.is_item_shown("psnr_plot")  # shown once there is a history
 
 
 def test_a_still_view_sharpens_once_training_stops(app):

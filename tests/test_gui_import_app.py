@@ -53,6 +53,9 @@ def test_text_files_and_empty_folders_are_refused(app, tmp_path: Path) -> None:
     f = app.frames
     app.pump(0.5)
     assert app.running and app.frames > f + 5 and app.state.scene is None
+    import dearpygui.dearpygui as dpg
+
+    assert not dpg.is_item_shown("loss_plot")  # no empty axes without a training history
 
 
 def test_dropped_photos_are_imported_then_trained(app, tmp_path: Path) -> None:

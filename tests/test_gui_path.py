@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ngp_app.gui.state import AppState
+from tests.conftest import thin_grid
 
 DEMO = Path(__file__).resolve().parent.parent / "scenes" / "demo"
 
@@ -122,6 +123,7 @@ def test_export_video_keeps_the_keys_timing(state, tmp_path):
     import imageio.v3 as iio
 
     assert state.open_path(DEMO, start=False)
+    thin_grid(state)
     _three_keys(state)
     state.edit_path("set_time", 1, 3.5)  # a slow first segment
     job = state.export_video(tmp_path / "k.gif", "keyframes", 5, 10, 16, 16)

@@ -16,6 +16,7 @@ from ngp_app.gui.dynres import DynamicResolution, render_size
 from ngp_app.gui.render_worker import RenderWorker
 from ngp_app.gui.state import AppState
 from ngp_app.gui.training import TrainingRunner
+from tests.conftest import thin_grid
 
 DEMO = Path(__file__).resolve().parent.parent / "scenes" / "demo"
 
@@ -300,6 +301,7 @@ def test_training_camera_snapping_and_ground_truth(state):
 
 def test_render_worker_dynamic_resolution_and_refinement(state):
     state.open_path(DEMO, start=False)
+    thin_grid(state)
     w = RenderWorker(state)
     w.size = (64, 36)
     state.settings.target_fps = 1000.0  # unreachable: the worker must shrink, then refine once still
@@ -383,6 +385,7 @@ def test_keyframes_and_video_export(state, tmp_path):
     import imageio.v3 as iio
 
     assert state.open_path(DEMO, start=False)
+    thin_grid(state)
     state.export_video(tmp_path / "k.gif", "keyframes", 4, 10, 16, 16)
     assert state.status_is_error and "no keyframes" in state.status
     for dx in (0, 120, 240):
@@ -552,6 +555,7 @@ def test_screenshot_job_reports_progress_and_cancel_writes_nothing(state, tmp_pa
     from ngp_app.gui.jobs import CANCELLED, DONE, Job
 
     assert state.open_path(DEMO, start=False)
+    thin_grid(state)
     fractions: list[float] = []
     real_report = Job.report
 
@@ -601,6 +605,7 @@ def test_view_sharpens_once_training_stops(state):
 
 def test_restarting_training_drops_a_refined_view_back_within_budget(state):
     assert state.open_path(DEMO, start=False)
+    thin_grid(state)
     w = _still_worker(state, budget_ms=0.001)
     try:
         assert wait_for(lambda: w.latest is not None and w.latest.scale == 1.0, 60)
@@ -669,6 +674,7 @@ def test_rasterize_clips_at_the_near_plane_and_screenshots_carry_overlays(state,
     behind = layer("b", "lines", [[0.0, 0.0, -1.0], [0.1, 0.0, -2.0]], (255, 0, 0, 255))
     assert not rasterize(np.zeros((40, 40, 3), np.uint8), [behind], cam).any()
     assert state.open_path(DEMO, start=False)
+    thin_grid(state)
     state.settings.mode = "cameras"
     shot = iio.imread(state.wait_job(state.screenshot(tmp_path / "cams.png", 160, 90)))
     assert (np.abs(shot.astype(int) - CAMERA_COLOR[:3]).sum(-1) == 0).sum() > 50

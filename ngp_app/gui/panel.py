@@ -68,6 +68,7 @@ class Panel:
         self.state = app.state
         self._shown_status: tuple[str, bool] | None = None
         self._history_len = -1
+        self._plots_shown: bool | None = None
         self._generation = -1
         self._job_rows: dict[int, str] = {}
         self._export_dir: Path | None = None
@@ -297,6 +298,11 @@ class Panel:
                 f"{st.backend} on {st.device}"))
         else:
             dpg.set_value("train_info", f"step {st.step}   {st.backend} on {st.device}")
+        has_history = t is not None and bool(t.history)
+        if has_history != self._plots_shown or force:  # no empty axes before training (or for an opened snapshot)
+            self._plots_shown = has_history
+            for name in ("loss", "psnr"):
+                dpg.configure_item(f"{name}_plot", show=has_history)
         if t is not None and (len(t.history) != self._history_len or force):
             self._history_len = len(t.history)
             hist = t.history[-PLOT_POINTS:]
