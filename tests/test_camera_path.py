@@ -126,9 +126,36 @@ def test_editing_operations() -> None:
         path.delete(9)
 
 
+@pytest.mark.parametrize("loop", [False, True])
+def test_split_adds_a_key_where_the_path_is_halfway(loop: bool) -> None:
+    path = _square_path(loop)
+    before = path.copy()
+    assert path.split(1) == 2 and len(path.keys) == 5
+    key = path.keys[2]
+    assert key.time == pytest.approx(2.0)  # halfway between 1.0 and 3.0
+    at_mid = before.evaluate(2.0)
+    assert np.allclose(key.c2w, at_mid.c2w, atol=1e-9) and key.fov_y_deg == pytest.approx(at_mid.fov_y_deg)
+    assert [k.time for k in path.keys] == [0.0, 1.0, 2.0, 3.0, 3.5] and path.end_time == before.end_time
+    for k in path.keys:  # the spline still passes every key, the new one included
+        assert np.allclose(path.evaluate(k.time).c2w, k.c2w, atol=1e-6)
+    ts = np.linspace(0.0, before.end_time, 41)
+    drift = max(np.linalg.norm(path.evaluate(t).c2w[:, 3] - before.evaluate(t).c2w[:, 3]) for t in ts)
+    assert drift < 0.1  # the path keeps its course: only the tangents near the new key change
+    path.validate()
+    if loop:  # the closing segment splits too: halfway between the last key (3.5) and the end (5.0)
+        assert path.split(4) == 5 and path.keys[5].time == pytest.approx(4.25) and path.duration == 5.0
+    else:
+        with pytest.raises(NgpError, match="needs a key after"):
+            path.split(4)
+    close = CameraPath([_key([1.5, 0.6, 0.5], time=0.0), _key([0.5, 0.7, 1.5], time=0.0015)], 0.0015, 24.0, False)
+    with pytest.raises(NgpError, match="too close in time"):
+        close.split(0)
+
+
 @settings(max_examples=60, deadline=None)
 @example(ops=[("append", 0, 1.0), ("loop", 0, 1.0), ("insert", 0, 1.0)])  # a one-key loop gaining a start key
-@given(st.lists(st.tuples(st.sampled_from(["append", "insert", "delete", "move", "time", "duration", "loop", "retime"]),
+@given(st.lists(st.tuples(st.sampled_from(["append", "insert", "delete", "move", "time", "duration", "loop", "retime",
+                                           "split"]),
                           st.integers(0, 6), st.floats(0.01, 20.0)), max_size=25))
 def test_any_sequence_of_edits_leaves_a_valid_path(ops) -> None:
     rng = np.random.default_rng(0)
@@ -152,6 +179,11 @@ def test_any_sequence_of_edits_leaves_a_valid_path(ops) -> None:
             path.set_loop(not path.loop)
         elif op == "retime" and n > 1:
             path.retime(x, even_speed=bool(i % 2))
+        elif op == "split":
+            try:
+                path.split(i % n)
+            except NgpError as exc:  # the last key of an open path, or keys too close: refused, path unchanged
+                assert "needs a key after" in str(exc) or "too close" in str(exc)
         if path.keys:
             path.validate()
             assert path.end_time >= path.keys[-1].time

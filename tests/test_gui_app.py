@@ -438,6 +438,11 @@ def test_camera_path_editor_adds_keys_previews_and_renders_a_video(app, tmp_path
     assert app.viewport.overlay.drawn >= len(path_layer.vertices) > 3 * 16  # the spline and three key frusta
     use("path_keys", dpg.get_item_configuration("path_keys")["items"][1])  # a click on key 2 jumps there
     assert ed.selected == 1 and np.allclose(st.camera.c2w().numpy(), ed.path.keys[1].c2w, atol=1e-5)
+    use("path_split")  # a key halfway to key 3, on the path, then removed again
+    assert len(ed.path.keys) == 4 and ed.selected == 2 and ed.path.keys[2].time == 3.0
+    use("path_delete")
+    assert len(ed.path.keys) == 3
+    use("path_keys", dpg.get_item_configuration("path_keys")["items"][1])
     use("path_duration", 1.1)
     use("path_fps", 10.0)
     assert math.isclose(ed.path.end_time, 1.1) and ed.path.n_frames() == 12

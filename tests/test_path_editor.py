@@ -54,6 +54,10 @@ def test_insert_replace_delete_reorder_and_timing() -> None:
     ed.select(0)
     cam.yaw = 0.6
     assert ed.insert_view() == 1 and ed.path.keys[1].time == 1.0  # between keys 0 and 1, halfway in time
+    v = ed.version
+    assert ed.split_selected() == 2 and ed.selected == 2 and ed.path.keys[2].time == 1.5 and ed.version > v
+    ed.delete_selected()
+    assert ed.selected == 2 and [k.time for k in ed.path.keys] == [0.0, 1.0, 2.0, 4.0]
     ed.select(3)
     cam.yaw, cam.fov_deg = 3.0, 35.0
     ed.replace_selected()

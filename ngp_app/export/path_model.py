@@ -288,6 +288,26 @@ class CameraPath:
             self.duration = self.keys[-1].time + gap
         return index
 
+    def split(self, index: int) -> int:
+        """Add a key halfway in time between key ``index`` and the next (the closing segment of a loop after the
+        last key), posed where the path is at that time: a control point to edit without moving the path there.
+        Returns the new key's index."""
+        self._check_index(index)
+        n = len(self.keys)
+        if index + 1 < n:
+            end = self.keys[index + 1].time
+        elif self.loop and n > 1:
+            end = self.duration
+        else:
+            raise NgpError("split needs a key after the selected one (or a looping path)")
+        start = self.keys[index].time
+        if end - start < 2 * MIN_GAP:
+            raise NgpError(f"keys {index + 1} and {index + 2 if index + 1 < n else 1} are too close in time to split")
+        mid = 0.5 * (start + end)
+        cam = self.evaluate(mid)
+        self.keys.insert(index + 1, Keyframe(_check_pose(cam.c2w), float(cam.fov_y_deg), mid))
+        return index + 1
+
     def append(self, camera: PathCamera) -> int:
         return self.insert(len(self.keys), camera)
 

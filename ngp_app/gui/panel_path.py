@@ -43,6 +43,7 @@ class PathPanel:
         with dpg.group(horizontal=True):
             dpg.add_button(label="Add view (K)", tag="path_add", callback=ui(lambda *_: st.add_keyframe()))
             dpg.add_button(label="Insert after", tag="path_insert", callback=ui(lambda *_: st.edit_path("insert_view")))
+            dpg.add_button(label="Split", tag="path_split", callback=ui(lambda *_: st.edit_path("split_selected")))
             dpg.add_button(label="Replace", tag="path_replace", callback=ui(lambda *_: st.edit_path("replace_selected")))
             dpg.add_button(label="Delete", tag="path_delete", callback=ui(lambda *_: st.edit_path("delete_selected")))
         with dpg.group(horizontal=True):

@@ -78,6 +78,10 @@ class PathEditor:
         at = len(self.path.keys) if self.selected is None else self.selected + 1
         return self._changed(self.path.insert(at, self.current_view()))  # type: ignore[return-value]
 
+    def split_selected(self) -> int:
+        """Add a key where the path is halfway to the next key (``CameraPath.split``) and select it."""
+        return self._changed(self.path.split(self._need_selection()))  # type: ignore[return-value]
+
     def replace_selected(self) -> None:
         """Give the selected key the current view (pose and field of view), keeping its time."""
         self.path.replace_pose(self._need_selection(), self.current_view())
