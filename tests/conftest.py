@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+import time
+from typing import Any, Callable, Iterator
 
 import pytest
 import torch
@@ -56,6 +57,30 @@ def thin_grid(state: Any, radius: float = 0.2) -> None:
     r = grid.resolution
     idx = torch.arange(r**3)
     ijk = torch.stack([idx % r, (idx // r) % r, idx // (r * r)], -1).float()
-    ball = (((ijk + 0.5) / r - 0.5).norm(dim=-1) < radius).to(grid.occupied.device)
-    grid.occupied = grid.occupied & ball.unsqueeze(0)
-    grid._coarse = None
+    outside = ((ijk + 0.5) / r - 0.5).norm(dim=-1) >= radius
+    grid.mark_untrained(outside.unsqueeze(0).expand_as(grid.occupied))
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 60.0, interval: float = 0.02) -> bool:
+    """Poll ``cond`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def app_state(downscale: int) -> Iterator[Any]:
+    """The body of an ``AppState`` fixture: the app's state on the CPU with the small config, closed afterwards."""
+    from ngp_app.gui.state import AppState
+
+    s = AppState(config="small", device="cpu", backend="torch", downscale=downscale)
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def state() -> Iterator[Any]:
+    """The app's state (no window) with training images at 1/8 size."""
+    yield from app_state(8)

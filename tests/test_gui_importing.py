@@ -4,7 +4,6 @@ training, and the sparse-points view mode."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -13,24 +12,15 @@ import pytest
 
 from ngp_app.gui.importing import SCENE_SUFFIX, scene_dir_for, wants_import
 from ngp_app.gui.state import AppState
+from tests.conftest import app_state, wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "scenes" / "demo"
 
 
-def wait_for(cond, timeout: float = 120.0) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture()
 def state():
-    s = AppState(config="small", device="cpu", backend="torch", downscale=2)
-    yield s
-    s.close()
+    """Imported scenes train at 1/2 size (their images are small already)."""
+    yield from app_state(2)
 
 
 def test_what_is_import_material(tmp_path: Path) -> None:
@@ -93,10 +83,10 @@ def test_a_dropped_colmap_project_imports_opens_and_trains(state: AppState, tmp_
     state.wait_job(job, 120)
     assert job.state == "done" and job.fraction == 1.0 and job.stage.startswith("writing"), state.status
     assert "imported capture: 10 of 10 images registered" in state.status
-    assert wait_for(lambda: state.apply_pending() or (state.trainer is not None and state.loading is None))
+    assert wait_for(lambda: state.apply_pending() or (state.trainer is not None and state.loading is None), 120)
     assert state.scene_meta["path"] == str(state.import_out) and state.runner.running
     assert len(state.sparse_points[0]) == 200  # the points mode has something to show
-    assert wait_for(lambda: state.step >= 2)
+    assert wait_for(lambda: state.step >= 2, 120)
     state.runner.stop()
     lit = state.render_view(24, 16)
     state.settings.mode = "points"

@@ -8,19 +8,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from ngp_app.gui.state import AppState
 from tests.conftest import thin_grid
 
 DEMO = Path(__file__).resolve().parent.parent / "scenes" / "demo"
-
-
-@pytest.fixture()
-def state():
-    s = AppState(config="small", device="cpu", backend="torch", downscale=8)
-    yield s
-    s.close()
 
 
 def _three_keys(state: AppState) -> None:

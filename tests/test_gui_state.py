@@ -7,34 +7,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from ngp_app.data.cameras import look_at
 from ngp_app.gui.camera import OrbitCamera, nearest_camera
 from ngp_app.gui.dynres import DynamicResolution, render_size
 from ngp_app.gui.render_worker import RenderWorker
-from ngp_app.gui.state import AppState
 from ngp_app.gui.training import TrainingRunner
-from tests.conftest import thin_grid
+from tests.conftest import thin_grid, wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "scenes" / "demo"
-
-
-def wait_for(cond, timeout: float = 60.0) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-@pytest.fixture()
-def state():
-    s = AppState(config="small", device="cpu", backend="torch", downscale=8)
-    yield s
-    s.close()
 
 
 # ---------------------------------------------------------------------------------------------- camera
