@@ -6,19 +6,18 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from gui_support import require_app
+
 pytestmark = pytest.mark.gui
 
-if not os.environ.get("DISPLAY"):
-    pytest.skip("no DISPLAY (run under xvfb-run -a)", allow_module_level=True)
+require_app()
 pyglet = pytest.importorskip("pyglet")
-pytest.importorskip("dearpygui")
 
 from pyglet.window import key, mouse  # noqa: E402
 

@@ -6,19 +6,16 @@ scene trains), and refusing a text file and an empty folder while it keeps runni
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from gui_support import require_app
+
 pytestmark = pytest.mark.gui
 
-if not os.environ.get("DISPLAY"):
-    pytest.skip("no DISPLAY (run under xvfb-run -a)", allow_module_level=True)
-pytest.importorskip("pyglet")
-pytest.importorskip("dearpygui")
-pytest.importorskip("pycolmap")
+require_app("pycolmap")
 
 from pyglet.window import key  # noqa: E402
 

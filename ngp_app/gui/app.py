@@ -52,6 +52,8 @@ class App:
         self.frames = 0
         self._last = time.perf_counter()
         self._last_error: tuple[type, str] | None = None
+        self._rects: dict[str, Any] = {}  # the windows' last known places, kept while they are open
+        self._rects_at = 0.0
 
     @property
     def running(self) -> bool:
@@ -71,6 +73,9 @@ class App:
             self.state.expire_status()
             self.viewport.draw(save_viewport)
             self.panel.draw(save_panel)
+            if self.remember_windows and now - self._rects_at > 1.0:
+                self._rects_at = now
+                self._rects.update(self.window_rects())
         except Exception as exc:  # noqa: BLE001 - the app survives its own bugs
             signature = (type(exc), str(exc))
             if signature != self._last_error:  # the same failure every frame is logged once
@@ -133,11 +138,23 @@ class App:
             "status": st.status,
         }
 
+    def window_rects(self) -> dict[str, Any]:
+        """Where the windows that are still open are now (a closed one is left out)."""
+        rects = {}
+        if not self.panel.closed:
+            rects["panel"] = self.panel.rect()
+        if not self.viewport.closed:
+            rects["viewport"] = self.viewport.rect()
+        return rects
+
     def close(self) -> None:
-        if self.remember_windows and self.running:
+        """Remember where the windows were (a window the user closed: where it was last seen), then stop."""
+        if self.remember_windows:
             from .layout import save_positions
 
-            save_positions({"panel": self.panel.rect(), "viewport": self.viewport.rect()})
+            rects = {**self._rects, **self.window_rects()}
+            if rects:
+                save_positions(rects)
         self.worker.stop()
         self.state.close()
         self.panel.close()

@@ -21,6 +21,46 @@ HELP = ("drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shi
         "F11: fullscreen")
 
 
+def pump_window_events(window: Any) -> None:
+    """Dispatch ``window``'s pending events, drops included.
+
+    ``Window.dispatch_events`` on X11 reads only the window's maskable events and ClientMessages; the data of an
+    XDND drop arrives as a SelectionNotify, which only pyglet's platform event loop would dispatch, so without this
+    ``on_file_drop`` never fires. Such events are taken here and handled by the window as that loop would."""
+    window.dispatch_events()
+    display, xid = getattr(window, "_x_display", None), getattr(window, "_window", None)
+    if display is None or not xid:
+        return  # not Xlib (Windows, macOS, Wayland-native): the platform's dispatch already covers drops
+    from ctypes import byref
+
+    from pyglet.libs.x11 import xlib
+
+    event = xlib.XEvent()
+    while xlib.XCheckTypedWindowEvent(display, xid, xlib.SelectionNotify, byref(event)):
+        window.dispatch_platform_event(event)
+    window.dispatch_pending_events()  # on_file_drop is queued while not inside dispatch_events: deliver it now
+
+
+def accept_short_xdnd_enter(window: Any) -> None:
+    """Make an Xlib ``window`` accept drags whose source lists its types in XdndEnter itself (at most three, flag bit
+    0 clear): pyglet 2.1 fails on those with a TypeError. The long form (an XdndTypeList property) stays pyglet's."""
+    original = getattr(window, "_event_drag_enter", None)
+    atoms = getattr(window, "_xdnd_atoms", None)
+    if original is None or atoms is None:
+        return
+
+    def drag_enter(ev: Any) -> None:
+        words = ev.xclient.data.l
+        if words[1] & 1:
+            original(ev)
+            return
+        window._xdnd_source, window._xdnd_version = words[0], words[1] >> 24
+        uri = atoms["text/uri-list"]
+        window._xdnd_format = uri if uri in (words[2], words[3], words[4]) else None
+
+    window._event_drag_enter = drag_enter  # looked up on the instance by the ClientMessage handler
+
+
 def screen_size() -> tuple[int, int]:
     """The default screen's size in pixels (1920x1080 when it cannot be told)."""
     try:
@@ -39,6 +79,7 @@ class Viewport:
         self.window = pyglet.window.Window(width, height, caption="ngp-app viewport", resizable=True,
                                            file_drops=True, vsync=False)
         self.window.set_location(rect.x, rect.y)  # beside the panel (layout.py), or where it was last time
+        accept_short_xdnd_enter(self.window)
         self.keys = key.KeyStateHandler()
         self.window.push_handlers(self.keys)
         self.window.push_handlers(self)
@@ -158,7 +199,7 @@ class Viewport:
     def draw(self, save_to: str | Path | None = None) -> None:
         win = self.window
         win.switch_to()
-        win.dispatch_events()
+        pump_window_events(win)
         if self.closed:
             return
         w, h = win.get_framebuffer_size()

@@ -1,0 +1,120 @@
+"""Drag-and-drop onto the real app's viewport as a file manager does it: an XDND drag from another process
+(tests/xdnd_source.py) under Xvfb, no direct callback calls. A scene folder, a snapshot, a photo folder and a video
+each start the right job. Needs a display:
+
+    xvfb-run -a python -m pytest -m gui tests/test_gui_drop.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gui_support import require_app
+
+pytestmark = pytest.mark.gui
+
+require_app()
+
+from ngp_app.data import synthetic  # noqa: E402
+
+SOURCE = Path(__file__).resolve().parent / "xdnd_source.py"
+
+
+@pytest.fixture(scope="module")
+def app():
+    from ngp_app.gui.app import App
+
+    a = App(None, config="small", device="cpu", backend="torch", downscale=1, size=(480, 270),
+            remember_windows=False)
+    a.state.settings.resolution_scale = 0.1
+    yield a
+    a.close()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return synthetic.make_scene(tmp_path_factory.mktemp("drop") / "tiny", width=16, height=16, n_train=4, n_val=1,
+                                n_test=1, progress=False)
+
+
+def xdnd_drop(app, path: Path, inline_types: bool = False) -> None:
+    """Drag ``path`` from another X client onto the middle of the viewport and drop it; the app keeps pumping."""
+    win = app.viewport.window
+    x, y = win.get_location()
+    args = [sys.executable, str(SOURCE), *(["--inline-types"] if inline_types else []), str(win._window), str(x + win.width // 2), str(y + win.height // 2),
+            str(path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        app.pump(60, until=lambda: proc.poll() is not None)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = proc.communicate()[0]
+    assert proc.returncode == 0, out
+    assert "accepted=1" in out and "served=1" in out, out
+    app.pump(0.2)  # the drop's data arrived with the source's last message: let the viewport take it
+
+
+def test_a_dropped_scene_folder_opens_and_trains(app, tiny):
+    xdnd_drop(app, tiny)
+    st = app.state
+    assert app.pump(10, until=lambda: st.loading == "tiny" or st.scene is not None), st.status
+    assert app.pump(60, until=lambda: st.loading is None and st.trainer is not None), st.status
+    assert not st.status_is_error, st.status
+    assert Path(st.scene.path) == tiny and st.scene.n_frames == 4
+    assert app.pump(60, until=lambda: st.step >= 2), st.status  # it trains
+
+
+def test_a_dropped_snapshot_opens_at_its_step(app, tiny, tmp_path):
+    st = app.state
+    assert app.pump(60, until=lambda: st.trainer is not None and st.step >= 2), st.status
+    snap = st.trainer.save_snapshot(tmp_path / "tiny.npz")
+    from ngp_app.snapshot import load_snapshot
+
+    step = load_snapshot(snap).step  # training went on while it was written
+    xdnd_drop(app, snap)
+    assert app.pump(60, until=lambda: st.snapshot_path is not None and st.loading is None), st.status
+    assert not st.status_is_error, st.status
+    assert Path(st.snapshot_path) == Path(snap) and st.snapshot_step == step
+
+
+def cancel_import(app) -> None:
+    st = app.state
+    st.import_job.cancel()
+    assert app.pump(60, until=lambda: not st.import_job.active), st.import_job.describe()
+
+
+def test_a_dropped_photo_folder_starts_an_import(app, tiny, tmp_path):
+    pytest.importorskip("pycolmap")
+    photos = shutil.copytree(tiny / "train", tmp_path / "photos")
+    before = app.state.import_job
+    xdnd_drop(app, photos, inline_types=True)  # a source with the types in XdndEnter itself
+    st = app.state
+    assert app.pump(10, until=lambda: st.import_job is not before), st.status
+    assert st.import_job.label == "import photos" and st.import_out.name.startswith("photos")
+    cancel_import(app)
+
+
+def test_a_dropped_video_starts_an_import(app, tmp_path):
+    pytest.importorskip("pycolmap")
+    pytest.importorskip("imageio_ffmpeg")
+    import imageio.v2 as imageio
+
+    video = tmp_path / "clip.mp4"
+    rng = np.random.default_rng(0)
+    with imageio.get_writer(video, fps=10) as w:  # 2 s of a moving noise texture
+        base = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+        for i in range(20):
+            w.append_data(np.roll(base, 3 * i, axis=1))
+    before = app.state.import_job
+    xdnd_drop(app, video)
+    st = app.state
+    assert app.pump(10, until=lambda: st.import_job is not before), st.status
+    assert st.import_job.label == "import clip.mp4" and st.import_out.name.startswith("clip")
+    cancel_import(app)
