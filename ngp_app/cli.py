@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Sequence
+from typing import Sequence
 
 from . import cli_args as types
 from . import resources
@@ -86,6 +86,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .limits import check_render_memory
     from .outputs import IMAGE_SUFFIXES, check_output_file
     from .render.cameras_cli import camera_from_spec
+    from .render.pictures import FLOAT_MODES, picture, shaded_field
     from .render.renderer import render_image, render_rgba
     from .snapshot import load_snapshot
 
@@ -97,25 +98,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
     t = time.perf_counter()
-    field: Any = snap.model
-    background = args.background
-    if args.mode == "normals":  # surface normals as colours, (n + 1) / 2, over black
-        from .render.normals import NormalsField
-
-        field, background = NormalsField(snap.model), (0.0, 0.0, 0.0)
+    field, background = shaded_field(snap.model, args.mode, args.background)
     args_ = (field, snap.grid, snap.model.aabb, camera, snap.march, background)
-    if args.mode in ("depth", "opacity"):
+    if args.mode in FLOAT_MODES:
         out = render_image(*args_)
-        if args.mode == "depth":
-            d = out["depth"] / out["opacity"].clamp(min=1e-6)
-            valid = out["opacity"] > 0.5
-            lo, hi = (float(d[valid].min()), float(d[valid].max())) if bool(valid.any()) else (0.0, 1.0)
-            img = ((d - lo) / max(hi - lo, 1e-6)).clamp(0, 1)[..., None].expand(-1, -1, 3)
-        else:
-            img = out["opacity"][..., None].expand(-1, -1, 3)
-        pixels = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+        pixels = torch.from_numpy(picture(args.mode, out))  # as the app and ``ngp video`` draw it
         if args.alpha:
-            pixels = torch.cat([pixels, (out["opacity"].clamp(0, 1) * 255 + 0.5).to(torch.uint8)[..., None]], -1)
+            pixels = torch.cat([pixels, (out["opacity"].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8)[..., None]], -1)
     else:  # colours (or normals) straight into uint8 RGBA: alpha is the opacity
         rgba = render_rgba(*args_)["rgba"]
         pixels = rgba if args.alpha else rgba[..., :3]

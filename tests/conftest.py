@@ -84,3 +84,19 @@ def app_state(downscale: int) -> Iterator[Any]:
 def state() -> Iterator[Any]:
     """The app's state (no window) with training images at 1/8 size."""
     yield from app_state(8)
+
+
+@pytest.fixture(scope="session")
+def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60-step snapshot of the bundled scene at 1/8 size (small config, 2^14 table): for render/video tests."""
+    from ngp_app.config import load_config
+    from ngp_app.data.loaders import load_scene
+    from ngp_app.snapshot import save_snapshot
+    from ngp_app.train.trainer import Trainer
+
+    scene = load_scene(DEMO, "train", downscale=8)
+    config = load_config("small", {"training": {"target_batch_size_cpu": 4096}, "encoding": {"log2_hashmap_size": 14}})
+    trainer = Trainer(scene, config, seed=0)
+    trainer.train(steps=60)
+    out = tmp_path_factory.mktemp("video-snap")
+    return save_snapshot(out, trainer.model, trainer.grid, trainer.config, scene.metadata(), trainer.step_count)

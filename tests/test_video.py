@@ -121,22 +121,6 @@ def test_keyframe_file_round_trip_and_errors(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- video files
-@pytest.fixture(scope="module")
-def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ngp_app.config import load_config
-    from ngp_app.data.loaders import load_scene
-    from ngp_app.snapshot import save_snapshot
-    from ngp_app.train.trainer import Trainer
-    from tests.conftest import DEMO
-
-    scene = load_scene(DEMO, "train", downscale=8)
-    config = load_config("small", {"training": {"target_batch_size_cpu": 4096}, "encoding": {"log2_hashmap_size": 14}})
-    trainer = Trainer(scene, config, seed=0)
-    trainer.train(steps=60)
-    out = tmp_path_factory.mktemp("video-snap")
-    return save_snapshot(out, trainer.model, trainer.grid, trainer.config, scene.metadata(), trainer.step_count)
-
-
 def test_cli_writes_mp4_gif_and_frames(tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import imageio.v2 as iio2
     import imageio.v3 as iio

@@ -212,6 +212,19 @@ def camera_rays(camera: Camera, device: torch.device | str = "cpu") -> tuple[tor
     return pixel_rays(u.reshape(-1), v.reshape(-1), camera.c2w.to(device).float(), intr, dist)
 
 
+def orbit_direction(azimuth: float, elevation: float) -> np.ndarray:
+    """Unit vector (3,) from an orbit's centre to its eye, angles in radians (ngp axes: y up; azimuth 0 is +z)."""
+    ce = math.cos(elevation)
+    return np.array([ce * math.sin(azimuth), math.sin(elevation), ce * math.cos(azimuth)])
+
+
+def orbit_eye(center: np.ndarray | tuple[float, ...], radius: float, azimuth_deg: float,
+              elevation_deg: float) -> np.ndarray:
+    """The eye (3,) of an orbit camera ``radius`` from ``center`` at the given azimuth and elevation (degrees)."""
+    return np.asarray(center, dtype=np.float64) + radius * orbit_direction(math.radians(azimuth_deg),
+                                                                           math.radians(elevation_deg))
+
+
 def look_at(eye: np.ndarray | list[float], target: np.ndarray | list[float], up: np.ndarray | list[float] = (0.0, 1.0, 0.0)) -> torch.Tensor:
     """ngp-space camera-to-world (3, 4) at ``eye`` looking at ``target``; ``up`` is the world's up (ngp: +y, Blender's +z)."""
     eye_a, target_a, up_a = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.cameras import look_at
+from ..data.cameras import look_at, orbit_eye
 from ..errors import NgpError
 from .path_files import load_path, path_to_json
 from .path_model import CameraPath, PathCamera
@@ -29,11 +29,9 @@ def orbit_path(n_frames: int, center: Sequence[float] = (0.5, 0.5, 0.5), radius:
     """A full turn around ``center`` (ngp y up) at constant elevation, ending one step short of the start so the
     video loops seamlessly."""
     c = np.asarray(center, dtype=np.float64)
-    el = math.radians(elevation_deg)
     cams = []
     for i in range(n_frames):
-        az = math.radians(start_azimuth_deg) + 2.0 * math.pi * i / n_frames
-        eye = c + radius * np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
+        eye = orbit_eye(c, radius, start_azimuth_deg + 360.0 * i / n_frames, elevation_deg)
         cams.append(PathCamera(look_at(eye, c).numpy().astype(np.float64), fov_y_deg))
     return cams
 
@@ -95,12 +93,10 @@ def sweep_path(n_frames: int, center: Sequence[float], radius: float, elevation_
     """Back and forth over an arc of azimuths (eased at the ends), for captures that do not go all around: the
     video stays where the model has seen the scene, and loops."""
     c = np.asarray(center, dtype=np.float64)
-    el = math.radians(elevation_deg)
     cams = []
     for i in range(n_frames):
         phase = 0.5 - 0.5 * math.cos(2.0 * math.pi * i / n_frames)  # 0 -> 1 -> 0
-        az = math.radians(start_deg + width_deg * phase)
-        eye = c + radius * np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
+        eye = orbit_eye(c, radius, start_deg + width_deg * phase, elevation_deg)
         cams.append(PathCamera(look_at(eye, c).numpy().astype(np.float64), fov_y_deg))
     return cams
 

@@ -79,34 +79,26 @@ def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras
                   height: int, background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
                   progress: Callable[[int, int], None] | None = None,
                   fraction: Callable[[float], None] | None = None):
-    """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, ``depth`` (normalised over the
-    whole path, from the first frame's range, so brightness does not flicker) or ``normals``. ``progress(done,
-    total)`` is called after each frame, ``fraction(f)`` after each render pass with the share of the whole video
+    """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, ``depth`` (as
+    ``render.pictures`` draws it, with the first frame's range for the whole path, so it does not flicker) or
+    ``normals``. ``progress(done, total)`` is called after each frame, ``fraction(f)`` after each render pass with the share of the whole video
     done (either may raise to stop: a long frame can be cancelled part-way)."""
+    from ..render.pictures import FLOAT_MODES, depth_range, picture, shaded_field
     from ..render.renderer import render_image, render_rgba
 
     if mode not in MODES:
         raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
-    depth_range: tuple[float, float] | None = None
-    field: Any = model
-    if mode == "normals":
-        from ..render.normals import NormalsField
-
-        field, background = NormalsField(model), (0.0, 0.0, 0.0)
+    near_far: tuple[float, float] | None = None
+    field, background = shaded_field(model, mode, background)
     n = len(cameras)
     for i, cam in enumerate(cameras):
         chunk = None if fraction is None else (lambda done, total, i=i: fraction((i + done / max(total, 1)) / n))
         args = (field, grid, aabb, path_camera(cam, width, height), march, background)
-        if mode == "depth":
+        if mode in FLOAT_MODES:
             out = render_image(*args, progress=chunk)
-            d = out["depth"] / out["opacity"].clamp(min=1e-6)
-            valid = out["opacity"] > 0.5
-            if depth_range is None:
-                depth_range = (float(d[valid].min()), float(d[valid].max())) if bool(valid.any()) else (0.0, 1.0)
-            lo, hi = depth_range
-            img = ((d - lo) / max(hi - lo, 1e-6)).clamp(0, 1)
-            img = img * out["opacity"].clamp(0, 1)  # empty space fades to black
-            yield (img[..., None].expand(-1, -1, 3) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+            if near_far is None:  # the first frame's range for the whole path: no flicker
+                near_far = depth_range(out["depth"], out["opacity"])
+            yield picture(mode, out, near_far)
         else:  # colours (or normals) rendered straight into uint8
             yield render_rgba(*args, progress=chunk)["rgba"][..., :3].cpu().numpy()
         if progress is not None:

@@ -10,7 +10,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import torch
 
-from ..data.cameras import Camera, look_at
+from ..data.cameras import Camera, look_at, orbit_direction
 
 SCENE_CENTER = (0.5, 0.5, 0.5)
 MAX_PITCH = math.radians(89.0)
@@ -59,8 +59,7 @@ class OrbitCamera:
     @_locked
     def direction(self) -> np.ndarray:
         """Unit vector from target to eye."""
-        cp = math.cos(self.pitch)
-        return np.array([cp * math.sin(self.yaw), math.sin(self.pitch), cp * math.cos(self.yaw)])
+        return orbit_direction(self.yaw, self.pitch)
 
     @property
     @_locked

@@ -126,7 +126,8 @@ class ExportActions:
         from ..fileio import atomic_write_bytes
         from ..outputs import check_output_file
         from ..render.renderer import default_chunk
-        from .overlays import rasterize, to_uint8
+        from ..render.pictures import to_uint8
+        from .overlays import rasterize
         from .rendering import render_outputs
 
         p = Path(path)

@@ -35,30 +35,9 @@ OCCUPANCY_COLOR = (80, 255, 120, 255)
 CROP_COLOR = (255, 230, 60, 255)
 
 
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def opaque(rgb: np.ndarray) -> np.ndarray:
     """(h, w, 3) uint8 -> (h, w, 4) uint8 with alpha 255 (the viewport's upload format)."""
     return np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, dtype=np.uint8)], axis=-1)
-
-
-def depth_image(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
-    """Depth as a warm-to-cool ramp (near = bright), normalised over the pixels that hit something."""
-    hit = opacity > 0.5
-    d = depth / np.maximum(opacity, 1e-6)
-    if hit.any():
-        lo, hi = float(d[hit].min()), float(d[hit].max())
-    else:
-        lo, hi = 0.0, 1.0
-    t = 1.0 - np.clip((d - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-    rgb = np.stack([t, t**2, 0.35 + 0.4 * (1.0 - t)], axis=-1) * hit[..., None]
-    return to_uint8(rgb)
-
-
-def gray(values: np.ndarray) -> np.ndarray:
-    return to_uint8(np.repeat(values[..., None], 3, axis=-1))
 
 
 # ---------------------------------------------------------------------------------------------- geometry

@@ -16,9 +16,10 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import NgpError
+from ..render.pictures import to_uint8
 from .image_table import ImageRow, ImageTable
 from .jobs import Job, JobRunner
-from .overlays import Layer, layer, to_uint8
+from .overlays import Layer, layer
 from .path_editor import QUALITIES, PathEditor
 
 

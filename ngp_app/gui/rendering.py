@@ -17,8 +17,9 @@ import torch
 
 from ..data.cameras import Camera
 from ..errors import NgpError
-from .overlays import (MODE_DIMMED, MODE_OVERLAYS, MODES, OCCUPANCY_COLOR, Layer, axes_layer, box_layer, depth_image,
-                       frusta_layer, gray, layer, occupancy_points, opaque, to_uint8)
+from ..render.pictures import picture, shaded_field, to_uint8
+from .overlays import (MODE_DIMMED, MODE_OVERLAYS, MODES, OCCUPANCY_COLOR, Layer, axes_layer, box_layer, frusta_layer,
+                       layer, occupancy_points, opaque)
 
 
 class RenderCancelled(Exception):
@@ -161,10 +162,8 @@ class ViewRendering:
         """Render outputs -> the picture of mode ``s.mode`` as (h, w, 3) uint8. Overlays are not drawn into it:
         the viewport draws ``overlay_layers`` over it at window resolution (screenshots rasterise them)."""
         mode = s.mode if s.mode in MODES else MODES[0]
-        if mode == "depth":
-            return depth_image(out["depth"], out["opacity"])
-        if mode == "opacity":
-            return gray(out["opacity"])
+        if mode in ("depth", "opacity"):
+            return picture(mode, out)  # as ``ngp render`` and ``ngp video`` draw them (render/pictures.py)
         rgb = to_uint8(out["rgb"])
         if mode in MODE_DIMMED:  # dimmed, so the cells or points drawn over it stand out
             return (rgb.astype(np.float32) * MODE_DIMMED[mode]).astype(np.uint8)
@@ -261,15 +260,6 @@ class ViewRendering:
         return to_uint8(out)
 
 
-def _field(model: Any, background: tuple[float, float, float], normals: bool) -> tuple[Any, tuple[float, ...]]:
-    """What to render: the model, or its normals as colours over black (``normals``)."""
-    if not normals:
-        return model, background
-    from ..render.normals import NormalsField
-
-    return NormalsField(model), (0.0, 0.0, 0.0)
-
-
 def render_outputs(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: Camera,
                    background: tuple[float, float, float], normals: bool, chunk: int,
                    progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
@@ -277,7 +267,7 @@ def render_outputs(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: C
     when ``normals``). ``progress(done, total)`` is called after each pass (it may raise to cancel)."""
     from ..render.renderer import render_image
 
-    field_fn, background = _field(model, background, normals)
+    field_fn, background = shaded_field(model, "normals" if normals else "rgb", background)
     out = render_image(field_fn, grid, aabb, cam, march, background, chunk=chunk, progress=progress)
     return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
@@ -289,7 +279,7 @@ def render_frame(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: Cam
     alpha set to 255 there): the viewport's frame. Parameters as ``render_outputs``."""
     from ..render.renderer import render_rgba
 
-    field_fn, background = _field(model, background, normals)
+    field_fn, background = shaded_field(model, "normals" if normals else "rgb", background)
     rgba = render_rgba(field_fn, grid, aabb, cam, march, background, chunk=chunk, progress=progress)["rgba"]
     rgba[..., 3] = 255
     return rgba

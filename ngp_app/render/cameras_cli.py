@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.cameras import Camera, look_at, nerf_to_ngp
+from ..data.cameras import Camera, look_at, nerf_to_ngp, orbit_eye
 from ..errors import NgpError
 from ..schema import read_json, validate
 from ..schema.cameras import CameraFile
@@ -17,10 +17,7 @@ from ..schema.cameras import CameraFile
 
 def orbit_camera(azimuth_deg: float, elevation_deg: float, radius: float, center: tuple[float, float, float] = (0.5, 0.5, 0.5)) -> torch.Tensor:
     """ngp-space c2w (3, 4) on a sphere around ``center`` (y up), looking at it."""
-    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
-    c = np.asarray(center)
-    eye = c + radius * np.array([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
-    return look_at(eye, c)
+    return look_at(orbit_eye(center, radius, azimuth_deg, elevation_deg), np.asarray(center))
 
 
 def camera_from_spec(spec: str, scene_meta: dict[str, Any], width: int, height: int, fov_deg: float | None) -> Camera:
