@@ -17,3 +17,22 @@ def require_app(*modules: str, tools: tuple[str, ...] = ()) -> None:
     for tool in tools:
         if not shutil.which(tool):
             pytest.skip(f"{tool} is not installed (apt-get install {tool})", allow_module_level=True)
+
+
+def xdotool(*args: object) -> None:
+    """Run one xdotool command (mouse and keys as a person's hand sends them)."""
+    import subprocess
+
+    subprocess.run(["xdotool", *(str(a) for a in args)], check=True, timeout=10)
+
+
+def drag(x0: int, y0: int, x1: int, y1: int, button: int = 1) -> None:
+    """Press ``button`` at screen (x0, y0), move to (x1, y1), release."""
+    xdotool("mousemove", x0, y0, "mousedown", button)
+    xdotool("mousemove", x1, y1)
+    xdotool("mouseup", button)
+
+
+def click(x: int, y: int, button: int = 1) -> None:
+    """Move to screen (x, y) and click."""
+    xdotool("mousemove", x, y, "click", button)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gui_support import require_app
+from gui_support import click, drag, require_app, xdotool
 
 pytestmark = pytest.mark.gui
 
@@ -132,6 +132,37 @@ def test_orbit_drag_and_zoom_change_the_image(app):
     after_zoom = screen(app, "after_zoom")
     assert np.abs(after_zoom - after_orbit).mean() > 0.5
     app.state.settings.show_hud = True
+
+
+def viewport_point(app, fx: float, fy: float) -> tuple[int, int]:
+    """Screen coordinates of the point at fractions (fx, fy) of the viewport (from its top left)."""
+    win = app.viewport.window
+    x, y = win.get_location()
+    return int(x + fx * win.width), int(y + fy * win.height)
+
+
+def test_a_still_view_sharpens_while_training(app):
+    """(After the orbit test: the frames it trains on change the picture that test compares texel by texel; before
+    the tests that open other scenes, whose untrained grids make every frame slow.) The first frames of a view are over the refinement budget (an untrained model's dense grid); once frames are
+    cheap, a still view sharpens while training goes on, without touching the mouse (issue 17, item 3)."""
+    st, w = app.state, app.worker
+    budget = w.refine_budget_ms
+    cap = st.settings.resolution_scale
+    if not st.runner.running:  # T in the viewport, focused as a window manager focuses a clicked window
+        xdotool("windowfocus", "--sync", app.viewport.window._window, "key", "t")
+        assert app.pump(5, until=lambda: st.runner.running)
+    try:
+        w.refine_budget_ms = 0.001  # every frame is over budget: refinement stops at once
+        st.dynres.reset(0.02)
+        drag(*viewport_point(app, 0.5, 0.5), *viewport_point(app, 0.52, 0.5))  # a small orbit by mouse
+        assert app.pump(60, until=lambda: w._last_key == w.view_key() and w.frames > 0 and w.latest.scale < cap / 2)
+        small = w.latest.scale
+        w.refine_budget_ms = budget  # frames are cheap now; the mouse stays still
+        assert app.pump(120, until=lambda: w.latest.scale >= cap - 1e-6), (small, w.latest.scale, w.latest.ms,
+                                                                             st.step, st.runner.running, st.status)
+        assert st.runner.running and w._last_key == w.view_key()  # sharpened while training, in the same view
+    finally:
+        w.refine_budget_ms = budget
 
 
 def test_view_keys_fly_cameras_modes_and_hud(app):
@@ -467,27 +498,85 @@ def test_camera_path_editor_adds_keys_previews_and_renders_a_video(app, tmp_path
     assert dpg.get_value("video_last") == f"last video: {out}" and str(out) in st.status
 
 
+def panel_point(tag: str) -> tuple[int, int]:
+    """Screen coordinates of the middle of panel item ``tag`` as drawn in the last frame."""
+    import dearpygui.dearpygui as dpg
+
+    vx, vy = dpg.get_viewport_pos()
+    (x0, y0), (x1, y1) = dpg.get_item_rect_min(tag), dpg.get_item_rect_max(tag)
+    return int(vx + (x0 + x1) / 2), int(vy + (y0 + y1) / 2)
+
+
+def scroll_to(app, tag: str, tries: int = 60) -> tuple[int, int]:
+    """Scroll the panel with the mouse wheel until item ``tag`` is on screen; returns its screen position. An item
+    out of view has no rectangle: the wheel goes down until the panel's end, then up."""
+    import dearpygui.dearpygui as dpg
+
+    vx, vy = dpg.get_viewport_pos()
+    width, height = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+    down = True
+    for _ in range(tries):
+        app.tick()
+        app.tick()
+        y0, y1 = dpg.get_item_rect_min(tag)[1], dpg.get_item_rect_max(tag)[1]
+        if dpg.is_item_visible(tag) and 0 <= y0 and y1 <= height:
+            return panel_point(tag)
+        if dpg.is_item_visible(tag):
+            down = y1 > height
+        elif dpg.get_y_scroll("main") >= dpg.get_y_scroll_max("main") - 1:
+            down = False
+        # the wheel over the panel's own scrollbar (over the table it would scroll the table)
+        xdotool("mousemove", vx + width - 5, vy + height // 2, "click", 5 if down else 4)
+    raise AssertionError(f"{tag} never came into view: {dpg.get_item_state(tag)}, window height {height}")
+
+
+def click_item(app, tag: str) -> None:
+    """As a person clicks a panel item: scroll it into view, move the pointer onto it, then click where it is."""
+    xdotool("mousemove", *scroll_to(app, tag))
+    app.pump(0.3)
+    click(*scroll_to(app, tag))
+
+
 def test_per_image_table_rows_fly_to_a_frame_and_exclude_it(app):
+    """Clicks where a person clicks: the section header, a row's index (flies there), its *train* checkbox (leaves
+    the frame out and brings it back); the rows hold still under the pointer while losses re-sort them."""
     import dearpygui.dearpygui as dpg
 
     st = app.state
+    if not st.runner.running:
+        send(app, "on_key_press", key.T, 0)
     assert app.pump(30, until=lambda: st.step > 0)
     st.refresh_image_table(force=True)
-    app.tick()
+    click_item(app, "images_header")
+    assert app.pump(5, until=lambda: dpg.get_value("images_header"))  # the section opened
+    def shown_order() -> list[str]:
+        return [dpg.get_item_label(dpg.get_item_children(r, 1)[0]) for r in dpg.get_item_children("images_table", 1)]
+
     rows = st.image_table.rows
     assert rows and len(dpg.get_item_children("images_table", 1)) == len(rows)
-    i = rows[0].index
-    dpg.get_item_callback(f"images_row_{i}")(f"images_row_{i}", True)
-    app.tick()
-    app.tick()
-    assert st.compare_index == i and app.viewport.inset.rect[2] > 0  # the frame's image beside the render
+    i = int(shown_order()[0])  # the top row
+    click_item(app, f"images_row_{i}")
+    assert app.pump(5, until=lambda: st.compare_index == i)
+    app.pump(0.2)
+    assert app.viewport.inset.rect[2] > 0  # the frame's image beside the render
     x, y, w, h = app.viewport.inset.rect
     aspect = float(st.scene.widths[i]) / float(st.scene.heights[i])
     assert x + w <= app.viewport.window.width and abs(w / h - aspect) < 0.05
-    dpg.get_item_callback(f"images_train_{i}")(f"images_train_{i}", False)
-    app.tick()
-    assert st.scene.excluded == (i,)
-    dpg.get_item_callback(f"images_train_{i}")(f"images_train_{i}", True)
-    dpg.get_item_callback("images_hide")()
-    app.tick()
-    assert st.scene.excluded == () and st.compare_index is None and app.viewport.inset.rect[2] == 0
+    click_item(app, f"images_train_{i}")
+    assert app.pump(5, until=lambda: st.scene.excluded == (i,)), st.status
+    assert not dpg.get_value(f"images_train_{i}") and st.compare_index == i  # the click did not fly elsewhere
+    # new losses that would re-sort the rows wait while the pointer is over the table
+    before = shown_order()
+    for r in st.image_table.rows:  # the last row becomes the worst
+        r.mse = 1.0 if r.index == st.image_table.rows[-1].index else 0.001
+    st.image_table.sort_by("loss", True)
+    st.image_table.sort_by("loss", True)  # the same sort as shown: only the losses changed
+    app.pump(0.5)
+    assert shown_order() == before
+    vx, vy = dpg.get_viewport_pos()
+    xdotool("mousemove", vx + 5, vy + 5)  # the pointer leaves the table: the rows take the new order
+    assert app.pump(5, until=lambda: shown_order() == [str(r.index) for r in st.image_table.rows[:len(before)]])
+    click_item(app, f"images_train_{i}")
+    assert app.pump(5, until=lambda: st.scene.excluded == ())
+    click_item(app, "images_hide")
+    assert app.pump(5, until=lambda: st.compare_index is None and app.viewport.inset.rect[2] == 0)

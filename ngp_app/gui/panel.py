@@ -164,7 +164,7 @@ class Panel:
                 dpg.add_button(label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh()))
             with dpg.collapsing_header(label="Camera path & video", default_open=True):
                 self.path_panel.build()
-            with dpg.collapsing_header(label="Training images (per-image loss)", default_open=False):
+            with dpg.collapsing_header(label="Training images (per-image loss)", default_open=False, tag="images_header"):
                 self.image_panel.build()
         with dpg.theme(tag="error_theme"):
             with dpg.theme_component(dpg.mvText):

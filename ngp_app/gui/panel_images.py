@@ -25,6 +25,8 @@ class ImagePanel:
         self.panel = panel
         self.state = panel.state
         self._shown: tuple | None = None
+        self._order: list[int] = []  # frame indices of the rows on screen, top to bottom
+        self._sort_shown: tuple[str, bool] | None = None
 
     def build(self) -> None:
         st = self.state
@@ -32,13 +34,14 @@ class ImagePanel:
         with dpg.group(horizontal=True):
             dpg.add_button(label="Hide ground truth", tag="images_hide", callback=on_ui(st, lambda *_: st.close_compare()))
             dpg.add_button(label="Refresh", callback=on_ui(st, lambda *_: st.refresh_image_table(force=True)))
-        with dpg.table(tag="images_table", header_row=True, sortable=True, resizable=True, scrollY=True, height=260,
-                       policy=dpg.mvTable_SizingStretchProp, borders_innerH=True,
-                       callback=on_ui(st, lambda _s, a: self._sort(a))):
-            for label, key in COLUMNS:
-                dpg.add_table_column(label=label, tag=f"images_col_{label}", no_sort=key is None,
-                                     width_stretch=True, init_width_or_weight=3.0 if key == "name" else 1.0,
-                                     default_sort=key == "loss", prefer_sort_descending=key == "loss")
+        with dpg.group(tag="images_box"):  # the table's area on screen (a table reports no rectangle)
+            with dpg.table(tag="images_table", header_row=True, sortable=True, resizable=True, scrollY=True, height=260,
+                           policy=dpg.mvTable_SizingStretchProp, borders_innerH=True,
+                           callback=on_ui(st, lambda _s, a: self._sort(a))):
+                for label, key in COLUMNS:
+                    dpg.add_table_column(label=label, tag=f"images_col_{label}", no_sort=key is None,
+                                         width_stretch=True, init_width_or_weight=3.0 if key == "name" else 1.0,
+                                         default_sort=key == "loss", prefer_sort_descending=key == "loss")
 
     def _sort(self, spec: Any) -> None:
         """DearPyGui's sort spec: [[column id, 1 ascending / -1 descending]]."""
@@ -55,12 +58,21 @@ class ImagePanel:
         self.state.image_table.sort_by(key, descending)
 
     def refresh(self) -> None:
+        """Show the table's rows. Values change in place; the rows are rebuilt only when their order changes, and
+        a re-sort from new losses waits while the pointer is over the table (a click must land on the row it aimed
+        at). A click on a column header re-sorts at once."""
         st, table = self.state, self.state.image_table
         shown = (table.version, st.compare_index)
         if shown == self._shown:
             return
-        self._shown = shown
         rows = table.rows
+        order = [r.index for r in rows[:MAX_ROWS]]
+        sort = (table.sort_key, table.descending)
+        if order != self._order and self._order and sort == self._sort_shown and set(order) == set(self._order) \
+                and self._pointer_over_table():
+            self._update_values({r.index: r for r in rows}, st.compare_index)  # same rows, old order, for now
+            return  # ``_shown`` stays behind: re-sorted once the pointer leaves
+        self._shown = shown
         n_out = sum(r.excluded for r in rows)
         if rows:
             worst = table.worst(1)
@@ -71,16 +83,41 @@ class ImagePanel:
         else:
             info = "no training frames: open a scene and train"
         dpg.set_value("images_info", info)
+        if order == self._order:
+            self._update_values({r.index: r for r in rows}, st.compare_index)
+            return
+        self._order, self._sort_shown = order, sort
         dpg.delete_item("images_table", children_only=True, slot=1)
         for r in rows[:MAX_ROWS]:
+            fly = on_ui(st, lambda *_, i=r.index: self._fly(i))
             with dpg.table_row(parent="images_table"):
-                dpg.add_selectable(label=str(r.index), span_columns=True, default_value=r.index == st.compare_index,
-                                   tag=f"images_row_{r.index}", callback=on_ui(st, lambda *_, i=r.index: self._fly(i)))
-                dpg.add_text(r.name)
-                dpg.add_text("-" if math.isnan(r.mse) else f"{r.mse:.5f}")
-                dpg.add_text("-" if math.isnan(r.psnr) else f"{r.psnr:.1f}")
-                dpg.add_checkbox(default_value=not r.excluded, tag=f"images_train_{r.index}",
-                                 callback=on_ui(st, lambda *_, i=r.index: self._toggle(i)))
+                # the row's index and name fly to the frame; the checkbox column stays free for its own clicks
+                dpg.add_selectable(label=str(r.index), tag=f"images_row_{r.index}", callback=fly)
+                dpg.add_selectable(label=r.name, tag=f"images_name_{r.index}", callback=fly)
+                dpg.add_text("", tag=f"images_loss_{r.index}")
+                dpg.add_text("", tag=f"images_psnr_{r.index}")
+                dpg.add_checkbox(tag=f"images_train_{r.index}", callback=on_ui(st, lambda *_, i=r.index: self._toggle(i)))
+        self._update_values({r.index: r for r in rows}, st.compare_index)
+
+    def _update_values(self, rows: dict[int, Any], selected: int | None) -> None:
+        """Loss, PSNR, the train checkbox and the selection of the rows on screen, in place."""
+        for i in self._order:
+            r = rows.get(i)
+            if r is None:
+                continue
+            dpg.set_value(f"images_loss_{i}", "-" if math.isnan(r.mse) else f"{r.mse:.5f}")
+            dpg.set_value(f"images_psnr_{i}", "-" if math.isnan(r.psnr) else f"{r.psnr:.1f}")
+            dpg.set_value(f"images_train_{i}", not r.excluded)
+            dpg.set_value(f"images_row_{i}", i == selected)
+            dpg.set_value(f"images_name_{i}", i == selected)
+
+    def _pointer_over_table(self) -> bool:
+        """Whether the mouse is over the table's rows now."""
+        if not dpg.does_item_exist("images_box") or not dpg.is_item_visible("images_box"):
+            return False
+        (x0, y0), (x1, y1) = dpg.get_item_rect_min("images_box"), dpg.get_item_rect_max("images_box")
+        mx, my = dpg.get_mouse_pos(local=False)
+        return x0 <= mx < x1 and y0 <= my < y1
 
     def _fly(self, index: int) -> None:
         st = self.state

@@ -112,11 +112,13 @@ class RenderWorker:
                     st.dynres.update(frame.ms, scale)
                     refine = st.dynres.refine_scales() if self.view_key() == key else []
                 elif running and st.step != last_step and not refine:
-                    # The view is still and only the model changed: keep the sharpest picture whose render stays
-                    # within the budget, so the view sharpens as it trains without starving the trainer.
+                    # The view is still and only the model changed: the sharpest picture whose render stays within
+                    # the budget, so the view sharpens as it trains without starving the trainer. It grows (at most
+                    # doubling a frame, as refinement does) when frames got cheaper than when refinement stopped:
+                    # an untrained model's dense grid makes the first frames slow.
                     last_step = st.step
                     affordable = ref_scale * math.sqrt(self.refine_budget_ms / max(ref_ms, 1e-3))
-                    scale = max(min(shown, affordable), min(st.dynres.scale, cap))
+                    scale = max(min(affordable, 2.0 * shown, cap), min(st.dynres.scale, cap))
                     frame = self.render_once(scale, cancel=self._cancel(key))
                     ref_ms, ref_scale, shown = frame.ms, scale, scale
                 elif refine:
