@@ -342,10 +342,13 @@ def test_k_adds_a_keyframe_and_the_panel_lists_it(app):
     import dearpygui.dearpygui as dpg
 
     n = len(app.state.keyframes)
-    send(app, "on_key_press", key.K, 0)
-    assert len(app.state.keyframes) == n + 1
+    xdotool("windowfocus", "--sync", app.viewport.window._window, "key", "k")  # K in the focused viewport
+    assert app.pump(5, until=lambda: len(app.state.keyframes) == n + 1)
     app.tick()
     assert len(dpg.get_item_configuration("path_keys")["items"]) == n + 1
+    xdotool("key", "k")  # again without moving: no second, identical key
+    app.pump(0.5)
+    assert len(app.state.keyframes) == n + 1 and "already" in app.state.status
     app.state.clear_keyframes()
 
 

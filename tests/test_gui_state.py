@@ -707,6 +707,7 @@ def test_keyframes_belong_to_their_scene(state, tmp_path):
     other = synthetic.make_scene(tmp_path / "o", width=16, height=16, n_train=3, n_val=1, n_test=1, progress=False)
     assert state.open_path(DEMO, start=False)
     state.add_keyframe()
+    state.camera.orbit(60, 0)
     state.add_keyframe()
     snap = state.wait_job(state.save_snapshot(tmp_path / "snap.npz"))
     assert state.open_path(snap) and len(state.keyframes) == 2  # a snapshot of the same scene keeps them

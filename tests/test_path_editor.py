@@ -201,3 +201,13 @@ def test_image_table_sorts_refreshes_and_excludes() -> None:
         table.toggle_excluded(tr, 3)
     assert tr.scene.excluded == (0, 1, 2)
     assert table.refresh(None) and table.rows == []
+
+
+def test_the_same_view_is_not_added_twice() -> None:
+    ed = _editor_with_three_keys()
+    assert ed.add_view() == 2 and len(ed.path.keys) == 3  # the view is key 2 already: selected, not added
+    ed.camera.yaw = 0.0
+    ed.camera.set_fov(40.0)
+    assert ed.add_view() == 0 and len(ed.path.keys) == 3  # any key with this exact pose and field of view
+    ed.camera.set_fov(41.0)  # the same pose with another field of view is another key
+    assert ed.add_view() == 3 and len(ed.path.keys) == 4

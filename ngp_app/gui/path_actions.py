@@ -78,7 +78,11 @@ class PathActions:
 
     def add_keyframe(self) -> int:
         """Append the current view to the path (K); returns the key count."""
+        n = len(self.path_editor.path.keys)
         i = self.path_editor.add_view()
+        if len(self.path_editor.path.keys) == n:
+            self.set_status(f"this view is keyframe {i + 1} already: move the camera to add another")
+            return n
         key = self.path_editor.path.keys[i]
         self.set_status(f"keyframe {i + 1} added at {key.time:.2f} s (fov {key.fov_y_deg:.0f} deg)")
         return len(self.path_editor.path.keys)

@@ -69,8 +69,20 @@ class PathEditor:
         self.version += 1
         return self.selected
 
+    def key_at_view(self) -> int | None:
+        """The index of a key posed exactly as the current view (pose and field of view), if there is one."""
+        view = self.current_view()
+        for i, k in enumerate(self.path.keys):
+            if abs(k.fov_y_deg - view.fov_y_deg) < 1e-6 and np.allclose(k.c2w, view.c2w, atol=1e-7):
+                return i
+        return None
+
     def add_view(self) -> int:
-        """Append the current view as a key and select it; returns its index."""
+        """Append the current view as a key and select it; returns its index. A view that already is a key is not
+        added twice: that key is selected instead."""
+        same = self.key_at_view()
+        if same is not None:
+            return self._changed(same)  # type: ignore[return-value]
         return self._changed(self.path.append(self.current_view()))  # type: ignore[return-value]
 
     def insert_view(self) -> int:
