@@ -179,6 +179,8 @@ def test_view_keys_fly_cameras_modes_and_hud(app):
     assert st.settings.gt_index == (i + 1) % st.scene.n_frames
     send(app, "on_key_press", key.G, 0)
     assert st.settings.ground_truth
+    hud = app.viewport.hud_text()  # no render size or time for a training image
+    assert f"training image {st.settings.gt_index} (" in hud and "render " not in hud.split("\n")[0], hud
     assert app.pump(60, until=lambda: app.worker.latest is not None and app.worker._last_key == app.worker.view_key())
     st.settings.show_hud = False
     shown = screen(app, "ground_truth")  # a square training image in a 16:9 window: centred, dimmed margins

@@ -178,10 +178,16 @@ class Viewport:
         st, frame = self.state, self.worker.latest
         t = st.trainer
         last = t.history[-1] if t is not None and t.history else None
-        res = f"{frame.image.shape[1]}x{frame.image.shape[0]} ({frame.scale * 100:.0f}%, {frame.ms:.0f} ms)" if frame else "-"
         mode = "Ground truth" if st.settings.ground_truth else MODE_LABELS.get(st.settings.mode, st.settings.mode)
+        if st.settings.ground_truth and st.scene is not None:  # a training image is shown, nothing is rendered
+            i = st.settings.gt_index % st.scene.n_frames
+            shown = f"training image {i} ({Path(st.scene.file_names[i]).name})"
+        elif frame is not None:
+            shown = f"render {frame.image.shape[1]}x{frame.image.shape[0]} ({frame.scale * 100:.0f}%, {frame.ms:.0f} ms)"
+        else:
+            shown = "render -"
         lines = [
-            f"{self.fps():.0f} fps UI | {self.worker.fps():.1f} renders/s | render {res}",
+            f"{self.fps():.0f} fps UI | {self.worker.fps():.1f} renders/s | {shown}",
             f"step {st.step}  {'training' if st.runner.running else 'paused'}  {st.runner.steps_per_second():.1f} steps/s",
             f"loss {last.loss:.5f}  PSNR {last.psnr:.2f} dB" if last else "loss -  PSNR -",
             f"{st.backend} on {st.device} | {st.config_name} | view: {mode}",
