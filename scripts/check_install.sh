@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs that work anywhere: build a wheel from a copy of the checkout, install it into a fresh virtual
-# environment (--system-site-packages, so torch is not downloaded again) and run it from a folder outside the
-# checkout: `ngp train --steps 5`, `ngp bench kernels --quick`, `ngp eval`. Fails when the package misses its
-# configs, kernel sources or demo scene, or when the venv's ngp_app is not the installed one.
+# environment that sees the packages of the environment running this script (a .pth file lists its site-packages,
+# so torch is not downloaded again and no network is used, whether $PY is a venv's, conda's or a system Python) and
+# run it from a folder outside the checkout: `ngp train --steps 5`, `ngp bench kernels --quick`, `ngp eval`. Fails
+# when the package misses its configs, kernel sources or demo scene, or when the venv's ngp_app is not the wheel's.
 set -euo pipefail
 PY="${PY:-python3}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,8 +26,13 @@ assert not missing, f"wheel lacks {missing}"
 print(f"[install] wheel: {len(names)} files, configs, kernels and scenes/demo included")
 PYEOF
 
-"$PY" -m venv --system-site-packages "$WORK/venv"
+"$PY" -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
+# --system-site-packages would expose the base interpreter's packages, not those of an active venv (issue 23):
+# list the running environment's site folders in a .pth, after the venv's own, where the wheel goes
+"$PY" -c 'import os, site
+dirs = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])
+print("\n".join(d for d in dirs if os.path.isdir(d)))' >"$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ngp-parent-env.pth"
 "$VPY" -m pip install -q --no-deps --no-index "$WHEEL"
 mkdir -p "$WORK/elsewhere" && cd "$WORK/elsewhere"
 "$VPY" - "$WORK" <<'PYEOF'

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs ngp-app and its dependencies into the current Python environment.
 # torch: a CUDA user keeps the torch they have; with no torch we install 2.13.0 (a CPU wheel on our machines),
-# because an unpinned torch pulls a multi-GB CUDA build. `setup.sh app` also installs the GUI extras.
+# because an unpinned torch pulls a multi-GB CUDA build. Works the same in a venv, a conda environment or a bare
+# interpreter: everything goes into the environment of $PY (`python3` of an activated venv).
 set -euo pipefail
 PY="${PY:-python3}"
 cd "$(dirname "$0")/.."
@@ -11,7 +12,9 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
 fi
 extras="test,video,app,import"
 
-if ! command -v ngp >/dev/null 2>&1 || ! "$PY" -c "import pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap" >/dev/null 2>&1 || [[ "${1:-}" == "app" ]]; then
+# installed into $PY's environment (its metadata), not merely importable from the checkout or on PATH elsewhere
+if ! "$PY" -c "import importlib.metadata as m; m.distribution('ngp-app')
+import setuptools, pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap" >/dev/null 2>&1; then
   echo "[setup] installing ngp-app[$extras]"
   "$PY" -m pip install -q -e ".[$extras]"
 fi
