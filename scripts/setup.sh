@@ -14,7 +14,12 @@ extras="test,video,app,import"
 
 # installed into $PY's environment (its metadata), not merely importable from the checkout or on PATH elsewhere
 if ! "$PY" -c "import importlib.metadata as m; m.distribution('ngp-app')
-import setuptools, pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap" >/dev/null 2>&1; then
+import pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap" >/dev/null 2>&1; then
   echo "[setup] installing ngp-app[$extras]"
   "$PY" -m pip install -q -e ".[$extras]"
+fi
+# the install check builds a wheel offline with setuptools (venvs of Python 3.12+ come without it)
+if ! "$PY" -c "import setuptools" >/dev/null 2>&1; then
+  echo "[setup] installing setuptools"
+  "$PY" -m pip install -q "setuptools>=64"
 fi
