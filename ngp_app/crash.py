@@ -79,10 +79,21 @@ def describe_error(exc: BaseException, context: str = "") -> str:
     from .errors import NgpError
     from .limits import is_out_of_memory
 
+    if isinstance(exc, (NgpError, OSError)) or is_out_of_memory(exc):
+        return plain_message(exc)
+    return report_internal_error(exc, context)
+
+
+def plain_message(exc: BaseException) -> str:
+    """One line saying what went wrong, without the exception's class name (nothing is logged): bad input and file
+    system errors say what and where; anything else gives its first line (its class name when it has none)."""
+    from .errors import NgpError
+    from .limits import is_out_of_memory
+
     if isinstance(exc, NgpError):
         return " ".join(str(exc).split())
     if isinstance(exc, OSError):
         return f"{exc.strerror or short_message(exc)}: {exc.filename or ''}".rstrip(": ")
     if is_out_of_memory(exc):
         return "out of memory (try a smaller size, resolution or batch)"
-    return report_internal_error(exc, context)
+    return short_message(exc) or type(exc).__name__

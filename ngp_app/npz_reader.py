@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from .errors import NgpError
 
 MAX_DEFLATE_RATIO = 1100  # DEFLATE cannot expand data more than ~1032x
 CHUNK = 1 << 22
+# what reading a damaged zip raises: zlib.error is a corrupt deflate stream (a flipped byte of data is a CRC error)
+_READ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, zlib.error)
 
 
 class CorruptNpz(NgpError):
@@ -52,7 +55,7 @@ class NpzReader:
             self._zip = zipfile.ZipFile(self.path)
             self._infos = {i.filename[: -len(".npy")] if i.filename.endswith(".npy") else i.filename: i
                            for i in self._zip.infolist()}
-        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        except _READ_ERRORS as exc:
             raise CorruptNpz(f"not a readable npz file ({type(exc).__name__}: {str(exc)[:120]})") from None
         self._headers: dict[str, Entry] = {}
 
@@ -86,7 +89,7 @@ class NpzReader:
                 else:
                     raise ValueError(f"npy format version {version}")
                 header_size = f.tell()
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
+        except _READ_ERRORS as exc:
             raise CorruptNpz(f"entry {name}: unreadable header ({type(exc).__name__}: {str(exc)[:120]})") from None
         if dtype.hasobject or dtype.itemsize == 0:
             raise CorruptNpz(f"entry {name}: unsupported dtype {dtype}")
@@ -127,6 +130,6 @@ class NpzReader:
                     done += n
                 if f.read(1):
                     raise ValueError("more data than its header declares")
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
+        except _READ_ERRORS as exc:
             raise CorruptNpz(f"entry {name}: {type(exc).__name__}: {str(exc)[:120]}") from None
         return out

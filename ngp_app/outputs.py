@@ -5,6 +5,7 @@ mistyped, full or wrong target fails in a second with one line, not after minute
   ``make-scene``, ``import``): never a file we would overwrite; a missing name that looks like a file
   (``x/model.npz``, ``notes.txt``) is refused rather than turned into a folder; other names (``run.v2``) are
   folders.
+- :class:`ClaimedFolder`: an output folder written by one run at a time (``train``, ``import``), under its lock.
 - :func:`check_output_file` for single files (``render --out x.png``, ``video --out x.mp4``, ``mesh --out x.ply``):
   a supported extension, not a folder, a writable parent folder.
 
@@ -23,6 +24,7 @@ from typing import Iterable, Sequence
 
 from .errors import NgpError
 from .limits import human_bytes
+from .locks import FileLock, describe_owner
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Names that look like files: refused as a new output folder (probably a mistake).
@@ -32,6 +34,7 @@ FILE_SUFFIXES = frozenset({
     *IMAGE_SUFFIXES, ".exr", ".webp",
 })
 FREE_SPACE_MARGIN = 16 << 20  # bytes kept free beyond the estimate (file system metadata, logs)
+RUN_LOCK_NAME = ".ngp-lock"  # the lock of a folder one run writes (ngp train --out, ngp import --out)
 
 
 def existing_ancestor(path: Path) -> Path:
@@ -130,3 +133,46 @@ def remove_stale_temps(folder: str | Path, names: Iterable[str]) -> list[Path]:
             except FileNotFoundError:
                 pass
     return removed
+
+
+class ClaimedFolder:
+    """An output folder written by one run at a time: ``claim()`` creates it (remembering the folders it made) and
+    takes its lock (``RUN_LOCK_NAME``, a ``locks.FileLock``: the kernel releases it when the process dies);
+    ``release()`` unlocks and removes the folders it made, if they are empty."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lock = FileLock(self.path / RUN_LOCK_NAME)
+        self._created: list[Path] = []
+
+    def claim(self) -> None:
+        """Create the folder and lock it; NgpError, naming the holder, when another run holds it."""
+        missing = []
+        p = self.path
+        while not p.exists() and p.parent != p:
+            missing.append(p)
+            p = p.parent
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NgpError(f"{self.path}: cannot create the folder ({exc.strerror or exc})") from None
+        self._created = list(reversed(missing))
+        if not self.lock.acquire():
+            owner = self.lock.owner()
+            self.remove_created()
+            raise NgpError(f"{self.path}: another ngp run is writing there ({describe_owner(owner)}); wait for it "
+                           "or choose another --out")
+
+    def release(self, remove_created: bool = True) -> None:
+        """Unlock; then remove the folders ``claim`` created when they are empty (and ``remove_created``)."""
+        self.lock.release()
+        if remove_created:
+            self.remove_created()
+
+    def remove_created(self) -> None:
+        for p in reversed(self._created):
+            try:
+                p.rmdir()  # only if empty
+            except OSError:
+                break
+        self._created = []

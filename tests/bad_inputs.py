@@ -126,6 +126,19 @@ def rewrite_snapshot(src: Path, dst: Path, meta: Any = None, lies: dict[str, tup
     return write_npz(dst, entries, lies, zeros)
 
 
+def break_deflate(path: Path, name: str) -> Path:
+    """Make the deflate stream of entry ``name`` of the zip at ``path`` invalid (its first block type becomes the
+    reserved one): reading it raises zlib.error, not a CRC error."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{name}.npy")
+    data = bytearray(path.read_bytes())
+    at = info.header_offset
+    start = at + 30 + int.from_bytes(data[at + 26:at + 28], "little") + int.from_bytes(data[at + 28:at + 30], "little")
+    data[start] = 0x07  # BFINAL 1, BTYPE 11
+    path.write_bytes(bytes(data))
+    return path
+
+
 def snapshot_meta(path: Path) -> dict[str, Any]:
     with np.load(path) as npz:
         return json.loads(bytes(npz["meta"]).decode())

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.bad_inputs import DELETE, Case, Inputs, error_line, make_inputs, rewrite_snapshot, run_ngp_many, set_path
-from tests.bad_inputs import snapshot_meta, write_json, written
+from tests.bad_inputs import break_deflate, snapshot_meta, write_json, written
 
 FAST = ["--quiet", "--device", "cpu", "--backend", "torch"]
 Build = Callable[[Path, Inputs], "list[str]"]
@@ -66,14 +66,16 @@ def image_file(content: bytes | None) -> Build:
 
 
 def snapshot_command(meta_path: tuple | None = None, value: object = None, command: str = "render",
-                     **entries: dict) -> Build:
+                     broken: str | None = None, **entries: dict) -> Build:
     """``ngp <command>`` on the snapshot with its metadata changed at ``meta_path`` and/or entries changed
-    (``lies``/``zeros`` of ``rewrite_snapshot``)."""
+    (``lies``/``zeros`` of ``rewrite_snapshot``), and entry ``broken``'s deflate stream made invalid."""
     def build(d: Path, inp: Inputs) -> list[str]:
         meta = snapshot_meta(inp.snapshot)
         if meta_path is not None:
             meta = set_path(meta, meta_path, value)
         snap = rewrite_snapshot(inp.snapshot, d / "bad.npz", meta, **entries)
+        if broken is not None:
+            break_deflate(snap, broken)
         if command == "render":
             return ["render", str(snap), "--out", str(d / "out.png"), "--width", "8", "--height", "8", *FAST]
         if command == "eval":
@@ -92,6 +94,20 @@ def camera_file(doc: dict) -> Build:
         cam = write_json(d / "cam.json", doc)
         return ["render", str(inp.snapshot), "--camera", str(cam), "--out", str(d / "out.png"), "--width", "8",
                 "--height", "8", *FAST]
+    return build
+
+
+def video_into(files: list[str], marker: str | None = None) -> Build:
+    """``ngp video --out FOLDER`` where FOLDER holds ``files`` (PNG bytes) and, when given, a ``.ngp-video``."""
+    def build(d: Path, inp: Inputs) -> list[str]:
+        folder = d / "frames"
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_bytes((inp.scene / "images" / "000.png").read_bytes())
+        if marker is not None:
+            (folder / ".ngp-video").write_text(marker)
+        return ["video", str(inp.snapshot), "--out", str(folder), "--frames", "2", "--width", "8", "--height", "8",
+                *FAST]
     return build
 
 
@@ -165,6 +181,14 @@ CASES = [
          f"corrupt snapshot: entry {TABLE}: its header declares shape ({HUGE_ROWS}, 4)"),
     Case("snapshot-big-zero-entry", snapshot_command(zeros={TABLE: ((BIG_ROWS, 4), "<f4")}),
          f"corrupt snapshot: entry {TABLE} has shape ({BIG_ROWS}, 4), the metadata needs"),
+    Case("snapshot-corrupt-deflate", snapshot_command(command="eval", broken=TABLE),
+         f"corrupt snapshot: entry {TABLE}: unreadable header (error: Error -3 while decompressing data"),
+    # video frame folders ngp video did not write (issue 22 item 1)
+    Case("video-into-images", video_into(["r_0.png", "r_1.png"]), "was not written by ngp video"),
+    Case("video-into-frame-names", video_into(["00000.png", "keep.png"]), "was not written by ngp video"),
+    Case("video-marker-not-json", video_into(["00000.png"], "{ nope"), "was not written by ngp video"),
+    Case("video-into-added-file", video_into(["00000.png", "keep.png"], '{"frames": ["00000.png"]}'),
+         "holds keep.png, which ngp video did not write"),
     # camera and keyframe files
     Case("camera-angle-0", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": 0}), ANGLE),
     Case("camera-angle-wide", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": "wide"}), ANGLE),

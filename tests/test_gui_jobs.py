@@ -90,7 +90,36 @@ def test_errors_are_reported_once_on_the_ui_thread():
     job.join(10)
     ui.drain()
     assert job.state == FAILED and len(errors) == 1 and "disk on fire" in str(errors[0])
-    assert "failed: ValueError: disk on fire" in job.describe()
+    assert job.describe().endswith("failed: disk on fire")  # the message, not the exception's class name
+
+
+_FAILING_JOB = """
+import logging, sys
+from ngp_app.gui.jobs import JobRunner
+from ngp_app.errors import NgpError
+logging.basicConfig(level=logging.DEBUG if sys.argv[1] == "-v" else logging.INFO, format="[ngp] %(message)s")
+pending = []
+runner = JobRunner(pending.append)
+def work(job):
+    raise NgpError("scene.json: not a scene")
+runner.submit("load", work).join(30)
+for fn in pending:
+    fn()
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["default", "verbose"])
+def test_a_failed_job_is_one_log_line_and_a_traceback_only_with_v(verbose: bool) -> None:
+    """Issue 22 item 11, in a real process logging as ``ngp`` does: one line per failed job, the traceback with -v."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", _FAILING_JOB, "-v" if verbose else "-"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert ("Traceback" in res.stderr) == verbose, res.stderr
+    if not verbose:
+        assert res.stderr.strip().splitlines() == ["[ngp] job load failed: scene.json: not a scene"], res.stderr
 
 
 def test_eta_follows_the_rate_of_progress_and_describe_shows_it():

@@ -306,3 +306,115 @@ def test_the_sfm_process_dies_with_its_caller(tmp_path: Path) -> None:
     while workers() and time.time() < end:
         time.sleep(0.2)
     assert not workers()
+
+
+# ------------------------------------------------------------------------------------------- nothing is lost
+def project(root: Path, seed: int = 0) -> Path:
+    """A small COLMAP project (12 views, no SfM needed to import it); ``seed`` turns its world."""
+    from ngp_app.data.synthetic import ring_poses
+
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    return write_project(root, ring_poses(12), "PINHOLE", [70.0, 70.0, 32.0, 24.0], (64, 48), False,
+                         (1.5, q, np.zeros(3)))[0]
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes), hidden ones too."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_import_never_writes_into_its_input(tmp_path: Path) -> None:
+    """Issue 22 item 2, as real processes: ``--out`` equal to the project (the in-place import a refusal used to
+    suggest), inside it, or holding its model where the import writes: one line before any work, the project intact."""
+    from tests.bad_inputs import error_line, run_ngp_many
+
+    proj = project(tmp_path / "project")
+    before = tree_bytes(proj)
+    cases = [(["import", str(proj), "--out", str(proj), "--overwrite"], "--out is the import's input"),
+             (["import", str(proj), "--out", str(proj / "images" / "scene")], "--out is inside the import's input"),
+             (["import", str(proj / "sparse" / "0"), "--out", str(proj), "--overwrite"], "which the import writes")]
+    for (args, needle), res in zip(cases, run_ngp_many([(args + ["--quiet"], tmp_path) for args, _ in cases])):
+        assert res.returncode == 2 and needle in error_line(res.stderr), (args, res.stderr)
+    assert tree_bytes(proj) == before
+
+
+def test_overwrite_keeps_the_old_import_until_the_new_one_is_complete(noise_photos: Path, tmp_path: Path) -> None:
+    """Issue 22 item 3: --overwrite builds the new import beside the old one; a failed (a real process) or cancelled
+    (after the new scene was fully built) import leaves the old one byte for byte, a finished one replaces it."""
+    from tests.bad_inputs import error_line, run_ngp
+
+    out = tmp_path / "scene"
+    import_scene(project(tmp_path / "first"), out)
+    old = tree_bytes(out)
+    res = run_ngp(["import", str(noise_photos), "--out", str(out), "--overwrite", "--quiet"], tmp_path)
+    assert res.returncode == 2 and "reconstruction failed" in error_line(res.stderr), res.stderr
+    assert tree_bytes(out) == old
+    cancel = threading.Event()
+
+    def at_the_end(p: Any) -> None:
+        if p.stage == "writing":
+            cancel.set()
+
+    second = project(tmp_path / "second", seed=1)
+    with pytest.raises(ImportCancelled):
+        import_scene(second, out, ImportOptions(overwrite=True), progress=at_the_end, cancel=cancel)
+    assert tree_bytes(out) == old
+    (out / ".ngp-import-killed").mkdir()  # the staging folder of an import killed here: removed under the lock
+    (out / ".ngp-import-killed" / "database.db").write_bytes(b"x")
+    import_scene(second, out, ImportOptions(overwrite=True))
+    new = tree_bytes(out)
+    assert new["transforms.json"] != old["transforms.json"] and set(new) == set(old)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGSTOP"), reason="needs SIGSTOP (POSIX)")
+def test_two_imports_into_one_folder_take_turns(tmp_path: Path) -> None:
+    """Issue 22 item 4, as concurrent real processes: while one import holds --out (frozen with SIGSTOP inside its
+    run, so the order is certain), a second import, with or without --overwrite, and a training run are refused at
+    once naming it and remove nothing of it; the first then finishes its own way and cleans up only what it made."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.bad_inputs import ROOT, error_line, run_ngp_many
+
+    photos = tmp_path / "noise"  # SfM on these takes seconds and then fails: the first import holds the folder
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(8):
+        iio.imwrite(photos / f"{i}.png", rng.integers(0, 255, size=(400, 400, 3), dtype=np.uint8))
+    out = tmp_path / "scene"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen([sys.executable, "-m", "ngp_app", "import", str(photos), "--out", str(out), "--quiet"],
+                             stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        end = time.time() + 300
+        while first.poll() is None and time.time() < end:
+            try:
+                if json.loads((out / ".ngp-lock").read_text())["pid"] == first.pid:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        os.kill(first.pid, signal.SIGSTOP)
+        assert first.poll() is None, "the first import ended before it was seen holding the folder"
+        held = {k: v for k, v in tree_bytes(out).items() if "/work/" not in k}  # its SfM process still runs
+        assert ".ngp-lock" in held
+        proj = project(tmp_path / "project")
+        others = run_ngp_many([
+            (["import", str(proj), "--out", str(out), "--quiet"], tmp_path),
+            (["import", str(proj), "--out", str(out), "--overwrite", "--quiet"], tmp_path),
+            (["train", str(ROOT / "scenes" / "demo"), "--out", str(out), "--steps", "1", "--downscale", "8",
+              "--quiet"], tmp_path)])
+        for res in others:
+            assert res.returncode == 2, res.stderr
+            assert f"another ngp run is writing there (pid {first.pid} " in error_line(res.stderr), res.stderr
+        assert {k: v for k, v in tree_bytes(out).items() if "/work/" not in k} == held
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 2 and "reconstruction failed" in error_line(err), err
+    assert not out.exists()  # it made the folder, and removes it: nothing of anyone else was there

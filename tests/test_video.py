@@ -139,11 +139,11 @@ def test_cli_writes_mp4_gif_and_frames(tiny_snapshot: Path, tmp_path: Path, caps
     folder = tmp_path / "frames"
     assert main(["video", str(tiny_snapshot), "--out", str(folder), "--frames", "3", "--width", "16", "--height", "16",
                  "--mode", "depth", "--quiet"]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert sorted(p.name for p in folder.iterdir()) == [".ngp-video", "00000.png", "00001.png", "00002.png"]
     assert main(["video", str(tiny_snapshot), "--out", str(folder), "--frames", "2", "--width", "16", "--height",
-                 "16", "--quiet"]) == 0  # a previous frame folder is replaced
-    assert len(list(folder.iterdir())) == 2
-    leftovers = [p.name for p in tmp_path.rglob(".*")]
+                 "16", "--quiet"]) == 0  # a previous frame folder (its marker says so) is replaced
+    assert sorted(p.name for p in folder.iterdir()) == [".ngp-video", "00000.png", "00001.png"]
+    leftovers = [p.name for p in tmp_path.rglob(".*") if p.name != ".ngp-video"]
     assert not leftovers, leftovers
     capsys.readouterr()
 
@@ -156,7 +156,64 @@ def test_cli_renders_an_instant_ngp_path_at_its_timing(tiny_snapshot: Path, tmp_
     out = tmp_path / "frames"
     assert main(["video", str(tiny_snapshot), "--out", str(out), "--path", str(f), "--seconds", "0.2",
                  "--fps", "10", "--width", "16", "--height", "12", "--quiet"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_video_replaces_only_a_folder_it_wrote(tiny_snapshot: Path, tmp_path: Path) -> None:
+    """Issue 22 item 1, as real processes: a folder of PNGs that ngp video did not write (a scene's images, frame-like
+    names, an export the user added a file to) is refused with one line before any rendering and left byte for byte;
+    a folder it wrote is replaced only once the new frames are complete (a failed export leaves the old one)."""
+    from ngp_app.snapshot import load_snapshot
+    from tests.bad_inputs import error_line, run_ngp_many
+
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(0)
+
+    def png() -> bytes:
+        return iio.imwrite("<bytes>", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), extension=".png")
+
+    images = tmp_path / "scene" / "images"  # a scene's training images
+    images.mkdir(parents=True)
+    for i in range(3):
+        (images / f"r_{i}.png").write_bytes(png())
+    lookalike = tmp_path / "lookalike"  # names like our frames, and one more
+    lookalike.mkdir()
+    (lookalike / "00000.png").write_bytes(png())
+    (lookalike / "keep.png").write_bytes(png())
+    exported = tmp_path / "exported"  # an earlier export, then the user added a file
+    assert main(["video", str(tiny_snapshot), "--out", str(exported), "--frames", "2", "--width", "8", "--height", "8",
+                 "--quiet"]) == 0
+    (exported / "keep.png").write_bytes(png())
+    folders = {"images": images, "lookalike": lookalike, "exported": exported}
+    before = {name: folder_bytes(f) for name, f in folders.items()}
+    runs = run_ngp_many([(["video", str(tiny_snapshot), "--out", str(f), "--frames", "2", "--width", "8", "--height",
+                           "8", "--quiet"], tmp_path) for f in folders.values()])
+    needles = ["was not written by ngp video", "was not written by ngp video", "holds keep.png"]
+    for (name, folder), res, needle in zip(folders.items(), runs, needles):
+        assert res.returncode == 2 and needle in error_line(res.stderr), (name, res.stderr)
+        assert folder_bytes(folder) == before[name], name
+    # a folder it wrote: kept as it was when the new export fails part-way, replaced when it completes
+    ours = tmp_path / "ours"
+    assert main(["video", str(tiny_snapshot), "--out", str(ours), "--frames", "3", "--width", "8", "--height", "8",
+                 "--quiet"]) == 0
+    old = folder_bytes(ours)
+    snap = load_snapshot(tiny_snapshot)
+
+    def boom(done: int, total: int) -> None:
+        if done == 2:
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        export_video(snap.model, snap.grid, snap.march, snap.model.aabb, cp.orbit_path(4), ours, 8, 8, progress=boom)
+    assert folder_bytes(ours) == old
+    export_video(snap.model, snap.grid, snap.march, snap.model.aabb, cp.orbit_path(4), ours, 8, 8)
+    assert sorted(p.name for p in ours.glob("*.png")) == [f"{i:05d}.png" for i in range(4)]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp or old folders
 
 
 def test_failed_export_leaves_no_file(tiny_snapshot: Path, tmp_path: Path) -> None:
@@ -180,7 +237,7 @@ def test_failed_export_leaves_no_file(tiny_snapshot: Path, tmp_path: Path) -> No
     (["--out", "{tmp}/v.avi"], "unsupported video format"),
     (["--out", "{tmp}/v.mp4", "--path", "{tmp}/nope.json"], "not orbit, train"),
     (["--out", "{tmp}/v.mp4", "--path", "{tmp}/bad.json"], "malformed JSON"),
-    (["--out", "{tmp}/notes"], "not a folder of PNG frames"),
+    (["--out", "{tmp}/notes"], "was not written by ngp video"),
     (["--out", "{tmp}/notes/keep.txt/v.gif"], "keep.txt: not a folder"),
 ])
 def test_video_errors_are_one_line(tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -1,11 +1,14 @@
 """Render a camera path of a trained model into a video (mp4 through ffmpeg, gif) or a folder of PNG frames.
 
 Files are written to a temporary name next to the target and renamed when complete, so an interrupted export
-never leaves a truncated video under the requested name.
+never leaves a truncated video under the requested name. A frames folder gets a marker file (``.ngp-video``, listing
+its frames); an existing folder is replaced only when it holds that marker and nothing but the frames it lists (or
+is empty), and only after the new frames are all written.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -26,6 +29,30 @@ from .camera_path import PathCamera
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".gif")
 MODES = ("rgb", "depth", "normals")
+#: The file that marks a frames folder as written by this program (JSON: ``{"written_by", "frames"}``).
+FRAMES_MARKER = ".ngp-video"
+
+
+def frames_folder_problem(folder: Path) -> str | None:
+    """Why the existing ``folder`` must not be replaced by a frames export (None: it is empty, or holds exactly what
+    an earlier export wrote, by its marker file; file names are never taken as proof)."""
+    try:
+        entries = set(os.listdir(folder))
+    except OSError as exc:
+        return f"{folder}: cannot read the folder ({exc.strerror or exc})"
+    if not entries:
+        return None
+    try:
+        listed = json.loads((folder / FRAMES_MARKER).read_text(encoding="utf-8"))["frames"]
+        ours = {str(name) for name in listed} | {FRAMES_MARKER}
+    except (OSError, ValueError, KeyError, TypeError):
+        return (f"{folder}: exists and was not written by ngp video (no valid {FRAMES_MARKER} inside); not replacing "
+                f"it: choose a new or empty folder")
+    others = sorted(entries - ours)
+    if others:
+        return (f"{folder}: holds {others[0]}, which ngp video did not write; not replacing the folder: move it "
+                f"or choose another folder")
+    return None
 
 
 def check_output(path: str | Path) -> str:
@@ -47,8 +74,10 @@ def check_output(path: str | Path) -> str:
         raise NgpError(f"{p}: unsupported video format {suffix!r} (use .mp4, .gif, or a folder for PNG frames)")
     if p.parent.exists() and not p.parent.is_dir():
         raise NgpError(f"{p.parent}: not a folder")
-    if kind == "frames" and p.exists() and (not p.is_dir() or any(not f.name.endswith(".png") for f in p.iterdir())):
-        raise NgpError(f"{p}: exists and is not a folder of PNG frames; not overwriting it")
+    if kind == "frames" and p.exists():
+        problem = f"{p}: exists and is not a folder; not overwriting it" if not p.is_dir() else frames_folder_problem(p)
+        if problem:
+            raise NgpError(problem)
     if kind != "frames" and p.is_dir():
         raise NgpError(f"{p}: is a folder")
     return kind
@@ -123,11 +152,13 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
         os.chmod(tmp_dir, default_file_mode() | 0o111)  # a folder: searchable like a plain mkdir's
         try:
+            names = []
             for n, frame in enumerate(frames):
-                iio.imwrite(tmp_dir / f"{n:05d}.png", frame)
-            if p.exists():  # a previous export (check_output refused anything else)
-                shutil.rmtree(p)
-            os.replace(tmp_dir, p)
+                names.append(f"{n:05d}.png")
+                iio.imwrite(tmp_dir / names[-1], frame)
+            (tmp_dir / FRAMES_MARKER).write_text(json.dumps({"written_by": "ngp video", "frames": names}) + "\n",
+                                                 encoding="utf-8")
+            _replace_folder(tmp_dir, p)
         finally:
             if tmp_dir.exists():
                 shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -155,6 +186,26 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
         if tmp.exists():
             tmp.unlink()
     return p
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` at ``target``; an existing ``target`` (checked again now: it may have changed
+    since the export began) is moved aside first and deleted only once ``new`` is in its place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    problem = frames_folder_problem(target)
+    if problem:
+        raise NgpError(problem)
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def even_size(width: int, height: int, kind: str) -> tuple[int, int]:

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..crash import plain_message
+
 log = logging.getLogger(__name__)
 
 RUNNING, DONE, FAILED, CANCELLED = "running", "done", "failed", "cancelled"
@@ -161,7 +163,7 @@ class JobRunner:
                 if on_cancel is not None:
                     on_cancel()
             else:
-                job.error = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
+                job.error = plain_message(exc) if exc is not None else "unknown error"
                 if on_error is not None:
                     on_error(exc if exc is not None else RuntimeError(job.error))
 
@@ -172,7 +174,9 @@ class JobRunner:
             except JobCancelled:
                 self.post(lambda: finish(CANCELLED))
             except Exception as exc:  # noqa: BLE001 - reported on the UI thread, never kills the app
-                log.info("job %s failed", label, exc_info=True)
+                # one line (the panel shows it too); the traceback only at debug level (ngp -v)
+                log.warning("job %s failed: %s", label, plain_message(exc))
+                log.debug("job %s failed", label, exc_info=True)
                 self.post(lambda e=exc: finish(FAILED, exc=e))
             else:
                 self.post(lambda: finish(DONE, result))

@@ -24,23 +24,20 @@ import numpy as np
 
 from ..errors import NgpError
 from ..fileio import atomic_write_text
-from ..locks import FileLock, describe_owner
-from ..outputs import remove_stale_temps
+from ..outputs import RUN_LOCK_NAME, ClaimedFolder, remove_stale_temps
 
 log = logging.getLogger(__name__)
-LOCK_NAME = ".ngp-lock"
+LOCK_NAME = RUN_LOCK_NAME  # ngp import takes the same lock
 METRICS_NAME = "metrics.json"
 SNAPSHOT_NAME = "snapshot.npz"
 
 
-class RunFolder:
+class RunFolder(ClaimedFolder):
     """The ``--out`` folder of one training run: claim it (create + lock), save snapshot/metrics pairs, release."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.lock = FileLock(self.path / LOCK_NAME)
+        super().__init__(path)
         self.save_id: str | None = None
-        self._created: list[Path] = []
 
     @property
     def snapshot_path(self) -> Path:
@@ -52,36 +49,12 @@ class RunFolder:
 
     def claim(self) -> RunFolder:
         """Create the folder (remembering what we created) and lock it; NgpError when another run holds it."""
-        missing = []
-        p = self.path
-        while not p.exists() and p.parent != p:
-            missing.append(p)
-            p = p.parent
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise NgpError(f"{self.path}: cannot create the folder ({exc.strerror or exc})") from None
-        self._created = list(reversed(missing))
-        if not self.lock.acquire():
-            owner = self.lock.owner()
-            self._remove_created()
-            raise NgpError(f"{self.path}: another ngp run is writing there ({describe_owner(owner)}); wait for it "
-                           "or choose another --out")
+        super().claim()
         return self
 
-    def release(self) -> None:
+    def release(self, remove_created: bool = True) -> None:
         """Unlock; a folder we created and never saved into is removed (a failed run leaves no trace)."""
-        self.lock.release()
-        if self.save_id is None:
-            self._remove_created()
-
-    def _remove_created(self) -> None:
-        for p in reversed(self._created):
-            try:
-                p.rmdir()  # only if empty
-            except OSError:
-                break
-        self._created = []
+        super().release(remove_created and self.save_id is None)
 
     def __enter__(self) -> RunFolder:
         return self.claim()

@@ -1,8 +1,12 @@
 """``import_scene``: a folder of photos, a video or a COLMAP project -> a scene folder the loader reads
 (``transforms.json``, ``images/`` at full resolution, ``sparse_points.ply``, the COLMAP model in ``sparse/0``).
 
-Everything is written into the output folder and transforms.json last (atomically), so a folder with a
-transforms.json is a finished import; a failed or cancelled import removes what it created.
+Nothing a user made is lost (docs/reliability.md): the inputs are read and checked before ``--out`` is touched,
+and ``--out`` may not be (or lie inside) an input, nor hold one where the import writes. The import holds the
+run-folder lock ``ngp train`` takes (``.ngp-lock``) and builds the whole new scene in a staging folder inside
+``--out`` (``.ngp-import-*``); only when it is complete are its files moved into place, transforms.json last, after
+an earlier import's files (``--overwrite``) were moved aside. A failed or cancelled import removes only its staging
+folder and the folders it created, so an earlier import stays as it was.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Optional
 
 from ...errors import ImportFailed, NgpError
 from ...fileio import atomic_write_text
+from ...outputs import RUN_LOCK_NAME, ClaimedFolder
 from .convert import IMAGES_DIR, POINTS_FILE, convert, registered_images
 from .points import write_points_ply
 from .progress import ProgressCallback, Reporter
@@ -29,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: What an import writes into its output folder (and what --overwrite replaces).
 OUTPUTS = ("transforms.json", IMAGES_DIR, POINTS_FILE, "sparse")
+#: Prefixes of what an import keeps inside --out while it runs (the staging folder, an earlier import moved aside).
+STAGING_PREFIX, OLD_PREFIX = ".ngp-import-", ".ngp-replaced-"
 #: Fewer input images than this cannot make a scene.
 MIN_IMAGES = 3
 DEFAULT_FRAMES = 100
@@ -65,18 +72,53 @@ def check_output(out: Path, source: Source, overwrite: bool) -> None:
     ``out/images`` (import in place)."""
     from ...outputs import check_output_dir
 
-    in_place = source.images is not None and source.images.resolve() == (out / IMAGES_DIR).resolve()
+    in_place = _in_place(source, out)
     try:
         check_output_dir(out, 0 if in_place else _image_bytes(source), "--out",
                          "transforms.json, images/ and the sparse points")
     except NgpError as exc:
         raise ImportFailed(str(exc)) from None
     if out.is_dir():
-        entries = sorted(e for e in os.listdir(out) if not (in_place and e == IMAGES_DIR))
+        entries = sorted(e for e in os.listdir(out)
+                         if not (in_place and e == IMAGES_DIR) and not _ours_while_running(e))
         ours = all(e in OUTPUTS for e in entries)
         if entries and not (overwrite and ours):
             hint = "pass --overwrite to replace the earlier import" if ours else "choose an empty or new folder"
             raise ImportFailed(f"{out}: not empty (holds {entries[0]}); {hint}")
+
+
+def _in_place(source: Source, out: Path) -> bool:
+    """The source's images already are ``out/images`` (``ngp import SCENE/images --out SCENE``): used as they are."""
+    return source.images is not None and source.images.resolve() == (out / IMAGES_DIR).resolve()
+
+
+def _ours_while_running(name: str) -> bool:
+    """An entry an import (or a training run) keeps in its folder only while it runs: its lock, staging folder or an
+    earlier import moved aside; left behind only by a killed run, and removed by the next import under the lock."""
+    return name == RUN_LOCK_NAME or name.startswith((STAGING_PREFIX, OLD_PREFIX))
+
+
+def check_apart(given: Path, source: Source, out: Path) -> None:
+    """Refuse an ``out`` that is an input of the import or lies inside one, and one where the import would write
+    over an input (a COLMAP model in ``out/sparse``): an import never writes into what it reads. ``given``: the
+    path as the user gave it (a COLMAP project's folder)."""
+    inputs = [source.path] + ([source.images] if source.images is not None else [])
+    if source.kind == "colmap":
+        inputs.append(given)
+    in_place = _in_place(source, out)
+    target = out.resolve()
+    for inp in inputs:
+        r = inp.resolve()
+        if target == r or r in target.parents:
+            where = "is" if target == r else "is inside"
+            raise ImportFailed(f"{out}: --out {where} the import's input {inp}; choose a folder outside it")
+    for inp in inputs:
+        r = inp.resolve()
+        for name in OUTPUTS:
+            written = (out / name).resolve()
+            if not (in_place and name == IMAGES_DIR) and (written == r or written in r.parents):
+                raise ImportFailed(f"{inp}: the import's input is in {out / name}, which the import writes; choose "
+                                   f"another --out")
 
 
 def _image_bytes(source: Source) -> int:
@@ -89,13 +131,6 @@ def _image_bytes(source: Source) -> int:
         except OSError:
             pass
     return total
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def import_scene(source: str | Path, out: str | Path, options: Optional[ImportOptions] = None,
@@ -114,51 +149,92 @@ def import_scene(source: str | Path, out: str | Path, options: Optional[ImportOp
     if src.kind == "images" and len(src.names) < MIN_IMAGES:
         raise ImportFailed(f"{src.path}: too few images ({len(src.names)}; need at least {MIN_IMAGES}, "
                            f"better 30-150 overlapping views)")
+    check_apart(Path(source), src, out)
     check_output(out, src, opts.overwrite)
     pycolmap = require_pycolmap()
+    # read the inputs before --out is touched
     n_video_frames = None
+    model: Any = None
     if src.kind == "video":  # an unreadable video fails here, before anything is written
         from .video import count_frames
 
         n_video_frames = count_frames(src.path)
+    elif src.kind == "colmap":
+        model = _read_model(pycolmap, src)
     report = Reporter(progress, cancel, skip=("features", "matching", "mapping") if src.kind == "colmap" else ())
     report.check()
-    existed = out.exists()
-    in_place = src.images is not None and src.images.resolve() == (out / IMAGES_DIR).resolve()
-    if opts.overwrite:
-        for name in OUTPUTS:
-            if not (in_place and name == IMAGES_DIR):
-                _remove(out / name)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".ngp-import-", dir=out))
+    folder = ClaimedFolder(out)
     try:
-        result = _run(pycolmap, src, out, work, opts, report, n_video_frames)
-    except BaseException:
-        if not existed:
-            shutil.rmtree(out, ignore_errors=True)
-        else:
-            for name in OUTPUTS:
-                if not (in_place and name == IMAGES_DIR):
-                    _remove(out / name)
-        raise
+        folder.claim()  # the lock ngp train takes: one run (import or training) at a time in a folder
+    except NgpError as exc:
+        raise ImportFailed(str(exc)) from None
+    try:
+        check_output(out, src, opts.overwrite)  # again, under the lock: another run may have finished meanwhile
+        _remove_leftovers(out)
+        stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        try:
+            result = _run(pycolmap, src, out, stage, opts, report, n_video_frames, model)
+            _swap_in(stage, out, [n for n in OUTPUTS if (stage / n).exists()])
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        folder.release()  # unlock; a folder this import created goes again unless the scene is in it
     return result
 
 
-def _run(pycolmap: Any, src: Source, out: Path, work: Path, opts: ImportOptions, report: Reporter,
-         n_video_frames: int | None) -> ImportResult:
-    images = out / IMAGES_DIR
+def _read_model(pycolmap: Any, src: Source) -> tuple[Any, list[str], Any]:
+    """A COLMAP project's reconstruction, its posed images' names and its conversion (refusing unsupported cameras)."""
+    try:
+        rec = pycolmap.Reconstruction(src.path)
+    except Exception as exc:  # pycolmap raises ValueError/RuntimeError for unreadable models
+        raise ImportFailed(f"{src.path}: cannot read the COLMAP model ({exc})") from None
+    names = [im.name for im in registered_images(rec)]
+    return rec, names, convert(rec, len(names))
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Remove the staging folders of imports that were killed here (safe: we hold the folder's lock)."""
+    for entry in out.iterdir():
+        if entry.name.startswith(STAGING_PREFIX) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            log.info("removed %s, left by an import that was killed", entry)
+
+
+def _swap_in(stage: Path, out: Path, names: list[str]) -> None:
+    """Move the finished import's ``names`` from ``stage`` into ``out``, transforms.json last; an earlier import's
+    files are moved aside first (transforms.json first) and deleted only once the new ones are all in place."""
+    aside = Path(tempfile.mkdtemp(prefix=OLD_PREFIX, dir=out))
+    moved_old: list[str] = []
+    moved_new: list[str] = []
+    try:
+        for name in sorted(names, key=lambda n: n != "transforms.json"):  # transforms.json first out...
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, aside / name)
+                moved_old.append(name)
+        for name in sorted(names, key=lambda n: n == "transforms.json"):  # ...and last in
+            os.replace(stage / name, out / name)
+            moved_new.append(name)
+    except BaseException:  # put everything back: the earlier import stays as it was
+        for name in reversed(moved_new):
+            os.replace(out / name, stage / name)
+        for name in reversed(moved_old):
+            os.replace(aside / name, out / name)
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _run(pycolmap: Any, src: Source, out: Path, stage: Path, opts: ImportOptions, report: Reporter,
+         n_video_frames: int | None, model: Any) -> ImportResult:
+    """Build the scene in ``stage`` (SfM's work files in ``stage/work``); ``out/images`` is used as it is for an
+    import in place."""
+    in_place = _in_place(src, out)
+    images = src.images if in_place else stage / IMAGES_DIR
     extra: dict[str, dict[str, Any]] = {}
     conv = None
     if src.kind == "colmap":
-        try:
-            rec = pycolmap.Reconstruction(src.path)
-        except Exception as exc:  # pycolmap raises ValueError/RuntimeError for unreadable models
-            raise ImportFailed(f"{src.path}: cannot read the COLMAP model ({exc})") from None
-        names = [im.name for im in registered_images(rec)]
+        rec, names, conv = model
         n_input = len(names)
-        conv = convert(rec, n_input)  # refuses unsupported cameras before any copying
         stage_images(src.images, names, images, report)  # type: ignore[arg-type]
     else:
         if src.kind == "video":
@@ -174,13 +250,17 @@ def _run(pycolmap: Any, src: Source, out: Path, work: Path, opts: ImportOptions,
             names = src.names
             stage_images(src.path, names, images, report)
         n_input = len(names)
+        work = stage / "work"
+        work.mkdir()
         rec = run_sfm(images, names, work, opts.sfm, report, ordered=src.kind == "video")
+        shutil.rmtree(work, ignore_errors=True)
     report("writing", 0.0, "transforms.json", force=True)
     conv = conv or convert(rec, n_input, extra)
-    rec.write(_fresh_dir(out / "sparse" / "0"))
-    write_points_ply(out / POINTS_FILE, conv.points, conv.colors)
+    rec.write(_fresh_dir(stage / "sparse" / "0"))
+    write_points_ply(stage / POINTS_FILE, conv.points, conv.colors)
     conv.summary["source"] = str(src.path)
-    atomic_write_text(out / "transforms.json", json.dumps(conv.transforms, indent=2) + "\n")
+    atomic_write_text(stage / "transforms.json", json.dumps(conv.transforms, indent=2) + "\n")
+    report.check()  # the last moment a cancel counts: from here the new scene replaces the old one
     report("writing", 1.0, "done")
     summary = {**conv.summary, "seconds": report.seconds()}  # timings: the result only, not transforms.json
     log.info("imported %s: %d of %d images registered, %d points, reprojection error %.2f px, aabb_scale %d",
