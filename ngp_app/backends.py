@@ -7,9 +7,9 @@ import logging
 import torch
 
 from .errors import NgpError
+from .schema.config import BACKENDS
 
 log = logging.getLogger(__name__)
-BACKENDS = ("auto", "torch", "native", "tcnn")
 
 
 def native_available(device: torch.device) -> tuple[bool, str]:

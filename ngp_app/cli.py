@@ -45,13 +45,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .fileio import atomic_write_bytes
     from .outputs import check_output_dir
     from .errors import NgpError
-    from .snapshot import load_snapshot, resolve_snapshot_path, snapshot_scene_path
+    from .snapshot import resolve_snapshot_path, snapshot_scene_path
+    from .train.run_files import load_run_snapshot
     from .train.trainer import evaluate
 
     option, contents = "--save-images", "the rendered views"
     save_dir = check_output_dir(args.save_images, 0, option, contents) if args.save_images else None
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+    snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     scene_path = args.scene
     if scene_path is None:  # the scene the snapshot was trained on
         scene_path = snapshot_scene_path(snap.scene, resolve_snapshot_path(args.snapshot))
@@ -88,14 +89,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .render.cameras_cli import camera_from_spec
     from .render.pictures import FLOAT_MODES, picture, shaded_field
     from .render.renderer import render_image, render_rgba
-    from .snapshot import load_snapshot
+    from .train.run_files import load_run_snapshot
 
     path = check_output_file(args.out, IMAGE_SUFFIXES, args.width * args.height * 4, "image")
     if args.alpha and path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
         raise NgpError(f"{path}: {path.suffix} has no alpha channel; write a .png (or .tif) with --alpha")
     device = resolve_device(args.device)
     check_render_memory(args.width, args.height, device)
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+    snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
     t = time.perf_counter()
     field, background = shaded_field(snap.model, args.mode, args.background)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +17,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compute import Ops, as_ops
+from .compute import as_ops
 from .errors import SnapshotError
 from .fileio import atomic_write_bytes, atomic_write_text, default_file_mode  # noqa: F401 - re-exported
 from .model.field import NGPField
 from .npz_reader import CorruptNpz, NpzReader
+from .ops import Ops
 from .schema import validate
 from .schema.core import parse_json
 from .schema.snapshot import SnapshotMeta
 from .render.occupancy import OccupancyGrid, n_cascades_for
 from .render.raymarch import MarchParams
 
-log = logging.getLogger(__name__)
 FORMAT_TAG = "ngp-app-snapshot"
 FORMAT_VERSION = 1
 SNAPSHOT_NAME = "snapshot.npz"
@@ -161,11 +160,11 @@ def _meta(npz: NpzReader, p: Path) -> dict[str, Any]:
     return meta
 
 
-def _check_entries(npz: NpzReader, meta: dict[str, Any], aabb: torch.Tensor) -> int:
+def _check_entries(npz: NpzReader, meta: dict[str, Any], aabb: torch.Tensor, ops: Ops) -> int:
     """Check every entry's declared shape against what the metadata implies, before anything is allocated. Returns
     the size in bytes of the largest parameter (the bound for training-state entries)."""
     with torch.device("meta"):  # shapes only, no memory
-        expected = {f"param/{k}": tuple(v.shape) for k, v in NGPField(meta["config"], aabb).state_dict().items()
+        expected = {f"param/{k}": tuple(v.shape) for k, v in NGPField(meta["config"], aabb, ops).state_dict().items()
                     if k != "aabb"}
     n_cells = (n_cascades_for(meta["aabb_scale"]), meta["grid_resolution"] ** 3)
     expected["grid/density"] = n_cells
@@ -191,7 +190,7 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
         meta = _meta(npz, p)
         try:
             aabb = torch.tensor(meta["aabb"], dtype=torch.float32)
-            max_entry = _check_entries(npz, meta, aabb)
+            max_entry = _check_entries(npz, meta, aabb, ops)
             model = NGPField(meta["config"], aabb, ops=ops)
             with torch.no_grad():
                 for name, tensor in model.state_dict().items():
@@ -208,17 +207,6 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
             raise SnapshotError(f"{p}: corrupt snapshot: {exc}") from None
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise SnapshotError(f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    _warn_mismatched_metrics(p, meta)
     model.to(device)
     grid.to(device)
     return Snapshot(model, grid, march, meta["config"], meta["scene"], int(meta["step"]), meta, training or None)
-
-
-def _warn_mismatched_metrics(path: Path, meta: dict[str, Any]) -> None:
-    """A run folder whose metrics.json is from another save than its snapshot (a save killed between its two
-    renames) is reported once; the snapshot itself is complete."""
-    from .train.run_files import check_metrics_pair
-
-    problem = check_metrics_pair(path, meta)
-    if problem:
-        log.warning("%s", problem)

@@ -4,6 +4,12 @@ set -euo pipefail
 PY="${PY:-python3}"
 cd "$(dirname "$0")/.."
 if [[ -f scripts/check_cuda.sh ]]; then bash scripts/check_cuda.sh; fi
+# import contracts (pyproject.toml [tool.importlinter]): layers point down, no circles; a broken contract fails the run
+if "$PY" -c "import importlinter" 2>/dev/null; then
+  "$PY" -c "from importlinter.cli import lint_imports_command; lint_imports_command()" --no-cache
+else
+  echo "[test] import-linter not installed: import contracts not checked (pip install -e '.[test]')"
+fi
 "$PY" -m pytest -q -m "not gui and not slow" "$@"
 # the installed package (a wheel in a fresh venv) works outside the checkout; NGP_SKIP_INSTALL_CHECK=1 skips it
 if [[ -f scripts/check_install.sh && -z "${NGP_SKIP_INSTALL_CHECK:-}" ]]; then bash scripts/check_install.sh; fi

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ngp_app.compute import get_ops
 from ngp_app.native import loader
 from ngp_app.render.occupancy import OccupancyGrid
 
@@ -43,7 +44,7 @@ def march_rays_case(g: torch.Generator, n: int, scale: float):
 
 def occupancy_case(g: torch.Generator, aabb_scale: float, fill: str) -> OccupancyGrid:
     """A 32^3-cell occupancy grid: ``full``, ``empty`` or ``random`` (blobs of 4^3 cells and scattered cells)."""
-    grid = OccupancyGrid(aabb_scale, resolution=32)
+    grid = OccupancyGrid(aabb_scale, resolution=32, ops=get_ops("torch"))
     if fill == "empty":
         grid.occupied.zero_()
     elif fill == "random":

@@ -133,7 +133,8 @@ def _field():
     from ngp_app.model.field import NGPField
 
     torch.manual_seed(0)
-    field = NGPField(load_config("small", {"encoding": {"log2_hashmap_size": 12}}), torch.tensor([[0.0] * 3, [1.0] * 3]))
+    field = NGPField(load_config("small", {"encoding": {"log2_hashmap_size": 12}}), torch.tensor([[0.0] * 3, [1.0] * 3]),
+                     get_ops("torch"))
     with torch.no_grad():  # densities high enough that most rays terminate early
         field.encoding.table.uniform_(-1.0, 1.0)
         out = field.density_net[-1].weight

@@ -89,6 +89,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
 @given(data=st.data())
 def test_config_mutations(inputs: Inputs, data: st.DataObject) -> None:
     """An accepted config builds the field (shapes only) and an Adam optimiser torch accepts."""
+    from ngp_app.compute import get_ops
     from ngp_app.config import check_config
     from ngp_app.model.field import NGPField
 
@@ -100,7 +101,7 @@ def test_config_mutations(inputs: Inputs, data: st.DataObject) -> None:
         return
     aabb = torch.tensor([[0.0] * 3, [1.0] * 3])
     with torch.device("meta"):  # shapes only: an accepted config may ask for gigabytes
-        NGPField(config, aabb)
+        NGPField(config, aabb, get_ops("torch"))
     opt = config["optimizer"]
     torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=float(opt["learning_rate"]),
                      betas=(float(opt["beta1"]), float(opt["beta2"])), eps=float(opt["epsilon"]),
@@ -112,7 +113,7 @@ def test_config_mutations(inputs: Inputs, data: st.DataObject) -> None:
 def test_transforms_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
     """An accepted transforms.json loads, and its rays pass (or fail) the trainer's box check with one line."""
     from ngp_app.data.loaders import load_scene
-    from ngp_app.data.scene_checks import check_rays_hit_box
+    from ngp_app.train.scene_checks import check_rays_hit_box
 
     doc = data.draw(mutated(inputs.transforms))
     scene_dir = tmp_path_factory.mktemp("fuzz-scene")

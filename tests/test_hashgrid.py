@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ngp_app.compute import get_ops
 from ngp_app.encoding.hashgrid import GridGeometry, HashGridEncoding, hash_grid_corners, hash_grid_encode
 
 
@@ -89,7 +90,7 @@ def test_gradcheck_float64() -> None:
 @pytest.mark.parametrize("levels,features", [(8, 4), (16, 2)])
 def test_module_output_shape_and_table_gradient(levels: int, features: int) -> None:
     g = GridGeometry.create(levels, features, 14, 16, finest_resolution=512)
-    enc = HashGridEncoding(g)
+    enc = HashGridEncoding(g, ops=get_ops("torch"))
     x = torch.rand(257, 3)
     y = enc(x)
     assert y.shape == (257, levels * features)

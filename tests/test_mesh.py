@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ngp_app.cli import main
+from ngp_app.compute import get_ops
 from ngp_app.data.cameras import nerf_to_ngp
 from ngp_app.errors import NgpError
 from ngp_app.export.mesh import (
@@ -141,7 +142,7 @@ def test_sample_density_grid_spans_box_and_skips_empty_cells() -> None:
     assert d.shape == (9, 9, 9) and seen[-1] == (729, 729)
     assert float(d[0, 0, 0]) == pytest.approx(float(sphere_field(torch.tensor([lo]), CENTRE, 0.3)[0]), rel=1e-5)
     assert float(d[-1, 0, -1]) == pytest.approx(float(sphere_field(torch.tensor([[0.9, 0.2, 1.0]]), CENTRE, 0.3)[0]), rel=1e-5)
-    grid = OccupancyGrid(1.0, resolution=16)
+    grid = OccupancyGrid(1.0, resolution=16, ops=get_ops("torch"))
     grid.occupied[:] = False
     model.calls = 0
     assert float(sample_density_grid(model, grid, lo, hi, 9).abs().max()) == 0.0 and model.calls == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ngp_app.compute import get_ops
 from ngp_app.config import load_config
 from ngp_app.errors import ConfigError
 from ngp_app.model.field import NGPField, make_mlp
@@ -31,7 +32,7 @@ def test_dtype_per_device_and_bad_values() -> None:
     with pytest.raises(ConfigError, match="network.precision"):
         mlp_dtype("half", cpu)
     with pytest.raises(ConfigError, match="network.precision"):
-        NGPField(load_config("small", {"network": {"precision": "fp8"}}), torch.tensor([[0.0] * 3, [1.0] * 3]))
+        NGPField(load_config("small", {"network": {"precision": "fp8"}}), torch.tensor([[0.0] * 3, [1.0] * 3]), get_ops("torch"))
 
 
 def _mlp_case(seed: int, device: torch.device) -> tuple[torch.nn.Sequential, torch.Tensor]:
@@ -104,7 +105,7 @@ def test_field_on_cpu_is_float32_whatever_the_precision() -> None:
     outs = []
     for p in ("float32", "float16", "auto"):
         torch.manual_seed(0)
-        field = NGPField(load_config("small", {"network": {"precision": p}}), aabb)
+        field = NGPField(load_config("small", {"network": {"precision": p}}), aabb, get_ops("torch"))
         assert field.mlp_precision == p
         outs.append(field(x, d))
     for sigma, rgb in outs[1:]:
@@ -119,7 +120,7 @@ def test_field_on_cuda_runs_half_mlps() -> None:
     outs = {}
     for p in ("float32", "auto", "bfloat16"):
         torch.manual_seed(0)
-        field = NGPField(load_config("small", {"network": {"precision": p}}), aabb).to(device)
+        field = NGPField(load_config("small", {"network": {"precision": p}}), aabb, get_ops("torch")).to(device)
         field.encoding.table.data.uniform_(-1, 1)  # features of O(1), so the MLP outputs are not ~0
         sigma, rgb = field(x.to(device), d.to(device))
         (sigma.sum() + rgb.sum()).backward()

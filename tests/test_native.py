@@ -154,7 +154,7 @@ def test_hash_grid_table_only_and_empty() -> None:
 def test_hash_grid_module_backend() -> None:
     from ngp_app.encoding.hashgrid import HashGridEncoding
 
-    enc = HashGridEncoding(_geometry(True), ops="native")
+    enc = HashGridEncoding(_geometry(True), ops=get_ops("native"))
     x = torch.rand(100, 3)
     _close(enc(x), hash_grid_encode(x, enc.table, enc.geometry))
 
@@ -309,7 +309,7 @@ def test_incremental_march_gives_the_samples_of_one_march(dev: str, aabb_scale: 
 # --------------------------------------------------------------------------------------------------- occupancy
 def test_occupancy_helpers() -> None:
     g = _gen()
-    grid = OccupancyGrid(4.0, resolution=32)
+    grid = OccupancyGrid(4.0, resolution=32, ops=get_ops("torch"))
     idx = torch.randint(0, grid.n_cells_per_cascade, (1000,), generator=g)
     jit = torch.rand(1000, 3, generator=g)
     for c in range(grid.n_cascades):
@@ -332,7 +332,7 @@ def test_occupancy_update_native_matches_torch(dev: str) -> None:
 
     grids = {}
     for backend in ("torch", "native"):
-        grid = OccupancyGrid(2.0, resolution=32, device=device, ops=backend)
+        grid = OccupancyGrid(2.0, resolution=32, device=device, ops=get_ops(backend))
         gen = torch.Generator().manual_seed(7)
         grid.update(density, 1.0, generator=gen)
         for _ in range(3):

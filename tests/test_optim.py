@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from ngp_app.compute.reference import sparse_adam_reference_
 from ngp_app.native import loader
-from ngp_app.train.optim import TableAdam, bias_corrections, sparse_adam_reference_
+from ngp_app.train.optim import TableAdam, bias_corrections
 
 LR, BETAS, EPS = 1e-2, (0.9, 0.99), 1e-15
 
@@ -33,9 +34,10 @@ def _adam(native: bool) -> Any:
     if not native:
         return TableAdam
     _native_or_skip("cpu")
-    from ngp_app.compute.native import NativeTableAdam
+    from ngp_app.compute import get_ops
+    from ngp_app.train.optim import table_adam
 
-    return NativeTableAdam
+    return table_adam(get_ops("native"))
 
 
 def test_bias_correction_table() -> None:

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from ngp_app.compute import get_ops
 from ngp_app.render.composite import composite, exclusive_segment_cumsum
 from ngp_app.render.occupancy import OccupancyGrid, cell_index, mip_from_dt, mip_from_pos, n_cascades_for
 from ngp_app.render.raymarch import MarchParams, lattice_t, march_rays, ray_aabb, step_dt
@@ -87,7 +88,7 @@ def test_lattice_closed_form_matches_iteration() -> None:
 
 
 def test_occupancy_grid_marks_known_empty_space_empty() -> None:
-    grid = OccupancyGrid(aabb_scale=1, resolution=32)
+    grid = OccupancyGrid(aabb_scale=1, resolution=32, ops=get_ops("torch"))
     center = torch.tensor([0.5, 0.5, 0.5])
 
     def sphere_density(x: torch.Tensor) -> torch.Tensor:  # dense ball of radius 0.2
@@ -109,7 +110,7 @@ def test_occupancy_grid_marks_known_empty_space_empty() -> None:
 
 
 def test_march_rays_packing_and_budget() -> None:
-    grid = OccupancyGrid(aabb_scale=1, resolution=16)  # all cells occupied initially
+    grid = OccupancyGrid(aabb_scale=1, resolution=16, ops=get_ops("torch"))  # all cells occupied initially
     params = MarchParams.for_grid(grid)
     torch.manual_seed(0)
     o = torch.rand(20, 3) * 0.2 - 1.0 + 0.5
@@ -141,7 +142,7 @@ def _brute_force_samples(o, d, grid, aabb, params, jitter):  # type: ignore[no-u
 def test_empty_space_skipping_keeps_every_sample() -> None:
     # A sparse random grid over 3 cascades with cone stepping: skipping must not lose or add samples.
     gen = torch.Generator().manual_seed(7)
-    grid = OccupancyGrid(aabb_scale=4, resolution=32)
+    grid = OccupancyGrid(aabb_scale=4, resolution=32, ops=get_ops("torch"))
     grid.density = (torch.rand(grid.density.shape, generator=gen) < 0.002).float()
     grid.update_bitfield()
     grid.occupied = grid.density > 0.5

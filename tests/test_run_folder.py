@@ -17,7 +17,7 @@ import pytest
 from ngp_app.cli import main
 from ngp_app.locks import FileLock
 from ngp_app.snapshot import load_snapshot
-from ngp_app.train.run_files import LOCK_NAME, RunFolder, check_metrics_pair, read_run_metrics
+from ngp_app.train.run_files import LOCK_NAME, RunFolder, check_metrics_pair, load_run_snapshot, read_run_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -186,6 +186,7 @@ MINIMAL_SCENE = {"c2w": [[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0,
 SAVER = r"""
 import os, sys
 import torch
+from ngp_app.compute import get_ops
 from ngp_app.config import load_config
 from ngp_app.model.field import NGPField
 from ngp_app.render.occupancy import OccupancyGrid
@@ -195,8 +196,8 @@ import ngp_app.fileio as fileio
 SCENE = {"c2w": [[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 1.0, 2.0]]], "intrinsics": [[50.0, 50.0, 32.0, 32.0]], "sizes": [[64, 64]]}
 folder, mode, arg = sys.argv[1], sys.argv[2], float(sys.argv[3])
 config = load_config(sys.argv[4])
-model = NGPField(config, torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]))
-grid = OccupancyGrid(1, 32)
+model = NGPField(config, torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), get_ops("torch"))
+grid = OccupancyGrid(1, 32, ops=get_ops("torch"))
 if mode == "call":  # die (like SIGKILL: no cleanup) at the n-th fsync/replace of the saves below
     count = [0]
     for name in ("fsync", "replace"):
@@ -245,15 +246,16 @@ def test_kill_at_any_moment_of_a_save_leaves_a_consistent_pair(tmp_path: Path, t
             assert (mismatch is None) == (on_disk.get("snapshot_id") == snap.meta["save_id"])
     assert seen_steps and len(set(seen_steps)) > 1
     assert temps_left  # kills in the middle of a write leave temp files...
+    from ngp_app.compute import get_ops
     from ngp_app.config import load_config
     from ngp_app.model.field import NGPField
     from ngp_app.render.occupancy import OccupancyGrid
     import torch
 
-    config = load_config(tiny_config)
+    config, ops = load_config(tiny_config), get_ops("torch")
     with RunFolder(folder) as run:  # ...and the next save removes them
-        run.save(NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3])), OccupancyGrid(1, 32), config, MINIMAL_SCENE, 999,
-                 {"steps": 999})
+        run.save(NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3]), ops), OccupancyGrid(1, 32, ops=ops), config,
+                 MINIMAL_SCENE, 999, {"steps": 999})
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "snapshot.npz"]
     assert assert_consistent(folder)["steps"] == 999
 
@@ -262,19 +264,20 @@ def test_mismatched_pair_is_detected_and_the_snapshot_metrics_used(tmp_path: Pat
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     import torch
 
+    from ngp_app.compute import get_ops
     from ngp_app.config import load_config
     from ngp_app.model.field import NGPField
     from ngp_app.render.occupancy import OccupancyGrid
 
-    config = load_config(tiny_config)
-    model, grid = NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3])), OccupancyGrid(1, 32)
+    config, ops = load_config(tiny_config), get_ops("torch")
+    model, grid = NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3]), ops), OccupancyGrid(1, 32, ops=ops)
     with RunFolder(tmp_path) as run:
         run.save(model, grid, config, MINIMAL_SCENE, 1, {"steps": 1})
         old_metrics = (tmp_path / "metrics.json").read_text()
         run.save(model, grid, config, MINIMAL_SCENE, 2, {"steps": 2})
     (tmp_path / "metrics.json").write_text(old_metrics)  # as if killed between the two renames
     with caplog.at_level("WARNING"):
-        snap = load_snapshot(tmp_path)
+        snap = load_run_snapshot(tmp_path)  # as the commands and the app load a snapshot
     assert "belongs to another save" in caplog.text and snap.step == 2
     assert read_run_metrics(tmp_path)["steps"] == 2
 

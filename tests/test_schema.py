@@ -104,7 +104,7 @@ def test_windows_separators_in_file_path(inputs: Inputs, tmp_path: Path) -> None
 
 
 def test_scene_box_check(inputs: Inputs, tmp_path: Path) -> None:
-    from ngp_app.data.scene_checks import check_rays_hit_box, fraction_of_rays_hitting_box
+    from ngp_app.train.scene_checks import check_rays_hit_box, fraction_of_rays_hitting_box
 
     assert fraction_of_rays_hitting_box(load_scene(inputs.scene, "all")) > 0.9
     far = write_json(tmp_path / "far" / "transforms.json", dict(inputs.transforms, offset=[50.0, 0.5, 0.5]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ngp_app.compute import get_ops
 from ngp_app.encoding.hashgrid import GridGeometry, HashGridEncoding, hash_grid_encode
 from ngp_app.encoding.tcnn_grid import tcnn_encoding_config
 from ngp_app.model.field import make_mlp
@@ -31,7 +32,7 @@ def test_config_mirrors_geometry() -> None:
 def test_tcnn_features_and_gradients_match_reference(levels: int, features: int, log2t: int) -> None:
     _tcnn_or_skip()
     g = GridGeometry.create(levels, features, log2t, 16, finest_resolution=4096)
-    enc = HashGridEncoding(g, init_scale=1.0, ops="tcnn").cuda()
+    enc = HashGridEncoding(g, init_scale=1.0, ops=get_ops("tcnn")).cuda()
     x = torch.rand(1 << 16, 3, device="cuda")
     x[:64] = torch.floor(x[:64] * 16) / 16  # points on cell borders
     out = enc(x)
@@ -49,7 +50,7 @@ def test_tcnn_features_and_gradients_match_reference(levels: int, features: int,
 def test_tcnn_half_grid_matches_half_reference() -> None:
     _tcnn_or_skip()
     g = GridGeometry.create(8, 4, 19, 16, finest_resolution=2048)
-    enc = HashGridEncoding(g, init_scale=1.0, ops="tcnn", precision="float16").cuda()
+    enc = HashGridEncoding(g, init_scale=1.0, ops=get_ops("tcnn"), precision="float16").cuda()
     x = torch.rand(1 << 16, 3, device="cuda")
     ref = hash_grid_encode(x, enc.table.detach(), g, precision="float16")
     # tcnn accumulates and returns half-precision features: about 1e-3 relative

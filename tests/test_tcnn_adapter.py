@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ngp_app import backends
+from ngp_app.compute import get_ops
 from ngp_app.config import load_config
 from ngp_app.encoding import tcnn_grid
 from ngp_app.model import tcnn_mlp
@@ -34,10 +35,10 @@ def _fields(precision: str = "float32") -> tuple[NGPField, NGPField]:
     config = load_config("small", {**TINY, "encoding": {"log2_hashmap_size": 14, "table_precision": precision}})
     aabb = torch.tensor([[0.0] * 3, [1.0] * 3])
     torch.manual_seed(0)
-    ref = NGPField(config, aabb, ops="torch")
+    ref = NGPField(config, aabb, ops=get_ops("torch"))
     with torch.no_grad():
         ref.encoding.table.uniform_(-1.0, 1.0)  # large features, so every layer matters
-    tc = NGPField(config, aabb, ops="tcnn")
+    tc = NGPField(config, aabb, ops=get_ops("tcnn"))
     tc.load_state_dict(ref.state_dict())
     return ref, tc
 

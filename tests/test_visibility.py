@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 
+from ngp_app.compute import get_ops
 from ngp_app.native import loader
 from ngp_app.render.occupancy import OccupancyGrid
 from ngp_app.render.visibility import unseen_cells
@@ -86,7 +87,7 @@ def test_distorted_cameras_are_padded_and_fisheye_sees_everything() -> None:
 def test_marked_cells_stay_empty_through_updates(backend: str) -> None:
     if backend == "native" and not loader.available(torch.device("cpu"))[0]:
         pytest.skip("native extension unavailable")
-    grid = OccupancyGrid(1.0, resolution=8, ops=backend)
+    grid = OccupancyGrid(1.0, resolution=8, ops=get_ops(backend))
     c2w = _camera((0.5, 0.5, -1.5), (0.0, 0.0, 1.0))[None]
     unseen = unseen_cells(1, 8, c2w, NARROW, SIZE)
     grid.mark_untrained(unseen)
@@ -114,7 +115,7 @@ def test_trainer_marks_cells_no_camera_sees_and_keeps_them_after_resume() -> Non
         trainer.step()
     assert not bool(trainer.grid.occupied[unseen].any()) and bool((trainer.grid.density[unseen] == -1).all())
     # a snapshot from before the marking (no -1 cells) gets them back on resume
-    old_grid = OccupancyGrid(scene.aabb_scale, config["density_grid"]["resolution"])
+    old_grid = OccupancyGrid(scene.aabb_scale, config["density_grid"]["resolution"], ops=get_ops("torch"))
     snap = Snapshot(trainer.model, old_grid, trainer.march, config, {}, 3, {})
     resumed = Trainer(scene, config, backend="torch", seed=0)
     resumed.restore(snap)

@@ -132,8 +132,8 @@ def _mlp_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any
 
 
 def _adam_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any]]:
-    from ..compute import native
-    from ..train.optim import TableAdam
+    from ..compute import get_ops, native
+    from ..train.optim import TableAdam, table_adam
 
     geo = GridGeometry.create(n_levels=8, n_features=4, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048)
     g = torch.Generator().manual_seed(1)
@@ -144,7 +144,7 @@ def _adam_case(device: torch.device, n_points: int) -> dict[str, Callable[[], An
     table_n.grad = table_t.grad.clone()
     kw = {"lr": 1e-2, "betas": (0.9, 0.99), "eps": 1e-15}
     reference = TableAdam([table_t], **kw)
-    kernels = native.NativeTableAdam([table_n], **kw)
+    kernels = table_adam(get_ops("native"))([table_n], **kw)
     return {"torch": reference.step, "native": kernels.step}
 
 
@@ -158,10 +158,10 @@ def _scene_rays(n_rays: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Te
 
 
 def _render_case(device: torch.device, n_rays: int) -> dict[str, Callable[[], Any]]:
-    from ..compute import native
+    from ..compute import get_ops, native
 
     g = torch.Generator().manual_seed(2)
-    grid = OccupancyGrid(1.0, device="cpu")
+    grid = OccupancyGrid(1.0, device="cpu", ops=get_ops("torch"))
     r = grid.resolution
     ijk = torch.stack(torch.meshgrid(*(torch.arange(r),) * 3, indexing="ij"), -1).flip(-1).reshape(-1, 3).float()
     dist = ((ijk + 0.5) / r - 0.5).norm(dim=-1)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .. import cli_args as types
+from .. import cli_args as types, resources
 
 
 def run(
@@ -107,9 +107,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from ..cli import DEFAULT_SCENE
-
-    result = run(args.scene or str(DEFAULT_SCENE), args.minutes, args.config, args.downscale, args.device, args.backend,
+    result = run(args.scene or str(resources.demo_scene()), args.minutes, args.config, args.downscale, args.device, args.backend,
                  args.seed, args.max_eval_images, progress=not args.json)
     if args.json:
         print(json.dumps(result))

@@ -4,7 +4,7 @@ into the plain tensors and scalars of ``native/ops.py`` and pack its results bac
 from __future__ import annotations
 
 import math
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Sequence
 
 import torch
@@ -15,8 +15,7 @@ from ..native.ops import GeometryArgs
 from ..render.batch import FixedSamples
 from ..render.occupancy import OccupancyGrid
 from ..render.raymarch import MarchParams, PackedSamples
-from ..train.optim import TableAdam
-from .ops import Ops
+from ..ops import Ops
 from .reference import mlp
 
 
@@ -138,21 +137,18 @@ def compact(samples: FixedSamples, sigmas: torch.Tensor, threshold: float, capac
 
 def dense_adam_(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, step: int,
                 lr: float, beta1: float, beta2: float, eps: float, weight_decay: float) -> None:
-    """Native ``train.optim.dense_adam_reference_`` (torch.optim.Adam's update at global step ``step``)."""
+    """Native ``compute.reference.dense_adam_reference_`` (torch.optim.Adam's update at global step ``step``)."""
     native_ops.adam_step(param, grad, exp_avg, exp_avg_sq, lr / (1.0 - beta1**step), math.sqrt(1.0 - beta2**step),
                          beta1, beta2, eps, weight_decay, sparse=False)
 
 
-# The trainer's Adam on the native kernels: per-entry counts for the table, the dense step for the rest (on CPU the
-# native dense step is far faster than torch's Adam on the small MLP tensors).
-NativeTableAdam = partial(TableAdam, sparse_step=native_ops.adam_step_counted, dense_step=dense_adam_)
-
-
-def ops(encode_fn=encode, mlp_fn=mlp, name: str = "native", optimizer: type[torch.optim.Optimizer] | None = None) -> Ops:
-    """The native backend; the tcnn backend reuses it with tiny-cuda-nn's encoding and MLPs."""
+def ops(encode_fn=encode, mlp_fn=mlp, name: str = "native") -> Ops:
+    """The native backend; the tcnn backend reuses it with tiny-cuda-nn's encoding and MLPs. The trainer's Adam
+    runs the kernels' steps: per-entry counts for the table, the dense step for the rest (on CPU the native dense
+    step is far faster than torch's Adam on the small MLP tensors)."""
     return Ops(
         name=name, encode=encode_fn, mlp=mlp_fn, sh=native_ops.sh_encode, march=march_rays, composite=composite,
         frame=NativeFrameOps, march_fixed=march_fixed, compact=compact,
         cell_positions=native_ops.cell_positions, decay_max=native_ops.decay_max_,
-        optimizer=optimizer or NativeTableAdam,
+        sparse_adam=native_ops.adam_step_counted, dense_adam=dense_adam_,
     )

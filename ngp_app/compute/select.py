@@ -1,12 +1,12 @@
 """Where the backend is chosen: a backend name (``backends.resolve_backend`` turns ``auto`` into one) becomes the
-:class:`Ops` everything else receives. Adapter modules are imported here lazily, so that the domain modules can
-import :mod:`compute.ops` without an import cycle."""
+:class:`Ops` everything else receives. Adapter modules are imported here lazily (a backend's kernels load only when it is asked for); the domain
+modules never import this package: they receive the resolved :class:`Ops`."""
 
 from __future__ import annotations
 
 import torch
 
-from .ops import Ops
+from ..ops import Ops
 
 
 def get_ops(name: str, device: torch.device | str | None = None) -> Ops:
@@ -38,7 +38,8 @@ def resolve_ops(requested: str, device: torch.device | str) -> Ops:
 
 
 def as_ops(ops: Ops | str | None, device: torch.device | str | None = None) -> Ops:
-    """``ops`` itself, the ops of a backend name, or the reference for None (constructors accept all three)."""
+    """``ops`` itself, the ops of a backend name, or the reference for None (the top-level factories, e.g.
+    ``snapshot.load_snapshot``, accept all three)."""
     if isinstance(ops, Ops):
         return ops
     return get_ops(ops or "torch", device)

@@ -13,7 +13,7 @@ from ..encoding.hashgrid import HashGridEncoding
 from ..encoding.tcnn_grid import tcnn_hash_grid_encode
 from ..model.precision import mlp_forward
 from ..model.tcnn_mlp import fully_fused_supported, tcnn_mlp_forward
-from .ops import Ops
+from ..ops import Ops
 
 
 def encode(enc: HashGridEncoding, x: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..compute.ops import Ops
-from ..compute.select import as_ops
+from ..ops import Ops
+from ..schema.config import TABLE_PRECISIONS
 
 PRIMES = (1, 2654435761, 805459861)
 _MASK32 = 0xFFFFFFFF
@@ -175,25 +175,22 @@ def hash_grid_encode(
     return out.reshape(n, geometry.n_output_dims)
 
 
-TABLE_PRECISIONS = ("float32", "float16")
-
-
 class HashGridEncoding(nn.Module):
     """Hash grid with a learnable table; lookups run in the backend's ``ops.encode`` (torch reference, native
-    kernels or tcnn), and every backend reads and trains the same table.
+    kernels or tcnn: the :class:`Ops` that ``compute`` resolved), and every backend reads and trains the same table.
 
     ``precision="float16"`` makes lookups read a half-precision copy of the float32 table (refreshed whenever the
     table changes): half the memory traffic of the lookups, float32 gradients and optimiser state.
     """
 
     def __init__(
-        self, geometry: GridGeometry, init_scale: float = 1e-4, ops: Ops | str | None = None, precision: str = "float32"
+        self, geometry: GridGeometry, init_scale: float = 1e-4, *, ops: Ops, precision: str = "float32"
     ) -> None:
         super().__init__()
         if precision not in TABLE_PRECISIONS:
             raise ValueError(f"unknown table precision {precision!r} (choose from {', '.join(TABLE_PRECISIONS)})")
         self.geometry = geometry
-        self.ops = as_ops(ops)
+        self.ops = ops
         self.precision = precision
         table = torch.empty(geometry.n_rows, geometry.n_features).uniform_(-init_scale, init_scale)
         self.table = nn.Parameter(table)

@@ -422,13 +422,13 @@ def mesh_command(args: "argparse.Namespace") -> int:
     """Body of ``ngp mesh``: load the snapshot, export, print the path and a summary."""
     from ..backends import resolve_device
     from ..compute import resolve_ops
-    from ..snapshot import load_snapshot
+    from ..train.run_files import load_run_snapshot
 
     out = check_mesh_target(args.out, args.resolution)
     crop = parse_crop(args.crop) if args.crop is not None else None
     t = time.perf_counter()
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+    snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     mesh = export_mesh(snap, out, args.resolution, args.threshold, crop, args.space, progress=not args.quiet)
     log.info("exported the mesh in %.2f s", time.perf_counter() - t)
     print(str(out))

@@ -87,12 +87,12 @@ def cmd_video(args: argparse.Namespace) -> int:
     from ..backends import resolve_device
     from ..compute import resolve_ops
     from ..limits import check_render_memory
-    from ..snapshot import load_snapshot
+    from ..train.run_files import load_run_snapshot
     from .video import check_output, check_video_target, export_video
 
     check_output(args.out)  # fail before anything else
     device = resolve_device(args.device)
-    snap = load_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+    snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     plan = plan_video(args, snap.scene, device.type)  # a path file may set the size and frame count
     check_video_target(args.out, len(plan.cameras), plan.width, plan.height)
     check_render_memory(plan.width, plan.height, device, "rendering frames of")

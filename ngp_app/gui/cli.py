@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .. import cli_args as types
+from .. import cli_args as types, resources
 from ..errors import NgpError
 
 
@@ -38,8 +38,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     if path is not None and not Path(path).exists():  # the app would show it and run on: a typo must fail here
         raise NgpError(f"{path}: no such file or folder")
     if path is None and not args.empty:
-        from ..cli import DEFAULT_SCENE
-
-        path = str(DEFAULT_SCENE) if DEFAULT_SCENE.is_dir() else None
+        demo = resources.demo_scene()
+        path = str(demo) if demo.is_dir() else None
     return run_app(path, exit_after=args.exit_after, screenshot_dir=args.screenshot_dir, config=args.config,
                    device=args.device, backend=args.backend, downscale=args.downscale, size=args.size)

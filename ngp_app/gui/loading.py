@@ -179,9 +179,10 @@ class SceneLoading:
     def _prepare_snapshot(self, path: str | Path) -> Callable[[], None]:
         """Load a snapshot (and its scene and trainer when on disk); returns the swap to run on the UI thread."""
         from ..data.loaders import load_scene
-        from ..snapshot import load_snapshot, resolve_snapshot_path, snapshot_scene_path
+        from ..snapshot import resolve_snapshot_path, snapshot_scene_path
+        from ..train.run_files import load_run_snapshot
 
-        snap = load_snapshot(path, device=self.device)
+        snap = load_run_snapshot(path, device=self.device)
         snapshot_path = resolve_snapshot_path(path)
         scene = None
         scene_path = snapshot_scene_path(snap.scene, snapshot_path)

@@ -19,10 +19,12 @@ from .file_dialog import FileDialog
 from .jobs import format_seconds
 from .layout import PANEL_WIDTH, Rect
 from .overlays import MODE_LABELS, MODE_OVERLAYS, MODES, OVERLAY_LABELS, OVERLAYS
+from .panel_images import ImagePanel
+from .panel_path import PathPanel
 from .state import CONFIGS
+from .widgets import int_inputs, on_ui
 
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
-VIDEO_PATHS = {"keyframes": "keyframes", "orbit": "orbit", "training cameras": "train"}  # label: video path
 PLOT_POINTS = 2000
 
 
@@ -39,22 +41,6 @@ def _glfw() -> Any:
         return lib
     except (OSError, AttributeError):  # pragma: no cover - other builds
         return None
-
-
-def _int_inputs(*specs: tuple[str, str, int, int]) -> None:
-    """Integer fields side by side: (label, tag, default, minimum) each."""
-    for label, tag, default, minimum in specs:
-        dpg.add_input_int(label=label, default_value=default, width=90, tag=tag, min_value=minimum, min_clamped=True)
-
-
-def on_ui(state: Any, fn: Callable[[Any, Any], Any]) -> Callable[..., None]:
-    """A DearPyGui callback that runs ``fn(sender, app_data)`` on the app's UI thread. DearPyGui calls callbacks
-    from its own thread unless told otherwise; whichever thread calls this, the state is only touched by the UI
-    thread, in the order the callbacks came."""
-    def callback(sender: Any = None, app_data: Any = None, user_data: Any = None) -> None:
-        state.call_on_ui(lambda: fn(sender, app_data))
-
-    return callback
 
 
 EXPORT_EXTENSIONS = {"snapshot": (".npz",), "screenshot": (".png",), "mesh": (".ply", ".obj"),
@@ -86,9 +72,6 @@ class Panel:
 
     # ------------------------------------------------------------------------------------------ layout
     def _build(self) -> None:
-        from .panel_images import ImagePanel
-        from .panel_path import PathPanel
-
         st = self.state
         self.path_panel, self.image_panel = PathPanel(self), ImagePanel(self)
         self.files = FileDialog(lambda fn: on_ui(st, fn))
@@ -151,13 +134,13 @@ class Panel:
                                  callback=on_ui(st, lambda _s, a: setattr(st, "save_optimizer_state", bool(a))))
                 self._path_field("screenshot", "shot_path", "screenshot")
                 with dpg.group(horizontal=True):
-                    _int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
+                    int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
                     dpg.add_checkbox(label="alpha", tag="shot_alpha")
                 dpg.add_button(label="Save screenshot PNG", callback=on_ui(st, lambda *_: self._screenshot()))
             with dpg.collapsing_header(label="Mesh", default_open=False):
                 self._path_field("mesh", "mesh_out", "mesh")
                 with dpg.group(horizontal=True):
-                    _int_inputs(("resolution", "mesh_res", 256, 8))
+                    int_inputs(("resolution", "mesh_res", 256, 8))
                     dpg.add_input_float(label="threshold", default_value=2.5, width=90, tag="mesh_threshold",
                                         format="%.2f")
                 dpg.add_combo(["nerf", "ngp"], default_value="nerf", label="coordinates", tag="mesh_space")

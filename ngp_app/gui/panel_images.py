@@ -12,7 +12,7 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 
 from .layout import PANEL_WIDTH
-from .panel import on_ui
+from .widgets import on_ui
 
 MAX_ROWS = 300  # rows drawn (the worst ones when sorted by loss); the table's state holds them all
 COLUMNS = (("#", "index"), ("image", "name"), ("loss", "loss"), ("PSNR", "psnr"), ("train", None))

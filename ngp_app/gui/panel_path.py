@@ -2,7 +2,7 @@
 field of view, duration / fps / loop, preview play-pause-scrub, path files, and the video render (path, size,
 quality, pause training) whose progress, ETA and Cancel show in the panel's job rows.
 
-Every widget calls ``AppState`` actions on the UI thread (``panel.on_ui``); ``refresh`` pushes the editor's state
+Every widget calls ``AppState`` actions on the UI thread (``widgets.on_ui``); ``refresh`` pushes the editor's state
 back into the widgets when it changed (``PathEditor.version``).
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 
 from .layout import PANEL_WIDTH
-from .panel import VIDEO_PATHS, _int_inputs, on_ui
 from .path_editor import QUALITIES
+from .widgets import VIDEO_PATHS, int_inputs, on_ui
 
 PATH_LABELS = {v: k for k, v in VIDEO_PATHS.items()}
 
@@ -78,11 +78,11 @@ class PathPanel:
         with dpg.group(horizontal=True):
             dpg.add_combo(list(VIDEO_PATHS), default_value=PATH_LABELS[v.path], label="video of", width=150,
                           tag="video_path", callback=ui(lambda _s, a: setattr(v, "path", VIDEO_PATHS[a])))
-            _int_inputs(("frames", "video_frames", v.frames, 1))
+            int_inputs(("frames", "video_frames", v.frames, 1))
         dpg.set_item_callback("video_frames", ui(lambda _s, a: setattr(v, "frames", max(1, int(a)))))
         self.panel._path_field("video", "video_out", "video")
         with dpg.group(horizontal=True):
-            _int_inputs(("w", "video_w", v.width, 2), ("h", "video_h", v.height, 2))
+            int_inputs(("w", "video_w", v.width, 2), ("h", "video_h", v.height, 2))
             dpg.add_combo(list(QUALITIES), default_value=v.quality, label="quality", width=70, tag="video_quality",
                           callback=ui(lambda _s, a: setattr(v, "quality", a)))
         dpg.set_item_callback("video_w", ui(lambda _s, a: self._size(w=a)))

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..compute.ops import Ops
-from ..compute.select import as_ops
-from ..encoding.hashgrid import TABLE_PRECISIONS, GridGeometry, HashGridEncoding
+from ..encoding.hashgrid import GridGeometry, HashGridEncoding
 from ..errors import ConfigError
+from ..ops import Ops
+from ..schema.config import TABLE_PRECISIONS
 from .precision import check_precision, mlp_dtype
 
 
@@ -57,11 +57,11 @@ def make_mlp(n_in: int, n_hidden: int, n_layers: int, n_out: int) -> nn.Sequenti
 class NGPField(nn.Module):
     """Density and colour of points and directions in a box ``aabb``.
 
-    aabb: (2, 3) min and max corner of the box the hash grid covers; ``ops``: the backend's operations (an
-    :class:`Ops`, a backend name, or None for the reference).
+    aabb: (2, 3) min and max corner of the box the hash grid covers; ``ops``: the backend's operations (the
+    :class:`Ops` that ``compute.select`` resolved; ``get_ops("torch")`` is the reference).
     """
 
-    def __init__(self, config: dict[str, Any], aabb: torch.Tensor, ops: Ops | str | None = None) -> None:
+    def __init__(self, config: dict[str, Any], aabb: torch.Tensor, ops: Ops) -> None:
         super().__init__()
         enc = config["encoding"]
         net = config["network"]
@@ -79,7 +79,7 @@ class NGPField(nn.Module):
         precision = enc.get("table_precision", "float32")
         if precision not in TABLE_PRECISIONS:
             raise ConfigError(f"encoding.table_precision must be one of {', '.join(TABLE_PRECISIONS)}, not {precision!r}")
-        self.ops = as_ops(ops)
+        self.ops = ops
         self.encoding = HashGridEncoding(geometry, ops=self.ops, precision=precision)
         # float32, or half precision on CUDA (model/precision.py); "auto": float16 on CUDA, float32 on the CPU
         self.mlp_precision = check_precision(net.get("precision", "auto"))

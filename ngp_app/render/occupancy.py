@@ -14,8 +14,7 @@ from typing import Callable
 
 import torch
 
-from ..compute.ops import Ops
-from ..compute.select import as_ops
+from ..ops import Ops
 
 SQRT3 = math.sqrt(3.0)
 
@@ -69,9 +68,10 @@ class OccupancyGrid:
         decay: float = 0.95,
         threshold: float = 0.01,
         device: torch.device | str = "cpu",
-        ops: Ops | str | None = None,
+        *,
+        ops: Ops,
     ) -> None:
-        self.ops = as_ops(ops)  # cell positions and the decay-max update run in the backend's ops
+        self.ops = ops  # cell positions and the decay-max update run in the backend's ops
         self.aabb_scale = float(aabb_scale)
         self.resolution = int(resolution)
         self.n_cascades = n_cascades_for(aabb_scale)

@@ -6,9 +6,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..compute.ops import Ops
-from ..compute.select import as_ops
 from ..data.cameras import Camera, camera_rays
+from ..ops import Ops
 from .composite import composite
 from .frame import FrameOps, FrameState, FrameStats, PassSchedule, march_frame, max_rays_per_call
 from .occupancy import OccupancyGrid
@@ -17,9 +16,12 @@ from .raymarch import MarchParams, march_rays
 FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def field_ops(field: object, ops: Ops | None = None) -> Ops:
-    """``ops`` when given, else the field's own (``field.ops``), else the reference."""
-    return ops if ops is not None else as_ops(getattr(field, "ops", None))
+def field_ops(field: object, grid: OccupancyGrid, ops: Ops | None = None) -> Ops:
+    """``ops`` when given, else the field's own (``field.ops``), else the occupancy grid's (a bare function)."""
+    if ops is not None:
+        return ops
+    own = getattr(field, "ops", None)
+    return own if own is not None else grid.ops
 
 
 def render_rays_train(
@@ -46,8 +48,8 @@ def render_rays_train(
     rays whose samples did not fit: leave them out of the loss), and the ``marched`` and ``kept`` FixedSamples
     (their ``total``/``requested`` are the step's counters, on the device).
     When the rays require grad (pose refinement), samples are placed along the detached rays and their positions
-    recomputed from the rays, so the loss reaches the rays too. ``ops``: default ``field_ops(field)``."""
-    ops = field_ops(field, ops)
+    recomputed from the rays, so the loss reaches the rays too. ``ops``: default ``field_ops(field, grid)``."""
+    ops = field_ops(field, grid, ops)
     n = rays_o.shape[0]
     marched = ops.march_fixed(rays_o.detach(), rays_d.detach(), grid, aabb, params, jitter, march_capacity)
     with torch.no_grad():
@@ -112,8 +114,8 @@ def render_rays_infer(
     """Render rays without gradients, all in one call (render/frame.py: passes over sample slots, early
     termination, finished rays compacted away on the device). rays_o, rays_d: (n, 3); background: (3,).
     Returns rgb (n, 3) over the background, opacity (n,) = 1 - transmittance, depth (n,).
-    ``ops``: default ``field_ops(field)``."""
-    frame = field_ops(field, ops).frame(grid, aabb, params)
+    ``ops``: default ``field_ops(field, grid)``."""
+    frame = field_ops(field, grid, ops).frame(grid, aabb, params)
     state = march_frame(field, frame, rays_o, rays_d, transmittance_threshold, schedule, stats=stats)
     bg = torch.as_tensor(background, dtype=torch.float32, device=rays_o.device)
     return {"rgb": state.rgb + state.trans[:, None] * bg, "opacity": 1.0 - state.trans, "depth": state.depth}
@@ -147,7 +149,7 @@ def _render_camera(
     rays_o, rays_d = camera_rays(camera, device=dev)
     total = rays_o.shape[0]
     chunk = chunk or max_rays_per_call(dev)
-    frame = field_ops(field, ops).frame(grid, aabb, params)
+    frame = field_ops(field, grid, ops).frame(grid, aabb, params)
     for s in range(0, total, chunk):
         e = min(s + chunk, total)
         on_pass = None if progress is None else (lambda done, s=s: progress(s + done, total))

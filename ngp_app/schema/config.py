@@ -10,11 +10,12 @@ from typing import Optional
 
 from pydantic import model_validator
 
-from ..backends import BACKENDS
-from ..encoding.hashgrid import TABLE_PRECISIONS
-from ..model.precision import MLP_PRECISIONS
 from .core import Bool, Int, IntIn, Model, Number, OneOf, PowerOfTwo, Text, invalid
 
+# The names a config may use; the modules that act on them import them from here.
+BACKENDS = ("auto", "torch", "native", "tcnn")  # backends.resolve_backend
+TABLE_PRECISIONS = ("float32", "float16")  # encoding.hashgrid.HashGridEncoding
+MLP_PRECISIONS = ("auto", "float32", "float16", "bfloat16")  # model/precision.py
 FULLY_FUSED_WIDTHS = (16, 32, 64, 128)  # tiny-cuda-nn's FullyFusedMLP
 LOSSES = ("L2", "Huber")  # train/trainer.py
 GRID_RESOLUTION = (8, 512)  # power of two: the bitfield packs 8 cells per byte, the coarse grid is resolution / 8

@@ -50,7 +50,7 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
     """Resume snapshot, config, scene and trainer, in that order (a bad snapshot fails before the images load)."""
     from ..config import load_config, merge
     from ..data.loaders import load_scene
-    from ..snapshot import load_snapshot
+    from .run_files import load_run_snapshot
     from .trainer import Trainer
 
     overrides: dict[str, Any] = {}
@@ -60,7 +60,7 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
         overrides["network"] = {"precision": args.mlp_precision}
     if args.optimize_extrinsics:
         overrides["training"] = {"optimize_extrinsics": True}
-    resumed = load_snapshot(args.resume, device=device) if args.resume else None
+    resumed = load_run_snapshot(args.resume, device=device) if args.resume else None
     if resumed is not None and args.config is None:  # the snapshot's own config
         config = merge(resumed.config, overrides) if overrides else resumed.config
     else:

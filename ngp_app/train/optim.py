@@ -3,17 +3,21 @@
 Sparse groups (the hash table) leave entries whose gradient is exactly zero untouched (Müller et al. 2022) and
 count steps per entry, as tiny-cuda-nn does: an entry first touched at step 20,000 gets the bias corrections of
 its own first update, not those of step 20,000. Dense groups (MLPs, pose corrections) are ``torch.optim.Adam``
-with L2 ``weight_decay``. The steps themselves are the backend's (``compute.Ops.optimizer``): the PyTorch references
-below, or the native kernels.
+with L2 ``weight_decay``. The steps themselves are the backend's (``Ops.sparse_adam``, ``Ops.dense_adam``): the
+PyTorch references (``compute.reference``), or the native kernels; :func:`table_adam` binds a backend's.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
+
+from ..compute.reference import dense_adam_reference_, sparse_adam_reference_
+from ..ops import Ops
 
 MAX_CORRECTION_COUNT = 1 << 22  # table rows at most (betas within 1e-6 of 1 would need more: counts saturate here)
 
@@ -36,42 +40,6 @@ def bias_corrections(beta1: float, beta2: float) -> torch.Tensor:
     saturated = np.flatnonzero((table[1:] == 1.0).all(axis=1))
     last = int(saturated[0]) + 1 if saturated.size else n
     return torch.from_numpy(table[: last + 1].copy())
-
-
-def sparse_adam_reference_(
-    param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, counts: torch.Tensor,
-    corrections: torch.Tensor, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-) -> None:
-    """PyTorch reference of the native ``adam_step_counted``: updates (in place) only the entries whose gradient is
-    non-zero, each with its own step count (``counts``, int32 like ``param``, saturating at len(corrections) - 1).
-
-    Written with masks rather than indices, so it needs no host synchronisation; it costs ~20 passes over the table.
-    """
-    live = grad != 0
-    g = grad + weight_decay * param if weight_decay else grad
-    counts.add_(live).clamp_(max=corrections.shape[0] - 1)
-    flat = counts.view(-1)
-    step_size = corrections[:, 0].index_select(0, flat).view_as(param).mul_(lr)
-    bc2_sqrt = corrections[:, 1].index_select(0, flat).view_as(param)
-    m = exp_avg.lerp(g, 1.0 - beta1)
-    v = exp_avg_sq.mul(beta2).addcmul_(g, g, value=1.0 - beta2)
-    step = (m / v.sqrt().div_(bc2_sqrt).add_(eps)).mul_(step_size)
-    param.copy_(torch.where(live, param - step, param))
-    exp_avg.copy_(torch.where(live, m, exp_avg))
-    exp_avg_sq.copy_(torch.where(live, v, exp_avg_sq))
-
-
-def dense_adam_reference_(
-    param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, step: int,
-    lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-) -> None:
-    """``torch.optim.Adam``'s update (L2 weight decay, no amsgrad) of every entry at global step ``step``, in place."""
-    g = grad + weight_decay * param if weight_decay else grad
-    exp_avg.lerp_(g, 1.0 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-    step_size = lr / (1.0 - beta1**step)
-    denom = exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2**step) + eps
-    param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
 SparseStep = Callable[..., None]  # sparse_adam_reference_'s signature
@@ -182,3 +150,8 @@ class TableAdam(torch.optim.Optimizer):
                     else:  # the kernels index the corrections by the count: keep a damaged file's counts in range
                         st["counts"].clamp_(0, max_count)
                 self.state[param] = st
+
+
+def table_adam(ops: Ops) -> Callable[..., TableAdam]:
+    """The trainer's Adam on the backend ``ops``: :class:`TableAdam` with its steps bound (call it as the class)."""
+    return partial(TableAdam, sparse_step=ops.sparse_adam, dense_step=ops.dense_adam)

@@ -6,7 +6,7 @@ written by one run at a time.
 - **Consistent pair**: every save gets a ``save_id``; the snapshot carries it and a copy of its metrics, and
   ``metrics.json`` (written after the snapshot, atomically) carries it as ``snapshot_id``. A kill between the two
   renames leaves the new snapshot beside the old metrics.json: :func:`check_metrics_pair` (called by
-  ``load_snapshot``) detects that, and :func:`read_run_metrics` then returns the snapshot's own copy, so readers
+  :func:`load_run_snapshot`, which the commands and the app load snapshots with) detects that, and :func:`read_run_metrics` then returns the snapshot's own copy, so readers
   always see the old or the new pair, never a mix.
 - **No stale temp files**: a save first removes the ``.snapshot.npz.*.tmp`` / ``.metrics.json.*.tmp`` a killed save
   left (safe: we hold the lock).
@@ -21,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import NgpError
 from ..fileio import atomic_write_text
+from ..ops import Ops
 from ..outputs import RUN_LOCK_NAME, ClaimedFolder, remove_stale_temps
+from ..snapshot import Snapshot, load_snapshot, read_snapshot_meta, resolve_snapshot_path, save_snapshot
 
 log = logging.getLogger(__name__)
 LOCK_NAME = RUN_LOCK_NAME  # ngp import takes the same lock
@@ -66,8 +69,6 @@ class RunFolder(ClaimedFolder):
              metrics: dict[str, Any], extra: dict[str, Any] | None = None,
              training_state: dict[str, np.ndarray] | None = None) -> Path:
         """Write a consistent snapshot + metrics.json pair (see the module docstring); returns the snapshot path."""
-        from ..snapshot import save_snapshot
-
         for tmp in remove_stale_temps(self.path, [SNAPSHOT_NAME, METRICS_NAME]):
             log.info("removed %s, left by an interrupted save", tmp)
         save_id = uuid.uuid4().hex[:16]
@@ -104,11 +105,19 @@ def check_metrics_pair(snapshot_path: str | Path, meta: dict[str, Any]) -> str |
     return None
 
 
+def load_run_snapshot(path: str | Path, device: torch.device | str = "cpu", backend: Ops | str = "torch") -> Snapshot:
+    """``snapshot.load_snapshot``, plus a warning when the snapshot is a run folder's and its metrics.json is from
+    another save (a save killed between its two renames; the snapshot itself is complete)."""
+    snap = load_snapshot(path, device=device, backend=backend)
+    problem = check_metrics_pair(resolve_snapshot_path(path), snap.meta)
+    if problem:
+        log.warning("%s", problem)
+    return snap
+
+
 def read_run_metrics(folder: str | Path) -> dict[str, Any]:
     """The metrics of the snapshot in ``folder``: metrics.json when it matches the snapshot, else the copy inside
     the snapshot (a save was killed between its renames). NgpError when neither exists."""
-    from ..snapshot import read_snapshot_meta
-
     folder = Path(folder)
     meta = read_snapshot_meta(folder / SNAPSHOT_NAME)
     problem = check_metrics_pair(folder / SNAPSHOT_NAME, meta)

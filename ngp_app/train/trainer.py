@@ -21,13 +21,14 @@ from .ema import WeightEMA, load_raw_weight_arrays, raw_weight_arrays
 from .extrinsics import PoseRefinement
 from .image_stats import ImageStats
 from ..data.scene import Scene
-from ..data.scene_checks import check_rays_hit_box
+from .scene_checks import check_rays_hit_box
 from ..model.field import NGPField
 from ..render.occupancy import OccupancyGrid
 from ..render.raymarch import MarchParams
 from ..render.visibility import unseen_cells
 from ..render.renderer import render_image, render_rays_train
 from .metrics import mse_to_psnr, psnr, ssim
+from .optim import table_adam
 
 log = logging.getLogger(__name__)
 DEFAULT_EMA_DECAY = 0.95  # instant-ngp's; configs without optimizer.ema_decay get it
@@ -111,8 +112,8 @@ class Trainer:
         self.poses = PoseRefinement(scene.n_frames).to(self.device)
         self.optimize_extrinsics = bool(tr.get("optimize_extrinsics", False))
         self.extrinsic_lr_scale = float(tr.get("extrinsic_learning_rate", 3e-4)) / self.base_lr
-        # group 0 (hash table): sparse step with per-entry step counts (the backend's TableAdam)
-        self.optimizer = self.ops.optimizer(
+        # group 0 (hash table): sparse step with per-entry step counts (TableAdam on the backend's steps)
+        self.optimizer = table_adam(self.ops)(
             [
                 {"params": [self.model.encoding.table], "weight_decay": 0.0},
                 {"params": self.model.mlp_parameters(), "weight_decay": float(opt.get("l2_reg", 0.0))},

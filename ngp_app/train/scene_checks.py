@@ -6,10 +6,10 @@ import logging
 
 import torch
 
+from ..data.cameras import pixel_rays
+from ..data.scene import Scene
 from ..errors import SceneError
 from ..render.raymarch import ray_aabb
-from .cameras import pixel_rays
-from .scene import Scene
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The :class:`Ops` record: what a backend implements. Importing it pulls in no domain module (no import cycle)."""
+"""The :class:`Ops` record: what a backend implements. A leaf: the domain types it names are imported for annotations
+only, so the domain modules that receive an ``Ops`` import nothing above them (``compute/`` builds the records)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import torch
 if TYPE_CHECKING:  # annotations only
     from torch import nn
 
-    from ..encoding.hashgrid import HashGridEncoding
-    from ..render.batch import FixedSamples
-    from ..render.frame import FrameOps
-    from ..render.occupancy import OccupancyGrid
-    from ..render.raymarch import MarchParams, PackedSamples
+    from .encoding.hashgrid import HashGridEncoding
+    from .render.batch import FixedSamples
+    from .render.frame import FrameOps
+    from .render.occupancy import OccupancyGrid
+    from .render.raymarch import MarchParams, PackedSamples
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class Ops:
     - ``cell_positions(cascade, indices (n,), jitter (n, 3), resolution)`` -> (n, 3) jittered cell points;
     - ``decay_max(density, fresh, decay)`` -> ``max(density * decay, fresh)`` where ``density >= 0`` (cells marked
       untrained, density < 0, keep their mark; may update ``density`` in place);
-    - ``optimizer(param_groups, lr=, betas=, eps=)``: the trainer's Adam (``train.optim.TableAdam`` with the backend's
-      steps; its param group 0, the hash table, takes the sparse step with per-entry step counts).
+    - ``sparse_adam(param, grad, exp_avg, exp_avg_sq, counts, corrections, lr, beta1, beta2, eps, weight_decay)``
+      and ``dense_adam(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay)``: the Adam
+      steps (in place) that the trainer's ``train.optim.TableAdam`` runs, the sparse one with per-entry step counts
+      on the hash table (references: ``compute.reference.sparse_adam_reference_``, ``dense_adam_reference_``).
     """
 
     name: str
@@ -51,7 +54,8 @@ class Ops:
     compact: Callable[..., "FixedSamples"]
     cell_positions: Callable[[int, torch.Tensor, torch.Tensor, int], torch.Tensor]
     decay_max: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-    optimizer: Callable[..., torch.optim.Optimizer]
+    sparse_adam: Callable[..., None]
+    dense_adam: Callable[..., None]
 
     def __repr__(self) -> str:
         return f"Ops({self.name})"
