@@ -135,6 +135,9 @@ std::tuple<Tensor, Tensor> hash_grid_bwd(const Tensor& grad_out, const Tensor& x
             NGP_LAUNCH(x, hash_grid_bwd, x.data_ptr<float>(), table.data_ptr<float>(), grad_out.data_ptr<float>(),
                        gt_ptr, gx_ptr, x.size(0), g);
     }
+    // An output never aliases an input (the schema says so): with `accumulate` the table gradient is in it (the
+    // input marked mutable, a!) and the first output is left undefined (None in Python).
+    if (accumulate.has_value()) gt = Tensor();
     return {gt, gx};
 }
 
@@ -541,15 +544,6 @@ void occupancy_decay_max(Tensor density, const Tensor& fresh, double decay) {
                    (float)decay);
 }
 
-Tensor pack_bits(const Tensor& occupied) {
-    check(occupied, at::kByte, "occupied");
-    TORCH_CHECK(occupied.numel() % 8 == 0, "bit count must be a multiple of 8");
-    auto packed = at::empty({occupied.numel() / 8}, occupied.options());
-    if (packed.numel() > 0)
-        NGP_LAUNCH(occupied, pack_bits, occupied.data_ptr<uint8_t>(), packed.numel(), packed.data_ptr<uint8_t>());
-    return packed;
-}
-
 // Spherical harmonics of unit directions: dirs (n, 3) -> (n, degree^2); backward gives the directions' gradient.
 void check_sh(const Tensor& dirs, int64_t degree) {
     check(dirs, at::kFloat, "dirs");
@@ -603,7 +597,6 @@ TORCH_LIBRARY(ngp, m) {
           "Tensor counts, Tensor valid, float threshold, int capacity) -> Tensor[]");
     m.def("occupancy_cell_positions(Tensor indices, Tensor jitter, int cascade, int resolution) -> Tensor");
     m.def("occupancy_decay_max(Tensor(a!) density, Tensor fresh, float decay) -> ()");
-    m.def("pack_bits(Tensor occupied) -> Tensor");
     m.def("sh_encode_fwd(Tensor dirs, int degree) -> Tensor");
     m.def("sh_encode_bwd(Tensor grad_out, Tensor dirs, int degree) -> Tensor");
     const char* march = "float[] aabb, float dt_min, float dt_max, float cone, int max_steps, int n_cascades, "
@@ -630,7 +623,6 @@ TORCH_LIBRARY(ngp, m) {
     m.impl("compact_samples", &compact_samples);                        \
     m.impl("occupancy_cell_positions", &occupancy_cell_positions);      \
     m.impl("occupancy_decay_max", &occupancy_decay_max);                \
-    m.impl("pack_bits", &pack_bits);                                    \
     m.impl("sh_encode_fwd", &sh_encode_fwd);                            \
     m.impl("sh_encode_bwd", &sh_encode_bwd);                            \
     m.impl("march_first", &march_first);                                \

@@ -70,8 +70,9 @@ def test_trainer_evaluates_the_average_and_trains_the_raw_weights(scene) -> None
     # rendering reads the average
     cam = scene.camera(0).scaled(16, 16)
     from ngp_app.render.renderer import render_image
+    from tests.support.rendering import render_camera
 
-    img = with_ema.render_camera(cam)["rgb"]
+    img = render_camera(with_ema, cam)["rgb"]
     expected = render_image(with_ema.eval_model, with_ema.grid, with_ema.aabb, cam, with_ema.march)["rgb"]
     assert torch.equal(img, expected)
 

@@ -14,7 +14,8 @@ from ngp_app.render.composite import composite
 from ngp_app.render.frame import FrameStats, PassSchedule, march_frame
 from ngp_app.render.slots import TorchFrameOps
 from ngp_app.render.raymarch import MarchParams, march_rays
-from ngp_app.render.renderer import render_image, render_rays_infer, render_rays_reference, render_rgba
+from ngp_app.render.renderer import render_image, render_rgba
+from tests.support.rendering import render_rays_infer, render_rays_reference
 from tests.test_native import _grid, _rays
 
 native_ok, why = loader.available(torch.device("cpu"))

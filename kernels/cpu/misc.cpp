@@ -63,10 +63,5 @@ void occupancy_decay_max(float* density, const float* fresh, int64_t n, float de
     for (int64_t i = 0; i < n; ++i) density[i] = occupancy_decay_max_cell(density[i], fresh[i], decay);
 }
 
-void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n_bytes; ++i) packed[i] = pack_byte(occupied + 8 * i);
-}
-
 }  // namespace cpu
 }  // namespace ngp

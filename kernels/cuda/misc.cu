@@ -29,11 +29,6 @@ __global__ void decay_max_kernel(float* density, const float* fresh, int64_t n, 
     if (i < n) density[i] = occupancy_decay_max_cell(density[i], fresh[i], decay);
 }
 
-__global__ void pack_bits_kernel(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed) {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n_bytes) packed[i] = pack_byte(occupied + 8 * i);
-}
-
 void adam_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamParams& a, bool skip_zero_grad,
                void* stream) {
     adam_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(param, grad, m, v, n, a, skip_zero_grad);
@@ -52,10 +47,6 @@ void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64
 
 void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay, void* stream) {
     decay_max_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(density, fresh, n, decay);
-}
-
-void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed, void* stream) {
-    pack_bits_kernel<<<blocks_for(n_bytes), kThreads, 0, as_stream(stream)>>>(occupied, n_bytes, packed);
 }
 
 }  // namespace cuda

@@ -148,10 +148,6 @@ class SceneLoading:
         config = load_config(config_name or self.config_name)
         return Trainer(scene, config, device=self.device, backend=self.backend_request, seed=self.seed)
 
-    def open_scene(self, path: str | Path, start: bool = True) -> None:
-        """Load a scene and start training on it (raises NgpError)."""
-        self._prepare_scene(path, start)()
-
     def _prepare_scene(self, path: str | Path, start: bool) -> Callable[[], None]:
         """Load a scene and build its trainer (slow, any thread); returns the swap to run on the UI thread."""
         from ..data.loaders import load_scene
@@ -171,10 +167,6 @@ class SceneLoading:
             self.set_status(f"scene {scene.name}: {scene.n_frames} frames, training {'on' if start else 'off'}")
 
         return apply
-
-    def open_snapshot(self, path: str | Path) -> None:
-        """Load a snapshot. If its scene is on disk, training continues from it; otherwise it is view-only."""
-        self._prepare_snapshot(path)()
 
     def _prepare_snapshot(self, path: str | Path) -> Callable[[], None]:
         """Load a snapshot (and its scene and trainer when on disk); returns the swap to run on the UI thread."""

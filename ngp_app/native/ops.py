@@ -11,7 +11,7 @@ adapters in ``compute/native.py`` unpack those and call these.
   (no host read; layout in ``render/batch.py``);
 - ``adam_step``/``adam_step_counted``: in-place Adam steps (dense or skipping zero gradients; per-entry step counts),
   which ``train.optim.TableAdam`` runs;
-- occupancy helpers ``cell_positions``, ``decay_max_``, ``pack_bits``.
+- occupancy helpers ``cell_positions``, ``decay_max_``.
 """
 
 from __future__ import annotations
@@ -238,12 +238,6 @@ def decay_max_(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torc
     marked untrained keep their mark); returns ``density``."""
     _ops().occupancy_decay_max(density, fresh.contiguous().float(), float(decay))
     return density
-
-
-def pack_bits(occupied: torch.Tensor) -> torch.Tensor:
-    """Pack occupancy bits 8 per byte, cell i -> byte i // 8, bit i % 8: (n_cascades, n) bool -> (n_cascades, n // 8) uint8."""
-    flat = occupied.contiguous().view(torch.uint8).reshape(-1)
-    return _ops().pack_bits(flat).view(occupied.shape[0], -1)
 
 
 def adam_step(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,

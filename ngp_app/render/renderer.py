@@ -8,10 +8,9 @@ import torch
 
 from ..data.cameras import Camera, camera_rays
 from ..ops import Ops
-from .composite import composite
-from .frame import FrameOps, FrameState, FrameStats, PassSchedule, march_frame, max_rays_per_call
+from .frame import FrameOps, FrameState, FrameStats, march_frame, max_rays_per_call
 from .occupancy import OccupancyGrid
-from .raymarch import MarchParams, march_rays
+from .raymarch import MarchParams
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -74,51 +73,6 @@ def render_rays_train(
     out["marched"] = marched
     out["kept"] = kept
     return out
-
-
-@torch.no_grad()
-def render_rays_reference(
-    field: FieldFn,
-    grid: OccupancyGrid,
-    aabb: torch.Tensor,
-    rays_o: torch.Tensor,
-    rays_d: torch.Tensor,
-    params: MarchParams,
-    background: torch.Tensor,
-    transmittance_threshold: float = 1e-4,
-) -> dict[str, torch.Tensor]:
-    """The oracle of inference: march every sample (torch), evaluate them all, composite packed. Returns rgb (n, 3)
-    over the background, opacity (sum of weights) and depth (n,). Slow; for tests."""
-    samples = march_rays(rays_o, rays_d, grid, aabb, params)
-    sigmas, rgbs = field(samples.positions, samples.directions)
-    out = composite(sigmas, rgbs, samples.t, samples.dt, samples.ray_indices, samples.offsets, rays_o.shape[0],
-                    transmittance_threshold)
-    rgb = out["rgb"] + (1.0 - out["opacity"])[:, None] * background
-    return {"rgb": rgb, "opacity": out["opacity"], "depth": out["depth"]}
-
-
-@torch.no_grad()
-def render_rays_infer(
-    field: FieldFn,
-    grid: OccupancyGrid,
-    aabb: torch.Tensor,
-    rays_o: torch.Tensor,
-    rays_d: torch.Tensor,
-    params: MarchParams,
-    background: torch.Tensor,
-    transmittance_threshold: float = 1e-4,
-    ops: Ops | None = None,
-    schedule: PassSchedule | None = None,
-    stats: FrameStats | None = None,
-) -> dict[str, torch.Tensor]:
-    """Render rays without gradients, all in one call (render/frame.py: passes over sample slots, early
-    termination, finished rays compacted away on the device). rays_o, rays_d: (n, 3); background: (3,).
-    Returns rgb (n, 3) over the background, opacity (n,) = 1 - transmittance, depth (n,).
-    ``ops``: default ``field_ops(field, grid)``."""
-    frame = field_ops(field, grid, ops).frame(grid, aabb, params)
-    state = march_frame(field, frame, rays_o, rays_d, transmittance_threshold, schedule, stats=stats)
-    bg = torch.as_tensor(background, dtype=torch.float32, device=rays_o.device)
-    return {"rgb": state.rgb + state.trans[:, None] * bg, "opacity": 1.0 - state.trans, "depth": state.depth}
 
 
 def default_chunk(device: torch.device, interactive: bool = False) -> int:

@@ -400,13 +400,6 @@ class Trainer:
         """The model to evaluate, render and save: the weight average when it is on, else the training model."""
         return self.ema.model if self.ema is not None else self.model
 
-    @torch.no_grad()
-    def render_camera(self, camera: Any, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
-        """Render one camera with the evaluation model (holds the lock)."""
-        with self.lock:
-            model = self.eval_model.eval()
-            return render_image(model, self.grid, self.aabb, camera, self.march, background)
-
     def samples_per_second(self) -> float:
         return self.samples_seen / self.train_seconds if self.train_seconds > 0 else 0.0
 

@@ -41,7 +41,6 @@ namespace ngp {
     void occupancy_cell_positions(const int64_t* indices, const float* jitter, int64_t n, int cascade,             \
                                   int resolution, float* pos __VA_ARGS__);                                          \
     void occupancy_decay_max(float* density, const float* fresh, int64_t n, float decay __VA_ARGS__);              \
-    void pack_bits(const uint8_t* occupied, int64_t n_bytes, uint8_t* packed __VA_ARGS__);                         \
     void sh_encode_fwd(const float* dirs, float* out, int64_t n, int degree __VA_ARGS__);                          \
     void sh_encode_bwd(const float* dirs, const float* grad_out, float* grad_dirs, int64_t n,                      \
                        int degree __VA_ARGS__);                                                                     \
@@ -77,12 +76,6 @@ NGP_HD void occupancy_cell_position(int64_t idx, const float* jitter, int cascad
 // no training camera) keep their mark.
 NGP_HD float occupancy_decay_max_cell(float density, float fresh, float decay) {
     return density < 0.0f ? density : maxf(density * decay, fresh);
-}
-
-NGP_HD uint8_t pack_byte(const uint8_t* bits) {
-    uint8_t b = 0;
-    for (int i = 0; i < 8; ++i) b |= (uint8_t)((bits[i] != 0) << i);
-    return b;
 }
 
 }  // namespace ngp

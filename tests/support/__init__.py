@@ -1,0 +1,1 @@
+"""Helpers only the tests use (the package keeps no test-only code)."""
