@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Any, Iterator
 
 import pytest
 
@@ -36,3 +37,15 @@ def drag(x0: int, y0: int, x1: int, y1: int, button: int = 1) -> None:
 def click(x: int, y: int, button: int = 1) -> None:
     """Move to screen (x, y) and click."""
     xdotool("mousemove", x, y, "click", button)
+
+
+def empty_app(downscale: int) -> Iterator[Any]:
+    """The body of a module fixture: the real app with no scene (small config on the CPU, a 480x270 viewport,
+    cheap renders at a tenth of its size), closed afterwards."""
+    from ngp_app.gui.app import App
+
+    a = App(None, config="small", device="cpu", backend="torch", downscale=downscale, size=(480, 270),
+            remember_windows=False)
+    a.state.settings.resolution_scale = 0.1
+    yield a
+    a.close()

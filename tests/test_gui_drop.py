@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gui_support import require_app
+from gui_support import empty_app, require_app
 
 pytestmark = pytest.mark.gui
 
@@ -28,13 +28,7 @@ SOURCE = Path(__file__).resolve().parent / "xdnd_source.py"
 
 @pytest.fixture(scope="module")
 def app():
-    from ngp_app.gui.app import App
-
-    a = App(None, config="small", device="cpu", backend="torch", downscale=1, size=(480, 270),
-            remember_windows=False)
-    a.state.settings.resolution_scale = 0.1
-    yield a
-    a.close()
+    yield from empty_app(1)
 
 
 @pytest.fixture(scope="module")

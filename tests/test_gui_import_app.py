@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gui_support import require_app
+from gui_support import empty_app, require_app
 
 pytestmark = pytest.mark.gui
 
@@ -25,13 +25,7 @@ from ngp_app.gui.importing import SCENE_SUFFIX  # noqa: E402
 
 @pytest.fixture(scope="module")
 def app():
-    from ngp_app.gui.app import App
-
-    a = App(None, config="small", device="cpu", backend="torch", downscale=4, size=(480, 270),
-              remember_windows=False)
-    a.state.settings.resolution_scale = 0.1
-    yield a
-    a.close()
+    yield from empty_app(4)
 
 
 def drop(app, path: Path) -> None:
