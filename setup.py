@@ -29,8 +29,9 @@ class BuildPyWithResources(build_py):
             source = ROOT / name
             if not source.is_dir():
                 raise FileNotFoundError(f"{source}: missing; it is packaged into ngp_app/_resources")
-            shutil.copytree(source, target / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+            shutil.copytree(
+                source, target / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+            )
 
 
 setup(cmdclass={"build_py": BuildPyWithResources})

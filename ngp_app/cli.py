@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import cli_args as types
 from . import resources
@@ -42,9 +42,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .backends import resolve_device
     from .compute import resolve_ops
     from .data.loaders import load_scene
+    from .errors import NgpError
     from .fileio import atomic_write_bytes
     from .outputs import check_output_dir
-    from .errors import NgpError
     from .snapshot import resolve_snapshot_path, snapshot_scene_path
     from .train.run_files import load_run_snapshot
     from .train.trainer import evaluate
@@ -57,8 +57,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if scene_path is None:  # the scene the snapshot was trained on
         scene_path = snapshot_scene_path(snap.scene, resolve_snapshot_path(args.snapshot))
         if scene_path is None:
-            raise NgpError(f"{args.snapshot}: its scene ({snap.scene.get('path') or 'unknown'}) is not on disk; "
-                           "name the scene: ngp eval SNAPSHOT SCENE")
+            raise NgpError(
+                f"{args.snapshot}: its scene ({snap.scene.get('path') or 'unknown'}) is not on disk; "
+                "name the scene: ngp eval SNAPSHOT SCENE"
+            )
     scene = load_scene(scene_path, args.split, args.downscale, args.max_size)
     if save_dir is not None:
         pixels = int((scene.widths.long() * scene.heights.long()).sum())
@@ -127,17 +129,34 @@ def cmd_make_scene(args: argparse.Namespace) -> int:
     from .data.synthetic import make_scene
     from .outputs import check_output_dir
 
-    check_output_dir(args.out, args.width * args.height * 4 * (args.n_train + args.n_val + args.n_test), "OUT",
-                     "the images and transforms_*.json")
-    out = make_scene(args.out, width=args.width, height=args.height, n_train=args.n_train, n_val=args.n_val,
-                     n_test=args.n_test, seed=args.seed, progress=not args.quiet, with_backdrop=args.backdrop,
-                     path=args.path, supersample=args.supersample)
+    check_output_dir(
+        args.out,
+        args.width * args.height * 4 * (args.n_train + args.n_val + args.n_test),
+        "OUT",
+        "the images and transforms_*.json",
+    )
+    out = make_scene(
+        args.out,
+        width=args.width,
+        height=args.height,
+        n_train=args.n_train,
+        n_val=args.n_val,
+        n_test=args.n_test,
+        seed=args.seed,
+        progress=not args.quiet,
+        with_backdrop=args.backdrop,
+        path=args.path,
+        supersample=args.supersample,
+    )
     print(str(out))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = types.NgpArgumentParser(prog="ngp", description="Instant-NGP NeRF: train, evaluate, render, export videos and meshes, and the desktop app.")
+    p = types.NgpArgumentParser(
+        prog="ngp",
+        description="Instant-NGP NeRF: train, evaluate, render, export videos and meshes, and the desktop app.",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--threads", type=types.threads, default=None, help="CPU threads for PyTorch")
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,43 +169,81 @@ def build_parser() -> argparse.ArgumentParser:
 
     def scene_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--downscale", type=types.positive_int, default=1, help="shrink images by this factor")
-        sp.add_argument("--max-size", type=types.positive_int, default=None, help="shrink so the longer image side is at most this")
+        sp.add_argument(
+            "--max-size", type=types.positive_int, default=None, help="shrink so the longer image side is at most this"
+        )
 
     from .data.importer import cli as import_cli
 
     import_cli.add_parser(sub)
 
     t = sub.add_parser("train", help="train a NeRF on a scene and write a snapshot + metrics.json")
-    t.add_argument("scene", nargs="?", default=str(DEFAULT_SCENE), help="scene folder or transforms.json (default: bundled demo)")
+    t.add_argument(
+        "scene", nargs="?", default=str(DEFAULT_SCENE), help="scene folder or transforms.json (default: bundled demo)"
+    )
     t.add_argument("--out", required=True, help="output folder (created; snapshot.npz and metrics.json go inside)")
     t.add_argument("--steps", type=types.positive_int, default=None)
     t.add_argument("--seconds", type=types.positive_float, default=None, help="stop after this much wall time")
-    t.add_argument("--config", default=None, help="base | small | big | path to a JSON config (default: base, or the "
-                   "resumed snapshot's)")
-    t.add_argument("--backend", default="auto", help="auto | torch | native | tcnn (auto: the config's \"backend\", itself auto)")
+    t.add_argument(
+        "--config",
+        default=None,
+        help="base | small | big | path to a JSON config (default: base, or the resumed snapshot's)",
+    )
+    t.add_argument(
+        "--backend", default="auto", help='auto | torch | native | tcnn (auto: the config\'s "backend", itself auto)'
+    )
     t.add_argument("--seed", type=types.seed, default=0)
-    t.add_argument("--table-precision", choices=["float32", "float16"], default=None,
-                   help="hash table lookups in float32 or float16 (a half copy of float32 parameters; default: config)")
-    t.add_argument("--mlp-precision", choices=["auto", "float32", "float16", "bfloat16"], default=None,
-                   help="MLP matmuls on CUDA: float32, float16, bfloat16, or auto = float16 on CUDA (float32 weights and "
-                   "gradients; the CPU always computes in float32; default: the config's network.precision, auto)")
-    t.add_argument("--resume", default=None, metavar="SNAPSHOT",
-                   help="continue training from a snapshot of this scene (its config unless --config is given)")
-    t.add_argument("--save-optimizer-state", action="store_true",
-                   help="store Adam's moments in the snapshot, so --resume continues exactly (the file grows ~3x)")
-    t.add_argument("--optimize-extrinsics", action="store_true",
-                   help="refine the training cameras' poses while training (stored in the snapshot)")
-    t.add_argument("--eval", action="store_true", help="evaluate held-out views after training (into metrics.json: test_psnr, the mean "
-                                                                 "of per-image PSNRs, and test_psnr_pooled)")
+    t.add_argument(
+        "--table-precision",
+        choices=["float32", "float16"],
+        default=None,
+        help="hash table lookups in float32 or float16 (a half copy of float32 parameters; default: config)",
+    )
+    t.add_argument(
+        "--mlp-precision",
+        choices=["auto", "float32", "float16", "bfloat16"],
+        default=None,
+        help="MLP matmuls on CUDA: float32, float16, bfloat16, or auto = float16 on CUDA (float32 weights and "
+        "gradients; the CPU always computes in float32; default: the config's network.precision, auto)",
+    )
+    t.add_argument(
+        "--resume",
+        default=None,
+        metavar="SNAPSHOT",
+        help="continue training from a snapshot of this scene (its config unless --config is given)",
+    )
+    t.add_argument(
+        "--save-optimizer-state",
+        action="store_true",
+        help="store Adam's moments in the snapshot, so --resume continues exactly (the file grows ~3x)",
+    )
+    t.add_argument(
+        "--optimize-extrinsics",
+        action="store_true",
+        help="refine the training cameras' poses while training (stored in the snapshot)",
+    )
+    t.add_argument(
+        "--eval",
+        action="store_true",
+        help="evaluate held-out views after training (into metrics.json: test_psnr, the mean "
+        "of per-image PSNRs, and test_psnr_pooled)",
+    )
     t.add_argument("--all-frames", action="store_true", help="train on every frame, held-out ones included")
     common(t)
     scene_opts(t)
-    t.add_argument("--checkpoint-every", type=types.float_in(0.0), default=DEFAULT_CHECKPOINT_SECONDS, metavar="S",
-                   help=f"save the snapshot and metrics every S seconds while training (default "
-                        f"{DEFAULT_CHECKPOINT_SECONDS:g}; 0: only at the end)")
+    t.add_argument(
+        "--checkpoint-every",
+        type=types.float_in(0.0),
+        default=DEFAULT_CHECKPOINT_SECONDS,
+        metavar="S",
+        help=f"save the snapshot and metrics every S seconds while training (default "
+        f"{DEFAULT_CHECKPOINT_SECONDS:g}; 0: only at the end)",
+    )
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="PSNR (mean over images, and pooled)/SSIM of a snapshot on a scene's held-out views")
+    e = sub.add_parser(
+        "eval", help="PSNR (mean over images, and pooled)/SSIM of a snapshot on a scene's held-out views"
+    )
     e.add_argument("snapshot")
     e.add_argument("scene", nargs="?", help="scene folder or transforms.json (default: the snapshot's own scene)")
     e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
@@ -201,9 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("snapshot")
     r.add_argument("--width", type=types.image_side, default=800)
     r.add_argument("--height", type=types.image_side, default=800)
-    r.add_argument("--camera", default="train:0",
-                   help="train:N (a training camera), orbit:AZIMUTH,ELEVATION,RADIUS (degrees, ngp units), or a JSON file with a NeRF transform_matrix")
-    r.add_argument("--fov", type=types.fov, default=None, help="horizontal field of view in degrees (orbit/JSON cameras)")
+    r.add_argument(
+        "--camera",
+        default="train:0",
+        help="train:N (a training camera), orbit:AZIMUTH,ELEVATION,RADIUS (degrees, ngp units), "
+        "or a JSON file with a NeRF transform_matrix",
+    )
+    r.add_argument(
+        "--fov", type=types.fov, default=None, help="horizontal field of view in degrees (orbit/JSON cameras)"
+    )
     r.add_argument("--mode", choices=["rgb", "depth", "opacity", "normals"], default="rgb")
     r.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0))
     r.add_argument("--alpha", action="store_true", help="write an alpha channel (PNG)")
@@ -221,8 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     me.add_argument("--resolution", type=types.positive_int, default=256, help="lattice points per axis")
     me.add_argument("--threshold", type=types.finite_float, default=2.5, help="density (sigma) of the surface")
     me.add_argument("--crop", default=None, help="x0,y0,z0,x1,y1,z1 box in ngp coordinates (default: the scene box)")
-    me.add_argument("--space", choices=["nerf", "ngp"], default="nerf",
-                    help="output coordinates: nerf (the scene's transforms.json) or ngp (internal)")
+    me.add_argument(
+        "--space",
+        choices=["nerf", "ngp"],
+        default="nerf",
+        help="output coordinates: nerf (the scene's transforms.json) or ngp (internal)",
+    )
     common(me)
     me.set_defaults(func=cmd_mesh)
 
@@ -234,12 +301,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--n-val", type=types.int_in(0), default=10)
     m.add_argument("--n-test", type=types.int_in(0), default=20)
     m.add_argument("--seed", type=types.seed, default=0)
-    m.add_argument("--supersample", type=types.int_in(1, 16), default=3,
-                   help="rays per pixel along each axis (anti-aliasing)")
-    m.add_argument("--backdrop", action="store_true",
-                   help="an opaque noise-textured ground and dome around the object (features everywhere, for SfM)")
-    m.add_argument("--path", choices=["random", "orbit"], default="random",
-                   help="training views: random on the sphere, or one smooth turn around the object (like a video)")
+    m.add_argument(
+        "--supersample", type=types.int_in(1, 16), default=3, help="rays per pixel along each axis (anti-aliasing)"
+    )
+    m.add_argument(
+        "--backdrop",
+        action="store_true",
+        help="an opaque noise-textured ground and dome around the object (features everywhere, for SfM)",
+    )
+    m.add_argument(
+        "--path",
+        choices=["random", "orbit"],
+        default="random",
+        help="training views: random on the sphere, or one smooth turn around the object (like a video)",
+    )
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(func=cmd_make_scene)
 
@@ -269,8 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error, already printed as one line (2)
         return exc.code if isinstance(exc.code, int) else 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="[ngp] %(message)s",
-                        force=True)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="[ngp] %(message)s", force=True)
     with terminate_as_interrupt():
         try:
             _setup_torch(args.threads)

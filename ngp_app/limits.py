@@ -54,14 +54,17 @@ def check_memory(need: int, what: str, device: Any = "cpu", hint: str = "") -> N
     """Raise NgpError when ``need`` bytes (an estimate) exceed what ``device`` has available."""
     have = available_memory(device)
     if have is not None and need > have:
-        raise NgpError(f"{what} needs about {human_bytes(need)} of memory, {human_bytes(have)} are available"
-                       + (f": {hint}" if hint else ""))
+        raise NgpError(
+            f"{what} needs about {human_bytes(need)} of memory, {human_bytes(have)} are available"
+            + (f": {hint}" if hint else "")
+        )
 
 
 def check_render_memory(width: int, height: int, device: Any = "cpu", frames: str = "rendering") -> None:
     """Refuse a ``width`` x ``height`` render that cannot fit in memory on ``device``."""
-    check_memory(width * height * RENDER_BYTES_PER_PIXEL, f"{frames} {width}x{height}", device,
-                 "use a smaller --width/--height")
+    check_memory(
+        width * height * RENDER_BYTES_PER_PIXEL, f"{frames} {width}x{height}", device, "use a smaller --width/--height"
+    )
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

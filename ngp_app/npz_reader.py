@@ -53,8 +53,10 @@ class NpzReader:
         self.path = Path(path)
         try:
             self._zip = zipfile.ZipFile(self.path)
-            self._infos = {i.filename[: -len(".npy")] if i.filename.endswith(".npy") else i.filename: i
-                           for i in self._zip.infolist()}
+            self._infos = {
+                i.filename[: -len(".npy")] if i.filename.endswith(".npy") else i.filename: i
+                for i in self._zip.infolist()
+            }
         except _READ_ERRORS as exc:
             raise CorruptNpz(f"not a readable npz file ({type(exc).__name__}: {str(exc)[:120]})") from None
         self._headers: dict[str, Entry] = {}
@@ -62,7 +64,7 @@ class NpzReader:
     def close(self) -> None:
         self._zip.close()
 
-    def __enter__(self) -> "NpzReader":
+    def __enter__(self) -> NpzReader:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -95,15 +97,23 @@ class NpzReader:
             raise CorruptNpz(f"entry {name}: unsupported dtype {dtype}")
         entry = Entry(name, tuple(int(s) for s in shape), dtype, bool(fortran), header_size)
         if entry.nbytes + header_size != info.file_size:
-            raise CorruptNpz(f"entry {name}: its header declares shape {entry.shape} ({entry.nbytes} bytes) but the "
-                             f"entry holds {info.file_size - header_size} bytes")
+            raise CorruptNpz(
+                f"entry {name}: its header declares shape {entry.shape} ({entry.nbytes} bytes) but the "
+                f"entry holds {info.file_size - header_size} bytes"
+            )
         if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1):
             raise CorruptNpz(f"entry {name}: declares {info.file_size} bytes stored in {info.compress_size}")
         self._headers[name] = entry
         return entry
 
-    def read(self, name: str, shape: tuple[int, ...] | None = None, dtype: Any = None, max_bytes: int | None = None,
-             out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self,
+        name: str,
+        shape: tuple[int, ...] | None = None,
+        dtype: Any = None,
+        max_bytes: int | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Entry ``name`` as an array, after checking its header against ``shape``/``dtype`` (when given) and its
         size against ``max_bytes``. ``out``: a C-contiguous array of the entry's shape and dtype to read into
         (no second copy)."""

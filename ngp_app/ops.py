@@ -44,14 +44,14 @@ class Ops:
     """
 
     name: str
-    encode: Callable[["HashGridEncoding", torch.Tensor], torch.Tensor]
-    mlp: Callable[["nn.Sequential", torch.Tensor, torch.dtype], torch.Tensor]
+    encode: Callable[[HashGridEncoding, torch.Tensor], torch.Tensor]
+    mlp: Callable[[nn.Sequential, torch.Tensor, torch.dtype], torch.Tensor]
     sh: Callable[[torch.Tensor, int], torch.Tensor]
-    march: Callable[..., "PackedSamples"]
+    march: Callable[..., PackedSamples]
     composite: Callable[..., dict[str, torch.Tensor]]
-    frame: Callable[["OccupancyGrid", torch.Tensor, "MarchParams"], "FrameOps"]
-    march_fixed: Callable[..., "FixedSamples"]
-    compact: Callable[..., "FixedSamples"]
+    frame: Callable[[OccupancyGrid, torch.Tensor, MarchParams], FrameOps]
+    march_fixed: Callable[..., FixedSamples]
+    compact: Callable[..., FixedSamples]
     cell_positions: Callable[[int, torch.Tensor, torch.Tensor, int], torch.Tensor]
     decay_max: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
     sparse_adam: Callable[..., None]
@@ -60,5 +60,5 @@ class Ops:
     def __repr__(self) -> str:
         return f"Ops({self.name})"
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "Ops":  # stateless: models deep-copied share it
+    def __deepcopy__(self, memo: dict[int, Any]) -> Ops:  # stateless: models deep-copied share it
         return self

@@ -19,8 +19,8 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .errors import NgpError
 from .limits import human_bytes
@@ -28,11 +28,39 @@ from .locks import FileLock, describe_owner
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Names that look like files: refused as a new output folder (probably a mistake).
-FILE_SUFFIXES = frozenset({
-    ".npz", ".npy", ".json", ".txt", ".md", ".csv", ".log", ".yaml", ".yml", ".msgpack", ".ingp", ".pt", ".pth",
-    ".ckpt", ".zip", ".tar", ".gz", ".py", ".ply", ".obj", ".mp4", ".gif", ".mov", ".avi", ".mkv", ".webm",
-    *IMAGE_SUFFIXES, ".exr", ".webp",
-})
+FILE_SUFFIXES = frozenset(
+    {
+        ".npz",
+        ".npy",
+        ".json",
+        ".txt",
+        ".md",
+        ".csv",
+        ".log",
+        ".yaml",
+        ".yml",
+        ".msgpack",
+        ".ingp",
+        ".pt",
+        ".pth",
+        ".ckpt",
+        ".zip",
+        ".tar",
+        ".gz",
+        ".py",
+        ".ply",
+        ".obj",
+        ".mp4",
+        ".gif",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        *IMAGE_SUFFIXES,
+        ".exr",
+        ".webp",
+    }
+)
 FREE_SPACE_MARGIN = 16 << 20  # bytes kept free beyond the estimate (file system metadata, logs)
 RUN_LOCK_NAME = ".ngp-lock"  # the lock of a folder one run writes (ngp train --out, ngp import --out)
 
@@ -85,8 +113,10 @@ def check_free_space(path: str | Path, expected_bytes: int, what: str = "") -> N
     free = free_space(existing_ancestor(p))
     need = int(expected_bytes) + FREE_SPACE_MARGIN
     if free is not None and free < need:
-        raise NgpError(f"{p}: not enough free space for {what or 'the output'} ({human_bytes(free)} free, about "
-                       f"{human_bytes(need)} needed)")
+        raise NgpError(
+            f"{p}: not enough free space for {what or 'the output'} ({human_bytes(free)} free, about "
+            f"{human_bytes(need)} needed)"
+        )
 
 
 def check_output_dir(path: str | Path, expected_bytes: int = 0, option: str = "--out", contents: str = "") -> Path:
@@ -97,16 +127,18 @@ def check_output_dir(path: str | Path, expected_bytes: int = 0, option: str = "-
     if p.exists() and not p.is_dir():
         raise NgpError(f"{p}: exists and is not a folder; {option} names a folder{inside}; not overwriting it")
     if not p.exists() and p.suffix.lower() in FILE_SUFFIXES:
-        raise NgpError(f"{p}: {option} names a folder{inside}, not a {p.suffix} file; use e.g. {option} "
-                       f"{p.with_suffix('')}")
+        raise NgpError(
+            f"{p}: {option} names a folder{inside}, not a {p.suffix} file; use e.g. {option} {p.with_suffix('')}"
+        )
     folder = _folder_to_write(p, p)
     probe_writable(folder, p)
     check_free_space(p, expected_bytes)
     return p
 
 
-def check_output_file(path: str | Path, suffixes: Sequence[str] | None = None, expected_bytes: int = 0,
-                      kind: str = "output") -> Path:
+def check_output_file(
+    path: str | Path, suffixes: Sequence[str] | None = None, expected_bytes: int = 0, kind: str = "output"
+) -> Path:
     """Check that ``path`` can be written as one file of one of ``suffixes`` (None: any), with ``expected_bytes``
     of free space; an existing file is replaced atomically later, an existing folder is an error. Creates nothing."""
     p = Path(path)
@@ -160,8 +192,10 @@ class ClaimedFolder:
         if not self.lock.acquire():
             owner = self.lock.owner()
             self.remove_created()
-            raise NgpError(f"{self.path}: another ngp run is writing there ({describe_owner(owner)}); wait for it "
-                           "or choose another --out")
+            raise NgpError(
+                f"{self.path}: another ngp run is writing there ({describe_owner(owner)}); wait for it "
+                "or choose another --out"
+            )
 
     def release(self, remove_created: bool = True) -> None:
         """Unlock; then remove the folders ``claim`` created when they are empty (and ``remove_created``)."""

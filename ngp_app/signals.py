@@ -12,8 +12,9 @@ import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
-from typing import Any, Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
 HANDLED = (signal.SIGINT, signal.SIGTERM)
@@ -118,5 +119,6 @@ class StopRequests:
         if self._raise or self.count >= 3:
             raise Interrupted(signum)
         if self.count == 1:
-            log.warning("%s received: finishing the current step and saving (a third signal aborts)",
-                        signal_name(signum))
+            log.warning(
+                "%s received: finishing the current step and saving (a third signal aborts)", signal_name(signum)
+            )

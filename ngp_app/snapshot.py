@@ -23,11 +23,11 @@ from .fileio import atomic_write_bytes, atomic_write_text, default_file_mode  # 
 from .model.field import NGPField
 from .npz_reader import CorruptNpz, NpzReader
 from .ops import Ops
+from .render.occupancy import OccupancyGrid, n_cascades_for
+from .render.raymarch import MarchParams
 from .schema import validate
 from .schema.core import parse_json
 from .schema.snapshot import SnapshotMeta
-from .render.occupancy import OccupancyGrid, n_cascades_for
-from .render.raymarch import MarchParams
 
 FORMAT_TAG = "ngp-app-snapshot"
 FORMAT_VERSION = 1
@@ -155,7 +155,9 @@ def _meta(npz: NpzReader, p: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_TAG:
         raise SnapshotError(f"{p}: not an ngp-app snapshot")
     if meta.get("version") != FORMAT_VERSION:
-        raise SnapshotError(f"{p}: snapshot format version {meta.get('version')} is not supported (this is version {FORMAT_VERSION})")
+        raise SnapshotError(
+            f"{p}: snapshot format version {meta.get('version')} is not supported (this is version {FORMAT_VERSION})"
+        )
     validate(SnapshotMeta, meta, f"{p} (metadata)", SnapshotError)
     return meta
 
@@ -164,8 +166,11 @@ def _check_entries(npz: NpzReader, meta: dict[str, Any], aabb: torch.Tensor, ops
     """Check every entry's declared shape against what the metadata implies, before anything is allocated. Returns
     the size in bytes of the largest parameter (the bound for training-state entries)."""
     with torch.device("meta"):  # shapes only, no memory
-        expected = {f"param/{k}": tuple(v.shape) for k, v in NGPField(meta["config"], aabb, ops).state_dict().items()
-                    if k != "aabb"}
+        expected = {
+            f"param/{k}": tuple(v.shape)
+            for k, v in NGPField(meta["config"], aabb, ops).state_dict().items()
+            if k != "aabb"
+        }
     n_cells = (n_cascades_for(meta["aabb_scale"]), meta["grid_resolution"] ** 3)
     expected["grid/density"] = n_cells
     expected["grid/bitfield"] = (n_cells[0], n_cells[1] // 8)
@@ -202,11 +207,15 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
             bits = ((packed[..., None] >> torch.arange(8, dtype=torch.uint8)) & 1).bool().reshape(grid.density.shape)
             grid.load_state_dict({"density": grid.density, "occupied": bits})
             march = MarchParams.for_grid(grid, meta["config"]["training"].get("max_steps_per_ray", 1024))
-            training = {n[len("train/") :]: npz.read(n, max_bytes=max_entry) for n in npz.names if n.startswith("train/")}
+            training = {
+                n[len("train/") :]: npz.read(n, max_bytes=max_entry) for n in npz.names if n.startswith("train/")
+            }
         except CorruptNpz as exc:
             raise SnapshotError(f"{p}: corrupt snapshot: {exc}") from None
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-            raise SnapshotError(f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+            raise SnapshotError(
+                f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            ) from None
     model.to(device)
     grid.to(device)
     return Snapshot(model, grid, march, meta["config"], meta["scene"], int(meta["step"]), meta, training or None)

@@ -35,8 +35,9 @@ def main() -> None:
         st.camera.orbit(-60, 25)
         st.camera.zoom(-4)  # back off so the path and its frusta are in view
         w = app.worker
-        if not app.pump(600, until=lambda: w.latest is not None and w.latest.scale >= 0.999
-                        and w._last_key == w.view_key()):
+        if not app.pump(
+            600, until=lambda: w.latest is not None and w.latest.scale >= 0.999 and w._last_key == w.view_key()
+        ):
             raise SystemExit("the view did not refine to full resolution within 10 minutes")
         app.pump(2.0)
         shots = app.save_screenshots(args.out)

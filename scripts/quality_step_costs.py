@@ -25,8 +25,14 @@ def main(rounds: int = 12, scene_path: str = "scenes/demo") -> dict[str, float]:
     torch.set_num_threads(2)
     scene = load_scene(scene_path, "train", progress=False)
     t = time.perf_counter()
-    unseen_cells(n_cascades_for(scene.aabb_scale), 128, scene.c2w, scene.intrinsics,
-                 torch.stack([scene.widths, scene.heights], -1), scene.distortion)
+    unseen_cells(
+        n_cascades_for(scene.aabb_scale),
+        128,
+        scene.c2w,
+        scene.intrinsics,
+        torch.stack([scene.widths, scene.heights], -1),
+        scene.distortion,
+    )
     mark_ms = (time.perf_counter() - t) * 1e3
     trainer = Trainer(scene, load_config("base"), backend="native", seed=0)
     for _ in range(40):
@@ -39,8 +45,9 @@ def main(rounds: int = 12, scene_path: str = "scenes/demo") -> dict[str, float]:
     cases = {
         "train step": trainer.step,
         "table adam, global step": lambda: ops.adam_step(p, grad, m, v, 0.01, 1.0, 0.9, 0.99, 1e-15, 0.0, True),
-        "table adam, per-entry counts": lambda: ops.adam_step_counted(p, grad, m, v, counts, corr, 0.01, 0.9, 0.99,
-                                                                       1e-15, 0.0),
+        "table adam, per-entry counts": lambda: ops.adam_step_counted(
+            p, grad, m, v, counts, corr, 0.01, 0.9, 0.99, 1e-15, 0.0
+        ),
         "weight average update": lambda: trainer.ema.update(trainer.model),
         "occupancy grid update": trainer.update_grid,
     }

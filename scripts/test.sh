@@ -10,6 +10,13 @@ if "$PY" -c "import importlinter" 2>/dev/null; then
 else
   echo "[test] import-linter not installed: import contracts not checked (pip install -e '.[test]')"
 fi
+# lint and format (pyproject.toml [tool.ruff]): a lint finding or an unformatted file fails the run
+if "$PY" -m ruff --version >/dev/null 2>&1; then
+  "$PY" -m ruff check --no-cache .
+  "$PY" -m ruff format --check --no-cache .
+else
+  echo "[test] ruff not installed: lint and format not checked (pip install -e '.[test]')"
+fi
 "$PY" -m pytest -q -m "not gui and not slow" "$@"
 # the installed package (a wheel in a fresh venv) works outside the checkout; NGP_SKIP_INSTALL_CHECK=1 skips it
 if [[ -f scripts/check_install.sh && -z "${NGP_SKIP_INSTALL_CHECK:-}" ]]; then bash scripts/check_install.sh; fi

@@ -55,8 +55,13 @@ def make_inputs(root: Path) -> Inputs:
         path = scene / "images" / f"{i:03d}.png"
         iio.imwrite(path, img)
         frames.append({"file_path": str(path), "transform_matrix": frame["transform_matrix"]})
-    transforms = {"camera_angle_x": src["camera_angle_x"], "w": IMAGE_SIDE, "h": IMAGE_SIDE, "aabb_scale": 1,
-                  "frames": frames}
+    transforms = {
+        "camera_angle_x": src["camera_angle_x"],
+        "w": IMAGE_SIDE,
+        "h": IMAGE_SIDE,
+        "aabb_scale": 1,
+        "frames": frames,
+    }
     (scene / "transforms.json").write_text(json.dumps(transforms))
     config = load_config("small", TINY_CONFIG)
     config_path = root / "tiny.json"
@@ -89,15 +94,20 @@ def write_json(path: Path, doc: Any) -> Path:
     return path
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray], lies: dict[str, tuple[int, ...]] | None = None,
-              zeros: dict[str, tuple[tuple[int, ...], str]] | None = None) -> Path:
+def write_npz(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    lies: dict[str, tuple[int, ...]] | None = None,
+    zeros: dict[str, tuple[tuple[int, ...], str]] | None = None,
+) -> Path:
     """An ``.npz`` (deflated) of ``arrays``, where the header of an entry named in ``lies`` claims another shape than
     its data, and entries named in ``zeros`` hold (shape, dtype) zeros streamed without allocating them."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def header(f: Any, shape: tuple[int, ...], dtype: Any) -> None:
-        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                 "fortran_order": False, "shape": tuple(shape)})
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+        )
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=1) as zf:
         for name, arr in arrays.items():
@@ -114,8 +124,13 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], lies: dict[str, tuple[i
     return path
 
 
-def rewrite_snapshot(src: Path, dst: Path, meta: Any = None, lies: dict[str, tuple[int, ...]] | None = None,
-                     zeros: dict[str, tuple[tuple[int, ...], str]] | None = None) -> Path:
+def rewrite_snapshot(
+    src: Path,
+    dst: Path,
+    meta: Any = None,
+    lies: dict[str, tuple[int, ...]] | None = None,
+    zeros: dict[str, tuple[tuple[int, ...], str]] | None = None,
+) -> Path:
     """A copy of snapshot ``src`` with its metadata replaced by ``meta`` (JSON) and entries changed (``write_npz``)."""
     with np.load(src) as npz:
         entries = {k: npz[k] for k in npz.files}
@@ -133,7 +148,9 @@ def break_deflate(path: Path, name: str) -> Path:
         info = zf.getinfo(f"{name}.npy")
     data = bytearray(path.read_bytes())
     at = info.header_offset
-    start = at + 30 + int.from_bytes(data[at + 26:at + 28], "little") + int.from_bytes(data[at + 28:at + 30], "little")
+    start = (
+        at + 30 + int.from_bytes(data[at + 26 : at + 28], "little") + int.from_bytes(data[at + 28 : at + 30], "little")
+    )
     data[start] = 0x07  # BFINAL 1, BTYPE 11
     path.write_bytes(bytes(data))
     return path
@@ -147,8 +164,9 @@ def snapshot_meta(path: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ running
 def run_ngp(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "ngp_app", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ngp_app", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 # The driver of ``run_ngp_many``: it imports ngp_app (and torch) once, then forks one child per command line. A
@@ -197,17 +215,31 @@ def run_ngp_many(jobs: list[tuple[list[str], Path]], timeout: float = 600) -> li
     if not hasattr(os, "fork"):  # Windows: one interpreter per command
         return [run_ngp(args, cwd, timeout) for args, cwd in jobs]
     with tempfile.TemporaryDirectory(prefix="ngp-fork-") as tmp:
-        specs = [{"argv": list(args), "cwd": str(cwd), "stdout": f"{tmp}/{i}.out", "stderr": f"{tmp}/{i}.err"}
-                 for i, (args, cwd) in enumerate(jobs)]
+        specs = [
+            {"argv": list(args), "cwd": str(cwd), "stdout": f"{tmp}/{i}.out", "stderr": f"{tmp}/{i}.err"}
+            for i, (args, cwd) in enumerate(jobs)
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        driver = subprocess.run([sys.executable, "-c", _FORK_DRIVER, str(max(2, os.cpu_count() or 2))],
-                                input=json.dumps(specs), capture_output=True, text=True, timeout=timeout, env=env,
-                                cwd=tmp)
+        driver = subprocess.run(
+            [sys.executable, "-c", _FORK_DRIVER, str(max(2, os.cpu_count() or 2))],
+            input=json.dumps(specs),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=tmp,
+        )
         assert driver.returncode == 0, driver.stderr
         codes = {int(k): v for k, v in json.loads(driver.stdout.strip().splitlines()[-1]).items()}
-        return [subprocess.CompletedProcess([sys.executable, "-m", "ngp_app", *spec["argv"]], codes[i],
-                                            Path(spec["stdout"]).read_text(), Path(spec["stderr"]).read_text())
-                for i, spec in enumerate(specs)]
+        return [
+            subprocess.CompletedProcess(
+                [sys.executable, "-m", "ngp_app", *spec["argv"]],
+                codes[i],
+                Path(spec["stdout"]).read_text(),
+                Path(spec["stderr"]).read_text(),
+            )
+            for i, spec in enumerate(specs)
+        ]
 
 
 def error_line(stderr: str) -> str:

@@ -9,8 +9,15 @@ import imageio.v3 as iio
 import numpy as np
 
 
-def write_project(root: Path, poses_gl: np.ndarray, model: str, params: list[float], size: tuple[int, int],
-                  text: bool, world: tuple[float, np.ndarray, np.ndarray]) -> tuple[Path, Any]:
+def write_project(
+    root: Path,
+    poses_gl: np.ndarray,
+    model: str,
+    params: list[float],
+    size: tuple[int, int],
+    text: bool,
+    world: tuple[float, np.ndarray, np.ndarray],
+) -> tuple[Path, Any]:
     """A COLMAP project (root/sparse/0 + root/images) written by pycolmap: cameras at ``poses_gl`` (NeRF, in
     the reference world) moved into a COLMAP world by the similarity ``world`` (s, R, t), 200 points."""
     import pycolmap

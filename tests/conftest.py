@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 import torch

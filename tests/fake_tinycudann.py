@@ -46,16 +46,22 @@ class _Module(nn.Module):
 class Encoding(_Module):
     """HashGrid only (the one encoding our code asks for)."""
 
-    def __init__(self, n_input_dims: int, encoding_config: dict[str, Any], seed: int = 1337,
-                 dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self, n_input_dims: int, encoding_config: dict[str, Any], seed: int = 1337, dtype: torch.dtype | None = None
+    ) -> None:
         from ngp_app.encoding.hashgrid import GridGeometry
 
         assert n_input_dims == 3 and encoding_config["otype"] == "HashGrid"
         self.geometry = GridGeometry.create(
-            encoding_config["n_levels"], encoding_config["n_features_per_level"], encoding_config["log2_hashmap_size"],
-            encoding_config["base_resolution"], per_level_scale=encoding_config["per_level_scale"])
-        super().__init__(self.geometry.n_rows * self.geometry.n_features, self.geometry.n_output_dims,
-                         dtype or torch.float16)
+            encoding_config["n_levels"],
+            encoding_config["n_features_per_level"],
+            encoding_config["log2_hashmap_size"],
+            encoding_config["base_resolution"],
+            per_level_scale=encoding_config["per_level_scale"],
+        )
+        super().__init__(
+            self.geometry.n_rows * self.geometry.n_features, self.geometry.n_output_dims, dtype or torch.float16
+        )
         with torch.no_grad():
             self.params.uniform_(-1e-4, 1e-4)
 
@@ -73,7 +79,9 @@ class Network(_Module):
         assert network_config["otype"] == "FullyFusedMLP" and network_config["output_activation"] == "None"
         width, hidden = int(network_config["n_neurons"]), int(network_config["n_hidden_layers"])
         self.n_in, self.width = n_input_dims, width
-        self.shapes = [(width, _pad16(n_input_dims))] + [(width, width)] * (hidden - 1) + [(_pad16(n_output_dims), width)]
+        self.shapes = (
+            [(width, _pad16(n_input_dims))] + [(width, width)] * (hidden - 1) + [(_pad16(n_output_dims), width)]
+        )
         super().__init__(sum(r * c for r, c in self.shapes), n_output_dims, torch.float32)
         with torch.no_grad():  # the real one initialises every matrix, padding included
             pos = 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -44,8 +45,15 @@ def empty_app(downscale: int) -> Iterator[Any]:
     cheap renders at a tenth of its size), closed afterwards."""
     from ngp_app.gui.app import App
 
-    a = App(None, config="small", device="cpu", backend="torch", downscale=downscale, size=(480, 270),
-            remember_windows=False)
+    a = App(
+        None,
+        config="small",
+        device="cpu",
+        backend="torch",
+        downscale=downscale,
+        size=(480, 270),
+        remember_windows=False,
+    )
     a.state.settings.resolution_scale = 0.1
     yield a
     a.close()

@@ -49,8 +49,8 @@ def occupancy_case(g: torch.Generator, aabb_scale: float, fill: str) -> Occupanc
         grid.occupied.zero_()
     elif fill == "random":
         coarse = torch.rand(grid.n_cascades, 8, 8, 8, generator=g) < 0.3  # blobs of 4^3 cells
-        grid.occupied = coarse.repeat_interleave(4, 1).repeat_interleave(4, 2).repeat_interleave(4, 3).reshape(
-            grid.n_cascades, -1
+        grid.occupied = (
+            coarse.repeat_interleave(4, 1).repeat_interleave(4, 2).repeat_interleave(4, 3).reshape(grid.n_cascades, -1)
         )
         grid.occupied |= torch.rand(grid.occupied.shape, generator=g) < 0.02
     return grid

@@ -15,8 +15,20 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from tests.bad_inputs import DELETE, Case, Inputs, error_line, make_inputs, rewrite_snapshot, run_ngp_many, set_path
-from tests.bad_inputs import break_deflate, snapshot_meta, write_json, written
+from tests.bad_inputs import (
+    DELETE,
+    Case,
+    Inputs,
+    break_deflate,
+    error_line,
+    make_inputs,
+    rewrite_snapshot,
+    run_ngp_many,
+    set_path,
+    snapshot_meta,
+    write_json,
+    written,
+)
 
 FAST = ["--quiet", "--device", "cpu", "--backend", "torch"]
 Build = Callable[[Path, Inputs], "list[str]"]
@@ -25,31 +37,48 @@ Build = Callable[[Path, Inputs], "list[str]"]
 # ------------------------------------------------------------------------------------------------ builders
 def train_config(path: tuple, value: object) -> Build:
     """``ngp train`` with the tiny config changed at ``path``."""
+
     def build(d: Path, inp: Inputs) -> list[str]:
         cfg = write_json(d / "bad.json", set_path(inp.config, path, value))
         return ["train", str(inp.scene), "--out", str(d / "out"), "--steps", "1", "--config", str(cfg), *FAST]
+
     return build
 
 
-def train_scene(top: dict | None = None, frames: Callable[[list], list] | None = None,
-                text: str | None = None) -> Build:
+def train_scene(
+    top: dict | None = None, frames: Callable[[list], list] | None = None, text: str | None = None
+) -> Build:
     """``ngp train`` on the scene with top-level keys replaced, frames mapped, or the whole file replaced."""
+
     def build(d: Path, inp: Inputs) -> list[str]:
         doc = dict(inp.transforms, **(top or {}))
         if frames is not None:
             doc["frames"] = frames(json.loads(json.dumps(doc["frames"])))
         write_json(d / "scene" / "transforms.json", text if text is not None else doc)
-        return ["train", str(d / "scene"), "--out", str(d / "out"), "--steps", "1", "--config",
-                str(inp.config_path), *FAST]
+        return [
+            "train",
+            str(d / "scene"),
+            "--out",
+            str(d / "out"),
+            "--steps",
+            "1",
+            "--config",
+            str(inp.config_path),
+            *FAST,
+        ]
+
     return build
 
 
 def scaled_poses(factor: float) -> Callable[[list], list]:
-    return lambda frames: [dict(f, transform_matrix=(np.asarray(f["transform_matrix"]) * factor).tolist()) for f in frames]
+    return lambda frames: [
+        dict(f, transform_matrix=(np.asarray(f["transform_matrix"]) * factor).tolist()) for f in frames
+    ]
 
 
 def image_file(content: bytes | None) -> Build:
     """A scene whose second image (the first is held out) is ``content`` (None: a symbolic link to itself)."""
+
     def build(d: Path, inp: Inputs) -> list[str]:
         image = d / "scene" / "images" / "bad.png"
         image.parent.mkdir(parents=True)
@@ -60,15 +89,31 @@ def image_file(content: bytes | None) -> Build:
         frames = list(inp.transforms["frames"])
         frames[1] = dict(frames[1], file_path="images/bad.png")
         write_json(d / "scene" / "transforms.json", dict(inp.transforms, frames=frames))
-        return ["train", str(d / "scene"), "--out", str(d / "out"), "--steps", "1", "--config",
-                str(inp.config_path), *FAST]
+        return [
+            "train",
+            str(d / "scene"),
+            "--out",
+            str(d / "out"),
+            "--steps",
+            "1",
+            "--config",
+            str(inp.config_path),
+            *FAST,
+        ]
+
     return build
 
 
-def snapshot_command(meta_path: tuple | None = None, value: object = None, command: str = "render",
-                     broken: str | None = None, **entries: dict) -> Build:
+def snapshot_command(
+    meta_path: tuple | None = None,
+    value: object = None,
+    command: str = "render",
+    broken: str | None = None,
+    **entries: dict,
+) -> Build:
     """``ngp <command>`` on the snapshot with its metadata changed at ``meta_path`` and/or entries changed
     (``lies``/``zeros`` of ``rewrite_snapshot``), and entry ``broken``'s deflate stream made invalid."""
+
     def build(d: Path, inp: Inputs) -> list[str]:
         meta = snapshot_meta(inp.snapshot)
         if meta_path is not None:
@@ -83,22 +128,47 @@ def snapshot_command(meta_path: tuple | None = None, value: object = None, comma
         if command == "mesh":
             return ["mesh", str(snap), "--out", str(d / "out.ply"), "--resolution", "8", *FAST]
         if command == "video":
-            return ["video", str(snap), "--out", str(d / "out.gif"), "--frames", "2", "--width", "8", "--height",
-                    "8", *FAST]
+            return [
+                "video",
+                str(snap),
+                "--out",
+                str(d / "out.gif"),
+                "--frames",
+                "2",
+                "--width",
+                "8",
+                "--height",
+                "8",
+                *FAST,
+            ]
         return ["train", str(inp.scene), "--resume", str(snap), "--out", str(d / "out"), "--steps", "1", *FAST]
+
     return build
 
 
 def camera_file(doc: dict) -> Build:
     def build(d: Path, inp: Inputs) -> list[str]:
         cam = write_json(d / "cam.json", doc)
-        return ["render", str(inp.snapshot), "--camera", str(cam), "--out", str(d / "out.png"), "--width", "8",
-                "--height", "8", *FAST]
+        return [
+            "render",
+            str(inp.snapshot),
+            "--camera",
+            str(cam),
+            "--out",
+            str(d / "out.png"),
+            "--width",
+            "8",
+            "--height",
+            "8",
+            *FAST,
+        ]
+
     return build
 
 
 def video_into(files: list[str], marker: str | None = None) -> Build:
     """``ngp video --out FOLDER`` where FOLDER holds ``files`` (PNG bytes) and, when given, a ``.ngp-video``."""
+
     def build(d: Path, inp: Inputs) -> list[str]:
         folder = d / "frames"
         folder.mkdir()
@@ -106,16 +176,42 @@ def video_into(files: list[str], marker: str | None = None) -> Build:
             (folder / name).write_bytes((inp.scene / "images" / "000.png").read_bytes())
         if marker is not None:
             (folder / ".ngp-video").write_text(marker)
-        return ["video", str(inp.snapshot), "--out", str(folder), "--frames", "2", "--width", "8", "--height", "8",
-                *FAST]
+        return [
+            "video",
+            str(inp.snapshot),
+            "--out",
+            str(folder),
+            "--frames",
+            "2",
+            "--width",
+            "8",
+            "--height",
+            "8",
+            *FAST,
+        ]
+
     return build
 
 
 def keyframe_file(doc: dict) -> Build:
     def build(d: Path, inp: Inputs) -> list[str]:
         keys = write_json(d / "keys.json", doc)
-        return ["video", str(inp.snapshot), "--path", str(keys), "--out", str(d / "out.gif"), "--frames", "2",
-                "--width", "8", "--height", "8", *FAST]
+        return [
+            "video",
+            str(inp.snapshot),
+            "--path",
+            str(keys),
+            "--out",
+            str(d / "out.gif"),
+            "--frames",
+            "2",
+            "--width",
+            "8",
+            "--height",
+            "8",
+            *FAST,
+        ]
+
     return build
 
 
@@ -129,7 +225,9 @@ ANGLE = "camera_angle_x: expected an angle in radians"
 CASES = [
     # scenes
     Case("scene-camera-angle-0", train_scene({"camera_angle_x": 0}), ANGLE),
-    Case("scene-deep-nesting", train_scene(text='{"frames": ' + "[" * 100000 + "]" * 100000 + "}"), "nested too deeply"),
+    Case(
+        "scene-deep-nesting", train_scene(text='{"frames": ' + "[" * 100000 + "]" * 100000 + "}"), "nested too deeply"
+    ),
     Case("scene-nesting-40", train_scene(text='{"x": ' + "[" * 40 + "]" * 40 + ', "frames": []}'), "deeper than 32"),
     Case("scene-symlink-loop", image_file(None), "symbolic link loop"),
     Case("scene-aabb-scale-1e300", train_scene({"aabb_scale": 1e300}), "aabb_scale: expected a finite number in"),
@@ -143,8 +241,11 @@ CASES = [
     Case("scene-empty-png", image_file(b""), "the file is empty"),
     Case("scene-frames-missing", train_scene(text='{"camera_angle_x": 0.7}'), "frames: required key is missing"),
     # configs: the 16 tracebacks, then the silently accepted values
-    Case("config-n-levels-str", train_config(("encoding", "n_levels"), "8"),
-         'encoding.n_levels: expected an integer in 1..32, got "8"'),
+    Case(
+        "config-n-levels-str",
+        train_config(("encoding", "n_levels"), "8"),
+        'encoding.n_levels: expected an integer in 1..32, got "8"',
+    ),
     Case("config-n-levels-0", train_config(("encoding", "n_levels"), 0), "encoding.n_levels: expected"),
     Case("config-n-levels-neg", train_config(("encoding", "n_levels"), -3), "encoding.n_levels: expected"),
     Case("config-log2-neg", train_config(("encoding", "log2_hashmap_size"), -1), "log2_hashmap_size: expected"),
@@ -172,32 +273,55 @@ CASES = [
     Case("snapshot-step-str", snapshot_command(("step",), "abc"), 'step: expected an integer >= 0, got "abc"'),
     Case("snapshot-step-null", snapshot_command(("step",), None, "eval"), "step: expected an integer >= 0, got null"),
     Case("snapshot-training-list", snapshot_command(("config", "training"), [], "mesh"), "config.training: expected"),
-    Case("snapshot-base-res-0", snapshot_command(("config", "encoding", "base_resolution"), 0, "video"),
-         "config.encoding.base_resolution: expected"),
+    Case(
+        "snapshot-base-res-0",
+        snapshot_command(("config", "encoding", "base_resolution"), 0, "video"),
+        "config.encoding.base_resolution: expected",
+    ),
     Case("snapshot-scene-list", snapshot_command(("scene",), [], "train"), "scene: expected an object, got []"),
-    Case("snapshot-no-intrinsics", snapshot_command(("scene", "intrinsics"), DELETE),
-         "scene.intrinsics: required key is missing"),
-    Case("snapshot-huge-header", snapshot_command(lies={TABLE: (HUGE_ROWS, 4)}, command="eval"),
-         f"corrupt snapshot: entry {TABLE}: its header declares shape ({HUGE_ROWS}, 4)"),
-    Case("snapshot-big-zero-entry", snapshot_command(zeros={TABLE: ((BIG_ROWS, 4), "<f4")}),
-         f"corrupt snapshot: entry {TABLE} has shape ({BIG_ROWS}, 4), the metadata needs"),
-    Case("snapshot-corrupt-deflate", snapshot_command(command="eval", broken=TABLE),
-         f"corrupt snapshot: entry {TABLE}: unreadable header (error: Error -3 while decompressing data"),
+    Case(
+        "snapshot-no-intrinsics",
+        snapshot_command(("scene", "intrinsics"), DELETE),
+        "scene.intrinsics: required key is missing",
+    ),
+    Case(
+        "snapshot-huge-header",
+        snapshot_command(lies={TABLE: (HUGE_ROWS, 4)}, command="eval"),
+        f"corrupt snapshot: entry {TABLE}: its header declares shape ({HUGE_ROWS}, 4)",
+    ),
+    Case(
+        "snapshot-big-zero-entry",
+        snapshot_command(zeros={TABLE: ((BIG_ROWS, 4), "<f4")}),
+        f"corrupt snapshot: entry {TABLE} has shape ({BIG_ROWS}, 4), the metadata needs",
+    ),
+    Case(
+        "snapshot-corrupt-deflate",
+        snapshot_command(command="eval", broken=TABLE),
+        f"corrupt snapshot: entry {TABLE}: unreadable header (error: Error -3 while decompressing data",
+    ),
     # video frame folders ngp video did not write (issue 22 item 1)
     Case("video-into-images", video_into(["r_0.png", "r_1.png"]), "was not written by ngp video"),
     Case("video-into-frame-names", video_into(["00000.png", "keep.png"]), "was not written by ngp video"),
     Case("video-marker-not-json", video_into(["00000.png"], "{ nope"), "was not written by ngp video"),
-    Case("video-into-added-file", video_into(["00000.png", "keep.png"], '{"frames": ["00000.png"]}'),
-         "holds keep.png, which ngp video did not write"),
+    Case(
+        "video-into-added-file",
+        video_into(["00000.png", "keep.png"], '{"frames": ["00000.png"]}'),
+        "holds keep.png, which ngp video did not write",
+    ),
     # camera and keyframe files
     Case("camera-angle-0", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": 0}), ANGLE),
     Case("camera-angle-wide", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": "wide"}), ANGLE),
     Case("camera-angle-null", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": None}), ANGLE),
-    Case("keyframes-angle-y-wide", keyframe_file({"frames": [{"transform_matrix": np.eye(4).tolist(),
-                                                              "camera_angle_y": "wide"}]}),
-         "frames[0].camera_angle_y: expected an angle in radians"),
-    Case("keyframes-angle-x-0", keyframe_file({"camera_angle_x": 0, "frames": [{"transform_matrix": np.eye(4).tolist()}]}),
-         ANGLE),
+    Case(
+        "keyframes-angle-y-wide",
+        keyframe_file({"frames": [{"transform_matrix": np.eye(4).tolist(), "camera_angle_y": "wide"}]}),
+        "frames[0].camera_angle_y: expected an angle in radians",
+    ),
+    Case(
+        "keyframes-angle-x-0",
+        keyframe_file({"camera_angle_x": 0, "frames": [{"transform_matrix": np.eye(4).tolist()}]}),
+        ANGLE,
+    ),
 ]
 
 
@@ -207,11 +331,15 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
 
 
 @pytest.fixture(scope="module")
-def results(request: pytest.FixtureRequest, inputs: Inputs,
-            tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+def results(
+    request: pytest.FixtureRequest, inputs: Inputs, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     """Run the selected cases concurrently (one subprocess each)."""
-    selected = {item.callspec.params["case"].id for item in request.session.items
-                if getattr(item, "originalname", "") == "test_bad_input" and hasattr(item, "callspec")}
+    selected = {
+        item.callspec.params["case"].id
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_bad_input" and hasattr(item, "callspec")
+    }
     cases = [c for c in CASES if c.id in selected]
     dirs = {c.id: tmp_path_factory.mktemp(c.id) for c in cases}
     argvs = {c.id: c.build(dirs[c.id], inputs) for c in cases}

@@ -7,14 +7,16 @@ import math
 
 import pytest
 import torch
+from native_support import DEVICES
+from native_support import device as _device
+from native_support import march_rays_case as _rays
+from native_support import occupancy_case as _grid
 
 from ngp_app.compute import get_ops
 from ngp_app.native import loader
 from ngp_app.render.batch import FixedSamples, compact, march_fixed
 from ngp_app.render.composite import composite
 from ngp_app.render.raymarch import MarchParams, march_rays
-from native_support import DEVICES, march_rays_case as _rays, occupancy_case as _grid
-from native_support import device as _device
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -23,6 +25,7 @@ def _gen(seed: int) -> torch.Generator:
 
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     torch.testing.assert_close(a.cpu(), b.cpu(), rtol=rtol, atol=atol)
+
 
 NATIVE = loader.available(torch.device("cpu"))[0]
 needs_native = pytest.mark.skipif(not NATIVE, reason="native extension unavailable")
@@ -38,8 +41,18 @@ def _tiny_marched() -> FixedSamples:
     pos = torch.stack([t, t + 0.25, t + 0.5], -1)
     dt = (ri < 4).float()
     offsets = torch.tensor([0, 4, 4, 7, total])
-    return FixedSamples(pos, pos * 0 + 1, t, dt, ri, offsets, torch.tensor([4, 0, 3, 2, 12 - total]),
-                        torch.ones(4), torch.tensor(total), torch.tensor(total))
+    return FixedSamples(
+        pos,
+        pos * 0 + 1,
+        t,
+        dt,
+        ri,
+        offsets,
+        torch.tensor([4, 0, 3, 2, 12 - total]),
+        torch.ones(4),
+        torch.tensor(total),
+        torch.tensor(total),
+    )
 
 
 # transmittance before each sample: ray 0: 1, e^-1, e^-3 (>= 0.01), e^-13; ray 2: 1, e^-.5, e^-1; ray 3: 1, e^-20
@@ -117,8 +130,9 @@ def test_compaction_keeps_exactly_the_samples_compositing_weighs(backend: str) -
     marched = ops.march_fixed(o, d, grid, aabb, params, jitter, 1 << 20)
     sig = _sigmas(marched)
     n = o.shape[0]
-    ref = composite(sig, torch.zeros(marched.capacity, 3), marched.t, marched.dt, marched.ray_indices,
-                    marched.offsets, n + 1, 1e-4)
+    ref = composite(
+        sig, torch.zeros(marched.capacity, 3), marched.t, marched.dt, marched.ray_indices, marched.offsets, n + 1, 1e-4
+    )
     live = (ref["transmittance"] >= 1e-4) & (marched.ray_indices < n)
     assert 0 < int(live.sum()) < int(marched.total)  # the case has both live and dead samples
     kept = ops.compact(marched, sig, 1e-4, 1 << 20)
@@ -133,8 +147,11 @@ def _field():
     from ngp_app.model.field import NGPField
 
     torch.manual_seed(0)
-    field = NGPField(load_config("small", {"encoding": {"log2_hashmap_size": 12}}), torch.tensor([[0.0] * 3, [1.0] * 3]),
-                     get_ops("torch"))
+    field = NGPField(
+        load_config("small", {"encoding": {"log2_hashmap_size": 12}}),
+        torch.tensor([[0.0] * 3, [1.0] * 3]),
+        get_ops("torch"),
+    )
     with torch.no_grad():  # densities high enough that most rays terminate early
         field.encoding.table.uniform_(-1.0, 1.0)
         out = field.density_net[-1].weight

@@ -14,8 +14,24 @@ from ngp_app.native import loader
 def test_bench_step_json(capsys, demo_scene) -> None:
     if not loader.available(torch.device("cpu"))[0]:
         pytest.skip("native kernels unavailable")
-    args = [str(demo_scene), "--json", "--device", "cpu", "--backend", "native", "--config", "small", "--downscale",
-            "8", "--warmup", "33", "--steps", "4", "--frame-size", "48x27"]
+    args = [
+        str(demo_scene),
+        "--json",
+        "--device",
+        "cpu",
+        "--backend",
+        "native",
+        "--config",
+        "small",
+        "--downscale",
+        "8",
+        "--warmup",
+        "33",
+        "--steps",
+        "4",
+        "--frame-size",
+        "48x27",
+    ]
     assert bench.main(args) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     s, f = r["step"], r["frame"]

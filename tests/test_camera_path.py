@@ -32,8 +32,12 @@ def _key(eye, target=(0.5, 0.5, 0.5), fov=50.0, time=0.0) -> Keyframe:
 
 def _square_path(loop: bool = False) -> CameraPath:
     """Four keys around the scene at uneven times, with different fields of view."""
-    keys = [_key([1.5, 0.6, 0.5], fov=40, time=0.0), _key([0.5, 0.7, 1.5], fov=60, time=1.0),
-            _key([-0.5, 0.5, 0.5], fov=45, time=3.0), _key([0.5, 0.8, -0.5], fov=30, time=3.5)]
+    keys = [
+        _key([1.5, 0.6, 0.5], fov=40, time=0.0),
+        _key([0.5, 0.7, 1.5], fov=60, time=1.0),
+        _key([-0.5, 0.5, 0.5], fov=45, time=3.0),
+        _key([0.5, 0.8, -0.5], fov=30, time=3.5),
+    ]
     path = CameraPath(keys, 3.5, 24.0, False)
     if loop:
         path.loop, path.duration = True, 5.0
@@ -154,9 +158,16 @@ def test_split_adds_a_key_where_the_path_is_halfway(loop: bool) -> None:
 
 @settings(max_examples=60, deadline=None)
 @example(ops=[("append", 0, 1.0), ("loop", 0, 1.0), ("insert", 0, 1.0)])  # a one-key loop gaining a start key
-@given(st.lists(st.tuples(st.sampled_from(["append", "insert", "delete", "move", "time", "duration", "loop", "retime",
-                                           "split"]),
-                          st.integers(0, 6), st.floats(0.01, 20.0)), max_size=25))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["append", "insert", "delete", "move", "time", "duration", "loop", "retime", "split"]),
+            st.integers(0, 6),
+            st.floats(0.01, 20.0),
+        ),
+        max_size=25,
+    )
+)
 def test_any_sequence_of_edits_leaves_a_valid_path(ops) -> None:
     rng = np.random.default_rng(0)
     path = CameraPath()
@@ -203,24 +214,37 @@ def test_our_file_round_trips_times_fovs_and_settings(tmp_path: Path) -> None:
     for a, b in zip(path.keys, back.keys):
         assert np.allclose(a.c2w, b.c2w, atol=1e-6) and a.fov_y_deg == b.fov_y_deg and a.time == b.time
     # the file's poses are in the scene's transforms.json coordinates
-    assert np.allclose(data["keyframes"][1]["transform_matrix"], ngp_to_nerf(path.keys[1].c2w, 0.5, (0.4, 0.5, 0.6)),
-                       atol=1e-7)
+    assert np.allclose(
+        data["keyframes"][1]["transform_matrix"], ngp_to_nerf(path.keys[1].c2w, 0.5, (0.4, 0.5, 0.6)), atol=1e-7
+    )
 
 
-@pytest.mark.parametrize("change, needle", [
-    ({"version": 2}, "version: expected one of 1"),
-    ({"keyframes": []}, "keyframes: expected at least 1 entry"),
-    ({"keyframes": [{"time": 0.5, "transform_matrix": NERF_FRONT}]}, "first keyframe must be at time 0"),
-    ({"keyframes": [{"time": 0, "transform_matrix": NERF_FRONT}, {"time": 0, "transform_matrix": NERF_SIDE}]},
-     r"keyframes\[1\].time 0 is not after"),
-    ({"keyframes": [{"time": 0, "transform_matrix": NERF_FRONT, "fov": 0}]}, "fov: expected a field of view"),
-    ({"fps": -1}, "fps: expected"),
-    ({"loop": True, "duration": 1.0}, "duration .* must exceed"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"version": 2}, "version: expected one of 1"),
+        ({"keyframes": []}, "keyframes: expected at least 1 entry"),
+        ({"keyframes": [{"time": 0.5, "transform_matrix": NERF_FRONT}]}, "first keyframe must be at time 0"),
+        (
+            {"keyframes": [{"time": 0, "transform_matrix": NERF_FRONT}, {"time": 0, "transform_matrix": NERF_SIDE}]},
+            r"keyframes\[1\].time 0 is not after",
+        ),
+        ({"keyframes": [{"time": 0, "transform_matrix": NERF_FRONT, "fov": 0}]}, "fov: expected a field of view"),
+        ({"fps": -1}, "fps: expected"),
+        ({"loop": True, "duration": 1.0}, "duration .* must exceed"),
+    ],
+)
 def test_our_file_errors_are_one_line(tmp_path: Path, change: dict, needle: str) -> None:
-    data = {"format": "ngp-app camera path", "version": 1, "duration": 1.0, "fps": 30,
-            "keyframes": [{"time": 0, "transform_matrix": NERF_FRONT, "fov": 40},
-                          {"time": 1, "transform_matrix": NERF_SIDE, "fov": 40}]}
+    data = {
+        "format": "ngp-app camera path",
+        "version": 1,
+        "duration": 1.0,
+        "fps": 30,
+        "keyframes": [
+            {"time": 0, "transform_matrix": NERF_FRONT, "fov": 40},
+            {"time": 1, "transform_matrix": NERF_SIDE, "fov": 40},
+        ],
+    }
     data.update(change)
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(data))
@@ -297,16 +321,37 @@ NS_SIDE = [-1, 0, 0, 0.05, 0, 0, 1, 2.1, 0, 1, 0, 0.15, 0, 0, 0, 1]  # NERF_SIDE
 
 def _nerfstudio(tmp_path: Path, **extra) -> Path:
     data = {
-        "camera_type": "perspective", "render_height": 90, "render_width": 160, "fps": 4, "seconds": 1.5,
-        "is_cycle": False, "smoothness_value": 0.5, "default_fov": 50.0, "default_transition_sec": 0.5,
-        "keyframes": [{"matrix": NS_FRONT, "fov": 40, "aspect": 1.78, "override_transition_enabled": False,
-                       "override_transition_sec": None},
-                      {"matrix": NS_SIDE, "fov": 60, "aspect": 1.78, "override_transition_enabled": True,
-                       "override_transition_sec": 1.0}],
-        "camera_path": [{"camera_to_world": NS_FRONT, "fov": 40, "aspect": 1.78},
-                        {"camera_to_world": NS_FRONT, "fov": 45, "aspect": 1.78},
-                        {"camera_to_world": NS_SIDE, "fov": 55, "aspect": 1.78},
-                        {"camera_to_world": NS_SIDE, "fov": 60, "aspect": 1.78}],
+        "camera_type": "perspective",
+        "render_height": 90,
+        "render_width": 160,
+        "fps": 4,
+        "seconds": 1.5,
+        "is_cycle": False,
+        "smoothness_value": 0.5,
+        "default_fov": 50.0,
+        "default_transition_sec": 0.5,
+        "keyframes": [
+            {
+                "matrix": NS_FRONT,
+                "fov": 40,
+                "aspect": 1.78,
+                "override_transition_enabled": False,
+                "override_transition_sec": None,
+            },
+            {
+                "matrix": NS_SIDE,
+                "fov": 60,
+                "aspect": 1.78,
+                "override_transition_enabled": True,
+                "override_transition_sec": 1.0,
+            },
+        ],
+        "camera_path": [
+            {"camera_to_world": NS_FRONT, "fov": 40, "aspect": 1.78},
+            {"camera_to_world": NS_FRONT, "fov": 45, "aspect": 1.78},
+            {"camera_to_world": NS_SIDE, "fov": 55, "aspect": 1.78},
+            {"camera_to_world": NS_SIDE, "fov": 60, "aspect": 1.78},
+        ],
     }
     data.update(extra)
     (tmp_path / "camera_paths").mkdir(exist_ok=True)
@@ -338,22 +383,38 @@ def test_nerfstudio_camera_path_undoes_the_dataparser_transform(tmp_path: Path, 
 
 
 def test_nerfstudio_variants_and_errors(tmp_path: Path) -> None:
-    old = _nerfstudio(tmp_path, keyframes=[{"matrix": json.dumps(NS_FRONT), "fov": 40},
-                                           {"matrix": json.dumps(NS_SIDE), "fov": 40}], is_cycle=True)
+    old = _nerfstudio(
+        tmp_path,
+        keyframes=[{"matrix": json.dumps(NS_FRONT), "fov": 40}, {"matrix": json.dumps(NS_SIDE), "fov": 40}],
+        is_cycle=True,
+    )
     path = load_path(old, META)  # older viewers wrote matrices as strings
     assert path.loop and path.duration == pytest.approx(1.5)
-    for extra, needle in [({"camera_type": "equirectangular"}, "only perspective"),
-                          ({"camera_path": [], "keyframes": []}, "non-empty 'camera_path' or 'keyframes'"),
-                          ({"camera_path": [{"camera_to_world": [1, 2], "fov": 50}], "keyframes": None},
-                           r"camera_path\[0\].camera_to_world: expected a flattened 4x4")]:
+    for extra, needle in [
+        ({"camera_type": "equirectangular"}, "only perspective"),
+        ({"camera_path": [], "keyframes": []}, "non-empty 'camera_path' or 'keyframes'"),
+        (
+            {"camera_path": [{"camera_to_world": [1, 2], "fov": 50}], "keyframes": None},
+            r"camera_path\[0\].camera_to_world: expected a flattened 4x4",
+        ),
+    ]:
         with pytest.raises(NgpError, match=needle):
             load_path(_nerfstudio(tmp_path, **extra), META)
 
 
 def test_transforms_style_keyframes_still_load(tmp_path: Path) -> None:
     f = tmp_path / "keys.json"
-    f.write_text(json.dumps({"camera_angle_y": math.radians(30), "frames": [
-        {"transform_matrix": NERF_FRONT}, {"transform_matrix": NERF_SIDE, "camera_angle_y": math.radians(60)}]}))
+    f.write_text(
+        json.dumps(
+            {
+                "camera_angle_y": math.radians(30),
+                "frames": [
+                    {"transform_matrix": NERF_FRONT},
+                    {"transform_matrix": NERF_SIDE, "camera_angle_y": math.radians(60)},
+                ],
+            }
+        )
+    )
     path = load_path(f, META)
     assert [k.fov_y_deg for k in path.keys] == pytest.approx([30.0, 60.0]) and path.keys[1].time == 2.0
     assert np.allclose(ngp_to_nerf(path.keys[1].c2w, 0.33, (0.5, 0.5, 0.5)), NERF_SIDE)
@@ -361,8 +422,19 @@ def test_transforms_style_keyframes_still_load(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- ngp video --path
 def _video_args(path: str, **kw) -> argparse.Namespace:
-    base = dict(path=path, frames=None, fps=None, seconds=None, loop=False, width=None, height=None, fov=None,
-                radius=None, elevation=None, dataparser_transforms=None)
+    base = dict(
+        path=path,
+        frames=None,
+        fps=None,
+        seconds=None,
+        loop=False,
+        width=None,
+        height=None,
+        fov=None,
+        radius=None,
+        elevation=None,
+        dataparser_transforms=None,
+    )
     base.update(kw)
     return argparse.Namespace(**base)
 

@@ -16,13 +16,32 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ngp_app", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ngp_app", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_train_eval_render(tmp_path: Path, demo_scene: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
-    res = run_cli("--threads", "2", "train", str(demo_scene), "--out", str(out), "--steps", "20", "--downscale", "8",
-                  "--config", "small", "--quiet", "--device", "cpu", "--backend", "torch")
+    res = run_cli(
+        "--threads",
+        "2",
+        "train",
+        str(demo_scene),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--downscale",
+        "8",
+        "--config",
+        "small",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--backend",
+        "torch",
+    )
     assert res.returncode == 0, res.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("steps", "seconds", "samples_per_second", "backend", "device"):
@@ -30,8 +49,18 @@ def test_train_eval_render(tmp_path: Path, demo_scene: Path, capsys: pytest.Capt
     assert metrics["steps"] == 20 and metrics["backend"] == "torch" and metrics["device"] == "cpu"
     assert (out / "snapshot.npz").is_file()
 
-    res = run_cli("eval", str(out / "snapshot.npz"), str(demo_scene), "--downscale", "8", "--quiet",
-                  "--save-images", str(tmp_path / "views"), "--background", "black")
+    res = run_cli(
+        "eval",
+        str(out / "snapshot.npz"),
+        str(demo_scene),
+        "--downscale",
+        "8",
+        "--quiet",
+        "--save-images",
+        str(tmp_path / "views"),
+        "--background",
+        "black",
+    )
     assert res.returncode == 0, res.stderr
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result["n_images"] == 20 and 0 < result["psnr"] < 60 and -1 <= result["ssim"] <= 1
@@ -51,7 +80,19 @@ def test_train_eval_render(tmp_path: Path, demo_scene: Path, capsys: pytest.Capt
     assert err[-1].startswith("ngp: error:") and "is not on disk" in err[-1] and "ngp eval SNAPSHOT SCENE" in err[-1]
 
     png = tmp_path / "r.png"
-    res = run_cli("render", str(out), "--width", "32", "--height", "24", "--camera", "orbit:30,20,1.5", "--out", str(png), "--alpha")
+    res = run_cli(
+        "render",
+        str(out),
+        "--width",
+        "32",
+        "--height",
+        "24",
+        "--camera",
+        "orbit:30,20,1.5",
+        "--out",
+        str(png),
+        "--alpha",
+    )
     assert res.returncode == 0, res.stderr
     assert iio.imread(png).shape == (24, 32, 4)
 
@@ -67,7 +108,9 @@ def test_train_eval_render(tmp_path: Path, demo_scene: Path, capsys: pytest.Capt
         (["train", "{demo}", "--out", "{tmp}/o", "--steps", "1", "--backend", "warp"], "unknown backend"),
     ],
 )
-def test_errors_are_one_line_and_nonzero(tmp_path: Path, demo_scene: Path, capsys: pytest.CaptureFixture, args: list[str], needle: str) -> None:
+def test_errors_are_one_line_and_nonzero(
+    tmp_path: Path, demo_scene: Path, capsys: pytest.CaptureFixture, args: list[str], needle: str
+) -> None:
     (tmp_path / "snap.npz").write_bytes(b"garbage")
     argv = [a.format(tmp=tmp_path, demo=demo_scene) for a in args]
     code = main(argv)

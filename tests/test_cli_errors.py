@@ -38,7 +38,9 @@ def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def listing(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(folder.rglob("*"))
+    }
 
 
 def expect_one_line_error(code: int, err: str, needle: str) -> str:
@@ -54,16 +56,19 @@ CASES = [
     # argument values
     ("device-garbage", ["render", "{snap}", "--out", "{tmp}/r.png", "--device", "garbage"], "cpu, cuda or cuda:N"),
     ("device-cuda-abc", ["render", "{snap}", "--out", "{tmp}/r.png", "--device", "cuda:abc"], "cuda:abc"),
-    pytest.param("device-cuda-missing", ["render", "{snap}", "--out", "{tmp}/r.png", "--device", "cuda"],
-                 "no CUDA device", marks=pytest.mark.skipif(not NO_CUDA, reason="CUDA present"),
-                 id="device-cuda-missing"),
+    pytest.param(
+        "device-cuda-missing",
+        ["render", "{snap}", "--out", "{tmp}/r.png", "--device", "cuda"],
+        "no CUDA device",
+        marks=pytest.mark.skipif(not NO_CUDA, reason="CUDA present"),
+        id="device-cuda-missing",
+    ),
     ("threads-negative", ["--threads", "-1", "render", "{snap}", "--out", "{tmp}/r.png"], "--threads"),
     ("seed-huge", ["train", "{demo}", "--out", "{tmp}/o", "--seed", "99999999999999999999999"], "--seed"),
     ("steps-zero", ["train", "{demo}", "--out", "{tmp}/o", "--steps", "0"], "--steps"),
     ("seconds-nan", ["train", "{demo}", "--out", "{tmp}/o", "--seconds", "nan"], "--seconds"),
     ("checkpoint-negative", ["train", "{demo}", "--out", "{tmp}/o", "--checkpoint-every", "-5"], "--checkpoint-every"),
-    ("render-huge", ["render", "{snap}", "--width", "100000", "--height", "100000", "--out", "{tmp}/r.png"],
-     "--width"),
+    ("render-huge", ["render", "{snap}", "--width", "100000", "--height", "100000", "--out", "{tmp}/r.png"], "--width"),
     ("render-extension", ["render", "{snap}", "--out", "{tmp}/r.xyz"], "unsupported image format '.xyz'"),
     ("render-alpha-jpeg", ["render", "{snap}", "--out", "{tmp}/r.jpg", "--alpha"], "no alpha channel"),
     ("render-fov", ["render", "{snap}", "--out", "{tmp}/r.png", "--fov", "180"], "--fov"),
@@ -73,8 +78,13 @@ CASES = [
     ("bench-minutes-comma", ["bench", "train", "--minutes", ","], "--minutes"),
     ("bench-minutes-negative", ["bench", "train", "--minutes", "-1"], "--minutes"),
     ("bench-minutes-nan", ["bench", "train", "--minutes", "nan"], "--minutes"),
-    pytest.param("bench-kernels-cuda", ["bench", "kernels", "--device", "cuda"], "no CUDA device",
-                 marks=pytest.mark.skipif(not NO_CUDA, reason="CUDA present"), id="bench-kernels-cuda"),
+    pytest.param(
+        "bench-kernels-cuda",
+        ["bench", "kernels", "--device", "cuda"],
+        "no CUDA device",
+        marks=pytest.mark.skipif(not NO_CUDA, reason="CUDA present"),
+        id="bench-kernels-cuda",
+    ),
     ("bench-render-width", ["bench", "render", "--width", "0"], "--width"),
     ("bench-render-devices", ["bench", "render", "--devices", "tpu"], "--devices"),
     ("bench-render-corrupt", ["bench", "render", "--snapshot", "{tmp}/garbage.npz", "--devices", "cpu"], "garbage.npz"),
@@ -99,11 +109,16 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,args,needle", [c if hasattr(c, "marks") else pytest.param(*c, id=c[0])
-                                               for c in CASES])
-def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, demo_scene: Path, tiny_snapshot: Path,
-                                                      capsys: pytest.CaptureFixture, name: str, args: list[str],
-                                                      needle: str) -> None:
+@pytest.mark.parametrize("name,args,needle", [c if hasattr(c, "marks") else pytest.param(*c, id=c[0]) for c in CASES])
+def test_bad_input_is_one_line_exit_2_nothing_written(
+    tmp_path: Path,
+    demo_scene: Path,
+    tiny_snapshot: Path,
+    capsys: pytest.CaptureFixture,
+    name: str,
+    args: list[str],
+    needle: str,
+) -> None:
     (tmp_path / "notes.txt").write_text(NOTES)
     (tmp_path / "garbage.npz").write_bytes(b"garbage")
     (tmp_path / "sub.png").mkdir()
@@ -114,17 +129,18 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, demo_scene
     assert not Path("/proc/ngp-run").exists()
 
 
-def test_out_of_memory_estimate_refuses_before_rendering(tmp_path: Path, tiny_snapshot: Path,
-                                                          capsys: pytest.CaptureFixture,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_memory_estimate_refuses_before_rendering(
+    tmp_path: Path, tiny_snapshot: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(limits, "available_memory", lambda device="cpu": 64 << 20)
     code = main(["render", str(tiny_snapshot), "--width", "4096", "--height", "4096", "--out", str(tmp_path / "r.png")])
     line = expect_one_line_error(code, capsys.readouterr().err, "needs about 2.0 GB of memory")
     assert "64.0 MB are available" in line and not (tmp_path / "r.png").exists()
 
 
-def test_full_disk_names_the_path(tmp_path: Path, tiny_snapshot: Path, capsys: pytest.CaptureFixture,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_names_the_path(
+    tmp_path: Path, tiny_snapshot: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(outputs, "free_space", lambda folder: 1 << 20)
     out = tmp_path / "r.png"
     code = main(["render", str(tiny_snapshot), "--width", "2048", "--height", "2048", "--out", str(out)])
@@ -132,23 +148,39 @@ def test_full_disk_names_the_path(tmp_path: Path, tiny_snapshot: Path, capsys: p
     assert "not enough free space" in line and "1.0 MB free" in line
 
 
-def test_torch_cpu_out_of_memory_is_one_line(tmp_path: Path, tiny_snapshot: Path, capsys: pytest.CaptureFixture,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_torch_cpu_out_of_memory_is_one_line(
+    tmp_path: Path, tiny_snapshot: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ngp_app.render.renderer as renderer
 
     def fail(*a: object, **k: object) -> None:
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you "
-                           "tried to allocate 40000000000 bytes.")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you "
+            "tried to allocate 40000000000 bytes."
+        )
 
     monkeypatch.setattr(renderer, "march_frame", fail)  # under render_image and render_rgba alike
-    code = main(["render", str(tiny_snapshot), "--width", "8", "--height", "8", "--out", str(tmp_path / "r.png"),
-                 "--backend", "torch"])
+    code = main(
+        [
+            "render",
+            str(tiny_snapshot),
+            "--width",
+            "8",
+            "--height",
+            "8",
+            "--out",
+            str(tmp_path / "r.png"),
+            "--backend",
+            "torch",
+        ]
+    )
     expect_one_line_error(code, capsys.readouterr().err, "out of memory")
 
 
 # ---------------------------------------------------------------------------------------------- internal errors
-def test_internal_error_is_one_line_with_a_log(tmp_path: Path, tiny_snapshot: Path, capsys: pytest.CaptureFixture,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_error_is_one_line_with_a_log(
+    tmp_path: Path, tiny_snapshot: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ngp_app.render.renderer as renderer
 
     def bug(*a: object, **k: object) -> None:
@@ -156,8 +188,18 @@ def test_internal_error_is_one_line_with_a_log(tmp_path: Path, tiny_snapshot: Pa
 
     monkeypatch.setenv("NGP_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setattr(renderer, "march_frame", bug)
-    argv = ["render", str(tiny_snapshot), "--width", "8", "--height", "8", "--out", str(tmp_path / "r.png"),
-            "--backend", "torch"]
+    argv = [
+        "render",
+        str(tiny_snapshot),
+        "--width",
+        "8",
+        "--height",
+        "8",
+        "--out",
+        str(tmp_path / "r.png"),
+        "--backend",
+        "torch",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0]
@@ -169,7 +211,9 @@ def test_internal_error_is_one_line_with_a_log(tmp_path: Path, tiny_snapshot: Pa
 
     assert main(["-v", *argv]) == 1  # -v: the traceback too, then the same line
     err = capsys.readouterr().err
-    assert "Traceback (most recent call last)" in err and err.strip().splitlines()[-1].startswith("ngp: internal error:")
+    assert "Traceback (most recent call last)" in err and err.strip().splitlines()[-1].startswith(
+        "ngp: internal error:"
+    )
 
 
 def test_report_internal_error_for_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,26 +242,51 @@ def test_unwritable_log_dir_still_gives_one_line(tmp_path: Path, monkeypatch: py
 
 
 # ---------------------------------------------------------------------------------------------- real processes
-@pytest.mark.parametrize("args,needle", [
-    (["render", "x.npz", "--width", "100000", "--out", "r.png"], "--width"),
-    (["app", "/nonexistent", "--exit-after", "5"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["render", "x.npz", "--width", "100000", "--out", "r.png"], "--width"),
+        (["app", "/nonexistent", "--exit-after", "5"], "no such file"),
+    ],
+)
 def test_processes_exit_2_with_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
-    res = subprocess.run([sys.executable, "-m", "ngp_app", *args], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    res = subprocess.run(
+        [sys.executable, "-m", "ngp_app", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     expect_one_line_error(res.returncode, res.stderr, needle)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_train_full_disk_fails_before_training(tmp_path: Path, demo_scene: Path, capsys: pytest.CaptureFixture,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_full_disk_fails_before_training(
+    tmp_path: Path, demo_scene: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ngp_app.train.trainer as trainer_module
 
     monkeypatch.setattr(outputs, "free_space", lambda folder: 1 << 20)
     monkeypatch.setattr(trainer_module.Trainer, "train", lambda *a, **k: pytest.fail("trained on a full disk"))
     out = tmp_path / "run"
-    code = main(["train", str(demo_scene), "--out", str(out), "--steps", "1", "--downscale", "8", "--config", "small",
-                 "--backend", "torch", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(demo_scene),
+            "--out",
+            str(out),
+            "--steps",
+            "1",
+            "--downscale",
+            "8",
+            "--config",
+            "small",
+            "--backend",
+            "torch",
+            "--quiet",
+        ]
+    )
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[ngp] ")]
     assert code == 2 and len(err) == 1, err  # after the scene loaded (the model's size is known): its log aside
     assert err[0].startswith(f"ngp: error: {out}: not enough free space for the snapshot (1.0 MB free, about ")

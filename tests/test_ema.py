@@ -112,8 +112,28 @@ def test_cli_snapshot_holds_the_average(tmp_path: Path) -> None:
     from ngp_app.cli import main
     from tests.conftest import DEMO
 
-    assert main(["train", str(DEMO), "--downscale", "8", "--config", "small", "--quiet", "--backend", "torch",
-                 "--out", str(tmp_path), "--steps", "4", "--save-optimizer-state", "--eval"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(DEMO),
+                "--downscale",
+                "8",
+                "--config",
+                "small",
+                "--quiet",
+                "--backend",
+                "torch",
+                "--out",
+                str(tmp_path),
+                "--steps",
+                "4",
+                "--save-optimizer-state",
+                "--eval",
+            ]
+        )
+        == 0
+    )
     snap = load_snapshot(tmp_path)
     raw = snap.training_state["raw.encoding.table"]
     assert raw.shape == tuple(snap.model.encoding.table.shape)

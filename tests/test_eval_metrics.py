@@ -17,8 +17,18 @@ def _two_image_scene() -> Scene:
     """Two 16x16 grey images (RGB uint8) with identity cameras."""
     pixels = torch.full((2 * 256, 3), 128, dtype=torch.uint8)
     c2w = torch.eye(4)[:3].expand(2, 3, 4).clone()
-    return Scene(Path("two"), "test", pixels, torch.tensor([0, 256]), torch.tensor([16, 16]), torch.tensor([16, 16]),
-                 c2w, torch.tensor([[16.0, 16.0, 8.0, 8.0]] * 2), torch.zeros(2, 7), ["a.png", "b.png"])
+    return Scene(
+        Path("two"),
+        "test",
+        pixels,
+        torch.tensor([0, 256]),
+        torch.tensor([16, 16]),
+        torch.tensor([16, 16]),
+        c2w,
+        torch.tensor([[16.0, 16.0, 8.0, 8.0]] * 2),
+        torch.zeros(2, 7),
+        ["a.png", "b.png"],
+    )
 
 
 class _Field:

@@ -23,7 +23,7 @@ def test_axis_angle_hand_cases_and_gradient() -> None:
     assert torch.allclose(r[0], torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), atol=1e-6)
     assert torch.equal(r[1], torch.eye(3))
     assert torch.allclose(r[2], torch.diag(torch.tensor([1.0, -1.0, -1.0])), atol=1e-6)
-    w = (torch.randn(50, 3, dtype=torch.float64) * torch.logspace(-6, 0, 50, dtype=torch.float64)[:, None])
+    w = torch.randn(50, 3, dtype=torch.float64) * torch.logspace(-6, 0, 50, dtype=torch.float64)[:, None]
     rot = axis_angle_to_matrix(w)
     assert torch.allclose(rot @ rot.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(50, 3, 3), atol=1e-12)
     assert torch.allclose(torch.linalg.det(rot), torch.ones(50, dtype=torch.float64))
@@ -56,8 +56,11 @@ def test_poses_train_only_when_enabled_and_reach_snapshots(demo_scene: Path, tmp
         off.step()
     assert not off.optimize_extrinsics and torch.count_nonzero(off.poses.delta) == 0
     assert "extrinsics_refined" not in off.scene_metadata()
-    on = Trainer(scene, load_config("small", {**TINY, "training": {"target_batch_size_cpu": 4096,
-                                                                    "optimize_extrinsics": True}}), seed=1)
+    on = Trainer(
+        scene,
+        load_config("small", {**TINY, "training": {"target_batch_size_cpu": 4096, "optimize_extrinsics": True}}),
+        seed=1,
+    )
     for _ in range(5):
         on.step()
     moved = on.poses.delta.detach().abs().amax(dim=1) > 0
@@ -101,8 +104,8 @@ def _fixed_sample_loss(model, composite, samples, poses, rays, dtype, threshold=
 def test_training_render_gives_the_fixed_sample_pose_gradient(demo_scene: Path, backend: str) -> None:
     # render_rays_train places samples along the detached rays and recomputes their positions from the rays: its
     # pose gradient must be the gradient of the rendering with those samples held fixed.
-    from ngp_app.native import loader
     from ngp_app.compute import get_ops
+    from ngp_app.native import loader
     from ngp_app.render.renderer import render_rays_train
 
     if backend == "native" and not loader.available(torch.device("cpu"))[0]:
@@ -111,8 +114,9 @@ def test_training_render_gives_the_fixed_sample_pose_gradient(demo_scene: Path, 
     o, d, target, images = rays
     poses = PoseRefinement(tr.scene.n_frames)
     ro, rd = poses.apply(o, d, images)
-    out = render_rays_train(tr.model, tr.grid, tr.aabb, ro, rd, tr.march, torch.ones(3), 1 << 20, 1 << 20,
-                            ops=get_ops(backend))
+    out = render_rays_train(
+        tr.model, tr.grid, tr.aabb, ro, rd, tr.march, torch.ones(3), 1 << 20, 1 << 20, ops=get_ops(backend)
+    )
     ((out["rgb"] - target) ** 2).mean().backward()
     via_render = poses.delta.grad.clone()
     march, composite = get_ops(backend).march, get_ops(backend).composite
@@ -130,8 +134,8 @@ def test_pose_gradient_matches_finite_differences(demo_scene: Path) -> None:
     # (no early termination here: a sample crossing the transmittance threshold would be a jump).
     import copy
 
-    from ngp_app.render.composite import composite
     from ngp_app.compute import get_ops
+    from ngp_app.render.composite import composite
 
     tr, rays = _trained(demo_scene, "torch")
     model = copy.deepcopy(tr.model).double()

@@ -12,9 +12,9 @@ from ngp_app.native import loader
 from ngp_app.render import slots as reference
 from ngp_app.render.composite import composite
 from ngp_app.render.frame import FrameStats, PassSchedule, march_frame
-from ngp_app.render.slots import TorchFrameOps
 from ngp_app.render.raymarch import MarchParams, march_rays
 from ngp_app.render.renderer import render_image, render_rgba
+from ngp_app.render.slots import TorchFrameOps
 from tests.support.rendering import render_rays_infer, render_rays_reference
 from tests.test_native import _grid, _rays
 
@@ -90,10 +90,13 @@ def test_native_slot_march_matches_reference(dev: str, scale: float) -> None:
     device = _device(dev)
     grid, aabb, params, o, d = _scene(2, scale, torch.device("cpu"))
     ref_rays, ref = _passes(TorchFrameOps(grid, aabb, params), o, d, [2, 5, 1])
-    nat_rays, nat = _passes(get_ops("native").frame(grid.to(device), aabb.to(device), params), o.to(device), d.to(device),
-                            [2, 5, 1])
-    same = [len(a) == len(b) and torch.allclose(torch.tensor(a), torch.tensor(b), rtol=1e-6, atol=0)
-            for a, b in zip(ref_rays, nat_rays)]
+    nat_rays, nat = _passes(
+        get_ops("native").frame(grid.to(device), aabb.to(device), params), o.to(device), d.to(device), [2, 5, 1]
+    )
+    same = [
+        len(a) == len(b) and torch.allclose(torch.tensor(a), torch.tensor(b), rtol=1e-6, atol=0)
+        for a, b in zip(ref_rays, nat_rays)
+    ]
     if device.type == "cuda":  # expf/logf ulps may move a lattice point across a cell border on a few rays
         assert sum(same) >= 0.99 * len(same)
         return
@@ -117,8 +120,12 @@ def test_native_composite_slots_matches_reference(dev: str) -> None:
     rgbs = torch.rand(n * K, 3, generator=g)
     t = torch.rand(n * K, generator=g)
     dt = torch.rand(n * K, generator=g) * 0.05
-    state = [torch.rand(n_rays, generator=g) * 0.9 + 0.1, torch.rand(n_rays, 3, generator=g),
-             torch.rand(n_rays, generator=g), torch.randint(0, 50, (n_rays,), generator=g)]
+    state = [
+        torch.rand(n_rays, generator=g) * 0.9 + 0.1,
+        torch.rand(n_rays, 3, generator=g),
+        torch.rand(n_rays, generator=g),
+        torch.randint(0, 50, (n_rays,), generator=g),
+    ]
     ref = [s.clone() for s in state]
     reference.composite_slots(sigmas, rgbs, t, dt, counts, alive, K, 1e-2, *ref)
     nat = [s.clone().to(device) for s in state]
@@ -229,8 +236,16 @@ def test_images_match_the_reference_renderer(trained_small, backend: str) -> Non
     o, d = camera_rays(cam)
     ref = render_rays_reference(trainer.model, trainer.grid, trainer.aabb, o, d, trainer.march, bg)
     stats = FrameStats()
-    out = render_image(trainer.model, trainer.grid, trainer.aabb, cam, trainer.march, tuple(bg.tolist()),
-                       ops=get_ops(backend), stats=stats)
+    out = render_image(
+        trainer.model,
+        trainer.grid,
+        trainer.aabb,
+        cam,
+        trainer.march,
+        tuple(bg.tolist()),
+        ops=get_ops(backend),
+        stats=stats,
+    )
     for key in ("rgb", "opacity", "depth"):
         torch.testing.assert_close(out[key].reshape(ref[key].shape), ref[key], rtol=1e-4, atol=2e-5)
     assert 0.05 < float(ref["opacity"].mean()) < 0.95  # the object covers part of the view
@@ -256,8 +271,18 @@ def test_rgba_output_and_chunks(trained_small) -> None:
     torch.testing.assert_close(rgba["depth"], whole["depth"])
 
 
-SYNC_OPS = ("aten::item", "aten::_local_scalar_dense", "aten::nonzero", "aten::is_nonzero", "aten::masked_select",
-            "aten::unique", "aten::_unique2", "aten::bincount", "aten::repeat_interleave", "aten::equal")
+SYNC_OPS = (
+    "aten::item",
+    "aten::_local_scalar_dense",
+    "aten::nonzero",
+    "aten::is_nonzero",
+    "aten::masked_select",
+    "aten::unique",
+    "aten::_unique2",
+    "aten::bincount",
+    "aten::repeat_interleave",
+    "aten::equal",
+)
 
 
 @needs_native
@@ -271,8 +296,11 @@ def test_host_reads_per_frame_are_bounded_by_the_passes(trained_small) -> None:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         render_image(*args, stats=stats)
     reads = sum(e.count for e in prof.key_averages() if e.key in ("aten::_local_scalar_dense",))
-    others = {e.key: e.count for e in prof.key_averages() if e.key in SYNC_OPS and e.key not in
-              ("aten::item", "aten::_local_scalar_dense")}
+    others = {
+        e.key: e.count
+        for e in prof.key_averages()
+        if e.key in SYNC_OPS and e.key not in ("aten::item", "aten::_local_scalar_dense")
+    }
     assert stats.passes >= 2
     assert reads <= stats.passes + 1, (reads, stats.passes)
     assert not others, others

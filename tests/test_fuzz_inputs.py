@@ -18,14 +18,26 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ngp_app.errors import ConfigError, NgpError, SceneError, SnapshotError
-from tests.bad_inputs import DELETE, Inputs, error_line, make_inputs, rewrite_snapshot, run_ngp, set_path
-from tests.bad_inputs import snapshot_meta, write_json, written
+from tests.bad_inputs import (
+    DELETE,
+    Inputs,
+    error_line,
+    make_inputs,
+    rewrite_snapshot,
+    run_ngp,
+    set_path,
+    snapshot_meta,
+    write_json,
+    written,
+)
 
 SCALE = float(os.environ.get("NGP_FUZZ_SCALE", "1"))  # e.g. 20 for a longer, randomised local run
-FUZZ = settings(deadline=None, derandomize=SCALE == 1, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
-
+FUZZ = settings(
+    deadline=None,
+    derandomize=SCALE == 1,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def examples(n: int) -> int:
@@ -33,12 +45,18 @@ def examples(n: int) -> int:
 
 
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=4),
     st.sampled_from([0, -1, 1, 2, 3, 8, 16, 64.5, 1e30, 1e300, -1e-9, 1e-9, 0.5, 3.14159, "8", "wide", "L1", [], {}]),
 )
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                                          max_size=3), max_leaves=6)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def key_paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
@@ -103,9 +121,13 @@ def test_config_mutations(inputs: Inputs, data: st.DataObject) -> None:
     with torch.device("meta"):  # shapes only: an accepted config may ask for gigabytes
         NGPField(config, aabb, get_ops("torch"))
     opt = config["optimizer"]
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=float(opt["learning_rate"]),
-                     betas=(float(opt["beta1"]), float(opt["beta2"])), eps=float(opt["epsilon"]),
-                     weight_decay=float(opt.get("l2_reg", 0.0)))
+    torch.optim.Adam(
+        [torch.zeros(1, requires_grad=True)],
+        lr=float(opt["learning_rate"]),
+        betas=(float(opt["beta1"]), float(opt["beta2"])),
+        eps=float(opt["epsilon"]),
+        weight_decay=float(opt.get("l2_reg", 0.0)),
+    )
 
 
 @settings(FUZZ, max_examples=examples(150))
@@ -127,8 +149,7 @@ def test_transforms_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPathF
 
 @settings(FUZZ, max_examples=examples(60))
 @given(data=st.data())
-def test_snapshot_meta_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory,
-                                 data: st.DataObject) -> None:
+def test_snapshot_meta_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
     """An accepted snapshot renders from a training camera and gives a video orbit."""
     from ngp_app.export.camera_path import default_orbit
     from ngp_app.render.cameras_cli import camera_from_spec
@@ -159,25 +180,57 @@ def check_cli(res: Any, case_dir: Path) -> None:
 
 @settings(FUZZ, max_examples=examples(3))
 @given(data=st.data())
-def test_cli_transforms_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory,
-                                  data: st.DataObject) -> None:
+def test_cli_transforms_mutations(
+    inputs: Inputs, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     doc = data.draw(mutated(inputs.transforms))
     d = tmp_path_factory.mktemp("fuzz-cli-scene")
     write_json(d / "scene" / "transforms.json", doc)
-    res = run_ngp(["train", str(d / "scene"), "--out", str(d / "out"), "--steps", "1", "--config",
-                   str(inputs.config_path), "--quiet", "--device", "cpu", "--backend", "torch"], d)
+    res = run_ngp(
+        [
+            "train",
+            str(d / "scene"),
+            "--out",
+            str(d / "out"),
+            "--steps",
+            "1",
+            "--config",
+            str(inputs.config_path),
+            "--quiet",
+            "--device",
+            "cpu",
+            "--backend",
+            "torch",
+        ],
+        d,
+    )
     check_cli(res, d)
 
 
 @settings(FUZZ, max_examples=examples(3))
 @given(data=st.data())
-def test_cli_snapshot_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory,
-                                data: st.DataObject) -> None:
+def test_cli_snapshot_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
     d = tmp_path_factory.mktemp("fuzz-cli-snap")
     meta = data.draw(mutated(snapshot_meta(inputs.snapshot)))
     snap = rewrite_snapshot(inputs.snapshot, d / "s.npz", meta)
-    res = run_ngp(["render", str(snap), "--out", str(d / "out.png"), "--width", "4", "--height", "4", "--quiet",
-                   "--device", "cpu", "--backend", "torch"], d)
+    res = run_ngp(
+        [
+            "render",
+            str(snap),
+            "--out",
+            str(d / "out.png"),
+            "--width",
+            "4",
+            "--height",
+            "4",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--backend",
+            "torch",
+        ],
+        d,
+    )
     check_cli(res, d)
 
 

@@ -1,6 +1,6 @@
 """The real app (pyglet viewport + DearPyGui panel) driven with synthetic input. Needs a display:
 
-    xvfb-run -a python -m pytest -m gui
+xvfb-run -a python -m pytest -m gui
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from gui_support import click, drag, require_app, xdotool
 
 pytestmark = pytest.mark.gui
@@ -60,8 +59,9 @@ def settle(app, timeout: float = 240.0) -> bool:
     """Pump until the worker has shown a fully refined frame of the current view."""
     w = app.worker
     cap = app.state.settings.resolution_scale
-    return app.pump(timeout, until=lambda: w.latest is not None and w.latest.scale >= cap - 1e-6
-                    and w._last_key == w.view_key())
+    return app.pump(
+        timeout, until=lambda: w.latest is not None and w.latest.scale >= cap - 1e-6 and w._last_key == w.view_key()
+    )
 
 
 def test_training_runs_while_frames_are_drawn(app):
@@ -108,6 +108,7 @@ def test_orbit_drag_and_zoom_change_the_image(app):
     before = screen(app, "before_orbit")
     frame = app.worker.latest.image  # the viewport shows the worker's uint8 RGBA frame, scaled to the window
     assert frame.shape[2] == 4 and (frame[..., 3] == 255).all()
+
     # The texture is scaled with linear filtering, so one window pixel mixes neighbouring texels. The two window
     # pixels either side of a texel centre sit symmetrically about it: their mean is that texel's value.
     def straddle(n_texels: int, n_pixels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +144,8 @@ def viewport_point(app, fx: float, fy: float) -> tuple[int, int]:
 
 def test_a_still_view_sharpens_while_training(app):
     """(After the orbit test: the frames it trains on change the picture that test compares texel by texel; before
-    the tests that open other scenes, whose untrained grids make every frame slow.) The first frames of a view are over the refinement budget (an untrained model's dense grid); once frames are
+    the tests that open other scenes, whose untrained grids make every frame slow.) The first frames of a view are
+    over the refinement budget (an untrained model's dense grid); once frames are
     cheap, a still view sharpens while training goes on, without touching the mouse (issue 17, item 3)."""
     st, w = app.state, app.worker
     budget = w.refine_budget_ms
@@ -158,8 +160,14 @@ def test_a_still_view_sharpens_while_training(app):
         assert app.pump(60, until=lambda: w._last_key == w.view_key() and w.frames > 0 and w.latest.scale < cap / 2)
         small = w.latest.scale
         w.refine_budget_ms = budget  # frames are cheap now; the mouse stays still
-        assert app.pump(120, until=lambda: w.latest.scale >= cap - 1e-6), (small, w.latest.scale, w.latest.ms,
-                                                                             st.step, st.runner.running, st.status)
+        assert app.pump(120, until=lambda: w.latest.scale >= cap - 1e-6), (
+            small,
+            w.latest.scale,
+            w.latest.ms,
+            st.step,
+            st.runner.running,
+            st.status,
+        )
         assert st.runner.running and w._last_key == w.view_key()  # sharpened while training, in the same view
     finally:
         w.refine_budget_ms = budget
@@ -326,8 +334,10 @@ def test_training_cameras_are_drawn_as_thin_gl_lines_at_window_resolution(app):
     w, h = app.viewport.window.get_framebuffer_size()
 
     def camera_pixels(img):
-        d = np.minimum(np.abs(img[..., :3].astype(int) - CAMERA_COLOR[:3]).sum(-1),
-                       np.abs(img[..., :3].astype(int) - HIGHLIGHT_COLOR[:3]).sum(-1))
+        d = np.minimum(
+            np.abs(img[..., :3].astype(int) - CAMERA_COLOR[:3]).sum(-1),
+            np.abs(img[..., :3].astype(int) - HIGHLIGHT_COLOR[:3]).sum(-1),
+        )
         return int((d < 30).sum())
 
     assert camera_pixels(frame) == 0  # nothing drawn into the low-resolution render
@@ -384,8 +394,7 @@ def test_dropping_a_non_scene_shows_an_error_and_keeps_running(app, tmp_path):
 
 
 def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
-    other = synthetic.make_scene(tmp_path / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1,
-                                 progress=False)
+    other = synthetic.make_scene(tmp_path / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1, progress=False)
     old = app.state.trainer
     send(app, "on_file_drop", 10, 10, [str(other)])
     assert app.state.loading == "tiny" and app.running
@@ -399,12 +408,12 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
 def test_open_dialog_takes_a_typed_transforms_json(app, tmp_path):
     import dearpygui.dearpygui as dpg
 
-    other = synthetic.make_scene(tmp_path / "dialog", width=16, height=16, n_train=3, n_val=1, n_test=1,
-                                 progress=False)
+    other = synthetic.make_scene(tmp_path / "dialog", width=16, height=16, n_train=3, n_val=1, n_test=1, progress=False)
     (other / "transforms.json").write_text((other / "transforms_train.json").read_text())
     width = dpg.get_viewport_width()
-    dpg.get_item_callback([c for c in dpg.get_all_items()
-                           if dpg.get_item_label(c) == "Open scene, transforms.json or snapshot..."][0])()
+    dpg.get_item_callback(
+        [c for c in dpg.get_all_items() if dpg.get_item_label(c) == "Open scene, transforms.json or snapshot..."][0]
+    )()
     app.tick()
     assert app.panel.files.shown and dpg.get_viewport_width() >= 900  # roomy: the panel widens for it
     dpg.get_item_callback("fd_path")("fd_path", str(other))  # type the folder, Enter: the dialog goes there
@@ -554,6 +563,7 @@ def test_per_image_table_rows_fly_to_a_frame_and_exclude_it(app):
     st.refresh_image_table(force=True)
     click_item(app, "images_header")
     assert app.pump(5, until=lambda: dpg.get_value("images_header"))  # the section opened
+
     def shown_order() -> list[str]:
         return [dpg.get_item_label(dpg.get_item_children(r, 1)[0]) for r in dpg.get_item_children("images_table", 1)]
 
@@ -580,7 +590,7 @@ def test_per_image_table_rows_fly_to_a_frame_and_exclude_it(app):
     assert shown_order() == before
     vx, vy = dpg.get_viewport_pos()
     xdotool("mousemove", vx + 5, vy + 5)  # the pointer leaves the table: the rows take the new order
-    assert app.pump(5, until=lambda: shown_order() == [str(r.index) for r in st.image_table.rows[:len(before)]])
+    assert app.pump(5, until=lambda: shown_order() == [str(r.index) for r in st.image_table.rows[: len(before)]])
     click_item(app, f"images_train_{i}")
     assert app.pump(5, until=lambda: st.scene.excluded == ())
     click_item(app, "images_hide")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from gui_support import empty_app, require_app
 
 pytestmark = pytest.mark.gui
@@ -33,16 +32,24 @@ def app():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    return synthetic.make_scene(tmp_path_factory.mktemp("drop") / "tiny", width=16, height=16, n_train=4, n_val=1,
-                                n_test=1, progress=False)
+    return synthetic.make_scene(
+        tmp_path_factory.mktemp("drop") / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1, progress=False
+    )
 
 
 def xdnd_drop(app, path: Path, inline_types: bool = False) -> None:
     """Drag ``path`` from another X client onto the middle of the viewport and drop it; the app keeps pumping."""
     win = app.viewport.window
     x, y = win.get_location()
-    args = [sys.executable, str(SOURCE), *(["--inline-types"] if inline_types else []), str(win._window), str(x + win.width // 2), str(y + win.height // 2),
-            str(path)]
+    args = [
+        sys.executable,
+        str(SOURCE),
+        *(["--inline-types"] if inline_types else []),
+        str(win._window),
+        str(x + win.width // 2),
+        str(y + win.height // 2),
+        str(path),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         app.pump(60, until=lambda: proc.poll() is not None)

@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from gui_support import empty_app, require_app
 
 pytestmark = pytest.mark.gui
@@ -53,8 +52,31 @@ def test_dropped_photos_are_imported_then_trained(app, tmp_path: Path) -> None:
     import dearpygui.dearpygui as dpg
 
     capture = tmp_path / "render"
-    assert main(["make-scene", str(capture), "--width", "320", "--height", "240", "--n-train", "36", "--n-val", "0",
-                 "--n-test", "0", "--backdrop", "--path", "orbit", "--supersample", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "make-scene",
+                str(capture),
+                "--width",
+                "320",
+                "--height",
+                "240",
+                "--n-train",
+                "36",
+                "--n-val",
+                "0",
+                "--n-test",
+                "0",
+                "--backdrop",
+                "--path",
+                "orbit",
+                "--supersample",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     photos = shutil.copytree(capture / "train", tmp_path / "photos")
     drop(app, photos)
     st = app.state

@@ -75,8 +75,15 @@ def test_a_dropped_colmap_project_imports_opens_and_trains(state: AppState, tmp_
     from ngp_app.data.synthetic import ring_poses
     from tests.colmap_project import write_project
 
-    project, _ = write_project(tmp_path / "capture", ring_poses(10), "SIMPLE_RADIAL", [70.0, 32.0, 24.0, 0.01],
-                               (64, 48), False, (1.0, np.eye(3), np.zeros(3)))
+    project, _ = write_project(
+        tmp_path / "capture",
+        ring_poses(10),
+        "SIMPLE_RADIAL",
+        [70.0, 32.0, 24.0, 0.01],
+        (64, 48),
+        False,
+        (1.0, np.eye(3), np.zeros(3)),
+    )
     job = state.open_path_async(project)
     assert job is state.import_job and state.import_out == tmp_path / f"capture{SCENE_SUFFIX}"
     assert state.importing and job.label == "import capture"  # its row in the panel, its line in the HUD

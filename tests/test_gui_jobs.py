@@ -66,8 +66,9 @@ def test_cancel_stops_the_work_at_its_next_report_and_calls_on_cancel():
             reports.append(i)
         outcome.append("finished")  # never reached
 
-    job = runner.submit("long", work, on_done=lambda r: outcome.append("done"),
-                        on_cancel=lambda: outcome.append("cancelled"))
+    job = runner.submit(
+        "long", work, on_done=lambda r: outcome.append("done"), on_cancel=lambda: outcome.append("cancelled")
+    )
     assert started.wait(10)
     job.cancel()
     job.join(10)
@@ -114,8 +115,9 @@ def test_a_failed_job_is_one_log_line_and_a_traceback_only_with_v(verbose: bool)
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-c", _FAILING_JOB, "-v" if verbose else "-"], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", _FAILING_JOB, "-v" if verbose else "-"], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert ("Traceback" in res.stderr) == verbose, res.stderr
     if not verbose:

@@ -247,8 +247,11 @@ def test_snapshot_round_trip_and_screenshot(state, tmp_path):
     assert full is not None and full.stat().st_size > snap.stat().st_size
     with np.load(full) as arrays:  # the moments themselves (compressed sizes depend on how sparse they are)
         shape = tuple(state.trainer.model.encoding.table.shape)
-        table_moments = [k for k in arrays.files if k.startswith("train/opt.")
-                         and k.endswith((".exp_avg", ".exp_avg_sq")) and arrays[k].shape == shape]
+        table_moments = [
+            k
+            for k in arrays.files
+            if k.startswith("train/opt.") and k.endswith((".exp_avg", ".exp_avg_sq")) and arrays[k].shape == shape
+        ]
     assert len(table_moments) == 2
     assert state.open_path(full)
     table = state.trainer.model.encoding.table
@@ -318,12 +321,35 @@ def test_app_parser_and_no_toolkit_imports_on_servers():
 
     p = argparse.ArgumentParser()
     add_app_parser(p.add_subparsers(dest="command"))
-    args = p.parse_args(["app", "scenes/demo", "--exit-after", "2", "--screenshot-dir", "d", "--config", "base",
-                         "--device", "cpu", "--backend", "torch", "--downscale", "4"])
+    args = p.parse_args(
+        [
+            "app",
+            "scenes/demo",
+            "--exit-after",
+            "2",
+            "--screenshot-dir",
+            "d",
+            "--config",
+            "base",
+            "--device",
+            "cpu",
+            "--backend",
+            "torch",
+            "--downscale",
+            "4",
+        ]
+    )
     assert (args.path, args.exit_after, args.screenshot_dir, args.config, args.downscale) == (
-        "scenes/demo", 2.0, "d", "base", 4)
-    code = ("import sys, ngp_app.cli, ngp_app.gui.cli, ngp_app.gui.state, ngp_app.gui.app, ngp_app.bench.render; "
-            "print(any(m in sys.modules for m in ('pyglet', 'dearpygui')))")
+        "scenes/demo",
+        2.0,
+        "d",
+        "base",
+        4,
+    )
+    code = (
+        "import sys, ngp_app.cli, ngp_app.gui.cli, ngp_app.gui.state, ngp_app.gui.app, ngp_app.bench.render; "
+        "print(any(m in sys.modules for m in ('pyglet', 'dearpygui')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEMO.parent.parent)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -333,8 +359,9 @@ def test_open_path_async_loads_off_thread_and_swaps_on_apply(state, tmp_path):
     from ngp_app.data import synthetic
 
     first = synthetic.make_scene(tmp_path / "first", width=16, height=16, n_train=3, n_val=1, n_test=1, progress=False)
-    second = synthetic.make_scene(tmp_path / "second", width=16, height=16, n_train=5, n_val=1, n_test=1,
-                                  progress=False)
+    second = synthetic.make_scene(
+        tmp_path / "second", width=16, height=16, n_train=5, n_val=1, n_test=1, progress=False
+    )
     gen0 = state.generation
     t1 = state.open_path_async(first, start=False)
     t2 = state.open_path_async(second, start=False)  # supersedes the first request
@@ -432,7 +459,7 @@ def test_normals_mode_renders_normals(state):
     assert normals.shape == (16, 24, 4) and not np.array_equal(normals, shaded)
 
 
-# ---------------------------------------------------------------------------------------------- threads (issue 10, item 7)
+# ------------------------------------------------------------------------------------ threads (issue 10, item 7)
 class CountingTrainer:
     """Flags two threads inside ``step`` at once (two training threads on one trainer)."""
 
@@ -627,7 +654,7 @@ def test_overlays_are_geometry_drawn_over_the_render_not_into_it(state):
     n = state.scene.n_frames
     assert cams.name == "cameras" and cams.kind == "lines" and cams.vertices.shape == (n * 16, 3)
     hl = state.settings.gt_index
-    assert (cams.colors[hl * 16:(hl + 1) * 16] == HIGHLIGHT_COLOR).all()
+    assert (cams.colors[hl * 16 : (hl + 1) * 16] == HIGHLIGHT_COLOR).all()
     assert (cams.colors[(hl + 1) % n * 16] == CAMERA_COLOR).all()
     assert state.overlay_layers()[0] is cams  # cached until its inputs change
     state.settings.mode = "occupancy"

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from gui_support import require_app
 
 pytestmark = pytest.mark.gui
@@ -41,11 +40,14 @@ def test_window_places_are_remembered_after_a_normal_close(tmp_path, monkeypatch
         view, panel = window_id("ngp-app viewport"), window_id("ngp-app controls")
         subprocess.run(["xdotool", "windowmove", str(view), "900", "500"], check=True, timeout=10)
         subprocess.run(["xdotool", "windowmove", str(panel), "30", "60"], check=True, timeout=10)
+
         def at(r: Rect, x: int, y: int) -> bool:
             return (r.x, r.y) == (x, y)
 
         assert app.pump(10, until=lambda: at(app.viewport.rect(), 900, 500) and at(app.panel.rect(), 30, 60)), (
-            app.viewport.rect(), app.panel.rect())
+            app.viewport.rect(),
+            app.panel.rect(),
+        )
         app.pump(1.5)  # the app notes where its windows are about once a second
         subprocess.run([sys.executable, str(X_WM), "close", str(view)], check=True, timeout=10)
         assert app.pump(10, until=lambda: not app.running)  # the close button's message ends the loop

@@ -30,7 +30,9 @@ def test_geometry_rounds_level_sizes_to_multiple_of_8() -> None:
 
 
 def test_finest_resolution_sets_per_level_scale() -> None:
-    g = GridGeometry.create(n_levels=16, n_features=2, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048 * 4)
+    g = GridGeometry.create(
+        n_levels=16, n_features=2, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048 * 4
+    )
     assert math.isclose(g.per_level_scale, math.exp(math.log(2048 * 4 / 16) / 15), rel_tol=1e-12)
     assert g.resolutions[0] == 16
 

@@ -24,7 +24,6 @@ from ngp_app.data.loaders import load_scene
 from ngp_app.errors import ImportCancelled, ImportFailed
 from tests.colmap_project import write_project
 
-
 pycolmap = pytest.importorskip("pycolmap")
 
 N_VIEWS, WIDTH, HEIGHT = 36, 320, 240
@@ -41,7 +40,9 @@ def one_error_line(capsys: pytest.CaptureFixture, needle: str) -> str:
 
 
 def known_poses(capture: Path) -> np.ndarray:
-    return np.array([f["transform_matrix"] for f in json.loads((capture / "transforms_train.json").read_text())["frames"]])
+    return np.array(
+        [f["transform_matrix"] for f in json.loads((capture / "transforms_train.json").read_text())["frames"]]
+    )
 
 
 def frame_index(file_path: str) -> int:
@@ -58,9 +59,31 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """36 views on one smooth turn around the procedural object, with a textured ground and dome (SIFT needs
     texture everywhere), rendered without supersampling to keep the suite fast."""
     out = tmp_path_factory.mktemp("capture") / "orbit"
-    assert main(["make-scene", str(out), "--width", str(WIDTH), "--height", str(HEIGHT), "--n-train", str(N_VIEWS),
-                 "--n-val", "0", "--n-test", "0", "--backdrop", "--path", "orbit", "--supersample", "1",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "make-scene",
+                str(out),
+                "--width",
+                str(WIDTH),
+                "--height",
+                str(HEIGHT),
+                "--n-train",
+                str(N_VIEWS),
+                "--n-val",
+                "0",
+                "--n-test",
+                "0",
+                "--backdrop",
+                "--path",
+                "orbit",
+                "--supersample",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -87,8 +110,10 @@ def test_import_a_photo_folder(capture: Path, tmp_path: Path, capsys: pytest.Cap
     out = tmp_path / "scene"
     # one SfM thread: COLMAP's worker threads draw their own random numbers, so only a single thread repeats a run
     # exactly (with two, 33 of 36 views registered in some runs here and the centre error reached 8%)
-    assert main(["--threads", "1", "import", str(capture / "train"), "--out", str(out), "--quiet", "--camera-model",
-                 LENS]) == 0
+    assert (
+        main(["--threads", "1", "import", str(capture / "train"), "--out", str(out), "--quiet", "--camera-model", LENS])
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["images"] == N_VIEWS and summary["registered"] >= N_VIEWS - 2
     assert {"images", "features", "matching", "mapping", "writing"} == set(summary["seconds"])
@@ -123,8 +148,12 @@ def test_import_a_video_keeps_the_sharp_frames(capture: Path, tmp_path: Path) ->
     writer.close()
     out = tmp_path / "scene"
     seen: list[str] = []
-    result = import_scene(video, out, ImportOptions(frames=N_VIEWS, sfm=SfmOptions(camera_model=LENS, threads=1)),
-                          progress=lambda p: seen.append(p.stage))
+    result = import_scene(
+        video,
+        out,
+        ImportOptions(frames=N_VIEWS, sfm=SfmOptions(camera_model=LENS, threads=1)),
+        progress=lambda p: seen.append(p.stage),
+    )
     assert result.summary["images"] == N_VIEWS and result.summary["registered"] >= N_VIEWS - 2
     assert seen[0] == "images" and "mapping" in seen and seen[-1] == "writing"
     frames = sorted((out / "images").glob("frame_*.jpg"))
@@ -147,8 +176,9 @@ def test_colmap_project_converts_exactly_without_sfm(tmp_path: Path, text: bool)
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
     q *= np.sign(np.linalg.det(q))
     params = [70.0, 72.0, 31.0, 25.0, 0.05, -0.01, 0.002, -0.001]
-    project, rec = write_project(tmp_path / "project", poses, "OPENCV", params, (64, 48), text,
-                                 (2.7, q, np.array([3.0, -1.0, 0.5])))
+    project, rec = write_project(
+        tmp_path / "project", poses, "OPENCV", params, (64, 48), text, (2.7, q, np.array([3.0, -1.0, 0.5]))
+    )
     seen: list[str] = []
     result = import_scene(project, tmp_path / "scene", progress=lambda p: seen.append(p.stage))
     assert result.source.kind == "colmap" and "features" not in seen and seen[-1] == "writing"
@@ -170,9 +200,8 @@ def test_colmap_project_converts_exactly_without_sfm(tmp_path: Path, text: bool)
             if uv is None or not (0 <= uv[0] < 64 and 0 <= uv[1] < 48):
                 continue
             u, v = (torch.tensor([float(x)], dtype=torch.float32) for x in uv)
-            o, d = pixel_rays(u, v, scene.c2w[i], scene.intrinsics[i],
-                              scene.distortion[i])
-            target = torch.tensor(nerf_point_to_ngp(xyz[k:k + 1].astype(np.float64)), dtype=torch.float32)
+            o, d = pixel_rays(u, v, scene.c2w[i], scene.intrinsics[i], scene.distortion[i])
+            target = torch.tensor(nerf_point_to_ngp(xyz[k : k + 1].astype(np.float64)), dtype=torch.float32)
             offset = target - o
             dist = torch.linalg.cross(offset, d).norm() / offset.norm()
             assert float(dist) < 1e-4  # the angle (radians) between the ray and the direction to the point
@@ -183,8 +212,15 @@ def test_colmap_project_converts_exactly_without_sfm(tmp_path: Path, text: bool)
 def test_unsupported_camera_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from ngp_app.data.synthetic import ring_poses
 
-    project, _ = write_project(tmp_path / "fov", ring_poses(4), "FOV", [60.0, 60.0, 32.0, 24.0, 0.9], (64, 48),
-                               False, (1.0, np.eye(3), np.zeros(3)))
+    project, _ = write_project(
+        tmp_path / "fov",
+        ring_poses(4),
+        "FOV",
+        [60.0, 60.0, 32.0, 24.0, 0.9],
+        (64, 48),
+        False,
+        (1.0, np.eye(3), np.zeros(3)),
+    )
     assert main(["import", str(project), "--out", str(tmp_path / "scene")]) == 2
     one_error_line(capsys, "unsupported camera model FOV")
     assert not (tmp_path / "scene").exists()  # a failed import leaves nothing behind
@@ -203,8 +239,9 @@ def noise_photos(tmp_path: Path) -> Path:
     return folder
 
 
-def test_failed_reconstruction_says_how_many_registered(noise_photos: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture) -> None:
+def test_failed_reconstruction_says_how_many_registered(
+    noise_photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "scene"
     assert main(["import", str(noise_photos), "--out", str(out), "--quiet"]) == 2
     one_error_line(capsys, "reconstruction failed: 0 of 5 images registered")
@@ -225,11 +262,14 @@ def test_cancel_stops_the_sfm_process_and_cleans_up(noise_photos: Path, tmp_path
     assert out.is_dir() and not any(out.iterdir())
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda d: [iio.imwrite(d / f"{i}.png", np.zeros((8, 8, 3), np.uint8)) for i in range(2)], "too few images (2"),
-    (lambda d: (d / "clip.mp4").write_text("not a video"), "cannot read the video"),
-    (lambda d: None, "no images found"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda d: [iio.imwrite(d / f"{i}.png", np.zeros((8, 8, 3), np.uint8)) for i in range(2)], "too few images (2"),
+        (lambda d: (d / "clip.mp4").write_text("not a video"), "cannot read the video"),
+        (lambda d: None, "no images found"),
+    ],
+)
 def test_bad_sources_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, make: Any, needle: str) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -239,9 +279,9 @@ def test_bad_sources_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
     one_error_line(capsys, needle)
 
 
-def test_without_pycolmap_the_error_says_how_to_install(noise_photos: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_pycolmap_the_error_says_how_to_install(
+    noise_photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
     monkeypatch.setitem(sys.modules, "pycolmap", None)  # import pycolmap -> ImportError
@@ -258,12 +298,16 @@ def test_fox_photos_without_their_poses(fox_scene: Path, tmp_path: Path) -> None
     (medians) of the shipped poses. ~5 minutes on 2 idle cores; numbers in docs/benchmarks.md."""
     result = import_scene(fox_scene / "images", tmp_path / "fox", ImportOptions(sfm=SfmOptions(max_image_size=960)))
     data = json.loads(result.transforms.read_text())
-    shipped = {Path(f["file_path"]).name: np.array(f["transform_matrix"])
-               for f in json.loads((fox_scene / "transforms.json").read_text())["frames"]}
+    shipped = {
+        Path(f["file_path"]).name: np.array(f["transform_matrix"])
+        for f in json.loads((fox_scene / "transforms.json").read_text())["frames"]
+    }
     frames = [f for f in data["frames"] if Path(f["file_path"]).name in shipped]
     assert len(frames) >= 45
-    err = pose_errors(np.array([f["transform_matrix"] for f in frames]),
-                      np.array([shipped[Path(f["file_path"]).name] for f in frames]))
+    err = pose_errors(
+        np.array([f["transform_matrix"] for f in frames]),
+        np.array([shipped[Path(f["file_path"]).name] for f in frames]),
+    )
     assert err.centre_median < 1.0 and err.rotation_median < 2.0
 
 
@@ -315,8 +359,9 @@ def project(root: Path, seed: int = 0) -> Path:
 
     q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
     q *= np.sign(np.linalg.det(q))
-    return write_project(root, ring_poses(12), "PINHOLE", [70.0, 70.0, 32.0, 24.0], (64, 48), False,
-                         (1.5, q, np.zeros(3)))[0]
+    return write_project(
+        root, ring_poses(12), "PINHOLE", [70.0, 70.0, 32.0, 24.0], (64, 48), False, (1.5, q, np.zeros(3))
+    )[0]
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:
@@ -331,9 +376,11 @@ def test_import_never_writes_into_its_input(tmp_path: Path) -> None:
 
     proj = project(tmp_path / "project")
     before = tree_bytes(proj)
-    cases = [(["import", str(proj), "--out", str(proj), "--overwrite"], "--out is the import's input"),
-             (["import", str(proj), "--out", str(proj / "images" / "scene")], "--out is inside the import's input"),
-             (["import", str(proj / "sparse" / "0"), "--out", str(proj), "--overwrite"], "which the import writes")]
+    cases = [
+        (["import", str(proj), "--out", str(proj), "--overwrite"], "--out is the import's input"),
+        (["import", str(proj), "--out", str(proj / "images" / "scene")], "--out is inside the import's input"),
+        (["import", str(proj / "sparse" / "0"), "--out", str(proj), "--overwrite"], "which the import writes"),
+    ]
     for (args, needle), res in zip(cases, run_ngp_many([(args + ["--quiet"], tmp_path) for args, _ in cases])):
         assert res.returncode == 2 and needle in error_line(res.stderr), (args, res.stderr)
     assert tree_bytes(proj) == before
@@ -388,8 +435,12 @@ def test_two_imports_into_one_folder_take_turns(tmp_path: Path) -> None:
         iio.imwrite(photos / f"{i}.png", rng.integers(0, 255, size=(400, 400, 3), dtype=np.uint8))
     out = tmp_path / "scene"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen([sys.executable, "-m", "ngp_app", "import", str(photos), "--out", str(out), "--quiet"],
-                             stderr=subprocess.PIPE, text=True, env=env)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ngp_app", "import", str(photos), "--out", str(out), "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         end = time.time() + 300
         while first.poll() is None and time.time() < end:
@@ -404,11 +455,26 @@ def test_two_imports_into_one_folder_take_turns(tmp_path: Path) -> None:
         held = {k: v for k, v in tree_bytes(out).items() if "/work/" not in k}  # its SfM process still runs
         assert ".ngp-lock" in held
         proj = project(tmp_path / "project")
-        others = run_ngp_many([
-            (["import", str(proj), "--out", str(out), "--quiet"], tmp_path),
-            (["import", str(proj), "--out", str(out), "--overwrite", "--quiet"], tmp_path),
-            (["train", str(ROOT / "scenes" / "demo"), "--out", str(out), "--steps", "1", "--downscale", "8",
-              "--quiet"], tmp_path)])
+        others = run_ngp_many(
+            [
+                (["import", str(proj), "--out", str(out), "--quiet"], tmp_path),
+                (["import", str(proj), "--out", str(out), "--overwrite", "--quiet"], tmp_path),
+                (
+                    [
+                        "train",
+                        str(ROOT / "scenes" / "demo"),
+                        "--out",
+                        str(out),
+                        "--steps",
+                        "1",
+                        "--downscale",
+                        "8",
+                        "--quiet",
+                    ],
+                    tmp_path,
+                ),
+            ]
+        )
         for res in others:
             assert res.returncode == 2, res.stderr
             assert f"another ngp run is writing there (pid {first.pid} " in error_line(res.stderr), res.stderr

@@ -71,8 +71,9 @@ def test_colmap_pose_centre_and_viewing_direction() -> None:
 
 
 # ------------------------------------------------------------------------------------------- up, centre, scale
-@pytest.mark.parametrize("a,b", [([1, 0, 0], [0, 0, 1]), ([0, 0, 1], [0, 0, 1]), ([0, 0, -1], [0, 0, 1]),
-                                 ([0.3, -2, 1], [-1, 0.5, 0.2])])
+@pytest.mark.parametrize(
+    "a,b", [([1, 0, 0], [0, 0, 1]), ([0, 0, 1], [0, 0, 1]), ([0, 0, -1], [0, 0, 1]), ([0.3, -2, 1], [-1, 0.5, 0.2])]
+)
 def test_rotation_between(a: list[float], b: list[float]) -> None:
     rot = cv.rotation_between(np.array(a, float), np.array(b, float))
     np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
@@ -91,8 +92,12 @@ def test_up_rotation_turns_the_average_camera_up_onto_z() -> None:
 def test_focus_point_of_an_orbit_and_when_there_is_none() -> None:
     centre = np.array([1.0, -2.0, 3.0])
     np.testing.assert_allclose(cv.focus_point(ring(8, centre, 2.5, np.array([0, 0, 1.0]))), centre, atol=1e-9)
-    parallel = np.stack([look_at_gl(np.array([x, 0.0, 0.0]), np.array([x, 5.0, 0.0]), np.array([0, 0, 1.0]))
-                         for x in np.linspace(-1, 1, 6)])  # a forward-facing sweep: parallel axes
+    parallel = np.stack(
+        [
+            look_at_gl(np.array([x, 0.0, 0.0]), np.array([x, 5.0, 0.0]), np.array([0, 0, 1.0]))
+            for x in np.linspace(-1, 1, 6)
+        ]
+    )  # a forward-facing sweep: parallel axes
     assert cv.focus_point(parallel) is None
     away = ring(8, centre, 2.5, np.array([0, 0, 1.0]))
     away[:, :3, :3] = away[:, :3, :3] @ np.diag([-1.0, 1.0, -1.0])  # turned around: the point is behind them
@@ -100,8 +105,12 @@ def test_focus_point_of_an_orbit_and_when_there_is_none() -> None:
 
 
 def test_scene_centre_falls_back_to_points_then_cameras() -> None:
-    parallel = np.stack([look_at_gl(np.array([x, 0.0, 0.0]), np.array([x, 5.0, 0.0]), np.array([0, 0, 1.0]))
-                         for x in np.linspace(-1, 1, 6)])
+    parallel = np.stack(
+        [
+            look_at_gl(np.array([x, 0.0, 0.0]), np.array([x, 5.0, 0.0]), np.array([0, 0, 1.0]))
+            for x in np.linspace(-1, 1, 6)
+        ]
+    )
     pts = np.array([[0, 5, 0], [0.2, 6, 0.1], [-0.1, 5.5, 9.0], [0, 4, 0]], float)
     centre, how = cv.scene_centre(parallel, pts)
     assert how == "points"
@@ -154,8 +163,18 @@ def test_camera_models_map_onto_the_loader_lenses() -> None:
     assert (simple["k1"], simple["k2"], simple["p1"], simple["p2"]) == (0.05, 0, 0, 0)
     assert simple["camera_angle_x"] == pytest.approx(2 * np.arctan(320 / 500))
     opencv = camera_to_json("OPENCV", [500, 510, 320, 240, 0.1, -0.02, 0.001, 0.002], 640, 480)
-    assert [opencv[k] for k in ("fl_x", "fl_y", "cx", "cy", "k1", "k2", "p1", "p2", "w", "h")] == \
-        [500, 510, 320, 240, 0.1, -0.02, 0.001, 0.002, 640, 480]
+    assert [opencv[k] for k in ("fl_x", "fl_y", "cx", "cy", "k1", "k2", "p1", "p2", "w", "h")] == [
+        500,
+        510,
+        320,
+        240,
+        0.1,
+        -0.02,
+        0.001,
+        0.002,
+        640,
+        480,
+    ]
     fish = camera_to_json("OPENCV_FISHEYE", [300, 301, 320, 240, 0.1, 0.01, -0.001, 0.0005], 640, 480)
     assert fish["camera_model"] == "OPENCV_FISHEYE" and "p1" not in fish
     assert [fish[k] for k in ("k1", "k2", "k3", "k4")] == [0.1, 0.01, -0.001, 0.0005]
@@ -189,7 +208,9 @@ def test_umeyama_recovers_a_similarity_and_pose_errors_measure_what_is_left() ->
     assert exact.centre_median < 1e-9 and exact.rotation_median < 1e-5
     # one camera turned by 3 degrees: its error shows, the median stays 0
     bent = est.copy()
-    bent[0, :3, :3] = bent[0, :3, :3] @ cv.rotation_between(np.array([0, 0, 1.0]), np.array([np.sin(np.radians(3)), 0, np.cos(np.radians(3))]))
+    bent[0, :3, :3] = bent[0, :3, :3] @ cv.rotation_between(
+        np.array([0, 0, 1.0]), np.array([np.sin(np.radians(3)), 0, np.cos(np.radians(3))])
+    )
     err = pose_errors(bent, ref)
     assert err.rotation_error[0] == pytest.approx(3.0, abs=1e-6) and err.rotation_median < 1e-5
 
@@ -285,8 +306,11 @@ def test_reporter_weights_cancel_and_skipped_stages() -> None:
     report("writing", 1.0)
     assert seen[0].overall == pytest.approx(0.5 * 0.08 / 0.13) and seen[-1].overall == pytest.approx(1.0)
     full = Reporter(seen.append)
-    fractions = [full.overall(stage, f) for stage in ("images", "features", "matching", "mapping", "writing")
-                 for f in (0.0, 0.5, 1.0)]
+    fractions = [
+        full.overall(stage, f)
+        for stage in ("images", "features", "matching", "mapping", "writing")
+        for f in (0.0, 0.5, 1.0)
+    ]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert set(report.seconds()) == {"images", "writing"} and all(v >= 0 for v in report.seconds().values())
     report.check()
@@ -302,8 +326,10 @@ def test_points_ply_round_trip_and_errors(tmp_path: Path) -> None:
     got_xyz, got_rgb = read_points_ply(tmp_path / "p.ply")
     np.testing.assert_array_equal(got_xyz, xyz)
     np.testing.assert_array_equal(got_rgb, rgb)
-    (tmp_path / "a.ply").write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\n"
-                                    "property float z\nend_header\n1 2 3\n4 5 6\n")
+    (tmp_path / "a.ply").write_text(
+        "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\n"
+        "property float z\nend_header\n1 2 3\n4 5 6\n"
+    )
     got_xyz, got_rgb = read_points_ply(tmp_path / "a.ply")
     np.testing.assert_array_equal(got_xyz, [[1, 2, 3], [4, 5, 6]])
     assert got_rgb.shape == (2, 3)

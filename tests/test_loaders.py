@@ -11,8 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from ngp_app.data.cameras import (FISHEYE, OPENCV, Camera, as_distortion, camera_rays, distort, fisheye_theta_d,
-                                  look_at, nerf_to_ngp, ngp_to_nerf, pixel_rays, undistort)
+from ngp_app.data.cameras import (
+    FISHEYE,
+    OPENCV,
+    Camera,
+    as_distortion,
+    camera_rays,
+    distort,
+    fisheye_theta_d,
+    look_at,
+    nerf_to_ngp,
+    ngp_to_nerf,
+    pixel_rays,
+    undistort,
+)
 from ngp_app.data.loaders import load_scene
 from ngp_app.errors import SceneError
 
@@ -22,7 +34,9 @@ def test_blender_layout_splits(demo_scene: Path) -> None:
     test = load_scene(demo_scene, "test", downscale=4)
     assert train.n_frames == 80 and test.n_frames == 20
     assert train.has_alpha and train.image(0).shape == (50, 50, 4)
-    assert math.isclose(float(train.intrinsics[0, 0]), 0.25 * 0.5 * 200 / math.tan(0.5 * 0.6911112070083618), rel_tol=1e-4)
+    assert math.isclose(
+        float(train.intrinsics[0, 0]), 0.25 * 0.5 * 200 / math.tan(0.5 * 0.6911112070083618), rel_tol=1e-4
+    )
     assert train.fmt == "blender" and train.aabb_scale == 1.0
 
 
@@ -125,16 +139,20 @@ def test_fisheye_rays_invert_the_fisheye_projection() -> None:
 def test_camera_models_from_transforms(tmp_path: Path) -> None:
     _png(tmp_path / "s" / "a.png", 8, 6)
     frame = {"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}
-    scene = load_scene(_write_scene(tmp_path / "s", [frame], camera_model="OPENCV_FISHEYE", k1=0.1, k2=0.01,
-                                    k3=0.002, k4=0.0003), "all")
+    scene = load_scene(
+        _write_scene(tmp_path / "s", [frame], camera_model="OPENCV_FISHEYE", k1=0.1, k2=0.01, k3=0.002, k4=0.0003),
+        "all",
+    )
     assert scene.distortion[0].tolist() == pytest.approx([0.1, 0.01, 0.002, 0.0003, 0.0, 0.0, FISHEYE])
     scene = load_scene(_write_scene(tmp_path / "s", [frame], camera_model="OPENCV", k1=0.1, k3=0.05, p1=0.01), "all")
     assert scene.distortion[0].tolist() == pytest.approx([0.1, 0.0, 0.05, 0.0, 0.01, 0.0, OPENCV])
     scene = load_scene(_write_scene(tmp_path / "s", [frame], is_fisheye=True), "all")
     assert scene.distortion[0, 6] == FISHEYE
-    for top, needle in [({"camera_model": "EQUIRECTANGULAR"}, 'camera_model: expected one of .*got "EQUIRECTANGULAR"'),
-                        ({"camera_model": 3}, "camera_model: expected one of .*got 3"),
-                        ({"camera_model": "OPENCV_FISHEYE", "p1": 0.1}, "no tangential")]:
+    for top, needle in [
+        ({"camera_model": "EQUIRECTANGULAR"}, 'camera_model: expected one of .*got "EQUIRECTANGULAR"'),
+        ({"camera_model": 3}, "camera_model: expected one of .*got 3"),
+        ({"camera_model": "OPENCV_FISHEYE", "p1": 0.1}, "no tangential"),
+    ]:
         with pytest.raises(SceneError, match=needle):
             load_scene(_write_scene(tmp_path / "s", [frame], **top), "all")
 
@@ -159,7 +177,10 @@ def test_per_frame_intrinsics_and_rgba(tmp_path: Path) -> None:
         {"file_path": "a.png", "transform_matrix": np.eye(4).tolist(), "fl_x": 10.0, "cx": 3.0},
         {"file_path": "b.png", "transform_matrix": np.eye(4).tolist(), "k1": 0.1},
     ]
-    scene = load_scene(_write_scene(tmp_path / "s", frames, fl_x=20.0, fl_y=21.0, aabb_scale=2, scale=0.5, offset=[0.1, 0.2, 0.3]), "all")
+    scene = load_scene(
+        _write_scene(tmp_path / "s", frames, fl_x=20.0, fl_y=21.0, aabb_scale=2, scale=0.5, offset=[0.1, 0.2, 0.3]),
+        "all",
+    )
     assert scene.has_alpha and scene.pixels.shape[1] == 4
     assert scene.intrinsics[0].tolist() == [10.0, 21.0, 3.0, 3.0]
     assert scene.intrinsics[1].tolist() == [20.0, 21.0, 4.0, 3.0]
@@ -172,9 +193,20 @@ def test_per_frame_intrinsics_and_rgba(tmp_path: Path) -> None:
     "mutate,message",
     [
         (lambda root: (root / "transforms.json").write_text('{"frames": [ {"file_path": '), "malformed JSON"),
-        (lambda root: _write_scene(root, [{"file_path": "nope.png", "transform_matrix": np.eye(4).tolist()}]), "no usable frame"),
-        (lambda root: _write_scene(root, [{"file_path": "a.png", "transform_matrix": [[float("nan")] * 4] * 4}]), "NaN"),
-        (lambda root: _write_scene(root, [{"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}], w=100, h=50), "image is 8x6"),
+        (
+            lambda root: _write_scene(root, [{"file_path": "nope.png", "transform_matrix": np.eye(4).tolist()}]),
+            "no usable frame",
+        ),
+        (
+            lambda root: _write_scene(root, [{"file_path": "a.png", "transform_matrix": [[float("nan")] * 4] * 4}]),
+            "NaN",
+        ),
+        (
+            lambda root: _write_scene(
+                root, [{"file_path": "a.png", "transform_matrix": np.eye(4).tolist()}], w=100, h=50
+            ),
+            "image is 8x6",
+        ),
         (lambda root: _write_scene(root, [{"file_path": "a.png"}]), "transform_matrix"),
         (lambda root: (root / "transforms.json").unlink(), "not a scene"),
     ],

@@ -81,7 +81,10 @@ def test_sphere_is_closed_accurate_and_outward() -> None:
 def test_two_boxes_and_a_sphere_each_closed() -> None:
     res = 48
     p = lattice(res)
-    boxes = [(np.array([0.25, 0.3, 0.3]), np.array([0.12, 0.1, 0.15])), (np.array([0.7, 0.65, 0.6]), np.array([0.1, 0.2, 0.12]))]
+    boxes = [
+        (np.array([0.25, 0.3, 0.3]), np.array([0.12, 0.1, 0.15])),
+        (np.array([0.7, 0.65, 0.6]), np.array([0.1, 0.2, 0.12])),
+    ]
     # Box: 1 inside, falling to 0 one box-size away; the level 0.5 is its faces. Union of shapes = max.
     fields = [1.0 - (p - torch.tensor(c)).abs().div(torch.tensor(h)).amax(dim=-1) * 0.5 for c, h in boxes]
     fields.append(sphere_field(p, np.array([0.3, 0.75, 0.72]), 0.12) / 10.0)
@@ -141,7 +144,9 @@ def test_sample_density_grid_spans_box_and_skips_empty_cells() -> None:
     d = sample_density_grid(model, None, lo, hi, 9, chunk=100, progress=lambda a, b: seen.append((a, b)))
     assert d.shape == (9, 9, 9) and seen[-1] == (729, 729)
     assert float(d[0, 0, 0]) == pytest.approx(float(sphere_field(torch.tensor([lo]), CENTRE, 0.3)[0]), rel=1e-5)
-    assert float(d[-1, 0, -1]) == pytest.approx(float(sphere_field(torch.tensor([[0.9, 0.2, 1.0]]), CENTRE, 0.3)[0]), rel=1e-5)
+    assert float(d[-1, 0, -1]) == pytest.approx(
+        float(sphere_field(torch.tensor([[0.9, 0.2, 1.0]]), CENTRE, 0.3)[0]), rel=1e-5
+    )
     grid = OccupancyGrid(1.0, resolution=16, ops=get_ops("torch"))
     grid.occupied[:] = False
     model.calls = 0
@@ -168,8 +173,15 @@ def test_export_mesh_colours_and_coordinates(tmp_path: Path) -> None:
     centre = ngp_to_nerf_points(CENTRE[None], 0.5, (0.4, 0.5, 0.6))[0]
     n = face_normals(nerf.vertices, nerf.faces)
     assert (np.einsum("ij,ij->i", n, nerf.vertices[nerf.faces].mean(axis=1) - centre) > 0).all()  # still outward
-    cropped = export_mesh(snap, tmp_path / "c.obj", resolution=24, threshold=5.0, crop=[0, 0, 0, CENTRE[0], 1, 1],
-                          space="ngp", progress=False)
+    cropped = export_mesh(
+        snap,
+        tmp_path / "c.obj",
+        resolution=24,
+        threshold=5.0,
+        crop=[0, 0, 0, CENTRE[0], 1, 1],
+        space="ngp",
+        progress=False,
+    )
     assert cropped.vertices[:, 0].max() <= CENTRE[0] + 1e-6 and len(cropped.faces) > 0
 
 
@@ -199,7 +211,9 @@ def test_missing_scene_transform_falls_back_to_ngp(tmp_path: Path, caplog: pytes
 
 def test_empty_field_is_a_clear_error(tmp_path: Path) -> None:
     snap = SimpleNamespace(model=SphereModel(CENTRE, 0.3, value=0.8), grid=None, scene=scene_meta())
-    with pytest.raises(NgpError, match=r"no surface at density 2.5 \(densities in this box range 0.8 .. 0.8\); try a lower --threshold"):
+    with pytest.raises(
+        NgpError, match=r"no surface at density 2.5 \(densities in this box range 0.8 .. 0.8\); try a lower --threshold"
+    ):
         export_mesh(snap, tmp_path / "m.ply", resolution=8, progress=False)
     assert not (tmp_path / "m.ply").exists()
     with pytest.raises(NgpError, match="unknown mesh format"):
@@ -274,10 +288,18 @@ def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float
 
     torch.set_num_threads(2)
     scene = load_scene(DEMO, "train", downscale=8)
-    trainer = Trainer(scene, load_config("small", {"training": {"target_batch_size_cpu": 4096}}), backend="torch", seed=0)
+    trainer = Trainer(
+        scene, load_config("small", {"training": {"target_batch_size_cpu": 4096}}), backend="torch", seed=0
+    )
     trainer.train(steps=10)
-    path = save_snapshot(tmp_path_factory.mktemp("mesh") / "snapshot.npz", trainer.model, trainer.grid,
-                         trainer.config, scene.metadata(), trainer.step_count)
+    path = save_snapshot(
+        tmp_path_factory.mktemp("mesh") / "snapshot.npz",
+        trainer.model,
+        trainer.grid,
+        trainer.config,
+        scene.metadata(),
+        trainer.step_count,
+    )
     snap = load_snapshot(path)
     d = sample_density_grid(snap.model, snap.grid, snap.model.aabb[0], snap.model.aabb[1], 20)
     live = d[d > 0]  # cells the occupancy grid skips read 0; a surface must cross the densities of the others
@@ -287,9 +309,32 @@ def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float
 def test_cli_mesh_end_to_end(tmp_path: Path, tiny_snapshot: tuple[Path, float]) -> None:
     path, threshold = tiny_snapshot
     out = tmp_path / "mesh.ply"
-    res = subprocess.run([sys.executable, "-m", "ngp_app", "--threads", "2", "mesh", str(path), "--out", str(out),
-                          "--resolution", "20", "--threshold", f"{threshold:.6g}", "--quiet", "--device", "cpu",
-                          "--backend", "torch"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ngp_app",
+            "--threads",
+            "2",
+            "mesh",
+            str(path),
+            "--out",
+            str(out),
+            "--resolution",
+            "20",
+            "--threshold",
+            f"{threshold:.6g}",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--backend",
+            "torch",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[0] == str(out) and "vertices" in res.stdout.splitlines()[1]
     verts, faces = read_ply(out)
@@ -303,15 +348,20 @@ def test_cli_mesh_end_to_end(tmp_path: Path, tiny_snapshot: tuple[Path, float]) 
         (["mesh", "{snap}", "--out", "{tmp}/m.ply", "--crop", "0,0,0,1,1"], "--crop"),
         (["mesh", "{tmp}/missing.npz", "--out", "{tmp}/m.ply"], "snapshot not found"),
         (["mesh", "{tmp}/garbage.npz", "--out", "{tmp}/m.obj"], "snapshot"),
-        (["mesh", "{snap}", "--out", "{tmp}/m.ply", "--threshold", "1e9", "--resolution", "8", "--backend", "torch"],
-         "no surface at density 1e+09"),
+        (
+            ["mesh", "{snap}", "--out", "{tmp}/m.ply", "--threshold", "1e9", "--resolution", "8", "--backend", "torch"],
+            "no surface at density 1e+09",
+        ),
         (["mesh", "{snap}", "--out", "{tmp}/m.ply", "--resolution", "5000"], "must be in 2..1024"),
-        (["mesh", "{snap}", "--out", "{tmp}/garbage.npz/m.ply", "--resolution", "8", "--threshold", "0.01"],
-         "garbage.npz"),  # a file where a folder should be: one line naming it
+        (
+            ["mesh", "{snap}", "--out", "{tmp}/garbage.npz/m.ply", "--resolution", "8", "--threshold", "0.01"],
+            "garbage.npz",
+        ),  # a file where a folder should be: one line naming it
     ],
 )
-def test_cli_mesh_errors_are_one_line(tmp_path: Path, tiny_snapshot: tuple[Path, float], capsys: pytest.CaptureFixture,
-                                      args: list[str], needle: str) -> None:
+def test_cli_mesh_errors_are_one_line(
+    tmp_path: Path, tiny_snapshot: tuple[Path, float], capsys: pytest.CaptureFixture, args: list[str], needle: str
+) -> None:
     (tmp_path / "garbage.npz").write_bytes(b"garbage")
     code = main([a.format(tmp=tmp_path, snap=tiny_snapshot[0]) for a in args] + ["--quiet", "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -32,7 +32,11 @@ def test_dtype_per_device_and_bad_values() -> None:
     with pytest.raises(ConfigError, match="network.precision"):
         mlp_dtype("half", cpu)
     with pytest.raises(ConfigError, match="network.precision"):
-        NGPField(load_config("small", {"network": {"precision": "fp8"}}), torch.tensor([[0.0] * 3, [1.0] * 3]), get_ops("torch"))
+        NGPField(
+            load_config("small", {"network": {"precision": "fp8"}}),
+            torch.tensor([[0.0] * 3, [1.0] * 3]),
+            get_ops("torch"),
+        )
 
 
 def _mlp_case(seed: int, device: torch.device) -> tuple[torch.nn.Sequential, torch.Tensor]:

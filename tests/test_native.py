@@ -6,32 +6,38 @@ import math
 
 import pytest
 import torch
+from native_support import DEVICES, require_native
+from native_support import device as _device
+from native_support import march_rays_case as _rays
+from native_support import occupancy_case as _grid
 
 from ngp_app.encoding.hashgrid import GridGeometry, hash_grid_encode
 from ngp_app.render.composite import composite
 from ngp_app.render.occupancy import OccupancyGrid
 from ngp_app.render.raymarch import MarchParams, PackedSamples, march_rays
 
-from native_support import DEVICES, require_native
-from native_support import device as _device
-from native_support import march_rays_case as _rays
-from native_support import occupancy_case as _grid
-
 require_native()
 
+from ngp_app.compute import get_ops  # noqa: E402
+from ngp_app.compute import native as native_adapters  # noqa: E402
 from ngp_app.native import ops  # noqa: E402
-from ngp_app.compute import get_ops, native as native_adapters  # noqa: E402
 
 
 def _gen(seed: int = 20261130) -> torch.Generator:
-    """A fixed seed, so a run is reproducible (a fresh seed made test_march_rays_matches_reference fail 1 run in ~400)."""
+    """A fixed seed, so a run is reproducible.
+
+    A fresh seed made test_march_rays_matches_reference fail 1 run in ~400."""
     return torch.Generator().manual_seed(seed)
 
 
 def _geometry(small: bool) -> GridGeometry:
     if small:  # dense and hashed levels, F = 2
-        return GridGeometry.create(n_levels=6, n_features=2, log2_hashmap_size=12, base_resolution=4, per_level_scale=2.0)
-    return GridGeometry.create(n_levels=16, n_features=2, log2_hashmap_size=15, base_resolution=16, finest_resolution=1024)
+        return GridGeometry.create(
+            n_levels=6, n_features=2, log2_hashmap_size=12, base_resolution=4, per_level_scale=2.0
+        )
+    return GridGeometry.create(
+        n_levels=16, n_features=2, log2_hashmap_size=15, base_resolution=16, finest_resolution=1024
+    )
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-6) -> None:
@@ -130,11 +136,13 @@ def test_native_ops_reject_bad_shapes() -> None:
     with pytest.raises(RuntimeError, match="too few rows"):
         native_adapters.hash_grid_encode(torch.rand(10, 3), table[:10], geo)
     with pytest.raises(RuntimeError, match="one entry per sample"):
-        torch.ops.ngp.composite_fwd(torch.rand(5), torch.rand(4, 3), torch.rand(5), torch.rand(5),
-                                    torch.zeros(1, dtype=torch.long), 0.0)
+        torch.ops.ngp.composite_fwd(
+            torch.rand(5), torch.rand(4, 3), torch.rand(5), torch.rand(5), torch.zeros(1, dtype=torch.long), 0.0
+        )
     with pytest.raises(RuntimeError, match="samples without rays"):
-        torch.ops.ngp.composite_fwd(torch.rand(5), torch.rand(5, 3), torch.rand(5), torch.rand(5),
-                                    torch.zeros(0, dtype=torch.long), 0.0)
+        torch.ops.ngp.composite_fwd(
+            torch.rand(5), torch.rand(5, 3), torch.rand(5), torch.rand(5), torch.zeros(0, dtype=torch.long), 0.0
+        )
 
 
 def test_hash_grid_table_only_and_empty() -> None:
@@ -174,8 +182,9 @@ def test_sparse_adam_matches_dense_adam_and_skips_zero_grads(dev: str) -> None:
     ref = torch.optim.Adam([p_ref], lr=1e-2, betas=betas, eps=1e-15)
 
     def native_step(t: int, grad: torch.Tensor) -> None:
-        ops.adam_step(p_nat, grad, m, v, 1e-2 / (1 - betas[0] ** t), math.sqrt(1 - betas[1] ** t), *betas, 1e-15,
-                      0.0, sparse=True)
+        ops.adam_step(
+            p_nat, grad, m, v, 1e-2 / (1 - betas[0] ** t), math.sqrt(1 - betas[1] ** t), *betas, 1e-15, 0.0, sparse=True
+        )
 
     for t in range(1, 6):
         grad = torch.randn(n, 2, generator=g).to(device)
@@ -264,8 +273,12 @@ def test_march_rays_matches_reference(dev: str, aabb_scale: float, fill: str) ->
         keep_n, keep_r = same[nat.ray_indices.cpu()], same[ref.ray_indices.cpu()]
         assert int(keep_n.sum()) == int(keep_r.sum())
         for k in ("t", "dt", "positions", "directions"):
-            _close(getattr(nat, k).cpu()[keep_n], getattr(ref, k).cpu()[keep_r],
-                   rtol=1e-5 if dev == "cpu" else 1e-4, atol=1e-6 if dev == "cpu" else 1e-5)
+            _close(
+                getattr(nat, k).cpu()[keep_n],
+                getattr(ref, k).cpu()[keep_r],
+                rtol=1e-5 if dev == "cpu" else 1e-4,
+                atol=1e-6 if dev == "cpu" else 1e-5,
+            )
     if fill == "empty":
         assert nat.n_samples == 0
 
@@ -287,9 +300,22 @@ def test_incremental_march_gives_the_samples_of_one_march(dev: str, aabb_scale: 
     active = torch.arange(400, device=device)
     per_ray, passes = 3, 0
     while active.numel() > 0:
-        out = ops.march_rays(o[active], d[active], jitter[active], grid.occupied, aabb.reshape(-1).tolist(),
-                             params.dt_min, params.dt_max, params.cone_angle, params.max_steps, grid.n_cascades,
-                             grid.resolution, None, k, per_ray)
+        out = ops.march_rays(
+            o[active],
+            d[active],
+            jitter[active],
+            grid.occupied,
+            aabb.reshape(-1).tolist(),
+            params.dt_min,
+            params.dt_max,
+            params.cone_angle,
+            params.max_steps,
+            grid.n_cascades,
+            grid.resolution,
+            None,
+            k,
+            per_ray,
+        )
         s, k_next = PackedSamples(*out[:7]), out[7]
         assert int(s.counts.max()) <= per_ray
         for j, r in enumerate(active.tolist()):
@@ -318,7 +344,6 @@ def test_occupancy_helpers() -> None:
     fresh = torch.rand(grid.density.shape, generator=g) * 0.5
     expected = torch.maximum(grid.density * 0.95, fresh)
     _close(ops.decay_max_(grid.density.clone(), fresh, 0.95), expected, rtol=0, atol=0)
-
 
 
 @pytest.mark.parametrize("dev", DEVICES)

@@ -56,8 +56,13 @@ def build_dir() -> Path:
 
 def start_child(kernels: Path, mode: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(kernels), mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(kernels), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def finish(proc: subprocess.Popen) -> tuple[dict, str]:
@@ -108,8 +113,9 @@ def test_waiting_on_another_builder_is_bounded(fake_kernels: Path, monkeypatch: 
     assert not ok and f"pid {os.getpid()} on host" in why and "for over 0.5 s" in why
 
 
-def test_interrupted_build_kills_the_compilers_and_leaves_no_lock(fake_kernels: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_kills_the_compilers_and_leaves_no_lock(
+    fake_kernels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     children: list[subprocess.Popen] = []
     real_popen = subprocess.Popen
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from ngp_app.encoding.hashgrid import GridGeometry, hash_grid_encode
 from native_support import DEVICES, require_native
 from native_support import device as _device
+
+from ngp_app.encoding.hashgrid import GridGeometry, hash_grid_encode
 
 require_native()
 
@@ -16,8 +16,9 @@ from ngp_app.compute import native as native_adapters  # noqa: E402
 
 
 def _geometry(n_features: int) -> GridGeometry:  # dense and hashed levels
-    return GridGeometry.create(n_levels=6, n_features=n_features, log2_hashmap_size=12, base_resolution=4,
-                               per_level_scale=2.0)
+    return GridGeometry.create(
+        n_levels=6, n_features=n_features, log2_hashmap_size=12, base_resolution=4, per_level_scale=2.0
+    )
 
 
 def _misaligned(t: torch.Tensor) -> torch.Tensor:
@@ -37,8 +38,14 @@ def _case(dev: torch.device, n_features: int, seed: int, n: int = 2000):
     return geo, x.to(dev), table.to(dev), gout.to(dev)
 
 
-def _grads(x: torch.Tensor, table: torch.Tensor, geo: GridGeometry, gout: torch.Tensor, native: bool,
-           lookup: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _grads(
+    x: torch.Tensor,
+    table: torch.Tensor,
+    geo: GridGeometry,
+    gout: torch.Tensor,
+    native: bool,
+    lookup: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     xs, ts = x.clone().requires_grad_(), table.clone().requires_grad_()
     out = native_adapters.hash_grid_encode(xs, ts, geo, lookup) if native else hash_grid_encode(xs, ts, geo)
     out.backward(gout)
@@ -73,8 +80,14 @@ def test_misaligned_buffers_take_the_scalar_path(dev: str, n_features: int, half
     geo, x, table, gout = _case(_device(dev), n_features, seed=n_features)
     lookup = table.half() if half else None
     ref = _grads(x, table, geo, gout, native=True, lookup=lookup)
-    odd = _grads(x, _misaligned(table), geo, _misaligned(gout), native=True,
-                 lookup=_misaligned(lookup) if lookup is not None else None)
+    odd = _grads(
+        x,
+        _misaligned(table),
+        geo,
+        _misaligned(gout),
+        native=True,
+        lookup=_misaligned(lookup) if lookup is not None else None,
+    )
     for a, b in zip(odd, ref):
         torch.testing.assert_close(a.cpu(), b.cpu(), rtol=1e-5, atol=1e-6)
     # the in-place accumulation target misaligned too

@@ -9,7 +9,6 @@ from typing import Any, Callable
 
 import pytest
 import torch
-
 from native_support import require_native
 
 require_native()
@@ -51,8 +50,14 @@ def _workload(scene: Path) -> None:
     from ngp_app.render.renderer import render_rgba
     from ngp_app.train.trainer import Trainer
 
-    config = load_config("small", {"encoding": {"log2_hashmap_size": 12}, "training": {"target_batch_size_cpu": 1024},
-                                   "density_grid": {"resolution": 32, "mark_untrained": False}})
+    config = load_config(
+        "small",
+        {
+            "encoding": {"log2_hashmap_size": 12},
+            "training": {"target_batch_size_cpu": 1024},
+            "density_grid": {"resolution": 32, "mark_untrained": False},
+        },
+    )
     trainer = Trainer(load_scene(scene, "train", downscale=16), config, backend="native", seed=0)
     for _ in range(2):  # the second step adds the table gradient into the existing .grad (accumulate)
         trainer.step()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from ngp_app.encoding.sh import sh_encode
 from native_support import DEVICES, require_native
 from native_support import device as _device
+
+from ngp_app.encoding.sh import sh_encode
 
 require_native()
 
@@ -19,10 +19,19 @@ def _directions(n: int, seed: int) -> torch.Tensor:
     """Random unit vectors, plus the axes and a few directions where basis values cancel (z^2 = 1/3, x = +-y)."""
     g = torch.Generator().manual_seed(seed)
     d = torch.randn(n, 3, generator=g)
-    special = torch.tensor([
-        [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0],
-        [1.0, 1.0, 1.0], [1.0, -1.0, 0.5], [-1.0, -1.0, -1.0],
-    ])
+    special = torch.tensor(
+        [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [-1.0, 0.0, 0.0],
+            [0.0, -1.0, 0.0],
+            [0.0, 0.0, -1.0],
+            [1.0, 1.0, 1.0],
+            [1.0, -1.0, 0.5],
+            [-1.0, -1.0, -1.0],
+        ]
+    )
     d[: special.shape[0]] = special
     return d / d.norm(dim=-1, keepdim=True)
 

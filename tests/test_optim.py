@@ -108,8 +108,18 @@ def test_entry_first_touched_late_is_corrected_as_fresh(native: bool) -> None:
 
         p, m, v = torch.zeros(1), torch.zeros(1), torch.zeros(1)
         for t in (3, 4):
-            ops.adam_step(p, torch.ones(1), m, v, LR / (1 - BETAS[0] ** t), math.sqrt(1 - BETAS[1] ** t), *BETAS,
-                          EPS, 0.0, sparse=True)
+            ops.adam_step(
+                p,
+                torch.ones(1),
+                m,
+                v,
+                LR / (1 - BETAS[0] ** t),
+                math.sqrt(1 - BETAS[1] ** t),
+                *BETAS,
+                EPS,
+                0.0,
+                sparse=True,
+            )
         assert p.item() == pytest.approx(-global_corrected, rel=1e-5)
 
 

@@ -136,7 +136,9 @@ def test_overlay_draws_the_spline_a_frustum_per_key_and_the_selection() -> None:
     segs, cols = ed.overlay_segments(per_segment=10)
     assert segs.shape == (2 * 10 + 3 * 8, 2, 3) and cols.shape == (len(segs), 4)
     spline = segs[:20]
-    assert np.allclose(spline[0, 0], ed.path.keys[0].c2w[:, 3]) and np.allclose(spline[-1, 1], ed.path.keys[2].c2w[:, 3])
+    assert np.allclose(spline[0, 0], ed.path.keys[0].c2w[:, 3]) and np.allclose(
+        spline[-1, 1], ed.path.keys[2].c2w[:, 3]
+    )
     assert np.allclose(spline[1:, 0], spline[:-1, 1])  # one connected polyline
     key_cols = cols[20:].reshape(3, 8, 4)[:, 0]
     assert (key_cols[2] != key_cols[0]).any() and (key_cols[0] == key_cols[1]).all()  # key 2 is selected
@@ -154,8 +156,10 @@ class _Stats:
     def snapshot(self):
         from ngp_app.train.image_stats import ImageLoss
 
-        return [ImageLoss(i, m, -10 * math.log10(m) if not math.isnan(m) else math.nan, 0 if math.isnan(m) else 5.0)
-                for i, m in enumerate(self.mses)]
+        return [
+            ImageLoss(i, m, -10 * math.log10(m) if not math.isnan(m) else math.nan, 0 if math.isnan(m) else 5.0)
+            for i, m in enumerate(self.mses)
+        ]
 
 
 class _Scene:

@@ -61,8 +61,29 @@ def test_cli_depth_render_is_the_apps_depth_view(tiny_snapshot: Path, tmp_path: 
 
     az, el, r, size = 30.0, 20.0, 1.6, 40
     png = tmp_path / "depth.png"
-    assert main(["render", str(tiny_snapshot), "--mode", "depth", "--camera", f"orbit:{az},{el},{r}", "--width",
-                 str(size), "--height", str(size), "--fov", "50", "--device", "cpu", "--out", str(png)]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(tiny_snapshot),
+                "--mode",
+                "depth",
+                "--camera",
+                f"orbit:{az},{el},{r}",
+                "--width",
+                str(size),
+                "--height",
+                str(size),
+                "--fov",
+                "50",
+                "--device",
+                "cpu",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     cli = iio.imread(png)
     # the app: the same snapshot, its orbit camera at the same azimuth, elevation, distance and (square) field of view

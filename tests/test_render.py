@@ -19,8 +19,9 @@ def test_transmittance_matches_closed_form() -> None:
     sigma, dt, n = 3.0, 0.01, 50
     sig = torch.full((n,), sigma)
     t = torch.arange(n) * dt
-    out = composite(sig, torch.ones(n, 3) * 0.5, t, torch.full((n,), dt), torch.zeros(n, dtype=torch.long),
-                    torch.tensor([0]), 1)
+    out = composite(
+        sig, torch.ones(n, 3) * 0.5, t, torch.full((n,), dt), torch.zeros(n, dtype=torch.long), torch.tensor([0]), 1
+    )
     expected_t = torch.exp(-sigma * dt * torch.arange(n, dtype=torch.float32))
     assert torch.allclose(out["transmittance"], expected_t, rtol=1e-5)
     assert math.isclose(float(out["opacity"][0]), 1 - math.exp(-sigma * n * dt), rel_tol=1e-5)
@@ -71,7 +72,9 @@ def test_mip_and_cell_lookup() -> None:
     pos = torch.tensor([[0.5, 0.5, 0.5], [0.9, 0.5, 0.5], [1.2, 0.5, 0.5], [2.4, 0.5, 0.5]])
     assert mip_from_pos(pos, 3).tolist() == [0, 0, 1, 2]
     assert mip_from_dt(torch.tensor([0.001, 1 / 128, 2.5 / 128]), 128, 4).tolist() == [0, 1, 2]
-    idx = cell_index(torch.tensor([[0.0, 0.0, 0.0], [0.999, 0.0, 0.0], [0.0, 1 / 128, 0.0]]), torch.zeros(3, dtype=torch.long), 128)
+    idx = cell_index(
+        torch.tensor([[0.0, 0.0, 0.0], [0.999, 0.0, 0.0], [0.0, 1 / 128, 0.0]]), torch.zeros(3, dtype=torch.long), 128
+    )
     assert idx.tolist() == [0, 127, 128]
     assert n_cascades_for(1) == 1 and n_cascades_for(4) == 3 and n_cascades_for(16) == 5
 
@@ -174,7 +177,6 @@ def test_normals_of_a_sphere_point_outwards() -> None:
     assert torch.equal(density_normals(lambda p: torch.ones(p.shape[0]), x[:4], 1e-3), torch.zeros(4, 3))
 
     class Ball:
-
         def density(self, x: torch.Tensor) -> torch.Tensor:
             return density(x)
 

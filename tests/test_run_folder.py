@@ -37,8 +37,22 @@ def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def train_args(demo: Path, out: Path, config: Path, *more: str) -> list[str]:
-    return ["train", str(demo), "--out", str(out), "--config", str(config), "--downscale", "8", "--backend", "torch",
-            "--quiet", "--device", "cpu", *more]
+    return [
+        "train",
+        str(demo),
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+        "--downscale",
+        "8",
+        "--backend",
+        "torch",
+        "--quiet",
+        "--device",
+        "cpu",
+        *more,
+    ]
 
 
 def assert_consistent(folder: Path) -> dict:
@@ -50,12 +64,24 @@ def assert_consistent(folder: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- lock
-def test_second_writer_on_a_busy_out_is_refused(tmp_path: Path, demo_scene: Path, tiny_config: Path,
-                                                capsys: pytest.CaptureFixture) -> None:
+def test_second_writer_on_a_busy_out_is_refused(
+    tmp_path: Path, demo_scene: Path, tiny_config: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from ngp_app.train.run_files import RunFolder; RunFolder(sys.argv[1]).claim(); "
-        "print('held', flush=True); time.sleep(120)"), str(out)], stdout=subprocess.PIPE, text=True, env=ENV)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from ngp_app.train.run_files import RunFolder; RunFolder(sys.argv[1]).claim(); "
+                "print('held', flush=True); time.sleep(120)"
+            ),
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         t = time.perf_counter()
@@ -86,9 +112,9 @@ def test_file_lock_in_process(tmp_path: Path) -> None:
     assert not (tmp_path / "l").exists()
 
 
-def test_failed_run_leaves_no_folder_and_reused_folder_keeps_its_files(tmp_path: Path, demo_scene: Path,
-                                                                       tiny_config: Path,
-                                                                       capsys: pytest.CaptureFixture) -> None:
+def test_failed_run_leaves_no_folder_and_reused_folder_keeps_its_files(
+    tmp_path: Path, demo_scene: Path, tiny_config: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert main(train_args(tmp_path / "nowhere", tmp_path / "a" / "b", tiny_config, "--steps", "1")) == 2
     assert not (tmp_path / "a").exists()
     keep = tmp_path / "old"
@@ -100,8 +126,9 @@ def test_failed_run_leaves_no_folder_and_reused_folder_keeps_its_files(tmp_path:
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
-def test_checkpoints_and_a_dotted_out_name(tmp_path: Path, demo_scene: Path, tiny_config: Path,
-                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_checkpoints_and_a_dotted_out_name(
+    tmp_path: Path, demo_scene: Path, tiny_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     saved: list[str] = []
     original = RunFolder.save
 
@@ -119,8 +146,9 @@ def test_checkpoints_and_a_dotted_out_name(tmp_path: Path, demo_scene: Path, tin
     capsys.readouterr()
 
 
-def test_trainer_checkpoint_schedule_and_budget(demo_scene: Path, tiny_config: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trainer_checkpoint_schedule_and_budget(
+    demo_scene: Path, tiny_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ngp_app.config import load_config
     from ngp_app.data.loaders import load_scene
     from ngp_app.train.trainer import Trainer
@@ -153,12 +181,24 @@ def test_trainer_checkpoint_schedule_and_budget(demo_scene: Path, tiny_config: P
 
 # ---------------------------------------------------------------------------------------------- signals
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_during_training_saves_and_exits(tmp_path: Path, demo_scene: Path, tiny_config: Path, sig: int,
-                                                code: int) -> None:
+def test_signal_during_training_saves_and_exits(
+    tmp_path: Path, demo_scene: Path, tiny_config: Path, sig: int, code: int
+) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "ngp_app", "--threads", "1",
-                             *train_args(demo_scene, out, tiny_config, "--seconds", "300")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ngp_app",
+            "--threads",
+            "1",
+            *train_args(demo_scene, out, tiny_config, "--seconds", "300"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         assert proc.stderr is not None
         for line in proc.stderr:  # wait until it trains
@@ -181,8 +221,11 @@ def test_signal_during_training_saves_and_exits(tmp_path: Path, demo_scene: Path
 
 # ---------------------------------------------------------------------------------------------- kills during saves
 # the smallest scene metadata the snapshot schema accepts: one camera
-MINIMAL_SCENE = {"c2w": [[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 1.0, 2.0]]],
-                 "intrinsics": [[50.0, 50.0, 32.0, 32.0]], "sizes": [[64, 64]]}
+MINIMAL_SCENE = {
+    "c2w": [[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 1.0, 2.0]]],
+    "intrinsics": [[50.0, 50.0, 32.0, 32.0]],
+    "sizes": [[64, 64]],
+}
 SAVER = r"""
 import os, sys
 import torch
@@ -193,7 +236,11 @@ from ngp_app.render.occupancy import OccupancyGrid
 from ngp_app.train.run_files import RunFolder
 import ngp_app.fileio as fileio
 
-SCENE = {"c2w": [[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 1.0, 2.0]]], "intrinsics": [[50.0, 50.0, 32.0, 32.0]], "sizes": [[64, 64]]}
+SCENE = {
+    "c2w": [[[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 1.0, 2.0]]],
+    "intrinsics": [[50.0, 50.0, 32.0, 32.0]],
+    "sizes": [[64, 64]],
+}
 folder, mode, arg = sys.argv[1], sys.argv[2], float(sys.argv[3])
 config = load_config(sys.argv[4])
 model = NGPField(config, torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), get_ops("torch"))
@@ -225,8 +272,12 @@ def test_kill_at_any_moment_of_a_save_leaves_a_consistent_pair(tmp_path: Path, t
     # every fsync/replace of two saves in turn, then random SIGKILLs while saving continuously
     plans = [("call", n) for n in range(1, 9)] + [("time", random.uniform(0.5, 2.5)) for _ in range(2)]
     for mode, arg in plans:
-        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(folder), mode, str(arg), str(tiny_config)],
-                                stdout=subprocess.PIPE, text=True, env=ENV)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(folder), mode, str(arg), str(tiny_config)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         if mode == "time":
             time.sleep(arg)
@@ -246,22 +297,30 @@ def test_kill_at_any_moment_of_a_save_leaves_a_consistent_pair(tmp_path: Path, t
             assert (mismatch is None) == (on_disk.get("snapshot_id") == snap.meta["save_id"])
     assert seen_steps and len(set(seen_steps)) > 1
     assert temps_left  # kills in the middle of a write leave temp files...
+    import torch
+
     from ngp_app.compute import get_ops
     from ngp_app.config import load_config
     from ngp_app.model.field import NGPField
     from ngp_app.render.occupancy import OccupancyGrid
-    import torch
 
     config, ops = load_config(tiny_config), get_ops("torch")
     with RunFolder(folder) as run:  # ...and the next save removes them
-        run.save(NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3]), ops), OccupancyGrid(1, 32, ops=ops), config,
-                 MINIMAL_SCENE, 999, {"steps": 999})
+        run.save(
+            NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3]), ops),
+            OccupancyGrid(1, 32, ops=ops),
+            config,
+            MINIMAL_SCENE,
+            999,
+            {"steps": 999},
+        )
     assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "snapshot.npz"]
     assert assert_consistent(folder)["steps"] == 999
 
 
-def test_mismatched_pair_is_detected_and_the_snapshot_metrics_used(tmp_path: Path, tiny_config: Path,
-                                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_mismatched_pair_is_detected_and_the_snapshot_metrics_used(
+    tmp_path: Path, tiny_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import torch
 
     from ngp_app.compute import get_ops
@@ -283,8 +342,9 @@ def test_mismatched_pair_is_detected_and_the_snapshot_metrics_used(tmp_path: Pat
 
 
 # ---------------------------------------------------------------------------------------------- --eval failures
-def test_eval_failure_keeps_snapshot_and_writes_metrics(tmp_path: Path, demo_scene: Path, tiny_config: Path,
-                                                        capsys: pytest.CaptureFixture) -> None:
+def test_eval_failure_keeps_snapshot_and_writes_metrics(
+    tmp_path: Path, demo_scene: Path, tiny_config: Path, capsys: pytest.CaptureFixture
+) -> None:
     import shutil
 
     scene = tmp_path / "scene"

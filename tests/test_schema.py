@@ -40,7 +40,9 @@ def test_error_names_file_key_and_expected_value(tmp_path: Path) -> None:
     base["optimizer"]["learning_rate"] = float("nan")
     del base["training"]
     write_json(path, base)
-    with pytest.raises(ConfigError, match=r"optimizer.learning_rate: expected a finite number > 0, got NaN \(and 2 more\)$"):
+    with pytest.raises(
+        ConfigError, match=r"optimizer.learning_rate: expected a finite number > 0, got NaN \(and 2 more\)$"
+    ):
         load_config(path)
 
 
@@ -71,12 +73,15 @@ def test_bundled_and_shared_scenes_are_valid_without_warnings(caplog: pytest.Log
     assert not caplog.records
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("[" * 50000 + "]" * 50000, "nested too deeply"),
-    ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), f"deeper than {MAX_JSON_DEPTH}"),
-    ("\xff", "not UTF-8"),
-    ('{"a": 1,}', "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("[" * 50000 + "]" * 50000, "nested too deeply"),
+        ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), f"deeper than {MAX_JSON_DEPTH}"),
+        ("\xff", "not UTF-8"),
+        ('{"a": 1,}', "malformed JSON"),
+    ],
+)
 def test_json_reading_errors(tmp_path: Path, text: str, needle: str) -> None:
     path = tmp_path / "x.json"
     path.write_bytes(text.encode("latin-1"))
@@ -167,8 +172,14 @@ def test_max_size_decodes_one_image_at_a_time(inputs: Inputs, tmp_path: Path) ->
         iio.imwrite(root / f"{i}.png", img)
         frames.append(dict(frame, file_path=f"{i}.png"))
     write_json(root / "transforms.json", {"camera_angle_x": 0.8, "frames": frames})
-    res = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(root), "400", str(inputs.scene)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    res = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(root), "400", str(inputs.scene)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert res.returncode == 0, res.stderr
     peak, n = (int(v) for v in res.stdout.split())
     assert n == 3 and peak < 3 * img.nbytes, f"peak {peak / 2**20:.0f} MB for images of {img.nbytes / 2**20:.0f} MB"
@@ -180,7 +191,9 @@ def test_snapshot_entry_larger_than_its_metadata_allows_is_not_read(inputs: Inpu
     almost nothing allocated (numpy allocations are traced)."""
     from ngp_app.snapshot import load_snapshot
 
-    path = rewrite_snapshot(inputs.snapshot, tmp_path / "bomb.npz", zeros={"param/encoding.table": ((100_000_000, 4), "<f4")})
+    path = rewrite_snapshot(
+        inputs.snapshot, tmp_path / "bomb.npz", zeros={"param/encoding.table": ((100_000_000, 4), "<f4")}
+    )
     assert path.stat().st_size < 16 << 20
     tracemalloc.start()
     try:

@@ -28,8 +28,7 @@ def _trainer(device: str, extrinsics: bool = False):
     trainer = Trainer(scene, config, device, "native", seed=0)
     # past the first read-backs, to a step that neither reads back nor updates the occupancy grid (the grid's
     # warm-up updates it every step at first)
-    while (trainer.step_count < trainer.readback_interval or trainer.is_readback_step()
-           or trainer.is_grid_update_step()):
+    while trainer.step_count < trainer.readback_interval or trainer.is_readback_step() or trainer.is_grid_update_step():
         trainer.step()
     return trainer
 

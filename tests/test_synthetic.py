@@ -122,22 +122,28 @@ def test_adaptive_matches_full_supersampling() -> None:
 _INSIDE = {  # canonical (local-frame) solid membership, to check the analytic intersections
     shp.Sphere: lambda s, p: np.linalg.norm(p, axis=-1) < s.radius,
     shp.Box: lambda s, p: (np.abs(p) < s.half).all(axis=-1),
-    shp.Cylinder: lambda s, p: (np.hypot(p[..., 0], p[..., 1]) < s.radius)
-    & (np.abs(p[..., 2]) < s.hh),
-    shp.Cone: lambda s, p: (p[..., 2] > 0) & (p[..., 2] < s.height)
-    & (np.hypot(p[..., 0], p[..., 1]) < s.radius * (1 - p[..., 2] / s.height)),
+    shp.Cylinder: lambda s, p: (np.hypot(p[..., 0], p[..., 1]) < s.radius) & (np.abs(p[..., 2]) < s.hh),
+    shp.Cone: lambda s, p: (
+        (p[..., 2] > 0)
+        & (p[..., 2] < s.height)
+        & (np.hypot(p[..., 0], p[..., 1]) < s.radius * (1 - p[..., 2] / s.height))
+    ),
     shp.Torus: lambda s, p: np.hypot(np.hypot(p[..., 0], p[..., 1]) - s.R, p[..., 2]) < s.r,
 }
 
 
-@pytest.mark.parametrize("prim", [
-    shp.Sphere(0.5, center=(0.1, -0.2, 0.3)),
-    shp.Box((0.3, 0.2, 0.4), center=(0.2, 0, -0.1), rot=shp.rotation((1, 2, 3), 40)),
-    shp.Cylinder.between((-0.5, 0.2, -0.4), (0.3, -0.1, 0.5), 0.2),
-    shp.Cone(0.3, 0.6, center=(0, 0.1, -0.3), rot=shp.rotation((1, 0, 0), 30)),
-    shp.Torus(0.5, 0.12, center=(0.1, 0, 0), rot=shp.rotation((1, 1, 0), 60)),
-    shp.Torus(0.6, 0.03, rot=shp.rotation((0, 1, 0), 80)),
-], ids=lambda p: type(p).__name__)
+@pytest.mark.parametrize(
+    "prim",
+    [
+        shp.Sphere(0.5, center=(0.1, -0.2, 0.3)),
+        shp.Box((0.3, 0.2, 0.4), center=(0.2, 0, -0.1), rot=shp.rotation((1, 2, 3), 40)),
+        shp.Cylinder.between((-0.5, 0.2, -0.4), (0.3, -0.1, 0.5), 0.2),
+        shp.Cone(0.3, 0.6, center=(0, 0.1, -0.3), rot=shp.rotation((1, 0, 0), 30)),
+        shp.Torus(0.5, 0.12, center=(0.1, 0, 0), rot=shp.rotation((1, 1, 0), 60)),
+        shp.Torus(0.6, 0.03, rot=shp.rotation((0, 1, 0), 80)),
+    ],
+    ids=lambda p: type(p).__name__,
+)
 def test_primitive_hits_are_first_crossings(prim: shp.Primitive) -> None:
     rng = np.random.default_rng(0)
     eyes = syn._sphere_point(rng.uniform(-1, 1, 400), rng.uniform(0, 2 * np.pi, 400), 3.0)
@@ -158,8 +164,18 @@ def test_primitive_hits_are_first_crossings(prim: shp.Primitive) -> None:
 
 
 def test_backdrop_and_orbit_path(tmp_path: Path) -> None:
-    out = syn.make_scene(tmp_path / "backdrop", width=24, height=18, n_train=6, n_val=0, n_test=0, progress=False,
-                         supersample=1, with_backdrop=True, path="orbit")
+    out = syn.make_scene(
+        tmp_path / "backdrop",
+        width=24,
+        height=18,
+        n_train=6,
+        n_val=0,
+        n_test=0,
+        progress=False,
+        supersample=1,
+        with_backdrop=True,
+        path="orbit",
+    )
     meta, frames = _frames(out, "train")
     eyes = np.array([fr["transform_matrix"] for fr in frames])[:, :3, 3]
     elevation = np.degrees(np.arcsin(eyes[:, 2] / np.linalg.norm(eyes, axis=1)))

@@ -57,7 +57,9 @@ def test_tcnn_half_grid_matches_half_reference() -> None:
     torch.testing.assert_close(enc(x), ref, rtol=2e-3, atol=2e-3)
 
 
-def _emulate_fully_fused(flat: torch.Tensor, n_in: int, width: int, n_hidden: int, n_out: int, x: torch.Tensor) -> torch.Tensor:
+def _emulate_fully_fused(
+    flat: torch.Tensor, n_in: int, width: int, n_hidden: int, n_out: int, x: torch.Tensor
+) -> torch.Tensor:
     """tiny-cuda-nn's FullyFusedMLP from its flat parameters, as documented: row-major (fan_out, fan_in) matrices of
     the input, hidden and output layers in order, input and output widths padded to 16 (padded inputs hold 1)."""
     pin, pout = -(-n_in // 16) * 16, -(-n_out // 16) * 16

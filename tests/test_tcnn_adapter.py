@@ -80,8 +80,15 @@ def test_trainer_with_the_tcnn_backend(fake_tcnn, demo_scene, tmp_path) -> None:
     assert trainer.backend == "tcnn" and trainer.model.backend == "tcnn"
     losses = [trainer.step().loss for _ in range(60)]
     assert sum(losses[-10:]) < 0.6 * sum(losses[:10]), losses
-    path = save_snapshot(tmp_path, trainer.model, trainer.grid, trainer.config, scene.metadata(), trainer.step_count,
-                         {"backend": trainer.backend})
+    path = save_snapshot(
+        tmp_path,
+        trainer.model,
+        trainer.grid,
+        trainer.config,
+        scene.metadata(),
+        trainer.step_count,
+        {"backend": trainer.backend},
+    )
     snap = load_snapshot(path, backend="torch")  # a tcnn-trained snapshot is an ordinary snapshot
     cam = scene.camera(0)
     a = render_image(trainer.model, trainer.grid, trainer.aabb, cam, trainer.march)["rgb"]

@@ -174,8 +174,16 @@ def test_resume_with_optimizer_state_continues_exactly(tmp_path: Path) -> None:
     first = Trainer(scene, config, seed=6)
     for _ in range(12):
         first.step()
-    path = save_snapshot(tmp_path, first.model, first.grid, first.config, first.scene_metadata(), first.step_count,
-                         None, first.training_state(include_optimizer=True))
+    path = save_snapshot(
+        tmp_path,
+        first.model,
+        first.grid,
+        first.config,
+        first.scene_metadata(),
+        first.step_count,
+        None,
+        first.training_state(include_optimizer=True),
+    )
     snap = load_snapshot(path, backend=first.backend)
     assert snap.training_state is not None and "poses" in snap.training_state
     counts = snap.training_state["opt.0.0.counts"]  # the hash table's per-entry step counts
@@ -190,15 +198,24 @@ def test_resume_with_optimizer_state_continues_exactly(tmp_path: Path) -> None:
     for a, b in zip(first.model.parameters(), resumed.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
     # without the moments Adam restarts: the same step moves the weights differently
-    plain = save_snapshot(tmp_path / "plain", first.model, first.grid, first.config, first.scene_metadata(),
-                          first.step_count, None, first.training_state(include_optimizer=False))
+    plain = save_snapshot(
+        tmp_path / "plain",
+        first.model,
+        first.grid,
+        first.config,
+        first.scene_metadata(),
+        first.step_count,
+        None,
+        first.training_state(include_optimizer=False),
+    )
     fresh = Trainer(scene, snap.config, backend=first.backend, seed=99)
     fresh.restore(load_snapshot(plain, backend=first.backend))
     for trainer in (first, fresh):
         trainer.generator.manual_seed(7)
         trainer.step()
-    assert not all(torch.allclose(a, b, rtol=1e-6, atol=1e-7)
-                   for a, b in zip(first.model.parameters(), fresh.model.parameters()))
+    assert not all(
+        torch.allclose(a, b, rtol=1e-6, atol=1e-7) for a, b in zip(first.model.parameters(), fresh.model.parameters())
+    )
 
 
 def test_cli_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -208,15 +225,48 @@ def test_cli_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = [str(DEMO), "--downscale", "8", "--config", "small", "--quiet", "--backend", "torch"]
     assert main(["train", *args, "--out", str(tmp_path / "a"), "--steps", "5", "--save-optimizer-state"]) == 0
     first = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    assert main(["train", str(DEMO), "--downscale", "8", "--quiet", "--backend", "torch", "--out",
-                 str(tmp_path / "b"), "--steps", "4", "--resume", str(tmp_path / "a")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(DEMO),
+                "--downscale",
+                "8",
+                "--quiet",
+                "--backend",
+                "torch",
+                "--out",
+                str(tmp_path / "b"),
+                "--steps",
+                "4",
+                "--resume",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
     second = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert first["steps"] == 5 and second["steps"] == 9 and second["config"] == "small"
     capsys.readouterr()  # the progress logs of the runs above
     code = main(["train", *args, "--out", str(tmp_path / "c"), "--steps", "1", "--resume", str(tmp_path / "nope")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "snapshot not found" in err[0]
-    code = main(["train", str(DEMO), "--downscale", "8", "--quiet", "--config", "base", "--out", str(tmp_path / "d"),
-                 "--steps", "1", "--resume", str(tmp_path / "a")])
+    code = main(
+        [
+            "train",
+            str(DEMO),
+            "--downscale",
+            "8",
+            "--quiet",
+            "--config",
+            "base",
+            "--out",
+            str(tmp_path / "d"),
+            "--steps",
+            "1",
+            "--resume",
+            str(tmp_path / "a"),
+        ]
+    )
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[ngp] ")]
     assert code != 0 and len(err) == 1 and "does not match" in err[0]  # after the scene loaded: its log line aside

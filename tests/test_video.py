@@ -60,8 +60,10 @@ def test_orbit_path_circles_the_centre_looking_at_it() -> None:
 
 def test_interpolated_path_passes_through_every_key_smoothly() -> None:
     rng = np.random.default_rng(1)
-    keys = [cp.PathCamera(np.concatenate([_random_rotation(rng), rng.normal(size=(3, 1))], 1), 30.0 + 10 * i)
-            for i in range(4)]
+    keys = [
+        cp.PathCamera(np.concatenate([_random_rotation(rng), rng.normal(size=(3, 1))], 1), 30.0 + 10 * i)
+        for i in range(4)
+    ]
     per = 10
     cams = cp.interpolate_path(keys, 3 * per + 1)
     for i, k in enumerate(keys):
@@ -100,19 +102,26 @@ def test_training_tour_and_default_orbit_follow_the_scene(demo_scene: Path) -> N
 
 def test_keyframe_file_round_trip_and_errors(tmp_path: Path) -> None:
     meta = {"scale": 0.5, "offset": [0.4, 0.5, 0.6]}
-    keys = [cp.PathCamera(look_at([1.5, 0.8, 0.2], [0.5, 0.5, 0.5]).numpy().astype(np.float64), 35.0),
-            cp.PathCamera(look_at([0.2, 0.9, 1.4], [0.5, 0.4, 0.5]).numpy().astype(np.float64), 55.0)]
+    keys = [
+        cp.PathCamera(look_at([1.5, 0.8, 0.2], [0.5, 0.5, 0.5]).numpy().astype(np.float64), 35.0),
+        cp.PathCamera(look_at([0.2, 0.9, 1.4], [0.5, 0.4, 0.5]).numpy().astype(np.float64), 55.0),
+    ]
     path = tmp_path / "path.json"
     path.write_text(cp.keyframes_json(keys, meta))
     back = cp.load_keyframes(path, meta)
     for a, b in zip(keys, back):
         assert np.allclose(a.c2w, b.c2w, atol=1e-6) and math.isclose(a.fov_y_deg, b.fov_y_deg)
-    for text, needle in [("{", "malformed JSON"), ('{"frames": []}', "frames: expected at least 1 entry"),
-                         ('{"frames": [{"transform_matrix": [[1, 0], [0, 1]]}]}', "4x4"),
-                         ('{"frames": [{"transform_matrix": "x"}]}', r"frames\[0\].transform_matrix: expected a 4x4"),
-                         ('{"frames": [{"transform_matrix": %s, "camera_angle_y": "wide"}]}' % np.eye(4).tolist(),
-                          'camera_angle_y: expected an angle in radians'),
-                         ('{"frames": [{"transform_matrix": [[NaN,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]}', "finite")]:
+    for text, needle in [
+        ("{", "malformed JSON"),
+        ('{"frames": []}', "frames: expected at least 1 entry"),
+        ('{"frames": [{"transform_matrix": [[1, 0], [0, 1]]}]}', "4x4"),
+        ('{"frames": [{"transform_matrix": "x"}]}', r"frames\[0\].transform_matrix: expected a 4x4"),
+        (
+            f'{{"frames": [{{"transform_matrix": {np.eye(4).tolist()}, "camera_angle_y": "wide"}}]}}',
+            "camera_angle_y: expected an angle in radians",
+        ),
+        ('{"frames": [{"transform_matrix": [[NaN,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}]}', "finite"),
+    ]:
         path.write_text(text)
         with pytest.raises(NgpError, match=needle):
             cp.load_keyframes(path, meta)
@@ -126,22 +135,92 @@ def test_cli_writes_mp4_gif_and_frames(tiny_snapshot: Path, tmp_path: Path, caps
     import imageio.v3 as iio
 
     mp4 = tmp_path / "out" / "orbit.mp4"
-    assert main(["video", str(tiny_snapshot), "--out", str(mp4), "--frames", "6", "--width", "33", "--height", "18",
-                 "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(tiny_snapshot),
+                "--out",
+                str(mp4),
+                "--frames",
+                "6",
+                "--width",
+                "33",
+                "--height",
+                "18",
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     frames = list(iio2.get_reader(mp4, format="FFMPEG").iter_data())
     assert len(frames) == 6 and frames[0].shape == (18, 34, 3)  # odd width rounded up for H.264
     assert np.std(frames[0]) > 3.0  # the object is in the picture, not a flat background
     assert not np.array_equal(frames[0], frames[3])  # the camera moves
     gif = tmp_path / "tour.gif"
-    assert main(["video", str(tiny_snapshot), "--out", str(gif), "--path", "train", "--frames", "4", "--width", "24",
-                 "--height", "24", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(tiny_snapshot),
+                "--out",
+                str(gif),
+                "--path",
+                "train",
+                "--frames",
+                "4",
+                "--width",
+                "24",
+                "--height",
+                "24",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert iio.imread(gif).shape[:3] == (4, 24, 24)
     folder = tmp_path / "frames"
-    assert main(["video", str(tiny_snapshot), "--out", str(folder), "--frames", "3", "--width", "16", "--height", "16",
-                 "--mode", "depth", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(tiny_snapshot),
+                "--out",
+                str(folder),
+                "--frames",
+                "3",
+                "--width",
+                "16",
+                "--height",
+                "16",
+                "--mode",
+                "depth",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in folder.iterdir()) == [".ngp-video", "00000.png", "00001.png", "00002.png"]
-    assert main(["video", str(tiny_snapshot), "--out", str(folder), "--frames", "2", "--width", "16", "--height",
-                 "16", "--quiet"]) == 0  # a previous frame folder (its marker says so) is replaced
+    assert (
+        main(
+            [
+                "video",
+                str(tiny_snapshot),
+                "--out",
+                str(folder),
+                "--frames",
+                "2",
+                "--width",
+                "16",
+                "--height",
+                "16",
+                "--quiet",
+            ]
+        )
+        == 0
+    )  # a previous frame folder (its marker says so) is replaced
     assert sorted(p.name for p in folder.iterdir()) == [".ngp-video", "00000.png", "00001.png"]
     leftovers = [p.name for p in tmp_path.rglob(".*") if p.name != ".ngp-video"]
     assert not leftovers, leftovers
@@ -154,8 +233,28 @@ def test_cli_renders_an_instant_ngp_path_at_its_timing(tiny_snapshot: Path, tmp_
     f = tmp_path / "base_cam.json"
     f.write_text(INSTANT_NGP)
     out = tmp_path / "frames"
-    assert main(["video", str(tiny_snapshot), "--out", str(out), "--path", str(f), "--seconds", "0.2",
-                 "--fps", "10", "--width", "16", "--height", "12", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(tiny_snapshot),
+                "--out",
+                str(out),
+                "--path",
+                str(f),
+                "--seconds",
+                "0.2",
+                "--fps",
+                "10",
+                "--width",
+                "16",
+                "--height",
+                "12",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
 
 
@@ -167,10 +266,10 @@ def test_video_replaces_only_a_folder_it_wrote(tiny_snapshot: Path, tmp_path: Pa
     """Issue 22 item 1, as real processes: a folder of PNGs that ngp video did not write (a scene's images, frame-like
     names, an export the user added a file to) is refused with one line before any rendering and left byte for byte;
     a folder it wrote is replaced only once the new frames are complete (a failed export leaves the old one)."""
+    import imageio.v3 as iio
+
     from ngp_app.snapshot import load_snapshot
     from tests.bad_inputs import error_line, run_ngp_many
-
-    import imageio.v3 as iio
 
     rng = np.random.default_rng(0)
 
@@ -186,21 +285,72 @@ def test_video_replaces_only_a_folder_it_wrote(tiny_snapshot: Path, tmp_path: Pa
     (lookalike / "00000.png").write_bytes(png())
     (lookalike / "keep.png").write_bytes(png())
     exported = tmp_path / "exported"  # an earlier export, then the user added a file
-    assert main(["video", str(tiny_snapshot), "--out", str(exported), "--frames", "2", "--width", "8", "--height", "8",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(tiny_snapshot),
+                "--out",
+                str(exported),
+                "--frames",
+                "2",
+                "--width",
+                "8",
+                "--height",
+                "8",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     (exported / "keep.png").write_bytes(png())
     folders = {"images": images, "lookalike": lookalike, "exported": exported}
     before = {name: folder_bytes(f) for name, f in folders.items()}
-    runs = run_ngp_many([(["video", str(tiny_snapshot), "--out", str(f), "--frames", "2", "--width", "8", "--height",
-                           "8", "--quiet"], tmp_path) for f in folders.values()])
+    runs = run_ngp_many(
+        [
+            (
+                [
+                    "video",
+                    str(tiny_snapshot),
+                    "--out",
+                    str(f),
+                    "--frames",
+                    "2",
+                    "--width",
+                    "8",
+                    "--height",
+                    "8",
+                    "--quiet",
+                ],
+                tmp_path,
+            )
+            for f in folders.values()
+        ]
+    )
     needles = ["was not written by ngp video", "was not written by ngp video", "holds keep.png"]
     for (name, folder), res, needle in zip(folders.items(), runs, needles):
         assert res.returncode == 2 and needle in error_line(res.stderr), (name, res.stderr)
         assert folder_bytes(folder) == before[name], name
     # a folder it wrote: kept as it was when the new export fails part-way, replaced when it completes
     ours = tmp_path / "ours"
-    assert main(["video", str(tiny_snapshot), "--out", str(ours), "--frames", "3", "--width", "8", "--height", "8",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(tiny_snapshot),
+                "--out",
+                str(ours),
+                "--frames",
+                "3",
+                "--width",
+                "8",
+                "--height",
+                "8",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     old = folder_bytes(ours)
     snap = load_snapshot(tiny_snapshot)
 
@@ -228,20 +378,25 @@ def test_failed_export_leaves_no_file(tiny_snapshot: Path, tmp_path: Path) -> No
 
     for name in ("v.mp4", "v.gif", "frames"):
         with pytest.raises(RuntimeError, match="interrupted"):
-            export_video(snap.model, snap.grid, snap.march, snap.model.aabb, cams, tmp_path / name, 16, 16,
-                         progress=boom)
+            export_video(
+                snap.model, snap.grid, snap.march, snap.model.aabb, cams, tmp_path / name, 16, 16, progress=boom
+            )
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--out", "{tmp}/v.avi"], "unsupported video format"),
-    (["--out", "{tmp}/v.mp4", "--path", "{tmp}/nope.json"], "not orbit, train"),
-    (["--out", "{tmp}/v.mp4", "--path", "{tmp}/bad.json"], "malformed JSON"),
-    (["--out", "{tmp}/notes"], "was not written by ngp video"),
-    (["--out", "{tmp}/notes/keep.txt/v.gif"], "keep.txt: not a folder"),
-])
-def test_video_errors_are_one_line(tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                   args: list[str], needle: str) -> None:
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--out", "{tmp}/v.avi"], "unsupported video format"),
+        (["--out", "{tmp}/v.mp4", "--path", "{tmp}/nope.json"], "not orbit, train"),
+        (["--out", "{tmp}/v.mp4", "--path", "{tmp}/bad.json"], "malformed JSON"),
+        (["--out", "{tmp}/notes"], "was not written by ngp video"),
+        (["--out", "{tmp}/notes/keep.txt/v.gif"], "keep.txt: not a folder"),
+    ],
+)
+def test_video_errors_are_one_line(
+    tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], needle: str
+) -> None:
     (tmp_path / "bad.json").write_text("{ nope")
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
@@ -265,8 +420,10 @@ def test_missing_snapshot_and_output_checks(tmp_path: Path, capsys: pytest.Captu
 
 def test_default_orbit_sweeps_over_a_frontal_capture() -> None:
     def ring(azimuths_deg: np.ndarray) -> dict:
-        c2ws = [cp.orbit_path(1, radius=2.0, elevation_deg=10.0, start_azimuth_deg=float(a))[0].c2w.tolist()
-                for a in azimuths_deg]
+        c2ws = [
+            cp.orbit_path(1, radius=2.0, elevation_deg=10.0, start_azimuth_deg=float(a))[0].c2w.tolist()
+            for a in azimuths_deg
+        ]
         return {"c2w": c2ws}
 
     frontal = ring(np.linspace(-60.0, 60.0, 25))  # a 120 degree arc, like a phone capture in front of an object
@@ -283,11 +440,14 @@ def test_default_orbit_sweeps_over_a_frontal_capture() -> None:
     az = np.degrees(np.unwrap([math.atan2(c.c2w[0, 3] - 0.5, c.c2w[2, 3] - 0.5) for c in full]))
     assert az[-1] - az[0] > 340.0  # all the way round
     custom = cp.default_orbit(frontal, 4, fov_y_deg=30.0, radius=3.0, elevation_deg=40.0)
-    assert math.isclose(custom[0].fov_y_deg, 30.0) and math.isclose(np.linalg.norm(custom[0].c2w[:, 3] - 0.5), 3.0, rel_tol=1e-6)
+    assert math.isclose(custom[0].fov_y_deg, 30.0) and math.isclose(
+        np.linalg.norm(custom[0].c2w[:, 3] - 0.5), 3.0, rel_tol=1e-6
+    )
 
 
-def test_bad_orbit_elevation_is_refused_by_the_parser(tiny_snapshot: Path, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_bad_orbit_elevation_is_refused_by_the_parser(
+    tiny_snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     code = main(["video", str(tiny_snapshot), "--out", str(tmp_path / "v.gif"), "--elevation", "nan"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("ngp: error:") and "in -89..89" in err[0]
@@ -297,13 +457,48 @@ def test_normals_mode_in_render_and_video(tiny_snapshot: Path, tmp_path: Path, c
     import imageio.v3 as iio
 
     png = tmp_path / "n.png"
-    assert main(["render", str(tiny_snapshot), "--mode", "normals", "--camera", "train:0", "--width", "24",
-                 "--height", "24", "--out", str(png)]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(tiny_snapshot),
+                "--mode",
+                "normals",
+                "--camera",
+                "train:0",
+                "--width",
+                "24",
+                "--height",
+                "24",
+                "--out",
+                str(png),
+            ]
+        )
+        == 0
+    )
     img = iio.imread(png)
     assert img.shape == (24, 24, 3) and int(img[0, 0].sum()) < 30  # corners see the black background
     assert float(img.reshape(-1, 3).std(axis=0).mean()) > 3.0  # normals vary over the object
     frames = tmp_path / "nf"
-    assert main(["video", str(tiny_snapshot), "--out", str(frames), "--frames", "2", "--width", "12", "--height",
-                 "12", "--mode", "normals", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(tiny_snapshot),
+                "--out",
+                str(frames),
+                "--frames",
+                "2",
+                "--width",
+                "12",
+                "--height",
+                "12",
+                "--mode",
+                "normals",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len(list(frames.glob("*.png"))) == 2
     capsys.readouterr()

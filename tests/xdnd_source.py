@@ -41,8 +41,16 @@ class DragSource:
         self.window = xlib.XCreateSimpleWindow(self.dpy, xlib.XDefaultRootWindow(self.dpy), 0, 0, 1, 1, 0, 0, 0)
         self.uri_type = self.atom("text/uri-list")
         types = (c_ulong * 1)(self.uri_type)
-        xlib.XChangeProperty(self.dpy, self.window, self.atom("XdndTypeList"), XA_ATOM, 32, xlib.PropModeReplace,
-                             cast(types, POINTER(c_ubyte)), 1)
+        xlib.XChangeProperty(
+            self.dpy,
+            self.window,
+            self.atom("XdndTypeList"),
+            XA_ATOM,
+            32,
+            xlib.PropModeReplace,
+            cast(types, POINTER(c_ubyte)),
+            1,
+        )
         xlib.XSetSelectionOwner(self.dpy, self.atom("XdndSelection"), self.window, xlib.CurrentTime)
 
     def atom(self, name: str) -> int:
@@ -64,8 +72,9 @@ class DragSource:
     def answer(self, request: xlib.XSelectionRequestEvent) -> None:
         """Put the URI list on the requestor's property and tell it so (SelectionNotify)."""
         buf = (c_ubyte * len(self.data)).from_buffer_copy(self.data)
-        xlib.XChangeProperty(self.dpy, request.requestor, request.property, request.target, 8,
-                             xlib.PropModeReplace, buf, len(self.data))
+        xlib.XChangeProperty(
+            self.dpy, request.requestor, request.property, request.target, 8, xlib.PropModeReplace, buf, len(self.data)
+        )
         ev = xlib.XEvent()
         ev.xselection.type = xlib.SelectionNotify
         ev.xselection.display = self.dpy

@@ -36,8 +36,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_cases(cases: dict[str, Callable[[], Any]], device: torch.device, min_seconds: float = 0.5,
-               max_reps: int = 30) -> dict[str, float]:
+def time_cases(
+    cases: dict[str, Callable[[], Any]], device: torch.device, min_seconds: float = 0.5, max_reps: int = 30
+) -> dict[str, float]:
     """Median seconds per call of each case; calls alternate between the cases (after one warm-up call each), so a
     machine whose load changes during the run slows all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -57,7 +58,9 @@ def time_cases(cases: dict[str, Callable[[], Any]], device: torch.device, min_se
 
 
 def _encode_case(device: torch.device, n_points: int) -> dict[str, Callable[[], Any]]:
-    geo = GridGeometry.create(n_levels=8, n_features=4, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048)
+    geo = GridGeometry.create(
+        n_levels=8, n_features=4, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048
+    )
     g = torch.Generator().manual_seed(0)
     x = torch.rand(n_points, 3, generator=g).to(device)
     table = (torch.rand(geo.n_rows, geo.n_features, generator=g) * 2e-4 - 1e-4).to(device).requires_grad_()
@@ -135,7 +138,9 @@ def _adam_case(device: torch.device, n_points: int) -> dict[str, Callable[[], An
     from ..compute import get_ops, native
     from ..train.optim import TableAdam, table_adam
 
-    geo = GridGeometry.create(n_levels=8, n_features=4, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048)
+    geo = GridGeometry.create(
+        n_levels=8, n_features=4, log2_hashmap_size=19, base_resolution=16, finest_resolution=2048
+    )
     g = torch.Generator().manual_seed(1)
     table_t = (torch.rand(geo.n_rows, geo.n_features, generator=g) * 2e-4 - 1e-4).to(device).requires_grad_()
     table_n = table_t.detach().clone().requires_grad_()
@@ -201,12 +206,13 @@ def _train_case(device: torch.device) -> dict[str, Callable[[], Any]]:
     return cases
 
 
-def run(device: str | torch.device = "cpu", as_json: bool = False, quick: bool = False, train: bool = True) -> list[dict[str, Any]]:
+def run(
+    device: str | torch.device = "cpu", as_json: bool = False, quick: bool = False, train: bool = True
+) -> list[dict[str, Any]]:
     """Benchmark every op on ``device``; prints a table (or JSON) and returns the rows."""
-    from ..native import loader
-
     from ..backends import resolve_device
     from ..errors import NgpError
+    from ..native import loader
 
     dev = resolve_device(str(device))
     ok, why = loader.available(dev)
@@ -233,8 +239,14 @@ def run(device: str | torch.device = "cpu", as_json: bool = False, quick: bool =
             count = GridGeometry.create(8, 4, 19, 16, finest_resolution=2048).n_rows * 4
         for backend, s in secs.items():
             row = {
-                "op": op, "backend": backend, "device": str(dev), "items": count, "seconds": s,
-                "throughput": count / s, "unit": unit, "speedup": secs["torch"] / s,
+                "op": op,
+                "backend": backend,
+                "device": str(dev),
+                "items": count,
+                "seconds": s,
+                "throughput": count / s,
+                "unit": unit,
+                "speedup": secs["torch"] / s,
             }
             # time relative to tiny-cuda-nn at the same precision (the GPU goal: native within 1.5x of tcnn)
             ref = "tcnn-fp16" if backend.endswith("fp16") else "tcnn"
@@ -242,15 +254,22 @@ def run(device: str | torch.device = "cpu", as_json: bool = False, quick: bool =
                 row["time_vs_tcnn"] = s / secs[ref]
             rows.append(row)
     if as_json:  # one object: where it ran, and the table's rows
-        print(json.dumps({"device": str(dev), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                          "rows": rows}, indent=2))
+        print(
+            json.dumps(
+                {"device": str(dev), "threads": torch.get_num_threads(), "torch": torch.__version__, "rows": rows},
+                indent=2,
+            )
+        )
     else:
-        print(f"{'op':<28}{'backend':<13}{'ms/call':>10}{'throughput':>14}  {'unit':<10}{'vs torch':>9}"
-              f"{'time/tcnn':>11}")
+        print(
+            f"{'op':<28}{'backend':<13}{'ms/call':>10}{'throughput':>14}  {'unit':<10}{'vs torch':>9}{'time/tcnn':>11}"
+        )
         for r in rows:
             vs_tcnn = f"{r['time_vs_tcnn']:>10.2f}x" if "time_vs_tcnn" in r else ""
-            print(f"{r['op']:<28}{r['backend']:<13}{r['seconds'] * 1e3:>10.2f}{_si(r['throughput']):>14}  "
-                  f"{r['unit']:<10}{r['speedup']:>8.2f}x{vs_tcnn}")
+            print(
+                f"{r['op']:<28}{r['backend']:<13}{r['seconds'] * 1e3:>10.2f}{_si(r['throughput']):>14}  "
+                f"{r['unit']:<10}{r['speedup']:>8.2f}x{vs_tcnn}"
+            )
         print(f"device {dev}, {torch.get_num_threads()} threads")
     return rows
 

@@ -12,7 +12,8 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .. import cli_args as types
 from .. import resources
@@ -29,18 +30,24 @@ def add_parser(subparsers: Any, name: str = "render") -> argparse.ArgumentParser
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--devices", type=types.device_list, default=None,
-                   help="comma-separated devices (default: cpu, and cuda if available)")
+    p.add_argument(
+        "--devices",
+        type=types.device_list,
+        default=None,
+        help="comma-separated devices (default: cpu, and cuda if available)",
+    )
     p.add_argument("--scene", default=str(DEFAULT_SCENE), help="scene to train on (default: bundled demo)")
     p.add_argument("--snapshot", default=None, help="benchmark this snapshot instead of a briefly trained model")
     p.add_argument("--config", default="small")
-    p.add_argument("--train-steps", type=types.int_in(0), default=None,
-                   help="steps before measuring (default 300 cuda, 60 cpu)")
+    p.add_argument(
+        "--train-steps", type=types.int_in(0), default=None, help="steps before measuring (default 300 cuda, 60 cpu)"
+    )
     p.add_argument("--width", type=types.image_side, default=1920)
     p.add_argument("--height", type=types.image_side, default=1080)
     p.add_argument("--target-fps", type=types.fps, default=30.0)
-    p.add_argument("--repeats", type=types.positive_int, default=None,
-                   help="full-resolution frames timed (default 5 cuda, 1 cpu)")
+    p.add_argument(
+        "--repeats", type=types.positive_int, default=None, help="full-resolution frames timed (default 5 cuda, 1 cpu)"
+    )
     p.add_argument("--skip-full", action="store_true", help="only the dynamic-resolution measurement")
     p.set_defaults(func=run)
 
@@ -56,9 +63,9 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
     from ..backends import resolve_device
     from ..errors import NgpError
     from ..gui.dynres import DynamicResolution, render_size
+    from ..gui.state import AppState
     from ..limits import check_render_memory
     from ..snapshot import read_snapshot_meta
-    from ..gui.state import AppState
 
     device = resolve_device(device_name)
     check_render_memory(args.width, args.height, device)
@@ -74,8 +81,13 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
         for _ in range(steps):
             t.step()
     state.camera.reset()
-    res: dict[str, Any] = {"device": str(device), "backend": state.backend, "train_steps": state.step,
-                           "width": args.width, "height": args.height}
+    res: dict[str, Any] = {
+        "device": str(device),
+        "backend": state.backend,
+        "train_steps": state.step,
+        "width": args.width,
+        "height": args.height,
+    }
 
     def timed(w: int, h: int) -> float:
         _sync(device)
@@ -96,8 +108,12 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
             break  # settled
     settled = [ms for s, ms in times if s == dyn.scale] or [times[-1][1]]
     w, h = render_size(args.width, args.height, dyn.scale)
-    res["dynamic"] = {"scale": round(dyn.scale, 4), "render_width": w, "render_height": h,
-                      "ms_per_frame": round(sorted(settled)[len(settled) // 2], 2)}
+    res["dynamic"] = {
+        "scale": round(dyn.scale, 4),
+        "render_width": w,
+        "render_height": h,
+        "ms_per_frame": round(sorted(settled)[len(settled) // 2], 2),
+    }
     if not args.skip_full:
         repeats = args.repeats or (5 if device.type == "cuda" else 1)
         full = sorted(timed(args.width, args.height) for _ in range(repeats))
@@ -131,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             full = f"{r['full']['ms_per_frame']:.1f}" if "full" in r else "-"
             d, f = r["dynamic"], r["frame"]
-            print(f"{r['device']:8} {r['backend']:8} {full:>10} {d['ms_per_frame']:>11.1f} "
-                  f"{d['render_width']:>5}x{d['render_height']:<6} {f['passes']:>6} ({f['width']}x{f['height']})")
+            print(
+                f"{r['device']:8} {r['backend']:8} {full:>10} {d['ms_per_frame']:>11.1f} "
+                f"{d['render_width']:>5}x{d['render_height']:<6} {f['passes']:>6} ({f['width']}x{f['height']})"
+            )
     return 0
 
 

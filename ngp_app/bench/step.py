@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto")
     p.add_argument("--config", default="base")
     p.add_argument("--downscale", type=types.positive_int, default=1)
-    p.add_argument("--warmup", type=types.int_in(0), default=None,
-                   help="steps before measuring (default 512 cuda, 48 cpu)")
+    p.add_argument(
+        "--warmup", type=types.int_in(0), default=None, help="steps before measuring (default 512 cuda, 48 cpu)"
+    )
     p.add_argument("--steps", type=types.positive_int, default=None, help="steps measured (default 64 cuda, 16 cpu)")
     p.add_argument("--frame-size", type=_size, default=(1920, 1080), help="WxH of the frame benchmark; 0x0 skips it")
     p.add_argument("--seed", type=types.seed, default=0)
@@ -39,8 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``step`` on ``ngp bench``'s subparsers; sets ``func`` to the handler."""
-    p = subparsers.add_parser("step", help="ms, rays, samples, host syncs and launches per training step and frame",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "step", help="ms, rays, samples, host syncs and launches per training step and frame", description=__doc__
+    )
     add_arguments(p)
     p.set_defaults(func=_from_args)
     return p
@@ -126,9 +128,17 @@ def bench_frame(trainer: Any, width: int, height: int) -> dict[str, Any]:
     return {"width": width, "height": height, "ms": round(ms, 2), **_profile_counts(render, 1, dev)}
 
 
-def run(scene: str = str(DEFAULT_SCENE), device: str | None = None, backend: str = "auto", config: str = "base",
-        downscale: int = 1, warmup: int | None = None, steps: int | None = None,
-        frame_size: tuple[int, int] = (1920, 1080), seed: int = 0) -> dict[str, Any]:
+def run(
+    scene: str = str(DEFAULT_SCENE),
+    device: str | None = None,
+    backend: str = "auto",
+    config: str = "base",
+    downscale: int = 1,
+    warmup: int | None = None,
+    steps: int | None = None,
+    frame_size: tuple[int, int] = (1920, 1080),
+    seed: int = 0,
+) -> dict[str, Any]:
     """Warm up a trainer on ``scene`` and measure its steps and one frame; returns the result object."""
     from ..backends import resolve_device
     from ..config import load_config
@@ -145,10 +155,18 @@ def run(scene: str = str(DEFAULT_SCENE), device: str | None = None, backend: str
         trainer.step()
     _sync(dev)
     result: dict[str, Any] = {
-        "scene": scene, "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
-        "threads": torch.get_num_threads(), "backend": trainer.backend, "config": config, "downscale": downscale,
-        "target_samples": trainer.target_samples, "readback_interval": trainer.readback_interval,
-        "warmup_steps": warmup, "warmup_seconds": round(time.perf_counter() - t0, 2), "steps": steps,
+        "scene": scene,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
+        "threads": torch.get_num_threads(),
+        "backend": trainer.backend,
+        "config": config,
+        "downscale": downscale,
+        "target_samples": trainer.target_samples,
+        "readback_interval": trainer.readback_interval,
+        "warmup_steps": warmup,
+        "warmup_seconds": round(time.perf_counter() - t0, 2),
+        "steps": steps,
         "step": bench_steps(trainer, steps),
     }
     if frame_size[0] > 0 and frame_size[1] > 0:
@@ -163,18 +181,24 @@ def _size(text: str) -> tuple[int, int]:
 
 def _print_table(r: dict[str, Any]) -> None:
     s = r["step"]
-    print(f"{r['scene']} on {r['device_name']} ({r['backend']}, {r['threads']} threads), config {r['config']}, "
-          f"after {r['warmup_steps']} steps; target {r['target_samples']} kept samples, read-back every "
-          f"{r['readback_interval']} steps")
-    print(f"step:  {s['ms']:.1f} ms  rays {s['rays']:.0f}  marched {s['marched_samples']:.0f}  kept "
-          f"{s['kept_samples']:.0f}  host syncs {s['host_syncs']:.2f} (non-logging step: "
-          f"{s['host_syncs_non_logging_step']})  ops {s['ops']:.0f}"
-          + (f"  kernels {s['kernels']:.0f}  GPU busy {s['gpu_busy_ms']:.2f} ms" if "kernels" in s else ""))
+    print(
+        f"{r['scene']} on {r['device_name']} ({r['backend']}, {r['threads']} threads), config {r['config']}, "
+        f"after {r['warmup_steps']} steps; target {r['target_samples']} kept samples, read-back every "
+        f"{r['readback_interval']} steps"
+    )
+    print(
+        f"step:  {s['ms']:.1f} ms  rays {s['rays']:.0f}  marched {s['marched_samples']:.0f}  kept "
+        f"{s['kept_samples']:.0f}  host syncs {s['host_syncs']:.2f} (non-logging step: "
+        f"{s['host_syncs_non_logging_step']})  ops {s['ops']:.0f}"
+        + (f"  kernels {s['kernels']:.0f}  GPU busy {s['gpu_busy_ms']:.2f} ms" if "kernels" in s else "")
+    )
     if "frame" in r:
         f = r["frame"]
-        print(f"frame {f['width']}x{f['height']}:  {f['ms']:.1f} ms  host syncs {f['host_syncs']:.0f}  ops "
-              f"{f['ops']:.0f}" + (f"  kernels {f['kernels']:.0f}  GPU busy {f['gpu_busy_ms']:.2f} ms"
-                                    if "kernels" in f else ""))
+        print(
+            f"frame {f['width']}x{f['height']}:  {f['ms']:.1f} ms  host syncs {f['host_syncs']:.0f}  ops "
+            f"{f['ops']:.0f}"
+            + (f"  kernels {f['kernels']:.0f}  GPU busy {f['gpu_busy_ms']:.2f} ms" if "kernels" in f else "")
+        )
 
 
 def _from_args(args: argparse.Namespace) -> int:
@@ -183,8 +207,9 @@ def _from_args(args: argparse.Namespace) -> int:
     size = args.frame_size
     if not Path(args.scene).exists():
         raise NgpError(f"scene {args.scene} does not exist")
-    result = run(args.scene, args.device, args.backend, args.config, args.downscale, args.warmup, args.steps, size,
-                 args.seed)
+    result = run(
+        args.scene, args.device, args.backend, args.config, args.downscale, args.warmup, args.steps, size, args.seed
+    )
     if args.json:
         print(json.dumps(result))
     else:

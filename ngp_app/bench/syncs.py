@@ -5,32 +5,35 @@ which it does not record. Listed once, for ``ngp bench step`` and the sync-free-
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 # A step that runs any of these waits for the device (on CUDA) and cannot be captured in a CUDA graph.
-HOST_SYNC_OPS = frozenset({
-    "aten::_local_scalar_dense",  # .item(), float(t), int(t), bool(t)
-    "aten::item",
-    "aten::is_nonzero",  # if tensor: ...
-    "aten::nonzero",  # also behind boolean-mask indexing (aten::index / index_put_ with a bool mask)
-    "aten::nonzero_numpy",
-    "aten::argwhere",
-    "aten::bincount",
-    "aten::masked_select",
-    "aten::masked_scatter",
-    "aten::masked_scatter_",
-    "aten::unique_consecutive",
-    "aten::_unique",
-    "aten::_unique2",
-    "aten::unique_dim",
-    "aten::equal",
-    "aten::allclose",
-    "aten::repeat_interleave",  # with tensor repeats: output size from the data
-})
+HOST_SYNC_OPS = frozenset(
+    {
+        "aten::_local_scalar_dense",  # .item(), float(t), int(t), bool(t)
+        "aten::item",
+        "aten::is_nonzero",  # if tensor: ...
+        "aten::nonzero",  # also behind boolean-mask indexing (aten::index / index_put_ with a bool mask)
+        "aten::nonzero_numpy",
+        "aten::argwhere",
+        "aten::bincount",
+        "aten::masked_select",
+        "aten::masked_scatter",
+        "aten::masked_scatter_",
+        "aten::unique_consecutive",
+        "aten::_unique",
+        "aten::_unique2",
+        "aten::unique_dim",
+        "aten::equal",
+        "aten::allclose",
+        "aten::repeat_interleave",  # with tensor repeats: output size from the data
+    }
+)
 TENSOR_READS = ("tolist", "numpy")  # host reads the profiler does not see
 
 

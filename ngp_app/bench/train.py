@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from .. import cli_args as types, resources
+from .. import cli_args as types
+from .. import resources
 
 
 def run(
@@ -50,16 +51,18 @@ def run(
             trainer.step()
         t = time.perf_counter()
         res = evaluate(trainer.eval_model, trainer.grid, trainer.march, test, progress=False)
-        rows.append({
-            "minutes": m,
-            "steps": trainer.step_count,
-            "psnr": round(res["psnr"], 3),  # mean of the per-image PSNRs
-            "psnr_pooled": round(res["psnr_pooled"], 3),  # PSNR of the pooled MSE
-            "ssim": round(res["ssim"], 4),
-            "steps_per_second": round(trainer.step_count / trainer.train_seconds, 3),
-            "samples_per_second": round(trainer.samples_per_second(), 1),
-            "eval_seconds": round(time.perf_counter() - t, 2),
-        })
+        rows.append(
+            {
+                "minutes": m,
+                "steps": trainer.step_count,
+                "psnr": round(res["psnr"], 3),  # mean of the per-image PSNRs
+                "psnr_pooled": round(res["psnr_pooled"], 3),  # PSNR of the pooled MSE
+                "ssim": round(res["ssim"], 4),
+                "steps_per_second": round(trainer.step_count / trainer.train_seconds, 3),
+                "samples_per_second": round(trainer.samples_per_second(), 1),
+                "eval_seconds": round(time.perf_counter() - t, 2),
+            }
+        )
         if progress:
             print(json.dumps(rows[-1]), flush=True)
     return {
@@ -94,8 +97,12 @@ def add_parser(sub: Any) -> None:
     """Register ``train`` under ``ngp bench``."""
     p = sub.add_parser("train", help="PSNR vs training wall time, steps/s and samples/s on a scene")
     p.add_argument("scene", nargs="?", default=None, help="scene (default: the bundled demo)")
-    p.add_argument("--minutes", type=types.minutes_list, default=[1.0, 2.0, 5.0, 10.0],
-                   help="comma-separated checkpoints in minutes of training (default 1,2,5,10)")
+    p.add_argument(
+        "--minutes",
+        type=types.minutes_list,
+        default=[1.0, 2.0, 5.0, 10.0],
+        help="comma-separated checkpoints in minutes of training (default 1,2,5,10)",
+    )
     p.add_argument("--config", default="base")
     p.add_argument("--downscale", type=types.positive_int, default=1)
     p.add_argument("--device", type=types.device, default=None)
@@ -107,13 +114,28 @@ def add_parser(sub: Any) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
-    result = run(args.scene or str(resources.demo_scene()), args.minutes, args.config, args.downscale, args.device, args.backend,
-                 args.seed, args.max_eval_images, progress=not args.json)
+    result = run(
+        args.scene or str(resources.demo_scene()),
+        args.minutes,
+        args.config,
+        args.downscale,
+        args.device,
+        args.backend,
+        args.seed,
+        args.max_eval_images,
+        progress=not args.json,
+    )
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['scene']} (downscale {result['downscale']}, {result['backend']} on {result['device_name']}, {result['threads']} threads)")
+        print(
+            f"{result['scene']} (downscale {result['downscale']}, {result['backend']} on {result['device_name']}, "
+            f"{result['threads']} threads)"
+        )
         print(f"{'min':>5} {'steps':>7} {'steps/s':>8} {'samples/s':>11} {'PSNR':>7} {'pooled':>7} {'SSIM':>6}")
         for r in result["rows"]:
-            print(f"{r['minutes']:>5g} {r['steps']:>7} {r['steps_per_second']:>8.2f} {r['samples_per_second']:>11.0f} {r['psnr']:>7.2f} {r['psnr_pooled']:>7.2f} {r['ssim']:>6.3f}")
+            print(
+                f"{r['minutes']:>5g} {r['steps']:>7} {r['steps_per_second']:>8.2f} {r['samples_per_second']:>11.0f} "
+                f"{r['psnr']:>7.2f} {r['psnr_pooled']:>7.2f} {r['ssim']:>6.3f}"
+            )
     return 0

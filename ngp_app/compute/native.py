@@ -4,18 +4,18 @@ into the plain tensors and scalars of ``native/ops.py`` and pack its results bac
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import torch
 
 from ..encoding.hashgrid import GridGeometry, HashGridEncoding
 from ..native import ops as native_ops
 from ..native.ops import GeometryArgs
+from ..ops import Ops
 from ..render.batch import FixedSamples
 from ..render.occupancy import OccupancyGrid
 from ..render.raymarch import MarchParams, PackedSamples
-from ..ops import Ops
 from .reference import mlp
 
 
@@ -23,8 +23,12 @@ from .reference import mlp
 def geometry_args(geometry: GridGeometry) -> GeometryArgs:
     """The kernels' view of a grid layout (cached: geometries are immutable)."""
     return GeometryArgs(
-        list(geometry.scales), list(geometry.resolutions), geometry.level_sizes(), list(geometry.offsets[:-1]),
-        [int(h) for h in geometry.hashed], (1 << geometry.log2_hashmap_size) - 1,
+        list(geometry.scales),
+        list(geometry.resolutions),
+        geometry.level_sizes(),
+        list(geometry.offsets[:-1]),
+        [int(h) for h in geometry.hashed],
+        (1 << geometry.log2_hashmap_size) - 1,
     )
 
 
@@ -59,12 +63,32 @@ def composite(
     return {"rgb": rgb, "opacity": opacity, "depth": depth, "weights": weights, "transmittance": trans}
 
 
-def _march(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid, aabb: torch.Tensor, params: MarchParams,
-           jitter: torch.Tensor | None, max_samples: int | None, k_start: torch.Tensor | None,
-           max_per_ray: int | None) -> list[torch.Tensor]:
+def _march(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    params: MarchParams,
+    jitter: torch.Tensor | None,
+    max_samples: int | None,
+    k_start: torch.Tensor | None,
+    max_per_ray: int | None,
+) -> list[torch.Tensor]:
     return native_ops.march_rays(
-        rays_o, rays_d, jitter, grid.occupied, aabb_values(aabb), params.dt_min, params.dt_max,
-        params.cone_angle, params.max_steps, grid.n_cascades, grid.resolution, max_samples, k_start, max_per_ray,
+        rays_o,
+        rays_d,
+        jitter,
+        grid.occupied,
+        aabb_values(aabb),
+        params.dt_min,
+        params.dt_max,
+        params.cone_angle,
+        params.max_steps,
+        grid.n_cascades,
+        grid.resolution,
+        max_samples,
+        k_start,
+        max_per_ray,
     )
 
 
@@ -90,15 +114,21 @@ class NativeFrameOps:
     def __init__(self, grid: OccupancyGrid, aabb: torch.Tensor, params: MarchParams) -> None:
         self.occupied = grid.occupied.contiguous().view(torch.uint8).reshape(-1)
         self.args: native_ops.MarchArgs = (
-            [float(v) for v in aabb.reshape(-1).tolist()], params.dt_min, params.dt_max, params.cone_angle,
-            int(params.max_steps), grid.n_cascades, grid.resolution,
+            [float(v) for v in aabb.reshape(-1).tolist()],
+            params.dt_min,
+            params.dt_max,
+            params.cone_angle,
+            int(params.max_steps),
+            grid.n_cascades,
+            grid.resolution,
         )
 
     def march_first(self, rays_o: torch.Tensor, rays_d: torch.Tensor, k: torch.Tensor) -> None:
         native_ops.march_first(rays_o, rays_d, self.occupied, self.args, k)
 
-    def march_slots(self, rays_o: torch.Tensor, rays_d: torch.Tensor, alive: torch.Tensor, k: torch.Tensor,
-                    K: int) -> list[torch.Tensor]:
+    def march_slots(
+        self, rays_o: torch.Tensor, rays_d: torch.Tensor, alive: torch.Tensor, k: torch.Tensor, K: int
+    ) -> list[torch.Tensor]:
         return native_ops.march_slots(rays_o, rays_d, self.occupied, self.args, alive, k, K)
 
     composite_slots = staticmethod(native_ops.composite_slots)
@@ -121,25 +151,68 @@ def march_fixed(
     capacity: int,
 ) -> FixedSamples:
     """Native ``render.batch.march_fixed``."""
-    return FixedSamples(*native_ops.march_rays_fixed(
-        rays_o, rays_d, jitter, grid.occupied, aabb_values(aabb), params.dt_min, params.dt_max, params.cone_angle,
-        params.max_steps, grid.n_cascades, grid.resolution, capacity,
-    ))
+    return FixedSamples(
+        *native_ops.march_rays_fixed(
+            rays_o,
+            rays_d,
+            jitter,
+            grid.occupied,
+            aabb_values(aabb),
+            params.dt_min,
+            params.dt_max,
+            params.cone_angle,
+            params.max_steps,
+            grid.n_cascades,
+            grid.resolution,
+            capacity,
+        )
+    )
 
 
 def compact(samples: FixedSamples, sigmas: torch.Tensor, threshold: float, capacity: int) -> FixedSamples:
     """Native ``render.batch.compact``."""
-    return FixedSamples(*native_ops.compact_samples(
-        sigmas, samples.positions, samples.directions, samples.t, samples.dt, samples.offsets, samples.counts,
-        samples.valid, threshold, capacity,
-    ))
+    return FixedSamples(
+        *native_ops.compact_samples(
+            sigmas,
+            samples.positions,
+            samples.directions,
+            samples.t,
+            samples.dt,
+            samples.offsets,
+            samples.counts,
+            samples.valid,
+            threshold,
+            capacity,
+        )
+    )
 
 
-def dense_adam_(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, step: int,
-                lr: float, beta1: float, beta2: float, eps: float, weight_decay: float) -> None:
+def dense_adam_(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
     """Native ``compute.reference.dense_adam_reference_`` (torch.optim.Adam's update at global step ``step``)."""
-    native_ops.adam_step(param, grad, exp_avg, exp_avg_sq, lr / (1.0 - beta1**step), math.sqrt(1.0 - beta2**step),
-                         beta1, beta2, eps, weight_decay, sparse=False)
+    native_ops.adam_step(
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        lr / (1.0 - beta1**step),
+        math.sqrt(1.0 - beta2**step),
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        sparse=False,
+    )
 
 
 def ops(encode_fn=encode, mlp_fn=mlp, name: str = "native") -> Ops:
@@ -147,8 +220,17 @@ def ops(encode_fn=encode, mlp_fn=mlp, name: str = "native") -> Ops:
     runs the kernels' steps: per-entry counts for the table, the dense step for the rest (on CPU the native dense
     step is far faster than torch's Adam on the small MLP tensors)."""
     return Ops(
-        name=name, encode=encode_fn, mlp=mlp_fn, sh=native_ops.sh_encode, march=march_rays, composite=composite,
-        frame=NativeFrameOps, march_fixed=march_fixed, compact=compact,
-        cell_positions=native_ops.cell_positions, decay_max=native_ops.decay_max_,
-        sparse_adam=native_ops.adam_step_counted, dense_adam=dense_adam_,
+        name=name,
+        encode=encode_fn,
+        mlp=mlp_fn,
+        sh=native_ops.sh_encode,
+        march=march_rays,
+        composite=composite,
+        frame=NativeFrameOps,
+        march_fixed=march_fixed,
+        compact=compact,
+        cell_positions=native_ops.cell_positions,
+        decay_max=native_ops.decay_max_,
+        sparse_adam=native_ops.adam_step_counted,
+        dense_adam=dense_adam_,
     )

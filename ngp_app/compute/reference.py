@@ -34,8 +34,17 @@ def decay_max(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torch
 
 
 def sparse_adam_reference_(
-    param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, counts: torch.Tensor,
-    corrections: torch.Tensor, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    counts: torch.Tensor,
+    corrections: torch.Tensor,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
 ) -> None:
     """PyTorch reference of the native ``adam_step_counted``: updates (in place) only the entries whose gradient is
     non-zero, each with its own step count (``counts``, int32 like ``param``, saturating at len(corrections) - 1).
@@ -57,8 +66,16 @@ def sparse_adam_reference_(
 
 
 def dense_adam_reference_(
-    param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, step: int,
-    lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
 ) -> None:
     """``torch.optim.Adam``'s update (L2 weight decay, no amsgrad) of every entry at global step ``step``, in place."""
     g = grad + weight_decay * param if weight_decay else grad
@@ -71,8 +88,17 @@ def dense_adam_reference_(
 
 def ops() -> Ops:
     return Ops(
-        name="torch", encode=encode, mlp=mlp, sh=sh_encode, march=march_rays, composite=composite,
-        frame=TorchFrameOps, march_fixed=march_fixed, compact=compact,
-        cell_positions=cell_centers, decay_max=decay_max,
-        sparse_adam=sparse_adam_reference_, dense_adam=dense_adam_reference_,
+        name="torch",
+        encode=encode,
+        mlp=mlp,
+        sh=sh_encode,
+        march=march_rays,
+        composite=composite,
+        frame=TorchFrameOps,
+        march_fixed=march_fixed,
+        compact=compact,
+        cell_positions=cell_centers,
+        decay_max=decay_max,
+        sparse_adam=sparse_adam_reference_,
+        dense_adam=dense_adam_reference_,
     )

@@ -1,5 +1,6 @@
 """Where the backend is chosen: a backend name (``backends.resolve_backend`` turns ``auto`` into one) becomes the
-:class:`Ops` everything else receives. Adapter modules are imported here lazily (a backend's kernels load only when it is asked for); the domain
+:class:`Ops` everything else receives. Adapter modules are imported here lazily (a backend's kernels load only when
+it is asked for); the domain
 modules never import this package: they receive the resolved :class:`Ops`."""
 
 from __future__ import annotations

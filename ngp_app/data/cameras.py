@@ -8,8 +8,9 @@ k1 k2 k3 k4 p1 p2, or OpenCV fisheye k1..k4) before they leave the camera, so di
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -35,13 +36,15 @@ class Camera:
     def __post_init__(self) -> None:
         self.distortion = as_distortion(self.distortion)
 
-    def scaled(self, width: int, height: int) -> "Camera":
+    def scaled(self, width: int, height: int) -> Camera:
         """The same camera at another resolution (intrinsics scaled)."""
         sx, sy = width / self.width, height / self.height
         return Camera(self.c2w, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height, self.distortion)
 
 
-def nerf_to_ngp(matrix: np.ndarray, scale: float = NERF_SCALE, offset: tuple[float, float, float] = NERF_OFFSET) -> np.ndarray:
+def nerf_to_ngp(
+    matrix: np.ndarray, scale: float = NERF_SCALE, offset: tuple[float, float, float] = NERF_OFFSET
+) -> np.ndarray:
     """instant-ngp's transform of a NeRF/Blender camera-to-world matrix (OpenGL camera) into ngp space.
 
     matrix: (3|4, 4). Flips the camera's y and z axes (OpenGL -> OpenCV), scales and offsets the position, then
@@ -54,7 +57,9 @@ def nerf_to_ngp(matrix: np.ndarray, scale: float = NERF_SCALE, offset: tuple[flo
     return m[[1, 2, 0], :]
 
 
-def ngp_to_nerf(matrix: np.ndarray, scale: float = NERF_SCALE, offset: tuple[float, float, float] = NERF_OFFSET) -> np.ndarray:
+def ngp_to_nerf(
+    matrix: np.ndarray, scale: float = NERF_SCALE, offset: tuple[float, float, float] = NERF_OFFSET
+) -> np.ndarray:
     """Inverse of :func:`nerf_to_ngp`: (3|4, 4) ngp camera-to-world -> (4, 4) NeRF camera-to-world."""
     m = np.array(matrix, dtype=np.float64)[:3, :4][[2, 0, 1], :].copy()
     m[:, 3] = (m[:, 3] - np.asarray(offset, dtype=np.float64)) / scale
@@ -89,7 +94,9 @@ def _radial(r2: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, k3: torch.Tens
     return 1.0 + r2 * (k1 + r2 * (k2 + r2 * (k3 + r2 * k4)))
 
 
-def undistort(xd: torch.Tensor, yd: torch.Tensor, dist: torch.Tensor, iterations: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+def undistort(
+    xd: torch.Tensor, yd: torch.Tensor, dist: torch.Tensor, iterations: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Invert the OpenCV radial-tangential model by Newton iterations.
 
     xd, yd: (n,) distorted normalised coordinates; dist: (n, 7) or (7,) (see ``as_distortion``; the model entry is
@@ -218,15 +225,20 @@ def orbit_direction(azimuth: float, elevation: float) -> np.ndarray:
     return np.array([ce * math.sin(azimuth), math.sin(elevation), ce * math.cos(azimuth)])
 
 
-def orbit_eye(center: np.ndarray | tuple[float, ...], radius: float, azimuth_deg: float,
-              elevation_deg: float) -> np.ndarray:
+def orbit_eye(
+    center: np.ndarray | tuple[float, ...], radius: float, azimuth_deg: float, elevation_deg: float
+) -> np.ndarray:
     """The eye (3,) of an orbit camera ``radius`` from ``center`` at the given azimuth and elevation (degrees)."""
-    return np.asarray(center, dtype=np.float64) + radius * orbit_direction(math.radians(azimuth_deg),
-                                                                           math.radians(elevation_deg))
+    return np.asarray(center, dtype=np.float64) + radius * orbit_direction(
+        math.radians(azimuth_deg), math.radians(elevation_deg)
+    )
 
 
-def look_at(eye: np.ndarray | list[float], target: np.ndarray | list[float], up: np.ndarray | list[float] = (0.0, 1.0, 0.0)) -> torch.Tensor:
-    """ngp-space camera-to-world (3, 4) at ``eye`` looking at ``target``; ``up`` is the world's up (ngp: +y, Blender's +z)."""
+def look_at(
+    eye: np.ndarray | list[float], target: np.ndarray | list[float], up: np.ndarray | list[float] = (0.0, 1.0, 0.0)
+) -> torch.Tensor:
+    """ngp-space camera-to-world (3, 4) at ``eye`` looking at ``target``; ``up`` is the world's up (ngp: +y,
+    Blender's +z)."""
     eye_a, target_a, up_a = (np.asarray(a, dtype=np.float64) for a in (eye, target, up))
     forward = target_a - eye_a
     forward /= np.linalg.norm(forward)

@@ -11,8 +11,9 @@ import errno
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,8 +27,19 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
 SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # PNG, JPEG: either may hide behind either extension
 BAND_BYTES = 4 << 20  # working memory of one band of rows while copying or shrinking
 # Pillow modes decoded directly (no imageio) -> the mode to convert to (None: as is); others go through imageio.
-PIL_MODES: dict[str, str | None] = {"RGB": None, "RGBA": None, "L": None, "LA": None, "I;16": None, "1": "L",
-                                    "P": "RGB", "PA": "RGBA", "RGBX": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
+PIL_MODES: dict[str, str | None] = {
+    "RGB": None,
+    "RGBA": None,
+    "L": None,
+    "LA": None,
+    "I;16": None,
+    "1": "L",
+    "P": "RGB",
+    "PA": "RGBA",
+    "RGBX": "RGB",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+}
 Rows = Callable[[int, int], np.ndarray]  # (first, end) -> rows (end - first, W, 3|4) uint8
 
 
@@ -119,7 +131,9 @@ def open_image(path: Path) -> Iterator[tuple[int, int, Rows]]:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow and imageio raise many types for bad files
         log.debug("decoding %s failed: %s", path, exc)
-        raise SceneError(f"{path}: cannot read image: corrupt or an unsupported format ({type(exc).__name__})") from None
+        raise SceneError(
+            f"{path}: cannot read image: corrupt or an unsupported format ({type(exc).__name__})"
+        ) from None
     try:
         if full is not None:
             yield full.shape[1], full.shape[0], lambda r0, r1: full[r0:r1]

@@ -93,8 +93,10 @@ def frame_intrinsics(meta: dict[str, Any], width: int, height: int, where: str) 
     if model == OPENCV:  # a pinhole's field of view must stay below 180 degrees, or rays leave sideways
         fov = math.degrees(2.0 * max(math.atan(0.5 * width / fx), math.atan(0.5 * height / fy)))  # type: ignore[operator]
         if fov > MAX_FOV_DEG:
-            raise SceneError(f"{where}: a field of view of {fov:.2f} degrees (focal length {min(fx, fy):.4g} px for "  # type: ignore[type-var]
-                             f"{width}x{height}); a perspective camera needs less than {MAX_FOV_DEG:g}")
+            raise SceneError(
+                f"{where}: a field of view of {fov:.2f} degrees (focal length {min(fx, fy):.4g} px for "  # type: ignore[type-var]
+                f"{width}x{height}); a perspective camera needs less than {MAX_FOV_DEG:g}"
+            )
     return [fx, fy, cx, cy], dist  # type: ignore[list-item]
 
 
@@ -143,7 +145,10 @@ def load_scene(
     if missing:
         log.warning("%s: skipped %d frame(s) whose image is missing (e.g. %s)", root_path, len(missing), missing[0])
     if not entries:
-        raise SceneError(f"{root_path}: no usable frame in split {split!r}" + (f" ({len(missing)} images missing)" if missing else ""))
+        raise SceneError(
+            f"{root_path}: no usable frame in split {split!r}"
+            + (f" ({len(missing)} images missing)" if missing else "")
+        )
 
     def load_one(entry: tuple[Path, dict[str, Any], str]) -> tuple[np.ndarray, list[float], list[float], np.ndarray]:
         image_path, meta, where = entry

@@ -18,7 +18,8 @@ class Scene:
     sampled from all frames in one vectorised draw.
 
     pixels: (total_pixels, C) uint8 with C = 3 or 4; image_offsets, widths, heights: (n_frames,) int64;
-    c2w: (n_frames, 3, 4) ngp space; intrinsics: (n_frames, 4) as fx, fy, cx, cy in pixels; distortion: (n_frames, 7) (``cameras.as_distortion``).
+    c2w: (n_frames, 3, 4) ngp space; intrinsics: (n_frames, 4) as fx, fy, cx, cy in pixels; distortion: (n_frames, 7)
+    (``cameras.as_distortion``).
     """
 
     path: Path
@@ -73,7 +74,7 @@ class Scene:
         """Which lens models the frames use (read once, so that sampling rays needs no host read)."""
         return lens_kinds(self.distortion)
 
-    def to(self, device: torch.device | str) -> "Scene":
+    def to(self, device: torch.device | str) -> Scene:
         """Move pixel and camera tensors to ``device`` (ray sampling then runs there)."""
         for name in ("pixels", "image_offsets", "widths", "heights", "c2w", "intrinsics", "distortion"):
             setattr(self, name, getattr(self, name).to(device))
@@ -124,8 +125,9 @@ class Scene:
         target = self.pixels[self.image_offsets[img] + py * w + px].float() / 255.0
         kinds = self.lens_kinds
         dist = self.distortion[img] if kinds.distorted else None
-        rays_o, rays_d = pixel_rays(px.float() + 0.5, py.float() + 0.5, self.c2w[img], self.intrinsics[img], dist,
-                                    kinds)
+        rays_o, rays_d = pixel_rays(
+            px.float() + 0.5, py.float() + 0.5, self.c2w[img], self.intrinsics[img], dist, kinds
+        )
         return rays_o, rays_d, target, img
 
     def metadata(self) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
 
 import imageio.v3 as iio
 import numpy as np
@@ -55,67 +55,99 @@ BACKDROP_RADIUS, GROUND_Z = 10.0, -1.0
 PATHS = ("random", "orbit")
 
 
-def backdrop() -> Tuple[Primitive, ...]:
+def backdrop() -> tuple[Primitive, ...]:
     """An opaque ground disc and a dome around the object, both covered in non-repeating noise, so that every
     pixel has texture (structure-from-motion tests need features everywhere, not a transparent background)."""
-    ground = noise_texture([(0.20, 0.16, 0.10), (0.55, 0.45, 0.30), (0.85, 0.80, 0.65), (0.35, 0.45, 0.20)],
-                           scale=2.5, seed=11)
-    sky = noise_texture([(0.15, 0.25, 0.45), (0.55, 0.65, 0.80), (0.95, 0.90, 0.75), (0.60, 0.25, 0.20)],
-                        scale=0.6, seed=23)
-    return (Cylinder(BACKDROP_RADIUS, 0.05, center=(0, 0, GROUND_Z - 0.05), texture=ground),
-            Sphere(BACKDROP_RADIUS + 0.5, center=(0, 0, 0), texture=sky))
+    ground = noise_texture(
+        [(0.20, 0.16, 0.10), (0.55, 0.45, 0.30), (0.85, 0.80, 0.65), (0.35, 0.45, 0.20)], scale=2.5, seed=11
+    )
+    sky = noise_texture(
+        [(0.15, 0.25, 0.45), (0.55, 0.65, 0.80), (0.95, 0.90, 0.75), (0.60, 0.25, 0.20)], scale=0.6, seed=23
+    )
+    return (
+        Cylinder(BACKDROP_RADIUS, 0.05, center=(0, 0, GROUND_Z - 0.05), texture=ground),
+        Sphere(BACKDROP_RADIUS + 0.5, center=(0, 0, 0), texture=sky),
+    )
 
 
 @functools.lru_cache(maxsize=2)
-def build_scene(with_backdrop: bool = False) -> Tuple[Primitive, ...]:
+def build_scene(with_backdrop: bool = False) -> tuple[Primitive, ...]:
     """The demo object: textured primitives plus thin rods and rings, inside a radius-1.5 ball (plus the
     ground and dome of :func:`backdrop` when asked)."""
     extra = backdrop() if with_backdrop else ()
     z_top = -0.86  # top of the base disc
     return (
         # base disc, checkerboard on top and bottom
-        Cylinder(1.05, 0.07, center=(0, 0, z_top - 0.07),
-                 texture=checker_plane((0.85, 0.84, 0.80), (0.22, 0.24, 0.28), 0.21,
-                                       side=(0.16, 0.27, 0.58))),
+        Cylinder(
+            1.05,
+            0.07,
+            center=(0, 0, z_top - 0.07),
+            texture=checker_plane((0.85, 0.84, 0.80), (0.22, 0.24, 0.28), 0.21, side=(0.16, 0.27, 0.58)),
+        ),
         # checkered ball at the origin on a stalk (keeps the image centre opaque)
-        Sphere(0.5, center=(0, 0, 0), rot=rotation((1, 0, 0), 20),
-               texture=checker_sphere((0.86, 0.14, 0.12), (0.96, 0.92, 0.80))),
-        Cylinder(0.11, 0.5 * (-0.45 - z_top), center=(0, 0, 0.5 * (-0.45 + z_top)),
-                 texture=solid((0.55, 0.56, 0.62))),
+        Sphere(
+            0.5,
+            center=(0, 0, 0),
+            rot=rotation((1, 0, 0), 20),
+            texture=checker_sphere((0.86, 0.14, 0.12), (0.96, 0.92, 0.80)),
+        ),
+        Cylinder(0.11, 0.5 * (-0.45 - z_top), center=(0, 0, 0.5 * (-0.45 + z_top)), texture=solid((0.55, 0.56, 0.62))),
         # "Rubik" cube with a barber-pole cone on top
-        Box((0.24, 0.24, 0.24), center=(0.62, -0.42, z_top + 0.24), rot=rotation((0, 0, 1), 25),
-            texture=stickers(0.24, [(0.95, 0.95, 0.95), (0.98, 0.85, 0.10), (0.85, 0.10, 0.10),
-                                    (1.00, 0.50, 0.05), (0.10, 0.30, 0.85), (0.10, 0.65, 0.25)],
-                             gap=(0.04, 0.04, 0.05))),
-        Cone(0.2, 0.4, center=(0.62, -0.42, z_top + 0.48),
-             texture=spiral((0.15, 0.35, 0.90), (0.95, 0.95, 0.95), turns=2.0, n_stripes=4)),
+        Box(
+            (0.24, 0.24, 0.24),
+            center=(0.62, -0.42, z_top + 0.24),
+            rot=rotation((0, 0, 1), 25),
+            texture=stickers(
+                0.24,
+                [
+                    (0.95, 0.95, 0.95),
+                    (0.98, 0.85, 0.10),
+                    (0.85, 0.10, 0.10),
+                    (1.00, 0.50, 0.05),
+                    (0.10, 0.30, 0.85),
+                    (0.10, 0.65, 0.25),
+                ],
+                gap=(0.04, 0.04, 0.05),
+            ),
+        ),
+        Cone(
+            0.2,
+            0.4,
+            center=(0.62, -0.42, z_top + 0.48),
+            texture=spiral((0.15, 0.35, 0.90), (0.95, 0.95, 0.95), turns=2.0, n_stripes=4),
+        ),
         # fat tilted torus
-        Torus(0.28, 0.1, center=(-0.6, 0.45, -0.5), rot=rotation((1, 0.3, 0), 65),
-              texture=torus_checker((1.0, 0.55, 0.10), (0.45, 0.15, 0.60), 0.28)),
+        Torus(
+            0.28,
+            0.1,
+            center=(-0.6, 0.45, -0.5),
+            rot=rotation((1, 0.3, 0), 65),
+            texture=torus_checker((1.0, 0.55, 0.10), (0.45, 0.15, 0.60), 0.28),
+        ),
         # striped cylinder with a ball on top and a thin floating hoop around it
-        Cylinder(0.17, 0.3, center=(-0.55, -0.55, z_top + 0.3),
-                 texture=bands((0.95, 0.85, 0.15), (0.15, 0.60, 0.30), 0.12,
-                               cap=(0.10, 0.35, 0.20))),
+        Cylinder(
+            0.17,
+            0.3,
+            center=(-0.55, -0.55, z_top + 0.3),
+            texture=bands((0.95, 0.85, 0.15), (0.15, 0.60, 0.30), 0.12, cap=(0.10, 0.35, 0.20)),
+        ),
         Sphere(0.13, center=(-0.55, -0.55, z_top + 0.73), texture=solid((0.85, 0.20, 0.65))),
         Torus(0.3, 0.015, center=(-0.55, -0.55, z_top + 0.36), texture=solid((0.85, 0.85, 0.90))),
         # thin "Saturn" ring around the ball
-        Torus(0.78, 0.018, center=(0, 0, 0), rot=rotation((1, 1, 0), -22),
-              texture=solid((0.95, 0.75, 0.20))),
+        Torus(0.78, 0.018, center=(0, 0, 0), rot=rotation((1, 1, 0), -22), texture=solid((0.95, 0.75, 0.20))),
         # antenna on the ball, a mast with a cross bar, and a slanted rod
         Cylinder.between((0, 0, 0.45), (0, 0, 1.05), 0.015, texture=solid((0.80, 0.80, 0.85))),
         Sphere(0.05, center=(0, 0, 1.08), texture=solid((0.10, 0.80, 0.85))),
-        Cylinder.between((0.55, 0.55, z_top), (0.55, 0.55, 0.75), 0.02,
-                         texture=solid((0.70, 0.70, 0.75))),
-        Cylinder.between((0.30, 0.80, 0.55), (0.80, 0.30, 0.55), 0.015,
-                         texture=solid((0.90, 0.90, 0.30))),
+        Cylinder.between((0.55, 0.55, z_top), (0.55, 0.55, 0.75), 0.02, texture=solid((0.70, 0.70, 0.75))),
+        Cylinder.between((0.30, 0.80, 0.55), (0.80, 0.30, 0.55), 0.015, texture=solid((0.90, 0.90, 0.30))),
         Sphere(0.06, center=(0.55, 0.55, 0.80), texture=solid((0.90, 0.15, 0.15))),
-        Cylinder.between((0.98, 0.0, z_top), (0.70, 0.20, 0.25), 0.018,
-                         texture=solid((0.30, 0.80, 0.90))),
+        Cylinder.between((0.98, 0.0, z_top), (0.70, 0.20, 0.25), 0.018, texture=solid((0.30, 0.80, 0.90))),
     ) + extra
 
 
-def trace_rays(rays_o: np.ndarray, rays_d: np.ndarray,
-               with_backdrop: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def trace_rays(
+    rays_o: np.ndarray, rays_d: np.ndarray, with_backdrop: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shade each ray's nearest hit: rgb (n_rays, 3) in [0, 1], hit (n_rays,) bool, t (n_rays,).
 
     rays_o, rays_d: (n_rays, 3), world space (directions need not be unit; t is in units of |d|=1).
@@ -159,8 +191,9 @@ def focal_length(width: int, camera_angle_x: float) -> float:
     return 0.5 * width / np.tan(0.5 * camera_angle_x)
 
 
-def pixel_rays(c2w: np.ndarray, px: np.ndarray, py: np.ndarray, width: int, height: int,
-               camera_angle_x: float) -> Tuple[np.ndarray, np.ndarray]:
+def pixel_rays(
+    c2w: np.ndarray, px: np.ndarray, py: np.ndarray, width: int, height: int, camera_angle_x: float
+) -> tuple[np.ndarray, np.ndarray]:
     """World rays through continuous pixel positions px, py (n,) (pixel (i, j) centre = i+.5, j+.5).
 
     c2w: (4, 4) camera-to-world, OpenGL/Blender convention. Returns rays_o, rays_d: (n, 3).
@@ -173,8 +206,7 @@ def pixel_rays(c2w: np.ndarray, px: np.ndarray, py: np.ndarray, width: int, heig
     return np.broadcast_to(c2w[:3, 3], rays_d.shape).copy(), rays_d
 
 
-def _subpixel_grid(pixels: np.ndarray, width: int,
-                   supersample: int) -> Tuple[np.ndarray, np.ndarray]:
+def _subpixel_grid(pixels: np.ndarray, width: int, supersample: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions px, py (n_pixels * s * s,) of an s x s grid in each pixel; pixels: (n_pixels,)."""
     off = (np.arange(supersample) + 0.5) / supersample
     py = (pixels // width)[:, None, None] + off[None, :, None]
@@ -183,8 +215,9 @@ def _subpixel_grid(pixels: np.ndarray, width: int,
     return px.reshape(-1).astype(np.float64), py.reshape(-1).astype(np.float64)
 
 
-def camera_rays(c2w: np.ndarray, width: int, height: int, camera_angle_x: float,
-                supersample: int = 1) -> Tuple[np.ndarray, np.ndarray]:
+def camera_rays(
+    c2w: np.ndarray, width: int, height: int, camera_angle_x: float, supersample: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """World rays for an s x s sub-pixel grid in every pixel (s=1: pixel centres).
 
     Returns rays_o, rays_d: (height * width * s * s, 3), ordered (row j, column i, sub_y, sub_x).
@@ -205,13 +238,20 @@ def _edge_pixels(rgb: np.ndarray, hit: np.ndarray, t: np.ndarray, tol: float = 0
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             if dy or dx:
-                nb = pad[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                nb = pad[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
                 flag |= (np.abs(feat - nb) > tol).any(axis=-1)
     return flag
 
 
-def render_view(c2w: np.ndarray, width: int, height: int, camera_angle_x: float = CAMERA_ANGLE_X,
-                supersample: int = 3, adaptive: bool = True, with_backdrop: bool = False) -> np.ndarray:
+def render_view(
+    c2w: np.ndarray,
+    width: int,
+    height: int,
+    camera_angle_x: float = CAMERA_ANGLE_X,
+    supersample: int = 3,
+    adaptive: bool = True,
+    with_backdrop: bool = False,
+) -> np.ndarray:
     """Anti-aliased straight-alpha RGBA image (height, width, 4) in [0, 1]; alpha 0 on misses.
 
     Each pixel averages an s x s grid of rays. With `adaptive`, pixels are first traced once at
@@ -225,8 +265,7 @@ def render_view(c2w: np.ndarray, width: int, height: int, camera_angle_x: float 
     if adaptive and s2 > 1:
         rgb, hit, t = trace_rays(*camera_rays(c2w, width, height, camera_angle_x, 1), with_backdrop)
         rgba[:, :3], rgba[:, 3] = rgb, hit
-        flag = _edge_pixels(rgb.reshape(height, width, 3), hit.reshape(height, width),
-                            t.reshape(height, width))
+        flag = _edge_pixels(rgb.reshape(height, width, 3), hit.reshape(height, width), t.reshape(height, width))
         todo = np.nonzero(flag.reshape(-1))[0]
     px, py = _subpixel_grid(todo, width, supersample)
     rgb, hit, _ = trace_rays(*pixel_rays(c2w, px, py, width, height, camera_angle_x), with_backdrop)
@@ -237,8 +276,9 @@ def render_view(c2w: np.ndarray, width: int, height: int, camera_angle_x: float 
     return rgba.reshape(height, width, 4)
 
 
-def look_at(eye: Sequence[float], target: Sequence[float] = (0.0, 0.0, 0.0),
-            up: Sequence[float] = (0.0, 0.0, 1.0)) -> np.ndarray:
+def look_at(
+    eye: Sequence[float], target: Sequence[float] = (0.0, 0.0, 0.0), up: Sequence[float] = (0.0, 0.0, 1.0)
+) -> np.ndarray:
     """Camera-to-world (4, 4) at `eye` whose -Z axis points at `target`, +Y roughly along `up`."""
     eye = np.asarray(eye, dtype=np.float64)
     z = eye - np.asarray(target, dtype=np.float64)
@@ -258,8 +298,7 @@ def _sphere_point(z: np.ndarray, azimuth: np.ndarray, radius: float) -> np.ndarr
     return radius * np.stack([rho * np.cos(azimuth), rho * np.sin(azimuth), z], axis=1)
 
 
-def random_poses(n: int, seed: Sequence[int], radius: float = CAMERA_RADIUS,
-                 below_fraction: float = 0.0) -> np.ndarray:
+def random_poses(n: int, seed: Sequence[int], radius: float = CAMERA_RADIUS, below_fraction: float = 0.0) -> np.ndarray:
     """c2w (n, 4, 4) uniform on the upper hemisphere, with `below_fraction` of them below it."""
     rng = np.random.default_rng(list(seed))
     n_below = int(round(n * below_fraction))
@@ -269,8 +308,9 @@ def random_poses(n: int, seed: Sequence[int], radius: float = CAMERA_RADIUS,
     return np.stack([look_at(e) for e in eyes]) if n else np.zeros((0, 4, 4))
 
 
-def ring_poses(n: int, radius: float = CAMERA_RADIUS, elevation_deg: float = 30.0,
-               wobble_deg: float = 10.0) -> np.ndarray:
+def ring_poses(
+    n: int, radius: float = CAMERA_RADIUS, elevation_deg: float = 30.0, wobble_deg: float = 10.0
+) -> np.ndarray:
     """c2w (n, 4, 4) on one turn around z at `elevation_deg` +- a gentle wave (test-split path)."""
     k = np.arange(n)
     az = 2.0 * np.pi * k / max(n, 1)
@@ -285,10 +325,21 @@ def encode_png(rgba: np.ndarray) -> bytes:
     return iio.imwrite("<bytes>", img, extension=".png", compress_level=9)
 
 
-def make_scene(out_dir: Union[str, Path], *, width: int = 200, height: int = 200, n_train: int = 80,
-               n_val: int = 10, n_test: int = 20, seed: int = 0, progress: bool = True,
-               supersample: int = 3, camera_angle_x: float = CAMERA_ANGLE_X, with_backdrop: bool = False,
-               path: str = "random") -> Path:
+def make_scene(
+    out_dir: str | Path,
+    *,
+    width: int = 200,
+    height: int = 200,
+    n_train: int = 80,
+    n_val: int = 10,
+    n_test: int = 20,
+    seed: int = 0,
+    progress: bool = True,
+    supersample: int = 3,
+    camera_angle_x: float = CAMERA_ANGLE_X,
+    with_backdrop: bool = False,
+    path: str = "random",
+) -> Path:
     """Render the demo object into `out_dir` in NeRF-synthetic layout and return `out_dir`.
 
     Writes {train,val,test}/r_<i>.png (RGBA; RGB with the opaque `with_backdrop`) and transforms_<split>.json;
@@ -298,28 +349,31 @@ def make_scene(out_dir: Union[str, Path], *, width: int = 200, height: int = 200
     if path not in PATHS:
         raise ValueError(f"unknown camera path {path!r} (choose from {', '.join(PATHS)})")
     out = Path(out_dir)
-    train = (ring_poses(n_train, elevation_deg=25.0) if path == "orbit"
-             else random_poses(n_train, (seed, 0), below_fraction=0.0 if with_backdrop else 0.15))
+    train = (
+        ring_poses(n_train, elevation_deg=25.0)
+        if path == "orbit"
+        else random_poses(n_train, (seed, 0), below_fraction=0.0 if with_backdrop else 0.15)
+    )
     splits = {
         "train": train,
         "val": random_poses(n_val, (seed, 1)),
         "test": ring_poses(n_test),
     }
     total = sum(len(p) for p in splits.values())
-    logger.info("rendering %d views (%dx%d, %dx%d supersampling) into %s", total, width, height,
-                supersample, supersample, out)
+    logger.info(
+        "rendering %d views (%dx%d, %dx%d supersampling) into %s", total, width, height, supersample, supersample, out
+    )
     start = time.perf_counter()
     adaptive = min(width, height) >= 100  # thin rods span >1 px, so edge-only supersampling is safe
     bar = tqdm(total=total, desc="make-scene", unit="view", disable=not progress)
     for split, poses in splits.items():
         (out / split).mkdir(parents=True, exist_ok=True)
-        frames: List[dict] = []
+        frames: list[dict] = []
         rot_step = 2.0 * np.pi / len(poses) if split == "test" and len(poses) else 0.0
         for i, c2w in enumerate(poses):
             rgba = render_view(c2w, width, height, camera_angle_x, supersample, adaptive, with_backdrop)
             atomic_write_bytes(out / split / f"r_{i}.png", encode_png(rgba[..., :3] if with_backdrop else rgba))
-            frames.append({"file_path": f"./{split}/r_{i}", "rotation": rot_step,
-                           "transform_matrix": c2w.tolist()})
+            frames.append({"file_path": f"./{split}/r_{i}", "rotation": rot_step, "transform_matrix": c2w.tolist()})
             bar.update(1)
         for stale in (out / split).iterdir():  # frames left over from a bigger earlier run
             m = re.fullmatch(r"r_(\d+)\.png", stale.name)

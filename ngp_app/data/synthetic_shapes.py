@@ -6,7 +6,8 @@ form, so a scene is just a list of instances. Everything is vectorised over rays
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -93,19 +94,21 @@ class Primitive:
 
     bound: float = 1.0  # radius of a local-origin-centred sphere enclosing the shape
 
-    def __init__(self, center: Sequence[float] = (0, 0, 0), rot: Optional[np.ndarray] = None,
-                 texture: Optional[Texture] = None):
+    def __init__(
+        self, center: Sequence[float] = (0, 0, 0), rot: np.ndarray | None = None, texture: Texture | None = None
+    ):
         self.center = np.asarray(center, dtype=np.float64)
         self.rot = np.ascontiguousarray(np.eye(3) if rot is None else rot, dtype=np.float64)
         self.rot_t = np.ascontiguousarray(self.rot.T)  # contiguous: numpy's strided matmul is slow
         self.texture = texture if texture is not None else solid((0.8, 0.8, 0.8))
 
-    def _local(self, o: np.ndarray, d: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def _local(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Local-frame t (n,) (inf on miss) and normals (n, 3) for local rays o, d: (n, 3)."""
         raise NotImplementedError
 
-    def hits(self, rays_o: np.ndarray, rays_d: np.ndarray, od: Optional[np.ndarray] = None,
-             oo: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def hits(
+        self, rays_o: np.ndarray, rays_d: np.ndarray, od: np.ndarray | None = None, oo: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sparse hits: ray indices (k,), distances t (k,) and world normals (k, 3).
 
         rays_o, rays_d: (n_rays, 3), rays_d unit length; od = rays_o.rays_d and oo = |rays_o|^2,
@@ -133,7 +136,7 @@ class Primitive:
         hit = np.isfinite(t)
         return idx[hit], t[hit] + t0[hit], nl[hit] @ self.rot_t
 
-    def intersect(self, rays_o: np.ndarray, rays_d: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def intersect(self, rays_o: np.ndarray, rays_d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Dense hits: distance t (n_rays,) (inf on miss) and world normal (n_rays, 3)."""
         idx, t, nrm = self.hits(rays_o, rays_d)
         t_out, n_out = np.full(rays_o.shape[0], np.inf), np.zeros(rays_o.shape)
@@ -145,7 +148,7 @@ class Primitive:
         return self.texture((points - self.center) @ self.rot, normals @ self.rot)
 
 
-def _nearest(*cands: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _nearest(*cands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise min over candidate t arrays (each (n,), inf/nan = invalid) and the argmin."""
     ts = np.stack([np.where(np.isfinite(c) & (c > EPS), c, np.inf) for c in cands], axis=1)
     k = np.argmin(ts, axis=1)
@@ -202,11 +205,10 @@ class Cylinder(Primitive):
         self.bound = float(np.hypot(radius, half_height))
 
     @classmethod
-    def between(cls, p0: Sequence[float], p1: Sequence[float], radius: float, **kw) -> "Cylinder":
+    def between(cls, p0: Sequence[float], p1: Sequence[float], radius: float, **kw) -> Cylinder:
         """Thin rod from world point p0 to p1."""
         p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
-        return cls(radius, 0.5 * np.linalg.norm(p1 - p0), center=0.5 * (p0 + p1),
-                   rot=frame_from_z(p1 - p0), **kw)
+        return cls(radius, 0.5 * np.linalg.norm(p1 - p0), center=0.5 * (p0 + p1), rot=frame_from_z(p1 - p0), **kw)
 
     def _local(self, o, d):
         ds = _safe(d)
@@ -247,8 +249,9 @@ class Cone(Primitive):
         a_s = np.where(lin, 1.0, a)
         r1 = np.where(lin, -c / (2 * b), (-b - sq) / a_s)
         r2 = np.where(lin, np.inf, (-b + sq) / a_s)
-        side = [np.where((o[:, 2] + r * d[:, 2] >= 0) & (o[:, 2] + r * d[:, 2] <= self.height), r,
-                         np.inf) for r in (r1, r2)]
+        side = [
+            np.where((o[:, 2] + r * d[:, 2] >= 0) & (o[:, 2] + r * d[:, 2] <= self.height), r, np.inf) for r in (r1, r2)
+        ]
         tb = -o[:, 2] / _safe(d)[:, 2]
         px, py = o[:, 0] + tb * d[:, 0], o[:, 1] + tb * d[:, 1]
         tb = np.where(px * px + py * py <= self.radius**2, tb, np.inf)
@@ -281,8 +284,7 @@ class Torus(Primitive):
         b2 = o[:, 0] * d[:, 0] + o[:, 1] * d[:, 1]
         rho2 = lambda t: o[:, 0] ** 2 + o[:, 1] ** 2 + 2 * b2 * t + a2 * t * t  # noqa: E731
         tv = np.clip(-b2 / np.maximum(a2, 1e-14), lo, hi)
-        keep = ((hi >= lo) & (rho2(tv) <= (R + r) ** 2)
-                & (np.maximum(rho2(lo), rho2(hi)) >= (R - r) ** 2))
+        keep = (hi >= lo) & (rho2(tv) <= (R + r) ** 2) & (np.maximum(rho2(lo), rho2(hi)) >= (R - r) ** 2)
         idx = np.nonzero(keep)[0]
         if idx.size:
             oo, dd = o[idx], d[idx]
@@ -314,8 +316,7 @@ class Torus(Primitive):
 # ---------------------------------------------------------------- procedural textures
 
 
-def checker_sphere(a: Sequence[float], b: Sequence[float], n_lon: int = 12,
-                   n_lat: int = 6) -> Texture:
+def checker_sphere(a: Sequence[float], b: Sequence[float], n_lon: int = 12, n_lat: int = 6) -> Texture:
     """Latitude/longitude checkerboard for spheres."""
 
     def tex(p: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -326,8 +327,7 @@ def checker_sphere(a: Sequence[float], b: Sequence[float], n_lon: int = 12,
     return tex
 
 
-def checker_plane(a: Sequence[float], b: Sequence[float], size: float,
-                  side: Sequence[float]) -> Texture:
+def checker_plane(a: Sequence[float], b: Sequence[float], size: float, side: Sequence[float]) -> Texture:
     """Checkerboard (squares of `size` in local x, y) on faces facing +-z; `side` elsewhere."""
 
     def tex(p: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -337,8 +337,9 @@ def checker_plane(a: Sequence[float], b: Sequence[float], size: float,
     return tex
 
 
-def stickers(half: float, face_colors: Sequence[Sequence[float]], gap: Sequence[float],
-             n: int = 3, gap_frac: float = 0.12) -> Texture:
+def stickers(
+    half: float, face_colors: Sequence[Sequence[float]], gap: Sequence[float], n: int = 3, gap_frac: float = 0.12
+) -> Texture:
     """Cube texture: each face an n x n grid of coloured stickers separated by dark gaps.
 
     face_colors: 6 colours for the +x, -x, +y, -y, +z, -z faces.
@@ -377,8 +378,7 @@ def spiral(a: Sequence[float], b: Sequence[float], turns: float, n_stripes: int)
     return tex
 
 
-def torus_checker(a: Sequence[float], b: Sequence[float], major: float, n_u: int = 16,
-                  n_v: int = 6) -> Texture:
+def torus_checker(a: Sequence[float], b: Sequence[float], major: float, n_u: int = 16, n_v: int = 6) -> Texture:
     """Checkerboard in the torus (ring angle, tube angle) parametrisation."""
 
     def tex(p: np.ndarray, n: np.ndarray) -> np.ndarray:

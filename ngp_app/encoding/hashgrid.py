@@ -49,7 +49,7 @@ class GridGeometry:
         base_resolution: int = 16,
         per_level_scale: float | None = None,
         finest_resolution: float | None = None,
-    ) -> "GridGeometry":
+    ) -> GridGeometry:
         """Build the layout; give either ``per_level_scale`` or ``finest_resolution`` (instant-ngp: 2048*aabb_scale)."""
         if per_level_scale is None:
             if finest_resolution is None:
@@ -69,8 +69,15 @@ class GridGeometry:
             offsets.append(offsets[-1] + size)
             hashed.append(res**3 > size)
         return GridGeometry(
-            n_levels, n_features, log2_hashmap_size, base_resolution, float(per_level_scale),
-            tuple(scales), tuple(resolutions), tuple(offsets), tuple(hashed),
+            n_levels,
+            n_features,
+            log2_hashmap_size,
+            base_resolution,
+            float(per_level_scale),
+            tuple(scales),
+            tuple(resolutions),
+            tuple(offsets),
+            tuple(hashed),
         )
 
     @property
@@ -131,9 +138,9 @@ def hash_grid_corners(
         res = c["resolutions"][:n_dense].to(torch.int32)[None, :, None]
         size = c["sizes"][:n_dense].to(torch.int32)[None, :, None, None, None]
         cd = corner[:, :n_dense]
-        dense = (cd[:, :, 0, None, None, :] + (cd[:, :, 1] * res)[:, :, None, :, None]) + (
-            cd[:, :, 2] * (res * res)
-        )[:, :, :, None, None]
+        dense = (cd[:, :, 0, None, None, :] + (cd[:, :, 1] * res)[:, :, None, :, None]) + (cd[:, :, 2] * (res * res))[
+            :, :, :, None, None
+        ]
         # tiny-cuda-nn takes the index modulo the table size; a dense index exceeds it by less than one size.
         dense = torch.where(dense >= size, dense - size, dense)
         rows[:, :n_dense] = dense + c["offsets"][:n_dense].to(torch.int32)[None, :, None, None, None]

@@ -9,8 +9,9 @@ viewer export, or keyframes in transforms.json convention, so a scene's own ``tr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,14 @@ SCENE_CENTER = np.array([0.5, 0.5, 0.5])
 
 
 # ------------------------------------------------------------------------------------------------ paths
-def orbit_path(n_frames: int, center: Sequence[float] = (0.5, 0.5, 0.5), radius: float = 1.5,
-               elevation_deg: float = 20.0, fov_y_deg: float = 50.0, start_azimuth_deg: float = 0.0) -> list[PathCamera]:
+def orbit_path(
+    n_frames: int,
+    center: Sequence[float] = (0.5, 0.5, 0.5),
+    radius: float = 1.5,
+    elevation_deg: float = 20.0,
+    fov_y_deg: float = 50.0,
+    start_azimuth_deg: float = 0.0,
+) -> list[PathCamera]:
     """A full turn around ``center`` (ngp y up) at constant elevation, ending one step short of the start so the
     video loops seamlessly."""
     c = np.asarray(center, dtype=np.float64)
@@ -88,8 +95,15 @@ def covered_arc(c2ws: np.ndarray) -> tuple[float, float]:
     return float(az[(i + 1) % len(az)]), float(360.0 - gaps[i])
 
 
-def sweep_path(n_frames: int, center: Sequence[float], radius: float, elevation_deg: float, fov_y_deg: float,
-               start_deg: float, width_deg: float) -> list[PathCamera]:
+def sweep_path(
+    n_frames: int,
+    center: Sequence[float],
+    radius: float,
+    elevation_deg: float,
+    fov_y_deg: float,
+    start_deg: float,
+    width_deg: float,
+) -> list[PathCamera]:
     """Back and forth over an arc of azimuths (eased at the ends), for captures that do not go all around: the
     video stays where the model has seen the scene, and loops."""
     c = np.asarray(center, dtype=np.float64)
@@ -104,8 +118,13 @@ def sweep_path(n_frames: int, center: Sequence[float], radius: float, elevation_
 FULL_ORBIT_DEGREES = 300.0  # captures covering less than this get a sweep instead of a full turn
 
 
-def default_orbit(scene_meta: dict[str, Any], n_frames: int, fov_y_deg: float | None = None,
-                  radius: float | None = None, elevation_deg: float | None = None) -> list[PathCamera]:
+def default_orbit(
+    scene_meta: dict[str, Any],
+    n_frames: int,
+    fov_y_deg: float | None = None,
+    radius: float | None = None,
+    elevation_deg: float | None = None,
+) -> list[PathCamera]:
     """An orbit at the training cameras' median distance and elevation (or a default view without cameras). When
     the cameras cover less than ``FULL_ORBIT_DEGREES`` of azimuth (a frontal capture), the camera sweeps back and
     forth over the central 90% of their arc instead of going all the way round into never-seen space."""
@@ -130,9 +149,16 @@ def default_orbit(scene_meta: dict[str, Any], n_frames: int, fov_y_deg: float | 
     return orbit_path(n_frames, SCENE_CENTER, r, elevation, fov)
 
 
-def path_cameras(spec: str | Path, scene_meta: dict[str, Any], n_frames: int | None, loop: bool = False,
-                 keyframes: Sequence[PathCamera] | CameraPath | None = None, fov_y_deg: float | None = None,
-                 radius: float | None = None, elevation_deg: float | None = None) -> list[PathCamera]:
+def path_cameras(
+    spec: str | Path,
+    scene_meta: dict[str, Any],
+    n_frames: int | None,
+    loop: bool = False,
+    keyframes: Sequence[PathCamera] | CameraPath | None = None,
+    fov_y_deg: float | None = None,
+    radius: float | None = None,
+    elevation_deg: float | None = None,
+) -> list[PathCamera]:
     """The cameras of a video path: ``orbit`` (``default_orbit``), ``train`` (a tour of the training cameras),
     ``keyframes`` (the given ones, or the given path), or a camera-path file (``path_files.load_path``: ours,
     instant-ngp's, nerfstudio's or transforms-style). ``n_frames`` None: 120 for orbit and tour, the path's own

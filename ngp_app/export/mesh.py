@@ -14,15 +14,16 @@ import itertools
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
 from ..errors import NgpError
-from .mesh_io import Mesh, check_mesh_path, write_mesh
 from ..render.occupancy import OccupancyGrid, cell_index, mip_from_pos
+from .mesh_io import Mesh, check_mesh_path, write_mesh
 
 if TYPE_CHECKING:
     import argparse
@@ -50,7 +51,7 @@ def _dilated_occupancy(grid: OccupancyGrid) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_density_grid(
-    model: "NGPField",
+    model: NGPField,
     grid: OccupancyGrid | None,
     aabb_min: Sequence[float] | torch.Tensor,
     aabb_max: Sequence[float] | torch.Tensor,
@@ -109,7 +110,9 @@ def _oriented(tri: list[tuple[int, int]], inside: list[int], outside: list[int])
     """Order a triangle (three corner pairs) so that its normal points from the inside corners to the outside ones."""
     p = [(_corner_offset(a) + _corner_offset(b)) / 2 for a, b in tri]
     normal = np.cross(p[1] - p[0], p[2] - p[0])
-    towards_out = np.mean([_corner_offset(c) for c in outside], axis=0) - np.mean([_corner_offset(c) for c in inside], axis=0)
+    towards_out = np.mean([_corner_offset(c) for c in outside], axis=0) - np.mean(
+        [_corner_offset(c) for c in inside], axis=0
+    )
     return tri if float(normal @ towards_out) > 0 else [tri[0], tri[2], tri[1]]
 
 
@@ -146,8 +149,12 @@ def _build_tables() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Ten
                     lo, hi = (e0, e1) if e0 & e1 == e0 else (e1, e0)
                     tri_lo[t, mask, k, v], tri_hi[t, mask, k, v] = lo, hi
                 tri_ok[t, mask, k] = True
-    return (torch.tensor(tets, dtype=torch.int64), torch.from_numpy(tri_lo), torch.from_numpy(tri_hi),
-            torch.from_numpy(tri_ok))
+    return (
+        torch.tensor(tets, dtype=torch.int64),
+        torch.from_numpy(tri_lo),
+        torch.from_numpy(tri_hi),
+        torch.from_numpy(tri_ok),
+    )
 
 
 _TET_CORNERS, _TRI_LO, _TRI_HI, _TRI_OK = _build_tables()
@@ -205,8 +212,9 @@ def extract_surface(
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64)
     active_masks = masks[active[:, 0], active[:, 1], active[:, 2]]
     cells = active[:, 0] * r * r + active[:, 1] * r + active[:, 2]
-    keys = torch.cat([_cell_triangles(active_masks[s : s + chunk], cells[s : s + chunk], r)
-                      for s in range(0, cells.numel(), chunk)])
+    keys = torch.cat(
+        [_cell_triangles(active_masks[s : s + chunk], cells[s : s + chunk], r) for s in range(0, cells.numel(), chunk)]
+    )
     edges, faces = torch.unique(keys.view(-1), return_inverse=True)
     faces = faces.view(-1, 3)
 
@@ -262,7 +270,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def vertex_colors(model: "NGPField", vertices: np.ndarray, normals: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+def vertex_colors(model: NGPField, vertices: np.ndarray, normals: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     """The model's rgb at each vertex seen along the inward normal (view direction = -normal), like instant-ngp.
 
     vertices, normals: (V, 3) in the model's (ngp) coordinates. Returns (V, 3) uint8."""
@@ -308,12 +316,16 @@ def parse_crop(text: str) -> tuple[list[float], list[float]]:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         values = []
-    if len(values) != 6 or not all(math.isfinite(v) for v in values) or not all(values[a] < values[a + 3] for a in range(3)):
+    if (
+        len(values) != 6
+        or not all(math.isfinite(v) for v in values)
+        or not all(values[a] < values[a + 3] for a in range(3))
+    ):
         raise NgpError(f"--crop must be six numbers x0,y0,z0,x1,y1,z1 with x0 < x1, y0 < y1, z0 < z1 (got {text!r})")
     return values[:3], values[3:]
 
 
-def _crop_box(model: "NGPField", crop: Any) -> tuple[list[float], list[float]]:
+def _crop_box(model: NGPField, crop: Any) -> tuple[list[float], list[float]]:
     """The box to mesh: ``crop`` ((min, max) or six numbers, ngp coordinates) clipped to the model's box."""
     box_lo, box_hi = model.aabb[0].cpu().tolist(), model.aabb[1].cpu().tolist()
     if crop is None:
@@ -334,7 +346,7 @@ LARGE_MESH_FACES = 5_000_000
 
 
 def export_mesh(
-    snapshot: "Snapshot",
+    snapshot: Snapshot,
     out_path: str | Path,
     resolution: int = 256,
     threshold: float = 2.5,
@@ -356,8 +368,10 @@ def export_mesh(
     if not math.isfinite(threshold):
         raise NgpError(f"threshold must be a finite number, got {threshold}")
     if not 2 <= int(resolution) <= MAX_RESOLUTION:
-        raise NgpError(f"mesh resolution must be in 2..{MAX_RESOLUTION}, got {resolution} "
-                       f"(memory grows with its cube: 1024 needs ~10 GB)")
+        raise NgpError(
+            f"mesh resolution must be in 2..{MAX_RESOLUTION}, got {resolution} "
+            f"(memory grows with its cube: 1024 needs ~10 GB)"
+        )
     transform = scene_transform(snapshot.scene) if space == "nerf" else None
     if space == "nerf" and transform is None:
         log.warning("the snapshot's scene metadata has no scale/offset: writing the mesh in ngp coordinates")
@@ -388,12 +402,17 @@ def export_mesh(
     if len(faces) == 0:
         d_min, d_max = float(density.min()), float(density.max())
         hint = "lower" if d_max <= threshold else "higher"
-        raise NgpError(f"no surface at density {threshold:g} (densities in this box range {d_min:.3g} .. {d_max:.3g}); "
-                       f"try a {hint} --threshold")
+        raise NgpError(
+            f"no surface at density {threshold:g} (densities in this box range {d_min:.3g} .. {d_max:.3g}); "
+            f"try a {hint} --threshold"
+        )
     t2 = time.perf_counter()
     if len(faces) > LARGE_MESH_FACES:
-        log.warning("the mesh has %.1f M faces: low-density fog crosses the threshold; a higher --threshold or a "
-                    "tighter --crop gives a cleaner, smaller mesh", len(faces) / 1e6)
+        log.warning(
+            "the mesh has %.1f M faces: low-density fog crosses the threshold; a higher --threshold or a "
+            "tighter --crop gives a cleaner, smaller mesh",
+            len(faces) / 1e6,
+        )
     normals = vertex_normals(vertices, faces)
     colors = vertex_colors(model, vertices, normals)
     t3 = time.perf_counter()
@@ -402,9 +421,15 @@ def export_mesh(
         normals = ngp_to_nerf_directions(normals)
     mesh = Mesh(vertices, faces, colors, normals)
     write_mesh(out_path, mesh)
-    log.info("mesh %d^3: density %.2f s, surface %.2f s, colours %.2f s, write %.2f s (%s coordinates)",
-             int(resolution), t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3,
-             "nerf" if transform is not None else "ngp")
+    log.info(
+        "mesh %d^3: density %.2f s, surface %.2f s, colours %.2f s, write %.2f s (%s coordinates)",
+        int(resolution),
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+        time.perf_counter() - t3,
+        "nerf" if transform is not None else "ngp",
+    )
     return mesh
 
 
@@ -418,7 +443,7 @@ def check_mesh_target(path: str | Path, resolution: int) -> Path:
     return check_output_file(out, None, min(int(resolution), MAX_RESOLUTION) ** 2 * 200, "mesh")
 
 
-def mesh_command(args: "argparse.Namespace") -> int:
+def mesh_command(args: argparse.Namespace) -> int:
     """Body of ``ngp mesh``: load the snapshot, export, print the path and a summary."""
     from ..backends import resolve_device
     from ..compute import resolve_ops

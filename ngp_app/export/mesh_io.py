@@ -66,11 +66,11 @@ def obj_text(mesh: Mesh) -> str:
     """Wavefront OBJ: ``v x y z r g b`` (colours in [0, 1]), ``vn``, ``f a//a b//b c//c`` (1-based)."""
     rgb = mesh.colors.astype(np.float64) / 255.0
     v = np.concatenate([mesh.vertices.astype(np.float64), rgb], axis=1)
-    f = np.repeat(mesh.faces + 1, 2, axis=1)
+    f = mesh.faces + 1
     lines = ["# ngp-app mesh export", f"# {mesh.n_vertices} vertices, {mesh.n_faces} faces"]
     lines += [f"v {x:.6g} {y:.6g} {z:.6g} {r:.4g} {g:.4g} {b:.4g}" for x, y, z, r, g, b in v.tolist()]
     lines += [f"vn {x:.6g} {y:.6g} {z:.6g}" for x, y, z in mesh.normals.tolist()]
-    lines += ["f %d//%d %d//%d %d//%d" % tuple(row) for row in f.tolist()]
+    lines += [f"f {a}//{a} {b}//{b} {c}//{c}" for a, b, c in f.tolist()]
     return "\n".join(lines) + "\n"
 
 

@@ -61,12 +61,15 @@ def detect_format(data: Any) -> str:
             return "nerfstudio"
         if "frames" in data:
             return "transforms"
-    raise NgpError("not a camera path: expected ours ('format': 'ngp-app camera path'), instant-ngp's ('path': "
-                   "[{R, T, fov}]), nerfstudio's ('camera_path' / 'keyframes') or transforms.json-style 'frames'")
+    raise NgpError(
+        "not a camera path: expected ours ('format': 'ngp-app camera path'), instant-ngp's ('path': "
+        "[{R, T, fov}]), nerfstudio's ('camera_path' / 'keyframes') or transforms.json-style 'frames'"
+    )
 
 
-def load_path(path: str | Path, scene_meta: dict[str, Any], dataparser_transforms: str | Path | None = None,
-              dense: bool = False) -> CameraPath:
+def load_path(
+    path: str | Path, scene_meta: dict[str, Any], dataparser_transforms: str | Path | None = None, dense: bool = False
+) -> CameraPath:
     """Read any supported camera-path file into ngp space (``scene_meta``: the scene's ``scale``/``offset``).
 
     dense: for nerfstudio files with both, use the dense ``camera_path`` frames as keys (reproduces its video
@@ -109,8 +112,11 @@ def path_to_json(path: CameraPath, scene_meta: dict[str, Any]) -> str:
     if path.resolution is not None:
         out["width"], out["height"] = int(path.resolution[0]), int(path.resolution[1])
     out["keyframes"] = [
-        {"time": round(k.time, 6), "fov": round(k.fov_y_deg, 6),
-         "transform_matrix": ngp_to_nerf(k.c2w, scale, offset).round(8).tolist()}
+        {
+            "time": round(k.time, 6),
+            "fov": round(k.fov_y_deg, 6),
+            "transform_matrix": ngp_to_nerf(k.c2w, scale, offset).round(8).tolist(),
+        }
         for k in path.keys
     ]
     return json.dumps(out, indent=1)
@@ -127,8 +133,10 @@ def save_path(file: str | Path, path: CameraPath, scene_meta: dict[str, Any]) ->
 
 def _from_ours(data: PathFile, scene_meta: dict[str, Any]) -> CameraPath:
     scale, offset = nerf_space(scene_meta)
-    keys = [Keyframe(nerf_to_ngp(np.asarray(k.transform_matrix), scale, offset), float(k.fov), float(k.time))
-            for k in data.keyframes]
+    keys = [
+        Keyframe(nerf_to_ngp(np.asarray(k.transform_matrix), scale, offset), float(k.fov), float(k.time))
+        for k in data.keyframes
+    ]
     resolution = (int(data.width), int(data.height)) if data.width and data.height else None
     path = CameraPath(keys, 0.0, float(data.fps), bool(data.loop), resolution)
     if data.loop and len(keys) > 1:
@@ -148,8 +156,7 @@ def _from_instant_ngp(data: NgpPathFile) -> CameraPath:
     n, loop = len(keys), bool(data.loop) and len(keys) > 1
     path = CameraPath(keys, 0.0, 30.0, loop)
     stamps = [k.timestamp for k in data.path]
-    valid = n > 1 and all(s is not None for s in stamps) and all(
-        b > a for a, b in zip([0.0] + stamps[:-1], stamps))  # type: ignore[operator]
+    valid = n > 1 and all(s is not None for s in stamps) and all(b > a for a, b in zip([0.0] + stamps[:-1], stamps))  # type: ignore[operator]
     if not valid:
         path.retime()
         return path
@@ -166,12 +173,18 @@ def _from_instant_ngp(data: NgpPathFile) -> CameraPath:
 
 # ------------------------------------------------------------------------------------------------ nerfstudio
 def _find_dataparser_transforms(path_file: Path, given: str | Path | None) -> DataparserTransforms | None:
-    candidates = [Path(given)] if given else [path_file.parent / DATAPARSER_FILE, path_file.parent.parent / DATAPARSER_FILE]
+    candidates = (
+        [Path(given)] if given else [path_file.parent / DATAPARSER_FILE, path_file.parent.parent / DATAPARSER_FILE]
+    )
     for c in candidates:
         if c.is_file() or given:
             return validate(DataparserTransforms, read_json(c), str(c))
-    log.warning("%s: nerfstudio camera path without %s (give it with --dataparser-transforms or put it next to the "
-                "path): assuming the path is in the scene's transforms.json coordinates", path_file, DATAPARSER_FILE)
+    log.warning(
+        "%s: nerfstudio camera path without %s (give it with --dataparser-transforms or put it next to the "
+        "path): assuming the path is in the scene's transforms.json coordinates",
+        path_file,
+        DATAPARSER_FILE,
+    )
     return None
 
 
@@ -187,8 +200,9 @@ def _ns_to_nerf(flat: list[float], transform: DataparserTransforms | None) -> np
     return np.concatenate([rot, pos[:, None]], axis=1)
 
 
-def _from_nerfstudio(data: NsPathFile, scene_meta: dict[str, Any], transform: DataparserTransforms | None,
-                     dense: bool, source: Path) -> CameraPath:
+def _from_nerfstudio(
+    data: NsPathFile, scene_meta: dict[str, Any], transform: DataparserTransforms | None, dense: bool, source: Path
+) -> CameraPath:
     scale, offset = nerf_space(scene_meta)
     fps = float(data.fps or 30.0)
     loop = bool(data.is_cycle)
@@ -196,15 +210,27 @@ def _from_nerfstudio(data: NsPathFile, scene_meta: dict[str, Any], transform: Da
     use_frames = bool(data.camera_path) and (dense or not data.keyframes)
     if use_frames:
         frames = data.camera_path or []
-        keys = [Keyframe(nerf_to_ngp(_ns_to_nerf(f.camera_to_world, transform), scale, offset),
-                         float(min(max(f.fov, 1.0), 179.0)), i / fps) for i, f in enumerate(frames)]
+        keys = [
+            Keyframe(
+                nerf_to_ngp(_ns_to_nerf(f.camera_to_world, transform), scale, offset),
+                float(min(max(f.fov, 1.0), 179.0)),
+                i / fps,
+            )
+            for i, f in enumerate(frames)
+        ]
         path = CameraPath(keys, 0.0, fps, loop and len(keys) > 1, resolution)
         path.duration = len(keys) / fps if path.loop else keys[-1].time
         return path
     kfs = data.keyframes or []
     default_fov = float(data.default_fov or 50.0)
-    keys = [Keyframe(nerf_to_ngp(_ns_to_nerf(k.matrix, transform), scale, offset),
-                     float(min(max(k.fov if k.fov is not None else default_fov, 1.0), 179.0)), 0.0) for k in kfs]
+    keys = [
+        Keyframe(
+            nerf_to_ngp(_ns_to_nerf(k.matrix, transform), scale, offset),
+            float(min(max(k.fov if k.fov is not None else default_fov, 1.0), 179.0)),
+            0.0,
+        )
+        for k in kfs
+    ]
     loop = loop and len(keys) > 1
     path = CameraPath(keys, 0.0, fps, loop, resolution)
     if len(keys) == 1:
@@ -212,8 +238,10 @@ def _from_nerfstudio(data: NsPathFile, scene_meta: dict[str, Any], transform: Da
     n_segments = len(keys) if loop else len(keys) - 1
     default = float(data.default_transition_sec or 1.0)
     # nerfstudio: a key's transition is the time to reach it from the previous key (key 0's closes a loop)
-    transitions = [k.override_transition_sec if k.override_transition_enabled and k.override_transition_sec
-                   else default for k in kfs]
+    transitions = [
+        k.override_transition_sec if k.override_transition_enabled and k.override_transition_sec else default
+        for k in kfs
+    ]
     gaps = (transitions[1:] + transitions[:1])[:n_segments]
     total = float(sum(gaps))
     stretch = float(data.seconds) / total if data.seconds else 1.0

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -67,19 +67,20 @@ class CameraPath:
 
     # -------------------------------------------------------------------------------------------- construction
     @classmethod
-    def from_cameras(cls, cameras: Sequence[PathCamera], duration: float | None = None, fps: float = DEFAULT_FPS,
-                     loop: bool = False) -> "CameraPath":
+    def from_cameras(
+        cls, cameras: Sequence[PathCamera], duration: float | None = None, fps: float = DEFAULT_FPS, loop: bool = False
+    ) -> CameraPath:
         """Keys at evenly spaced times (``SECONDS_PER_KEY`` apart unless ``duration`` is given)."""
         path = cls([Keyframe(_check_pose(c.c2w), float(c.fov_y_deg), 0.0) for c in cameras], 0.0, fps, loop)
         n_segments = len(path.keys) if loop else len(path.keys) - 1
         path.retime(duration if duration is not None else SECONDS_PER_KEY * max(n_segments, 1))
         return path
 
-    def copy(self) -> "CameraPath":
+    def copy(self) -> CameraPath:
         return replace(self, keys=[Keyframe(k.c2w.copy(), k.fov_y_deg, k.time) for k in self.keys])
 
     # -------------------------------------------------------------------------------------------- checks
-    def validate(self) -> "CameraPath":
+    def validate(self) -> CameraPath:
         """Raise NgpError unless times increase strictly from 0, fields of view and fps are sane; returns self."""
         if not self.keys:
             raise NgpError("a camera path needs at least one keyframe")

@@ -15,8 +15,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,12 +47,16 @@ def frames_folder_problem(folder: Path) -> str | None:
         listed = json.loads((folder / FRAMES_MARKER).read_text(encoding="utf-8"))["frames"]
         ours = {str(name) for name in listed} | {FRAMES_MARKER}
     except (OSError, ValueError, KeyError, TypeError):
-        return (f"{folder}: exists and was not written by ngp video (no valid {FRAMES_MARKER} inside); not replacing "
-                f"it: choose a new or empty folder")
+        return (
+            f"{folder}: exists and was not written by ngp video (no valid {FRAMES_MARKER} inside); not replacing "
+            f"it: choose a new or empty folder"
+        )
     others = sorted(entries - ours)
     if others:
-        return (f"{folder}: holds {others[0]}, which ngp video did not write; not replacing the folder: move it "
-                f"or choose another folder")
+        return (
+            f"{folder}: holds {others[0]}, which ngp video did not write; not replacing the folder: move it "
+            f"or choose another folder"
+        )
     return None
 
 
@@ -64,7 +69,9 @@ def check_output(path: str | Path) -> str:
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
-            raise NgpError("writing mp4 needs imageio-ffmpeg: pip install 'ngp-app[video]' (or write .gif / a folder)") from None
+            raise NgpError(
+                "writing mp4 needs imageio-ffmpeg: pip install 'ngp-app[video]' (or write .gif / a folder)"
+            ) from None
         kind = "mp4"
     elif suffix == ".gif":
         kind = "gif"
@@ -104,13 +111,23 @@ def path_camera(cam: PathCamera, width: int, height: int) -> Camera:
     return Camera(torch.tensor(cam.c2w, dtype=torch.float32), fy, fy, width / 2.0, height / 2.0, width, height)
 
 
-def render_frames(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras: Sequence[PathCamera], width: int,
-                  height: int, background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
-                  progress: Callable[[int, int], None] | None = None,
-                  fraction: Callable[[float], None] | None = None):
+def render_frames(
+    model: Any,
+    grid: Any,
+    march: Any,
+    aabb: torch.Tensor,
+    cameras: Sequence[PathCamera],
+    width: int,
+    height: int,
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    mode: str = "rgb",
+    progress: Callable[[int, int], None] | None = None,
+    fraction: Callable[[float], None] | None = None,
+):
     """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, ``depth`` (as
     ``render.pictures`` draws it, with the first frame's range for the whole path, so it does not flicker) or
-    ``normals``. ``progress(done, total)`` is called after each frame, ``fraction(f)`` after each render pass with the share of the whole video
+    ``normals``. ``progress(done, total)`` is called after each frame, ``fraction(f)`` after each render pass with
+    the share of the whole video
     done (either may raise to stop: a long frame can be cancelled part-way)."""
     from ..render.pictures import FLOAT_MODES, depth_range, picture, shaded_field
     from ..render.renderer import render_image, render_rgba
@@ -156,8 +173,9 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
             for n, frame in enumerate(frames):
                 names.append(f"{n:05d}.png")
                 iio.imwrite(tmp_dir / names[-1], frame)
-            (tmp_dir / FRAMES_MARKER).write_text(json.dumps({"written_by": "ngp video", "frames": names}) + "\n",
-                                                 encoding="utf-8")
+            (tmp_dir / FRAMES_MARKER).write_text(
+                json.dumps({"written_by": "ngp video", "frames": names}) + "\n", encoding="utf-8"
+            )
             _replace_folder(tmp_dir, p)
         finally:
             if tmp_dir.exists():
@@ -169,8 +187,17 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
     os.chmod(tmp, default_file_mode())
     try:
         if kind == "mp4":
-            writer = iio2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=quality,
-                                     pixelformat="yuv420p", macro_block_size=2, ffmpeg_log_level="error")
+            writer = iio2.get_writer(
+                tmp,
+                format="FFMPEG",
+                mode="I",
+                fps=fps,
+                codec="libx264",
+                quality=quality,
+                pixelformat="yuv420p",
+                macro_block_size=2,
+                ffmpeg_log_level="error",
+            )
             try:
                 for frame in frames:
                     writer.append_data(frame)
@@ -217,11 +244,22 @@ def even_size(width: int, height: int, kind: str) -> tuple[int, int]:
     return w, h
 
 
-def export_video(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cameras: Sequence[PathCamera],
-                 out: str | Path, width: int, height: int, fps: float = 30.0,
-                 background: tuple[float, float, float] = (1.0, 1.0, 1.0), mode: str = "rgb",
-                 progress: Callable[[int, int], None] | None = None, quality: int = 8,
-                 fraction: Callable[[float], None] | None = None) -> Path:
+def export_video(
+    model: Any,
+    grid: Any,
+    march: Any,
+    aabb: torch.Tensor,
+    cameras: Sequence[PathCamera],
+    out: str | Path,
+    width: int,
+    height: int,
+    fps: float = 30.0,
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    mode: str = "rgb",
+    progress: Callable[[int, int], None] | None = None,
+    quality: int = 8,
+    fraction: Callable[[float], None] | None = None,
+) -> Path:
     """Render ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10; ``progress`` and
     ``fraction`` as ``render_frames``); returns the written path. Nothing is left behind when it raises."""
     kind = check_output(out)

@@ -10,7 +10,6 @@ from typing import Any
 
 from .. import cli_args as types
 
-
 log = logging.getLogger(__name__)
 
 
@@ -19,24 +18,49 @@ def add_parser(subparsers: Any, common: Any) -> None:
     v = subparsers.add_parser("video", help="render a camera path of a snapshot to .mp4, .gif or PNG frames")
     v.add_argument("snapshot")
     v.add_argument("--out", required=True, help="video.mp4, video.gif, or a folder (PNG frames)")
-    v.add_argument("--path", default="orbit",
-                   help="orbit (around the scene; a sweep over the covered arc for captures that don't go all round), "
-                        "train (a tour of the training cameras), or a camera-path file: ours (the app's 'Save path'), "
-                        "instant-ngp's base_cam.json, nerfstudio's camera path export, or keyframes in transforms.json "
-                        "convention (auto-detected; docs/export.md)")
-    v.add_argument("--frames", type=types.positive_int, default=None,
-                   help="number of frames (default: 120 for orbit/train, the path's duration x fps for a path file)")
-    v.add_argument("--fps", type=types.fps, default=None, help="frames per second, 0.1..240 (default: the path file's, or 30)")
-    v.add_argument("--seconds", type=types.positive_float, default=None,
-                   help="stretch a path file to this duration, keeping its keys' relative timing")
-    v.add_argument("--dataparser-transforms", default=None, metavar="JSON",
-                   help="nerfstudio paths: the run's dataparser_transforms.json (default: one next to the path file)")
-    v.add_argument("--width", type=types.video_side, default=None, help="default: the path file's, else 1920 on CUDA, 640 on CPU")
-    v.add_argument("--height", type=types.video_side, default=None, help="default: the path file's, else 1080 on CUDA, 360 on CPU")
+    v.add_argument(
+        "--path",
+        default="orbit",
+        help="orbit (around the scene; a sweep over the covered arc for captures that don't go all round), "
+        "train (a tour of the training cameras), or a camera-path file: ours (the app's 'Save path'), "
+        "instant-ngp's base_cam.json, nerfstudio's camera path export, or keyframes in transforms.json "
+        "convention (auto-detected; docs/export.md)",
+    )
+    v.add_argument(
+        "--frames",
+        type=types.positive_int,
+        default=None,
+        help="number of frames (default: 120 for orbit/train, the path's duration x fps for a path file)",
+    )
+    v.add_argument(
+        "--fps", type=types.fps, default=None, help="frames per second, 0.1..240 (default: the path file's, or 30)"
+    )
+    v.add_argument(
+        "--seconds",
+        type=types.positive_float,
+        default=None,
+        help="stretch a path file to this duration, keeping its keys' relative timing",
+    )
+    v.add_argument(
+        "--dataparser-transforms",
+        default=None,
+        metavar="JSON",
+        help="nerfstudio paths: the run's dataparser_transforms.json (default: one next to the path file)",
+    )
+    v.add_argument(
+        "--width", type=types.video_side, default=None, help="default: the path file's, else 1920 on CUDA, 640 on CPU"
+    )
+    v.add_argument(
+        "--height", type=types.video_side, default=None, help="default: the path file's, else 1080 on CUDA, 360 on CPU"
+    )
     v.add_argument("--fov", type=types.fov, default=None, help="vertical field of view in degrees (orbit)")
-    v.add_argument("--radius", type=types.positive_float, default=None, help="orbit radius (default: the training cameras')")
+    v.add_argument(
+        "--radius", type=types.positive_float, default=None, help="orbit radius (default: the training cameras')"
+    )
     v.add_argument("--elevation", type=types.elevation, default=None, help="orbit elevation in degrees (-89..89)")
-    v.add_argument("--loop", action="store_true", help="close a keyframe path back to its first key (a file may say so)")
+    v.add_argument(
+        "--loop", action="store_true", help="close a keyframe path back to its first key (a file may say so)"
+    )
     v.add_argument("--mode", choices=["rgb", "depth", "normals"], default="rgb")
     v.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
     common(v)
@@ -96,16 +120,35 @@ def cmd_video(args: argparse.Namespace) -> int:
     plan = plan_video(args, snap.scene, device.type)  # a path file may set the size and frame count
     check_video_target(args.out, len(plan.cameras), plan.width, plan.height)
     check_render_memory(plan.width, plan.height, device, "rendering frames of")
-    log.info("rendering %d frames of %dx%d at %g fps on %s (%s path)", len(plan.cameras), plan.width, plan.height,
-             plan.fps, device, args.path)
+    log.info(
+        "rendering %d frames of %dx%d at %g fps on %s (%s path)",
+        len(plan.cameras),
+        plan.width,
+        plan.height,
+        plan.fps,
+        device,
+        args.path,
+    )
     bar = tqdm(total=len(plan.cameras), unit="frame", desc="video", dynamic_ncols=True, disable=args.quiet)
 
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
     try:
-        path = export_video(snap.model, snap.grid, snap.march, snap.model.aabb, plan.cameras, args.out, plan.width,
-                            plan.height, plan.fps, args.background, args.mode, progress)
+        path = export_video(
+            snap.model,
+            snap.grid,
+            snap.march,
+            snap.model.aabb,
+            plan.cameras,
+            args.out,
+            plan.width,
+            plan.height,
+            plan.fps,
+            args.background,
+            args.mode,
+            progress,
+        )
     finally:
         bar.close()
     print(str(path))

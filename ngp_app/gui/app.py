@@ -16,8 +16,10 @@ from ..errors import NgpError
 from .render_worker import RenderWorker
 from .state import AppState
 
-NO_DISPLAY = ("no display for the app (DISPLAY is not set); run it under a virtual one with "
-              "`xvfb-run -a ngp app ...`, or use the CLI (`ngp train`, `ngp render`) on servers")
+NO_DISPLAY = (
+    "no display for the app (DISPLAY is not set); run it under a virtual one with "
+    "`xvfb-run -a ngp app ...`, or use the CLI (`ngp train`, `ngp render`) on servers"
+)
 
 
 def display_available() -> bool:
@@ -29,9 +31,18 @@ def display_available() -> bool:
 class App:
     """Both windows plus the state and render worker. ``tick()`` runs one iteration of the main loop."""
 
-    def __init__(self, path: str | Path | None = None, config: str = "small", device: str | None = None,
-                 backend: str = "auto", downscale: int = 1, max_size: int | None = None,
-                 size: tuple[int, int] | None = None, train: bool = True, remember_windows: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        config: str = "small",
+        device: str | None = None,
+        backend: str = "auto",
+        downscale: int = 1,
+        max_size: int | None = None,
+        size: tuple[int, int] | None = None,
+        train: bool = True,
+        remember_windows: bool = True,
+    ) -> None:
         """``size``: the viewport's size (None: the remembered one, else 1920x1080), shrunk to fit beside the panel.
         ``remember_windows``: place the windows where they were last time and remember them on close."""
         from .layout import choose_layout, load_positions
@@ -175,9 +186,17 @@ def grab_window(title: str, path: Path) -> bool:
     return path.exists()
 
 
-def run_app(path: str | Path | None = None, exit_after: float | None = None, screenshot_dir: str | Path | None = None,
-            config: str = "small", device: str | None = None, backend: str = "auto", downscale: int = 1,
-            max_size: int | None = None, size: tuple[int, int] | None = None) -> int:
+def run_app(
+    path: str | Path | None = None,
+    exit_after: float | None = None,
+    screenshot_dir: str | Path | None = None,
+    config: str = "small",
+    device: str | None = None,
+    backend: str = "auto",
+    downscale: int = 1,
+    max_size: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> int:
     """Run the app until a window closes (or ``exit_after`` seconds). Returns an exit status; no display or no
     toolkit raises NgpError (``ngp`` prints it as its one ``ngp: error:`` line, exit 2)."""
     if not display_available():
@@ -186,8 +205,9 @@ def run_app(path: str | Path | None = None, exit_after: float | None = None, scr
         import dearpygui  # noqa: F401
         import pyglet  # noqa: F401
     except ImportError as exc:
-        raise NgpError(f"the app needs {exc.name}, which is not installed: pip install 'ngp-app[app]' "
-                       "(pyglet, dearpygui)") from None
+        raise NgpError(
+            f"the app needs {exc.name}, which is not installed: pip install 'ngp-app[app]' (pyglet, dearpygui)"
+        ) from None
     app = App(path, config=config, device=device, backend=backend, downscale=downscale, max_size=max_size, size=size)
     try:
         end = None if exit_after is None else time.perf_counter() + exit_after

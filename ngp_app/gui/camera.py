@@ -19,8 +19,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _locked(fn: F) -> F:
     """Run a method under the camera's lock: the UI thread moves it while the render thread reads it."""
+
     @functools.wraps(fn)
-    def wrapper(self: "OrbitCamera", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: OrbitCamera, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             return fn(self, *args, **kwargs)
 
@@ -35,8 +36,9 @@ class OrbitCamera:
     (a camera-path key or preview frame, roll included) until the next move, which starts from it.
     """
 
-    def __init__(self, target=SCENE_CENTER, distance: float = 1.6, yaw: float = 0.6, pitch: float = 0.35,
-                 fov_deg: float = 50.0) -> None:
+    def __init__(
+        self, target=SCENE_CENTER, distance: float = 1.6, yaw: float = 0.6, pitch: float = 0.35, fov_deg: float = 50.0
+    ) -> None:
         self._lock = threading.RLock()
         self.home = (tuple(float(v) for v in target), float(distance), float(yaw), float(pitch), float(fov_deg))
         self.version = 0
@@ -131,8 +133,9 @@ class OrbitCamera:
         self.version += 1
 
     @_locked
-    def look_from(self, c2w: torch.Tensor | np.ndarray, fy: float | None = None, height: int | None = None,
-                  center=SCENE_CENTER) -> None:
+    def look_from(
+        self, c2w: torch.Tensor | np.ndarray, fy: float | None = None, height: int | None = None, center=SCENE_CENTER
+    ) -> None:
         """Snap to a camera-to-world matrix (roll is dropped: the view stays upright)."""
         self.pose = None
         m = np.asarray(c2w, dtype=np.float64)[:3, :4]

@@ -19,8 +19,13 @@ from ..errors import NgpError
 from .jobs import Job, JobRunner
 
 EXPORT_FOLDER = "ngp-exports"
-EXPORT_NAMES = {"snapshot": "snapshot.npz", "screenshot": "screenshot.png", "mesh": "mesh.ply", "video": "video.mp4",
-                "path": "camera_path.json"}
+EXPORT_NAMES = {
+    "snapshot": "snapshot.npz",
+    "screenshot": "screenshot.png",
+    "mesh": "mesh.ply",
+    "video": "video.mp4",
+    "path": "camera_path.json",
+}
 
 
 class ExportActions:
@@ -80,11 +85,17 @@ class ExportActions:
 
     def _submit(self, label: str, work: Callable[[Job], Any], done: Callable[[Any], str]) -> Job:
         """A job whose success message is ``done(result)``; failures and cancels are reported too."""
+
         def on_error(exc: BaseException) -> None:
             self.report_error(exc, f"app: {label} export", prefix=f"{label} failed: ")
 
-        return self.jobs.submit(label, work, on_done=lambda r: self.set_status(done(r)), on_error=on_error,
-                                on_cancel=lambda: self.set_status(f"{label} cancelled: nothing written"))
+        return self.jobs.submit(
+            label,
+            work,
+            on_done=lambda r: self.set_status(done(r)),
+            on_error=on_error,
+            on_cancel=lambda: self.set_status(f"{label} cancelled: nothing written"),
+        )
 
     # ------------------------------------------------------------------------------------------ snapshot
     def save_snapshot(self, path: str | Path, with_optimizer: bool | None = None) -> Job | None:
@@ -108,7 +119,9 @@ class ExportActions:
         with t.lock:  # a consistent copy, taken quickly (numpy views of CPU tensors are copied too)
             model, grid = copy.deepcopy(t.eval_model), copy.copy(t.grid)
             config, meta, step = copy.deepcopy(t.config), t.scene_metadata(), int(t.step_count)
-            training = {k: np.array(v, copy=True) for k, v in t.training_state(include_optimizer=with_optimizer).items()}
+            training = {
+                k: np.array(v, copy=True) for k, v in t.training_state(include_optimizer=with_optimizer).items()
+            }
             extra = {"backend": t.backend}
 
         def work(job: Job) -> Path:
@@ -125,8 +138,8 @@ class ExportActions:
 
         from ..fileio import atomic_write_bytes
         from ..outputs import check_output_file
-        from ..render.renderer import default_chunk
         from ..render.pictures import to_uint8
+        from ..render.renderer import default_chunk
         from .overlays import rasterize
         from .rendering import render_outputs
 
@@ -148,9 +161,17 @@ class ExportActions:
                 img = self.ground_truth_image(width, height)
             else:
                 bg = (0.0, 0.0, 0.0) if alpha else s.background
-                out = render_outputs(frozen.model, frozen.grid, frozen.march, frozen.aabb, cam, bg,
-                                     s.mode == "normals" and not alpha, default_chunk(frozen.grid.device, interactive=True),
-                                     job.progress_callback(0.0, 0.95, "rendering"))
+                out = render_outputs(
+                    frozen.model,
+                    frozen.grid,
+                    frozen.march,
+                    frozen.aabb,
+                    cam,
+                    bg,
+                    s.mode == "normals" and not alpha,
+                    default_chunk(frozen.grid.device, interactive=True),
+                    job.progress_callback(0.0, 0.95, "rendering"),
+                )
                 if alpha:
                     op = np.clip(out["opacity"], 1e-6, 1.0)[..., None]
                     rgb = np.where(op > 1e-5, out["rgb"] / op, 0.0)  # un-premultiply
@@ -167,8 +188,18 @@ class ExportActions:
         return self._submit("screenshot", work, lambda out: f"saved {width}x{height} screenshot {out}")
 
     # ------------------------------------------------------------------------------------------ video
-    def export_video(self, path: str | Path, path_kind: str, n_frames: int, fps: float, width: int, height: int,
-                     loop: bool = False, quality: int = 8, pause_training: bool = False) -> Job | None:
+    def export_video(
+        self,
+        path: str | Path,
+        path_kind: str,
+        n_frames: int,
+        fps: float,
+        width: int,
+        height: int,
+        loop: bool = False,
+        quality: int = 8,
+        pause_training: bool = False,
+    ) -> Job | None:
         """Render ``n_frames`` of a path (``keyframes``: the edited one, its timing kept; ``orbit``; ``train``) in
         the background (progress per frame, cancellable). The panel uses ``render_video``; this is for scripts."""
         from ..export.camera_path import path_cameras
@@ -189,8 +220,9 @@ class ExportActions:
         return self._video_job(path, cams, fps, width, height, quality, pause_training)
 
     # ------------------------------------------------------------------------------------------ mesh
-    def export_mesh(self, path: str | Path, resolution: int = 256, threshold: float = 2.5,
-                    space: str = "nerf") -> Job | None:
+    def export_mesh(
+        self, path: str | Path, resolution: int = 256, threshold: float = 2.5, space: str = "nerf"
+    ) -> Job | None:
         """Mesh the current model inside the crop box in the background (marching tetrahedra, vertex colours)."""
         from ..export.mesh import check_mesh_target, export_mesh
         from ..snapshot import Snapshot
@@ -212,5 +244,6 @@ class ExportActions:
 
             return export_mesh(snap, path, resolution, threshold, crop, space, progress=progress)
 
-        return self._submit("mesh", work,
-                            lambda m: f"saved mesh {path}: {len(m.vertices)} vertices, {len(m.faces)} faces")
+        return self._submit(
+            "mesh", work, lambda m: f"saved mesh {path}: {len(m.vertices)} vertices, {len(m.faces)} faces"
+        )

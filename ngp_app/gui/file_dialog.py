@@ -18,17 +18,31 @@ from .filebrowser import FileBrowser
 class FileDialog:
     """``show(title, folder, on_choose, extensions, action)``; ``on_choose(path)`` runs on the UI thread."""
 
-    def __init__(self, on_ui: Callable[[Callable[[Any, Any], Any]], Callable[..., None]], width: int = 900,
-                 height: int = 620) -> None:
+    def __init__(
+        self, on_ui: Callable[[Callable[[Any, Any], Any]], Callable[..., None]], width: int = 900, height: int = 620
+    ) -> None:
         self.browser = FileBrowser()
         self.size = (width, height)
         self._restore: tuple[int, int] | None = None  # the panel window's size before the dialog widened it
         self._on_choose: Callable[[Path], Any] | None = None
-        with dpg.window(label="Open", tag="file_dialog", modal=True, show=False, width=width, height=height,
-                        no_collapse=True, on_close=lambda *_: self.hide()):
+        with dpg.window(
+            label="Open",
+            tag="file_dialog",
+            modal=True,
+            show=False,
+            width=width,
+            height=height,
+            no_collapse=True,
+            on_close=lambda *_: self.hide(),
+        ):
             dpg.add_text("", tag="fd_hint", wrap=width - 30)
-            dpg.add_input_text(tag="fd_path", width=-1, on_enter=True, hint="type a path, Enter",
-                               callback=on_ui(lambda _s, a: self.enter(a)))
+            dpg.add_input_text(
+                tag="fd_path",
+                width=-1,
+                on_enter=True,
+                hint="type a path, Enter",
+                callback=on_ui(lambda _s, a: self.enter(a)),
+            )
             with dpg.group(horizontal=True):
                 dpg.add_button(label="Up", width=60, callback=on_ui(lambda *_: self._go_up()))
                 dpg.add_button(label="Home", width=60, callback=on_ui(lambda *_: self.navigate(Path.home())))
@@ -40,8 +54,16 @@ class FileDialog:
                 dpg.add_button(label="Cancel", width=100, callback=on_ui(lambda *_: self.hide()))
         self._on_ui = on_ui
 
-    def show(self, title: str, folder: str | Path, on_choose: Callable[[Path], Any], extensions: tuple[str, ...] = (),
-             action: str = "Open", name: str = "", hint: str = "") -> None:
+    def show(
+        self,
+        title: str,
+        folder: str | Path,
+        on_choose: Callable[[Path], Any],
+        extensions: tuple[str, ...] = (),
+        action: str = "Open",
+        name: str = "",
+        hint: str = "",
+    ) -> None:
         """Open the dialog at ``folder`` (``name`` pre-filled in the path field, for saving)."""
         self.browser.extensions = tuple(e.lower() for e in extensions)
         self._on_choose = on_choose
@@ -76,8 +98,11 @@ class FileDialog:
         dpg.set_value("fd_path", str(self.browser.folder / keep_name) if keep_name else str(self.browser.folder))
         dpg.delete_item("fd_list", children_only=True)
         for entry in self.browser.entries():
-            dpg.add_selectable(label=entry.label, parent="fd_list",
-                               callback=self._on_ui(lambda *_, e=entry: self.click(e.path, e.is_dir)))
+            dpg.add_selectable(
+                label=entry.label,
+                parent="fd_list",
+                callback=self._on_ui(lambda *_, e=entry: self.click(e.path, e.is_dir)),
+            )
 
     def _go_up(self) -> None:
         self.browser.up()

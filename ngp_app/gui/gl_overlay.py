@@ -7,7 +7,8 @@ the viewport (needs pyglet and a GL context).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from pyglet import gl
@@ -54,8 +55,12 @@ class GLOverlay:
         if n == 0:
             return None
         mode = gl.GL_LINES if layer.kind == "lines" else gl.GL_POINTS
-        vl = self.program.vertex_list(n, mode, position=("f", layer.vertices.reshape(-1).tolist()),
-                                      colors=("Bn", layer.colors.reshape(-1).tolist()))
+        vl = self.program.vertex_list(
+            n,
+            mode,
+            position=("f", layer.vertices.reshape(-1).tolist()),
+            colors=("Bn", layer.colors.reshape(-1).tolist()),
+        )
         self._lists[layer.name] = (layer.key, n, vl)
         return vl
 
@@ -87,4 +92,3 @@ class GLOverlay:
         for _, _, vl in self._lists.values():
             vl.delete()
         self._lists.clear()
-

@@ -55,8 +55,17 @@ class ImageTable:
             return False
         names = short_names(list(getattr(trainer.scene, "file_names", [])))
         excluded = set(getattr(trainer.scene, "excluded", ()))
-        self.rows = [ImageRow(r.index, names[r.index] if r.index < len(names) else str(r.index), r.mse, r.psnr,
-                              r.rays, r.index in excluded) for r in stats.snapshot()]
+        self.rows = [
+            ImageRow(
+                r.index,
+                names[r.index] if r.index < len(names) else str(r.index),
+                r.mse,
+                r.psnr,
+                r.rays,
+                r.index in excluded,
+            )
+            for r in stats.snapshot()
+        ]
         self._sort()
         self.version += 1
         return True

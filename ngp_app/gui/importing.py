@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
@@ -91,10 +91,10 @@ class SceneImporting:
     report_error: Callable[..., str]
     open_path_async: Callable[..., Any]
     jobs: JobRunner
-    import_job: Optional[Job]
-    import_out: Optional[Path]
+    import_job: Job | None
+    import_out: Path | None
 
-    def start_import(self, source: str | Path, out: str | Path | None = None, start: bool = True) -> Optional[Job]:
+    def start_import(self, source: str | Path, out: str | Path | None = None, start: bool = True) -> Job | None:
         """Import ``source`` into ``out`` (default ``scene_dir_for``) as a background job; when it finishes the scene
         opens (and trains when ``start``). An earlier import there is opened instead (returns that load's job).
         Never raises; returns None when refused (one import at a time)."""
@@ -117,20 +117,27 @@ class SceneImporting:
                 job.update(p.overall, p.stage + (f" ({p.message})" if p.message else ""))
 
             try:
-                return import_scene(src, target, ImportOptions(sfm=SfmOptions(max_image_size=APP_MAX_IMAGE_SIZE)),
-                                    progress=progress, cancel=job.cancel_event)
+                return import_scene(
+                    src,
+                    target,
+                    ImportOptions(sfm=SfmOptions(max_image_size=APP_MAX_IMAGE_SIZE)),
+                    progress=progress,
+                    cancel=job.cancel_event,
+                )
             except ImportCancelled:  # the import removed what it wrote
                 raise JobCancelled(job.label) from None
 
         def done(result: Any) -> None:
             s = result.summary
             self.open_path_async(target, start=start)
-            self.set_status(f"imported {src.name}: {s.get('registered')} of {s.get('images')} images registered; "
-                            f"opening {target}")
+            self.set_status(
+                f"imported {src.name}: {s.get('registered')} of {s.get('images')} images registered; opening {target}"
+            )
 
         def failed(exc: BaseException) -> None:
-            self.report_error(exc, f"app: importing {src}",
-                              prefix="" if isinstance(exc, NgpError) else f"cannot import {src.name}: ")
+            self.report_error(
+                exc, f"app: importing {src}", prefix="" if isinstance(exc, NgpError) else f"cannot import {src.name}: "
+            )
 
         def cancelled() -> None:
             self.set_status(f"import of {src.name} cancelled: nothing kept")

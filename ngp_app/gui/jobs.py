@@ -61,8 +61,11 @@ class Job:
                 self._first = (time.perf_counter(), f)
             self.fraction = f
 
-    def progress_callback(self, lo: float = 0.0, hi: float = 1.0, stage: str | None = None) -> Callable[[int, int], None]:
+    def progress_callback(
+        self, lo: float = 0.0, hi: float = 1.0, stage: str | None = None
+    ) -> Callable[[int, int], None]:
         """A ``progress(done, total)`` callback (as render_image and export_video take) mapped to [lo, hi]."""
+
         def progress(done: int, total: int) -> None:
             self.report(lo + (hi - lo) * done / max(total, 1), stage)
 
@@ -144,9 +147,14 @@ class JobRunner:
         self._lock = threading.Lock()
         self._next_id = 0
 
-    def submit(self, label: str, work: Callable[[Job], Any], on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None,
-               on_cancel: Callable[[], None] | None = None) -> Job:
+    def submit(
+        self,
+        label: str,
+        work: Callable[[Job], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> Job:
         with self._lock:
             self._next_id += 1
             job = Job(label, self._next_id)

@@ -24,18 +24,27 @@ class Rect:
     width: int
     height: int
 
-    def overlaps(self, other: "Rect") -> bool:
-        return (self.x < other.x + other.width and other.x < self.x + self.width
-                and self.y < other.y + other.height and other.y < self.y + self.height)
+    def overlaps(self, other: Rect) -> bool:
+        return (
+            self.x < other.x + other.width
+            and other.x < self.x + self.width
+            and self.y < other.y + other.height
+            and other.y < self.y + self.height
+        )
 
     def on_screen(self, screen_w: int, screen_h: int, min_visible: int = 60) -> bool:
         """Whether enough of it is on a screen of that size to grab it."""
-        return (self.x + self.width >= min_visible and self.x <= screen_w - min_visible
-                and self.y >= 0 and self.y <= screen_h - min_visible)
+        return (
+            self.x + self.width >= min_visible
+            and self.x <= screen_w - min_visible
+            and self.y >= 0
+            and self.y <= screen_h - min_visible
+        )
 
 
-def initial_layout(screen_w: int, screen_h: int, viewport_w: int, viewport_h: int,
-                   panel_w: int = PANEL_WIDTH) -> tuple[Rect, Rect]:
+def initial_layout(
+    screen_w: int, screen_h: int, viewport_w: int, viewport_h: int, panel_w: int = PANEL_WIDTH
+) -> tuple[Rect, Rect]:
     """(panel, viewport) rectangles: the panel on the left, full height; the viewport to its right at the size
     asked for, or shrunk (aspect kept) to what the screen has left."""
     panel = Rect(0, 0, panel_w, max(400, screen_h - TITLE_BAR))
@@ -72,8 +81,9 @@ def save_positions(rects: dict[str, Rect], path: Path | None = None) -> None:
         log.info("cannot remember window positions: %s", exc)
 
 
-def choose_layout(screen_w: int, screen_h: int, size: tuple[int, int] | None = None,
-                  remembered: dict[str, Rect] | None = None) -> tuple[Rect, Rect]:
+def choose_layout(
+    screen_w: int, screen_h: int, size: tuple[int, int] | None = None, remembered: dict[str, Rect] | None = None
+) -> tuple[Rect, Rect]:
     """(panel, viewport): remembered rectangles where they are still on this screen, else ``initial_layout``'s.
     ``size`` (the viewport size asked for, e.g. ``ngp app --size``) wins over a remembered size, not its place."""
     remembered = remembered or {}

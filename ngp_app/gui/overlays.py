@@ -54,8 +54,9 @@ class Layer:
     key: tuple = ()
 
 
-def layer(name: str, kind: str, vertices: np.ndarray, color: tuple[int, int, int, int] | np.ndarray,
-          key: tuple = ()) -> Layer:
+def layer(
+    name: str, kind: str, vertices: np.ndarray, color: tuple[int, int, int, int] | np.ndarray, key: tuple = ()
+) -> Layer:
     """A layer with one colour for every vertex, or a colour per vertex ((n, 4))."""
     v = np.ascontiguousarray(np.asarray(vertices, dtype=np.float32).reshape(-1, 3))
     c = np.asarray(color, dtype=np.uint8)
@@ -76,9 +77,17 @@ def frustum_segments(c2w: np.ndarray, intrinsics: np.ndarray, size: np.ndarray, 
     return np.concatenate([np.stack([apex, base], 1), np.stack([base, np.roll(base, -1, axis=0)], 1)])
 
 
-def frusta_layer(name: str, c2ws: np.ndarray, intrinsics: np.ndarray, sizes: np.ndarray, length: float = 0.08,
-                 highlight: int | None = None, color=CAMERA_COLOR, highlight_color=HIGHLIGHT_COLOR,
-                 key: tuple = ()) -> Layer:
+def frusta_layer(
+    name: str,
+    c2ws: np.ndarray,
+    intrinsics: np.ndarray,
+    sizes: np.ndarray,
+    length: float = 0.08,
+    highlight: int | None = None,
+    color=CAMERA_COLOR,
+    highlight_color=HIGHLIGHT_COLOR,
+    key: tuple = (),
+) -> Layer:
     """Frusta of cameras (n, 3, 4) with intrinsics (n, 4) and sizes (n, 2); camera ``highlight`` in its own colour."""
     if len(c2ws) == 0:
         return layer(name, "lines", np.zeros((0, 3)), color, key)
@@ -115,8 +124,9 @@ def polyline_layer(name: str, points: np.ndarray, color, closed: bool = False, k
     return layer(name, "lines", np.stack([starts, ends], 1).reshape(-1, 3), color, key)
 
 
-def occupancy_points(occupied: np.ndarray, resolution: int, max_points: int = 30000,
-                     rng: np.random.Generator | None = None) -> np.ndarray:
+def occupancy_points(
+    occupied: np.ndarray, resolution: int, max_points: int = 30000, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """Centres of the occupied cells of the finest cascade, subsampled to ``max_points``."""
     idx = np.flatnonzero(occupied)
     if idx.size > max_points:
@@ -135,12 +145,14 @@ def view_projection(cam: Camera, near: float = 0.01, far: float = 100.0) -> np.n
     w2c[:3, :3] = m[:, :3].T
     w2c[:3, 3] = -m[:, :3].T @ m[:, 3]
     w, h = float(cam.width), float(cam.height)
-    proj = np.array([
-        [2.0 * cam.fx / w, 0.0, 2.0 * cam.cx / w - 1.0, 0.0],
-        [0.0, -2.0 * cam.fy / h, 1.0 - 2.0 * cam.cy / h, 0.0],
-        [0.0, 0.0, (far + near) / (far - near), -2.0 * far * near / (far - near)],
-        [0.0, 0.0, 1.0, 0.0],
-    ])
+    proj = np.array(
+        [
+            [2.0 * cam.fx / w, 0.0, 2.0 * cam.cx / w - 1.0, 0.0],
+            [0.0, -2.0 * cam.fy / h, 1.0 - 2.0 * cam.cy / h, 0.0],
+            [0.0, 0.0, (far + near) / (far - near), -2.0 * far * near / (far - near)],
+            [0.0, 0.0, 1.0, 0.0],
+        ]
+    )
     return proj @ w2c
 
 

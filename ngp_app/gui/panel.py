@@ -43,8 +43,13 @@ def _glfw() -> Any:
         return None
 
 
-EXPORT_EXTENSIONS = {"snapshot": (".npz",), "screenshot": (".png",), "mesh": (".ply", ".obj"),
-                     "video": (".mp4", ".gif"), "path": (".json",)}
+EXPORT_EXTENSIONS = {
+    "snapshot": (".npz",),
+    "screenshot": (".png",),
+    "mesh": (".ply", ".obj"),
+    "video": (".mp4", ".gif"),
+    "path": (".json",),
+}
 
 
 class Panel:
@@ -80,58 +85,133 @@ class Panel:
             dpg.add_group(tag="jobs")  # one row per background job: what, progress bar with ETA, Cancel
             with dpg.collapsing_header(label="Scene", default_open=True):
                 dpg.add_text("", tag="scene_info", wrap=PANEL_WIDTH - 30)
-                dpg.add_button(label="Open scene, transforms.json or snapshot...",
-                               callback=on_ui(st, lambda *_: self.open_dialog()))
+                dpg.add_button(
+                    label="Open scene, transforms.json or snapshot...",
+                    callback=on_ui(st, lambda *_: self.open_dialog()),
+                )
             with dpg.collapsing_header(label="Training", default_open=True):
                 with dpg.group(horizontal=True):
-                    dpg.add_button(label="Start", tag="train_toggle", width=90, callback=on_ui(st, lambda *_: st.toggle_training()))
+                    dpg.add_button(
+                        label="Start", tag="train_toggle", width=90, callback=on_ui(st, lambda *_: st.toggle_training())
+                    )
                     dpg.add_button(label="Reset", width=90, callback=on_ui(st, lambda *_: st.reset_training()))
-                    dpg.add_combo(list(CONFIGS), default_value=st.config_name, width=80, tag="config",
-                                  callback=on_ui(st, lambda s, a: st.set_config(a)))
-                    dpg.add_combo(list(BACKENDS), default_value=st.backend_request, width=80, tag="backend",
-                                  callback=on_ui(st, lambda s, a: st.set_backend(a)))
-                dpg.add_checkbox(label="optimize camera poses (extrinsics)", tag="extrinsics",
-                                 callback=on_ui(st, lambda _s, a: st.set_optimize_extrinsics(a)))
+                    dpg.add_combo(
+                        list(CONFIGS),
+                        default_value=st.config_name,
+                        width=80,
+                        tag="config",
+                        callback=on_ui(st, lambda s, a: st.set_config(a)),
+                    )
+                    dpg.add_combo(
+                        list(BACKENDS),
+                        default_value=st.backend_request,
+                        width=80,
+                        tag="backend",
+                        callback=on_ui(st, lambda s, a: st.set_backend(a)),
+                    )
+                dpg.add_checkbox(
+                    label="optimize camera poses (extrinsics)",
+                    tag="extrinsics",
+                    callback=on_ui(st, lambda _s, a: st.set_optimize_extrinsics(a)),
+                )
                 dpg.add_text("", tag="train_info")
                 for name, label in (("loss", "loss"), ("psnr", "PSNR (dB)")):
                     # no_inputs: the mouse wheel scrolls the panel instead of zooming the plot
-                    with dpg.plot(label=label, height=130, width=-1, no_mouse_pos=True, no_inputs=True, tag=f"{name}_plot"):
+                    with dpg.plot(
+                        label=label, height=130, width=-1, no_mouse_pos=True, no_inputs=True, tag=f"{name}_plot"
+                    ):
                         dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"{name}_x")
                         with dpg.plot_axis(dpg.mvYAxis, tag=f"{name}_y"):
                             dpg.add_line_series([0.0], [0.0], tag=f"{name}_series")
             with dpg.collapsing_header(label="Rendering", default_open=True):
                 s = st.settings
-                dpg.add_combo([MODE_LABELS[m] for m in MODES], default_value=MODE_LABELS[s.mode], tag="mode",
-                              label="mode", callback=on_ui(st, lambda _s, a: self._set("mode", LABEL_TO_MODE[a])))
-                dpg.add_slider_float(label="target fps", min_value=1.0, max_value=120.0, default_value=float(s.target_fps),
-                                     tag="target_fps", callback=on_ui(st, lambda _s, a: self._set("target_fps", a)))
-                dpg.add_slider_float(label="resolution scale", min_value=0.05, max_value=1.0,
-                                     default_value=float(s.resolution_scale), tag="resolution_scale",
-                                     callback=on_ui(st, lambda _s, a: self._set("resolution_scale", a)))
-                dpg.add_color_edit(default_value=[255, 255, 255, 255], no_alpha=True, label="background",
-                                   tag="background", callback=on_ui(st, lambda _s, a: self._set_background(a)))
-                dpg.add_slider_float(label="fov (deg)", min_value=10.0, max_value=120.0, default_value=float(st.camera.fov_deg),
-                                     tag="fov", callback=on_ui(st, lambda _s, a: st.camera.set_fov(a)))
-                dpg.add_slider_floatx(label="crop min", size=3, min_value=-8.0, max_value=9.0, tag="crop_min",
-                                     default_value=[float(v) for v in s.crop_min], callback=on_ui(st, lambda *_: self._set_crop()))
-                dpg.add_slider_floatx(label="crop max", size=3, min_value=-8.0, max_value=9.0, tag="crop_max",
-                                     default_value=[float(v) for v in s.crop_max], callback=on_ui(st, lambda *_: self._set_crop()))
+                dpg.add_combo(
+                    [MODE_LABELS[m] for m in MODES],
+                    default_value=MODE_LABELS[s.mode],
+                    tag="mode",
+                    label="mode",
+                    callback=on_ui(st, lambda _s, a: self._set("mode", LABEL_TO_MODE[a])),
+                )
+                dpg.add_slider_float(
+                    label="target fps",
+                    min_value=1.0,
+                    max_value=120.0,
+                    default_value=float(s.target_fps),
+                    tag="target_fps",
+                    callback=on_ui(st, lambda _s, a: self._set("target_fps", a)),
+                )
+                dpg.add_slider_float(
+                    label="resolution scale",
+                    min_value=0.05,
+                    max_value=1.0,
+                    default_value=float(s.resolution_scale),
+                    tag="resolution_scale",
+                    callback=on_ui(st, lambda _s, a: self._set("resolution_scale", a)),
+                )
+                dpg.add_color_edit(
+                    default_value=[255, 255, 255, 255],
+                    no_alpha=True,
+                    label="background",
+                    tag="background",
+                    callback=on_ui(st, lambda _s, a: self._set_background(a)),
+                )
+                dpg.add_slider_float(
+                    label="fov (deg)",
+                    min_value=10.0,
+                    max_value=120.0,
+                    default_value=float(st.camera.fov_deg),
+                    tag="fov",
+                    callback=on_ui(st, lambda _s, a: st.camera.set_fov(a)),
+                )
+                dpg.add_slider_floatx(
+                    label="crop min",
+                    size=3,
+                    min_value=-8.0,
+                    max_value=9.0,
+                    tag="crop_min",
+                    default_value=[float(v) for v in s.crop_min],
+                    callback=on_ui(st, lambda *_: self._set_crop()),
+                )
+                dpg.add_slider_floatx(
+                    label="crop max",
+                    size=3,
+                    min_value=-8.0,
+                    max_value=9.0,
+                    tag="crop_max",
+                    default_value=[float(v) for v in s.crop_max],
+                    callback=on_ui(st, lambda *_: self._set_crop()),
+                )
                 with dpg.group(horizontal=True):
-                    dpg.add_checkbox(label="HUD", tag="hud", default_value=s.show_hud,
-                                     callback=on_ui(st, lambda _s, a: self._set("show_hud", a)))
+                    dpg.add_checkbox(
+                        label="HUD",
+                        tag="hud",
+                        default_value=s.show_hud,
+                        callback=on_ui(st, lambda _s, a: self._set("show_hud", a)),
+                    )
                     dpg.add_button(label="Reset view", callback=on_ui(st, lambda *_: st.camera.reset()))
                     dpg.add_button(label="Ground truth", callback=on_ui(st, lambda *_: st.toggle_ground_truth()))
                 with dpg.group(horizontal=True):
                     dpg.add_text("overlays:")
                     for name in OVERLAYS:
-                        dpg.add_checkbox(label=OVERLAY_LABELS[name], tag=f"overlay_{name}",
-                                         callback=on_ui(st, lambda _s, a, n=name: self._toggle_overlay(n, bool(a))))
+                        dpg.add_checkbox(
+                            label=OVERLAY_LABELS[name],
+                            tag=f"overlay_{name}",
+                            callback=on_ui(st, lambda _s, a, n=name: self._toggle_overlay(n, bool(a))),
+                        )
                 dpg.add_text("", tag="render_info")
             with dpg.collapsing_header(label="Export", default_open=True):
-                self._path_field("snapshot", "snap_path", "snapshot",
-                                 ("Save snapshot", st.save_snapshot), ("Load snapshot", st.open_path_async))
-                dpg.add_checkbox(label="with optimizer state (exact resume, ~2x larger)", tag="snap_optimizer",
-                                 callback=on_ui(st, lambda _s, a: setattr(st, "save_optimizer_state", bool(a))))
+                self._path_field(
+                    "snapshot",
+                    "snap_path",
+                    "snapshot",
+                    ("Save snapshot", st.save_snapshot),
+                    ("Load snapshot", st.open_path_async),
+                )
+                dpg.add_checkbox(
+                    label="with optimizer state (exact resume, ~2x larger)",
+                    tag="snap_optimizer",
+                    callback=on_ui(st, lambda _s, a: setattr(st, "save_optimizer_state", bool(a))),
+                )
                 self._path_field("screenshot", "shot_path", "screenshot")
                 with dpg.group(horizontal=True):
                     int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
@@ -141,13 +221,18 @@ class Panel:
                 self._path_field("mesh", "mesh_out", "mesh")
                 with dpg.group(horizontal=True):
                     int_inputs(("resolution", "mesh_res", 256, 8))
-                    dpg.add_input_float(label="threshold", default_value=2.5, width=90, tag="mesh_threshold",
-                                        format="%.2f")
+                    dpg.add_input_float(
+                        label="threshold", default_value=2.5, width=90, tag="mesh_threshold", format="%.2f"
+                    )
                 dpg.add_combo(["nerf", "ngp"], default_value="nerf", label="coordinates", tag="mesh_space")
-                dpg.add_button(label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh()))
+                dpg.add_button(
+                    label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh())
+                )
             with dpg.collapsing_header(label="Camera path & video", default_open=True):
                 self.path_panel.build()
-            with dpg.collapsing_header(label="Training images (per-image loss)", default_open=False, tag="images_header"):
+            with dpg.collapsing_header(
+                label="Training images (per-image loss)", default_open=False, tag="images_header"
+            ):
                 self.image_panel.build()
         with dpg.theme(tag="error_theme"):
             with dpg.theme_component(dpg.mvText):
@@ -176,16 +261,27 @@ class Panel:
         """Choose a file for a path field (the field gets it; nothing is written yet)."""
         current = self.path_value(tag)
         folder = current.parent if current.parent.is_dir() else self.state.export_dir().parent
-        self.files.show(f"Choose the {kind} file", folder, lambda p: dpg.set_value(tag, str(p)),
-                        EXPORT_EXTENSIONS.get(kind, ()), action="Choose", name=current.name)
+        self.files.show(
+            f"Choose the {kind} file",
+            folder,
+            lambda p: dpg.set_value(tag, str(p)),
+            EXPORT_EXTENSIONS.get(kind, ()),
+            action="Choose",
+            name=current.name,
+        )
 
     def open_dialog(self) -> None:
         """The Open dialog: a scene folder (open it, or type its path), a transforms.json, or a snapshot."""
         meta_path = self.state.scene_meta.get("path")
         start = Path(meta_path).absolute().parent if meta_path else Path.cwd()
-        self.files.show("Open a scene, transforms.json or snapshot", start, self.state.open_path_async,
-                        (".json", ".npz"), hint="A scene folder (go into it, then Open), a transforms.json, or a "
-                        "snapshot (.npz, or the folder holding snapshot.npz). Typing a path and Enter works too.")
+        self.files.show(
+            "Open a scene, transforms.json or snapshot",
+            start,
+            self.state.open_path_async,
+            (".json", ".npz"),
+            hint="A scene folder (go into it, then Open), a transforms.json, or a "
+            "snapshot (.npz, or the folder holding snapshot.npz). Typing a path and Enter works too.",
+        )
 
     def rect(self) -> Rect:
         x, y = dpg.get_viewport_pos()
@@ -215,8 +311,12 @@ class Panel:
         self.state.settings.crop_min, self.state.settings.crop_max = tuple(lo), tuple(hi)
 
     def _mesh(self) -> None:
-        self.state.export_mesh(self.path_value("mesh_out"), int(dpg.get_value("mesh_res")),
-                               float(dpg.get_value("mesh_threshold")), dpg.get_value("mesh_space"))
+        self.state.export_mesh(
+            self.path_value("mesh_out"),
+            int(dpg.get_value("mesh_res")),
+            float(dpg.get_value("mesh_threshold")),
+            dpg.get_value("mesh_space"),
+        )
 
     def _screenshot(self) -> None:
         st = self.state
@@ -258,27 +358,40 @@ class Panel:
         export_dir = st.export_dir()
         if export_dir != self._export_dir:  # another scene: exports default to its ngp-exports folder
             self._export_dir = export_dir
-            for tag, kind in (("snap_path", "snapshot"), ("shot_path", "screenshot"), ("mesh_out", "mesh"),
-                              ("keys_path", "path"), ("video_out", "video")):
+            for tag, kind in (
+                ("snap_path", "snapshot"),
+                ("shot_path", "screenshot"),
+                ("mesh_out", "mesh"),
+                ("keys_path", "path"),
+                ("video_out", "video"),
+            ):
                 dpg.set_value(tag, str(st.default_export_path(kind)))
         meta = st.scene_meta
         if meta:
             src = "snapshot " + str(st.snapshot_path) if st.scene is None and st.snapshot_path else meta.get("path", "")
-            dpg.set_value("scene_info", f"{src}\n{meta.get('n_frames', 0)} frames of {meta.get('width', 0)}x"
-                                        f"{meta.get('height', 0)}, aabb_scale {meta.get('aabb_scale', 1)}")
+            dpg.set_value(
+                "scene_info",
+                f"{src}\n{meta.get('n_frames', 0)} frames of {meta.get('width', 0)}x"
+                f"{meta.get('height', 0)}, aabb_scale {meta.get('aabb_scale', 1)}",
+            )
         else:
-            dpg.set_value("scene_info", "no scene: drop a scene, a photo folder or a video on the viewport, or use "
-                                        "Open scene...")
+            dpg.set_value(
+                "scene_info", "no scene: drop a scene, a photo folder or a video on the viewport, or use Open scene..."
+            )
         t = st.trainer
         dpg.configure_item("train_toggle", label="Stop" if st.runner.running else "Start")
         last = t.history[-1] if t is not None and t.history else None
         if last is not None:
-            dpg.set_value("train_info", (
-                f"step {st.step}   {st.runner.steps_per_second():.2f} steps/s\n"
-                f"rays/batch {last.n_rays}   samples/batch {last.n_samples} (of {last.n_marched} marched)   "
-                f"samples/ray {last.n_samples / max(last.n_rays, 1):.1f}\n"
-                f"loss {last.loss:.5f}   PSNR {last.psnr:.2f} dB   lr {last.lr:.2e}\n"
-                f"{st.backend} on {st.device}"))
+            dpg.set_value(
+                "train_info",
+                (
+                    f"step {st.step}   {st.runner.steps_per_second():.2f} steps/s\n"
+                    f"rays/batch {last.n_rays}   samples/batch {last.n_samples} (of {last.n_marched} marched)   "
+                    f"samples/ray {last.n_samples / max(last.n_rays, 1):.1f}\n"
+                    f"loss {last.loss:.5f}   PSNR {last.psnr:.2f} dB   lr {last.lr:.2e}\n"
+                    f"{st.backend} on {st.device}"
+                ),
+            )
         else:
             dpg.set_value("train_info", f"step {st.step}   {st.backend} on {st.device}")
         has_history = t is not None and bool(t.history)
@@ -301,8 +414,12 @@ class Panel:
             for tag in ("crop_min", "crop_max"):
                 dpg.configure_item(tag, min_value=float(lo), max_value=float(hi))
             force = True
-        dpg.set_value("crop_min", [float(v) for v in s.crop_min]) if force or not dpg.is_item_active("crop_min") else None
-        dpg.set_value("crop_max", [float(v) for v in s.crop_max]) if force or not dpg.is_item_active("crop_max") else None
+        dpg.set_value("crop_min", [float(v) for v in s.crop_min]) if force or not dpg.is_item_active(
+            "crop_min"
+        ) else None
+        dpg.set_value("crop_max", [float(v) for v in s.crop_max]) if force or not dpg.is_item_active(
+            "crop_max"
+        ) else None
         if not dpg.is_item_active("fov"):
             dpg.set_value("fov", float(st.camera.fov_deg))
         dpg.set_value("mode", "Ground truth" if s.ground_truth else MODE_LABELS.get(s.mode, s.mode))
@@ -316,8 +433,11 @@ class Panel:
         frame = self.app.worker.latest
         if frame is not None:
             h, w = frame.image.shape[:2]
-            dpg.set_value("render_info", f"render {w}x{h} ({frame.scale * 100:.0f}% of the window), {frame.ms:.0f} ms"
-                                         f"\ndynamic scale {st.dynres.scale:.3f}")
+            dpg.set_value(
+                "render_info",
+                f"render {w}x{h} ({frame.scale * 100:.0f}% of the window), {frame.ms:.0f} ms"
+                f"\ndynamic scale {st.dynres.scale:.3f}",
+            )
         self.path_panel.refresh()
         self.image_panel.refresh()
         status = (st.status, st.status_is_error)

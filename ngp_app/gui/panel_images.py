@@ -32,16 +32,32 @@ class ImagePanel:
         st = self.state
         dpg.add_text("", tag="images_info", wrap=PANEL_WIDTH - 30)
         with dpg.group(horizontal=True):
-            dpg.add_button(label="Hide ground truth", tag="images_hide", callback=on_ui(st, lambda *_: st.close_compare()))
+            dpg.add_button(
+                label="Hide ground truth", tag="images_hide", callback=on_ui(st, lambda *_: st.close_compare())
+            )
             dpg.add_button(label="Refresh", callback=on_ui(st, lambda *_: st.refresh_image_table(force=True)))
         with dpg.group(tag="images_box"):  # the table's area on screen (a table reports no rectangle)
-            with dpg.table(tag="images_table", header_row=True, sortable=True, resizable=True, scrollY=True, height=260,
-                           policy=dpg.mvTable_SizingStretchProp, borders_innerH=True,
-                           callback=on_ui(st, lambda _s, a: self._sort(a))):
+            with dpg.table(
+                tag="images_table",
+                header_row=True,
+                sortable=True,
+                resizable=True,
+                scrollY=True,
+                height=260,
+                policy=dpg.mvTable_SizingStretchProp,
+                borders_innerH=True,
+                callback=on_ui(st, lambda _s, a: self._sort(a)),
+            ):
                 for label, key in COLUMNS:
-                    dpg.add_table_column(label=label, tag=f"images_col_{label}", no_sort=key is None,
-                                         width_stretch=True, init_width_or_weight=3.0 if key == "name" else 1.0,
-                                         default_sort=key == "loss", prefer_sort_descending=key == "loss")
+                    dpg.add_table_column(
+                        label=label,
+                        tag=f"images_col_{label}",
+                        no_sort=key is None,
+                        width_stretch=True,
+                        init_width_or_weight=3.0 if key == "name" else 1.0,
+                        default_sort=key == "loss",
+                        prefer_sort_descending=key == "loss",
+                    )
 
     def _sort(self, spec: Any) -> None:
         """DearPyGui's sort spec: [[column id, 1 ascending / -1 descending]]."""
@@ -68,8 +84,13 @@ class ImagePanel:
         rows = table.rows
         order = [r.index for r in rows[:MAX_ROWS]]
         sort = (table.sort_key, table.descending)
-        if order != self._order and self._order and sort == self._sort_shown and set(order) == set(self._order) \
-                and self._pointer_over_table():
+        if (
+            order != self._order
+            and self._order
+            and sort == self._sort_shown
+            and set(order) == set(self._order)
+            and self._pointer_over_table()
+        ):
             self._update_values({r.index: r for r in rows}, st.compare_index)  # same rows, old order, for now
             return  # ``_shown`` stays behind: re-sorted once the pointer leaves
         self._shown = shown
@@ -77,7 +98,8 @@ class ImagePanel:
         if rows:
             worst = table.worst(1)
             info = f"{len(rows)} training frames, {n_out} left out" + (
-                f"; worst: {worst[0].name} (loss {worst[0].mse:.5f})" if worst else "; no losses yet (train a little)")
+                f"; worst: {worst[0].name} (loss {worst[0].mse:.5f})" if worst else "; no losses yet (train a little)"
+            )
             if len(rows) > MAX_ROWS:
                 info += f"; first {MAX_ROWS} shown"
         else:
@@ -96,7 +118,9 @@ class ImagePanel:
                 dpg.add_selectable(label=r.name, tag=f"images_name_{r.index}", callback=fly)
                 dpg.add_text("", tag=f"images_loss_{r.index}")
                 dpg.add_text("", tag=f"images_psnr_{r.index}")
-                dpg.add_checkbox(tag=f"images_train_{r.index}", callback=on_ui(st, lambda *_, i=r.index: self._toggle(i)))
+                dpg.add_checkbox(
+                    tag=f"images_train_{r.index}", callback=on_ui(st, lambda *_, i=r.index: self._toggle(i))
+                )
         self._update_values({r.index: r for r in rows}, st.compare_index)
 
     def _update_values(self, rows: dict[int, Any], selected: int | None) -> None:

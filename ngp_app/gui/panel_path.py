@@ -44,7 +44,9 @@ class PathPanel:
             dpg.add_button(label="Add view (K)", tag="path_add", callback=ui(lambda *_: st.add_keyframe()))
             dpg.add_button(label="Insert after", tag="path_insert", callback=ui(lambda *_: st.edit_path("insert_view")))
             dpg.add_button(label="Split", tag="path_split", callback=ui(lambda *_: st.edit_path("split_selected")))
-            dpg.add_button(label="Replace", tag="path_replace", callback=ui(lambda *_: st.edit_path("replace_selected")))
+            dpg.add_button(
+                label="Replace", tag="path_replace", callback=ui(lambda *_: st.edit_path("replace_selected"))
+            )
             dpg.add_button(label="Delete", tag="path_delete", callback=ui(lambda *_: st.edit_path("delete_selected")))
         with dpg.group(horizontal=True):
             dpg.add_button(label="Up", tag="path_up", callback=ui(lambda *_: st.edit_path("move_selected", -1)))
@@ -52,43 +54,106 @@ class PathPanel:
             dpg.add_button(label="Go to key", tag="path_jump", callback=ui(lambda *_: st.edit_path("jump")))
             dpg.add_button(label="Clear", tag="path_clear", callback=ui(lambda *_: st.clear_keyframes()))
         with dpg.group(horizontal=True):
-            dpg.add_input_float(label="time (s)", tag="path_key_time", width=90, step=0, format="%.2f",
-                                on_enter=True, callback=ui(lambda _s, a: self._selected_do("set_time", a)))
-            dpg.add_input_float(label="fov (deg)", tag="path_key_fov", width=90, step=0, format="%.1f",
-                                on_enter=True, callback=ui(lambda _s, a: self._selected_do("set_fov", a)))
+            dpg.add_input_float(
+                label="time (s)",
+                tag="path_key_time",
+                width=90,
+                step=0,
+                format="%.2f",
+                on_enter=True,
+                callback=ui(lambda _s, a: self._selected_do("set_time", a)),
+            )
+            dpg.add_input_float(
+                label="fov (deg)",
+                tag="path_key_fov",
+                width=90,
+                step=0,
+                format="%.1f",
+                on_enter=True,
+                callback=ui(lambda _s, a: self._selected_do("set_fov", a)),
+            )
         with dpg.group(horizontal=True):
-            dpg.add_input_float(label="duration (s)", tag="path_duration", width=90, step=0, format="%.2f",
-                                on_enter=True, callback=ui(lambda _s, a: st.edit_path("set_duration", a)))
-            dpg.add_input_float(label="fps", tag="path_fps", width=70, step=0, format="%.1f", on_enter=True,
-                                default_value=ed.path.fps, callback=ui(lambda _s, a: st.edit_path("set_fps", a)))
+            dpg.add_input_float(
+                label="duration (s)",
+                tag="path_duration",
+                width=90,
+                step=0,
+                format="%.2f",
+                on_enter=True,
+                callback=ui(lambda _s, a: st.edit_path("set_duration", a)),
+            )
+            dpg.add_input_float(
+                label="fps",
+                tag="path_fps",
+                width=70,
+                step=0,
+                format="%.1f",
+                on_enter=True,
+                default_value=ed.path.fps,
+                callback=ui(lambda _s, a: st.edit_path("set_fps", a)),
+            )
             dpg.add_checkbox(label="loop", tag="path_loop", callback=ui(lambda _s, a: st.edit_path("set_loop", a)))
         with dpg.group(horizontal=True):
-            dpg.add_button(label="Even times", tag="path_even_times", callback=ui(lambda *_: st.edit_path("retime", False)))
-            dpg.add_button(label="Even speed", tag="path_even_speed", callback=ui(lambda *_: st.edit_path("retime", True)))
-            dpg.add_checkbox(label="show path", tag="path_show", default_value=ed.show,
-                             callback=ui(lambda _s, a: setattr(ed, "show", bool(a))))
+            dpg.add_button(
+                label="Even times", tag="path_even_times", callback=ui(lambda *_: st.edit_path("retime", False))
+            )
+            dpg.add_button(
+                label="Even speed", tag="path_even_speed", callback=ui(lambda *_: st.edit_path("retime", True))
+            )
+            dpg.add_checkbox(
+                label="show path",
+                tag="path_show",
+                default_value=ed.show,
+                callback=ui(lambda _s, a: setattr(ed, "show", bool(a))),
+            )
         with dpg.group(horizontal=True):
             dpg.add_button(label="Play", tag="path_play", width=60, callback=ui(lambda *_: st.toggle_preview()))
-            dpg.add_slider_float(tag="path_scrub", min_value=0.0, max_value=1.0, width=-1, format="%.2f s",
-                                 callback=ui(lambda _s, a: st.edit_path("scrub", a)))
-        self.panel._path_field("path file", "keys_path", "path",
-                               ("Save path", st.save_keyframes), ("Load / import path", st.load_keyframes))
+            dpg.add_slider_float(
+                tag="path_scrub",
+                min_value=0.0,
+                max_value=1.0,
+                width=-1,
+                format="%.2f s",
+                callback=ui(lambda _s, a: st.edit_path("scrub", a)),
+            )
+        self.panel._path_field(
+            "path file",
+            "keys_path",
+            "path",
+            ("Save path", st.save_keyframes),
+            ("Load / import path", st.load_keyframes),
+        )
         dpg.add_separator()
         v = ed.video
         with dpg.group(horizontal=True):
-            dpg.add_combo(list(VIDEO_PATHS), default_value=PATH_LABELS[v.path], label="video of", width=150,
-                          tag="video_path", callback=ui(lambda _s, a: setattr(v, "path", VIDEO_PATHS[a])))
+            dpg.add_combo(
+                list(VIDEO_PATHS),
+                default_value=PATH_LABELS[v.path],
+                label="video of",
+                width=150,
+                tag="video_path",
+                callback=ui(lambda _s, a: setattr(v, "path", VIDEO_PATHS[a])),
+            )
             int_inputs(("frames", "video_frames", v.frames, 1))
         dpg.set_item_callback("video_frames", ui(lambda _s, a: setattr(v, "frames", max(1, int(a)))))
         self.panel._path_field("video", "video_out", "video")
         with dpg.group(horizontal=True):
             int_inputs(("w", "video_w", v.width, 2), ("h", "video_h", v.height, 2))
-            dpg.add_combo(list(QUALITIES), default_value=v.quality, label="quality", width=70, tag="video_quality",
-                          callback=ui(lambda _s, a: setattr(v, "quality", a)))
+            dpg.add_combo(
+                list(QUALITIES),
+                default_value=v.quality,
+                label="quality",
+                width=70,
+                tag="video_quality",
+                callback=ui(lambda _s, a: setattr(v, "quality", a)),
+            )
         dpg.set_item_callback("video_w", ui(lambda _s, a: self._size(w=a)))
         dpg.set_item_callback("video_h", ui(lambda _s, a: self._size(h=a)))
-        dpg.add_checkbox(label="pause training while rendering", tag="video_pause",
-                         callback=ui(lambda _s, a: setattr(v, "pause_training", bool(a))))
+        dpg.add_checkbox(
+            label="pause training while rendering",
+            tag="video_pause",
+            callback=ui(lambda _s, a: setattr(v, "pause_training", bool(a))),
+        )
         dpg.add_button(label="Render video", tag="video_render", callback=ui(lambda *_: self.render()))
         dpg.add_text("", tag="video_last", wrap=PANEL_WIDTH - 30)
 
@@ -136,8 +201,9 @@ class PathPanel:
             dpg.set_value("video_w", int(ed.video.width))
             dpg.set_value("video_h", int(ed.video.height))
             if len(p.keys) >= 2:
-                info = (f"{len(p.keys)} keyframes, {p.end_time:.2f} s at {p.fps:g} fps = {p.n_frames()} frames"
-                        + (" (loop)" if p.loop else ""))
+                info = f"{len(p.keys)} keyframes, {p.end_time:.2f} s at {p.fps:g} fps = {p.n_frames()} frames" + (
+                    " (loop)" if p.loop else ""
+                )
             elif p.keys:
                 info = "1 keyframe: add another view (K) to make a path"
             else:

@@ -178,8 +178,9 @@ class PathActions:
         width, height = ed.render_size()
         return self._video_job(out, cams, fps, width, height, QUALITIES[v.quality][1], v.pause_training)
 
-    def _video_job(self, out: str | Path, cams: list[Any], fps: float, width: int, height: int, quality: int,
-                   pause_training: bool) -> Job | None:
+    def _video_job(
+        self, out: str | Path, cams: list[Any], fps: float, width: int, height: int, quality: int, pause_training: bool
+    ) -> Job | None:
         """A background job rendering ``cams`` into ``out`` from a copy of the model."""
         import os
 
@@ -205,14 +206,30 @@ class PathActions:
                 job.report(done / max(total, 1), f"frame {min(done + 1, total)}/{total}")
 
             job.report(0.0, f"frame 1/{len(cams)}")
-            return export_video(frozen.model, frozen.grid, frozen.march, frozen.aabb, cams, out, width, height, fps,
-                                background, "rgb", progress, quality=quality, fraction=job.report)
+            return export_video(
+                frozen.model,
+                frozen.grid,
+                frozen.march,
+                frozen.aabb,
+                cams,
+                out,
+                width,
+                height,
+                fps,
+                background,
+                "rgb",
+                progress,
+                quality=quality,
+                fraction=job.report,
+            )
 
         def done(path: Path) -> None:
             resume()
             self.path_editor.video.last_output = Path(os.path.abspath(path))
-            self.set_status(f"saved video {self.path_editor.video.last_output} ({len(cams)} frames of "
-                            f"{width}x{height} at {fps:g} fps)")
+            self.set_status(
+                f"saved video {self.path_editor.video.last_output} ({len(cams)} frames of "
+                f"{width}x{height} at {fps:g} fps)"
+            )
 
         def failed(exc: BaseException) -> None:
             resume()
@@ -296,8 +313,10 @@ class PathActions:
             self.set_status(f"cannot exclude frame {index}: {exc}", error=True)
             return None
         n = len(t.scene.excluded)
-        self.set_status(f"frame {index} {self._frame_name(index)} " + (
-            f"left out of training ({n} excluded)" if now else f"back in training ({n} excluded)"))
+        self.set_status(
+            f"frame {index} {self._frame_name(index)} "
+            + (f"left out of training ({n} excluded)" if now else f"back in training ({n} excluded)")
+        )
         return now
 
     def _frame_name(self, index: int) -> str:

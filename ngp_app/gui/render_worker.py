@@ -30,7 +30,6 @@ class Frame:
     step: int
 
 
-
 class RenderWorker:
     """Renders the viewport off the UI thread: dynamic resolution while the view changes, then progressive
     refinement towards full resolution while it is still. The UI picks up ``latest`` whenever ``seq`` moves."""
@@ -84,9 +83,13 @@ class RenderWorker:
 
     def _cancel(self, key: tuple, predicted_ms: float = 0.0) -> Callable[[], bool]:
         """Stop a render when the view moves, the app closes, or training starts and the frame is over budget."""
+
         def cancel() -> bool:
-            return (self.view_key() != key or self._stop.is_set()
-                    or (predicted_ms > self.refine_budget_ms and self.state.runner.running))
+            return (
+                self.view_key() != key
+                or self._stop.is_set()
+                or (predicted_ms > self.refine_budget_ms and self.state.runner.running)
+            )
 
         return cancel
 

@@ -18,8 +18,19 @@ import torch
 from ..data.cameras import Camera
 from ..errors import NgpError
 from ..render.pictures import picture, shaded_field, to_uint8
-from .overlays import (MODE_DIMMED, MODE_OVERLAYS, MODES, OCCUPANCY_COLOR, Layer, axes_layer, box_layer, frusta_layer,
-                       layer, occupancy_points, opaque)
+from .overlays import (
+    MODE_DIMMED,
+    MODE_OVERLAYS,
+    MODES,
+    OCCUPANCY_COLOR,
+    Layer,
+    axes_layer,
+    box_layer,
+    frusta_layer,
+    layer,
+    occupancy_points,
+    opaque,
+)
 
 
 class RenderCancelled(Exception):
@@ -86,9 +97,15 @@ class ViewRendering:
         return Frozen(model, grid, src.march, self.crop_aabb(src.aabb))
 
     # ------------------------------------------------------------------------------------------ viewport
-    def _render_current(self, render: Callable[..., Any], width: int, height: int,
-                        cancel: Callable[[], bool] | None, background: tuple[float, float, float] | None,
-                        timing: dict[str, float] | None) -> Any:
+    def _render_current(
+        self,
+        render: Callable[..., Any],
+        width: int,
+        height: int,
+        cancel: Callable[[], bool] | None,
+        background: tuple[float, float, float] | None,
+        timing: dict[str, float] | None,
+    ) -> Any:
         """``render(model, grid, march, aabb, cam, background, normals, chunk, progress)`` (``render_outputs`` or
         ``render_frame``) of the current view from the render thread's replica of the weights (refreshed under the
         source's lock, then rendered outside it, so the trainer goes on); None without a model. ``timing['ms']``
@@ -108,16 +125,29 @@ class ViewRendering:
             with src.lock:  # a consistent copy of the weights, taken quickly
                 model, grid = self._render_replica(src)
             t0 = time.perf_counter()
-            out = render(model, grid, src.march, self.crop_aabb(src.aabb, s), self.camera.camera(width, height),
-                         background if background is not None else s.background, s.mode == "normals",
-                         default_chunk(grid.device, interactive=True), progress)
+            out = render(
+                model,
+                grid,
+                src.march,
+                self.crop_aabb(src.aabb, s),
+                self.camera.camera(width, height),
+                background if background is not None else s.background,
+                s.mode == "normals",
+                default_chunk(grid.device, interactive=True),
+                progress,
+            )
             if timing is not None:
                 timing["ms"] = (time.perf_counter() - t0) * 1000.0
         return out
 
-    def render_raw(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
-                   background: tuple[float, float, float] | None = None,
-                   timing: dict[str, float] | None = None) -> dict[str, np.ndarray] | None:
+    def render_raw(
+        self,
+        width: int,
+        height: int,
+        cancel: Callable[[], bool] | None = None,
+        background: tuple[float, float, float] | None = None,
+        timing: dict[str, float] | None = None,
+    ) -> dict[str, np.ndarray] | None:
         """rgb (h, w, 3), opacity and depth (h, w) as float arrays for the current view; None without a model."""
         return self._render_current(render_outputs, width, height, cancel, background, timing)
 
@@ -137,8 +167,9 @@ class ViewRendering:
         clone.set_ops(src.model.ops) if hasattr(clone, "set_ops") else None
         return clone, copy.copy(src.grid)
 
-    def render_view(self, width: int, height: int, cancel: Callable[[], bool] | None = None,
-                    timing: dict[str, float] | None = None) -> np.ndarray:
+    def render_view(
+        self, width: int, height: int, cancel: Callable[[], bool] | None = None, timing: dict[str, float] | None = None
+    ) -> np.ndarray:
         """The viewport picture for the current mode as (h, w, 4) uint8 RGBA, opaque, what the viewport uploads (a
         blank background without a model). Colour and normals views come straight from the renderer's uint8
         buffer (``render_frame``): one copy to the host; depth and opacity maps are made from float outputs."""
@@ -200,9 +231,12 @@ class ViewRendering:
         src = self.source()
         c2w, intr, sizes = self.train_cams
         hl = s.gt_index if 0 <= s.gt_index < len(c2w) else None
-        keys = {"cameras": (self.generation, hl, len(c2w)), "points": (self.generation,),
-                "occupancy": None if src is None else (self.generation, int(getattr(src.grid, "n_updates", 0))),
-                "crop": (tuple(s.crop_min), tuple(s.crop_max))}
+        keys = {
+            "cameras": (self.generation, hl, len(c2w)),
+            "points": (self.generation,),
+            "occupancy": None if src is None else (self.generation, int(getattr(src.grid, "n_updates", 0))),
+            "crop": (tuple(s.crop_min), tuple(s.crop_max)),
+        }
         key = keys.get(name)
         if key is None:
             return None
@@ -260,9 +294,17 @@ class ViewRendering:
         return to_uint8(out)
 
 
-def render_outputs(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: Camera,
-                   background: tuple[float, float, float], normals: bool, chunk: int,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+def render_outputs(
+    model: Any,
+    grid: Any,
+    march: Any,
+    aabb: torch.Tensor,
+    cam: Camera,
+    background: tuple[float, float, float],
+    normals: bool,
+    chunk: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Render one camera: rgb (h, w, 3), opacity and depth (h, w) as float numpy arrays (normals as rgb over black
     when ``normals``). ``progress(done, total)`` is called after each pass (it may raise to cancel)."""
     from ..render.renderer import render_image
@@ -272,9 +314,17 @@ def render_outputs(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: C
     return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
 
-def render_frame(model: Any, grid: Any, march: Any, aabb: torch.Tensor, cam: Camera,
-                 background: tuple[float, float, float], normals: bool, chunk: int,
-                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def render_frame(
+    model: Any,
+    grid: Any,
+    march: Any,
+    aabb: torch.Tensor,
+    cam: Camera,
+    background: tuple[float, float, float],
+    normals: bool,
+    chunk: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
     """Render one camera straight into an opaque uint8 RGBA image (h, w, 4) on the render device (``render_rgba``;
     alpha set to 255 there): the viewport's frame. Parameters as ``render_outputs``."""
     from ..render.renderer import render_rgba

@@ -62,8 +62,15 @@ class RenderSettings:
 
 
 class AppState(SceneLoading, SceneImporting, PathActions, ExportActions, ViewRendering):
-    def __init__(self, config: str = "small", device: str | None = "cpu", backend: str = "auto",
-                 downscale: int = 1, max_size: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: str = "small",
+        device: str | None = "cpu",
+        backend: str = "auto",
+        downscale: int = 1,
+        max_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
         from ..backends import resolve_device
 
         self.config_name = config
@@ -82,8 +89,10 @@ class AppState(SceneLoading, SceneImporting, PathActions, ExportActions, ViewRen
         self.settings = RenderSettings()
         self.dynres = DynamicResolution()
         self._status: tuple[str, bool, float] = (
-            "drop a scene folder, transforms.json, snapshot, photo folder or video onto the viewport", False,
-            time.monotonic())
+            "drop a scene folder, transforms.json, snapshot, photo folder or video onto the viewport",
+            False,
+            time.monotonic(),
+        )
         self.generation = 0  # bumps whenever the scene/model is swapped
         self.train_cams = (np.zeros((0, 3, 4)), np.zeros((0, 4)), np.zeros((0, 2)))
         self._reported_error: str | None = None

@@ -49,8 +49,9 @@ class TrainingRunner:
                 return True
             self.error = None
             self._stop = threading.Event()  # each thread has its own: a late stop cannot reach the next thread
-            self._thread = threading.Thread(target=self._loop, args=(self.trainer, self._stop), name="ngp-train",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop, args=(self.trainer, self._stop), name="ngp-train", daemon=True
+            )
             self._thread.start()
             return True
 

@@ -16,9 +16,11 @@ from .gl_overlay import GLOverlay
 from .layout import Rect
 from .overlays import MODE_LABELS, MODES, view_projection
 
-HELP = ("drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shift): fly | [ ]: training cams | "
-        "V: reset view | T: train | R: reset | G: ground truth | 1-7: modes | K: keyframe | P: play path | Tab: HUD | "
-        "F11: fullscreen")
+HELP = (
+    "drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shift): fly | [ ]: training cams | "
+    "V: reset view | T: train | R: reset | G: ground truth | 1-7: modes | K: keyframe | P: play path | Tab: HUD | "
+    "F11: fullscreen"
+)
 
 
 def pump_window_events(window: Any) -> None:
@@ -76,8 +78,9 @@ class Viewport:
         self.state = app.state
         self.worker = app.worker
         width, height = rect.width, rect.height
-        self.window = pyglet.window.Window(width, height, caption="ngp-app viewport", resizable=True,
-                                           file_drops=True, vsync=False)
+        self.window = pyglet.window.Window(
+            width, height, caption="ngp-app viewport", resizable=True, file_drops=True, vsync=False
+        )
         self.window.set_location(rect.x, rect.y)  # beside the panel (layout.py), or where it was last time
         accept_short_xdnd_enter(self.window)
         self.keys = key.KeyStateHandler()
@@ -90,8 +93,17 @@ class Viewport:
         self._frame_times: list[float] = []
         self.batch = pyglet.graphics.Batch()
         self.hud_bg = pyglet.shapes.Rectangle(0, 0, 10, 10, color=(0, 0, 0, 150), batch=self.batch)
-        self.hud = pyglet.text.Label("", font_size=11, x=12, y=height - 12, anchor_y="top", multiline=True,
-                                     width=900, color=(255, 255, 255, 255), batch=self.batch)
+        self.hud = pyglet.text.Label(
+            "",
+            font_size=11,
+            x=12,
+            y=height - 12,
+            anchor_y="top",
+            multiline=True,
+            width=900,
+            color=(255, 255, 255, 255),
+            batch=self.batch,
+        )
         self.status_bg = pyglet.shapes.Rectangle(0, 0, 10, 30, color=(0, 0, 0, 150), batch=self.batch)
         self.status = pyglet.text.Label("", font_size=11, x=12, y=10, color=(255, 255, 255, 255), batch=self.batch)
         self.overlay = GLOverlay()
@@ -154,9 +166,9 @@ class Viewport:
     # ------------------------------------------------------------------------------------------ per frame
     def fly(self, dt: float) -> None:
         k = self.keys
-        fwd = (k[key.W] - k[key.S])
-        right = (k[key.D] - k[key.A])
-        up = (k[key.SPACE] - k[key.C])
+        fwd = k[key.W] - k[key.S]
+        right = k[key.D] - k[key.A]
+        up = k[key.SPACE] - k[key.C]
         if fwd or right or up:
             speed = self.state.camera.distance * 0.8 * (4.0 if (k[key.LSHIFT] or k[key.RSHIFT]) else 1.0)
             self.state.camera.fly(fwd, right, up, speed * min(dt, 0.1))
@@ -183,12 +195,15 @@ class Viewport:
             i = st.settings.gt_index % st.scene.n_frames
             shown = f"training image {i} ({Path(st.scene.file_names[i]).name})"
         elif frame is not None:
-            shown = f"render {frame.image.shape[1]}x{frame.image.shape[0]} ({frame.scale * 100:.0f}%, {frame.ms:.0f} ms)"
+            shown = (
+                f"render {frame.image.shape[1]}x{frame.image.shape[0]} ({frame.scale * 100:.0f}%, {frame.ms:.0f} ms)"
+            )
         else:
             shown = "render -"
         lines = [
             f"{self.fps():.0f} fps UI | {self.worker.fps():.1f} renders/s | {shown}",
-            f"step {st.step}  {'training' if st.runner.running else 'paused'}  {st.runner.steps_per_second():.1f} steps/s",
+            f"step {st.step}  {'training' if st.runner.running else 'paused'}  "
+            f"{st.runner.steps_per_second():.1f} steps/s",
             f"loss {last.loss:.5f}  PSNR {last.psnr:.2f} dB" if last else "loss -  PSNR -",
             f"{st.backend} on {st.device} | {st.config_name} | view: {mode}",
             HELP,
@@ -255,8 +270,9 @@ class CompareInset:
         self._image_id = 0
         self.rect = (0, 0, 0, 0)  # x, y, width, height in window pixels (0 size: hidden)
         self.frame = pyglet.shapes.Rectangle(0, 0, 1, 1, color=(20, 20, 20, 220), batch=batch)
-        self.caption = pyglet.text.Label("", font_size=10, anchor_x="right", anchor_y="bottom",
-                                         color=(255, 255, 255, 255), batch=batch)
+        self.caption = pyglet.text.Label(
+            "", font_size=10, anchor_x="right", anchor_y="bottom", color=(255, 255, 255, 255), batch=batch
+        )
 
     def update(self, image: Any, caption: str, win_w: int, win_h: int) -> None:
         """Show ``image`` ((h, w, 3) uint8, or None to hide) scaled into the window's bottom-right corner."""

@@ -20,6 +20,7 @@ def on_ui(state: Any, fn: Callable[[Any, Any], Any]) -> Callable[..., None]:
     """A DearPyGui callback that runs ``fn(sender, app_data)`` on the app's UI thread. DearPyGui calls callbacks
     from its own thread unless told otherwise; whichever thread calls this, the state is only touched by the UI
     thread, in the order the callbacks came."""
+
     def callback(sender: Any = None, app_data: Any = None, user_data: Any = None) -> None:
         state.call_on_ui(lambda: fn(sender, app_data))
 

@@ -78,17 +78,19 @@ class NGPField(nn.Module):
         self.register_buffer("aabb", aabb.clone().float())
         precision = enc.get("table_precision", "float32")
         if precision not in TABLE_PRECISIONS:
-            raise ConfigError(f"encoding.table_precision must be one of {', '.join(TABLE_PRECISIONS)}, not {precision!r}")
+            raise ConfigError(
+                f"encoding.table_precision must be one of {', '.join(TABLE_PRECISIONS)}, not {precision!r}"
+            )
         self.ops = ops
         self.encoding = HashGridEncoding(geometry, ops=self.ops, precision=precision)
         # float32, or half precision on CUDA (model/precision.py); "auto": float16 on CUDA, float32 on the CPU
         self.mlp_precision = check_precision(net.get("precision", "auto"))
         self.n_geo_features = net.get("n_output_dims", 16)
-        self.density_net = make_mlp(geometry.n_output_dims, net["n_neurons"], net["n_hidden_layers"], self.n_geo_features)
-        self.sh_degree = config.get("dir_encoding", {}).get("degree", 4)
-        self.rgb_net = make_mlp(
-            self.n_geo_features + self.sh_degree**2, rgb["n_neurons"], rgb["n_hidden_layers"], 3
+        self.density_net = make_mlp(
+            geometry.n_output_dims, net["n_neurons"], net["n_hidden_layers"], self.n_geo_features
         )
+        self.sh_degree = config.get("dir_encoding", {}).get("degree", 4)
+        self.rgb_net = make_mlp(self.n_geo_features + self.sh_degree**2, rgb["n_neurons"], rgb["n_hidden_layers"], 3)
 
     @property
     def backend(self) -> str:

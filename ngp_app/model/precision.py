@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..schema.config import MLP_PRECISIONS
+
 FLOAT16_GRAD_SCALE = 128.0
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

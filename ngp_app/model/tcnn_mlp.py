@@ -100,7 +100,7 @@ class TcnnMLP:
         return self.module(x.contiguous()).float()
 
 
-_NETWORKS: "weakref.WeakKeyDictionary[nn.Sequential, TcnnMLP]" = weakref.WeakKeyDictionary()
+_NETWORKS: weakref.WeakKeyDictionary[nn.Sequential, TcnnMLP] = weakref.WeakKeyDictionary()
 
 
 def tcnn_mlp_forward(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:

@@ -135,8 +135,10 @@ def _build() -> bool:
     deadline = time.monotonic() + timeout
     owner = FileLock(build_dir / OWNER_LOCK)
     if not owner.acquire(timeout=timeout):
-        raise BuildTimeout(f"{describe_owner(owner.owner())} has been building the native kernels in {build_dir} for "
-                           f"over {timeout:g} s ({TIMEOUT_ENV})")
+        raise BuildTimeout(
+            f"{describe_owner(owner.owner())} has been building the native kernels in {build_dir} for "
+            f"over {timeout:g} s ({TIMEOUT_ENV})"
+        )
     try:
         if not _is_built(build_dir, library):  # not built by the process we waited for
             _clear_baton(build_dir, deadline, timeout)
@@ -168,8 +170,10 @@ def _clear_baton(build_dir: Path, deadline: float, timeout: float) -> None:
     baton = build_dir / "lock"
     while baton.exists() and _processes_in(build_dir):
         if time.monotonic() >= deadline:
-            raise BuildTimeout(f"another process has been building the native kernels in {build_dir} for over "
-                               f"{timeout:g} s ({TIMEOUT_ENV})")
+            raise BuildTimeout(
+                f"another process has been building the native kernels in {build_dir} for over "
+                f"{timeout:g} s ({TIMEOUT_ENV})"
+            )
         time.sleep(0.5)
     _remove_stale_baton(build_dir)
 
@@ -211,16 +215,21 @@ def _build_in_child(kwargs: dict[str, object], build_dir: Path, deadline: float,
     log_path = build_dir / "build.log"
     log.info("building the native kernels in %s (once; up to %g s, %s)", build_dir, timeout, TIMEOUT_ENV)
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(kwargs)], stdin=subprocess.DEVNULL,
-                                stdout=None if verbose else out, stderr=None if verbose else subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, json.dumps(kwargs)],
+            stdin=subprocess.DEVNULL,
+            stdout=None if verbose else out,
+            stderr=None if verbose else subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             code = proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
         except subprocess.TimeoutExpired:
             _kill_tree(proc)
             _remove_stale_baton(build_dir, quiet=True)
-            raise BuildTimeout(f"the native build took longer than {timeout:g} s ({TIMEOUT_ENV}; the next run "
-                               f"continues it)") from None
+            raise BuildTimeout(
+                f"the native build took longer than {timeout:g} s ({TIMEOUT_ENV}; the next run continues it)"
+            ) from None
         except BaseException:  # Ctrl-C, SIGTERM: take the compilers down too, leave no lock behind
             _kill_tree(proc)
             _remove_stale_baton(build_dir, quiet=True)

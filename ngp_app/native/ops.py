@@ -16,7 +16,8 @@ adapters in ``compute/native.py`` unpack those and call these.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 
@@ -49,7 +50,9 @@ ACCUMULATE_TABLE_GRAD_IN_PLACE = True
 
 class _HashGridEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, table: torch.Tensor, args: GeometryArgs, lookup: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+    def forward(
+        ctx: Any, x: torch.Tensor, table: torch.Tensor, args: GeometryArgs, lookup: torch.Tensor | None
+    ) -> torch.Tensor:  # type: ignore[override]
         ctx.geo_args = args
         x = x.contiguous().float()
         # ``lookup``: the table the kernels read (a float16 copy of ``table`` for half-precision tables).
@@ -66,9 +69,7 @@ class _HashGridEncode(torch.autograd.Function):
         target = param.grad if need_table and ACCUMULATE_TABLE_GRAD_IN_PLACE and param.is_leaf else None
         if target is not None and (target.dtype != torch.float32 or not target.is_contiguous() or target.is_sparse):
             target = None
-        gt, gx = _ops().hash_grid_bwd(
-            grad_out.contiguous().float(), x, read, *ctx.geo_args, need_table, need_x, target
-        )
+        gt, gx = _ops().hash_grid_bwd(grad_out.contiguous().float(), x, read, *ctx.geo_args, need_table, need_x, target)
         return (gx if need_x else None), (gt if need_table and target is None else None), None, None
 
 
@@ -130,13 +131,24 @@ class _Composite(torch.autograd.Function):
             dense(g_depth, offsets.float()),
             None if g_weights is None else g_weights.contiguous().float(),
             None if g_trans is None else g_trans.contiguous().float(),
-            sigmas, rgbs, t, dt, offsets, weights, trans, ctx.threshold,
+            sigmas,
+            rgbs,
+            t,
+            dt,
+            offsets,
+            weights,
+            trans,
+            ctx.threshold,
         )
         return g_sigmas, g_rgbs, None, None, None, None
 
 
 def composite(
-    sigmas: torch.Tensor, rgbs: torch.Tensor, t: torch.Tensor, dt: torch.Tensor, offsets: torch.Tensor,
+    sigmas: torch.Tensor,
+    rgbs: torch.Tensor,
+    t: torch.Tensor,
+    dt: torch.Tensor,
+    offsets: torch.Tensor,
     threshold: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Composite samples packed ray after ray (``offsets`` (n_rays,) their starts): sigmas (n,), rgbs (n, 3),
@@ -173,9 +185,20 @@ def march_rays(
     jitter = torch.zeros_like(rays_o[:, 0]) if jitter is None else jitter.contiguous().float()
     occupied = occupied.contiguous().view(torch.uint8).reshape(-1)
     return _ops().march_rays(
-        rays_o, rays_d, jitter, occupied, [float(v) for v in aabb], float(dt_min), float(dt_max), float(cone_angle),
-        int(max_steps), int(n_cascades), int(resolution), -1 if max_samples is None else int(max_samples),
-        None if k_start is None else k_start.contiguous().long(), -1 if max_per_ray is None else int(max_per_ray),
+        rays_o,
+        rays_d,
+        jitter,
+        occupied,
+        [float(v) for v in aabb],
+        float(dt_min),
+        float(dt_max),
+        float(cone_angle),
+        int(max_steps),
+        int(n_cascades),
+        int(resolution),
+        -1 if max_samples is None else int(max_samples),
+        None if k_start is None else k_start.contiguous().long(),
+        -1 if max_per_ray is None else int(max_per_ray),
     )
 
 
@@ -200,9 +223,18 @@ def march_rays_fixed(
     rays_o = rays_o.contiguous().float()
     jitter = torch.zeros_like(rays_o[:, 0]) if jitter is None else jitter.contiguous().float()
     return _ops().march_rays_fixed(
-        rays_o, rays_d.contiguous().float(), jitter, occupied.contiguous().view(torch.uint8).reshape(-1),
-        [float(v) for v in aabb], float(dt_min), float(dt_max), float(cone_angle), int(max_steps), int(n_cascades),
-        int(resolution), int(capacity),
+        rays_o,
+        rays_d.contiguous().float(),
+        jitter,
+        occupied.contiguous().view(torch.uint8).reshape(-1),
+        [float(v) for v in aabb],
+        float(dt_min),
+        float(dt_max),
+        float(cone_angle),
+        int(max_steps),
+        int(n_cascades),
+        int(resolution),
+        int(capacity),
     )
 
 
@@ -223,14 +255,24 @@ def compact_samples(
     ``threshold`` (from ``sigmas`` (n,)), packed into buffers of ``capacity``; same fields as ``march_rays_fixed``,
     ``requested`` being the live samples of all rays."""
     return _ops().compact_samples(
-        sigmas.contiguous().float(), positions.contiguous(), directions.contiguous(), t.contiguous(), dt.contiguous(),
-        offsets.contiguous(), counts.contiguous(), valid.contiguous().float(), float(threshold), int(capacity),
+        sigmas.contiguous().float(),
+        positions.contiguous(),
+        directions.contiguous(),
+        t.contiguous(),
+        dt.contiguous(),
+        offsets.contiguous(),
+        counts.contiguous(),
+        valid.contiguous().float(),
+        float(threshold),
+        int(capacity),
     )
 
 
 def cell_positions(cascade: int, indices: torch.Tensor, jitter: torch.Tensor, resolution: int) -> torch.Tensor:
     """Jittered points of occupancy-grid cells: indices (n,) int64, jitter (n, 3) in [0, 1) -> scene points (n, 3)."""
-    return _ops().occupancy_cell_positions(indices.contiguous().long(), jitter.contiguous().float(), cascade, resolution)
+    return _ops().occupancy_cell_positions(
+        indices.contiguous().long(), jitter.contiguous().float(), cascade, resolution
+    )
 
 
 def decay_max_(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torch.Tensor:
@@ -240,24 +282,66 @@ def decay_max_(density: torch.Tensor, fresh: torch.Tensor, decay: float) -> torc
     return density
 
 
-def adam_step(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
-              step_size: float, bc2_sqrt: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-              sparse: bool) -> None:
+def adam_step(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    step_size: float,
+    bc2_sqrt: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    sparse: bool,
+) -> None:
     """In-place Adam step with global-step corrections (step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t));
     ``sparse`` leaves entries with an exactly-zero gradient untouched. All tensors contiguous float32, one shape."""
-    _ops().adam_step(param, grad, exp_avg, exp_avg_sq, float(step_size), float(bc2_sqrt), float(beta1), float(beta2),
-                     float(eps), float(weight_decay), bool(sparse))
+    _ops().adam_step(
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        float(step_size),
+        float(bc2_sqrt),
+        float(beta1),
+        float(beta2),
+        float(eps),
+        float(weight_decay),
+        bool(sparse),
+    )
     _bump(param)
 
 
-def adam_step_counted(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
-                      counts: torch.Tensor, corrections: torch.Tensor, lr: float, beta1: float, beta2: float,
-                      eps: float, weight_decay: float) -> None:
+def adam_step_counted(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    counts: torch.Tensor,
+    corrections: torch.Tensor,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
     """In-place sparse Adam step with per-entry step counts: counts (int32, like ``param``) bump where the gradient is
     non-zero; corrections (max_count + 1, 2) float32 hold 1 / (1 - beta1^c) and sqrt(1 - beta2^c) per count c
     (``train.optim.bias_corrections``)."""
-    _ops().adam_step_counted(param, grad, exp_avg, exp_avg_sq, counts, corrections, float(lr), float(beta1),
-                             float(beta2), float(eps), float(weight_decay))
+    _ops().adam_step_counted(
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        counts,
+        corrections,
+        float(lr),
+        float(beta1),
+        float(beta2),
+        float(eps),
+        float(weight_decay),
+    )
     _bump(param)
 
 
@@ -273,22 +357,41 @@ def _bump(param: torch.Tensor) -> None:
 MarchArgs = tuple[list[float], float, float, float, int, int, int]
 
 
-def march_first(rays_o: torch.Tensor, rays_d: torch.Tensor, occupied: torch.Tensor, march_args: MarchArgs,
-                k: torch.Tensor) -> None:
+def march_first(
+    rays_o: torch.Tensor, rays_d: torch.Tensor, occupied: torch.Tensor, march_args: MarchArgs, k: torch.Tensor
+) -> None:
     """k (n_rays,) int64 <- lattice index of each ray's first sample, -1 when it has none."""
     _ops().march_first(rays_o, rays_d, occupied, *march_args, k)
 
 
-def march_slots(rays_o: torch.Tensor, rays_d: torch.Tensor, occupied: torch.Tensor, march_args: MarchArgs,
-                alive: torch.Tensor, k: torch.Tensor, K: int) -> list[torch.Tensor]:
+def march_slots(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    occupied: torch.Tensor,
+    march_args: MarchArgs,
+    alive: torch.Tensor,
+    k: torch.Tensor,
+    K: int,
+) -> list[torch.Tensor]:
     """The next (up to) K samples of each alive ray (alive: (n,) int32 ray indices), in K slots per ray; advances
     k in place. Returns positions, directions (n*K, 3), t, dt (n*K,) and counts (n,) int32."""
     return _ops().march_slots(rays_o, rays_d, occupied, *march_args, alive, k, int(K))
 
 
-def composite_slots(sigmas: torch.Tensor, rgbs: torch.Tensor, t: torch.Tensor, dt: torch.Tensor,
-                    counts: torch.Tensor, alive: torch.Tensor, K: int, threshold: float, trans: torch.Tensor,
-                    rgb: torch.Tensor, depth: torch.Tensor, k: torch.Tensor) -> None:
+def composite_slots(
+    sigmas: torch.Tensor,
+    rgbs: torch.Tensor,
+    t: torch.Tensor,
+    dt: torch.Tensor,
+    counts: torch.Tensor,
+    alive: torch.Tensor,
+    K: int,
+    threshold: float,
+    trans: torch.Tensor,
+    rgb: torch.Tensor,
+    depth: torch.Tensor,
+    k: torch.Tensor,
+) -> None:
     """Composite one pass's slots into the per-ray trans, rgb, depth (in place); k = -1 for rays that turned opaque."""
     _ops().composite_slots(sigmas, rgbs, t, dt, counts, alive, int(K), float(threshold), trans, rgb, depth, k)
 

@@ -12,8 +12,8 @@ never cut in the middle.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -49,8 +49,16 @@ def fit_counts(counts: torch.Tensor, capacity: int) -> tuple[torch.Tensor, torch
     return fits, kept, torch.cumsum(kept, 0) - kept
 
 
-def _fill(dest: torch.Tensor, capacity: int, n_rays: int, positions: torch.Tensor, directions: torch.Tensor,
-          t: torch.Tensor, dt: torch.Tensor, ray_indices: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _fill(
+    dest: torch.Tensor,
+    capacity: int,
+    n_rays: int,
+    positions: torch.Tensor,
+    directions: torch.Tensor,
+    t: torch.Tensor,
+    dt: torch.Tensor,
+    ray_indices: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
     """Scatter samples to slots ``dest`` (n,) of fresh buffers; ``dest == capacity`` discards a sample."""
     dev = t.device
 
@@ -58,12 +66,18 @@ def _fill(dest: torch.Tensor, capacity: int, n_rays: int, positions: torch.Tenso
         buf = torch.full((capacity + 1, *src.shape[1:]), fill, dtype=dtype, device=dev)
         return buf.index_copy_(0, dest, src.to(dtype))[:capacity]
 
-    return (put(positions, 0.0, torch.float32), put(directions, 0.0, torch.float32), put(t, 0.0, torch.float32),
-            put(dt, 0.0, torch.float32), put(ray_indices, n_rays, torch.int64))
+    return (
+        put(positions, 0.0, torch.float32),
+        put(directions, 0.0, torch.float32),
+        put(t, 0.0, torch.float32),
+        put(dt, 0.0, torch.float32),
+        put(ray_indices, n_rays, torch.int64),
+    )
 
 
-def _with_sentinel(offsets: torch.Tensor, counts: torch.Tensor, total: torch.Tensor,
-                   capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _with_sentinel(
+    offsets: torch.Tensor, counts: torch.Tensor, total: torch.Tensor, capacity: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([offsets, total.view(1)]), torch.cat([counts, (capacity - total).view(1)])
 
 

@@ -10,11 +10,11 @@ K grows as rays finish (``PassSchedule``), keeping the slot buffer near the call
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Callable, Protocol
 
 import torch
-
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -46,9 +46,13 @@ class FrameState:
     k: torch.Tensor
 
     @staticmethod
-    def new(n: int, device: torch.device) -> "FrameState":
-        return FrameState(torch.ones(n, device=device), torch.zeros(n, 3, device=device),
-                          torch.zeros(n, device=device), torch.empty(n, dtype=torch.int64, device=device))
+    def new(n: int, device: torch.device) -> FrameState:
+        return FrameState(
+            torch.ones(n, device=device),
+            torch.zeros(n, 3, device=device),
+            torch.zeros(n, device=device),
+            torch.empty(n, dtype=torch.int64, device=device),
+        )
 
 
 @dataclass
@@ -70,12 +74,25 @@ class FrameOps(Protocol):
 
     def march_first(self, rays_o: torch.Tensor, rays_d: torch.Tensor, k: torch.Tensor) -> None: ...
 
-    def march_slots(self, rays_o: torch.Tensor, rays_d: torch.Tensor, alive: torch.Tensor, k: torch.Tensor,
-                    K: int) -> list[torch.Tensor]: ...
+    def march_slots(
+        self, rays_o: torch.Tensor, rays_d: torch.Tensor, alive: torch.Tensor, k: torch.Tensor, K: int
+    ) -> list[torch.Tensor]: ...
 
-    def composite_slots(self, sigmas: torch.Tensor, rgbs: torch.Tensor, t: torch.Tensor, dt: torch.Tensor,
-                        counts: torch.Tensor, alive: torch.Tensor, K: int, threshold: float, trans: torch.Tensor,
-                        rgb: torch.Tensor, depth: torch.Tensor, k: torch.Tensor) -> None: ...
+    def composite_slots(
+        self,
+        sigmas: torch.Tensor,
+        rgbs: torch.Tensor,
+        t: torch.Tensor,
+        dt: torch.Tensor,
+        counts: torch.Tensor,
+        alive: torch.Tensor,
+        K: int,
+        threshold: float,
+        trans: torch.Tensor,
+        rgb: torch.Tensor,
+        depth: torch.Tensor,
+        k: torch.Tensor,
+    ) -> None: ...
 
     def compact_rays(self, alive: torch.Tensor, k: torch.Tensor, out: torch.Tensor, counter: torch.Tensor) -> None: ...
 
@@ -114,8 +131,20 @@ def march_frame(
         live = alive[:n_alive]
         positions, directions, t, dt, counts = ops.march_slots(rays_o, rays_d, live, state.k, K)
         sigmas, rgbs = field(positions, directions)
-        ops.composite_slots(sigmas.float().contiguous(), rgbs.float().contiguous(), t, dt, counts, live, K,
-                            transmittance_threshold, state.trans, state.rgb, state.depth, state.k)
+        ops.composite_slots(
+            sigmas.float().contiguous(),
+            rgbs.float().contiguous(),
+            t,
+            dt,
+            counts,
+            live,
+            K,
+            transmittance_threshold,
+            state.trans,
+            state.rgb,
+            state.depth,
+            state.k,
+        )
         ops.compact_rays(live, state.k, spare, counter)
         alive, spare = spare, alive
         if stats is not None:

@@ -46,9 +46,7 @@ def cell_index(pos: torch.Tensor, mip: torch.Tensor, resolution: int) -> torch.T
     return i[:, 0] + i[:, 1] * resolution + i[:, 2] * (resolution * resolution)
 
 
-def cell_centers(
-    cascade: int, indices: torch.Tensor, jitter: torch.Tensor | None, resolution: int
-) -> torch.Tensor:
+def cell_centers(cascade: int, indices: torch.Tensor, jitter: torch.Tensor | None, resolution: int) -> torch.Tensor:
     """Scene positions of cells of a cascade: indices (n,) -> (n, 3); jitter (n, 3) in [0, 1) picks a point in the
     cell (None: its centre)."""
     r = resolution
@@ -92,7 +90,7 @@ class OccupancyGrid:
     def device(self) -> torch.device:
         return self.density.device
 
-    def to(self, device: torch.device | str) -> "OccupancyGrid":
+    def to(self, device: torch.device | str) -> OccupancyGrid:
         self.density = self.density.to(device)
         self.occupied = self.occupied.to(device)
         self._coarse = None

@@ -75,8 +75,9 @@ def picture(mode: str, out: dict[str, Any], near_far: tuple[float, float] | None
     raise ValueError(f"unknown render mode {mode!r} (choose from {', '.join(PICTURE_MODES)})")
 
 
-def shaded_field(model: Any, mode: str, background: tuple[float, float, float],
-                 step: float | None = None) -> tuple[Any, tuple[float, ...]]:
+def shaded_field(
+    model: Any, mode: str, background: tuple[float, float, float], step: float | None = None
+) -> tuple[Any, tuple[float, ...]]:
     """What to render for ``mode``: the model over ``background``, or (``normals``) its normals as colours over
     black (``step``: the normals' finite-difference step, default from the model's hash grid)."""
     if mode != "normals":

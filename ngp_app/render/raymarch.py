@@ -27,7 +27,7 @@ class MarchParams:
     max_steps: int = 1024
 
     @staticmethod
-    def for_grid(grid: OccupancyGrid, max_steps: int = 1024) -> "MarchParams":
+    def for_grid(grid: OccupancyGrid, max_steps: int = 1024) -> MarchParams:
         """instant-ngp's rule: cone angle 1/256 for scenes larger than the unit cube, else constant steps."""
         cone = 1.0 / 256.0 if grid.aabb_scale > 1 else 0.0
         return MarchParams(grid.min_step, grid.max_step(), cone, max_steps)
@@ -126,7 +126,11 @@ def occupied_span(
     n_steps = int(min(max_coarse_steps, math.ceil(float(length.max()) / h) + 1)) if length.numel() else 0
     if n_steps <= 0:
         return t_far + 1.0, t_far
-    h_ray = torch.maximum(torch.full_like(length, h), length / (max_coarse_steps - 1)) if n_steps == max_coarse_steps else torch.full_like(length, h)
+    h_ray = (
+        torch.maximum(torch.full_like(length, h), length / (max_coarse_steps - 1))
+        if n_steps == max_coarse_steps
+        else torch.full_like(length, h)
+    )
     j = torch.arange(n_steps, device=rays_o.device, dtype=rays_o.dtype)
     tj = t_near[:, None] + j[None, :] * h_ray[:, None]  # (n, m)
     valid = tj <= t_far[:, None]

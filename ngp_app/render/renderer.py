@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import torch
 
@@ -63,9 +64,7 @@ def render_rays_train(
     sigma, rgbs = field(positions, directions)
     # padding slots (dt 0) get no weight; zeroing their densities also keeps an infinite one from making NaNs
     sigma = torch.where(ri < n, sigma, torch.zeros_like(sigma))
-    out: dict[str, Any] = ops.composite(
-        sigma, rgbs, kept.t, kept.dt, ri, kept.offsets, n + 1, transmittance_threshold
-    )
+    out: dict[str, Any] = ops.composite(sigma, rgbs, kept.t, kept.dt, ri, kept.offsets, n + 1, transmittance_threshold)
     for key in ("rgb", "opacity", "depth"):
         out[key] = out[key][:n]
     out["rgb"] = out["rgb"] + (1.0 - out["opacity"])[:, None] * background

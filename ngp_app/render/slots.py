@@ -72,8 +72,14 @@ def _walk(
     return ts, ks, counts, resume
 
 
-def march_first(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid, aabb: torch.Tensor,
-                params: MarchParams, k: torch.Tensor) -> None:
+def march_first(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    params: MarchParams,
+    k: torch.Tensor,
+) -> None:
     """k (n,) int64 <- lattice index of each ray's first sample, -1 when it has none. rays_o, rays_d: (n, 3)."""
     t_near, t_far = ray_aabb(rays_o, rays_d, aabb)
     hit = t_near < t_far
@@ -86,8 +92,16 @@ def march_first(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid,
     k.copy_(torch.where(counts > 0, ks[:, 0], torch.full_like(k, -1)))
 
 
-def march_slots(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid, aabb: torch.Tensor,
-                params: MarchParams, alive: torch.Tensor, k: torch.Tensor, K: int) -> list[torch.Tensor]:
+def march_slots(
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    params: MarchParams,
+    alive: torch.Tensor,
+    k: torch.Tensor,
+    K: int,
+) -> list[torch.Tensor]:
     """The next (up to) K samples of each alive ray in its K slots; k advances in place.
 
     rays_o, rays_d: (n_rays, 3); alive: (n,) int32; k: (n_rays,) int64. Returns positions, directions (n*K, 3),
@@ -101,13 +115,29 @@ def march_slots(rays_o: torch.Tensor, rays_d: torch.Tensor, grid: OccupancyGrid,
     dt = torch.where(valid, step_dt(ts, params), torch.zeros_like(ts))
     positions = o[:, None, :] + ts[..., None] * d[:, None, :]
     directions = d[:, None, :].expand(-1, K, -1)
-    return [positions.reshape(-1, 3), directions.reshape(-1, 3).contiguous(), ts.reshape(-1), dt.reshape(-1),
-            counts.to(torch.int32)]
+    return [
+        positions.reshape(-1, 3),
+        directions.reshape(-1, 3).contiguous(),
+        ts.reshape(-1),
+        dt.reshape(-1),
+        counts.to(torch.int32),
+    ]
 
 
-def composite_slots(sigmas: torch.Tensor, rgbs: torch.Tensor, t: torch.Tensor, dt: torch.Tensor,
-                    counts: torch.Tensor, alive: torch.Tensor, K: int, threshold: float, trans: torch.Tensor,
-                    rgb: torch.Tensor, depth: torch.Tensor, k: torch.Tensor) -> None:
+def composite_slots(
+    sigmas: torch.Tensor,
+    rgbs: torch.Tensor,
+    t: torch.Tensor,
+    dt: torch.Tensor,
+    counts: torch.Tensor,
+    alive: torch.Tensor,
+    K: int,
+    threshold: float,
+    trans: torch.Tensor,
+    rgb: torch.Tensor,
+    depth: torch.Tensor,
+    k: torch.Tensor,
+) -> None:
     """Composite one pass's slots into the frame state in place: sigmas, t, dt (n*K,), rgbs (n*K, 3), counts (n,),
     alive (n,); trans, depth, k (n_rays,), rgb (n_rays, 3). A sample counts while the transmittance before it is
     >= threshold; rays left below the threshold get k = -1."""
@@ -152,8 +182,9 @@ class TorchFrameOps:
     def march_first(self, rays_o: torch.Tensor, rays_d: torch.Tensor, k: torch.Tensor) -> None:
         march_first(rays_o, rays_d, self.grid, self.aabb, self.params, k)
 
-    def march_slots(self, rays_o: torch.Tensor, rays_d: torch.Tensor, alive: torch.Tensor, k: torch.Tensor,
-                    K: int) -> list[torch.Tensor]:
+    def march_slots(
+        self, rays_o: torch.Tensor, rays_d: torch.Tensor, alive: torch.Tensor, k: torch.Tensor, K: int
+    ) -> list[torch.Tensor]:
         return march_slots(rays_o, rays_d, self.grid, self.aabb, self.params, alive, k, K)
 
     composite_slots = staticmethod(composite_slots)

@@ -26,8 +26,9 @@ def corner_positions(cascade: int, resolution: int, device: torch.device | str =
     return (unit - 0.5) * (2.0**cascade) + 0.5
 
 
-def project_inside(points: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor, size: torch.Tensor,
-                   pad: float = 0.0) -> torch.Tensor:
+def project_inside(
+    points: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor, size: torch.Tensor, pad: float = 0.0
+) -> torch.Tensor:
     """Whether points project inside one pinhole image, in front of the camera: points (n, 3), c2w (3, 4) with
     columns right, down, forward, position; intrinsics fx, fy, cx, cy; size (w, h); pad: fraction of the size added
     on every side. Returns (n,) bool."""
@@ -41,8 +42,9 @@ def project_inside(points: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Te
     return front & (u > -pad * w) & (u < (1 + pad) * w) & (v > -pad * h) & (v < (1 + pad) * h)
 
 
-def seen_by_any(points: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor, sizes: torch.Tensor,
-                pads: torch.Tensor) -> torch.Tensor:
+def seen_by_any(
+    points: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor, sizes: torch.Tensor, pads: torch.Tensor
+) -> torch.Tensor:
     """Whether each point projects inside at least one of the images (``project_inside``; c2w (k, 3, 4),
     intrinsics (k, 4), sizes (k, 2), pads (k,)): (n,) bool. Points already seen are not projected again, so a
     360-degree capture costs a few cameras' projections of the lattice."""
@@ -58,8 +60,14 @@ def seen_by_any(points: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tenso
 
 
 @torch.no_grad()
-def unseen_cells(n_cascades: int, resolution: int, c2w: torch.Tensor, intrinsics: torch.Tensor, sizes: torch.Tensor,
-                 distortion: torch.Tensor | None = None) -> torch.Tensor:
+def unseen_cells(
+    n_cascades: int,
+    resolution: int,
+    c2w: torch.Tensor,
+    intrinsics: torch.Tensor,
+    sizes: torch.Tensor,
+    distortion: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Cells no camera sees: (n_cascades, R^3) bool, cells indexed x + y R + z R^2 as in ``OccupancyGrid``.
 
     c2w: (n, 3, 4) ngp space; intrinsics: (n, 4) fx, fy, cx, cy; sizes: (n, 2) width, height; distortion: (n, 7)

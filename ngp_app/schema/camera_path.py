@@ -39,10 +39,12 @@ def _json_text(v: Any) -> Any:
     return v
 
 
-Quaternion = Annotated[Vector(4), AfterValidator(_nonzero),
-                       expect("a quaternion [x, y, z, w] of 4 finite numbers, not all 0")]
-Flat4x4 = Annotated[Vector(16), BeforeValidator(_json_text),
-                    expect("a flattened 4x4 matrix (16 finite numbers, row by row)")]
+Quaternion = Annotated[
+    Vector(4), AfterValidator(_nonzero), expect("a quaternion [x, y, z, w] of 4 finite numbers, not all 0")
+]
+Flat4x4 = Annotated[
+    Vector(16), BeforeValidator(_json_text), expect("a flattened 4x4 matrix (16 finite numbers, row by row)")
+]
 
 
 # ------------------------------------------------------------------------------------------------ ours
@@ -68,14 +70,15 @@ class PathFile(Model):
     height: Whole(2, MAX_SIDE) = None
 
     @model_validator(mode="after")
-    def _times(self) -> "PathFile":
+    def _times(self) -> PathFile:
         times = [k.time for k in self.keyframes]
         if times[0] != 0.0:
             raise invalid(f"the first keyframe must be at time 0, got {times[0]:g}", "keyframes")
         for i in range(1, len(times)):
             if not times[i] > times[i - 1]:
-                raise invalid(f"keyframes[{i}].time {times[i]:g} is not after the previous key's {times[i - 1]:g}",
-                              "keyframes")
+                raise invalid(
+                    f"keyframes[{i}].time {times[i]:g} is not after the previous key's {times[i - 1]:g}", "keyframes"
+                )
         if self.loop and len(times) > 1 and self.duration is not None and not self.duration > times[-1]:
             raise invalid(f"a looping path's duration ({self.duration:g}) must exceed its last key's time", "duration")
         return self
@@ -125,8 +128,9 @@ class NsPathFile(Model):
     IGNORED = frozenset({"smoothness_value", "crop", "default_time", "render_time"})
     camera_path: list[NsFrame] = None
     keyframes: list[NsKeyframe] = None
-    camera_type: OneOf("perspective", "fisheye", "equirectangular", "omnidirectional", "vr180",
-                       case_sensitive=False) = "perspective"
+    camera_type: OneOf(
+        "perspective", "fisheye", "equirectangular", "omnidirectional", "vr180", case_sensitive=False
+    ) = "perspective"
     render_width: Whole(1, MAX_SIDE) = None
     render_height: Whole(1, MAX_SIDE) = None
     fps: Number(gt=0, le=1000) = None
@@ -136,7 +140,7 @@ class NsPathFile(Model):
     default_transition_sec: Number(gt=0) = None
 
     @model_validator(mode="after")
-    def _frames(self) -> "NsPathFile":
+    def _frames(self) -> NsPathFile:
         if not self.camera_path and not self.keyframes:
             raise invalid("expected a non-empty 'camera_path' or 'keyframes' list", "camera_path")
         if self.camera_type.lower() != "perspective":

@@ -50,7 +50,7 @@ class Encoding(Model):
     log2_hashmap_size: Int(10, 24)
     base_resolution: Int(1, 4096)
     desired_resolution: Number(ge=1, le=1 << 20) = 2048
-    per_level_scale: Optional[Number(ge=1, le=16)] = None
+    per_level_scale: Optional[Number(ge=1, le=16)] = None  # noqa: UP045 - pydantic evaluates it (py3.9)
     table_precision: OneOf(*TABLE_PRECISIONS) = "float32"
 
 
@@ -63,10 +63,13 @@ class Mlp(Model):
     n_hidden_layers: Int(0, 16)
 
     @model_validator(mode="after")
-    def _fused_width(self) -> "Mlp":
+    def _fused_width(self) -> Mlp:
         if self.otype == "FullyFusedMLP" and self.n_neurons not in FULLY_FUSED_WIDTHS:
-            raise invalid(f"expected {', '.join(map(str, FULLY_FUSED_WIDTHS))} for a FullyFusedMLP, got "
-                          f"{self.n_neurons} (or use \"otype\": \"CutlassMLP\")", "n_neurons")
+            raise invalid(
+                f"expected {', '.join(map(str, FULLY_FUSED_WIDTHS))} for a FullyFusedMLP, got "
+                f'{self.n_neurons} (or use "otype": "CutlassMLP")',
+                "n_neurons",
+            )
         return self
 
 

@@ -75,6 +75,7 @@ def Int(ge: int | None = None, le: int | None = None) -> Any:
 
 def IntIn(*choices: int) -> Any:
     """A JSON integer among ``choices``."""
+
     def check(v: int) -> int:
         if v not in choices:
             raise ValueError("not allowed")
@@ -83,8 +84,13 @@ def IntIn(*choices: int) -> Any:
     return Annotated[int, Strict(), AfterValidator(check), expect("one of " + ", ".join(map(str, choices)))]
 
 
-def Number(ge: float | None = None, le: float | None = None, gt: float | None = None, lt: float | None = None,
-           text: str | None = None) -> Any:
+def Number(
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    text: str | None = None,
+) -> Any:
     """A finite JSON number (integers allowed) within the given bounds."""
     what = text or f"a finite number{_range_text(ge, le, gt, lt)}"
     return Annotated[float, Field(ge=ge, le=le, gt=gt, lt=lt, allow_inf_nan=False), expect(what)]
@@ -114,8 +120,9 @@ def _power_of_two(v: int) -> int:
 
 def PowerOfTwo(ge: int, le: int) -> Any:
     """A power-of-two JSON integer in ``ge..le``."""
-    return Annotated[int, Strict(), Field(ge=ge, le=le), AfterValidator(_power_of_two),
-                     expect(f"a power of two in {ge}..{le}")]
+    return Annotated[
+        int, Strict(), Field(ge=ge, le=le), AfterValidator(_power_of_two), expect(f"a power of two in {ge}..{le}")
+    ]
 
 
 def OneOf(*choices: str, case_sensitive: bool = True) -> Any:
@@ -127,7 +134,9 @@ def OneOf(*choices: str, case_sensitive: bool = True) -> Any:
             raise ValueError("unknown")
         return v
 
-    return Annotated[str, Strict(), AfterValidator(check), expect("one of " + ", ".join(repr(c) for c in choices).replace("'", '"'))]
+    return Annotated[
+        str, Strict(), AfterValidator(check), expect("one of " + ", ".join(repr(c) for c in choices).replace("'", '"'))
+    ]
 
 
 Bool = Annotated[bool, Strict(), expect("true or false")]

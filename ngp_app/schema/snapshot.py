@@ -19,8 +19,11 @@ def _positive_focal(v: list[float]) -> list[float]:
 
 
 def _size(v: Any) -> list[int]:
-    if (not isinstance(v, list) or len(v) != 2
-            or not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= MAX_IMAGE_SIDE for x in v)):
+    if (
+        not isinstance(v, list)
+        or len(v) != 2
+        or not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= MAX_IMAGE_SIDE for x in v)
+    ):
         raise ValueError("size")
     return v
 
@@ -31,8 +34,9 @@ def _box(v: list[list[float]]) -> list[list[float]]:
     return v
 
 
-CameraIntrinsics = Annotated[Vector(4), AfterValidator(_positive_focal),
-                             expect("4 finite numbers fx, fy, cx, cy with fx, fy > 0")]
+CameraIntrinsics = Annotated[
+    Vector(4), AfterValidator(_positive_focal), expect("4 finite numbers fx, fy, cx, cy with fx, fy > 0")
+]
 ImageSize = Annotated[Any, AfterValidator(_size), expect(f"[width, height], whole numbers in 1..{MAX_IMAGE_SIDE}")]
 AabbScale = Number(ge=AABB_SCALE_RANGE[0], le=AABB_SCALE_RANGE[1])
 
@@ -59,7 +63,7 @@ class SceneMeta(Model):
     excluded: list[Int(0)] = []  # frames left out of training
 
     @model_validator(mode="after")
-    def _one_entry_per_camera(self) -> "SceneMeta":
+    def _one_entry_per_camera(self) -> SceneMeta:
         n = len(self.c2w)
         if n == 0:
             raise invalid("expected at least one training camera", "c2w")

@@ -33,10 +33,17 @@ def _rigid(m: list[list[float]]) -> list[list[float]]:
     return m
 
 
-Angle = Number(gt=0, le=math.radians(MAX_FOV_DEG), text=f"an angle in radians in (0, {math.radians(MAX_FOV_DEG):.4f}] "
-               f"(up to {MAX_FOV_DEG:g} degrees)")
-Pose = Annotated[Any, AfterValidator(finite_matrix(((4, 4), (3, 4)))), AfterValidator(_rigid),
-                 expect("a 4x4 (or 3x4) camera-to-world matrix of finite numbers whose 3x3 part is a rotation")]
+Angle = Number(
+    gt=0,
+    le=math.radians(MAX_FOV_DEG),
+    text=f"an angle in radians in (0, {math.radians(MAX_FOV_DEG):.4f}] (up to {MAX_FOV_DEG:g} degrees)",
+)
+Pose = Annotated[
+    Any,
+    AfterValidator(finite_matrix(((4, 4), (3, 4)))),
+    AfterValidator(_rigid),
+    expect("a 4x4 (or 3x4) camera-to-world matrix of finite numbers whose 3x3 part is a rotation"),
+]
 Coefficient = Number()
 
 
@@ -72,9 +79,23 @@ class Frame(Intrinsics):
 class Transforms(Intrinsics):
     """A whole ``transforms.json`` (or one of NeRF-synthetic's ``transforms_{split}.json``)."""
 
-    IGNORED = frozenset({"ngp_import", "applied_transform", "ply_file_path", "sharpness", "integer_depth_scale",
-                         "enable_depth_loading", "n_extra_learnable_dims", "render_aabb", "aabb", "up", "totp",
-                         "avglen", "orientation_override"})
+    IGNORED = frozenset(
+        {
+            "ngp_import",
+            "applied_transform",
+            "ply_file_path",
+            "sharpness",
+            "integer_depth_scale",
+            "enable_depth_loading",
+            "n_extra_learnable_dims",
+            "render_aabb",
+            "aabb",
+            "up",
+            "totp",
+            "avglen",
+            "orientation_override",
+        }
+    )
     frames: list[Frame]
     aabb_scale: Number(ge=AABB_SCALE_RANGE[0], le=AABB_SCALE_RANGE[1]) = 1.0
     scale: Number(gt=0, le=1e6) = 0.33

@@ -65,34 +65,59 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
         config = merge(resumed.config, overrides) if overrides else resumed.config
     else:
         config = load_config(args.config or "base", overrides or None)
-    scene = load_scene(args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size,
-                       progress=not args.quiet)
-    log.info("scene %s: %d training frames of %dx%d, aabb_scale %g", scene.path, scene.n_frames,
-             int(scene.widths[0]), int(scene.heights[0]), scene.aabb_scale)
+    scene = load_scene(
+        args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size, progress=not args.quiet
+    )
+    log.info(
+        "scene %s: %d training frames of %dx%d, aabb_scale %g",
+        scene.path,
+        scene.n_frames,
+        int(scene.widths[0]),
+        int(scene.heights[0]),
+        scene.aabb_scale,
+    )
     trainer = Trainer(scene, config, device=device, backend=args.backend, seed=args.seed)
     if resumed is not None:
         if resumed.model.encoding.geometry != trainer.model.encoding.geometry:
-            raise NgpError(f"{args.resume}: its hash grid does not match config {config['name']!r}; resume with the "
-                           f"snapshot's own config (leave --config out)")
+            raise NgpError(
+                f"{args.resume}: its hash grid does not match config {config['name']!r}; resume with the "
+                f"snapshot's own config (leave --config out)"
+            )
         trainer.restore(resumed)
-        log.info("resumed from %s at step %d (%s)", args.resume, trainer.step_count,
-                 "with optimiser state" if any(k.startswith("opt.") for k in (resumed.training_state or {}))
-                 else "optimiser state not saved: Adam restarts")
+        log.info(
+            "resumed from %s at step %d (%s)",
+            args.resume,
+            trainer.step_count,
+            "with optimiser state"
+            if any(k.startswith("opt.") for k in (resumed.training_state or {}))
+            else "optimiser state not saved: Adam restarts",
+        )
     return trainer, config, str(scene.path)
 
 
-def _train_and_save(args: argparse.Namespace, run: Any, trainer: Any, config: dict[str, Any], scene_path: str,
-                    device: Any) -> int:
+def _train_and_save(
+    args: argparse.Namespace, run: Any, trainer: Any, config: dict[str, Any], scene_path: str, device: Any
+) -> int:
     from tqdm import tqdm
 
     steps, seconds = args.steps, args.seconds
     if steps is None and seconds is None:
         steps = 5000 if device.type == "cuda" else None
         seconds = None if device.type == "cuda" else 300.0
-    log.info("training on %s with backend %s, config %s (%s)", device, trainer.backend, config["name"],
-             f"{steps} steps" if steps else f"{seconds:g} s")
-    bar = tqdm(total=steps if steps else int(seconds or 0), unit="step" if steps else "s", dynamic_ncols=True,
-               desc="train", disable=args.quiet)
+    log.info(
+        "training on %s with backend %s, config %s (%s)",
+        device,
+        trainer.backend,
+        config["name"],
+        f"{steps} steps" if steps else f"{seconds:g} s",
+    )
+    bar = tqdm(
+        total=steps if steps else int(seconds or 0),
+        unit="step" if steps else "s",
+        dynamic_ncols=True,
+        desc="train",
+        disable=args.quiet,
+    )
     last_t = [0.0]
     checkpoint_seconds = [0.0]
     wall = time.perf_counter()
@@ -105,17 +130,30 @@ def _train_and_save(args: argparse.Namespace, run: Any, trainer: Any, config: di
             bar.update(now - int(last_t[0]))
             last_t[0] = now
         if st.step % 10 == 0 or st.step == 1:
-            bar.set_postfix(step=st.step, loss=f"{st.loss:.4f}", psnr=f"{st.psnr:.2f}", rays=st.n_rays,
-                            spr=f"{st.n_samples / max(st.n_rays, 1):.1f}", marched=st.n_marched)
+            bar.set_postfix(
+                step=st.step,
+                loss=f"{st.loss:.4f}",
+                psnr=f"{st.psnr:.2f}",
+                rays=st.n_rays,
+                spr=f"{st.n_samples / max(st.n_rays, 1):.1f}",
+                marched=st.n_marched,
+            )
 
     def metrics(status: str) -> dict[str, Any]:
         elapsed = time.perf_counter() - wall - checkpoint_seconds[0]
         return run_metrics(trainer, device, config, scene_path, args.seed, elapsed, status)
 
     def save(status: str) -> Any:
-        return run.save(trainer.eval_model, trainer.grid, config, trainer.scene_metadata(), trainer.step_count,
-                        metrics(status), {"backend": trainer.backend},
-                        trainer.training_state(args.save_optimizer_state))
+        return run.save(
+            trainer.eval_model,
+            trainer.grid,
+            config,
+            trainer.scene_metadata(),
+            trainer.step_count,
+            metrics(status),
+            {"backend": trainer.backend},
+            trainer.training_state(args.save_optimizer_state),
+        )
 
     def checkpoint() -> None:
         t = time.perf_counter()
@@ -128,8 +166,14 @@ def _train_and_save(args: argparse.Namespace, run: Any, trainer: Any, config: di
 
     with StopRequests() as stop:
         try:
-            trainer.train(steps=steps, seconds=seconds, callback=on_step, should_stop=stop,
-                          checkpoint=checkpoint, checkpoint_every=args.checkpoint_every or None)
+            trainer.train(
+                steps=steps,
+                seconds=seconds,
+                callback=on_step,
+                should_stop=stop,
+                checkpoint=checkpoint,
+                checkpoint_every=args.checkpoint_every or None,
+            )
         finally:
             bar.close()
         status = f"interrupted ({stop.name})" if stop.received else "complete"
@@ -143,14 +187,17 @@ def _train_and_save(args: argparse.Namespace, run: Any, trainer: Any, config: di
         log.info("wrote %s and %s", snap, run.metrics_path)
         print(json.dumps({k: final[k] for k in SUMMARY_KEYS if k in final}))
         if stop.received:
-            print(f"ngp: interrupted ({stop.name}) at step {trainer.step_count}: saved {snap} and {run.metrics_path}",
-                  file=sys.stderr)
+            print(
+                f"ngp: interrupted ({stop.name}) at step {trainer.step_count}: saved {snap} and {run.metrics_path}",
+                file=sys.stderr,
+            )
             return stop.exit_code
     return 0
 
 
-def _evaluate_into(args: argparse.Namespace, run: Any, trainer: Any, metrics: dict[str, Any],
-                   stop: StopRequests) -> None:
+def _evaluate_into(
+    args: argparse.Namespace, run: Any, trainer: Any, metrics: dict[str, Any], stop: StopRequests
+) -> None:
     """Evaluate the held-out views into ``metrics`` and rewrite metrics.json; on failure record the error there
     (the snapshot is already saved) and re-raise it."""
     from ..data.loaders import load_scene
@@ -168,16 +215,25 @@ def _evaluate_into(args: argparse.Namespace, run: Any, trainer: Any, metrics: di
         metrics["eval_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         run.write_metrics(metrics)
         if isinstance(exc, NgpError):
-            raise NgpError(f"{' '.join(str(exc).split())} (evaluation failed; {run.snapshot_path} and "
-                           f"{run.metrics_path} are saved)") from None
+            raise NgpError(
+                f"{' '.join(str(exc).split())} (evaluation failed; {run.snapshot_path} and "
+                f"{run.metrics_path} are saved)"
+            ) from None
         raise
-    metrics.update({"test_psnr": res["psnr"], "test_psnr_pooled": res["psnr_pooled"], "test_ssim": res["ssim"],
-                    "test_images": res["n_images"]})
+    metrics.update(
+        {
+            "test_psnr": res["psnr"],
+            "test_psnr_pooled": res["psnr_pooled"],
+            "test_ssim": res["ssim"],
+            "test_images": res["n_images"],
+        }
+    )
     run.write_metrics(metrics)
 
 
-def run_metrics(trainer: Any, device: Any, config: dict[str, Any], scene_path: str, seed: int, seconds: float,
-                status: str) -> dict[str, Any]:
+def run_metrics(
+    trainer: Any, device: Any, config: dict[str, Any], scene_path: str, seed: int, seconds: float, status: str
+) -> dict[str, Any]:
     """metrics.json of a run so far (``status``: complete, checkpoint or interrupted (SIGNAL))."""
     from ..model.precision import mlp_dtype
 

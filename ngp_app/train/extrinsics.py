@@ -36,7 +36,9 @@ class PoseRefinement(nn.Module):
         """(n,) image indices -> (n, 3, 3) rotation corrections."""
         return axis_angle_to_matrix(self.delta[images, :3])
 
-    def apply(self, rays_o: torch.Tensor, rays_d: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def apply(
+        self, rays_o: torch.Tensor, rays_d: torch.Tensor, images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Correct rays of the given training images: rays_o, rays_d (n, 3), images (n,). Differentiable in
         ``delta``; directions stay unit length."""
         rot = self.rotations(images)

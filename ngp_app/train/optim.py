@@ -10,8 +10,9 @@ PyTorch references (``compute.reference``), or the native kernels; :func:`table_
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -140,8 +141,10 @@ class TableAdam(torch.optim.Optimizer):
                         continue
                     value = torch.from_numpy(np.asarray(arrays[f"{key}.{name}"]))
                     if value.shape != param.shape:
-                        raise ValueError(f"optimiser state {key}.{name} has shape {tuple(value.shape)}, expected "
-                                         f"{tuple(param.shape)}")
+                        raise ValueError(
+                            f"optimiser state {key}.{name} has shape {tuple(value.shape)}, expected "
+                            f"{tuple(param.shape)}"
+                        )
                     st[name].copy_(value)
                 if "counts" in st:
                     max_count = self.corrections(group["betas"], param.device).shape[0] - 1

@@ -6,7 +6,8 @@ written by one run at a time.
 - **Consistent pair**: every save gets a ``save_id``; the snapshot carries it and a copy of its metrics, and
   ``metrics.json`` (written after the snapshot, atomically) carries it as ``snapshot_id``. A kill between the two
   renames leaves the new snapshot beside the old metrics.json: :func:`check_metrics_pair` (called by
-  :func:`load_run_snapshot`, which the commands and the app load snapshots with) detects that, and :func:`read_run_metrics` then returns the snapshot's own copy, so readers
+  :func:`load_run_snapshot`, which the commands and the app load snapshots with) detects that, and
+  :func:`read_run_metrics` then returns the snapshot's own copy, so readers
   always see the old or the new pair, never a mix.
 - **No stale temp files**: a save first removes the ``.snapshot.npz.*.tmp`` / ``.metrics.json.*.tmp`` a killed save
   left (safe: we hold the lock).
@@ -65,16 +66,32 @@ class RunFolder(ClaimedFolder):
     def __exit__(self, *exc: Any) -> None:
         self.release()
 
-    def save(self, model: Any, grid: Any, config: dict[str, Any], scene_meta: dict[str, Any], step: int,
-             metrics: dict[str, Any], extra: dict[str, Any] | None = None,
-             training_state: dict[str, np.ndarray] | None = None) -> Path:
+    def save(
+        self,
+        model: Any,
+        grid: Any,
+        config: dict[str, Any],
+        scene_meta: dict[str, Any],
+        step: int,
+        metrics: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+        training_state: dict[str, np.ndarray] | None = None,
+    ) -> Path:
         """Write a consistent snapshot + metrics.json pair (see the module docstring); returns the snapshot path."""
         for tmp in remove_stale_temps(self.path, [SNAPSHOT_NAME, METRICS_NAME]):
             log.info("removed %s, left by an interrupted save", tmp)
         save_id = uuid.uuid4().hex[:16]
         metrics = {**metrics, "snapshot_id": save_id}
-        path = save_snapshot(self.snapshot_path, model, grid, config, scene_meta, step,
-                             {**(extra or {}), "save_id": save_id, "metrics": metrics}, training_state)
+        path = save_snapshot(
+            self.snapshot_path,
+            model,
+            grid,
+            config,
+            scene_meta,
+            step,
+            {**(extra or {}), "save_id": save_id, "metrics": metrics},
+            training_state,
+        )
         self.save_id = save_id
         atomic_write_text(self.metrics_path, json.dumps(metrics, indent=2))
         return path
@@ -100,8 +117,10 @@ def check_metrics_pair(snapshot_path: str | Path, meta: dict[str, Any]) -> str |
     except (OSError, ValueError) as exc:
         return f"{metrics_path}: unreadable ({exc})"
     if not isinstance(metrics, dict) or metrics.get("snapshot_id") != save_id:
-        return (f"{metrics_path} belongs to another save than {snap} (a run killed while saving?); "
-                f"the snapshot's own metrics are used")
+        return (
+            f"{metrics_path} belongs to another save than {snap} (a run killed while saving?); "
+            f"the snapshot's own metrics are used"
+        )
     return None
 
 

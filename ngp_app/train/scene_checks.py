@@ -39,8 +39,13 @@ def check_rays_hit_box(scene: Scene) -> None:
     nothing and write an empty model); warn when almost none do."""
     hit = fraction_of_rays_hitting_box(scene)
     if hit == 0.0:
-        raise SceneError(f"{scene.path}: no training ray hits the scene box: check the poses, scale and offset "
-                         f"(aabb_scale {scene.aabb_scale:g})")
+        raise SceneError(
+            f"{scene.path}: no training ray hits the scene box: check the poses, scale and offset "
+            f"(aabb_scale {scene.aabb_scale:g})"
+        )
     if hit < 0.01:
-        log.warning("%s: only %.2f%% of training rays hit the scene box: check the poses, scale and offset",
-                    scene.path, 100.0 * hit)
+        log.warning(
+            "%s: only %.2f%% of training rays hit the scene box: check the poses, scale and offset",
+            scene.path,
+            100.0 * hit,
+        )

@@ -16,23 +16,22 @@ import numpy as np
 import torch
 
 from ..compute import resolve_ops
+from ..data.scene import Scene
+from ..model.field import NGPField
+from ..render.occupancy import OccupancyGrid
+from ..render.raymarch import MarchParams
+from ..render.renderer import render_image, render_rays_train
+from ..render.visibility import unseen_cells
 from .batching import BatchSizer
 from .ema import WeightEMA, load_raw_weight_arrays, raw_weight_arrays
 from .extrinsics import PoseRefinement
 from .image_stats import ImageStats
-from ..data.scene import Scene
-from .scene_checks import check_rays_hit_box
-from ..model.field import NGPField
-from ..render.occupancy import OccupancyGrid
-from ..render.raymarch import MarchParams
-from ..render.visibility import unseen_cells
-from ..render.renderer import render_image, render_rays_train
 from .metrics import mse_to_psnr, psnr, ssim
 from .optim import table_adam
+from .scene_checks import check_rays_hit_box
 
 log = logging.getLogger(__name__)
 DEFAULT_EMA_DECAY = 0.95  # instant-ngp's; configs without optimizer.ema_decay get it
-
 
 
 def grid_update_due(step: int, interval: int, warmup_steps: int) -> bool:
@@ -43,6 +42,7 @@ def grid_update_due(step: int, interval: int, warmup_steps: int) -> bool:
         return step % interval == 0
     growth = max(1, warmup_steps // interval)
     return step % min(interval, max(1, step // growth)) == 0
+
 
 @dataclass
 class StepStats:
@@ -91,9 +91,18 @@ class Trainer:
             scene.aabb_scale, dg["resolution"], dg["decay"], dg["threshold"], device=self.device, ops=self.ops
         )
         # Cells no training camera sees get no training signal: empty for good (instant-ngp's mark-untrained).
-        self.unseen = unseen_cells(self.grid.n_cascades, self.grid.resolution, scene.c2w, scene.intrinsics,
-                                   torch.stack([scene.widths, scene.heights], -1), scene.distortion) \
-            if dg.get("mark_untrained", True) else None
+        self.unseen = (
+            unseen_cells(
+                self.grid.n_cascades,
+                self.grid.resolution,
+                scene.c2w,
+                scene.intrinsics,
+                torch.stack([scene.widths, scene.heights], -1),
+                scene.distortion,
+            )
+            if dg.get("mark_untrained", True)
+            else None
+        )
         if self.unseen is not None:
             self.grid.mark_untrained(self.unseen)
         tr = config["training"]
@@ -141,9 +150,12 @@ class Trainer:
     def training_state(self, include_optimizer: bool = True) -> dict[str, np.ndarray]:
         """What a snapshot needs, beyond the model, to resume exactly: the batch-size estimate, pose corrections and
         (optionally) the Adam moments, step and per-entry step counts of every parameter (``TableAdam.state_arrays``)
-        and, with the weight average on, the raw training weights (``raw.<name>``: the snapshot's model is the average)."""
-        state: dict[str, np.ndarray] = {"samples_per_ray": np.asarray(self.batch.kept_per_ray, dtype=np.float64),
-                                        "marched_per_ray": np.asarray(self.batch.marched_per_ray, dtype=np.float64)}
+        and, with the weight average on, the raw training weights (``raw.<name>``: the snapshot's model is the
+        average)."""
+        state: dict[str, np.ndarray] = {
+            "samples_per_ray": np.asarray(self.batch.kept_per_ray, dtype=np.float64),
+            "marched_per_ray": np.asarray(self.batch.marched_per_ray, dtype=np.float64),
+        }
         if bool((self.poses.delta != 0).any()):
             state["poses"] = self.poses.delta.detach().cpu().numpy()
         if include_optimizer:
@@ -166,7 +178,9 @@ class Trainer:
                 if self.unseen is not None:  # snapshots from before the marking have none
                     self.grid.mark_untrained(self.unseen)
             except (RuntimeError, ValueError) as exc:
-                raise SnapshotError(f"the snapshot does not fit this scene and config: {str(exc).splitlines()[0][:200]}") from None
+                raise SnapshotError(
+                    f"the snapshot does not fit this scene and config: {str(exc).splitlines()[0][:200]}"
+                ) from None
             self.step_count = int(snapshot.step)
             try:  # the frames the saved run had left out of training stay out
                 self.scene.set_excluded((snapshot.scene or {}).get("excluded") or [])
@@ -186,8 +200,9 @@ class Trainer:
             if "poses" in state:
                 poses = torch.from_numpy(state["poses"]).float()
                 if poses.shape != self.poses.delta.shape:
-                    raise SnapshotError(f"the snapshot refines {poses.shape[0]} cameras, this scene has "
-                                        f"{self.poses.delta.shape[0]}")
+                    raise SnapshotError(
+                        f"the snapshot refines {poses.shape[0]} cameras, this scene has {self.poses.delta.shape[0]}"
+                    )
                 with torch.no_grad():
                     self.poses.delta.copy_(poses)
             try:
@@ -201,8 +216,16 @@ class Trainer:
         from ..snapshot import save_snapshot
 
         with self.lock:
-            return save_snapshot(path, self.eval_model, self.grid, self.config, self.scene_metadata(), self.step_count,
-                                 {"backend": self.backend}, self.training_state(include_optimizer))
+            return save_snapshot(
+                path,
+                self.eval_model,
+                self.grid,
+                self.config,
+                self.scene_metadata(),
+                self.step_count,
+                {"backend": self.backend},
+                self.training_state(include_optimizer),
+            )
 
     def scene_metadata(self) -> dict[str, Any]:
         """The scene's metadata for snapshots, with the refined training poses when pose refinement has run."""
@@ -249,7 +272,8 @@ class Trainer:
     def grid_warmup_steps(self) -> int:
         """Length of the occupancy grid's warm-up (``grid_update_due``): ``density_grid.warmup_steps`` on CUDA, where
         a warm-up update evaluates every cell as instant-ngp's does; ``warmup_steps_cpu`` (0: none) on CPU, where
-        updates sample ``update_fraction_cpu`` of the cells and frequent early ones cost quality (docs/benchmarks.md)."""
+        updates sample ``update_fraction_cpu`` of the cells and frequent early ones cost quality
+        (docs/benchmarks.md)."""
         dg = self.config["density_grid"]
         if self.device.type != "cuda":
             return int(dg.get("warmup_steps_cpu", 0))
@@ -257,8 +281,9 @@ class Trainer:
 
     def is_grid_update_step(self) -> bool:
         """Whether this step first refreshes the occupancy grid (``grid_update_due``)."""
-        return grid_update_due(self.step_count, int(self.config["density_grid"]["update_interval"]),
-                               self.grid_warmup_steps())
+        return grid_update_due(
+            self.step_count, int(self.config["density_grid"]["update_interval"]), self.grid_warmup_steps()
+        )
 
     def is_readback_step(self) -> bool:
         """Whether this step reads its counters back from the device (the first steps, then every interval)."""
@@ -288,8 +313,17 @@ class Trainer:
                 target = target[:, :3] * target[:, 3:] + bg * (1.0 - target[:, 3:])
             jitter = torch.rand(n_rays, generator=self.generator, device=self.device)
             out = render_rays_train(
-                self.model, self.grid, self.aabb_values, rays_o, rays_d, self.march, bg,
-                self.batch.march_capacity(n_rays), self.target_samples, jitter, self.transmittance_threshold,
+                self.model,
+                self.grid,
+                self.aabb_values,
+                rays_o,
+                rays_d,
+                self.march,
+                bg,
+                self.batch.march_capacity(n_rays),
+                self.target_samples,
+                jitter,
+                self.transmittance_threshold,
                 ops=self.ops,
             )
             # rays whose samples did not fit the buffers are left out of the loss (weight 0)
@@ -322,18 +356,33 @@ class Trainer:
             seconds = time.perf_counter() - t_start
             self.train_seconds += seconds
             last = self.last_read
-            stats = StepStats(self.step_count, last["loss"], mse_to_psnr(last["mse"]), n_rays, int(last["kept"]), lr,
-                              seconds, int(last["marched"]), readback)
+            stats = StepStats(
+                self.step_count,
+                last["loss"],
+                mse_to_psnr(last["mse"]),
+                n_rays,
+                int(last["kept"]),
+                lr,
+                seconds,
+                int(last["marched"]),
+                readback,
+            )
             self.history.append(stats)
             return stats
 
     def _read_back(self, n_rays: int, loss: torch.Tensor, mse: torch.Tensor, out: dict[str, Any]) -> None:
         """The one host read of a read-back step: loss, MSE and the sample counters, which size the next steps."""
         marched, kept = out["marched"], out["kept"]
-        values = torch.stack([
-            loss.detach().double(), mse.detach().double(), marched.requested.double(), marched.valid.sum().double(),
-            kept.requested.double(), kept.total.double(),
-        ]).tolist()
+        values = torch.stack(
+            [
+                loss.detach().double(),
+                mse.detach().double(),
+                marched.requested.double(),
+                marched.valid.sum().double(),
+                kept.requested.double(),
+                kept.total.double(),
+            ]
+        ).tolist()
         loss_v, mse_v, n_marched, march_fit, n_live, n_kept = values
         self.last_read = {"loss": loss_v, "mse": mse_v, "marched": n_marched, "kept": n_kept}
         self._read_sums += (1, n_rays, n_marched, n_kept)
@@ -343,8 +392,11 @@ class Trainer:
         """Mean rays, marched and kept samples per step over the read-back steps (for metrics.json)."""
         n, rays, marched, kept = self._read_sums
         n = max(n, 1.0)
-        return {"rays_per_step": round(rays / n, 1), "marched_samples_per_step": round(marched / n, 1),
-                "kept_samples_per_step": round(kept / n, 1)}
+        return {
+            "rays_per_step": round(rays / n, 1),
+            "marched_samples_per_step": round(marched / n, 1),
+            "kept_samples_per_step": round(kept / n, 1),
+        }
 
     @property
     def samples_seen(self) -> int:
@@ -448,4 +500,3 @@ def evaluate(
         "n_images": len(per_image),
         "images": per_image,
     }
-

@@ -13,5 +13,15 @@ from .progress import ImportProgress
 from .sfm import CAMERA_MODELS, INSTALL_HINT, MATCHERS, SfmOptions
 from .sources import detect_source
 
-__all__ = ["CAMERA_MODELS", "DEFAULT_FRAMES", "INSTALL_HINT", "MATCHERS", "ImportOptions", "ImportProgress",
-           "ImportResult", "SfmOptions", "detect_source", "import_scene"]
+__all__ = [
+    "CAMERA_MODELS",
+    "DEFAULT_FRAMES",
+    "INSTALL_HINT",
+    "MATCHERS",
+    "ImportOptions",
+    "ImportProgress",
+    "ImportResult",
+    "SfmOptions",
+    "detect_source",
+    "import_scene",
+]

@@ -28,27 +28,57 @@ def add_parser(subparsers: Any) -> None:
 
     d = SfmOptions()
     i = subparsers.add_parser(
-        "import", help="make a scene from your photos, a video or a COLMAP project (structure from motion)",
+        "import",
+        help="make a scene from your photos, a video or a COLMAP project (structure from motion)",
         description="Make a scene (transforms.json + images) from a folder of photos, a video file or an existing "
-                    "COLMAP project (sparse/0 + images), with pycolmap. Then: ngp app SCENE_DIR.")
+        "COLMAP project (sparse/0 + images), with pycolmap. Then: ngp app SCENE_DIR.",
+    )
     i.add_argument("source", help="a folder of images, a video file (.mp4, .mov, ...), or a COLMAP project folder")
     i.add_argument("--out", required=True, help="the scene folder to create (new or empty)")
-    i.add_argument("--frames", type=_at_least(3), default=DEFAULT_FRAMES,
-                   help=f"video: frames to take, evenly over the clip, the sharpest of each stretch (default {DEFAULT_FRAMES})")
-    i.add_argument("--max-size", type=_at_least(64), default=None,
-                   help="SfM sees images shrunk to this longer side (faster); the scene keeps full-size images")
-    i.add_argument("--camera-model", choices=CAMERA_MODELS, default=d.camera_model,
-                   help=f"lens model to fit (default {d.camera_model}; OPENCV_FISHEYE for fisheye/action cameras)")
-    i.add_argument("--per-image-camera", action="store_true",
-                   help="fit intrinsics per image (photos from several cameras or zoom levels); default: one shared camera")
-    i.add_argument("--matcher", choices=MATCHERS, default=d.matcher,
-                   help="image pairs to match: exhaustive (all pairs), sequential (neighbours in name/time order), "
-                        "auto (sequential for videos and more than 100 photos)")
-    i.add_argument("--max-features", type=_at_least(64), default=d.max_features,
-                   help=f"SIFT features per image (default {d.max_features}; matching time grows with its square)")
+    i.add_argument(
+        "--frames",
+        type=_at_least(3),
+        default=DEFAULT_FRAMES,
+        help=f"video: frames to take, evenly over the clip, the sharpest of each stretch (default {DEFAULT_FRAMES})",
+    )
+    i.add_argument(
+        "--max-size",
+        type=_at_least(64),
+        default=None,
+        help="SfM sees images shrunk to this longer side (faster); the scene keeps full-size images",
+    )
+    i.add_argument(
+        "--camera-model",
+        choices=CAMERA_MODELS,
+        default=d.camera_model,
+        help=f"lens model to fit (default {d.camera_model}; OPENCV_FISHEYE for fisheye/action cameras)",
+    )
+    i.add_argument(
+        "--per-image-camera",
+        action="store_true",
+        help="fit intrinsics per image (photos from several cameras or zoom levels); default: one shared camera",
+    )
+    i.add_argument(
+        "--matcher",
+        choices=MATCHERS,
+        default=d.matcher,
+        help="image pairs to match: exhaustive (all pairs), sequential (neighbours in name/time order), "
+        "auto (sequential for videos and more than 100 photos)",
+    )
+    i.add_argument(
+        "--max-features",
+        type=_at_least(64),
+        default=d.max_features,
+        help=f"SIFT features per image (default {d.max_features}; matching time grows with its square)",
+    )
     i.add_argument("--images", default=None, help="COLMAP project: its images folder (default: found beside the model)")
     i.add_argument("--overwrite", action="store_true", help="replace an earlier import in --out")
-    i.add_argument("--seed", type=int, default=0, help="COLMAP's random seed (a run repeats exactly with `ngp --threads 1 import ...`)")
+    i.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="COLMAP's random seed (a run repeats exactly with `ngp --threads 1 import ...`)",
+    )
     i.add_argument("--quiet", action="store_true", help="no progress bars")
     i.set_defaults(func=cmd_import)
 
@@ -67,8 +97,14 @@ class _Bars:
         if p.stage != self.stage:
             self.close()
             self.stage = p.stage
-            self.bar = tqdm(total=100, desc=f"import {p.stage}", unit="%", disable=self.disable, dynamic_ncols=True,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}")
+            self.bar = tqdm(
+                total=100,
+                desc=f"import {p.stage}",
+                unit="%",
+                disable=self.disable,
+                dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+            )
         self.bar.n = int(round(p.fraction * 100))
         self.bar.set_postfix_str(p.message, refresh=False)
         self.bar.refresh()
@@ -85,11 +121,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .pipeline import ImportOptions, import_scene
     from .sfm import SfmOptions
 
-    sfm = SfmOptions(camera_model=args.camera_model, shared_camera=not args.per_image_camera, matcher=args.matcher,
-                     max_image_size=args.max_size, max_features=args.max_features,
-                     threads=getattr(args, "threads", None) or -1, seed=args.seed)
-    options = ImportOptions(frames=args.frames, images=Path(args.images) if args.images else None,
-                            overwrite=args.overwrite, sfm=sfm)
+    sfm = SfmOptions(
+        camera_model=args.camera_model,
+        shared_camera=not args.per_image_camera,
+        matcher=args.matcher,
+        max_image_size=args.max_size,
+        max_features=args.max_features,
+        threads=getattr(args, "threads", None) or -1,
+        seed=args.seed,
+    )
+    options = ImportOptions(
+        frames=args.frames, images=Path(args.images) if args.images else None, overwrite=args.overwrite, sfm=sfm
+    )
     bars = _Bars(disable=args.quiet)
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
@@ -116,10 +159,25 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise outcome["error"]
     result = outcome["result"]
     s = result.summary
-    log.info("%s: %d of %d images registered, %d sparse points, reprojection error %.2f px, aabb_scale %d; "
-             "next: ngp app %s", result.scene, s["registered"], s["images"], s["points"], s["reprojection_error_px"],
-             s["aabb_scale"], result.scene)
-    print(json.dumps({"scene": str(result.scene), **{k: s[k] for k in ("images", "registered", "points",
-                                                                        "reprojection_error_px", "aabb_scale",
-                                                                        "seconds")}}))
+    log.info(
+        "%s: %d of %d images registered, %d sparse points, reprojection error %.2f px, aabb_scale %d; next: ngp app %s",
+        result.scene,
+        s["registered"],
+        s["images"],
+        s["points"],
+        s["reprojection_error_px"],
+        s["aabb_scale"],
+        result.scene,
+    )
+    print(
+        json.dumps(
+            {
+                "scene": str(result.scene),
+                **{
+                    k: s[k]
+                    for k in ("images", "registered", "points", "reprojection_error_px", "aabb_scale", "seconds")
+                },
+            }
+        )
+    )
     return 0

@@ -8,8 +8,9 @@ and points go through ``conventions.normalise``; see docs/import.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,9 @@ _FISHEYE = {
 SUPPORTED_MODELS = tuple(_PERSPECTIVE) + tuple(_FISHEYE)
 
 
-def camera_to_json(model: str, params: Sequence[float], width: int, height: int, where: str = "camera") -> dict[str, Any]:
+def camera_to_json(
+    model: str, params: Sequence[float], width: int, height: int, where: str = "camera"
+) -> dict[str, Any]:
     """transforms.json intrinsics of a COLMAP camera: camera_model, fl_x fl_y cx cy w h, the distortion keys of
     its lens model and camera_angle_x/y (for tools that read only those). Unsupported models raise ImportFailed."""
     names = _PERSPECTIVE.get(model) or _FISHEYE.get(model)
@@ -48,13 +51,22 @@ def camera_to_json(model: str, params: Sequence[float], width: int, height: int,
         raise ImportFailed(f"{where}: {model} needs {len(names)} parameters, got {len(params)}")
     v = dict(zip(names, (float(x) for x in params)))
     if model == "FULL_OPENCV" and any(v.pop(k) != 0.0 for k in ("k4r", "k5r", "k6r")):
-        raise ImportFailed(f"{where}: unsupported camera model FULL_OPENCV with rational terms k4..k6 "
-                           f"(refit with --camera-model OPENCV)")
+        raise ImportFailed(
+            f"{where}: unsupported camera model FULL_OPENCV with rational terms k4..k6 "
+            f"(refit with --camera-model OPENCV)"
+        )
     fx, fy = (v.pop("f"),) * 2 if "f" in v else (v.pop("fx"), v.pop("fy"))
-    out: dict[str, Any] = {"camera_model": "OPENCV_FISHEYE" if model in _FISHEYE else "OPENCV",
-                           "fl_x": fx, "fl_y": fy, "cx": v.pop("cx"), "cy": v.pop("cy"), "w": int(width), "h": int(height),
-                           "camera_angle_x": 2.0 * math.atan(0.5 * width / fx),
-                           "camera_angle_y": 2.0 * math.atan(0.5 * height / fy)}
+    out: dict[str, Any] = {
+        "camera_model": "OPENCV_FISHEYE" if model in _FISHEYE else "OPENCV",
+        "fl_x": fx,
+        "fl_y": fy,
+        "cx": v.pop("cx"),
+        "cy": v.pop("cy"),
+        "w": int(width),
+        "h": int(height),
+        "camera_angle_x": 2.0 * math.atan(0.5 * width / fx),
+        "camera_angle_y": 2.0 * math.atan(0.5 * height / fy),
+    }
     keys = ("k1", "k2", "k3", "k4") if model in _FISHEYE else ("k1", "k2", "p1", "p2")
     out.update({k: v.pop(k, 0.0) for k in keys})
     out.update(v)  # FULL_OPENCV's k3
@@ -114,6 +126,11 @@ def convert(rec: Any, n_input: int | None = None, frame_extra: dict[str, dict[st
         "centred_on": centred_on,
         "colmap_to_transforms": np.round(sim.matrix(), 10).tolist(),
     }
-    transforms: dict[str, Any] = {**(next(iter(intrinsics.values())) if shared else {}), "aabb_scale": aabb,
-                                  "ply_file_path": POINTS_FILE, "ngp_import": summary, "frames": frames}
+    transforms: dict[str, Any] = {
+        **(next(iter(intrinsics.values())) if shared else {}),
+        "aabb_scale": aabb,
+        "ply_file_path": POINTS_FILE,
+        "ngp_import": summary,
+        "frames": frames,
+    }
     return Converted(transforms, xyz.astype(np.float32), rgb, summary)

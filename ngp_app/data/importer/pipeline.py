@@ -19,7 +19,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ...errors import ImportFailed, NgpError
 from ...fileio import atomic_write_text
@@ -47,7 +47,7 @@ class ImportOptions:
     (default: found beside its model); overwrite: replace an earlier import in the output folder."""
 
     frames: int = DEFAULT_FRAMES
-    images: Optional[Path] = None
+    images: Path | None = None
     overwrite: bool = False
     sfm: SfmOptions = field(default_factory=SfmOptions)
 
@@ -74,13 +74,15 @@ def check_output(out: Path, source: Source, overwrite: bool) -> None:
 
     in_place = _in_place(source, out)
     try:
-        check_output_dir(out, 0 if in_place else _image_bytes(source), "--out",
-                         "transforms.json, images/ and the sparse points")
+        check_output_dir(
+            out, 0 if in_place else _image_bytes(source), "--out", "transforms.json, images/ and the sparse points"
+        )
     except NgpError as exc:
         raise ImportFailed(str(exc)) from None
     if out.is_dir():
-        entries = sorted(e for e in os.listdir(out)
-                         if not (in_place and e == IMAGES_DIR) and not _ours_while_running(e))
+        entries = sorted(
+            e for e in os.listdir(out) if not (in_place and e == IMAGES_DIR) and not _ours_while_running(e)
+        )
         ours = all(e in OUTPUTS for e in entries)
         if entries and not (overwrite and ours):
             hint = "pass --overwrite to replace the earlier import" if ours else "choose an empty or new folder"
@@ -117,8 +119,9 @@ def check_apart(given: Path, source: Source, out: Path) -> None:
         for name in OUTPUTS:
             written = (out / name).resolve()
             if not (in_place and name == IMAGES_DIR) and (written == r or written in r.parents):
-                raise ImportFailed(f"{inp}: the import's input is in {out / name}, which the import writes; choose "
-                                   f"another --out")
+                raise ImportFailed(
+                    f"{inp}: the import's input is in {out / name}, which the import writes; choose another --out"
+                )
 
 
 def _image_bytes(source: Source) -> int:
@@ -133,8 +136,13 @@ def _image_bytes(source: Source) -> int:
     return total
 
 
-def import_scene(source: str | Path, out: str | Path, options: Optional[ImportOptions] = None,
-                 progress: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None) -> ImportResult:
+def import_scene(
+    source: str | Path,
+    out: str | Path,
+    options: ImportOptions | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> ImportResult:
     """Import ``source`` into the scene folder ``out`` (see the module docstring).
 
     progress: called with ImportProgress (stage, fraction, overall, message) from this and a helper thread;
@@ -147,8 +155,10 @@ def import_scene(source: str | Path, out: str | Path, options: Optional[ImportOp
     if src.kind == "video" and opts.frames < MIN_IMAGES:
         raise ImportFailed(f"--frames must be at least {MIN_IMAGES}, got {opts.frames}")
     if src.kind == "images" and len(src.names) < MIN_IMAGES:
-        raise ImportFailed(f"{src.path}: too few images ({len(src.names)}; need at least {MIN_IMAGES}, "
-                           f"better 30-150 overlapping views)")
+        raise ImportFailed(
+            f"{src.path}: too few images ({len(src.names)}; need at least {MIN_IMAGES}, "
+            f"better 30-150 overlapping views)"
+        )
     check_apart(Path(source), src, out)
     check_output(out, src, opts.overwrite)
     pycolmap = require_pycolmap()
@@ -224,8 +234,16 @@ def _swap_in(stage: Path, out: Path, names: list[str]) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _run(pycolmap: Any, src: Source, out: Path, stage: Path, opts: ImportOptions, report: Reporter,
-         n_video_frames: int | None, model: Any) -> ImportResult:
+def _run(
+    pycolmap: Any,
+    src: Source,
+    out: Path,
+    stage: Path,
+    opts: ImportOptions,
+    report: Reporter,
+    n_video_frames: int | None,
+    model: Any,
+) -> ImportResult:
     """Build the scene in ``stage`` (SfM's work files in ``stage/work``); ``out/images`` is used as it is for an
     import in place."""
     in_place = _in_place(src, out)
@@ -263,9 +281,15 @@ def _run(pycolmap: Any, src: Source, out: Path, stage: Path, opts: ImportOptions
     report.check()  # the last moment a cancel counts: from here the new scene replaces the old one
     report("writing", 1.0, "done")
     summary = {**conv.summary, "seconds": report.seconds()}  # timings: the result only, not transforms.json
-    log.info("imported %s: %d of %d images registered, %d points, reprojection error %.2f px, aabb_scale %d",
-             src.path, conv.summary["registered"], conv.summary["images"], conv.summary["points"],
-             conv.summary["reprojection_error_px"], conv.summary["aabb_scale"])
+    log.info(
+        "imported %s: %d of %d images registered, %d points, reprojection error %.2f px, aabb_scale %d",
+        src.path,
+        conv.summary["registered"],
+        conv.summary["images"],
+        conv.summary["points"],
+        conv.summary["reprojection_error_px"],
+        conv.summary["aabb_scale"],
+    )
     return ImportResult(out, src, summary)
 
 

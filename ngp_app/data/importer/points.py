@@ -10,17 +10,34 @@ import numpy as np
 from ...errors import SceneError
 from ...fileio import atomic_write_bytes
 
-_PLY_TYPES = {"char": "i1", "uchar": "u1", "int8": "i1", "uint8": "u1", "short": "i2", "ushort": "u2",
-              "int16": "i2", "uint16": "u2", "int": "i4", "uint": "u4", "int32": "i4", "uint32": "u4",
-              "float": "f4", "float32": "f4", "double": "f8", "float64": "f8"}
+_PLY_TYPES = {
+    "char": "i1",
+    "uchar": "u1",
+    "int8": "i1",
+    "uint8": "u1",
+    "short": "i2",
+    "ushort": "u2",
+    "int16": "i2",
+    "uint16": "u2",
+    "int": "i4",
+    "uint": "u4",
+    "int32": "i4",
+    "uint32": "u4",
+    "float": "f4",
+    "float32": "f4",
+    "double": "f8",
+    "float64": "f8",
+}
 
 
 def write_points_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray) -> None:
     """Binary little-endian PLY of points xyz (n, 3) (stored float32) with colours rgb (n, 3) uint8; atomic."""
     xyz, rgb = np.asarray(xyz).reshape(-1, 3), np.asarray(rgb).reshape(-1, 3)
-    header = ("ply\nformat binary_little_endian 1.0\ncomment ngp-app sparse points\n"
-              f"element vertex {len(xyz)}\nproperty float x\nproperty float y\nproperty float z\n"
-              "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n")
+    header = (
+        "ply\nformat binary_little_endian 1.0\ncomment ngp-app sparse points\n"
+        f"element vertex {len(xyz)}\nproperty float x\nproperty float y\nproperty float z\n"
+        "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
+    )
     rows = np.empty(len(xyz), dtype=[("p", "<f4", 3), ("c", "u1", 3)])
     rows["p"], rows["c"] = xyz, rgb
     atomic_write_bytes(path, header.encode("ascii") + rows.tobytes())

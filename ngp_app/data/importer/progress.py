@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from ...errors import ImportCancelled
 
@@ -42,8 +42,12 @@ class Reporter:
     COLMAP model needs no SfM), so ``overall`` still reaches 1.
     """
 
-    def __init__(self, callback: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None,
-                 skip: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        callback: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        skip: tuple[str, ...] = (),
+    ) -> None:
         self.callback = callback
         self.cancel_event = cancel or threading.Event()
         weights = {k: (0.0 if k in skip else w) for k, w in STAGES.items()}
@@ -59,8 +63,9 @@ class Reporter:
         with self._lock:
             order = sorted(self._started.items(), key=lambda kv: kv[1])
             now = time.monotonic()
-        return {name: round((order[i + 1][1] if i + 1 < len(order) else now) - t, 2)
-                for i, (name, t) in enumerate(order)}
+        return {
+            name: round((order[i + 1][1] if i + 1 < len(order) else now) - t, 2) for i, (name, t) in enumerate(order)
+        }
 
     @property
     def cancelled(self) -> bool:

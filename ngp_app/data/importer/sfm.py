@@ -111,13 +111,16 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def run_sfm(image_dir: Path, names: list[str], work: Path, options: SfmOptions, report: Reporter,
-            ordered: bool = False) -> Any:
+def run_sfm(
+    image_dir: Path, names: list[str], work: Path, options: SfmOptions, report: Reporter, ordered: bool = False
+) -> Any:
     """SfM on ``names`` (files in ``image_dir``) with a database in ``work``; returns the largest
     pycolmap.Reconstruction. ``ordered``: the names are frames of one video, in time order."""
     pycolmap = require_pycolmap()
     if options.camera_model not in CAMERA_MODELS:
-        raise ImportFailed(f"unsupported camera model {options.camera_model!r} (choose from {', '.join(CAMERA_MODELS)})")
+        raise ImportFailed(
+            f"unsupported camera model {options.camera_model!r} (choose from {', '.join(CAMERA_MODELS)})"
+        )
     n = len(names)
     matcher = choose_matcher(options.matcher, n, ordered)
     work.mkdir(parents=True, exist_ok=True)
@@ -125,14 +128,26 @@ def run_sfm(image_dir: Path, names: list[str], work: Path, options: SfmOptions, 
         pairs = sequential_pairs(n, options.sequential_overlap, options.keyframes)
         (work / "pairs.txt").write_text("".join(f"{names[i]} {names[j]}\n" for i, j in pairs))
     expected = {"features": n, "matching": n * (n - 1) // 2 if matcher == "exhaustive" else len(pairs)}
-    job = {**asdict(options), "matcher": matcher, "images": str(image_dir), "names": names, "work": str(work),
-           "min_model_size": MIN_REGISTERED, "verbose": log.isEnabledFor(logging.DEBUG), "parent_pid": os.getpid()}
+    job = {
+        **asdict(options),
+        "matcher": matcher,
+        "images": str(image_dir),
+        "names": names,
+        "work": str(work),
+        "min_model_size": MIN_REGISTERED,
+        "verbose": log.isEnabledFor(logging.DEBUG),
+        "parent_pid": os.getpid(),
+    }
     (work / "job.json").write_text(json.dumps(job))
     stderr = open(work / "colmap.log", "wb")
     # As a module of the package (as a plain script, without torch loaded first, the reconstruction of the CI
     # capture missed the pose tolerance in 2 of 8 runs here; as a module, in none of 10).
-    proc = subprocess.Popen([sys.executable, "-m", "ngp_app.data.importer.sfm_worker", str(work / "job.json")],
-                            stdout=subprocess.PIPE, stderr=stderr, env=_worker_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ngp_app.data.importer.sfm_worker", str(work / "job.json")],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=_worker_env(),
+    )
     state: dict[str, Any] = {"stage": "features", "registered": 0}
     events: list[dict[str, Any]] = []
 
@@ -146,8 +161,13 @@ def run_sfm(image_dir: Path, names: list[str], work: Path, options: SfmOptions, 
             events.append(event)
             if "stage" in event:
                 state["stage"] = event["stage"]
-                note = f"SIFT on {n} images" if event["stage"] == "features" else \
-                    f"{expected['matching']} pairs ({matcher})" if event["stage"] == "matching" else "first pair"
+                note = (
+                    f"SIFT on {n} images"
+                    if event["stage"] == "features"
+                    else f"{expected['matching']} pairs ({matcher})"
+                    if event["stage"] == "matching"
+                    else "first pair"
+                )
                 report(event["stage"], 0.0, note, force=True)
             elif "registered" in event and not event.get("done"):
                 state["registered"] = event["registered"]
@@ -184,8 +204,10 @@ def run_sfm(image_dir: Path, names: list[str], work: Path, options: SfmOptions, 
         raise ImportFailed(f"reconstruction failed during {state['stage']}: {why}" + (f" [{tail}]" if tail else ""))
     n_reg = int(final["registered"])
     if n_reg < MIN_REGISTERED:
-        raise ImportFailed(f"reconstruction failed: {n_reg} of {n} images registered (need overlapping, sharp, "
-                           f"textured views; try more frames or --matcher exhaustive)")
+        raise ImportFailed(
+            f"reconstruction failed: {n_reg} of {n} images registered (need overlapping, sharp, "
+            f"textured views; try more frames or --matcher exhaustive)"
+        )
     if final["models"] > 1:
         log.warning("SfM made %d separate models; keeping the largest (%d of %d images)", final["models"], n_reg, n)
     report("mapping", 1.0, f"{n_reg}/{n} images registered")

@@ -40,8 +40,15 @@ def run(job: dict[str, Any]) -> None:
     if job.get("max_image_size"):
         extraction.max_image_size = int(job["max_image_size"])
     mode = pycolmap.CameraMode.SINGLE if job["shared_camera"] else pycolmap.CameraMode.PER_IMAGE
-    pycolmap.extract_features(database, images, image_names=names, camera_mode=mode, reader_options=reader,
-                              extraction_options=extraction, device=pycolmap.Device.cpu)
+    pycolmap.extract_features(
+        database,
+        images,
+        image_names=names,
+        camera_mode=mode,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
 
     emit(stage="matching")
     matching = pycolmap.FeatureMatchingOptions()
@@ -51,8 +58,9 @@ def run(job: dict[str, Any]) -> None:
     else:  # neighbours in order plus keyframes: the pairs the caller listed in pairs.txt
         pairing = pycolmap.ImportedPairingOptions()
         pairing.match_list_path = work / "pairs.txt"
-        pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing,
-                                   device=pycolmap.Device.cpu)
+        pycolmap.match_image_pairs(
+            database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+        )
 
     emit(stage="mapping")
     mapping = pycolmap.IncrementalPipelineOptions()
@@ -65,8 +73,9 @@ def run(job: dict[str, Any]) -> None:
         count[0] += 1
         emit(registered=count[0])
 
-    models = pycolmap.incremental_mapping(database, images, work / "sparse", options=mapping,
-                                          next_image_callback=next_image)
+    models = pycolmap.incremental_mapping(
+        database, images, work / "sparse", options=mapping, next_image_callback=next_image
+    )
     best = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
     if best is not None:
         (work / "model").mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,11 @@ def list_images(folder: Path) -> list[str]:
         entries = list(os.scandir(folder))
     except OSError as exc:
         raise ImportFailed(f"{folder}: cannot list the folder: {exc.strerror or exc}") from None
-    names = [e.name for e in entries
-             if not e.name.startswith(".") and e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file()]
+    names = [
+        e.name
+        for e in entries
+        if not e.name.startswith(".") and e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file()
+    ]
     return sorted(names, key=natural_key)
 
 

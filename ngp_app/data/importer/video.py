@@ -60,8 +60,9 @@ def window_of(index: int, total: int, n_windows: int) -> int:
     return min(n_windows - 1, index * n_windows // max(total, 1))
 
 
-def extract_frames(path: Path, dest: Path, n_frames: int, report: Reporter,
-                   total: int | None = None) -> list[tuple[str, float]]:
+def extract_frames(
+    path: Path, dest: Path, n_frames: int, report: Reporter, total: int | None = None
+) -> list[tuple[str, float]]:
     """Write the sharpest frame of each of ``n_frames`` even windows of the video to ``dest`` as
     frame_00001.jpg, ... (names sort in time order). ``total``: its frame count, when already known.
     Returns (name, sharpness) per written frame."""
@@ -107,8 +108,12 @@ def extract_frames(path: Path, dest: Path, n_frames: int, report: Reporter,
     except Exception as exc:  # a truncated or corrupt stream
         if not written and best[1] is None:
             raise ImportFailed(f"{path}: cannot read the video ({_reason(exc)})") from None
-        log.warning("%s: stopped reading at a damaged frame (%s); keeping %d frames", path, _reason(exc),
-                    len(written) + (best[1] is not None))
+        log.warning(
+            "%s: stopped reading at a damaged frame (%s); keeping %d frames",
+            path,
+            _reason(exc),
+            len(written) + (best[1] is not None),
+        )
         flush()
     finally:
         if reader is not None:
