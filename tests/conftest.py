@@ -73,10 +73,10 @@ def wait_for(cond: Callable[[], Any], timeout: float = 60.0, interval: float = 0
 
 
 def app_state(downscale: int) -> Iterator[Any]:
-    """The body of an ``AppState`` fixture: the app's state on the CPU with the small config, closed afterwards."""
-    from ngp_app.gui.state import AppState
+    """The body of a ``Session`` fixture: the app's session on the CPU with the small config, closed afterwards."""
+    from ngp_app.gui.session import Session
 
-    s = AppState(config="small", device="cpu", backend="torch", downscale=downscale)
+    s = Session(config="small", device="cpu", backend="torch", downscale=downscale)
     yield s
     s.close()
 

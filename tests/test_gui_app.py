@@ -33,8 +33,8 @@ def app():
 
     a = App(DEMO, config="small", device="cpu", backend="torch", downscale=8, size=(480, 270), remember_windows=False)
     a.state.settings.resolution_scale = 0.1  # keep CPU renders (and full refinement) cheap
-    assert a.state.loading == "demo"  # the scene loads in the background while the windows run
-    assert a.pump(60, until=lambda: a.state.loading is None and a.state.trainer is not None), a.state.status
+    assert a.state.loader.loading == "demo"  # the scene loads in the background while the windows run
+    assert a.pump(60, until=lambda: a.state.loader.loading is None and a.state.trainer is not None), a.state.status
     yield a
     a.close()
 
@@ -182,9 +182,9 @@ def test_view_keys_fly_cameras_modes_and_hud(app):
     assert np.dot(st.camera.eye - eye, st.camera.basis()[2]) > 0  # flew forward
     send(app, "on_key_press", key.BRACKETRIGHT, 0)
     i = st.settings.gt_index
-    assert np.allclose(st.camera.eye, st.train_cams[0][i][:, 3], atol=1e-4)
+    assert np.allclose(st.camera.eye, st.current.train_cams[0][i][:, 3], atol=1e-4)
     send(app, "on_key_press", key.BRACKETRIGHT, 0)
-    assert st.settings.gt_index == (i + 1) % st.scene.n_frames
+    assert st.settings.gt_index == (i + 1) % st.current.scene.n_frames
     send(app, "on_key_press", key.G, 0)
     assert st.settings.ground_truth
     hud = app.viewport.hud_text()  # no render size or time for a training image
@@ -293,7 +293,7 @@ def test_a_long_export_shows_progress_eta_and_cancel_in_the_panel_and_hud(app, t
 
     st = app.state
     out = tmp_path / "big.png"
-    job = st.screenshot(out, 1920, 1080)  # minutes on a CPU: cancelled long before the end
+    job = st.exports.screenshot(out, 1920, 1080)  # minutes on a CPU: cancelled long before the end
     row = f"job_{job.id}"
     assert app.pump(60, until=lambda: (job.fraction or 0) > 0.0 and dpg.does_item_exist(f"{row}_bar"))
     app.pump(0.3)
@@ -308,7 +308,7 @@ def test_a_long_export_shows_progress_eta_and_cancel_in_the_panel_and_hud(app, t
 
 def test_a_bug_in_a_key_handler_is_one_line_and_the_app_keeps_running(app, tmp_path, monkeypatch):
     monkeypatch.setenv("NGP_LOG_DIR", str(tmp_path))
-    monkeypatch.setattr(app.state, "add_keyframe", lambda: 1 / 0)
+    monkeypatch.setattr(app.state.paths, "add_keyframe", lambda: 1 / 0)
     send(app, "on_key_press", key.K, 0)
     assert app.state.status.startswith("ngp: internal error: ZeroDivisionError") and app.state.status_is_error
     f = app.frames
@@ -341,7 +341,7 @@ def test_training_cameras_are_drawn_as_thin_gl_lines_at_window_resolution(app):
         return int((d < 30).sum())
 
     assert camera_pixels(frame) == 0  # nothing drawn into the low-resolution render
-    expected = camera_pixels(rasterize(np.zeros((h, w, 3), np.uint8), st.overlay_layers(), st.camera.camera(w, h)))
+    expected = camera_pixels(rasterize(np.zeros((h, w, 3), np.uint8), st.view.overlay_layers(), st.camera.camera(w, h)))
     got = camera_pixels(shown)
     # 1-pixel lines at window resolution: about as many pixels as a rasteriser at that size draws, where lines
     # drawn into the render and scaled up would cover ~10x more
@@ -353,15 +353,15 @@ def test_training_cameras_are_drawn_as_thin_gl_lines_at_window_resolution(app):
 def test_k_adds_a_keyframe_and_the_panel_lists_it(app):
     import dearpygui.dearpygui as dpg
 
-    n = len(app.state.keyframes)
+    n = len(app.state.paths.keyframes)
     xdotool("windowfocus", "--sync", app.viewport.window._window, "key", "k")  # K in the focused viewport
-    assert app.pump(5, until=lambda: len(app.state.keyframes) == n + 1)
+    assert app.pump(5, until=lambda: len(app.state.paths.keyframes) == n + 1)
     app.tick()
     assert len(dpg.get_item_configuration("path_keys")["items"]) == n + 1
     xdotool("key", "k")  # again without moving: no second, identical key
     app.pump(0.5)
-    assert len(app.state.keyframes) == n + 1 and "already" in app.state.status
-    app.state.clear_keyframes()
+    assert len(app.state.paths.keyframes) == n + 1 and "already" in app.state.status
+    app.state.paths.clear_keyframes()
 
 
 def test_keys_start_stop_and_reset_training(app):
@@ -380,13 +380,13 @@ def test_keys_start_stop_and_reset_training(app):
 
 def test_dropping_a_non_scene_shows_an_error_and_keeps_running(app, tmp_path):
     (tmp_path / "readme.txt").write_text("not a scene")
-    scene = app.state.scene
+    scene = app.state.current.scene
     send(app, "on_file_drop", 10, 10, [str(tmp_path)])
-    assert app.pump(10, until=lambda: app.state.loading is None)
+    assert app.pump(10, until=lambda: app.state.loader.loading is None)
     assert app.state.status_is_error and "not a scene" in app.state.status
     f = app.frames
     app.pump(1.0)
-    assert app.running and app.frames > f and app.state.scene is scene and app.state.runner.running
+    assert app.running and app.frames > f and app.state.current.scene is scene and app.state.runner.running
     import dearpygui.dearpygui as dpg
 
     assert dpg.get_value("status") == app.state.status and dpg.is_item_shown("error_modal")
@@ -397,10 +397,10 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
     other = synthetic.make_scene(tmp_path / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1, progress=False)
     old = app.state.trainer
     send(app, "on_file_drop", 10, 10, [str(other)])
-    assert app.state.loading == "tiny" and app.running
-    assert app.pump(30, until=lambda: app.state.loading is None)
+    assert app.state.loader.loading == "tiny" and app.running
+    assert app.pump(30, until=lambda: app.state.loader.loading is None)
     assert not app.state.status_is_error, app.state.status
-    assert app.state.scene.n_frames == 4 and Path(app.state.scene.path) == Path(other)
+    assert app.state.current.scene.n_frames == 4 and Path(app.state.current.scene.path) == Path(other)
     assert app.state.trainer is not old and app.state.runner.running
     assert app.pump(30, until=lambda: app.state.step >= 2)
 
@@ -423,9 +423,9 @@ def test_open_dialog_takes_a_typed_transforms_json(app, tmp_path):
     dpg.get_item_callback("fd_path")("fd_path", "transforms.json")  # type the file name, Enter: opened as typed
     app.tick()
     assert not app.panel.files.shown and dpg.get_viewport_width() == width
-    assert app.pump(60, until=lambda: app.state.loading is None)
+    assert app.pump(60, until=lambda: app.state.loader.loading is None)
     assert not app.state.status_is_error, app.state.status
-    assert Path(app.state.scene.path) == other / "transforms.json"  # the file typed, not transforms.npz
+    assert Path(app.state.current.scene.path) == other / "transforms.json"  # the file typed, not transforms.npz
     app.pump(0.5)
     assert app.running
     assert dpg.get_value("shot_path") == str(other / "ngp-exports" / "screenshot.png")  # exports beside it
@@ -461,7 +461,7 @@ def test_camera_path_editor_adds_keys_previews_and_renders_a_video(app, tmp_path
     import dearpygui.dearpygui as dpg
     import imageio.v2 as iio2
 
-    st, ed = app.state, app.state.path_editor
+    st, ed = app.state, app.state.paths.path_editor
     if st.runner.running:
         send(app, "on_key_press", key.T, 0)
 
@@ -477,7 +477,7 @@ def test_camera_path_editor_adds_keys_previews_and_renders_a_video(app, tmp_path
         use("path_add")
     assert len(ed.path.keys) == 3 and ed.selected == 2
     assert len(dpg.get_item_configuration("path_keys")["items"]) == 3
-    path_layer = next(lay for lay in st.overlay_layers() if lay.name == "path")
+    path_layer = next(lay for lay in st.view.overlay_layers() if lay.name == "path")
     app.tick()
     assert app.viewport.overlay.drawn >= len(path_layer.vertices) > 3 * 16  # the spline and three key frusta
     use("path_keys", dpg.get_item_configuration("path_keys")["items"][1])  # a click on key 2 jumps there
@@ -560,38 +560,38 @@ def test_per_image_table_rows_fly_to_a_frame_and_exclude_it(app):
     if not st.runner.running:
         send(app, "on_key_press", key.T, 0)
     assert app.pump(30, until=lambda: st.step > 0)
-    st.refresh_image_table(force=True)
+    st.images.refresh_image_table(force=True)
     click_item(app, "images_header")
     assert app.pump(5, until=lambda: dpg.get_value("images_header"))  # the section opened
 
     def shown_order() -> list[str]:
         return [dpg.get_item_label(dpg.get_item_children(r, 1)[0]) for r in dpg.get_item_children("images_table", 1)]
 
-    rows = st.image_table.rows
+    rows = st.images.image_table.rows
     assert rows and len(dpg.get_item_children("images_table", 1)) == len(rows)
     i = int(shown_order()[0])  # the top row
     click_item(app, f"images_row_{i}")
-    assert app.pump(5, until=lambda: st.compare_index == i)
+    assert app.pump(5, until=lambda: st.images.compare_index == i)
     app.pump(0.2)
     assert app.viewport.inset.rect[2] > 0  # the frame's image beside the render
     x, y, w, h = app.viewport.inset.rect
-    aspect = float(st.scene.widths[i]) / float(st.scene.heights[i])
+    aspect = float(st.current.scene.widths[i]) / float(st.current.scene.heights[i])
     assert x + w <= app.viewport.window.width and abs(w / h - aspect) < 0.05
     click_item(app, f"images_train_{i}")
-    assert app.pump(5, until=lambda: st.scene.excluded == (i,)), st.status
-    assert not dpg.get_value(f"images_train_{i}") and st.compare_index == i  # the click did not fly elsewhere
+    assert app.pump(5, until=lambda: st.current.scene.excluded == (i,)), st.status
+    assert not dpg.get_value(f"images_train_{i}") and st.images.compare_index == i  # the click did not fly elsewhere
     # new losses that would re-sort the rows wait while the pointer is over the table
     before = shown_order()
-    for r in st.image_table.rows:  # the last row becomes the worst
-        r.mse = 1.0 if r.index == st.image_table.rows[-1].index else 0.001
-    st.image_table.sort_by("loss", True)
-    st.image_table.sort_by("loss", True)  # the same sort as shown: only the losses changed
+    for r in st.images.image_table.rows:  # the last row becomes the worst
+        r.mse = 1.0 if r.index == st.images.image_table.rows[-1].index else 0.001
+    st.images.image_table.sort_by("loss", True)
+    st.images.image_table.sort_by("loss", True)  # the same sort as shown: only the losses changed
     app.pump(0.5)
     assert shown_order() == before
     vx, vy = dpg.get_viewport_pos()
     xdotool("mousemove", vx + 5, vy + 5)  # the pointer leaves the table: the rows take the new order
-    assert app.pump(5, until=lambda: shown_order() == [str(r.index) for r in st.image_table.rows[: len(before)]])
+    assert app.pump(5, until=lambda: shown_order() == [str(r.index) for r in st.images.image_table.rows[: len(before)]])
     click_item(app, f"images_train_{i}")
-    assert app.pump(5, until=lambda: st.scene.excluded == ())
+    assert app.pump(5, until=lambda: st.current.scene.excluded == ())
     click_item(app, "images_hide")
-    assert app.pump(5, until=lambda: st.compare_index is None and app.viewport.inset.rect[2] == 0)
+    assert app.pump(5, until=lambda: st.images.compare_index is None and app.viewport.inset.rect[2] == 0)

@@ -65,10 +65,10 @@ def xdnd_drop(app, path: Path, inline_types: bool = False) -> None:
 def test_a_dropped_scene_folder_opens_and_trains(app, tiny):
     xdnd_drop(app, tiny)
     st = app.state
-    assert app.pump(10, until=lambda: st.loading == "tiny" or st.scene is not None), st.status
-    assert app.pump(60, until=lambda: st.loading is None and st.trainer is not None), st.status
+    assert app.pump(10, until=lambda: st.loader.loading == "tiny" or st.current.scene is not None), st.status
+    assert app.pump(60, until=lambda: st.loader.loading is None and st.trainer is not None), st.status
     assert not st.status_is_error, st.status
-    assert Path(st.scene.path) == tiny and st.scene.n_frames == 4
+    assert Path(st.current.scene.path) == tiny and st.current.scene.n_frames == 4
     assert app.pump(60, until=lambda: st.step >= 2), st.status  # it trains
 
 
@@ -80,25 +80,25 @@ def test_a_dropped_snapshot_opens_at_its_step(app, tiny, tmp_path):
 
     step = load_snapshot(snap).step  # training went on while it was written
     xdnd_drop(app, snap)
-    assert app.pump(60, until=lambda: st.snapshot_path is not None and st.loading is None), st.status
+    assert app.pump(60, until=lambda: st.current.snapshot_path is not None and st.loader.loading is None), st.status
     assert not st.status_is_error, st.status
-    assert Path(st.snapshot_path) == Path(snap) and st.snapshot_step == step
+    assert Path(st.current.snapshot_path) == Path(snap) and st.current.snapshot_step == step
 
 
 def cancel_import(app) -> None:
     st = app.state
-    st.import_job.cancel()
-    assert app.pump(60, until=lambda: not st.import_job.active), st.import_job.describe()
+    st.importer.job.cancel()
+    assert app.pump(60, until=lambda: not st.importer.job.active), st.importer.job.describe()
 
 
 def test_a_dropped_photo_folder_starts_an_import(app, tiny, tmp_path):
     pytest.importorskip("pycolmap")
     photos = shutil.copytree(tiny / "train", tmp_path / "photos")
-    before = app.state.import_job
+    before = app.state.importer.job
     xdnd_drop(app, photos, inline_types=True)  # a source with the types in XdndEnter itself
     st = app.state
-    assert app.pump(10, until=lambda: st.import_job is not before), st.status
-    assert st.import_job.label == "import photos" and st.import_out.name.startswith("photos")
+    assert app.pump(10, until=lambda: st.importer.job is not before), st.status
+    assert st.importer.job.label == "import photos" and st.importer.out.name.startswith("photos")
     cancel_import(app)
 
 
@@ -113,9 +113,9 @@ def test_a_dropped_video_starts_an_import(app, tmp_path):
         base = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
         for i in range(20):
             w.append_data(np.roll(base, 3 * i, axis=1))
-    before = app.state.import_job
+    before = app.state.importer.job
     xdnd_drop(app, video)
     st = app.state
-    assert app.pump(10, until=lambda: st.import_job is not before), st.status
-    assert st.import_job.label == "import clip.mp4" and st.import_out.name.startswith("clip")
+    assert app.pump(10, until=lambda: st.importer.job is not before), st.status
+    assert st.importer.job.label == "import clip.mp4" and st.importer.out.name.startswith("clip")
     cancel_import(app)

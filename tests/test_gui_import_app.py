@@ -42,7 +42,7 @@ def test_text_files_and_empty_folders_are_refused(app, tmp_path: Path) -> None:
     assert not (tmp_path / f"empty{SCENE_SUFFIX}").exists()
     f = app.frames
     app.pump(0.5)
-    assert app.running and app.frames > f + 5 and app.state.scene is None
+    assert app.running and app.frames > f + 5 and app.state.current.scene is None
     import dearpygui.dearpygui as dpg
 
     assert not dpg.is_item_shown("loss_plot")  # no empty axes without a training history
@@ -80,8 +80,8 @@ def test_dropped_photos_are_imported_then_trained(app, tmp_path: Path) -> None:
     photos = shutil.copytree(capture / "train", tmp_path / "photos")
     drop(app, photos)
     st = app.state
-    job = st.import_job
-    assert job is not None and st.import_out == tmp_path / f"photos{SCENE_SUFFIX}"
+    job = st.importer.job
+    assert job is not None and st.importer.out == tmp_path / f"photos{SCENE_SUFFIX}"
     row = f"job_{job.id}"
     stages: set[str] = set()
 
@@ -109,10 +109,10 @@ def test_dropped_photos_are_imported_then_trained(app, tmp_path: Path) -> None:
     assert job.state == "done", job.describe()
     assert app.frames > frames + 20  # the UI kept drawing while SfM ran
     assert {"features", "matching", "mapping"} <= stages  # each takes seconds; linking 36 photos may not
-    assert app.pump(300, until=lambda: st.scene_meta.get("path") == str(st.import_out) and st.step >= 3), st.status
-    assert len(st.sparse_points[0]) > 100
+    assert app.pump(300, until=lambda: st.current.meta.get("path") == str(st.importer.out) and st.step >= 3), st.status
+    assert len(st.current.sparse_points[0]) > 100
     app.viewport.window.dispatch_event("on_key_press", key._7, 0)
     app.tick()
-    assert st.settings.mode == "points" and "points" in st.overlay_names()
+    assert st.settings.mode == "points" and "points" in st.view.overlay_names()
     assert app.pump(60, until=lambda: app.worker.latest is not None and app.worker._last_key == app.worker.view_key())
-    assert app.viewport.overlay.drawn >= len(st.sparse_points[0])  # the points went to GL at window resolution
+    assert app.viewport.overlay.drawn >= len(st.current.sparse_points[0])  # the points went to GL at window resolution

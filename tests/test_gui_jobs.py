@@ -13,7 +13,7 @@ from ngp_app.gui.jobs import CANCELLED, DONE, FAILED, Job, JobCancelled, JobRunn
 
 
 class FakeUI:
-    """Stands in for AppState.post / apply_pending: records the thread each posted call runs on."""
+    """Stands in for Session.post / apply_pending: records the thread each posted call runs on."""
 
     def __init__(self) -> None:
         self.calls: queue.SimpleQueue = queue.SimpleQueue()

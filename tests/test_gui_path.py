@@ -1,5 +1,5 @@
-"""The app's camera-path editor, path videos and per-image loss table through ``AppState`` (no window): what the
-panel's buttons and the viewport's keys call."""
+"""The app's camera-path editor, path videos and per-image loss table through the app's ``Session`` (no window):
+what the panel's buttons and the viewport's keys call."""
 
 from __future__ import annotations
 
@@ -9,44 +9,44 @@ from pathlib import Path
 
 import numpy as np
 
-from ngp_app.gui.state import AppState
+from ngp_app.gui.session import Session
 from tests.conftest import thin_grid
 
 DEMO = Path(__file__).resolve().parent.parent / "scenes" / "demo"
 
 
-def _three_keys(state: AppState) -> None:
+def _three_keys(state: Session) -> None:
     for _ in range(3):
         state.camera.orbit(80, 10)
-        state.add_keyframe()
+        state.paths.add_keyframe()
 
 
 def test_editing_through_the_state_reports_errors_and_draws_the_path(state):
     assert state.open_path(DEMO, start=False)
-    assert state.edit_path("delete_selected") is None and state.status_is_error  # nothing to delete yet
-    assert [lay.name for lay in state.overlay_layers()] == []  # no keys: nothing drawn
+    assert state.paths.edit_path("delete_selected") is None and state.status_is_error  # nothing to delete yet
+    assert [lay.name for lay in state.view.overlay_layers()] == []  # no keys: nothing drawn
     _three_keys(state)
-    assert "keyframe 3 added at 4.00 s" in state.status and len(state.keyframes) == 3
-    state.edit_path("select", 0)
+    assert "keyframe 3 added at 4.00 s" in state.status and len(state.paths.keyframes) == 3
+    state.paths.edit_path("select", 0)
     state.camera.orbit(40, 0)
-    assert state.edit_path("insert_view") == 1 and state.path_editor.path.keys[1].time == 1.0
-    (path,) = state.overlay_layers()
+    assert state.paths.edit_path("insert_view") == 1 and state.paths.path_editor.path.keys[1].time == 1.0
+    (path,) = state.view.overlay_layers()
     assert path.name == "path" and path.kind == "lines"
     assert len(path.vertices) == 2 * (3 * 24 + 4 * 8)  # the spline (24 segments a span) and 4 key frusta
-    assert state.overlay_layers()[0] is path  # cached while nothing changes
-    state.edit_path("set_fov", 1, 30.0)
-    assert state.overlay_layers()[0] is not path
-    assert state.edit_path("set_duration", -1.0) is None and "must be positive" in state.status
+    assert state.view.overlay_layers()[0] is path  # cached while nothing changes
+    state.paths.edit_path("set_fov", 1, 30.0)
+    assert state.view.overlay_layers()[0] is not path
+    assert state.paths.edit_path("set_duration", -1.0) is None and "must be positive" in state.status
     # preview: P / Play moves the view each frame; a hand move ends it
-    assert state.toggle_preview() and state.tick_preview(0.5)
-    names = [lay.name for lay in state.overlay_layers()]
+    assert state.paths.toggle_preview() and state.paths.tick_preview(0.5)
+    names = [lay.name for lay in state.view.overlay_layers()]
     assert names == ["path", "path_playhead"]
-    assert np.allclose(state.camera.c2w().numpy(), state.path_editor.path.evaluate(0.5).c2w, atol=1e-6)
+    assert np.allclose(state.camera.c2w().numpy(), state.paths.path_editor.path.evaluate(0.5).c2w, atol=1e-6)
     state.camera.orbit(5, 0)
-    assert not state.tick_preview(0.1) and not state.path_editor.preview
-    assert [lay.name for lay in state.overlay_layers()] == ["path"]
-    state.path_editor.show = False
-    assert state.overlay_layers() == []
+    assert not state.paths.tick_preview(0.1) and not state.paths.path_editor.preview
+    assert [lay.name for lay in state.view.overlay_layers()] == ["path"]
+    state.paths.path_editor.show = False
+    assert state.view.overlay_layers() == []
 
 
 def test_paths_are_saved_and_instant_ngp_and_nerfstudio_files_imported(state, tmp_path):
@@ -54,23 +54,23 @@ def test_paths_are_saved_and_instant_ngp_and_nerfstudio_files_imported(state, tm
 
     assert state.open_path(DEMO, start=False)
     _three_keys(state)
-    state.edit_path("set_time", 2, 5.0)
-    out = state.save_keyframes(tmp_path / "mine.json")
+    state.paths.edit_path("set_time", 2, 5.0)
+    out = state.paths.save_keyframes(tmp_path / "mine.json")
     assert out is not None and json.loads(out.read_text())["format"] == "ngp-app camera path"
-    times = [k.time for k in state.path_editor.path.keys]
-    state.clear_keyframes()
-    assert state.load_keyframes(out) and [k.time for k in state.path_editor.path.keys] == times
+    times = [k.time for k in state.paths.path_editor.path.keys]
+    state.paths.clear_keyframes()
+    assert state.paths.load_keyframes(out) and [k.time for k in state.paths.path_editor.path.keys] == times
     (tmp_path / "base_cam.json").write_text(INSTANT_NGP)
-    assert state.load_keyframes(tmp_path / "base_cam.json"), state.status
-    assert [k.fov_y_deg for k in state.path_editor.path.keys] == [40.0, 60.0]
+    assert state.paths.load_keyframes(tmp_path / "base_cam.json"), state.status
+    assert [k.fov_y_deg for k in state.paths.path_editor.path.keys] == [40.0, 60.0]
     ns = _nerfstudio(tmp_path)
-    assert state.load_keyframes(ns), state.status
-    assert state.path_editor.video.width == 160 and state.path_editor.video.height == 90  # the file's size
+    assert state.paths.load_keyframes(ns), state.status
+    assert state.paths.path_editor.video.width == 160 and state.paths.path_editor.video.height == 90  # the file's size
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "ngp-app camera path", "version": 1, "keys": []}')
-    assert not state.load_keyframes(bad) and state.status_is_error
-    assert len(state.path_editor.path.keys) == 2  # a bad file keeps the path
-    assert state.save_keyframes(tmp_path / "x.txt") is None and state.status_is_error
+    assert not state.paths.load_keyframes(bad) and state.status_is_error
+    assert len(state.paths.path_editor.path.keys) == 2  # a bad file keeps the path
+    assert state.paths.save_keyframes(tmp_path / "x.txt") is None and state.status_is_error
 
 
 def test_path_video_job_size_quality_pause_and_cancel(state, tmp_path):
@@ -78,15 +78,15 @@ def test_path_video_job_size_quality_pause_and_cancel(state, tmp_path):
 
     assert state.open_path(DEMO, start=False)
     state.trainer.train(steps=3)
-    assert state.render_video(tmp_path / "v.gif") is None and "at least two keyframes" in state.status
+    assert state.paths.render_video(tmp_path / "v.gif") is None and "at least two keyframes" in state.status
     _three_keys(state)
-    ed = state.path_editor
+    ed = state.paths.path_editor
     ed.set_duration(1.0)
     ed.set_fps(5.0)
     ed.video.width, ed.video.height, ed.video.quality = 40, 24, "draft"  # drafts render at half size
     ed.video.pause_training = True
     assert state.runner.start()
-    job = state.render_video(tmp_path / "v.gif")
+    job = state.paths.render_video(tmp_path / "v.gif")
     assert job is not None and not state.runner.running  # training waits for the video
     state.wait_job(job)
     assert job.state == "done", job.describe()
@@ -96,7 +96,7 @@ def test_path_video_job_size_quality_pause_and_cancel(state, tmp_path):
     assert ed.video.last_output == (tmp_path / "v.gif").absolute() and str(tmp_path / "v.gif") in state.status
     # a long video cancelled part-way: nothing written, training resumed as it was (not running)
     ed.video.path, ed.video.frames, ed.video.quality = "orbit", 400, "best"
-    job = state.render_video(tmp_path / "long.mp4")
+    job = state.paths.render_video(tmp_path / "long.mp4")
     assert job is not None
     deadline = 60.0
     import time
@@ -117,35 +117,35 @@ def test_export_video_keeps_the_keys_timing(state, tmp_path):
     assert state.open_path(DEMO, start=False)
     thin_grid(state)
     _three_keys(state)
-    state.edit_path("set_time", 1, 3.5)  # a slow first segment
-    job = state.export_video(tmp_path / "k.gif", "keyframes", 5, 10, 16, 16)
+    state.paths.edit_path("set_time", 1, 3.5)  # a slow first segment
+    job = state.paths.export_video(tmp_path / "k.gif", "keyframes", 5, 10, 16, 16)
     state.wait_job(job)
     assert job.state == "done" and iio.imread(tmp_path / "k.gif").shape[0] == 5
 
 
 def test_image_table_flies_to_a_frame_shows_it_and_excludes_it_while_training(state, tmp_path):
-    assert state.toggle_image_excluded(0) is None and "open a scene" in state.status
+    assert state.images.toggle_image_excluded(0) is None and "open a scene" in state.status
     assert state.open_path(DEMO, start=False)
     state.trainer.train(steps=8)
-    assert state.refresh_image_table(force=True)
-    rows = state.image_table.rows
-    n = state.scene.n_frames
+    assert state.images.refresh_image_table(force=True)
+    rows = state.images.image_table.rows
+    n = state.current.scene.n_frames
     assert len(rows) == n and sorted(r.index for r in rows) == list(range(n))
     seen = [r for r in rows if r.rays > 0]
     assert seen and all(a.mse >= b.mse for a, b in zip(seen, seen[1:]))  # worst first
     worst = seen[0]
-    assert state.fly_to_image(worst.index)
-    c2w, intr, sizes = (a[worst.index] for a in state.train_cams)
+    assert state.images.fly_to_image(worst.index)
+    c2w, intr, sizes = (a[worst.index] for a in state.current.train_cams)
     assert np.allclose(state.camera.c2w().numpy(), c2w, atol=1e-6)  # exactly the frame's camera
     assert math.isclose(state.camera.camera(int(sizes[0]), int(sizes[1])).fy, intr[1], rel_tol=1e-5)
-    assert not state.refresh_image_table()  # no training since: nothing to read
-    img = state.compare_image()
-    assert img.shape == state.scene.image(worst.index).shape[:2] + (3,) and img.dtype == np.uint8
-    assert worst.name in state.compare_caption() and "loss" in state.compare_caption()
+    assert not state.images.refresh_image_table()  # no training since: nothing to read
+    img = state.images.compare_image()
+    assert img.shape == state.current.scene.image(worst.index).shape[:2] + (3,) and img.dtype == np.uint8
+    assert worst.name in state.images.compare_caption() and "loss" in state.images.compare_caption()
     # leave it out of training while training runs; its rays stop, the others go on
     assert state.runner.start()
-    assert state.toggle_image_excluded(worst.index) is True
-    assert state.scene.excluded == (worst.index,) and "left out of training" in state.status
+    assert state.images.toggle_image_excluded(worst.index) is True
+    assert state.current.scene.excluded == (worst.index,) and "left out of training" in state.status
     import time
 
     def wait_steps(n: int) -> None:
@@ -159,19 +159,19 @@ def test_image_table_flies_to_a_frame_shows_it_and_excludes_it_while_training(st
     wait_steps(3)
     state.runner.stop()
     assert state.trainer.image_stats.ray_sum[worst.index].item() < rays_before  # decays, never grows
-    assert "(excluded)" in state.compare_caption()
-    snap = state.wait_job(state.save_snapshot(tmp_path / "s.npz"))
-    assert state.open_path(snap, start=False) and state.scene.excluded == (worst.index,)
-    assert state.compare_index is None  # another scene object: the inset closes
-    assert state.toggle_image_excluded(worst.index) is False and state.scene.excluded == ()
+    assert "(excluded)" in state.images.compare_caption()
+    snap = state.wait_job(state.exports.save_snapshot(tmp_path / "s.npz"))
+    assert state.open_path(snap, start=False) and state.current.scene.excluded == (worst.index,)
+    assert state.images.compare_index is None  # another scene object: the inset closes
+    assert state.images.toggle_image_excluded(worst.index) is False and state.current.scene.excluded == ()
     for i in range(n - 1):
-        state.toggle_image_excluded(i)
-    assert state.toggle_image_excluded(n - 1) is None and "at least one frame" in state.status
-    assert not state.fly_to_image(n + 3) and state.status_is_error
+        state.images.toggle_image_excluded(i)
+    assert state.images.toggle_image_excluded(n - 1) is None and "at least one frame" in state.status
+    assert not state.images.fly_to_image(n + 3) and state.status_is_error
 
 
 def test_frustum_size_follows_the_scene(state):
-    assert state._frustum_length() == 0.06  # no scene: a default
+    assert state.paths._frustum_length() == 0.06  # no scene: a default
     assert state.open_path(DEMO, start=False)
-    radius = float(np.median(np.linalg.norm(state.train_cams[0][:, :, 3] - 0.5, axis=1)))
-    assert math.isclose(state._frustum_length(), float(np.clip(0.1 * radius, 0.02, 0.5)))
+    radius = float(np.median(np.linalg.norm(state.current.train_cams[0][:, :, 3] - 0.5, axis=1)))
+    assert math.isclose(state.paths._frustum_length(), float(np.clip(0.1 * radius, 0.02, 0.5)))

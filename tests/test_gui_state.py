@@ -166,18 +166,18 @@ def test_runner_start_stop_reset_and_errors(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------- app state
 def test_open_scene_trains_and_renders(state):
     assert state.open_path(DEMO)
-    assert state.scene.n_frames == 80 and state.runner.running and not state.status_is_error
+    assert state.current.scene.n_frames == 80 and state.runner.running and not state.status_is_error
     assert wait_for(lambda: state.step >= 3)
     state.toggle_training()
     assert not state.runner.running
     assert state.source().model is state.trainer.eval_model is not state.trainer.model  # the weight average
-    img = state.render_view(24, 16)
+    img = state.view.render_view(24, 16)
     assert img.shape == (16, 24, 4) and img.dtype == np.uint8 and (img[..., 3] == 255).all()
-    raw = state.render_raw(24, 16)  # the viewport's uint8 frame is the float render, rounded
+    raw = state.view.render_raw(24, 16)  # the viewport's uint8 frame is the float render, rounded
     assert np.abs(img[..., :3].astype(np.float32) - raw["rgb"].clip(0, 1) * 255).max() <= 1.0
     for mode in ("depth", "opacity", "occupancy", "cameras"):
         state.settings.mode = mode
-        view = state.render_view(24, 16)
+        view = state.view.render_view(24, 16)
         assert view.shape == (16, 24, 4) and (view[..., 3] == 255).all()
     state.settings.mode = "rgb"
     state.reset_training()
@@ -191,7 +191,7 @@ def test_unusable_backend_or_config_is_reported_and_reverted(state):
     state.set_config("does-not-exist")
     assert state.status_is_error and "config not found" in state.status and state.config_name == "small"
     state.poll_errors()
-    state.set_status("something else")
+    state.status_line.set("something else")
     state.poll_errors()  # an error already shown is not shown again
     assert state.status == "something else"
     state.set_config("base")
@@ -200,17 +200,17 @@ def test_unusable_backend_or_config_is_reported_and_reverted(state):
 
 def test_drop_non_scene_reports_error_and_keeps_scene(state, tmp_path):
     state.open_path(DEMO, start=False)
-    before = state.scene
+    before = state.current.scene
     (tmp_path / "notes.txt").write_text("hello")
     assert not state.open_path(tmp_path)
-    assert state.status_is_error and "not a scene" in state.status and state.scene is before
+    assert state.status_is_error and "not a scene" in state.status and state.current.scene is before
     assert not state.open_path(tmp_path / "notes.txt")
     assert state.status_is_error and "notes.txt" in state.status
     assert not state.open_path(tmp_path / "missing")
     bad = tmp_path / "transforms.json"
     bad.write_text("{oops")
     assert not state.open_path(bad) and "malformed JSON" in state.status
-    assert state.scene is before
+    assert state.current.scene is before
 
 
 def test_drop_transforms_json_and_switch_scene_stops_old_thread(state):
@@ -230,20 +230,20 @@ def test_snapshot_round_trip_and_screenshot(state, tmp_path):
     state.open_path(DEMO, start=False)
     for _ in range(3):
         state.trainer.step()
-    snap = state.wait_job(state.save_snapshot(tmp_path / "snap"))
+    snap = state.wait_job(state.exports.save_snapshot(tmp_path / "snap"))
     assert snap is not None and snap.name == "snapshot.npz"
     state.reset_training()
     assert state.open_path(snap)
     assert state.step == 3 and state.trainer is not None and not state.status_is_error
     assert state.open_path(tmp_path / "snap")  # the folder holding snapshot.npz works too
-    p = state.wait_job(state.screenshot(tmp_path / "shot.png", 20, 12, alpha=True))
+    p = state.wait_job(state.exports.screenshot(tmp_path / "shot.png", 20, 12, alpha=True))
     assert p is not None and iio.imread(p).shape == (12, 20, 4)
-    p = state.wait_job(state.screenshot(tmp_path / "shot3.png", 20, 12))
+    p = state.wait_job(state.exports.screenshot(tmp_path / "shot3.png", 20, 12))
     assert iio.imread(p).shape == (12, 20, 3)
     # with the optimizer state, the reopened trainer has Adam's moments back
     state.trainer.step()  # Adam's state exists once it has stepped
-    state.save_optimizer_state = True
-    full = state.wait_job(state.save_snapshot(tmp_path / "full"))
+    state.exports.save_optimizer_state = True
+    full = state.wait_job(state.exports.save_snapshot(tmp_path / "full"))
     assert full is not None and full.stat().st_size > snap.stat().st_size
     with np.load(full) as arrays:  # the moments themselves (compressed sizes depend on how sparse they are)
         shape = tuple(state.trainer.model.encoding.table.shape)
@@ -263,11 +263,11 @@ def test_crop_box_limits_render(state):
     for _ in range(5):
         state.trainer.step()
     aabb = state.trainer.aabb
-    full = state.crop_aabb(aabb)
+    full = state.view.crop_aabb(aabb)
     assert torch.allclose(full, aabb)
     state.settings.crop_max = (0.5, 0.5, 0.5)
     state.settings.crop_min = (0.49, 0.49, 0.49)
-    cropped = state.render_raw(16, 16)
+    cropped = state.view.render_raw(16, 16)
     assert cropped["opacity"].max() < 0.2  # a 1%-wide box holds almost nothing
 
 
@@ -275,12 +275,12 @@ def test_training_camera_snapping_and_ground_truth(state):
     state.open_path(DEMO, start=False)
     i = state.snap_to_training_camera(0)
     j = state.snap_to_training_camera(+1)
-    assert j == (i + 1) % state.scene.n_frames
-    c2w = state.scene.camera(j).c2w.numpy()
+    assert j == (i + 1) % state.current.scene.n_frames
+    c2w = state.current.scene.camera(j).c2w.numpy()
     assert np.allclose(state.camera.eye, c2w[:, 3], atol=1e-4)
     assert state.snap_to_training_camera(-1) == i
     assert state.toggle_ground_truth()
-    gt = state.render_view(25, 25)
+    gt = state.view.render_view(25, 25)
     assert gt.shape == (25, 25, 4) and gt[..., :3].std() > 0
 
 
@@ -347,7 +347,7 @@ def test_app_parser_and_no_toolkit_imports_on_servers():
         4,
     )
     code = (
-        "import sys, ngp_app.cli, ngp_app.gui.cli, ngp_app.gui.state, ngp_app.gui.app, ngp_app.bench.render; "
+        "import sys, ngp_app.cli, ngp_app.gui.cli, ngp_app.gui.session, ngp_app.gui.app, ngp_app.bench.render; "
         "print(any(m in sys.modules for m in ('pyglet', 'dearpygui')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEMO.parent.parent)
@@ -362,31 +362,31 @@ def test_open_path_async_loads_off_thread_and_swaps_on_apply(state, tmp_path):
     second = synthetic.make_scene(
         tmp_path / "second", width=16, height=16, n_train=5, n_val=1, n_test=1, progress=False
     )
-    gen0 = state.generation
+    gen0 = state.current.generation
     t1 = state.open_path_async(first, start=False)
     t2 = state.open_path_async(second, start=False)  # supersedes the first request
-    assert state.loading == "second" and "loading" in state.status
+    assert state.loader.loading == "second" and "loading" in state.status
     t1.join(60)
     t2.join(60)
-    assert state.scene is None  # nothing changes until the UI thread applies the result
+    assert state.current.scene is None  # nothing changes until the UI thread applies the result
     assert state.apply_pending()
-    assert state.scene.n_frames == 5 and state.loading is None and state.generation == gen0 + 1
+    assert state.current.scene.n_frames == 5 and state.loader.loading is None and state.current.generation == gen0 + 1
     assert not state.apply_pending()  # the superseded first load was dropped
-    assert state.scene.n_frames == 5 and not state.runner.running
+    assert state.current.scene.n_frames == 5 and not state.runner.running
 
 
 def test_open_path_async_reports_errors_and_keeps_the_scene(state, tmp_path):
     assert state.open_path(DEMO, start=False)
-    scene = state.scene
+    scene = state.current.scene
     (tmp_path / "notes.txt").write_text("not a scene")
     state.open_path_async(tmp_path).join(30)
     assert not state.apply_pending()
-    assert state.status_is_error and state.loading is None and state.scene is scene
+    assert state.status_is_error and state.loader.loading is None and state.current.scene is scene
     bad = tmp_path / "snapshot.npz"
     bad.write_bytes(b"garbage")
     state.open_path_async(bad).join(30)
     assert not state.apply_pending() and state.status_is_error and "snapshot" in state.status
-    assert state.scene is scene
+    assert state.current.scene is scene
 
 
 # ---------------------------------------------------------------------------------------------- video export
@@ -395,46 +395,46 @@ def test_keyframes_and_video_export(state, tmp_path):
 
     assert state.open_path(DEMO, start=False)
     thin_grid(state)
-    state.export_video(tmp_path / "k.gif", "keyframes", 4, 10, 16, 16)
+    state.paths.export_video(tmp_path / "k.gif", "keyframes", 4, 10, 16, 16)
     assert state.status_is_error and "no keyframes" in state.status
     for dx in (0, 120, 240):
         state.camera.orbit(dx, 0)
-        state.add_keyframe()
-    assert len(state.keyframes) == 3
-    assert state.save_keyframes(tmp_path / "path.json") is not None
-    saved = [k.c2w.copy() for k in state.keyframes]
-    state.clear_keyframes()
-    assert state.load_keyframes(tmp_path / "path.json")
-    assert all(np.allclose(a, b.c2w, atol=1e-6) for a, b in zip(saved, state.keyframes))
-    job = state.export_video(tmp_path / "k.gif", "keyframes", 5, 10, 20, 12, loop=True)
+        state.paths.add_keyframe()
+    assert len(state.paths.keyframes) == 3
+    assert state.paths.save_keyframes(tmp_path / "path.json") is not None
+    saved = [k.c2w.copy() for k in state.paths.keyframes]
+    state.paths.clear_keyframes()
+    assert state.paths.load_keyframes(tmp_path / "path.json")
+    assert all(np.allclose(a, b.c2w, atol=1e-6) for a, b in zip(saved, state.paths.keyframes))
+    job = state.paths.export_video(tmp_path / "k.gif", "keyframes", 5, 10, 20, 12, loop=True)
     assert job is not None
     state.wait_job(job)
     assert not state.status_is_error, state.status
     assert "saved video" in state.status and iio.imread(tmp_path / "k.gif").shape[:3] == (5, 12, 20)
-    state.wait_job(state.export_video(tmp_path / "o", "orbit", 2, 10, 8, 8))
+    state.wait_job(state.paths.export_video(tmp_path / "o", "orbit", 2, 10, 8, 8))
     assert len(list((tmp_path / "o").glob("*.png"))) == 2
-    state.export_video(tmp_path / "v.webm", "orbit", 2, 10, 8, 8)
+    state.paths.export_video(tmp_path / "v.webm", "orbit", 2, 10, 8, 8)
     assert state.status_is_error and "unsupported video format" in state.status
-    assert not state.load_keyframes(tmp_path / "missing.json") and state.status_is_error
+    assert not state.paths.load_keyframes(tmp_path / "missing.json") and state.status_is_error
 
 
 def test_video_export_without_a_model_is_an_error(state, tmp_path):
-    assert state.export_video(tmp_path / "v.gif", "orbit", 2, 10, 8, 8) is None
+    assert state.paths.export_video(tmp_path / "v.gif", "orbit", 2, 10, 8, 8) is None
     assert state.status_is_error and "nothing to export" in state.status
 
 
 def test_mesh_export_from_the_app(state, tmp_path):
     assert state.open_path(DEMO, start=False)
     state.trainer.train(steps=30)
-    state.export_mesh(tmp_path / "m.stl")
+    state.exports.export_mesh(tmp_path / "m.stl")
     assert state.status_is_error and "unknown mesh format" in state.status
     # empty occupancy cells count as density 0, so a low threshold always finds the object's boundary
-    job = state.export_mesh(tmp_path / "m.ply", resolution=32, threshold=0.05, space="ngp")
+    job = state.exports.export_mesh(tmp_path / "m.ply", resolution=32, threshold=0.05, space="ngp")
     assert job is not None
     state.wait_job(job)
     assert not state.status_is_error, state.status
     assert "saved mesh" in state.status and (tmp_path / "m.ply").stat().st_size > 100
-    state.wait_job(state.export_mesh(tmp_path / "none.ply", resolution=16, threshold=1e9))
+    state.wait_job(state.exports.export_mesh(tmp_path / "none.ply", resolution=16, threshold=1e9))
     assert state.status_is_error and "no surface at density" in state.status
     assert not (tmp_path / "none.ply").exists()
 
@@ -453,9 +453,9 @@ def test_normals_mode_renders_normals(state):
     assert state.open_path(DEMO, start=False)
     state.trainer.train(steps=20)
     state.settings.mode = "rgb"
-    shaded = state.render_view(24, 16)
+    shaded = state.view.render_view(24, 16)
     state.settings.mode = "normals"
-    normals = state.render_view(24, 16)
+    normals = state.view.render_view(24, 16)
     assert normals.shape == (16, 24, 4) and not np.array_equal(normals, shaded)
 
 
@@ -555,7 +555,7 @@ def test_snapshot_is_compressed_and_written_outside_the_trainer_lock(state, tmp_
         return real(*args, **kwargs)
 
     monkeypatch.setattr(snapshot_module, "save_snapshot", probing_save)
-    job = state.save_snapshot(tmp_path / "s.npz")
+    job = state.exports.save_snapshot(tmp_path / "s.npz")
     assert state.wait_job(job) == tmp_path / "s.npz" and lock_free == [True]
     assert "saved snapshot" in state.status and not state.status_is_error
 
@@ -574,11 +574,11 @@ def test_screenshot_job_reports_progress_and_cancel_writes_nothing(state, tmp_pa
         return real_report(self, fraction, stage)
 
     monkeypatch.setattr(Job, "report", recording_report)
-    job = state.screenshot(tmp_path / "big.png", 128, 96)  # 12288 rays: three chunks of 4096 on a CPU
+    job = state.exports.screenshot(tmp_path / "big.png", 128, 96)  # 12288 rays: three chunks of 4096 on a CPU
     state.wait_job(job)
     assert job.state == DONE and (tmp_path / "big.png").exists()
     assert len([f for f in fractions if 0.0 < f < 0.95]) >= 2 and fractions == sorted(fractions)
-    job = state.screenshot(tmp_path / "cancelled.png", 128, 96)
+    job = state.exports.screenshot(tmp_path / "cancelled.png", 128, 96)
     job.cancel()
     state.wait_job(job)
     assert job.state == CANCELLED and "cancelled" in state.status
@@ -647,26 +647,26 @@ def test_overlays_are_geometry_drawn_over_the_render_not_into_it(state):
 
     assert state.open_path(DEMO, start=False)
     state.trainer.train(steps=5)
-    rgb = state.render_view(48, 27)
+    rgb = state.view.render_view(48, 27)
     state.settings.mode = "cameras"
-    assert np.array_equal(state.render_view(48, 27), rgb)  # nothing drawn into the low-resolution picture
-    (cams,) = state.overlay_layers()
-    n = state.scene.n_frames
+    assert np.array_equal(state.view.render_view(48, 27), rgb)  # nothing drawn into the low-resolution picture
+    (cams,) = state.view.overlay_layers()
+    n = state.current.scene.n_frames
     assert cams.name == "cameras" and cams.kind == "lines" and cams.vertices.shape == (n * 16, 3)
     hl = state.settings.gt_index
     assert (cams.colors[hl * 16 : (hl + 1) * 16] == HIGHLIGHT_COLOR).all()
     assert (cams.colors[(hl + 1) % n * 16] == CAMERA_COLOR).all()
-    assert state.overlay_layers()[0] is cams  # cached until its inputs change
+    assert state.view.overlay_layers()[0] is cams  # cached until its inputs change
     state.settings.mode = "occupancy"
     state.settings.toggle_overlay("crop")
     state.settings.toggle_overlay("axes")
-    state.overlay_providers["path"] = lambda: polyline_layer("path", [[0, 0, 0], [1, 1, 1]], (255, 0, 255, 255))
-    layers = {lay.name: lay for lay in state.overlay_layers()}
+    state.view.overlay_providers["path"] = lambda: polyline_layer("path", [[0, 0, 0], [1, 1, 1]], (255, 0, 255, 255))
+    layers = {lay.name: lay for lay in state.view.overlay_layers()}
     assert set(layers) == {"crop", "axes", "occupancy", "path"}
     assert layers["crop"].vertices.shape == (24, 3) and layers["occupancy"].kind == "points"
     assert len(layers["occupancy"].vertices) > 0 and layers["path"].vertices.shape == (2, 3)
     state.settings.toggle_overlay("crop")
-    assert "crop" not in {lay.name for lay in state.overlay_layers()}
+    assert "crop" not in {lay.name for lay in state.view.overlay_layers()}
 
 
 def test_rasterize_clips_at_the_near_plane_and_screenshots_carry_overlays(state, tmp_path):
@@ -685,7 +685,7 @@ def test_rasterize_clips_at_the_near_plane_and_screenshots_carry_overlays(state,
     assert state.open_path(DEMO, start=False)
     thin_grid(state)
     state.settings.mode = "cameras"
-    shot = iio.imread(state.wait_job(state.screenshot(tmp_path / "cams.png", 160, 90)))
+    shot = iio.imread(state.wait_job(state.exports.screenshot(tmp_path / "cams.png", 160, 90)))
     assert (np.abs(shot.astype(int) - CAMERA_COLOR[:3]).sum(-1) == 0).sum() > 50
 
 
@@ -695,16 +695,16 @@ def test_ground_truth_keeps_the_image_aspect_and_lines_up_with_its_camera(state)
     state.settings.background = (1.0, 1.0, 1.0)
     assert state.toggle_ground_truth()  # snaps the view to the nearest training camera
     i = state.settings.gt_index
-    ih, iw = state.scene.image(i).shape[:2]
+    ih, iw = state.current.scene.image(i).shape[:2]
     assert ih == iw  # the demo's images are square
-    gt = state.render_view(64, 32)[..., :3].astype(int)
+    gt = state.view.render_view(64, 32)[..., :3].astype(int)
     margin = np.array([64, 64, 64])  # the dimmed background around the image
     is_margin = (np.abs(gt - margin).sum(-1) == 0).all(axis=0)  # columns that are margin from top to bottom
     image_cols = np.nonzero(~is_margin)[0]
     assert image_cols.min() == 16 and image_cols.max() == 47  # a centred 32x32 square, not stretched to 64 wide
     assert is_margin[:16].all() and is_margin[48:].all()
     # and the square is the training image at that size (nearest neighbour, pixel centres)
-    img = state.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
+    img = state.current.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
     if img.shape[-1] == 4:
         img = img[..., :3] * img[..., 3:] + (1.0 - img[..., 3:])
     idx = ((np.arange(32) + 0.5) * ih / 32).astype(int)
@@ -718,14 +718,14 @@ def test_exports_default_next_to_the_scene_as_absolute_paths(state, tmp_path, mo
 
     scene = synthetic.make_scene(tmp_path / "s", width=16, height=16, n_train=3, n_val=1, n_test=1, progress=False)
     monkeypatch.chdir(tmp_path)
-    assert state.export_dir() == tmp_path / "ngp-exports"  # no scene yet: under the working directory
+    assert state.exports.export_dir() == tmp_path / "ngp-exports"  # no scene yet: under the working directory
     assert state.open_path("s", start=False)  # a relative path
-    assert state.export_dir() == scene / "ngp-exports" and state.export_dir().is_absolute()
-    assert state.default_export_path("screenshot") == scene / "ngp-exports" / "screenshot.png"
-    assert state.export_path("shots/a.png") == scene / "ngp-exports" / "shots" / "a.png"  # typed relative
-    assert state.export_path(tmp_path / "x.png") == tmp_path / "x.png"
+    assert state.exports.export_dir() == scene / "ngp-exports" and state.exports.export_dir().is_absolute()
+    assert state.exports.default_export_path("screenshot") == scene / "ngp-exports" / "screenshot.png"
+    assert state.exports.export_path("shots/a.png") == scene / "ngp-exports" / "shots" / "a.png"  # typed relative
+    assert state.exports.export_path(tmp_path / "x.png") == tmp_path / "x.png"
     assert state.open_path(scene / "transforms_train.json", start=False)  # a transforms file: its folder
-    assert state.export_dir() == scene / "ngp-exports"
+    assert state.exports.export_dir() == scene / "ngp-exports"
 
 
 def test_keyframes_belong_to_their_scene(state, tmp_path):
@@ -733,24 +733,24 @@ def test_keyframes_belong_to_their_scene(state, tmp_path):
 
     other = synthetic.make_scene(tmp_path / "o", width=16, height=16, n_train=3, n_val=1, n_test=1, progress=False)
     assert state.open_path(DEMO, start=False)
-    state.add_keyframe()
+    state.paths.add_keyframe()
     state.camera.orbit(60, 0)
-    state.add_keyframe()
-    snap = state.wait_job(state.save_snapshot(tmp_path / "snap.npz"))
-    assert state.open_path(snap) and len(state.keyframes) == 2  # a snapshot of the same scene keeps them
-    assert state.open_path(other, start=False) and state.keyframes == []  # another scene does not
+    state.paths.add_keyframe()
+    snap = state.wait_job(state.exports.save_snapshot(tmp_path / "snap.npz"))
+    assert state.open_path(snap) and len(state.paths.keyframes) == 2  # a snapshot of the same scene keeps them
+    assert state.open_path(other, start=False) and state.paths.keyframes == []  # another scene does not
 
 
 def test_errors_fade_and_clear_but_messages_stay(state):
-    state.set_status("something broke", error=True)
-    t0 = state.status_time
-    assert state.status_alpha(t0 + 1.0) == 1.0 and not state.expire_status(t0 + 1.0)
-    from ngp_app.gui.state import ERROR_SECONDS, FADE_SECONDS
+    state.status_line.set("something broke", error=True)
+    t0 = state.status_line.time
+    assert state.status_line.alpha(t0 + 1.0) == 1.0 and not state.status_line.expire(t0 + 1.0)
+    from ngp_app.gui.status import ERROR_SECONDS, FADE_SECONDS
 
-    assert 0.0 < state.status_alpha(t0 + ERROR_SECONDS - FADE_SECONDS / 2) < 1.0  # fading
-    assert state.expire_status(t0 + ERROR_SECONDS + 0.1) and state.status == "" and not state.status_is_error
-    state.set_status("saved something")
-    assert not state.expire_status(state.status_time + 1e6) and state.status == "saved something"
+    assert 0.0 < state.status_line.alpha(t0 + ERROR_SECONDS - FADE_SECONDS / 2) < 1.0  # fading
+    assert state.status_line.expire(t0 + ERROR_SECONDS + 0.1) and state.status == "" and not state.status_is_error
+    state.status_line.set("saved something")
+    assert not state.status_line.expire(state.status_line.time + 1e6) and state.status == "saved something"
 
 
 def test_export_targets_are_checked_before_any_work(state, tmp_path):
@@ -758,15 +758,18 @@ def test_export_targets_are_checked_before_any_work(state, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     assert state.open_path(DEMO, start=False)
-    state.add_keyframe()
+    state.paths.add_keyframe()
     before = len(state.jobs.jobs)
-    assert state.screenshot(blocker / "shot.png", 8, 8) is None and "not a folder" in state.status
-    assert state.screenshot(tmp_path / "shot.jpg", 8, 8) is None and "unsupported screenshot format" in state.status
-    assert state.save_snapshot(tmp_path / "snap.txt") is None and "unsupported snapshot format" in state.status
-    assert state.save_snapshot(blocker / "snap.npz") is None and "not a folder" in state.status
-    assert state.export_mesh(blocker / "m.ply") is None and "not a folder" in state.status
-    assert state.export_video(blocker / "v.gif", "orbit", 2, 10, 8, 8) is None and "not a folder" in state.status
-    assert state.save_keyframes(blocker / "k.json") is None and "not a folder" in state.status
+    assert state.exports.screenshot(blocker / "shot.png", 8, 8) is None and "not a folder" in state.status
+    assert (
+        state.exports.screenshot(tmp_path / "shot.jpg", 8, 8) is None
+        and "unsupported screenshot format" in state.status
+    )
+    assert state.exports.save_snapshot(tmp_path / "snap.txt") is None and "unsupported snapshot format" in state.status
+    assert state.exports.save_snapshot(blocker / "snap.npz") is None and "not a folder" in state.status
+    assert state.exports.export_mesh(blocker / "m.ply") is None and "not a folder" in state.status
+    assert state.paths.export_video(blocker / "v.gif", "orbit", 2, 10, 8, 8) is None and "not a folder" in state.status
+    assert state.paths.save_keyframes(blocker / "k.json") is None and "not a folder" in state.status
     assert state.status_is_error and len(state.jobs.jobs) == before  # nothing started
     assert not any(tmp_path.glob("*.png")) and not any(tmp_path.glob("*.txt"))
 
@@ -776,7 +779,7 @@ def test_unexpected_errors_become_one_internal_error_line_and_the_app_goes_on(st
 
     monkeypatch.setenv("NGP_LOG_DIR", str(tmp_path / "logs"))
     state.post(lambda: 1 / 0)  # a panel callback with a bug
-    state.post(lambda: state.set_status("the next callback still runs"))
+    state.post(lambda: state.status_line.set("the next callback still runs"))
     state.apply_pending()
     assert state.status == "the next callback still runs"
     state.post(lambda: 1 / 0)
@@ -793,7 +796,7 @@ def test_unexpected_errors_become_one_internal_error_line_and_the_app_goes_on(st
     assert state.status.startswith(f"cannot open {DEMO}: ngp: internal error: KeyError: 'images' (details: ")
     job = state.open_path_async(DEMO)
     state.wait_job(job)
-    assert "ngp: internal error: KeyError" in state.status and state.loading is None
+    assert "ngp: internal error: KeyError" in state.status and state.loader.loading is None
 
 
 def test_one_name_per_render_mode_in_the_cli_and_the_app():
@@ -819,3 +822,16 @@ def test_help_and_labels_name_what_the_panel_shows(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "ours (the app's 'Save path')" in text and '("Save path", ' in path_panel
     assert "~2x larger" in panel and "~3x" not in panel  # the optimizer-state checkbox (issue 10: ~2x measured)
+
+
+def test_render_worker_transitions_are_one_table():
+    from ngp_app.gui.render_worker import Phase, next_phase
+
+    # next_phase(view_moved, training, model_moved, refining, sharp)
+    assert next_phase(True, True, True, True, True) is Phase.NEW_VIEW  # a moved view always re-renders first
+    assert next_phase(False, True, True, False, False) is Phase.FOLLOW_TRAINING
+    assert next_phase(False, True, True, True, False) is Phase.REFINE  # refinement goes on before following
+    assert next_phase(False, False, False, True, True) is Phase.REFINE
+    assert next_phase(False, False, False, False, False) is Phase.RESUME  # still, not training, not sharp
+    assert next_phase(False, False, True, False, True) is Phase.IDLE
+    assert next_phase(False, True, False, False, False) is Phase.IDLE  # training, no new step yet: wait

@@ -12,7 +12,7 @@ import pytest
 from ngp_app.errors import NgpError
 from ngp_app.gui.camera import OrbitCamera
 from ngp_app.gui.image_table import ImageTable
-from ngp_app.gui.path_editor import PathEditor
+from ngp_app.gui.path_editor import PathEditor, overlay_segments
 
 
 def _editor_with_three_keys() -> PathEditor:
@@ -122,7 +122,7 @@ def test_editor_files_and_video_settings(tmp_path: Path) -> None:
     for a, b in zip(ed.path.keys, other.path.keys):
         assert np.allclose(a.c2w, b.c2w, atol=1e-6) and a.time == b.time and a.fov_y_deg == b.fov_y_deg
     other.video.quality = "draft"
-    assert other.render_size() == (400, 224) and other.encoder_quality() == 5
+    assert other.video.render_size() == (400, 224) and other.video.encoder_quality() == 5
     assert len(other.frame_cameras()) == 4 * 30 + 1
     with pytest.raises(NgpError, match="no keyframes to save"):
         PathEditor(OrbitCamera()).save(tmp_path / "empty.json", meta)
@@ -133,7 +133,7 @@ def test_editor_files_and_video_settings(tmp_path: Path) -> None:
 
 def test_overlay_draws_the_spline_a_frustum_per_key_and_the_selection() -> None:
     ed = _editor_with_three_keys()
-    segs, cols = ed.overlay_segments(per_segment=10)
+    segs, cols = overlay_segments(ed, per_segment=10)
     assert segs.shape == (2 * 10 + 3 * 8, 2, 3) and cols.shape == (len(segs), 4)
     spline = segs[:20]
     assert np.allclose(spline[0, 0], ed.path.keys[0].c2w[:, 3]) and np.allclose(
@@ -145,7 +145,7 @@ def test_overlay_draws_the_spline_a_frustum_per_key_and_the_selection() -> None:
     apex = segs[20 + 16, 0]
     assert np.allclose(apex, ed.path.keys[2].c2w[:, 3])
     ed.scrub(1.0)
-    assert len(ed.overlay_segments(per_segment=10)[0]) == len(segs) + 8  # the preview camera
+    assert len(overlay_segments(ed, per_segment=10)[0]) == len(segs) + 8  # the preview camera
 
 
 # ---------------------------------------------------------------------------------------------- image table

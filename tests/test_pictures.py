@@ -93,7 +93,7 @@ def test_cli_depth_render_is_the_apps_depth_view(tiny_snapshot: Path, tmp_path: 
     cam.yaw, cam.pitch, cam.pose = math.radians(az), math.radians(el), None
     assert torch.allclose(cam.c2w(), look_at(orbit_eye((0.5, 0.5, 0.5), r, az, el), np.array([0.5, 0.5, 0.5])))
     state.settings.mode = "depth"
-    app = state.render_view(size, size)[..., :3]
+    app = state.view.render_view(size, size)[..., :3]
     assert cli.shape == app.shape == (size, size, 3)
     hit = cli.sum(-1) > 0
     assert 0.05 < hit.mean() < 0.95  # the object and empty space are both in the picture

@@ -34,17 +34,17 @@ def test_ngp_train_snapshot_finds_its_scene_from_elsewhere_and_after_a_move(tmp_
 
 
 def test_app_opens_a_snapshot_from_another_directory_and_shows_its_step(tmp_path, monkeypatch):
-    from ngp_app.gui.state import AppState
+    from ngp_app.gui.session import Session
 
     work = tmp_path / "work"
     tiny_scene(work / "scene")
     monkeypatch.chdir(work)
-    state = AppState(config="small", device="cpu", backend="torch")
+    state = Session(config="small", device="cpu", backend="torch")
     try:
         assert state.open_path("scene", start=False)  # relative to the working directory
         for _ in range(2):
             state.trainer.step()
-        snap = state.wait_job(state.save_snapshot(tmp_path / "snaps" / "s.npz"))
+        snap = state.wait_job(state.exports.save_snapshot(tmp_path / "snaps" / "s.npz"))
         monkeypatch.chdir(tmp_path / "snaps")
         assert state.open_path(snap)
         assert state.trainer is not None and "training can continue" in state.status and state.step == 2

@@ -63,7 +63,7 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
     from ..backends import resolve_device
     from ..errors import NgpError
     from ..gui.dynres import DynamicResolution, render_size
-    from ..gui.state import AppState
+    from ..gui.session import Session
     from ..limits import check_render_memory
     from ..snapshot import read_snapshot_meta
 
@@ -71,7 +71,7 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
     check_render_memory(args.width, args.height, device)
     if args.snapshot:  # a bad snapshot: one line before the app state is built (it would log it too)
         read_snapshot_meta(args.snapshot)
-    state = AppState(config=args.config, device=str(device), backend="auto", downscale=2)
+    state = Session(config=args.config, device=str(device), backend="auto", downscale=2)
     state.open_path(args.snapshot or args.scene, start=False)
     if state.status_is_error:
         raise NgpError(str(state.status))
@@ -92,7 +92,7 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
     def timed(w: int, h: int) -> float:
         _sync(device)
         t0 = time.perf_counter()
-        state.render_view(w, h)  # the viewport's frame: uint8 RGBA, copied to the host
+        state.view.render_view(w, h)  # the viewport's frame: uint8 RGBA, copied to the host
         _sync(device)
         return (time.perf_counter() - t0) * 1000.0
 

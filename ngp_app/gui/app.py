@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..errors import NgpError
 from .render_worker import RenderWorker
-from .state import AppState
+from .session import Session
 
 NO_DISPLAY = (
     "no display for the app (DISPLAY is not set); run it under a virtual one with "
@@ -49,7 +49,7 @@ class App:
         from .panel import Panel
         from .viewport import Viewport, screen_size
 
-        self.state = AppState(config=config, device=device, backend=backend, downscale=downscale, max_size=max_size)
+        self.state = Session(config=config, device=device, backend=backend, downscale=downscale, max_size=max_size)
         if path is not None:
             self.state.open_path_async(path, start=train)  # the windows open while it loads
         self.remember_windows = remember_windows
@@ -78,10 +78,10 @@ class App:
         try:
             self.viewport.fly(dt)
             self.state.apply_pending()
-            self.state.tick_preview(dt)  # a playing camera-path preview moves the view
-            self.state.refresh_image_table()  # per-image losses, about once a second
+            self.state.paths.tick_preview(dt)  # a playing camera-path preview moves the view
+            self.state.images.refresh_image_table()  # per-image losses, about once a second
             self.state.poll_errors()
-            self.state.expire_status()
+            self.state.status_line.expire()
             self.viewport.draw(save_viewport)
             self.panel.draw(save_panel)
             if self.remember_windows and now - self._rects_at > 1.0:
@@ -91,7 +91,7 @@ class App:
             signature = (type(exc), str(exc))
             if signature != self._last_error:  # the same failure every frame is logged once
                 self._last_error = signature
-                self.state.report_error(exc, "app: main loop")
+                self.state.status_line.report_error(exc, "app: main loop")
         self.frames += 1
         # Leave the CPU to the training/render threads when the UI runs far above its needs.
         spare = 1.0 / 120.0 - (time.perf_counter() - now)
@@ -145,7 +145,7 @@ class App:
             "psnr": last.psnr if last else None,
             "backend": st.backend,
             "device": str(st.device),
-            "scene": st.scene_meta.get("path"),
+            "scene": st.current.meta.get("path"),
             "status": st.status,
         }
 

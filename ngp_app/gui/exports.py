@@ -1,9 +1,9 @@
-"""The app's exports: snapshots, screenshots, videos and meshes (the camera-path editor is ``path_actions``).
+"""The app's exports: snapshots, screenshots and meshes (the camera path and its videos are ``path_actions``').
 
-Mixed into :class:`~ngp_app.gui.state.AppState`. Every export is a background job (``jobs.JobRunner``) working on
-a private copy of the model taken quickly under the trainer's lock, so training and the viewport go on; it shows
-progress, an ETA and a Cancel button in the panel, writes its file atomically at the end (a cancelled job leaves
-nothing behind), and reports success or failure in the status line from the UI thread.
+A collaborator of :class:`~ngp_app.gui.session.Session`. Every export is a background job (``jobs.JobRunner``)
+working on a private copy of the model taken quickly under the trainer's lock, so training and the viewport go on;
+it shows progress, an ETA and a Cancel button in the panel, writes its file atomically at the end (a cancelled job
+leaves nothing behind), and reports success or failure in the status line from the UI thread.
 """
 
 from __future__ import annotations
@@ -11,12 +11,19 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..errors import NgpError
 from .jobs import Job, JobRunner
+
+if TYPE_CHECKING:
+    from .camera import OrbitCamera
+    from .rendering import ViewRenderer
+    from .scene_state import SceneState
+    from .settings import RenderSettings
+    from .training import TrainingRunner
 
 EXPORT_FOLDER = "ngp-exports"
 EXPORT_NAMES = {
@@ -28,38 +35,36 @@ EXPORT_NAMES = {
 }
 
 
-class ExportActions:
-    """Snapshot, screenshot, video and mesh export; relies on AppState's camera, scene_meta, settings,
-    status, jobs and its rendering part."""
+class Exports:
+    """Snapshot, screenshot and mesh export (path videos are ``path_actions``'). ``view`` renders and freezes the
+    current model; ``step()`` is the current training step."""
 
-    camera: Any
-    path_editor: Any
-    _video_job: Callable[..., Any]
-    scene_meta: dict[str, Any]
-    settings: Any
-    trainer: Any
-    scene: Any
-    jobs: JobRunner
-    save_optimizer_state: bool
-    set_status: Callable[..., None]
-    report_error: Callable[..., str]
-    frozen: Callable[[], Any]
-    compose: Callable[..., np.ndarray]
-    overlay_layers: Callable[..., list[Any]]
-    ground_truth_image: Callable[[int, int], np.ndarray]
-
-    snapshot_path: Path | None
+    def __init__(
+        self,
+        camera: OrbitCamera,
+        settings: RenderSettings,
+        current: SceneState,
+        runner: TrainingRunner,
+        jobs: JobRunner,
+        set_status: Callable[..., None],
+        report_error: Callable[..., str],
+        view: ViewRenderer,
+        step: Callable[[], int],
+    ) -> None:
+        self.camera, self.settings, self.current, self.runner, self.jobs = camera, settings, current, runner, jobs
+        self.set_status, self.report_error, self.view, self.step = set_status, report_error, view, step
+        self.save_optimizer_state = False  # snapshots carry Adam's moments (~2x larger; exact resume)
 
     # ------------------------------------------------------------------------------------------ where
     def export_dir(self) -> Path:
         """Where exports go by default (absolute): ``<scene>/ngp-exports``, beside a view-only snapshot when its
         scene is not on disk, else under the working directory."""
-        scene = self.scene_meta.get("path") if self.scene is not None else None
+        scene = self.current.meta.get("path") if self.current.scene is not None else None
         if scene:
             base = Path(os.path.abspath(scene))
             base = base.parent if base.suffix.lower() == ".json" else base
-        elif self.snapshot_path is not None:
-            base = Path(os.path.abspath(self.snapshot_path)).parent
+        elif self.current.snapshot_path is not None:
+            base = Path(os.path.abspath(self.current.snapshot_path)).parent
         else:
             base = Path.cwd()
         return base / EXPORT_FOLDER
@@ -108,7 +113,7 @@ class ExportActions:
 
         if with_optimizer is None:
             with_optimizer = self.save_optimizer_state
-        t = self.trainer
+        t = self.runner.trainer
         if t is None:
             self.set_status("nothing to save: no trained model", error=True)
             return None
@@ -148,17 +153,17 @@ class ExportActions:
             return None
         s = copy.copy(self.settings)
         cam = self.camera.camera(width, height)
-        layers = [] if alpha else self.overlay_layers(s)  # the overlays the viewport shows, drawn in at full size
-        gt = s.ground_truth and self.scene is not None
+        layers = [] if alpha else self.view.overlay_layers(s)  # the overlays the viewport shows, drawn in at full size
+        gt = s.ground_truth and self.current.scene is not None
         try:
-            frozen = None if gt else self.frozen()
+            frozen = None if gt else self.view.frozen()
         except NgpError as exc:
             self.set_status(f"screenshot: {exc}", error=True)
             return None
 
         def work(job: Job) -> Path:
             if frozen is None:
-                img = self.ground_truth_image(width, height)
+                img = self.view.ground_truth_image(width, height)
             else:
                 bg = (0.0, 0.0, 0.0) if alpha else s.background
                 out = render_outputs(
@@ -177,7 +182,7 @@ class ExportActions:
                     rgb = np.where(op > 1e-5, out["rgb"] / op, 0.0)  # un-premultiply
                     img = to_uint8(np.concatenate([rgb, out["opacity"][..., None]], axis=-1))
                 else:
-                    img = self.compose(out, cam, s)
+                    img = self.view.compose(out, cam, s)
             if layers:
                 job.report(0.95, "drawing overlays")
                 img = rasterize(img, layers, cam)
@@ -186,38 +191,6 @@ class ExportActions:
             return p
 
         return self._submit("screenshot", work, lambda out: f"saved {width}x{height} screenshot {out}")
-
-    # ------------------------------------------------------------------------------------------ video
-    def export_video(
-        self,
-        path: str | Path,
-        path_kind: str,
-        n_frames: int,
-        fps: float,
-        width: int,
-        height: int,
-        loop: bool = False,
-        quality: int = 8,
-        pause_training: bool = False,
-    ) -> Job | None:
-        """Render ``n_frames`` of a path (``keyframes``: the edited one, its timing kept; ``orbit``; ``train``) in
-        the background (progress per frame, cancellable). The panel uses ``render_video``; this is for scripts."""
-        from ..export.camera_path import path_cameras
-
-        try:
-            if path_kind == "keyframes":
-                if not self.path_editor.path.keys:
-                    raise NgpError("no keyframes: add the current view with K or the panel first")
-                p = self.path_editor.path.copy()
-                if len(p.keys) > 1:
-                    p.set_loop(loop or p.loop)
-                cams = p.cameras(n_frames)
-            else:
-                cams = path_cameras(path_kind, self.scene_meta, n_frames, loop)
-        except NgpError as exc:
-            self.set_status(str(exc), error=True)
-            return None
-        return self._video_job(path, cams, fps, width, height, quality, pause_training)
 
     # ------------------------------------------------------------------------------------------ mesh
     def export_mesh(
@@ -229,12 +202,11 @@ class ExportActions:
 
         try:
             check_mesh_target(path, resolution)
-            f = self.frozen()
+            f = self.view.frozen()
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
-        step = int(getattr(self, "step", 0))  # AppState.step: the trainer's step count
-        snap = Snapshot(f.model, f.grid, f.march, {}, dict(self.scene_meta), step, {})
+        snap = Snapshot(f.model, f.grid, f.march, {}, dict(self.current.meta), int(self.step()), {})
         crop = f.aabb.reshape(-1).tolist()
 
         def work(job: Job) -> Any:

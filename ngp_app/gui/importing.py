@@ -2,7 +2,7 @@
 (``data.importer``) as a job (``jobs.JobRunner``: its stage, percent, ETA and Cancel in the panel and HUD); then the
 scene opens and trains. Also the sparse points of a scene (``ply_file_path``) in ngp space, for the 'points' mode.
 
-Mixed into :class:`~ngp_app.gui.state.AppState`; no windowing toolkit here, so tests drive it directly.
+A collaborator of :class:`~ngp_app.gui.session.Session`; no windowing toolkit here, so tests drive it directly.
 """
 
 from __future__ import annotations
@@ -84,17 +84,21 @@ def scene_points(meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return (xyz.astype(np.float64) * scale + offset)[:, [1, 2, 0]], rgb  # as nerf_to_ngp moves camera centres
 
 
-class SceneImporting:
-    """Importing dropped captures; relies on AppState's status, jobs and ``open_path_async``."""
+class SceneImporter:
+    """Imports dropped captures as background jobs; ``open_scene(path, start)`` opens the scene an import wrote."""
 
-    set_status: Callable[..., None]
-    report_error: Callable[..., str]
-    open_path_async: Callable[..., Any]
-    jobs: JobRunner
-    import_job: Job | None
-    import_out: Path | None
+    def __init__(
+        self,
+        jobs: JobRunner,
+        set_status: Callable[..., None],
+        report_error: Callable[..., str],
+        open_scene: Callable[..., Any],
+    ) -> None:
+        self.jobs, self.set_status, self.report_error, self.open_scene = jobs, set_status, report_error, open_scene
+        self.job: Job | None = None  # the job importing a dropped photo folder / video
+        self.out: Path | None = None  # the scene folder it writes
 
-    def start_import(self, source: str | Path, out: str | Path | None = None, start: bool = True) -> Job | None:
+    def start(self, source: str | Path, out: str | Path | None = None, start: bool = True) -> Job | None:
         """Import ``source`` into ``out`` (default ``scene_dir_for``) as a background job; when it finishes the scene
         opens (and trains when ``start``). An earlier import there is opened instead (returns that load's job).
         Never raises; returns None when refused (one import at a time)."""
@@ -102,11 +106,11 @@ class SceneImporting:
 
         src = Path(source)
         target = Path(out) if out is not None else scene_dir_for(src)
-        if self.importing:
-            self.set_status(f"{self.import_job.label} is running; cancel it first", error=True)  # type: ignore[union-attr]
+        if self.running:
+            self.set_status(f"{self.job.label} is running; cancel it first", error=True)
             return None
         if (target / "transforms.json").is_file():
-            load = self.open_path_async(target, start=start)
+            load = self.open_scene(target, start=start)
             self.set_status(f"{src.name} was imported before: opening {target} (delete it to import again)")
             return load
 
@@ -129,7 +133,7 @@ class SceneImporting:
 
         def done(result: Any) -> None:
             s = result.summary
-            self.open_path_async(target, start=start)
+            self.open_scene(target, start=start)
             self.set_status(
                 f"imported {src.name}: {s.get('registered')} of {s.get('images')} images registered; opening {target}"
             )
@@ -142,14 +146,14 @@ class SceneImporting:
         def cancelled() -> None:
             self.set_status(f"import of {src.name} cancelled: nothing kept")
 
-        self.import_out = target
-        self.import_job = self.jobs.submit(f"import {src.name}", work, done, failed, cancelled)
+        self.out = target
+        self.job = self.jobs.submit(f"import {src.name}", work, done, failed, cancelled)
         self.set_status(f"importing {src.name} into {target}...")
-        return self.import_job
+        return self.job
 
-    def cancel_import(self) -> bool:
+    def cancel(self) -> bool:
         """Ask the running import to stop (it cleans up after itself). Returns whether one was running."""
-        job = self.import_job
+        job = self.job
         if job is None or not job.active:
             return False
         job.cancel()
@@ -157,5 +161,5 @@ class SceneImporting:
         return True
 
     @property
-    def importing(self) -> bool:
-        return self.import_job is not None and self.import_job.active
+    def running(self) -> bool:
+        return self.job is not None and self.job.active

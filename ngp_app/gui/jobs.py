@@ -134,7 +134,7 @@ def format_seconds(s: float) -> str:
 
 
 class JobRunner:
-    """Starts jobs on threads and hands their outcome to the UI thread through ``post`` (AppState.post).
+    """Starts jobs on threads and hands their outcome to the UI thread through ``post`` (``Session.post``).
 
     ``submit(label, work, on_done, on_error, on_cancel)``: ``work(job)`` runs off the UI thread and returns the
     result; exactly one of the callbacks then runs on the UI thread: ``on_done(result)``, ``on_error(exc)`` or

@@ -21,7 +21,7 @@ from .layout import PANEL_WIDTH, Rect
 from .overlays import MODE_LABELS, MODE_OVERLAYS, MODES, OVERLAY_LABELS, OVERLAYS
 from .panel_images import ImagePanel
 from .panel_path import PathPanel
-from .state import CONFIGS
+from .settings import CONFIGS
 from .widgets import int_inputs, on_ui
 
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
@@ -204,13 +204,13 @@ class Panel:
                     "snapshot",
                     "snap_path",
                     "snapshot",
-                    ("Save snapshot", st.save_snapshot),
+                    ("Save snapshot", st.exports.save_snapshot),
                     ("Load snapshot", st.open_path_async),
                 )
                 dpg.add_checkbox(
                     label="with optimizer state (exact resume, ~2x larger)",
                     tag="snap_optimizer",
-                    callback=on_ui(st, lambda _s, a: setattr(st, "save_optimizer_state", bool(a))),
+                    callback=on_ui(st, lambda _s, a: setattr(st.exports, "save_optimizer_state", bool(a))),
                 )
                 self._path_field("screenshot", "shot_path", "screenshot")
                 with dpg.group(horizontal=True):
@@ -246,7 +246,9 @@ class Panel:
         for it, and buttons under it that call their function with the path."""
         st = self.state
         with dpg.group(horizontal=True):
-            dpg.add_input_text(tag=tag, width=PANEL_WIDTH - 150, default_value=str(st.default_export_path(kind)))
+            dpg.add_input_text(
+                tag=tag, width=PANEL_WIDTH - 150, default_value=str(st.exports.default_export_path(kind))
+            )
             dpg.add_button(label="...", callback=on_ui(st, lambda *_: self.browse(tag, kind)))
             dpg.add_text(label)
         if buttons:
@@ -255,12 +257,12 @@ class Panel:
                     dpg.add_button(label=text, callback=on_ui(st, lambda *_, f=fn: f(self.path_value(tag))))
 
     def path_value(self, tag: str) -> Path:
-        return self.state.export_path(dpg.get_value(tag))
+        return self.state.exports.export_path(dpg.get_value(tag))
 
     def browse(self, tag: str, kind: str) -> None:
         """Choose a file for a path field (the field gets it; nothing is written yet)."""
         current = self.path_value(tag)
-        folder = current.parent if current.parent.is_dir() else self.state.export_dir().parent
+        folder = current.parent if current.parent.is_dir() else self.state.exports.export_dir().parent
         self.files.show(
             f"Choose the {kind} file",
             folder,
@@ -272,7 +274,7 @@ class Panel:
 
     def open_dialog(self) -> None:
         """The Open dialog: a scene folder (open it, or type its path), a transforms.json, or a snapshot."""
-        meta_path = self.state.scene_meta.get("path")
+        meta_path = self.state.current.meta.get("path")
         start = Path(meta_path).absolute().parent if meta_path else Path.cwd()
         self.files.show(
             "Open a scene, transforms.json or snapshot",
@@ -311,7 +313,7 @@ class Panel:
         self.state.settings.crop_min, self.state.settings.crop_max = tuple(lo), tuple(hi)
 
     def _mesh(self) -> None:
-        self.state.export_mesh(
+        self.state.exports.export_mesh(
             self.path_value("mesh_out"),
             int(dpg.get_value("mesh_res")),
             float(dpg.get_value("mesh_threshold")),
@@ -322,7 +324,7 @@ class Panel:
         st = self.state
         path, w, h = self.path_value("shot_path"), int(dpg.get_value("shot_w")), int(dpg.get_value("shot_h"))
         alpha = bool(dpg.get_value("shot_alpha"))
-        st.screenshot(path, w, h, alpha)
+        st.exports.screenshot(path, w, h, alpha)
 
     # ------------------------------------------------------------------------------------------ per frame
     def refresh_jobs(self) -> None:
@@ -355,7 +357,7 @@ class Panel:
     def refresh(self, force: bool = False) -> None:
         st = self.state
         self.refresh_jobs()
-        export_dir = st.export_dir()
+        export_dir = st.exports.export_dir()
         if export_dir != self._export_dir:  # another scene: exports default to its ngp-exports folder
             self._export_dir = export_dir
             for tag, kind in (
@@ -365,10 +367,14 @@ class Panel:
                 ("keys_path", "path"),
                 ("video_out", "video"),
             ):
-                dpg.set_value(tag, str(st.default_export_path(kind)))
-        meta = st.scene_meta
+                dpg.set_value(tag, str(st.exports.default_export_path(kind)))
+        meta = st.current.meta
         if meta:
-            src = "snapshot " + str(st.snapshot_path) if st.scene is None and st.snapshot_path else meta.get("path", "")
+            src = (
+                "snapshot " + str(st.current.snapshot_path)
+                if st.current.scene is None and st.current.snapshot_path
+                else meta.get("path", "")
+            )
             dpg.set_value(
                 "scene_info",
                 f"{src}\n{meta.get('n_frames', 0)} frames of {meta.get('width', 0)}x"
@@ -408,8 +414,8 @@ class Panel:
                 dpg.fit_axis_data(f"{name}_x")
                 dpg.fit_axis_data(f"{name}_y")
         s = st.settings
-        if self._generation != st.generation:  # a new scene: crop sliders span its box
-            self._generation = st.generation
+        if self._generation != st.current.generation:  # a new scene: crop sliders span its box
+            self._generation = st.current.generation
             lo, hi = min(s.crop_min) - 0.01, max(s.crop_max) + 0.01
             for tag in ("crop_min", "crop_max"):
                 dpg.configure_item(tag, min_value=float(lo), max_value=float(hi))
@@ -424,7 +430,7 @@ class Panel:
             dpg.set_value("fov", float(st.camera.fov_deg))
         dpg.set_value("mode", "Ground truth" if s.ground_truth else MODE_LABELS.get(s.mode, s.mode))
         dpg.set_value("hud", s.show_hud)
-        drawn = st.overlay_names(s)  # the mode's own overlays show as on
+        drawn = st.view.overlay_names(s)  # the mode's own overlays show as on
         for name in OVERLAYS:
             dpg.set_value(f"overlay_{name}", name in drawn)
         dpg.set_value("config", st.config_name)  # a failed switch falls back: show what is in use

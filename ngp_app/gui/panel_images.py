@@ -19,7 +19,7 @@ COLUMNS = (("#", "index"), ("image", "name"), ("loss", "loss"), ("PSNR", "psnr")
 
 
 class ImagePanel:
-    """Builds the table inside the panel's window and rebuilds its rows when ``state.image_table`` changes."""
+    """Builds the table inside the panel's window and rebuilds its rows when ``state.images.image_table`` changes."""
 
     def __init__(self, panel: Any) -> None:
         self.panel = panel
@@ -33,9 +33,9 @@ class ImagePanel:
         dpg.add_text("", tag="images_info", wrap=PANEL_WIDTH - 30)
         with dpg.group(horizontal=True):
             dpg.add_button(
-                label="Hide ground truth", tag="images_hide", callback=on_ui(st, lambda *_: st.close_compare())
+                label="Hide ground truth", tag="images_hide", callback=on_ui(st, lambda *_: st.images.close_compare())
             )
-            dpg.add_button(label="Refresh", callback=on_ui(st, lambda *_: st.refresh_image_table(force=True)))
+            dpg.add_button(label="Refresh", callback=on_ui(st, lambda *_: st.images.refresh_image_table(force=True)))
         with dpg.group(tag="images_box"):  # the table's area on screen (a table reports no rectangle)
             with dpg.table(
                 tag="images_table",
@@ -71,14 +71,14 @@ class ImagePanel:
         descending = direction < 0
         if key == "psnr":  # PSNR goes down as the loss goes up
             key, descending = "loss", not descending
-        self.state.image_table.sort_by(key, descending)
+        self.state.images.image_table.sort_by(key, descending)
 
     def refresh(self) -> None:
         """Show the table's rows. Values change in place; the rows are rebuilt only when their order changes, and
         a re-sort from new losses waits while the pointer is over the table (a click must land on the row it aimed
         at). A click on a column header re-sorts at once."""
-        st, table = self.state, self.state.image_table
-        shown = (table.version, st.compare_index)
+        st, table = self.state, self.state.images.image_table
+        shown = (table.version, st.images.compare_index)
         if shown == self._shown:
             return
         rows = table.rows
@@ -91,7 +91,7 @@ class ImagePanel:
             and set(order) == set(self._order)
             and self._pointer_over_table()
         ):
-            self._update_values({r.index: r for r in rows}, st.compare_index)  # same rows, old order, for now
+            self._update_values({r.index: r for r in rows}, st.images.compare_index)  # same rows, old order, for now
             return  # ``_shown`` stays behind: re-sorted once the pointer leaves
         self._shown = shown
         n_out = sum(r.excluded for r in rows)
@@ -106,7 +106,7 @@ class ImagePanel:
             info = "no training frames: open a scene and train"
         dpg.set_value("images_info", info)
         if order == self._order:
-            self._update_values({r.index: r for r in rows}, st.compare_index)
+            self._update_values({r.index: r for r in rows}, st.images.compare_index)
             return
         self._order, self._sort_shown = order, sort
         dpg.delete_item("images_table", children_only=True, slot=1)
@@ -121,7 +121,7 @@ class ImagePanel:
                 dpg.add_checkbox(
                     tag=f"images_train_{r.index}", callback=on_ui(st, lambda *_, i=r.index: self._toggle(i))
                 )
-        self._update_values({r.index: r for r in rows}, st.compare_index)
+        self._update_values({r.index: r for r in rows}, st.images.compare_index)
 
     def _update_values(self, rows: dict[int, Any], selected: int | None) -> None:
         """Loss, PSNR, the train checkbox and the selection of the rows on screen, in place."""
@@ -145,12 +145,12 @@ class ImagePanel:
 
     def _fly(self, index: int) -> None:
         st = self.state
-        if st.compare_index == index:  # a second click on the row hides the image again
-            st.close_compare()
+        if st.images.compare_index == index:  # a second click on the row hides the image again
+            st.images.close_compare()
         else:
-            st.fly_to_image(index)
+            st.images.fly_to_image(index)
         self._shown = None  # redraw the selection
 
     def _toggle(self, index: int) -> None:
-        self.state.toggle_image_excluded(index)
+        self.state.images.toggle_image_excluded(index)
         self._shown = None  # a refused change (the last frame in training) shows its checkbox as it was

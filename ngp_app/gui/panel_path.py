@@ -2,8 +2,8 @@
 field of view, duration / fps / loop, preview play-pause-scrub, path files, and the video render (path, size,
 quality, pause training) whose progress, ETA and Cancel show in the panel's job rows.
 
-Every widget calls ``AppState`` actions on the UI thread (``widgets.on_ui``); ``refresh`` pushes the editor's state
-back into the widgets when it changed (``PathEditor.version``).
+Every widget calls the session's ``paths`` actions on the UI thread (``widgets.on_ui``); ``refresh`` pushes the
+editor's state back into the widgets when it changed (``PathEditor.version``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def key_label(index: int, time: float, fov: float) -> str:
 
 
 class PathPanel:
-    """Builds the section inside the panel's window and keeps it in step with ``state.path_editor``."""
+    """Builds the section inside the panel's window and keeps it in step with ``state.paths.path_editor``."""
 
     def __init__(self, panel: Any) -> None:
         self.panel = panel
@@ -33,7 +33,7 @@ class PathPanel:
         self._version = -1
 
     def build(self) -> None:
-        st, ed = self.state, self.state.path_editor
+        st, ed = self.state, self.state.paths.path_editor
 
         def ui(fn: Any) -> Any:
             return on_ui(st, fn)
@@ -41,18 +41,26 @@ class PathPanel:
         dpg.add_text("", tag="path_info", wrap=PANEL_WIDTH - 30)
         dpg.add_listbox([], tag="path_keys", num_items=6, width=-1, callback=ui(lambda _s, a: self._select(a)))
         with dpg.group(horizontal=True):
-            dpg.add_button(label="Add view (K)", tag="path_add", callback=ui(lambda *_: st.add_keyframe()))
-            dpg.add_button(label="Insert after", tag="path_insert", callback=ui(lambda *_: st.edit_path("insert_view")))
-            dpg.add_button(label="Split", tag="path_split", callback=ui(lambda *_: st.edit_path("split_selected")))
+            dpg.add_button(label="Add view (K)", tag="path_add", callback=ui(lambda *_: st.paths.add_keyframe()))
             dpg.add_button(
-                label="Replace", tag="path_replace", callback=ui(lambda *_: st.edit_path("replace_selected"))
+                label="Insert after", tag="path_insert", callback=ui(lambda *_: st.paths.edit_path("insert_view"))
             )
-            dpg.add_button(label="Delete", tag="path_delete", callback=ui(lambda *_: st.edit_path("delete_selected")))
+            dpg.add_button(
+                label="Split", tag="path_split", callback=ui(lambda *_: st.paths.edit_path("split_selected"))
+            )
+            dpg.add_button(
+                label="Replace", tag="path_replace", callback=ui(lambda *_: st.paths.edit_path("replace_selected"))
+            )
+            dpg.add_button(
+                label="Delete", tag="path_delete", callback=ui(lambda *_: st.paths.edit_path("delete_selected"))
+            )
         with dpg.group(horizontal=True):
-            dpg.add_button(label="Up", tag="path_up", callback=ui(lambda *_: st.edit_path("move_selected", -1)))
-            dpg.add_button(label="Down", tag="path_down", callback=ui(lambda *_: st.edit_path("move_selected", 1)))
-            dpg.add_button(label="Go to key", tag="path_jump", callback=ui(lambda *_: st.edit_path("jump")))
-            dpg.add_button(label="Clear", tag="path_clear", callback=ui(lambda *_: st.clear_keyframes()))
+            dpg.add_button(label="Up", tag="path_up", callback=ui(lambda *_: st.paths.edit_path("move_selected", -1)))
+            dpg.add_button(
+                label="Down", tag="path_down", callback=ui(lambda *_: st.paths.edit_path("move_selected", 1))
+            )
+            dpg.add_button(label="Go to key", tag="path_jump", callback=ui(lambda *_: st.paths.edit_path("jump")))
+            dpg.add_button(label="Clear", tag="path_clear", callback=ui(lambda *_: st.paths.clear_keyframes()))
         with dpg.group(horizontal=True):
             dpg.add_input_float(
                 label="time (s)",
@@ -80,7 +88,7 @@ class PathPanel:
                 step=0,
                 format="%.2f",
                 on_enter=True,
-                callback=ui(lambda _s, a: st.edit_path("set_duration", a)),
+                callback=ui(lambda _s, a: st.paths.edit_path("set_duration", a)),
             )
             dpg.add_input_float(
                 label="fps",
@@ -90,15 +98,17 @@ class PathPanel:
                 format="%.1f",
                 on_enter=True,
                 default_value=ed.path.fps,
-                callback=ui(lambda _s, a: st.edit_path("set_fps", a)),
+                callback=ui(lambda _s, a: st.paths.edit_path("set_fps", a)),
             )
-            dpg.add_checkbox(label="loop", tag="path_loop", callback=ui(lambda _s, a: st.edit_path("set_loop", a)))
+            dpg.add_checkbox(
+                label="loop", tag="path_loop", callback=ui(lambda _s, a: st.paths.edit_path("set_loop", a))
+            )
         with dpg.group(horizontal=True):
             dpg.add_button(
-                label="Even times", tag="path_even_times", callback=ui(lambda *_: st.edit_path("retime", False))
+                label="Even times", tag="path_even_times", callback=ui(lambda *_: st.paths.edit_path("retime", False))
             )
             dpg.add_button(
-                label="Even speed", tag="path_even_speed", callback=ui(lambda *_: st.edit_path("retime", True))
+                label="Even speed", tag="path_even_speed", callback=ui(lambda *_: st.paths.edit_path("retime", True))
             )
             dpg.add_checkbox(
                 label="show path",
@@ -107,21 +117,21 @@ class PathPanel:
                 callback=ui(lambda _s, a: setattr(ed, "show", bool(a))),
             )
         with dpg.group(horizontal=True):
-            dpg.add_button(label="Play", tag="path_play", width=60, callback=ui(lambda *_: st.toggle_preview()))
+            dpg.add_button(label="Play", tag="path_play", width=60, callback=ui(lambda *_: st.paths.toggle_preview()))
             dpg.add_slider_float(
                 tag="path_scrub",
                 min_value=0.0,
                 max_value=1.0,
                 width=-1,
                 format="%.2f s",
-                callback=ui(lambda _s, a: st.edit_path("scrub", a)),
+                callback=ui(lambda _s, a: st.paths.edit_path("scrub", a)),
             )
         self.panel._path_field(
             "path file",
             "keys_path",
             "path",
-            ("Save path", st.save_keyframes),
-            ("Load / import path", st.load_keyframes),
+            ("Save path", st.paths.save_keyframes),
+            ("Load / import path", st.paths.load_keyframes),
         )
         dpg.add_separator()
         v = ed.video
@@ -163,27 +173,27 @@ class PathPanel:
             index = int(str(label).split()[0]) - 1
         except (ValueError, IndexError):
             return
-        self.state.edit_path("jump", index)  # selecting a key shows it
+        self.state.paths.edit_path("jump", index)  # selecting a key shows it
 
     def _selected_do(self, operation: str, value: float) -> None:
-        i = self.state.path_editor.selected
+        i = self.state.paths.path_editor.selected
         if i is None:
-            self.state.set_status("select a keyframe first", error=True)
+            self.state.status_line.set("select a keyframe first", error=True)
             return
-        self.state.edit_path(operation, i, float(value))
+        self.state.paths.edit_path(operation, i, float(value))
 
     def _size(self, w: int | None = None, h: int | None = None) -> None:
-        v = self.state.path_editor.video
+        v = self.state.paths.path_editor.video
         v.width = max(2, int(w)) if w is not None else v.width
         v.height = max(2, int(h)) if h is not None else v.height
 
     def render(self) -> Any:
         """Render the video with the section's settings (the job row above shows progress, ETA and Cancel)."""
-        return self.state.render_video(self.panel.path_value("video_out"))
+        return self.state.paths.render_video(self.panel.path_value("video_out"))
 
     # ------------------------------------------------------------------------------------------ per frame
     def refresh(self) -> None:
-        ed = self.state.path_editor
+        ed = self.state.paths.path_editor
         p = ed.path
         if ed.version != self._version:
             self._version = ed.version

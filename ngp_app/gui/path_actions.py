@@ -1,56 +1,53 @@
-"""The app's camera-path editor and per-image loss table, as AppState actions.
+"""The app's camera-path editor as actions: keyframes, camera-path files, preview and path videos.
 
-Mixed into :class:`~ngp_app.gui.state.AppState`. The panel's buttons and the viewport's keys call these on the UI
-thread; each turns an editing error into a status line. The path is drawn as overlay layers (``path`` and
-``path_playhead``, via ``overlay_providers``), previewed by ``tick_preview`` every UI frame, and rendered to a video
-by a background job (progress, ETA, Cancel) that can pause training meanwhile. The image table is read from the
-trainer about once a second; a row flies the view to its camera and shows its training image beside the render.
+A collaborator of :class:`~ngp_app.gui.session.Session`. The panel's buttons and the viewport's keys call these on
+the UI thread; each turns an editing error into a status line. The path is drawn as overlay layers (``path`` and
+``path_playhead``, registered with the view renderer by the session), previewed by ``tick_preview`` every UI frame,
+and rendered to a video by a background job (progress, ETA, Cancel) that can pause training meanwhile.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..errors import NgpError
-from ..render.pictures import to_uint8
-from .image_table import ImageRow, ImageTable
 from .jobs import Job, JobRunner
 from .overlays import Layer, layer
-from .path_editor import QUALITIES, PathEditor
+from .path_editor import QUALITIES, PathEditor, path_segments, playhead_segments
+
+if TYPE_CHECKING:
+    from .camera import OrbitCamera
+    from .rendering import Frozen
+    from .scene_state import SceneState
+    from .settings import RenderSettings
+    from .training import TrainingRunner
 
 
 class PathActions:
-    """Keyframes, camera-path files, preview, path videos and the per-image table; relies on AppState's camera,
-    scene, scene_meta, settings, trainer, runner, jobs, status and ``frozen`` / ``export_path``."""
+    """Keyframes, camera-path files, preview and path videos. ``frozen()`` is a private copy of the current model for
+    a video job; ``full_hd``: videos default to 1920x1080 (as ``ngp video`` on a GPU)."""
 
-    camera: Any
-    scene: Any
-    scene_meta: dict[str, Any]
-    settings: Any
-    runner: Any
-    trainer: Any
-    jobs: JobRunner
-    train_cams: tuple[np.ndarray, np.ndarray, np.ndarray]
-    overlay_providers: dict[str, Callable[[], Layer | None]]
-    set_status: Callable[..., None]
-    report_error: Callable[..., str]
-    frozen: Callable[[], Any]
-
-    def _init_path_actions(self) -> None:
-        self.path_editor = PathEditor(self.camera)
-        if getattr(getattr(self, "device", None), "type", "cpu") == "cuda":  # as ngp video: full HD on a GPU
+    def __init__(
+        self,
+        camera: OrbitCamera,
+        settings: RenderSettings,
+        current: SceneState,
+        runner: TrainingRunner,
+        jobs: JobRunner,
+        set_status: Callable[..., None],
+        report_error: Callable[..., str],
+        frozen: Callable[[], Frozen],
+        full_hd: bool = False,
+    ) -> None:
+        self.settings, self.current, self.runner, self.jobs = settings, current, runner, jobs
+        self.set_status, self.report_error, self.frozen = set_status, report_error, frozen
+        self.path_editor = PathEditor(camera)
+        if full_hd:
             self.path_editor.video.width, self.path_editor.video.height = 1920, 1080
-        self.image_table = ImageTable()
-        self.compare_index: int | None = None  # training image shown beside the render (a table row's)
-        self._table_step = -1  # the trainer's step when the table was last read
         self._path_layers: dict[str, Layer] = {}
-        self._compare_cache: tuple[tuple, np.ndarray] | None = None
-        self.overlay_providers["path"] = self.path_layer
-        self.overlay_providers["path_playhead"] = self.playhead_layer
 
     # ------------------------------------------------------------------------------------------ keyframes
     @property
@@ -98,7 +95,7 @@ class PathActions:
 
         try:
             check_output_file(path, (".json",), 0, "camera path")
-            out = self.path_editor.save(path, self.scene_meta)
+            out = self.path_editor.save(path, self.current.meta)
         except (NgpError, OSError) as exc:
             self.report_error(exc, "app: saving the camera path", prefix="cannot save camera path: ")
             return None
@@ -109,7 +106,7 @@ class PathActions:
         """Open a camera-path file: ours, instant-ngp's base_cam.json, nerfstudio's export or transforms-style
         keyframes (docs/export.md). A bad file leaves the current path as it was."""
         try:
-            n = self.path_editor.load(path, self.scene_meta, dataparser_transforms)
+            n = self.path_editor.load(path, self.current.meta, dataparser_transforms)
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return False
@@ -131,10 +128,10 @@ class PathActions:
         ed = self.path_editor
         if not ed.show or not ed.path.keys:
             return None
-        key = ("path", ed.version, ed.aspect())
+        key = ("path", ed.version, ed.video.aspect())
         cached = self._path_layers.get("path")
         if cached is None or cached.key != key:
-            segs, cols = ed.path_segments(length=self._frustum_length())
+            segs, cols = path_segments(ed, length=self._frustum_length())
             cached = layer("path", "lines", segs.reshape(-1, 3), np.repeat(cols, 2, axis=0), key)
             self._path_layers["path"] = cached
         return cached
@@ -147,14 +144,14 @@ class PathActions:
         key = ("playhead", ed.version, ed.play_time)
         cached = self._path_layers.get("path_playhead")
         if cached is None or cached.key != key:
-            segs, cols = ed.playhead_segments(length=self._frustum_length())
+            segs, cols = playhead_segments(ed, length=self._frustum_length())
             cached = layer("path_playhead", "lines", segs.reshape(-1, 3), np.repeat(cols, 2, axis=0), key)
             self._path_layers["path_playhead"] = cached
         return cached
 
     def _frustum_length(self) -> float:
         """Key frusta sized to the scene: a tenth of the training cameras' distance from the centre."""
-        c2w = self.train_cams[0]
+        c2w = self.current.train_cams[0]
         if len(c2w) == 0:
             return 0.06
         return float(np.clip(0.1 * np.median(np.linalg.norm(c2w[:, :, 3] - 0.5, axis=1)), 0.02, 0.5))
@@ -171,12 +168,43 @@ class PathActions:
             if v.path == "keyframes":
                 cams, fps = ed.frame_cameras(), ed.path.fps
             else:
-                cams, fps = path_cameras(v.path, self.scene_meta, v.frames), ed.path.fps
+                cams, fps = path_cameras(v.path, self.current.meta, v.frames), ed.path.fps
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
-        width, height = ed.render_size()
+        width, height = v.render_size()
         return self._video_job(out, cams, fps, width, height, QUALITIES[v.quality][1], v.pause_training)
+
+    def export_video(
+        self,
+        path: str | Path,
+        path_kind: str,
+        n_frames: int,
+        fps: float,
+        width: int,
+        height: int,
+        loop: bool = False,
+        quality: int = 8,
+        pause_training: bool = False,
+    ) -> Job | None:
+        """Render ``n_frames`` of a path (``keyframes``: the edited one, its timing kept; ``orbit``; ``train``) in
+        the background (progress per frame, cancellable). The panel uses ``render_video``; this is for scripts."""
+        from ..export.camera_path import path_cameras
+
+        try:
+            if path_kind == "keyframes":
+                if not self.path_editor.path.keys:
+                    raise NgpError("no keyframes: add the current view with K or the panel first")
+                p = self.path_editor.path.copy()
+                if len(p.keys) > 1:
+                    p.set_loop(loop or p.loop)
+                cams = p.cameras(n_frames)
+            else:
+                cams = path_cameras(path_kind, self.current.meta, n_frames, loop)
+        except NgpError as exc:
+            self.set_status(str(exc), error=True)
+            return None
+        return self._video_job(path, cams, fps, width, height, quality, pause_training)
 
     def _video_job(
         self, out: str | Path, cams: list[Any], fps: float, width: int, height: int, quality: int, pause_training: bool
@@ -240,88 +268,3 @@ class PathActions:
             self.set_status("video cancelled: nothing written")
 
         return self.jobs.submit("video", work, on_done=done, on_error=failed, on_cancel=cancelled)
-
-    # ------------------------------------------------------------------------------------------ image table
-    def refresh_image_table(self, force: bool = False) -> bool:
-        """Re-read the per-image losses (about once a second while training runs; UI thread). Returns whether the
-        rows changed."""
-        t = self.trainer
-        step = int(t.step_count) if t is not None else -1
-        if not force and t is self.image_table._trainer and step == self._table_step:
-            return False  # nothing new: no host read
-        changed = self.image_table.refresh(t, force)
-        if changed:
-            self._table_step = step
-        return changed
-
-    def image_row(self, index: int) -> ImageRow | None:
-        return next((r for r in self.image_table.rows if r.index == index), None)
-
-    def fly_to_image(self, index: int) -> bool:
-        """Show training frame ``index``: the view jumps to its camera and its image is shown beside the render."""
-        c2w, intr, sizes = self.train_cams
-        if self.scene is None or not 0 <= index < len(c2w):
-            self.set_status(f"no training frame {index} to show", error=True)
-            return False
-        self.path_editor.stop_preview()
-        self.settings.gt_index = index
-        self.settings.ground_truth = False
-        fov = math.degrees(2.0 * math.atan(0.5 * float(sizes[index, 1]) / float(intr[index, 1])))
-        self.camera.show_pose(c2w[index], fov)  # exactly that camera (roll included), so the render lines up
-        self.compare_index = index
-        row = self.image_row(index)
-        loss = f": loss {row.mse:.5f} ({row.psnr:.1f} dB)" if row is not None and row.rays > 0 else ""
-        self.set_status(f"frame {index} {self._frame_name(index)}{loss}")
-        return True
-
-    def close_compare(self) -> None:
-        self.compare_index = None
-
-    def compare_image(self) -> np.ndarray | None:
-        """The training image shown beside the render, (h, w, 3) uint8 on the background (None when off)."""
-        i = self.compare_index
-        if i is None or self.scene is None or not 0 <= i < self.scene.n_frames:
-            return None
-        key = (id(self.scene), i, tuple(self.settings.background))
-        if self._compare_cache is None or self._compare_cache[0] != key:
-            img = self.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
-            if img.shape[-1] == 4:
-                bg = np.asarray(self.settings.background, dtype=np.float32)
-                img = img[..., :3] * img[..., 3:] + bg * (1.0 - img[..., 3:])
-            self._compare_cache = (key, to_uint8(img))
-        return self._compare_cache[1]
-
-    def compare_caption(self) -> str:
-        i = self.compare_index
-        if i is None:
-            return ""
-        row = self.image_row(i)
-        loss = f"  loss {row.mse:.5f}" if row is not None and row.rays > 0 else ""
-        state = "  (excluded)" if self.scene is not None and i in self.scene.excluded else ""
-        return f"ground truth {i}: {self._frame_name(i)}{loss}{state}"
-
-    def toggle_image_excluded(self, index: int) -> bool | None:
-        """Leave training frame ``index`` out of training or bring it back, without restarting; returns whether it
-        is now excluded (None when refused)."""
-        t = self.trainer
-        if t is None:
-            self.set_status("no training: open a scene to exclude frames", error=True)
-            return None
-        try:
-            now = self.image_table.toggle_excluded(t, index)
-        except ValueError as exc:
-            self.set_status(f"cannot exclude frame {index}: {exc}", error=True)
-            return None
-        n = len(t.scene.excluded)
-        self.set_status(
-            f"frame {index} {self._frame_name(index)} "
-            + (f"left out of training ({n} excluded)" if now else f"back in training ({n} excluded)")
-        )
-        return now
-
-    def _frame_name(self, index: int) -> str:
-        row = self.image_row(index)
-        if row is not None:
-            return row.name
-        names = getattr(self.scene, "file_names", None) or []
-        return Path(names[index]).name if 0 <= index < len(names) else ""

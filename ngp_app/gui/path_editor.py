@@ -43,6 +43,17 @@ class VideoSettings:
     pause_training: bool = False
     last_output: Path | None = None
 
+    def render_size(self) -> tuple[int, int]:
+        """The video's frame size: the chosen size, halved for drafts (even numbers, as mp4 needs)."""
+        f = QUALITIES.get(self.quality, QUALITIES["good"])[0]
+        return max(2, int(round(self.width * f / 2)) * 2), max(2, int(round(self.height * f / 2)) * 2)
+
+    def encoder_quality(self) -> int:
+        return QUALITIES.get(self.quality, QUALITIES["good"])[1]
+
+    def aspect(self) -> float:
+        return self.width / max(self.height, 1)
+
 
 class PathEditor:
     """Edits a :class:`CameraPath` from the viewport's camera. ``version`` bumps on every change (the overlay and the
@@ -69,21 +80,14 @@ class PathEditor:
         self.version += 1
         return self.selected
 
-    def key_at_view(self) -> int | None:
-        """The index of a key posed exactly as the current view (pose and field of view), if there is one."""
+    def add_view(self) -> int:
+        """Append the current view as a key and select it; returns its index. A view that already is a key is not
+        added twice: that key (posed exactly as the view, field of view included) is selected instead."""
         view = self.current_view()
         for i, k in enumerate(self.path.keys):
             if abs(k.fov_y_deg - view.fov_y_deg) < 1e-6 and np.allclose(k.c2w, view.c2w, atol=1e-7):
-                return i
-        return None
-
-    def add_view(self) -> int:
-        """Append the current view as a key and select it; returns its index. A view that already is a key is not
-        added twice: that key is selected instead."""
-        same = self.key_at_view()
-        if same is not None:
-            return self._changed(same)  # type: ignore[return-value]
-        return self._changed(self.path.append(self.current_view()))  # type: ignore[return-value]
+                return self._changed(i)  # type: ignore[return-value]
+        return self._changed(self.path.append(view))  # type: ignore[return-value]
 
     def insert_view(self) -> int:
         """Insert the current view after the selected key (appends without a selection)."""
@@ -246,54 +250,44 @@ class PathEditor:
         self._shown_version = self.camera.version
 
     # -------------------------------------------------------------------------------------------- video
-    def render_size(self) -> tuple[int, int]:
-        """The video's frame size: the chosen size, halved for drafts (even numbers, as mp4 needs)."""
-        f = QUALITIES.get(self.video.quality, QUALITIES["good"])[0]
-        w, h = self.video.width, self.video.height
-        return max(2, int(round(w * f / 2)) * 2), max(2, int(round(h * f / 2)) * 2)
-
-    def encoder_quality(self) -> int:
-        return QUALITIES.get(self.video.quality, QUALITIES["good"])[1]
-
     def frame_cameras(self) -> list[PathCamera]:
         """The cameras of every video frame (``duration x fps``)."""
         if len(self.path.keys) < 2:
             raise NgpError("add at least two keyframes to render a path video")
         return self.path.cameras()
 
-    # -------------------------------------------------------------------------------------------- drawing
-    def path_segments(self, length: float = 0.06, per_segment: int = 24) -> tuple[np.ndarray, np.ndarray]:
-        """The path for the viewport's overlay: segments (n, 2, 3) in ngp space and a colour (n, 4) uint8 each: the
-        spline and a frustum per key (the selected one highlighted). Changes only with ``version``."""
-        segs: list[np.ndarray] = []
-        cols: list[tuple[int, int, int, int]] = []
-        keys = self.path.keys
-        if len(keys) >= 2:
-            pts = self.path.sample_positions(per_segment)
-            line = np.stack([pts[:-1], pts[1:]], 1)
-            segs.append(line)
-            cols += [PATH_COLOR] * len(line)
-        for i, k in enumerate(keys):
-            f = frustum(k.c2w, k.fov_y_deg, self.aspect(), length)
-            segs.append(f)
-            cols += [SELECTED_COLOR if i == self.selected else KEY_COLOR] * len(f)
-        return _stack(segs, cols)
 
-    def playhead_segments(self, length: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
-        """The preview camera's frustum (while previewing), as ``path_segments``."""
-        if not (self.preview and self.path.keys):
-            return _stack([], [])
-        cam = self.path.evaluate(self.play_time)
-        f = frustum(cam.c2w, cam.fov_y_deg, self.aspect(), 0.6 * length)
-        return _stack([f], [PLAYHEAD_COLOR] * len(f))
+def path_segments(ed: PathEditor, length: float = 0.06, per_segment: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """The path of editor ``ed`` for the viewport's overlay: segments (n, 2, 3) in ngp space and a colour (n, 4) uint8
+    each: the spline and a frustum per key (the selected one highlighted). Changes only with ``ed.version``."""
+    segs: list[np.ndarray] = []
+    cols: list[tuple[int, int, int, int]] = []
+    keys = ed.path.keys
+    if len(keys) >= 2:
+        pts = ed.path.sample_positions(per_segment)
+        line = np.stack([pts[:-1], pts[1:]], 1)
+        segs.append(line)
+        cols += [PATH_COLOR] * len(line)
+    for i, k in enumerate(keys):
+        f = frustum(k.c2w, k.fov_y_deg, ed.video.aspect(), length)
+        segs.append(f)
+        cols += [SELECTED_COLOR if i == ed.selected else KEY_COLOR] * len(f)
+    return _stack(segs, cols)
 
-    def overlay_segments(self, length: float = 0.06, per_segment: int = 24) -> tuple[np.ndarray, np.ndarray]:
-        """``path_segments`` followed by ``playhead_segments``."""
-        a, b = self.path_segments(length, per_segment), self.playhead_segments(length)
-        return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
 
-    def aspect(self) -> float:
-        return self.video.width / max(self.video.height, 1)
+def playhead_segments(ed: PathEditor, length: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
+    """The preview camera's frustum (while previewing), as ``path_segments``."""
+    if not (ed.preview and ed.path.keys):
+        return _stack([], [])
+    cam = ed.path.evaluate(ed.play_time)
+    f = frustum(cam.c2w, cam.fov_y_deg, ed.video.aspect(), 0.6 * length)
+    return _stack([f], [PLAYHEAD_COLOR] * len(f))
+
+
+def overlay_segments(ed: PathEditor, length: float = 0.06, per_segment: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """``path_segments`` followed by ``playhead_segments``."""
+    a, b = path_segments(ed, length, per_segment), playhead_segments(ed, length)
+    return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
 
 
 def _stack(segs: list[np.ndarray], cols: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """The app's pictures of the current model: the viewport's frames (from a private replica of the weights, owned by
 the render thread) and full-size renders for exports (from a frozen copy taken under the trainer's lock).
 
-Mixed into :class:`~ngp_app.gui.state.AppState`; no windowing toolkit here.
+A collaborator of :class:`~ngp_app.gui.session.Session`: it gets the camera, the settings, the open scene and a
+function returning what to render; no windowing toolkit here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import copy
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -31,6 +32,11 @@ from .overlays import (
     occupancy_points,
     opaque,
 )
+
+if TYPE_CHECKING:
+    from .camera import OrbitCamera
+    from .scene_state import SceneState
+    from .settings import RenderSettings
 
 
 class RenderCancelled(Exception):
@@ -58,27 +64,23 @@ class Frozen:
     aabb: torch.Tensor
 
 
-class ViewRendering:
-    """Rendering the current view; relies on AppState's camera, settings, scene, trainer and snapshot source."""
+class ViewRenderer:
+    """Renders the current view (viewport frames, overlays, the ground-truth image) and freezes the model for jobs.
+    ``source()`` is what to render now: the trainer's live model or a view-only snapshot's (None: nothing)."""
 
-    camera: Any
-    settings: Any
-    scene: Any
-    trainer: Any
-    snapshot_source: RenderSource | None
-    generation: int
-    train_cams: tuple[np.ndarray, np.ndarray, np.ndarray]
-    _occ_cache: tuple[int, int, np.ndarray] | None
-    _replica_lock: threading.Lock  # guards the render thread's replica of the weights
-    overlay_providers: dict[str, Callable[[], Layer | None]]
-    _layer_cache: dict[str, Layer]
-    sparse_points: tuple[np.ndarray, np.ndarray]  # (n, 3) ngp space, (n, 3) uint8 colours (gui/importing.py)
-
-    def source(self) -> RenderSource | None:
-        t = self.trainer
-        if t is not None:
-            return RenderSource(t.eval_model, t.grid, t.march, t.aabb, t.lock)  # the weight average
-        return self.snapshot_source
+    def __init__(
+        self,
+        camera: OrbitCamera,
+        settings: RenderSettings,
+        current: SceneState,
+        source: Callable[[], RenderSource | None],
+    ) -> None:
+        self.camera, self.settings, self.current, self.source = camera, settings, current, source
+        self.overlay_providers: dict[str, Callable[[], Layer | None]] = {}  # extra overlay layers by name
+        self._layer_cache: dict[str, Layer] = {}
+        self._occ_cache: tuple[int, int, np.ndarray] | None = None
+        self._replica_lock = threading.Lock()  # guards the render thread's replica of the weights
+        self._replica: tuple[Any, Any] | None = None
 
     def crop_aabb(self, aabb: torch.Tensor, settings: Any = None) -> torch.Tensor:
         s = settings if settings is not None else self.settings
@@ -154,7 +156,7 @@ class ViewRendering:
     def _render_replica(self, src: Any) -> tuple[Any, Any]:
         """Copy ``src``'s weights into a private replica of its model (made once per scene) and take a shallow
         copy of its occupancy grid, whose tensors the trainer replaces rather than mutates. Call under both locks."""
-        replica = getattr(self, "_replica", None)
+        replica = self._replica
         if replica is None or replica[0] is not src.model:
             clone = copy.deepcopy(src.model)
             clone.eval()
@@ -174,7 +176,7 @@ class ViewRendering:
         blank background without a model). Colour and normals views come straight from the renderer's uint8
         buffer (``render_frame``): one copy to the host; depth and opacity maps are made from float outputs."""
         s = copy.copy(self.settings)
-        if s.ground_truth and self.scene is not None:
+        if s.ground_truth and self.current.scene is not None:
             return opaque(self.ground_truth_image(width, height))
         mode = s.mode if s.mode in MODES else MODES[0]
         if mode in ("depth", "opacity"):
@@ -213,7 +215,7 @@ class ViewRendering:
     def overlay_layers(self, s: Any = None) -> list[Layer]:
         """Overlay geometry (ngp space) for the current settings; rebuilt only when its inputs change.
 
-        Other parts of the app add layers by registering a provider: ``state.overlay_providers["path"] = fn``,
+        Other parts of the app add layers by registering a provider: ``view.overlay_providers["path"] = fn``,
         where ``fn()`` returns a ``Layer`` (or None to draw nothing), e.g. ``overlays.polyline_layer``.
         """
         s = s if s is not None else self.settings
@@ -228,13 +230,13 @@ class ViewRendering:
         """The app's own layers (cameras, occupancy, crop, axes), cached by what they are made of."""
         if name == "axes":
             return axes_layer(name)
-        src = self.source()
-        c2w, intr, sizes = self.train_cams
+        src, generation = self.source(), self.current.generation
+        c2w, intr, sizes = self.current.train_cams
         hl = s.gt_index if 0 <= s.gt_index < len(c2w) else None
         keys = {
-            "cameras": (self.generation, hl, len(c2w)),
-            "points": (self.generation,),
-            "occupancy": None if src is None else (self.generation, int(getattr(src.grid, "n_updates", 0))),
+            "cameras": (generation, hl, len(c2w)),
+            "points": (generation,),
+            "occupancy": None if src is None else (generation, int(getattr(src.grid, "n_updates", 0))),
             "crop": (tuple(s.crop_min), tuple(s.crop_max)),
         }
         key = keys.get(name)
@@ -247,7 +249,7 @@ class ViewRendering:
             elif name == "occupancy":
                 cached = layer(name, "points", self.occupied_points(), OCCUPANCY_COLOR, key)
             elif name == "points":  # an imported scene's SfM points in their own colours
-                xyz, rgb = self.sparse_points
+                xyz, rgb = self.current.sparse_points
                 rgba = np.concatenate([rgb.reshape(-1, 3), np.full((len(rgb), 1), 255, np.uint8)], axis=1)
                 cached = layer(name, "points", xyz, rgba, key)
             else:
@@ -260,7 +262,7 @@ class ViewRendering:
         if src is None:
             return np.zeros((0, 3))
         grid = src.grid
-        key = (self.generation, int(getattr(grid, "n_updates", 0)))
+        key = (self.current.generation, int(getattr(grid, "n_updates", 0)))
         cache = self._occ_cache
         if cache is None or cache[:2] != key:
             # No lock (this runs on the UI thread): the trainer replaces ``occupied`` rather than mutating it.
@@ -273,13 +275,14 @@ class ViewRendering:
         """The selected training image as the current view's camera sees it (h, w, 3) uint8: each output pixel's ray
         is looked up through the training camera's intrinsics, so the image keeps its aspect ratio and lines up with
         a render from that camera (G snaps the view to it); outside the image, the dimmed background."""
-        i = self.settings.gt_index % self.scene.n_frames
-        img = self.scene.image(i).cpu().numpy().astype(np.float32) / 255.0
+        scene = self.current.scene
+        i = self.settings.gt_index % scene.n_frames
+        img = scene.image(i).cpu().numpy().astype(np.float32) / 255.0
         bg = np.asarray(self.settings.background, dtype=np.float32)
         if img.shape[-1] == 4:
             img = img[..., :3] * img[..., 3:] + bg * (1.0 - img[..., 3:])
         ih, iw = img.shape[:2]
-        intr, sizes = self.train_cams[1], self.train_cams[2]
+        intr, sizes = self.current.train_cams[1], self.current.train_cams[2]
         fx, fy, cx, cy = (float(v) for v in intr[i])
         if len(sizes) > i and sizes[i][1] > 0 and abs(float(sizes[i][1]) - ih) > 0.5:  # intrinsics of another size
             k = ih / float(sizes[i][1])

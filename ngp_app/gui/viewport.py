@@ -155,9 +155,9 @@ class Viewport:
         elif symbol == key.G:
             st.toggle_ground_truth()
         elif symbol == key.K:
-            st.add_keyframe()
+            st.paths.add_keyframe()
         elif symbol == key.P:
-            st.toggle_preview()
+            st.paths.toggle_preview()
         elif key._1 <= symbol <= key._1 + len(MODES) - 1:
             st.settings.mode = MODES[symbol - key._1]
             st.settings.ground_truth = False
@@ -191,9 +191,9 @@ class Viewport:
         t = st.trainer
         last = t.history[-1] if t is not None and t.history else None
         mode = "Ground truth" if st.settings.ground_truth else MODE_LABELS.get(st.settings.mode, st.settings.mode)
-        if st.settings.ground_truth and st.scene is not None:  # a training image is shown, nothing is rendered
-            i = st.settings.gt_index % st.scene.n_frames
-            shown = f"training image {i} ({Path(st.scene.file_names[i]).name})"
+        if st.settings.ground_truth and st.current.scene is not None:  # a training image is shown, nothing is rendered
+            i = st.settings.gt_index % st.current.scene.n_frames
+            shown = f"training image {i} ({Path(st.current.scene.file_names[i]).name})"
         elif frame is not None:
             shown = (
                 f"render {frame.image.shape[1]}x{frame.image.shape[0]} ({frame.scale * 100:.0f}%, {frame.ms:.0f} ms)"
@@ -231,8 +231,8 @@ class Viewport:
             self.texture.blit(0, 0, width=win.width, height=win.height)
         st = self.state
         # Overlays as GL geometry at window resolution, whatever the render's resolution (current camera).
-        self.overlay.draw(st.overlay_layers(), view_projection(st.camera.camera(w, h)))
-        self.inset.update(st.compare_image(), st.compare_caption(), win.width, win.height)
+        self.overlay.draw(st.view.overlay_layers(), view_projection(st.camera.camera(w, h)))
+        self.inset.update(st.images.compare_image(), st.images.compare_caption(), win.width, win.height)
         if st.settings.show_hud:
             self.hud.text = self.hud_text()
             self.hud.y = win.height - 12
@@ -240,7 +240,7 @@ class Viewport:
             self.hud_bg.height = self.hud.content_height + 20
             self.hud_bg.y = win.height - self.hud_bg.height
         self.status.text = st.status
-        alpha = st.status_alpha()  # errors fade out after a while
+        alpha = st.status_line.alpha()  # errors fade out after a while
         self.status.color = (255, 110, 100, int(255 * alpha)) if st.status_is_error else (230, 230, 230, 255)
         self.status_bg.width = min(win.width, self.status.content_width + 24)
         self.status_bg.opacity = int(150 * alpha)
