@@ -71,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             img = (pred.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
             atomic_write_bytes(save_dir / f"{i:04d}.png", iio.imwrite("<bytes>", img, extension=".png"))
 
-    res = evaluate(snap.model, snap.grid, snap.march, scene, args.background, on_image, progress=not args.quiet)
+    res = evaluate(snap.nerf, scene, args.background, on_image, progress=not args.quiet)
     res.pop("images") if not args.per_image else None
     res.update({"split": args.split, "snapshot": str(args.snapshot), "step": snap.step})
     print(json.dumps(res))
@@ -90,7 +90,6 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .outputs import IMAGE_SUFFIXES, check_output_file
     from .render.cameras_cli import camera_from_spec
     from .render.pictures import FLOAT_MODES, picture, shaded_field
-    from .render.renderer import render_image, render_rgba
     from .train.run_files import load_run_snapshot
 
     path = check_output_file(args.out, IMAGE_SUFFIXES, args.width * args.height * 4, "image")
@@ -101,15 +100,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
     t = time.perf_counter()
-    field, background = shaded_field(snap.model, args.mode, args.background)
-    args_ = (field, snap.grid, snap.model.aabb, camera, snap.march, background)
+    field, background = shaded_field(snap.nerf.field, args.mode, args.background)
+    nerf = snap.nerf.with_field(field)
     if args.mode in FLOAT_MODES:
-        out = render_image(*args_)
+        out = nerf.render(camera, background)
         pixels = torch.from_numpy(picture(args.mode, out))  # as the app and ``ngp video`` draw it
         if args.alpha:
             pixels = torch.cat([pixels, (out["opacity"].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8)[..., None]], -1)
     else:  # colours (or normals) straight into uint8 RGBA: alpha is the opacity
-        rgba = render_rgba(*args_)["rgba"]
+        rgba = nerf.render_rgba(camera, background)["rgba"]
         pixels = rgba if args.alpha else rgba[..., :3]
     log.info("rendered %dx%d in %.2f s", args.width, args.height, time.perf_counter() - t)
     atomic_write_bytes(path, iio.imwrite("<bytes>", pixels.cpu().numpy(), extension=path.suffix.lower()))

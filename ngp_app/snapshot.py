@@ -21,10 +21,10 @@ from .compute import as_ops
 from .errors import SnapshotError
 from .fileio import atomic_write_bytes, atomic_write_text, default_file_mode  # noqa: F401 - re-exported
 from .model.field import NGPField
+from .nerf_model import NerfModel, SceneBox, build_model
 from .npz_reader import CorruptNpz, NpzReader
 from .ops import Ops
-from .render.occupancy import OccupancyGrid, n_cascades_for
-from .render.raymarch import MarchParams
+from .render.occupancy import n_cascades_for
 from .schema import validate
 from .schema.core import parse_json
 from .schema.snapshot import SnapshotMeta
@@ -36,11 +36,9 @@ SNAPSHOT_NAME = "snapshot.npz"
 
 @dataclass
 class Snapshot:
-    """A loaded snapshot: ready-to-render model and grid plus metadata."""
+    """A loaded snapshot: the ready-to-render model, plus config, scene metadata, step and training state."""
 
-    model: NGPField
-    grid: OccupancyGrid
-    march: MarchParams
+    nerf: NerfModel
     config: dict[str, Any]
     scene: dict[str, Any]
     step: int
@@ -50,17 +48,18 @@ class Snapshot:
 
 def save_snapshot(
     path: str | Path,
-    model: NGPField,
-    grid: OccupancyGrid,
+    nerf: NerfModel,
     config: dict[str, Any],
     scene_meta: dict[str, Any],
     step: int,
     extra: dict[str, Any] | None = None,
     training_state: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write the trained state to ``path`` (a ``.npz``; a folder gets ``snapshot.npz`` inside). ``training_state``
-    (``Trainer.training_state``: optimiser moments, pose corrections) lets training resume exactly."""
+    """Write ``nerf`` (its field, grid and box) and the rest of the trained state to ``path`` (a ``.npz``; a folder
+    gets ``snapshot.npz`` inside). ``training_state`` (``Trainer.training_state``: optimiser moments, pose
+    corrections) lets training resume exactly."""
     path = snapshot_target(path)
+    model, grid = nerf.field, nerf.grid
     meta = {
         "format": FORMAT_TAG,
         "version": FORMAT_VERSION,
@@ -196,17 +195,16 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
         try:
             aabb = torch.tensor(meta["aabb"], dtype=torch.float32)
             max_entry = _check_entries(npz, meta, aabb, ops)
-            model = NGPField(meta["config"], aabb, ops=ops)
+            nerf = build_model(meta["config"], SceneBox(aabb, meta["aabb_scale"]), ops, "cpu", meta["grid_resolution"])
+            model, grid = nerf.field, nerf.grid
             with torch.no_grad():
                 for name, tensor in model.state_dict().items():
                     if name != "aabb":
                         npz.read(f"param/{name}", dtype=np.float32, out=tensor.numpy())
-            grid = OccupancyGrid(meta["aabb_scale"], meta["grid_resolution"], device="cpu", ops=ops)
             npz.read("grid/density", dtype=np.float32, out=grid.density.numpy())
             packed = torch.from_numpy(npz.read("grid/bitfield", dtype=np.uint8))
             bits = ((packed[..., None] >> torch.arange(8, dtype=torch.uint8)) & 1).bool().reshape(grid.density.shape)
             grid.load_state_dict({"density": grid.density, "occupied": bits})
-            march = MarchParams.for_grid(grid, meta["config"]["training"].get("max_steps_per_ray", 1024))
             training = {
                 n[len("train/") :]: npz.read(n, max_bytes=max_entry) for n in npz.names if n.startswith("train/")
             }
@@ -216,6 +214,5 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
             raise SnapshotError(
                 f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
             ) from None
-    model.to(device)
-    grid.to(device)
-    return Snapshot(model, grid, march, meta["config"], meta["scene"], int(meta["step"]), meta, training or None)
+    nerf.to(device)
+    return Snapshot(nerf, meta["config"], meta["scene"], int(meta["step"]), meta, training or None)

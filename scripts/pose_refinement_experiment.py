@@ -40,7 +40,7 @@ for on in (False, True):
     t0 = time.time()
     tr.train(steps=steps)
     c2w = tr.poses.corrected_c2w(scene.c2w.float())
-    res = evaluate(tr.eval_model, tr.grid, tr.march, test)
+    res = evaluate(tr.eval_nerf, test)
     print(
         f"refine={on} lr={lr} steps={steps} pose err deg/trans {err(c2w)} start {err(scene.c2w)} "
         f"test psnr {res['psnr']:.2f} ({time.time() - t0:.0f}s)",

@@ -67,7 +67,7 @@ def make_inputs(root: Path) -> Inputs:
     config_path = root / "tiny.json"
     config_path.write_text(json.dumps(config))
     trainer = Trainer(load_scene(scene, "all"), config, backend="torch")
-    snapshot = save_snapshot(root / "snap", trainer.model, trainer.grid, config, trainer.scene_metadata(), 0)
+    snapshot = save_snapshot(root / "snap", trainer.nerf, config, trainer.scene_metadata(), 0)
     return Inputs(root, scene, transforms, config, config_path, snapshot)
 
 

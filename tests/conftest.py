@@ -100,4 +100,4 @@ def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainer = Trainer(scene, config, seed=0)
     trainer.train(steps=60)
     out = tmp_path_factory.mktemp("video-snap")
-    return save_snapshot(out, trainer.model, trainer.grid, trainer.config, scene.metadata(), trainer.step_count)
+    return save_snapshot(out, trainer.nerf, trainer.config, scene.metadata(), trainer.step_count)

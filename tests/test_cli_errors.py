@@ -34,7 +34,7 @@ def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scene = load_scene(DEMO, "train", downscale=8)
     trainer = Trainer(scene, load_config("small", {"encoding": {"log2_hashmap_size": 12}}), backend="torch")
     out = tmp_path_factory.mktemp("errors-snap")
-    return save_snapshot(out / "snapshot.npz", trainer.model, trainer.grid, trainer.config, scene.metadata(), 0)
+    return save_snapshot(out / "snapshot.npz", trainer.nerf, trainer.config, scene.metadata(), 0)
 
 
 def listing(folder: Path) -> dict[str, bytes]:

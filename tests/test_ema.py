@@ -87,7 +87,7 @@ def test_snapshot_stores_the_average_and_resume_restores_both(scene, tmp_path: P
         first.step()
     path = first.save_snapshot(tmp_path / "full", include_optimizer=True)
     snap = load_snapshot(path, backend=first.backend)  # today's loader: the model is the average
-    assert _equal_params(snap.model, first.eval_model) and not _equal_params(snap.model, first.model)
+    assert _equal_params(snap.nerf.field, first.eval_model) and not _equal_params(snap.nerf.field, first.model)
     assert any(k.startswith("raw.") for k in snap.training_state)
     resumed = Trainer(scene, snap.config, backend=first.backend, seed=50)
     resumed.restore(snap)
@@ -136,7 +136,7 @@ def test_cli_snapshot_holds_the_average(tmp_path: Path) -> None:
     )
     snap = load_snapshot(tmp_path)
     raw = snap.training_state["raw.encoding.table"]
-    assert raw.shape == tuple(snap.model.encoding.table.shape)
-    assert not np.array_equal(raw, snap.model.encoding.table.detach().numpy())
+    assert raw.shape == tuple(snap.nerf.field.encoding.table.shape)
+    assert not np.array_equal(raw, snap.nerf.field.encoding.table.detach().numpy())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_psnr"] >= metrics["test_psnr_pooled"] > 0

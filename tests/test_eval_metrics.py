@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -38,7 +39,7 @@ class _Field:
         pass
 
 
-def test_psnr_is_the_mean_of_per_image_psnrs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_psnr_is_the_mean_of_per_image_psnrs() -> None:
     scene = _two_image_scene()
     grey = 128 / 255.0
     errors = iter([0.1, 0.01])  # per-image MSE 1e-2 (20 dB) and 1e-4 (40 dB)
@@ -46,8 +47,8 @@ def test_psnr_is_the_mean_of_per_image_psnrs(monkeypatch: pytest.MonkeyPatch) ->
     def fake_render(*_: Any, **__: Any) -> dict[str, torch.Tensor]:
         return {"rgb": torch.full((16, 16, 3), grey + next(errors))}
 
-    monkeypatch.setattr(trainer_module, "render_image", fake_render)
-    res = trainer_module.evaluate(_Field(), None, None, scene)  # type: ignore[arg-type]
+    nerf = SimpleNamespace(field=_Field(), render=fake_render)  # a model whose renders have known errors
+    res = trainer_module.evaluate(nerf, scene)  # type: ignore[arg-type]
     assert [round(p["psnr"], 4) for p in res["images"]] == [20.0, 40.0]
     assert res["psnr"] == pytest.approx(30.0, abs=1e-4)  # (20 + 40) / 2
     assert res["psnr_pooled"] == pytest.approx(-10 * math.log10((1e-2 + 1e-4) / 2), abs=1e-4)  # 22.97 dB

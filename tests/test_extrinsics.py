@@ -71,7 +71,7 @@ def test_poses_train_only_when_enabled_and_reach_snapshots(demo_scene: Path, tmp
     refined = torch.tensor(meta["c2w"])
     assert torch.allclose(refined, on.poses.corrected_c2w(scene.c2w.float()), atol=1e-6)
     assert not torch.allclose(refined, scene.c2w.float())
-    path = save_snapshot(tmp_path, on.model, on.grid, on.config, meta, on.step_count)
+    path = save_snapshot(tmp_path, on.nerf, on.config, meta, on.step_count)
     assert torch.allclose(torch.tensor(load_snapshot(path).scene["c2w"]), refined)
     on.optimize_extrinsics = False  # switched off (the app's checkbox): the corrections stay where they are
     before = on.poses.delta.detach().clone()

@@ -153,7 +153,6 @@ def test_snapshot_meta_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPa
     """An accepted snapshot renders from a training camera and gives a video orbit."""
     from ngp_app.export.camera_path import default_orbit
     from ngp_app.render.cameras_cli import camera_from_spec
-    from ngp_app.render.renderer import render_image
     from ngp_app.snapshot import load_snapshot
 
     meta = data.draw(mutated(snapshot_meta(inputs.snapshot)))
@@ -164,7 +163,7 @@ def test_snapshot_meta_mutations(inputs: Inputs, tmp_path_factory: pytest.TempPa
     except (SnapshotError, NgpError) as exc:
         one_line(exc)
         return
-    render_image(snap.model, snap.grid, snap.model.aabb, camera, snap.march, (1.0, 1.0, 1.0))
+    snap.nerf.render(camera, (1.0, 1.0, 1.0))
     assert len(default_orbit(snap.scene, 2)) == 2
 
 

@@ -170,7 +170,7 @@ def test_open_scene_trains_and_renders(state):
     assert wait_for(lambda: state.step >= 3)
     state.toggle_training()
     assert not state.runner.running
-    assert state.source().model is state.trainer.eval_model is not state.trainer.model  # the weight average
+    assert state.source().nerf.field is state.trainer.eval_model is not state.trainer.model  # the weight average
     img = state.view.render_view(24, 16)
     assert img.shape == (16, 24, 4) and img.dtype == np.uint8 and (img[..., 3] == 255).all()
     raw = state.view.render_raw(24, 16)  # the viewport's uint8 frame is the float render, rounded

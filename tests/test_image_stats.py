@@ -75,9 +75,7 @@ def test_excluded_frames_are_not_sampled_and_survive_a_snapshot(demo_scene: Path
     trainer.train(steps=3)
     rows = trainer.image_stats.snapshot()
     assert rows[1].rays == 0 and rows[3].rays == 0 and rows[0].rays > 0
-    snap = save_snapshot(
-        tmp_path / "snap", trainer.model, trainer.grid, trainer.config, trainer.scene_metadata(), trainer.step_count
-    )
+    snap = save_snapshot(tmp_path / "snap", trainer.nerf, trainer.config, trainer.scene_metadata(), trainer.step_count)
     loaded = load_snapshot(snap)
     assert loaded.scene["excluded"] == [1, 3]
     fresh = _small_trainer(load_scene(demo_scene, "train", downscale=16))

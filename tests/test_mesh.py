@@ -162,9 +162,11 @@ def scene_meta(scale: float = 0.33, offset: tuple[float, ...] = (0.5, 0.5, 0.5))
 
 def test_export_mesh_colours_and_coordinates(tmp_path: Path) -> None:
     model = SphereModel(CENTRE, 0.3)
-    snap = SimpleNamespace(model=model, grid=None, scene=scene_meta(0.5, (0.4, 0.5, 0.6)))
-    ngp = export_mesh(snap, tmp_path / "a.ply", resolution=24, threshold=5.0, space="ngp", progress=False)
-    nerf = export_mesh(snap, tmp_path / "b.ply", resolution=24, threshold=5.0, progress=False)
+    snap = SimpleNamespace(nerf=SimpleNamespace(field=model, grid=None), scene=scene_meta(0.5, (0.4, 0.5, 0.6)))
+    ngp = export_mesh(
+        snap.nerf, snap.scene, tmp_path / "a.ply", resolution=24, threshold=5.0, space="ngp", progress=False
+    )
+    nerf = export_mesh(snap.nerf, snap.scene, tmp_path / "b.ply", resolution=24, threshold=5.0, progress=False)
     # view direction = -normal, so this model's colour encodes the inward normal
     assert np.abs(ngp.colors / 255.0 - (1 - ngp.normals) / 2).max() < 3 / 255
     assert np.array_equal(ngp.faces, nerf.faces) and np.array_equal(ngp.colors, nerf.colors)
@@ -174,7 +176,8 @@ def test_export_mesh_colours_and_coordinates(tmp_path: Path) -> None:
     n = face_normals(nerf.vertices, nerf.faces)
     assert (np.einsum("ij,ij->i", n, nerf.vertices[nerf.faces].mean(axis=1) - centre) > 0).all()  # still outward
     cropped = export_mesh(
-        snap,
+        snap.nerf,
+        snap.scene,
         tmp_path / "c.obj",
         resolution=24,
         threshold=5.0,
@@ -202,24 +205,26 @@ def test_point_to_nerf_and_back_through_nerf_to_ngp() -> None:
 
 
 def test_missing_scene_transform_falls_back_to_ngp(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    snap = SimpleNamespace(model=SphereModel(CENTRE, 0.3), grid=None, scene={})
+    snap = SimpleNamespace(nerf=SimpleNamespace(field=SphereModel(CENTRE, 0.3), grid=None), scene={})
     with caplog.at_level(logging.WARNING, logger="ngp_app"):
-        mesh = export_mesh(snap, tmp_path / "m.ply", resolution=16, threshold=5.0, progress=False)
+        mesh = export_mesh(snap.nerf, snap.scene, tmp_path / "m.ply", resolution=16, threshold=5.0, progress=False)
     assert "ngp coordinates" in caplog.text
     assert np.abs(np.linalg.norm(mesh.vertices - CENTRE, axis=1) - 0.3).max() < 1 / 15
 
 
 def test_empty_field_is_a_clear_error(tmp_path: Path) -> None:
-    snap = SimpleNamespace(model=SphereModel(CENTRE, 0.3, value=0.8), grid=None, scene=scene_meta())
+    snap = SimpleNamespace(
+        nerf=SimpleNamespace(field=SphereModel(CENTRE, 0.3, value=0.8), grid=None), scene=scene_meta()
+    )
     with pytest.raises(
         NgpError, match=r"no surface at density 2.5 \(densities in this box range 0.8 .. 0.8\); try a lower --threshold"
     ):
-        export_mesh(snap, tmp_path / "m.ply", resolution=8, progress=False)
+        export_mesh(snap.nerf, snap.scene, tmp_path / "m.ply", resolution=8, progress=False)
     assert not (tmp_path / "m.ply").exists()
     with pytest.raises(NgpError, match="unknown mesh format"):
-        export_mesh(snap, tmp_path / "m.stl", resolution=8, progress=False)
+        export_mesh(snap.nerf, snap.scene, tmp_path / "m.stl", resolution=8, progress=False)
     with pytest.raises(NgpError, match="does not overlap"):
-        export_mesh(snap, tmp_path / "m.ply", resolution=8, crop=[2, 2, 2, 3, 3, 3], progress=False)
+        export_mesh(snap.nerf, snap.scene, tmp_path / "m.ply", resolution=8, crop=[2, 2, 2, 3, 3, 3], progress=False)
 
 
 def read_ply(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -294,14 +299,13 @@ def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float
     trainer.train(steps=10)
     path = save_snapshot(
         tmp_path_factory.mktemp("mesh") / "snapshot.npz",
-        trainer.model,
-        trainer.grid,
+        trainer.nerf,
         trainer.config,
         scene.metadata(),
         trainer.step_count,
     )
     snap = load_snapshot(path)
-    d = sample_density_grid(snap.model, snap.grid, snap.model.aabb[0], snap.model.aabb[1], 20)
+    d = sample_density_grid(snap.nerf.field, snap.nerf.grid, snap.nerf.aabb[0], snap.nerf.aabb[1], 20)
     live = d[d > 0]  # cells the occupancy grid skips read 0; a surface must cross the densities of the others
     return path, 0.5 * float(live.min() + live.max())
 

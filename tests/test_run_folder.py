@@ -231,8 +231,7 @@ import os, sys
 import torch
 from ngp_app.compute import get_ops
 from ngp_app.config import load_config
-from ngp_app.model.field import NGPField
-from ngp_app.render.occupancy import OccupancyGrid
+from ngp_app.nerf_model import SceneBox, build_model
 from ngp_app.train.run_files import RunFolder
 import ngp_app.fileio as fileio
 
@@ -243,8 +242,8 @@ SCENE = {
 }
 folder, mode, arg = sys.argv[1], sys.argv[2], float(sys.argv[3])
 config = load_config(sys.argv[4])
-model = NGPField(config, torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), get_ops("torch"))
-grid = OccupancyGrid(1, 32, ops=get_ops("torch"))
+nerf = build_model(config, SceneBox(torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]), 1.0), get_ops("torch"))
+model = nerf.field
 if mode == "call":  # die (like SIGKILL: no cleanup) at the n-th fsync/replace of the saves below
     count = [0]
     for name in ("fsync", "replace"):
@@ -262,7 +261,7 @@ while True:
     step += 1
     with torch.no_grad():
         model.encoding.table.fill_(step * 1e-3)
-    run.save(model, grid, config, SCENE, step, {"steps": step})
+    run.save(nerf, config, SCENE, step, {"steps": step})
 """
 
 
@@ -290,7 +289,9 @@ def test_kill_at_any_moment_of_a_save_leaves_a_consistent_pair(tmp_path: Path, t
         metrics = assert_consistent(folder)  # old or new pair, never a mix
         seen_steps.append(metrics["steps"])
         snap = load_snapshot(folder)
-        assert float(snap.model.encoding.table[0, 0].detach()) == pytest.approx(snap.step * 1e-3)  # the save's own data
+        assert float(snap.nerf.field.encoding.table[0, 0].detach()) == pytest.approx(
+            snap.step * 1e-3
+        )  # the save's own data
         mismatch = check_metrics_pair(folder / "snapshot.npz", snap.meta)
         if (folder / "metrics.json").exists():  # killed between the renames: detected (else nothing to compare)
             on_disk = json.loads((folder / "metrics.json").read_text())
@@ -301,14 +302,12 @@ def test_kill_at_any_moment_of_a_save_leaves_a_consistent_pair(tmp_path: Path, t
 
     from ngp_app.compute import get_ops
     from ngp_app.config import load_config
-    from ngp_app.model.field import NGPField
-    from ngp_app.render.occupancy import OccupancyGrid
+    from ngp_app.nerf_model import SceneBox, build_model
 
     config, ops = load_config(tiny_config), get_ops("torch")
     with RunFolder(folder) as run:  # ...and the next save removes them
         run.save(
-            NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3]), ops),
-            OccupancyGrid(1, 32, ops=ops),
+            build_model(config, SceneBox(torch.tensor([[0.0] * 3, [1.0] * 3]), 1.0), ops),
             config,
             MINIMAL_SCENE,
             999,
@@ -325,15 +324,14 @@ def test_mismatched_pair_is_detected_and_the_snapshot_metrics_used(
 
     from ngp_app.compute import get_ops
     from ngp_app.config import load_config
-    from ngp_app.model.field import NGPField
-    from ngp_app.render.occupancy import OccupancyGrid
+    from ngp_app.nerf_model import SceneBox, build_model
 
     config, ops = load_config(tiny_config), get_ops("torch")
-    model, grid = NGPField(config, torch.tensor([[0.0] * 3, [1.0] * 3]), ops), OccupancyGrid(1, 32, ops=ops)
+    nerf = build_model(config, SceneBox(torch.tensor([[0.0] * 3, [1.0] * 3]), 1.0), ops)
     with RunFolder(tmp_path) as run:
-        run.save(model, grid, config, MINIMAL_SCENE, 1, {"steps": 1})
+        run.save(nerf, config, MINIMAL_SCENE, 1, {"steps": 1})
         old_metrics = (tmp_path / "metrics.json").read_text()
-        run.save(model, grid, config, MINIMAL_SCENE, 2, {"steps": 2})
+        run.save(nerf, config, MINIMAL_SCENE, 2, {"steps": 2})
     (tmp_path / "metrics.json").write_text(old_metrics)  # as if killed between the two renames
     with caplog.at_level("WARNING"):
         snap = load_run_snapshot(tmp_path)  # as the commands and the app load a snapshot

@@ -82,8 +82,7 @@ def test_trainer_with_the_tcnn_backend(fake_tcnn, demo_scene, tmp_path) -> None:
     assert sum(losses[-10:]) < 0.6 * sum(losses[:10]), losses
     path = save_snapshot(
         tmp_path,
-        trainer.model,
-        trainer.grid,
+        trainer.nerf,
         trainer.config,
         scene.metadata(),
         trainer.step_count,
@@ -92,5 +91,5 @@ def test_trainer_with_the_tcnn_backend(fake_tcnn, demo_scene, tmp_path) -> None:
     snap = load_snapshot(path, backend="torch")  # a tcnn-trained snapshot is an ordinary snapshot
     cam = scene.camera(0)
     a = render_image(trainer.model, trainer.grid, trainer.aabb, cam, trainer.march)["rgb"]
-    b = render_image(snap.model, snap.grid, snap.model.aabb, cam, snap.march)["rgb"]
+    b = snap.nerf.render(cam)["rgb"]
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -35,11 +35,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
         setattr(test_subset, name, getattr(test_subset, name)[keep])
     test_subset.file_names = [test.file_names[i] for i in keep]
     trainer = Trainer(train, load_config("base", TINY), seed=1)
-    before = evaluate(trainer.model, trainer.grid, trainer.march, test_subset)["psnr"]
+    before = evaluate(trainer.nerf, test_subset)["psnr"]
     trainer.train(steps=150)
-    after = evaluate(trainer.model, trainer.grid, trainer.march, test_subset)["psnr"]
+    after = evaluate(trainer.nerf, test_subset)["psnr"]
     out = tmp_path_factory.mktemp("snap")
-    path = save_snapshot(out, trainer.model, trainer.grid, trainer.config, train.metadata(), trainer.step_count)
+    path = save_snapshot(out, trainer.nerf, trainer.config, train.metadata(), trainer.step_count)
     return {"trainer": trainer, "before": before, "after": after, "path": path, "test": test_subset}
 
 
@@ -65,14 +65,14 @@ def test_snapshot_round_trip_renders_identical_pixels(trained: dict) -> None:
     snap = load_snapshot(trained["path"], backend=trainer.backend)
     cam = trained["test"].camera(1)
     a = render_image(trainer.model, trainer.grid, trainer.aabb, cam, trainer.march)["rgb"]
-    b = render_image(snap.model, snap.grid, snap.model.aabb, cam, snap.march)["rgb"]
+    b = snap.nerf.render(cam)["rgb"]
     assert torch.equal(a, b)
     # the reference backend renders the same snapshot to within float32 rounding
     ref = load_snapshot(trained["path"], backend="torch")
-    c = render_image(ref.model, ref.grid, ref.model.aabb, cam, ref.march)["rgb"]
+    c = ref.nerf.render(cam)["rgb"]
     assert torch.allclose(a, c, atol=1e-4)
     assert snap.step == 150 and snap.config["encoding"]["log2_hashmap_size"] == 15
-    assert torch.equal(snap.grid.occupied, trainer.grid.occupied)
+    assert torch.equal(snap.nerf.grid.occupied, trainer.grid.occupied)
 
 
 def test_snapshot_errors(trained: dict, tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_snapshot_errors(trained: dict, tmp_path: Path) -> None:
 
 def test_atomic_save_leaves_no_temp_files(trained: dict, tmp_path: Path) -> None:
     trainer = trained["trainer"]
-    p = save_snapshot(tmp_path / "x.npz", trainer.model, trainer.grid, trainer.config, {}, 1)
+    p = save_snapshot(tmp_path / "x.npz", trainer.nerf, trainer.config, {}, 1)
     assert p.is_file() and [f.name for f in tmp_path.iterdir()] == ["x.npz"]
 
 
@@ -117,16 +117,16 @@ def test_half_precision_tables_train_and_round_trip(tmp_path: Path) -> None:
     assert trainer.model.encoding.table.dtype == torch.float32
     half = trainer.model.encoding.half_table()
     assert half.dtype == torch.float16 and torch.equal(half, trainer.model.encoding.table.detach().half())
-    path = save_snapshot(tmp_path, trainer.model, trainer.grid, trainer.config, scene.metadata(), trainer.step_count)
+    path = save_snapshot(tmp_path, trainer.nerf, trainer.config, scene.metadata(), trainer.step_count)
     snap = load_snapshot(path, backend=trainer.backend)
-    assert snap.model.encoding.precision == "float16"
+    assert snap.nerf.field.encoding.precision == "float16"
     cam = scene.camera(0)
     a = render_image(trainer.model, trainer.grid, trainer.aabb, cam, trainer.march)["rgb"]
-    b = render_image(snap.model, snap.grid, snap.model.aabb, cam, snap.march)["rgb"]
+    b = snap.nerf.render(cam)["rgb"]
     assert torch.equal(a, b)
     # the torch reference reads the same rounded values
     ref = load_snapshot(path, backend="torch")
-    c = render_image(ref.model, ref.grid, ref.model.aabb, cam, ref.march)["rgb"]
+    c = ref.nerf.render(cam)["rgb"]
     assert torch.allclose(a, c, atol=1e-4)
 
 
@@ -176,8 +176,7 @@ def test_resume_with_optimizer_state_continues_exactly(tmp_path: Path) -> None:
         first.step()
     path = save_snapshot(
         tmp_path,
-        first.model,
-        first.grid,
+        first.nerf,
         first.config,
         first.scene_metadata(),
         first.step_count,
@@ -200,8 +199,7 @@ def test_resume_with_optimizer_state_continues_exactly(tmp_path: Path) -> None:
     # without the moments Adam restarts: the same step moves the weights differently
     plain = save_snapshot(
         tmp_path / "plain",
-        first.model,
-        first.grid,
+        first.nerf,
         first.config,
         first.scene_metadata(),
         first.step_count,

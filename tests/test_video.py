@@ -359,9 +359,9 @@ def test_video_replaces_only_a_folder_it_wrote(tiny_snapshot: Path, tmp_path: Pa
             raise RuntimeError("interrupted")
 
     with pytest.raises(RuntimeError, match="interrupted"):
-        export_video(snap.model, snap.grid, snap.march, snap.model.aabb, cp.orbit_path(4), ours, 8, 8, progress=boom)
+        export_video(snap.nerf, cp.orbit_path(4), ours, 8, 8, progress=boom)
     assert folder_bytes(ours) == old
-    export_video(snap.model, snap.grid, snap.march, snap.model.aabb, cp.orbit_path(4), ours, 8, 8)
+    export_video(snap.nerf, cp.orbit_path(4), ours, 8, 8)
     assert sorted(p.name for p in ours.glob("*.png")) == [f"{i:05d}.png" for i in range(4)]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp or old folders
 
@@ -378,9 +378,7 @@ def test_failed_export_leaves_no_file(tiny_snapshot: Path, tmp_path: Path) -> No
 
     for name in ("v.mp4", "v.gif", "frames"):
         with pytest.raises(RuntimeError, match="interrupted"):
-            export_video(
-                snap.model, snap.grid, snap.march, snap.model.aabb, cams, tmp_path / name, 16, 16, progress=boom
-            )
+            export_video(snap.nerf, cams, tmp_path / name, 16, 16, progress=boom)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -126,12 +126,11 @@ def bench_device(args: argparse.Namespace, device_name: str) -> dict[str, Any]:
 def frame_stats(state: Any, width: int, height: int) -> dict[str, Any]:
     """Passes, host reads and field slots of one frame of the current view (render.frame.FrameStats)."""
     from ..render.frame import FrameStats
-    from ..render.renderer import render_image
 
     src = state.source()
     stats = FrameStats()
     if src is not None:
-        render_image(src.model, src.grid, src.aabb, state.camera.camera(width, height), src.march, stats=stats)
+        src.nerf.render(state.camera.camera(width, height), stats=stats)
     return {"width": width, "height": height, **stats.as_dict()}
 
 

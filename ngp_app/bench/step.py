@@ -109,14 +109,13 @@ def frame_camera(camera: Any, width: int, height: int) -> Any:
 
 def bench_frame(trainer: Any, width: int, height: int) -> dict[str, Any]:
     """Render one training view at ``width`` x ``height``: once to warm up, once timed, once profiled."""
-    from ..render.renderer import render_image
-
     cam = frame_camera(trainer.scene.camera(0), width, height)
 
     def render() -> Any:
         with trainer.lock:
-            model = trainer.eval_model.eval()  # what the app and `ngp render` draw: the weight average
-            return render_image(model, trainer.grid, trainer.aabb, cam, trainer.march)
+            nerf = trainer.eval_nerf  # what the app and `ngp render` draw: the weight average
+            nerf.field.eval()
+            return nerf.render(cam)
 
     render()
     dev = trainer.device

@@ -50,7 +50,7 @@ def run(
         while trainer.train_seconds < target:
             trainer.step()
         t = time.perf_counter()
-        res = evaluate(trainer.eval_model, trainer.grid, trainer.march, test, progress=False)
+        res = evaluate(trainer.eval_nerf, test, progress=False)
         rows.append(
             {
                 "minutes": m,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import argparse
 
     from ..model.field import NGPField
-    from ..snapshot import Snapshot
+    from ..nerf_model import NerfModel
 
 log = logging.getLogger("ngp_app")
 
@@ -346,7 +346,8 @@ LARGE_MESH_FACES = 5_000_000
 
 
 def export_mesh(
-    snapshot: Snapshot,
+    nerf: NerfModel,
+    scene_meta: dict[str, Any],
     out_path: str | Path,
     resolution: int = 256,
     threshold: float = 2.5,
@@ -354,8 +355,9 @@ def export_mesh(
     space: str = "nerf",
     progress: bool | ProgressFn = True,
 ) -> Mesh:
-    """Mesh the surface ``sigma = threshold`` of a snapshot's field in ``crop`` (ngp coordinates, default: the
-    model's box) on a ``resolution``^3 lattice, colour it, and write it to ``out_path`` (.ply or .obj).
+    """Mesh the surface ``sigma = threshold`` of ``nerf``'s field in ``crop`` (ngp coordinates, default: the
+    field's box; ``scene_meta``: the scene's metadata, for its nerf coordinates) on a ``resolution``^3 lattice,
+    colour it, and write it to ``out_path`` (.ply or .obj).
 
     space: "nerf" (the scene's transforms.json coordinates, so the mesh lines up with the cameras) or "ngp".
     progress: True for a terminal bar, or a ``progress(done, total)`` callback over the density samples (the app's
@@ -372,10 +374,10 @@ def export_mesh(
             f"mesh resolution must be in 2..{MAX_RESOLUTION}, got {resolution} "
             f"(memory grows with its cube: 1024 needs ~10 GB)"
         )
-    transform = scene_transform(snapshot.scene) if space == "nerf" else None
+    transform = scene_transform(scene_meta) if space == "nerf" else None
     if space == "nerf" and transform is None:
         log.warning("the snapshot's scene metadata has no scale/offset: writing the mesh in ngp coordinates")
-    model = snapshot.model
+    model = nerf.field
     lo, hi = _crop_box(model, crop)
 
     t0 = time.perf_counter()
@@ -393,7 +395,7 @@ def export_mesh(
             callback(done, total)  # may raise to cancel
 
     try:
-        density = sample_density_grid(model, snapshot.grid, lo, hi, int(resolution), progress=on_chunk)
+        density = sample_density_grid(model, nerf.grid, lo, hi, int(resolution), progress=on_chunk)
     finally:
         if bar is not None:
             bar.close()
@@ -454,7 +456,9 @@ def mesh_command(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     device = resolve_device(args.device)
     snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
-    mesh = export_mesh(snap, out, args.resolution, args.threshold, crop, args.space, progress=not args.quiet)
+    mesh = export_mesh(
+        snap.nerf, snap.scene, out, args.resolution, args.threshold, crop, args.space, progress=not args.quiet
+    )
     log.info("exported the mesh in %.2f s", time.perf_counter() - t)
     print(str(out))
     print(f"{mesh.n_vertices} vertices, {mesh.n_faces} faces")

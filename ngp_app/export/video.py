@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ import torch
 from ..data.cameras import Camera
 from ..errors import NgpError
 from ..fileio import default_file_mode
+from ..nerf_model import NerfModel
 from .camera_path import PathCamera
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,7 @@ def path_camera(cam: PathCamera, width: int, height: int) -> Camera:
 
 
 def render_frames(
-    model: Any,
-    grid: Any,
-    march: Any,
-    aabb: torch.Tensor,
+    nerf: NerfModel,
     cameras: Sequence[PathCamera],
     width: int,
     height: int,
@@ -124,29 +122,28 @@ def render_frames(
     progress: Callable[[int, int], None] | None = None,
     fraction: Callable[[float], None] | None = None,
 ):
-    """Yield (height, width, 3) uint8 frames along ``cameras``. ``mode``: ``rgb``, ``depth`` (as
+    """Yield (height, width, 3) uint8 frames of ``nerf`` along ``cameras``. ``mode``: ``rgb``, ``depth`` (as
     ``render.pictures`` draws it, with the first frame's range for the whole path, so it does not flicker) or
     ``normals``. ``progress(done, total)`` is called after each frame, ``fraction(f)`` after each render pass with
-    the share of the whole video
-    done (either may raise to stop: a long frame can be cancelled part-way)."""
+    the share of the whole video done (either may raise to stop: a long frame can be cancelled part-way)."""
     from ..render.pictures import FLOAT_MODES, depth_range, picture, shaded_field
-    from ..render.renderer import render_image, render_rgba
 
     if mode not in MODES:
         raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
     near_far: tuple[float, float] | None = None
-    field, background = shaded_field(model, mode, background)
+    field, background = shaded_field(nerf.field, mode, background)
+    shaded = nerf.with_field(field)
     n = len(cameras)
     for i, cam in enumerate(cameras):
         chunk = None if fraction is None else (lambda done, total, i=i: fraction((i + done / max(total, 1)) / n))
-        args = (field, grid, aabb, path_camera(cam, width, height), march, background)
+        camera = path_camera(cam, width, height)
         if mode in FLOAT_MODES:
-            out = render_image(*args, progress=chunk)
+            out = shaded.render(camera, background, progress=chunk)
             if near_far is None:  # the first frame's range for the whole path: no flicker
                 near_far = depth_range(out["depth"], out["opacity"])
             yield picture(mode, out, near_far)
         else:  # colours (or normals) rendered straight into uint8
-            yield render_rgba(*args, progress=chunk)["rgba"][..., :3].cpu().numpy()
+            yield shaded.render_rgba(camera, background, progress=chunk)["rgba"][..., :3].cpu().numpy()
         if progress is not None:
             progress(i + 1, len(cameras))
 
@@ -245,10 +242,7 @@ def even_size(width: int, height: int, kind: str) -> tuple[int, int]:
 
 
 def export_video(
-    model: Any,
-    grid: Any,
-    march: Any,
-    aabb: torch.Tensor,
+    nerf: NerfModel,
     cameras: Sequence[PathCamera],
     out: str | Path,
     width: int,
@@ -260,14 +254,15 @@ def export_video(
     quality: int = 8,
     fraction: Callable[[float], None] | None = None,
 ) -> Path:
-    """Render ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10; ``progress`` and
-    ``fraction`` as ``render_frames``); returns the written path. Nothing is left behind when it raises."""
+    """Render ``nerf`` along ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10;
+    ``progress`` and ``fraction`` as ``render_frames``); returns the written path. Nothing is left behind when
+    it raises."""
     kind = check_output(out)
     if not cameras:
         raise NgpError("the camera path has no frames")
     width, height = even_size(width, height, kind)
     t = time.perf_counter()
-    frames = render_frames(model, grid, march, aabb, cameras, width, height, background, mode, progress, fraction)
+    frames = render_frames(nerf, cameras, width, height, background, mode, progress, fraction)
     path = write_video(frames, out, fps, quality)
     log.info("wrote %d frames of %dx%d to %s in %.1f s", len(cameras), width, height, path, time.perf_counter() - t)
     return path

@@ -136,10 +136,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     try:
         path = export_video(
-            snap.model,
-            snap.grid,
-            snap.march,
-            snap.model.aabb,
+            snap.nerf,
             plan.cameras,
             args.out,
             plan.width,

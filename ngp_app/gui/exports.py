@@ -49,10 +49,9 @@ class Exports:
         set_status: Callable[..., None],
         report_error: Callable[..., str],
         view: ViewRenderer,
-        step: Callable[[], int],
     ) -> None:
         self.camera, self.settings, self.current, self.runner, self.jobs = camera, settings, current, runner, jobs
-        self.set_status, self.report_error, self.view, self.step = set_status, report_error, view, step
+        self.set_status, self.report_error, self.view = set_status, report_error, view
         self.save_optimizer_state = False  # snapshots carry Adam's moments (~2x larger; exact resume)
 
     # ------------------------------------------------------------------------------------------ where
@@ -122,8 +121,8 @@ class Exports:
         if not self._check_target(lambda: check_output_file(target, (".npz",), n_bytes, "snapshot")):
             return None
         with t.lock:  # a consistent copy, taken quickly (numpy views of CPU tensors are copied too)
-            model, grid = copy.deepcopy(t.eval_model), copy.copy(t.grid)
-            config, meta, step = copy.deepcopy(t.config), t.scene_metadata(), int(t.step_count)
+            nerf = t.eval_nerf.frozen()
+            config, meta, step = t.config, t.scene_metadata(), int(t.step_count)
             training = {
                 k: np.array(v, copy=True) for k, v in t.training_state(include_optimizer=with_optimizer).items()
             }
@@ -131,7 +130,7 @@ class Exports:
 
         def work(job: Job) -> Path:
             job.report(0.1, "compressing and writing")
-            return save_snapshot(target, model, grid, config, meta, step, extra, training)
+            return save_snapshot(target, nerf, config, meta, step, extra, training)
 
         return self._submit("snapshot", work, lambda out: f"saved snapshot {out}")
 
@@ -167,7 +166,7 @@ class Exports:
             else:
                 bg = (0.0, 0.0, 0.0) if alpha else s.background
                 out = render_outputs(
-                    frozen.model,
+                    frozen.field,
                     frozen.grid,
                     frozen.march,
                     frozen.aabb,
@@ -198,7 +197,6 @@ class Exports:
     ) -> Job | None:
         """Mesh the current model inside the crop box in the background (marching tetrahedra, vertex colours)."""
         from ..export.mesh import check_mesh_target, export_mesh
-        from ..snapshot import Snapshot
 
         try:
             check_mesh_target(path, resolution)
@@ -206,7 +204,7 @@ class Exports:
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
-        snap = Snapshot(f.model, f.grid, f.march, {}, dict(self.current.meta), int(self.step()), {})
+        scene_meta = dict(self.current.meta)
         crop = f.aabb.reshape(-1).tolist()
 
         def work(job: Job) -> Any:
@@ -214,7 +212,7 @@ class Exports:
                 stage = f"sampling {resolution}^3 densities" if done < total else "surface, colours, writing"
                 job.report(0.8 * done / max(total, 1), stage)
 
-            return export_mesh(snap, path, resolution, threshold, crop, space, progress=progress)
+            return export_mesh(f, scene_meta, path, resolution, threshold, crop, space, progress=progress)
 
         return self._submit(
             "mesh", work, lambda m: f"saved mesh {path}: {len(m.vertices)} vertices, {len(m.faces)} faces"

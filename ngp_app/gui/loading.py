@@ -161,7 +161,7 @@ class SceneLoader:
                 config_name=config_name,
                 message=f"snapshot {snapshot_path.name} at step {snap.step}: training can continue (T)",
             )
-        source = RenderSource(snap.model, snap.grid, snap.march, snap.model.aabb.to(self.device))
+        source = RenderSource(snap.nerf.to(self.device))
         return Loaded(
             None,
             dict(snap.scene),

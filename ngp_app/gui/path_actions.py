@@ -19,8 +19,8 @@ from .overlays import Layer, layer
 from .path_editor import QUALITIES, PathEditor, path_segments, playhead_segments
 
 if TYPE_CHECKING:
+    from ..nerf_model import NerfModel
     from .camera import OrbitCamera
-    from .rendering import Frozen
     from .scene_state import SceneState
     from .settings import RenderSettings
     from .training import TrainingRunner
@@ -39,7 +39,7 @@ class PathActions:
         jobs: JobRunner,
         set_status: Callable[..., None],
         report_error: Callable[..., str],
-        frozen: Callable[[], Frozen],
+        frozen: Callable[[], NerfModel],
         full_hd: bool = False,
     ) -> None:
         self.settings, self.current, self.runner, self.jobs = settings, current, runner, jobs
@@ -235,10 +235,7 @@ class PathActions:
 
             job.report(0.0, f"frame 1/{len(cams)}")
             return export_video(
-                frozen.model,
-                frozen.grid,
-                frozen.march,
-                frozen.aabb,
+                frozen,
                 cams,
                 out,
                 width,

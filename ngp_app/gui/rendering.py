@@ -18,6 +18,7 @@ import torch
 
 from ..data.cameras import Camera
 from ..errors import NgpError
+from ..nerf_model import NerfModel
 from ..render.pictures import picture, shaded_field, to_uint8
 from .overlays import (
     MODE_DIMMED,
@@ -45,23 +46,11 @@ class RenderCancelled(Exception):
 
 @dataclass
 class RenderSource:
-    """What is rendered: a trainer's live model or a loaded snapshot's."""
+    """What is rendered: a trainer's live model (its weight average) or a loaded snapshot's, and the lock that
+    guards its weights."""
 
-    model: Any
-    grid: Any
-    march: Any
-    aabb: torch.Tensor
+    nerf: NerfModel
     lock: Any = field(default_factory=threading.RLock)
-
-
-@dataclass
-class Frozen:
-    """A private copy of the model and grid (training goes on meanwhile), its march and the crop box to render."""
-
-    model: Any
-    grid: Any
-    march: Any
-    aabb: torch.Tensor
 
 
 class ViewRenderer:
@@ -88,15 +77,15 @@ class ViewRenderer:
         hi = torch.minimum(aabb[1], torch.tensor(s.crop_max, dtype=aabb.dtype, device=aabb.device))
         return torch.stack([lo, torch.maximum(hi, lo + 1e-4)])
 
-    def frozen(self) -> Frozen:
-        """A private copy of the current model for a background job (raises NgpError without one)."""
+    def frozen(self) -> NerfModel:
+        """A private copy of the current model, inside the crop box, for a background job (raises NgpError
+        without one)."""
         src = self.source()
         if src is None:
             raise NgpError("nothing to export: open a scene or snapshot first")
         with src.lock:
-            model = copy.deepcopy(src.model).eval()
-            grid = copy.copy(src.grid)  # the trainer replaces the grid's tensors rather than mutating them
-        return Frozen(model, grid, src.march, self.crop_aabb(src.aabb))
+            frozen = src.nerf.frozen()
+        return frozen.cropped(self.crop_aabb(frozen.aabb))
 
     # ------------------------------------------------------------------------------------------ viewport
     def _render_current(
@@ -130,8 +119,8 @@ class ViewRenderer:
             out = render(
                 model,
                 grid,
-                src.march,
-                self.crop_aabb(src.aabb, s),
+                src.nerf.march,
+                self.crop_aabb(src.nerf.aabb, s),
                 self.camera.camera(width, height),
                 background if background is not None else s.background,
                 s.mode == "normals",
@@ -156,18 +145,19 @@ class ViewRenderer:
     def _render_replica(self, src: Any) -> tuple[Any, Any]:
         """Copy ``src``'s weights into a private replica of its model (made once per scene) and take a shallow
         copy of its occupancy grid, whose tensors the trainer replaces rather than mutates. Call under both locks."""
+        live = src.nerf.field
         replica = self._replica
-        if replica is None or replica[0] is not src.model:
-            clone = copy.deepcopy(src.model)
+        if replica is None or replica[0] is not live:
+            clone = copy.deepcopy(live)
             clone.eval()
-            replica = (src.model, clone)
+            replica = (live, clone)
             self._replica = replica
         clone = replica[1]
         with torch.no_grad():
-            for dst, source in zip(clone.parameters(), src.model.parameters()):
+            for dst, source in zip(clone.parameters(), live.parameters()):
                 dst.copy_(source)
-        clone.set_ops(src.model.ops) if hasattr(clone, "set_ops") else None
-        return clone, copy.copy(src.grid)
+        clone.set_ops(live.ops) if hasattr(clone, "set_ops") else None
+        return clone, copy.copy(src.nerf.grid)
 
     def render_view(
         self, width: int, height: int, cancel: Callable[[], bool] | None = None, timing: dict[str, float] | None = None
@@ -236,7 +226,7 @@ class ViewRenderer:
         keys = {
             "cameras": (generation, hl, len(c2w)),
             "points": (generation,),
-            "occupancy": None if src is None else (generation, int(getattr(src.grid, "n_updates", 0))),
+            "occupancy": None if src is None else (generation, int(getattr(src.nerf.grid, "n_updates", 0))),
             "crop": (tuple(s.crop_min), tuple(s.crop_max)),
         }
         key = keys.get(name)
@@ -261,7 +251,7 @@ class ViewRenderer:
         src = self.source()
         if src is None:
             return np.zeros((0, 3))
-        grid = src.grid
+        grid = src.nerf.grid
         key = (self.current.generation, int(getattr(grid, "n_updates", 0)))
         cache = self._occ_cache
         if cache is None or cache[:2] != key:

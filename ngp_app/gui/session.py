@@ -88,9 +88,7 @@ class Session:
         self.images = ImageActions(
             self.camera, self.settings, self.current, self.runner, say, self.paths.path_editor.stop_preview
         )
-        self.exports = Exports(
-            self.camera, self.settings, self.current, self.runner, self.jobs, say, report, self.view, lambda: self.step
-        )
+        self.exports = Exports(self.camera, self.settings, self.current, self.runner, self.jobs, say, report, self.view)
         self.view.overlay_providers["path"] = self.paths.path_layer
         self.view.overlay_providers["path_playhead"] = self.paths.playhead_layer
 
@@ -167,7 +165,7 @@ class Session:
         """What is rendered: the trainer's weight average, or a view-only snapshot's model."""
         t = self.trainer
         if t is not None:
-            return RenderSource(t.eval_model, t.grid, t.march, t.aabb, t.lock)
+            return RenderSource(t.eval_nerf, t.lock)
         return self.current.snapshot_source
 
     def make_trainer(self, scene: Any, config: dict[str, Any] | None = None) -> Any:

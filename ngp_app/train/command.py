@@ -78,7 +78,7 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
     )
     trainer = Trainer(scene, config, device=device, backend=args.backend, seed=args.seed)
     if resumed is not None:
-        if resumed.model.encoding.geometry != trainer.model.encoding.geometry:
+        if resumed.nerf.field.encoding.geometry != trainer.model.encoding.geometry:
             raise NgpError(
                 f"{args.resume}: its hash grid does not match config {config['name']!r}; resume with the "
                 f"snapshot's own config (leave --config out)"
@@ -145,8 +145,7 @@ def _train_and_save(
 
     def save(status: str) -> Any:
         return run.save(
-            trainer.eval_model,
-            trainer.grid,
+            trainer.eval_nerf,
             config,
             trainer.scene_metadata(),
             trainer.step_count,
@@ -206,7 +205,7 @@ def _evaluate_into(
     try:
         with stop.raising():
             test = load_scene(args.scene, "test", args.downscale, args.max_size)
-            res = evaluate(trainer.eval_model, trainer.grid, trainer.march, test, progress=not args.quiet)
+            res = evaluate(trainer.eval_nerf, test, progress=not args.quiet)
     except Interrupted as exc:
         metrics["eval_error"] = f"interrupted ({exc})"
         run.write_metrics(metrics)

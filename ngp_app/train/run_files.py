@@ -68,8 +68,7 @@ class RunFolder(ClaimedFolder):
 
     def save(
         self,
-        model: Any,
-        grid: Any,
+        nerf: Any,
         config: dict[str, Any],
         scene_meta: dict[str, Any],
         step: int,
@@ -84,8 +83,7 @@ class RunFolder(ClaimedFolder):
         metrics = {**metrics, "snapshot_id": save_id}
         path = save_snapshot(
             self.snapshot_path,
-            model,
-            grid,
+            nerf,
             config,
             scene_meta,
             step,

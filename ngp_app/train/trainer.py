@@ -18,9 +18,8 @@ import torch
 from ..compute import resolve_ops
 from ..data.scene import Scene
 from ..model.field import NGPField
-from ..render.occupancy import OccupancyGrid
-from ..render.raymarch import MarchParams
-from ..render.renderer import render_image, render_rays_train
+from ..nerf_model import NerfModel, SceneBox, build_model
+from ..render.renderer import render_rays_train
 from ..render.visibility import unseen_cells
 from .batching import BatchSizer
 from .ema import WeightEMA, load_raw_weight_arrays, raw_weight_arrays
@@ -83,13 +82,11 @@ class Trainer:
         requested = backend if backend != "auto" else str(config.get("backend", "auto"))
         self.ops = resolve_ops(requested, self.device)
         self.backend = self.ops.name
-        self.aabb = scene.aabb.to(self.device)
         self.aabb_values = tuple(float(v) for v in scene.aabb.reshape(-1).tolist())  # for marching, no host read
-        self.model = NGPField(config, scene.aabb, ops=self.ops).to(self.device)
+        self.nerf = build_model(config, SceneBox.of(scene), self.ops, self.device)
+        # the parts the step uses (the same objects as the model's)
+        self.model, self.grid, self.march, self.aabb = self.nerf.field, self.nerf.grid, self.nerf.march, self.nerf.aabb
         dg = config["density_grid"]
-        self.grid = OccupancyGrid(
-            scene.aabb_scale, dg["resolution"], dg["decay"], dg["threshold"], device=self.device, ops=self.ops
-        )
         # Cells no training camera sees get no training signal: empty for good (instant-ngp's mark-untrained).
         self.unseen = (
             unseen_cells(
@@ -106,7 +103,6 @@ class Trainer:
         if self.unseen is not None:
             self.grid.mark_untrained(self.unseen)
         tr = config["training"]
-        self.march = MarchParams.for_grid(self.grid, tr.get("max_steps_per_ray", 1024))
         on_gpu = self.device.type == "cuda"
         self.target_samples = int(tr["target_batch_size"] if on_gpu else tr.get("target_batch_size_cpu", 16384))
         self.transmittance_threshold = float(tr.get("transmittance_threshold", 1e-4))
@@ -173,8 +169,8 @@ class Trainer:
 
         with self.lock:
             try:
-                self.model.load_state_dict(snapshot.model.state_dict())
-                self.grid.load_state_dict(snapshot.grid.state_dict())
+                self.model.load_state_dict(snapshot.nerf.field.state_dict())
+                self.grid.load_state_dict(snapshot.nerf.grid.state_dict())
                 if self.unseen is not None:  # snapshots from before the marking have none
                     self.grid.mark_untrained(self.unseen)
             except (RuntimeError, ValueError) as exc:
@@ -218,8 +214,7 @@ class Trainer:
         with self.lock:
             return save_snapshot(
                 path,
-                self.eval_model,
-                self.grid,
+                self.eval_nerf,
                 self.config,
                 self.scene_metadata(),
                 self.step_count,
@@ -449,8 +444,13 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- eval
     @property
     def eval_model(self) -> NGPField:
-        """The model to evaluate, render and save: the weight average when it is on, else the training model."""
+        """The field to evaluate, render and save: the weight average when it is on, else the training field."""
         return self.ema.model if self.ema is not None else self.model
+
+    @property
+    def eval_nerf(self) -> NerfModel:
+        """The model to evaluate, render and save (its field: ``eval_model``; the grid, march and box: training's)."""
+        return self.nerf.with_field(self.eval_model)
 
     def samples_per_second(self) -> float:
         return self.samples_seen / self.train_seconds if self.train_seconds > 0 else 0.0
@@ -458,22 +458,19 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate(
-    model: NGPField,
-    grid: OccupancyGrid,
-    march: MarchParams,
+    nerf: NerfModel,
     scene: Scene,
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
     on_image: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Render every frame of ``scene`` and compare with its images composited on ``background``.
+    """Render every frame of ``scene`` with ``nerf`` and compare with its images composited on ``background``.
 
     Returns ``psnr``: the mean of the per-image PSNRs (the convention of instant-ngp, nerfacc and nerfstudio),
     ``psnr_pooled``: the PSNR of the mean squared error over all pixels (with images of one size never above
     ``psnr``: it weighs the worst images more), mean ``ssim``, ``n_images`` and per-image values (``images``).
     """
-    model.eval()
-    aabb = model.aabb
+    nerf.field.eval()
     bg = torch.tensor(background, dtype=torch.float32)
     per_image = []
     sq_err, n_px = 0.0, 0
@@ -486,7 +483,7 @@ def evaluate(
         gt = scene.image(i).float().cpu() / 255.0
         if gt.shape[-1] == 4:
             gt = gt[..., :3] * gt[..., 3:] + bg * (1.0 - gt[..., 3:])
-        pred = render_image(model, grid, aabb, scene.camera(i), march, background)["rgb"].cpu().clamp(0, 1)
+        pred = nerf.render(scene.camera(i), background)["rgb"].cpu().clamp(0, 1)
         mse = float(((pred - gt) ** 2).mean())
         sq_err += mse * gt.shape[0] * gt.shape[1]
         n_px += gt.shape[0] * gt.shape[1]

@@ -1,0 +1,110 @@
+"""The trained NeRF as one value: field, occupancy grid, march parameters, render box and backend.
+
+:func:`build_model` is the one factory: the trainer, the snapshot loader and, through them, the app and every
+export get their :class:`NerfModel` from it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from .data.cameras import Camera
+from .model.field import NGPField
+from .ops import Ops
+from .render.occupancy import OccupancyGrid
+from .render.raymarch import MarchParams
+from .render.renderer import render_image, render_rgba
+
+
+@dataclass(frozen=True)
+class SceneBox:
+    """Where a scene lives in ngp space: its box ``aabb`` (2, 3) and instant-ngp's ``aabb_scale`` (grid cascades)."""
+
+    aabb: torch.Tensor
+    aabb_scale: float
+
+    @staticmethod
+    def of(scene: Any) -> SceneBox:
+        """The box of anything with ``aabb`` and ``aabb_scale`` (a :class:`~ngp_app.data.scene.Scene`)."""
+        return SceneBox(scene.aabb, float(scene.aabb_scale))
+
+
+@dataclass
+class NerfModel:
+    """A trained NeRF, ready to render: ``field`` (density and colour), its occupancy ``grid``, the ``march``
+    parameters, the box ``aabb`` (2, 3) rendered (the scene's, or a crop of it) and the ``ops`` it runs on."""
+
+    field: NGPField
+    grid: OccupancyGrid
+    march: MarchParams
+    aabb: torch.Tensor
+    ops: Ops
+
+    @property
+    def backend(self) -> str:
+        return self.ops.name
+
+    @property
+    def device(self) -> torch.device:
+        return self.grid.device
+
+    def to(self, device: torch.device | str) -> NerfModel:
+        """Move field, grid and box to ``device`` (in place); returns self."""
+        self.field.to(device)
+        self.grid.to(device)
+        self.aabb = self.aabb.to(device)
+        return self
+
+    def with_field(self, field: NGPField) -> NerfModel:
+        """The same grid, march and box with another field (the trainer's weight average)."""
+        return replace(self, field=field)
+
+    def cropped(self, aabb: torch.Tensor) -> NerfModel:
+        """The same model rendered inside ``aabb`` (2, 3)."""
+        return replace(self, aabb=aabb)
+
+    def frozen(self) -> NerfModel:
+        """A private copy (evaluation mode) that training can go on beside: the field deep-copied, the grid
+        shallow-copied (the trainer replaces the grid's tensors rather than mutating them)."""
+        return replace(self, field=copy.deepcopy(self.field).eval(), grid=copy.copy(self.grid))
+
+    def render(
+        self, camera: Camera, background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0), **kw: Any
+    ) -> dict[str, torch.Tensor]:
+        """``render.renderer.render_image`` of ``camera`` (rgb (H, W, 3), opacity and depth (H, W), floats);
+        ``kw``: its ``chunk``, ``progress``, ``stats``."""
+        return render_image(self.field, self.grid, self.aabb, camera, self.march, background, **kw)
+
+    def render_rgba(
+        self, camera: Camera, background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0), **kw: Any
+    ) -> dict[str, torch.Tensor]:
+        """``render.renderer.render_rgba`` of ``camera`` (rgba (H, W, 4) uint8; with ``floats`` opacity and
+        depth); ``kw``: its ``chunk``, ``progress``, ``floats``, ``stats``."""
+        return render_rgba(self.field, self.grid, self.aabb, camera, self.march, background, **kw)
+
+
+def build_model(
+    config: dict[str, Any],
+    box: SceneBox,
+    ops: Ops,
+    device: torch.device | str = "cpu",
+    grid_resolution: int | None = None,
+) -> NerfModel:
+    """A fresh :class:`NerfModel` for ``config`` in ``box`` on ``ops``: the field, an occupancy grid of
+    ``density_grid.resolution`` (or ``grid_resolution``) cells per side in every cascade, instant-ngp's march."""
+    dg = config["density_grid"]
+    field = NGPField(config, box.aabb, ops=ops).to(device)
+    grid = OccupancyGrid(
+        box.aabb_scale,
+        int(grid_resolution or dg["resolution"]),
+        dg["decay"],
+        dg["threshold"],
+        device=device,
+        ops=ops,
+    )
+    march = MarchParams.for_grid(grid, config["training"].get("max_steps_per_ray", 1024))
+    return NerfModel(field, grid, march, box.aabb.to(device), ops)
