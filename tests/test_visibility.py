@@ -4,6 +4,7 @@ warm-up schedule."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
@@ -116,7 +117,7 @@ def test_trainer_marks_cells_no_camera_sees_and_keeps_them_after_resume() -> Non
     assert not bool(trainer.grid.occupied[unseen].any()) and bool((trainer.grid.density[unseen] == -1).all())
     # a snapshot from before the marking (no -1 cells) gets them back on resume
     old_grid = OccupancyGrid(scene.aabb_scale, config["density_grid"]["resolution"], ops=get_ops("torch"))
-    snap = Snapshot(trainer.model, old_grid, trainer.march, config, {}, 3, {})
+    snap = Snapshot(replace(trainer.nerf, grid=old_grid), config, {}, 3, {})
     resumed = Trainer(scene, config, backend="torch", seed=0)
     resumed.restore(snap)
     assert torch.equal(resumed.grid.density < 0, unseen) and not bool(resumed.grid.occupied[unseen].any())
