@@ -18,6 +18,7 @@ from .ops import Ops
 from .render.occupancy import OccupancyGrid
 from .render.raymarch import MarchParams
 from .render.renderer import render_image, render_rgba
+from .schema.config import Config
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class NerfModel:
 
 
 def build_model(
-    config: dict[str, Any],
+    config: Config,
     box: SceneBox,
     ops: Ops,
     device: torch.device | str = "cpu",
@@ -96,15 +97,8 @@ def build_model(
 ) -> NerfModel:
     """A fresh :class:`NerfModel` for ``config`` in ``box`` on ``ops``: the field, an occupancy grid of
     ``density_grid.resolution`` (or ``grid_resolution``) cells per side in every cascade, instant-ngp's march."""
-    dg = config["density_grid"]
+    dg = config.density_grid
     field = NGPField(config, box.aabb, ops=ops).to(device)
-    grid = OccupancyGrid(
-        box.aabb_scale,
-        int(grid_resolution or dg["resolution"]),
-        dg["decay"],
-        dg["threshold"],
-        device=device,
-        ops=ops,
-    )
-    march = MarchParams.for_grid(grid, config["training"].get("max_steps_per_ray", 1024))
+    grid = OccupancyGrid(box.aabb_scale, grid_resolution or dg.resolution, dg.decay, dg.threshold, device, ops=ops)
+    march = MarchParams.for_grid(grid, config.training.max_steps_per_ray)
     return NerfModel(field, grid, march, box.aabb.to(device), ops)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .compute import as_ops
+from .config import config_dict
 from .errors import SnapshotError
 from .fileio import atomic_write_bytes, atomic_write_text, default_file_mode  # noqa: F401 - re-exported
 from .model.field import NGPField
@@ -26,6 +27,7 @@ from .npz_reader import CorruptNpz, NpzReader
 from .ops import Ops
 from .render.occupancy import n_cascades_for
 from .schema import validate
+from .schema.config import Config
 from .schema.core import parse_json
 from .schema.snapshot import SnapshotMeta
 
@@ -39,7 +41,7 @@ class Snapshot:
     """A loaded snapshot: the ready-to-render model, plus config, scene metadata, step and training state."""
 
     nerf: NerfModel
-    config: dict[str, Any]
+    config: Config
     scene: dict[str, Any]
     step: int
     meta: dict[str, Any]
@@ -49,7 +51,7 @@ class Snapshot:
 def save_snapshot(
     path: str | Path,
     nerf: NerfModel,
-    config: dict[str, Any],
+    config: Config,
     scene_meta: dict[str, Any],
     step: int,
     extra: dict[str, Any] | None = None,
@@ -63,7 +65,7 @@ def save_snapshot(
     meta = {
         "format": FORMAT_TAG,
         "version": FORMAT_VERSION,
-        "config": config,
+        "config": config_dict(config),
         "scene": with_scene_paths(scene_meta, path),
         "step": int(step),
         "aabb": model.aabb.cpu().tolist(),
@@ -128,7 +130,7 @@ def read_snapshot_meta(path: str | Path) -> dict[str, Any]:
     """Only the metadata of a snapshot, checked against its schema (cheap; used to tell snapshots from scenes)."""
     p = resolve_snapshot_path(path)
     with _open(p) as npz:
-        return _meta(npz, p)
+        return _meta(npz, p)[0]
 
 
 MAX_META_BYTES = 256 << 20  # the metadata holds every training camera: ~0.5 kB each
@@ -141,8 +143,9 @@ def _open(p: Path) -> NpzReader:
         raise SnapshotError(f"{p}: not a readable snapshot ({exc})") from None
 
 
-def _meta(npz: NpzReader, p: Path) -> dict[str, Any]:
-    """The metadata JSON: format tag and version first, then the schema (:mod:`ngp_app.schema.snapshot`)."""
+def _meta(npz: NpzReader, p: Path) -> tuple[dict[str, Any], Config]:
+    """The metadata JSON and its config: format tag and version first, then the schema
+    (:mod:`ngp_app.schema.snapshot`)."""
     if "meta" not in npz.names:
         raise SnapshotError(f"{p}: not an ngp-app snapshot (no metadata)")
     try:
@@ -157,18 +160,16 @@ def _meta(npz: NpzReader, p: Path) -> dict[str, Any]:
         raise SnapshotError(
             f"{p}: snapshot format version {meta.get('version')} is not supported (this is version {FORMAT_VERSION})"
         )
-    validate(SnapshotMeta, meta, f"{p} (metadata)", SnapshotError)
-    return meta
+    checked = validate(SnapshotMeta, meta, f"{p} (metadata)", SnapshotError)
+    return meta, checked.config
 
 
-def _check_entries(npz: NpzReader, meta: dict[str, Any], aabb: torch.Tensor, ops: Ops) -> int:
+def _check_entries(npz: NpzReader, meta: dict[str, Any], config: Config, aabb: torch.Tensor, ops: Ops) -> int:
     """Check every entry's declared shape against what the metadata implies, before anything is allocated. Returns
     the size in bytes of the largest parameter (the bound for training-state entries)."""
     with torch.device("meta"):  # shapes only, no memory
         expected = {
-            f"param/{k}": tuple(v.shape)
-            for k, v in NGPField(meta["config"], aabb, ops).state_dict().items()
-            if k != "aabb"
+            f"param/{k}": tuple(v.shape) for k, v in NGPField(config, aabb, ops).state_dict().items() if k != "aabb"
         }
     n_cells = (n_cascades_for(meta["aabb_scale"]), meta["grid_resolution"] ** 3)
     expected["grid/density"] = n_cells
@@ -191,11 +192,11 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
     ops = as_ops(backend, device)
     p = resolve_snapshot_path(path)
     with _open(p) as npz:
-        meta = _meta(npz, p)
+        meta, config = _meta(npz, p)
         try:
             aabb = torch.tensor(meta["aabb"], dtype=torch.float32)
-            max_entry = _check_entries(npz, meta, aabb, ops)
-            nerf = build_model(meta["config"], SceneBox(aabb, meta["aabb_scale"]), ops, "cpu", meta["grid_resolution"])
+            max_entry = _check_entries(npz, meta, config, aabb, ops)
+            nerf = build_model(config, SceneBox(aabb, meta["aabb_scale"]), ops, "cpu", meta["grid_resolution"])
             model, grid = nerf.field, nerf.grid
             with torch.no_grad():
                 for name, tensor in model.state_dict().items():
@@ -215,4 +216,4 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
                 f"{p}: corrupt snapshot ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
             ) from None
     nerf.to(device)
-    return Snapshot(nerf, meta["config"], meta["scene"], int(meta["step"]), meta, training or None)
+    return Snapshot(nerf, config, meta["scene"], int(meta["step"]), meta, training or None)

@@ -10,8 +10,9 @@ import torch
 
 from ngp_app.config import load_config
 from ngp_app.data.loaders import load_scene
+from ngp_app.train.evaluate import evaluate
 from ngp_app.train.extrinsics import axis_angle_to_matrix
-from ngp_app.train.trainer import Trainer, evaluate
+from ngp_app.train.trainer import Trainer
 
 torch.set_num_threads(2)
 steps = int(sys.argv[1])

@@ -40,7 +40,7 @@ def make_inputs(root: Path) -> Inputs:
     """Build the valid scene, config and snapshot under ``root``."""
     import imageio.v3 as iio
 
-    from ngp_app.config import load_config
+    from ngp_app.config import config_dict, load_config
     from ngp_app.data.images import resize_image
     from ngp_app.data.loaders import load_scene
     from ngp_app.snapshot import save_snapshot
@@ -63,11 +63,12 @@ def make_inputs(root: Path) -> Inputs:
         "frames": frames,
     }
     (scene / "transforms.json").write_text(json.dumps(transforms))
-    config = load_config("small", TINY_CONFIG)
+    typed = load_config("small", TINY_CONFIG)
+    config = config_dict(typed)  # plain JSON, for the mutations
     config_path = root / "tiny.json"
     config_path.write_text(json.dumps(config))
-    trainer = Trainer(load_scene(scene, "all"), config, backend="torch")
-    snapshot = save_snapshot(root / "snap", trainer.nerf, config, trainer.scene_metadata(), 0)
+    trainer = Trainer(load_scene(scene, "all"), typed, backend="torch")
+    snapshot = save_snapshot(root / "snap", trainer.nerf, typed, trainer.scene_metadata(), 0)
     return Inputs(root, scene, transforms, config, config_path, snapshot)
 
 
@@ -175,7 +176,7 @@ def run_ngp(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
 _FORK_DRIVER = r"""
 import json, os, sys
 import torch  # noqa: F401  (imported once, before any fork)
-import ngp_app.cli, ngp_app.train.command, ngp_app.data.loaders, ngp_app.snapshot  # noqa: F401
+import ngp_app.cli, ngp_app.commands.train, ngp_app.data.loaders, ngp_app.snapshot  # noqa: F401
 from ngp_app.cli import main
 jobs, parallel = json.load(sys.stdin), int(sys.argv[1])
 running, codes = {}, {}

@@ -440,7 +440,7 @@ def _video_args(path: str, **kw) -> argparse.Namespace:
 
 
 def test_video_plan_uses_the_files_timing_size_and_fovs(tmp_path: Path) -> None:
-    from ngp_app.export.video_cli import plan_video
+    from ngp_app.commands.video import plan_video
 
     f = tmp_path / "base_cam.json"
     f.write_text(INSTANT_NGP)

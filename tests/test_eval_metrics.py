@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ngp_app.data.scene import Scene
-from ngp_app.train import trainer as trainer_module
+from ngp_app.train import evaluate as evaluate_module
 
 
 def _two_image_scene() -> Scene:
@@ -48,7 +48,7 @@ def test_psnr_is_the_mean_of_per_image_psnrs() -> None:
         return {"rgb": torch.full((16, 16, 3), grey + next(errors))}
 
     nerf = SimpleNamespace(field=_Field(), render=fake_render)  # a model whose renders have known errors
-    res = trainer_module.evaluate(nerf, scene)  # type: ignore[arg-type]
+    res = evaluate_module.evaluate(nerf, scene)  # type: ignore[arg-type]
     assert [round(p["psnr"], 4) for p in res["images"]] == [20.0, 40.0]
     assert res["psnr"] == pytest.approx(30.0, abs=1e-4)  # (20 + 40) / 2
     assert res["psnr_pooled"] == pytest.approx(-10 * math.log10((1e-2 + 1e-4) / 2), abs=1e-4)  # 22.97 dB

@@ -113,20 +113,20 @@ def test_config_mutations(inputs: Inputs, data: st.DataObject) -> None:
 
     config = data.draw(mutated(inputs.config))
     try:
-        check_config(config, "fuzz.json")
+        checked = check_config(config, "fuzz.json")
     except ConfigError as exc:
         one_line(exc)
         return
     aabb = torch.tensor([[0.0] * 3, [1.0] * 3])
     with torch.device("meta"):  # shapes only: an accepted config may ask for gigabytes
-        NGPField(config, aabb, get_ops("torch"))
-    opt = config["optimizer"]
+        NGPField(checked, aabb, get_ops("torch"))
+    opt = checked.optimizer
     torch.optim.Adam(
         [torch.zeros(1, requires_grad=True)],
-        lr=float(opt["learning_rate"]),
-        betas=(float(opt["beta1"]), float(opt["beta2"])),
-        eps=float(opt["epsilon"]),
-        weight_decay=float(opt.get("l2_reg", 0.0)),
+        lr=opt.learning_rate,
+        betas=(opt.beta1, opt.beta2),
+        eps=opt.epsilon,
+        weight_decay=opt.l2_reg,
     )
 
 

@@ -195,7 +195,7 @@ def test_unusable_backend_or_config_is_reported_and_reverted(state):
     state.poll_errors()  # an error already shown is not shown again
     assert state.status == "something else"
     state.set_config("base")
-    assert not state.status_is_error and state.trainer.config["name"] == "base"
+    assert not state.status_is_error and state.trainer.config.name == "base"
 
 
 def test_drop_non_scene_reports_error_and_keeps_scene(state, tmp_path):
@@ -317,10 +317,11 @@ def test_app_parser_and_no_toolkit_imports_on_servers():
     import subprocess
     import sys
 
-    from ngp_app.gui.cli import add_app_parser
+    from ngp_app.commands import app as app_command
+    from ngp_app.commands import options
 
     p = argparse.ArgumentParser()
-    add_app_parser(p.add_subparsers(dest="command"))
+    app_command.register(p.add_subparsers(dest="command"), options)
     args = p.parse_args(
         [
             "app",
@@ -347,7 +348,7 @@ def test_app_parser_and_no_toolkit_imports_on_servers():
         4,
     )
     code = (
-        "import sys, ngp_app.cli, ngp_app.gui.cli, ngp_app.gui.session, ngp_app.gui.app, ngp_app.bench.render; "
+        "import sys, ngp_app.cli, ngp_app.commands.app, ngp_app.gui.session, ngp_app.gui.app, ngp_app.bench.render; "
         "print(any(m in sys.modules for m in ('pyglet', 'dearpygui')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEMO.parent.parent)

@@ -26,7 +26,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small config with a 2^12 table, 1024-sample batches and a 32^3 grid: steps take milliseconds."""
-    config = json.loads((ROOT / "configs" / "small.json").read_text())
+    from ngp_app.config import config_dict, load_config
+
+    config = config_dict(load_config("small"))
     config["name"] = "tiny"
     config["encoding"]["log2_hashmap_size"] = 12
     config["training"]["target_batch_size_cpu"] = 1024

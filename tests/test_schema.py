@@ -60,7 +60,7 @@ def test_unknown_keys_warn_once(tmp_path: Path, caplog: pytest.LogCaptureFixture
 def test_bundled_configs_are_valid_and_complete(name: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         config = load_config(name)
-    assert config["name"] == name and not caplog.records
+    assert config.name == name and not caplog.records
 
 
 def test_bundled_and_shared_scenes_are_valid_without_warnings(caplog: pytest.LogCaptureFixture) -> None:

@@ -28,7 +28,12 @@ def _trainer(device: str, extrinsics: bool = False):
     trainer = Trainer(scene, config, device, "native", seed=0)
     # past the first read-backs, to a step that neither reads back nor updates the occupancy grid (the grid's
     # warm-up updates it every step at first)
-    while trainer.step_count < trainer.readback_interval or trainer.is_readback_step() or trainer.is_grid_update_step():
+    policy = trainer.policy
+    while (
+        trainer.step_count < policy.readback_interval
+        or policy.readback_due(trainer.step_count)
+        or policy.grid_update_due(trainer.step_count)
+    ):
         trainer.step()
     return trainer
 
@@ -55,7 +60,7 @@ def test_a_non_logging_step_reads_nothing_back(extrinsics: bool) -> None:
     if extrinsics:
         assert float(trainer.poses.delta.detach().abs().sum()) > 0
     # the detector sees a read-back step's reads (so the check above is not vacuous)
-    while not trainer.is_readback_step():
+    while not trainer.policy.readback_due(trainer.step_count):
         trainer.step()
     assert _profiled_syncs(trainer).get("Tensor.tolist")
 

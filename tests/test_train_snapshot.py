@@ -14,7 +14,8 @@ from ngp_app.data.loaders import load_scene
 from ngp_app.errors import SnapshotError
 from ngp_app.render.renderer import render_image
 from ngp_app.snapshot import FORMAT_VERSION, load_snapshot, save_snapshot
-from ngp_app.train.trainer import Trainer, evaluate
+from ngp_app.train.evaluate import evaluate
+from ngp_app.train.trainer import Trainer
 
 TINY = {"training": {"target_batch_size_cpu": 4096}, "encoding": {"log2_hashmap_size": 15}}
 
@@ -71,7 +72,7 @@ def test_snapshot_round_trip_renders_identical_pixels(trained: dict) -> None:
     ref = load_snapshot(trained["path"], backend="torch")
     c = ref.nerf.render(cam)["rgb"]
     assert torch.allclose(a, c, atol=1e-4)
-    assert snap.step == 150 and snap.config["encoding"]["log2_hashmap_size"] == 15
+    assert snap.step == 150 and snap.config.encoding.log2_hashmap_size == 15
     assert torch.equal(snap.nerf.grid.occupied, trainer.grid.occupied)
 
 

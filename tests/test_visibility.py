@@ -116,7 +116,7 @@ def test_trainer_marks_cells_no_camera_sees_and_keeps_them_after_resume() -> Non
         trainer.step()
     assert not bool(trainer.grid.occupied[unseen].any()) and bool((trainer.grid.density[unseen] == -1).all())
     # a snapshot from before the marking (no -1 cells) gets them back on resume
-    old_grid = OccupancyGrid(scene.aabb_scale, config["density_grid"]["resolution"], ops=get_ops("torch"))
+    old_grid = OccupancyGrid(scene.aabb_scale, config.density_grid.resolution, ops=get_ops("torch"))
     snap = Snapshot(replace(trainer.nerf, grid=old_grid), config, {}, 3, {})
     resumed = Trainer(scene, config, backend="torch", seed=0)
     resumed.restore(snap)
@@ -126,7 +126,7 @@ def test_trainer_marks_cells_no_camera_sees_and_keeps_them_after_resume() -> Non
 
 
 def test_grid_update_schedule_follows_instant_ngp() -> None:
-    from ngp_app.train.trainer import grid_update_due
+    from ngp_app.train.policy import grid_update_due
 
     due = [step for step in range(600) if grid_update_due(step, 16, 256)]
     # every step until 32, then every step // 16 steps, every 16 from step 256 on (instant-ngp's n_prep_to_skip)
@@ -146,14 +146,14 @@ def test_the_warm_up_is_cuda_only_by_default() -> None:
 
     scene = load_scene(DEMO, "train", downscale=8)
     cpu = Trainer(scene, load_config("small"), backend="torch")
-    assert cpu.grid_warmup_steps() == 0
+    assert cpu.policy.grid_warmup_steps == 0
     due = []
     for step in range(40):
         cpu.step_count = step
-        if cpu.is_grid_update_step():
+        if cpu.policy.grid_update_due(cpu.step_count):
             due.append(step)
     assert due == [0, 16, 32]
     warm = Trainer(scene, load_config("small", {"density_grid": {"warmup_steps_cpu": 64}}), backend="torch")
-    assert warm.grid_warmup_steps() == 64
+    assert warm.policy.grid_warmup_steps == 64
     warm.step_count = 5
-    assert warm.is_grid_update_step()
+    assert warm.policy.grid_update_due(warm.step_count)

@@ -83,7 +83,9 @@ def bench_steps(trainer: Any, steps: int) -> dict[str, Any]:
     ms = (time.perf_counter() - t0) * 1e3 / steps
     quiet_reads = []  # host reads of each step that reads nothing back by design
     for _ in range(steps):
-        quiet = not trainer.is_readback_step() and not trainer.is_grid_update_step()
+        quiet = not trainer.policy.readback_due(trainer.step_count) and not trainer.policy.grid_update_due(
+            trainer.step_count
+        )
         with watch_host_reads() as reads:
             trainer.step()
         if quiet:
@@ -162,7 +164,7 @@ def run(
         "config": config,
         "downscale": downscale,
         "target_samples": trainer.target_samples,
-        "readback_interval": trainer.readback_interval,
+        "readback_interval": trainer.policy.readback_interval,
         "warmup_steps": warmup,
         "warmup_seconds": round(time.perf_counter() - t0, 2),
         "steps": steps,

@@ -33,7 +33,8 @@ def run(
     from ..backends import resolve_device
     from ..config import load_config
     from ..data.loaders import load_scene
-    from ..train.trainer import Trainer, evaluate
+    from ..train.evaluate import evaluate
+    from ..train.trainer import Trainer
 
     dev = resolve_device(device)
     train = load_scene(scene_path, "train", downscale)

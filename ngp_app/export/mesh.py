@@ -26,8 +26,6 @@ from ..render.occupancy import OccupancyGrid, cell_index, mip_from_pos
 from .mesh_io import Mesh, check_mesh_path, write_mesh
 
 if TYPE_CHECKING:
-    import argparse
-
     from ..model.field import NGPField
     from ..nerf_model import NerfModel
 
@@ -443,23 +441,3 @@ def check_mesh_target(path: str | Path, resolution: int) -> Path:
     out = Path(path)
     check_mesh_path(out)
     return check_output_file(out, None, min(int(resolution), MAX_RESOLUTION) ** 2 * 200, "mesh")
-
-
-def mesh_command(args: argparse.Namespace) -> int:
-    """Body of ``ngp mesh``: load the snapshot, export, print the path and a summary."""
-    from ..backends import resolve_device
-    from ..compute import resolve_ops
-    from ..train.run_files import load_run_snapshot
-
-    out = check_mesh_target(args.out, args.resolution)
-    crop = parse_crop(args.crop) if args.crop is not None else None
-    t = time.perf_counter()
-    device = resolve_device(args.device)
-    snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
-    mesh = export_mesh(
-        snap.nerf, snap.scene, out, args.resolution, args.threshold, crop, args.space, progress=not args.quiet
-    )
-    log.info("exported the mesh in %.2f s", time.perf_counter() - t)
-    print(str(out))
-    print(f"{mesh.n_vertices} vertices, {mesh.n_faces} faces")
-    return 0

@@ -108,7 +108,7 @@ class Exports:
         trainer's lock is held only while the weights are copied; compressing and writing happen outside it."""
         from ..outputs import check_output_file
         from ..snapshot import save_snapshot, snapshot_target
-        from ..train.command import snapshot_bytes
+        from ..train.run_files import snapshot_bytes
 
         if with_optimizer is None:
             with_optimizer = self.save_optimizer_state

@@ -148,7 +148,7 @@ class SceneLoader:
                 scene = load_scene(scene_path, "train", self.downscale, self.max_size)
             except SceneError:
                 scene = None
-        config_name = snap.config.get("name")
+        config_name = snap.config.name
         if scene is not None:
             trainer = self.make_trainer(scene, snap.config)
             trainer.restore(snap)

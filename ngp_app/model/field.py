@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from ..encoding.hashgrid import GridGeometry, HashGridEncoding
-from ..errors import ConfigError
 from ..ops import Ops
-from ..schema.config import TABLE_PRECISIONS
+from ..schema.config import Config
 from .precision import check_precision, mlp_dtype
 
 
@@ -61,36 +60,28 @@ class NGPField(nn.Module):
     :class:`Ops` that ``compute.select`` resolved; ``get_ops("torch")`` is the reference).
     """
 
-    def __init__(self, config: dict[str, Any], aabb: torch.Tensor, ops: Ops) -> None:
+    def __init__(self, config: Config, aabb: torch.Tensor, ops: Ops) -> None:
         super().__init__()
-        enc = config["encoding"]
-        net = config["network"]
-        rgb = config["rgb_network"]
+        enc, net, rgb = config.encoding, config.network, config.rgb_network
         aabb_size = float((aabb[1] - aabb[0]).max())
         geometry = GridGeometry.create(
-            n_levels=enc["n_levels"],
-            n_features=enc["n_features_per_level"],
-            log2_hashmap_size=enc["log2_hashmap_size"],
-            base_resolution=enc["base_resolution"],
-            per_level_scale=enc.get("per_level_scale"),
-            finest_resolution=enc.get("desired_resolution", 2048) * aabb_size,
+            n_levels=enc.n_levels,
+            n_features=enc.n_features_per_level,
+            log2_hashmap_size=enc.log2_hashmap_size,
+            base_resolution=enc.base_resolution,
+            per_level_scale=enc.per_level_scale,
+            finest_resolution=enc.desired_resolution * aabb_size,
         )
         self.register_buffer("aabb", aabb.clone().float())
-        precision = enc.get("table_precision", "float32")
-        if precision not in TABLE_PRECISIONS:
-            raise ConfigError(
-                f"encoding.table_precision must be one of {', '.join(TABLE_PRECISIONS)}, not {precision!r}"
-            )
         self.ops = ops
-        self.encoding = HashGridEncoding(geometry, ops=self.ops, precision=precision)
+        self.encoding = HashGridEncoding(geometry, ops=self.ops, precision=enc.table_precision)
         # float32, or half precision on CUDA (model/precision.py); "auto": float16 on CUDA, float32 on the CPU
-        self.mlp_precision = check_precision(net.get("precision", "auto"))
-        self.n_geo_features = net.get("n_output_dims", 16)
-        self.density_net = make_mlp(
-            geometry.n_output_dims, net["n_neurons"], net["n_hidden_layers"], self.n_geo_features
-        )
-        self.sh_degree = config.get("dir_encoding", {}).get("degree", 4)
-        self.rgb_net = make_mlp(self.n_geo_features + self.sh_degree**2, rgb["n_neurons"], rgb["n_hidden_layers"], 3)
+        self.mlp_precision = check_precision(net.precision)
+        self.n_geo_features = net.n_output_dims
+        self.density_net = make_mlp(geometry.n_output_dims, net.n_neurons, net.n_hidden_layers, self.n_geo_features)
+        self.sh_degree = config.dir_encoding.degree
+        n_in = self.n_geo_features + self.sh_degree**2
+        self.rgb_net = make_mlp(n_in, rgb.n_neurons, rgb.n_hidden_layers, rgb.n_output_dims)  # 3: RGB
 
     @property
     def backend(self) -> str:

@@ -1,5 +1,6 @@
 """Schema of network/training configs (``configs/*.json``, user configs, and the config inside a snapshot): every key
-the code reads, with its type and range. Required keys are the ones the code reads without a default.
+the code reads, with its type, range and default (the only place defaults live: the code reads the attributes of
+:class:`Config`, never a raw dict). Required keys have no default.
 
 Field types are built by functions of ``core`` (``Int(1, 32)``), which static checkers do not read as types; the
 project runs no static type checker on these modules."""
@@ -97,6 +98,7 @@ class Training(Model):
     max_steps_per_ray: Int(1, 1 << 16) = 1024
     transmittance_threshold: Number(ge=0, lt=1) = 1e-4
     readback_interval: Int(1, 1 << 16) = 16  # steps between read-backs of the batch counters (train/trainer.py)
+    march_headroom: Number(ge=1, le=16) = 1.15  # march buffer: expected marched samples times this (train/batching.py)
     random_background: Bool = True
     optimize_extrinsics: Bool = False
     extrinsic_learning_rate: Number(ge=0) = 3e-4

@@ -143,3 +143,11 @@ def read_run_metrics(folder: str | Path) -> dict[str, Any]:
     if isinstance(meta.get("metrics"), dict):
         return dict(meta["metrics"])
     raise NgpError(f"{folder}: no metrics for its snapshot")
+
+
+def snapshot_bytes(trainer: Any, with_optimizer: bool) -> int:
+    """Upper estimate of a snapshot's size (float32 parameters; x5 with the optimizer state: Adam's two moments, the
+    table's int32 step counts and the raw weights beside their average; the occupancy grid)."""
+    params = sum(p.numel() for p in trainer.model.parameters()) * 4
+    grid = trainer.grid.density.numel() * 4 + trainer.grid.density.numel() // 8
+    return params * (5 if with_optimizer else 1) + grid + (1 << 20)

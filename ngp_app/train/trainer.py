@@ -21,26 +21,17 @@ from ..model.field import NGPField
 from ..nerf_model import NerfModel, SceneBox, build_model
 from ..render.renderer import render_rays_train
 from ..render.visibility import unseen_cells
+from ..schema.config import Config
 from .batching import BatchSizer
 from .ema import WeightEMA, load_raw_weight_arrays, raw_weight_arrays
 from .extrinsics import PoseRefinement
 from .image_stats import ImageStats
-from .metrics import mse_to_psnr, psnr, ssim
+from .metrics import mse_to_psnr
 from .optim import table_adam
+from .policy import TrainingPolicy
 from .scene_checks import check_rays_hit_box
 
 log = logging.getLogger(__name__)
-DEFAULT_EMA_DECAY = 0.95  # instant-ngp's; configs without optimizer.ema_decay get it
-
-
-def grid_update_due(step: int, interval: int, warmup_steps: int) -> bool:
-    """Whether training step ``step`` refreshes the occupancy grid. Without a warm-up (``warmup_steps`` <= 0): every
-    ``interval`` steps from step 0. With one, instant-ngp's schedule: every step at first, then every ``step // g``
-    steps (g = warmup_steps / interval), every ``interval`` steps from ``warmup_steps`` on (16 and 256 by default)."""
-    if warmup_steps <= 0:
-        return step % interval == 0
-    growth = max(1, warmup_steps // interval)
-    return step % min(interval, max(1, step // growth)) == 0
 
 
 @dataclass
@@ -65,7 +56,7 @@ class Trainer:
     def __init__(
         self,
         scene: Scene,
-        config: dict[str, Any],
+        config: Config,
         device: torch.device | str = "cpu",
         backend: str = "auto",
         seed: int = 0,
@@ -79,14 +70,14 @@ class Trainer:
         # random numbers are drawn on the device: no host-to-device copies in a step
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         # An explicit backend (CLI/GUI) wins; "auto" defers to the config's "backend" (itself "auto" by default).
-        requested = backend if backend != "auto" else str(config.get("backend", "auto"))
+        requested = backend if backend != "auto" else config.backend
         self.ops = resolve_ops(requested, self.device)
         self.backend = self.ops.name
         self.aabb_values = tuple(float(v) for v in scene.aabb.reshape(-1).tolist())  # for marching, no host read
         self.nerf = build_model(config, SceneBox.of(scene), self.ops, self.device)
         # the parts the step uses (the same objects as the model's)
         self.model, self.grid, self.march, self.aabb = self.nerf.field, self.nerf.grid, self.nerf.march, self.nerf.aabb
-        dg = config["density_grid"]
+        dg, tr, opt = config.density_grid, config.training, config.optimizer
         # Cells no training camera sees get no training signal: empty for good (instant-ngp's mark-untrained).
         self.unseen = (
             unseen_cells(
@@ -97,41 +88,38 @@ class Trainer:
                 torch.stack([scene.widths, scene.heights], -1),
                 scene.distortion,
             )
-            if dg.get("mark_untrained", True)
+            if dg.mark_untrained
             else None
         )
         if self.unseen is not None:
             self.grid.mark_untrained(self.unseen)
-        tr = config["training"]
         on_gpu = self.device.type == "cuda"
-        self.target_samples = int(tr["target_batch_size"] if on_gpu else tr.get("target_batch_size_cpu", 16384))
-        self.transmittance_threshold = float(tr.get("transmittance_threshold", 1e-4))
-        self.random_background = bool(tr.get("random_background", True))
-        self.batch = BatchSizer(self.target_samples, headroom=float(tr.get("march_headroom", 1.15)))
-        self.readback_interval = max(1, int(tr.get("readback_interval", 16)))
+        self.policy = TrainingPolicy.for_config(config, on_gpu)  # learning rate, grid updates, read-backs
+        self.target_samples = tr.target_batch_size if on_gpu else tr.target_batch_size_cpu
+        self.transmittance_threshold = tr.transmittance_threshold
+        self.random_background = tr.random_background
+        self.batch = BatchSizer(self.target_samples, headroom=tr.march_headroom)
         self.last_read: dict[str, float] = {"loss": 0.0, "mse": 1.0, "marched": 0.0, "kept": 0.0}
         self._read_sums = np.zeros(4)  # read-backs, rays, marched and kept samples summed over them
-        opt = config["optimizer"]
-        self.base_lr = float(opt["learning_rate"])
+        self.base_lr = opt.learning_rate
         # Pose refinement: per-image corrections, trained (at their own rate) while ``optimize_extrinsics`` is on.
         self.poses = PoseRefinement(scene.n_frames).to(self.device)
-        self.optimize_extrinsics = bool(tr.get("optimize_extrinsics", False))
-        self.extrinsic_lr_scale = float(tr.get("extrinsic_learning_rate", 3e-4)) / self.base_lr
+        self.optimize_extrinsics = tr.optimize_extrinsics
+        self.extrinsic_lr_scale = tr.extrinsic_learning_rate / self.base_lr
         # group 0 (hash table): sparse step with per-entry step counts (TableAdam on the backend's steps)
         self.optimizer = table_adam(self.ops)(
             [
                 {"params": [self.model.encoding.table], "weight_decay": 0.0},
-                {"params": self.model.mlp_parameters(), "weight_decay": float(opt.get("l2_reg", 0.0))},
+                {"params": self.model.mlp_parameters(), "weight_decay": opt.l2_reg},
                 {"params": [self.poses.delta], "weight_decay": 0.0, "extrinsics": True},
             ],
             lr=self.base_lr,
-            betas=(float(opt["beta1"]), float(opt["beta2"])),
-            eps=float(opt["epsilon"]),
+            betas=(opt.beta1, opt.beta2),
+            eps=opt.epsilon,
         )
         # Evaluation, rendering and snapshots read the moving average of the weights (off with ema_decay 0).
-        ema_decay = float(opt.get("ema_decay", DEFAULT_EMA_DECAY))
-        self.ema = WeightEMA(self.model, ema_decay) if ema_decay > 0 else None
-        self.loss_type = config.get("loss", {}).get("otype", "L2").lower()
+        self.ema = WeightEMA(self.model, opt.ema_decay) if opt.ema_decay > 0 else None
+        self.loss_type = config.loss.otype.lower()
         self.step_count = 0
         self.train_seconds = 0.0
         self._samples_seen = torch.zeros((), dtype=torch.int64, device=self.device)  # kept samples, on the device
@@ -241,61 +229,27 @@ class Trainer:
         return min(1.0, max(fractions)) if fractions else None
 
     def learning_rate(self) -> float:
-        """instant-ngp's exponential decay, plus (with a known budget) annealing to 0.1x over its second half."""
-        opt = self.config["optimizer"]
-        lr = self.base_lr
-        start, interval = int(opt.get("decay_start", 20000)), int(opt.get("decay_interval", 10000))
-        if self.step_count > start:
-            lr *= float(opt.get("decay_base", 0.33)) ** ((self.step_count - start) // interval)
-        p = self.progress()
-        if opt.get("anneal_to_budget", True) and p is not None and p > 0.5:
-            lr *= 0.1 ** ((p - 0.5) / 0.5)
-        return lr
-
-    # ----------------------------------------------------------------------------------------------- grid
-    def grid_update_fraction(self) -> float:
-        dg = self.config["density_grid"]
-        if self.device.type != "cuda":
-            return float(dg.get("update_fraction_cpu", dg.get("update_fraction", 0.25)))
-        return 1.0 if self.step_count < self.grid_warmup_steps() else float(dg.get("update_fraction", 0.25))
+        """The policy's rate for this step (``progress``: the budget used)."""
+        return self.policy.learning_rate(self.step_count, self.progress())
 
     def update_grid(self) -> None:
-        """Refresh the occupancy grid from the current density field."""
-        self.grid.update(self.model.density, self.grid_update_fraction(), generator=self.generator)
+        """Refresh the occupancy grid from the current density field (the share of cells the policy says)."""
+        fraction = self.policy.grid_update_fraction(self.step_count)
+        self.grid.update(self.model.density, fraction, generator=self.generator)
 
     # ----------------------------------------------------------------------------------------------- step
-    def grid_warmup_steps(self) -> int:
-        """Length of the occupancy grid's warm-up (``grid_update_due``): ``density_grid.warmup_steps`` on CUDA, where
-        a warm-up update evaluates every cell as instant-ngp's does; ``warmup_steps_cpu`` (0: none) on CPU, where
-        updates sample ``update_fraction_cpu`` of the cells and frequent early ones cost quality
-        (docs/benchmarks.md)."""
-        dg = self.config["density_grid"]
-        if self.device.type != "cuda":
-            return int(dg.get("warmup_steps_cpu", 0))
-        return int(dg.get("warmup_steps", 256))
-
-    def is_grid_update_step(self) -> bool:
-        """Whether this step first refreshes the occupancy grid (``grid_update_due``)."""
-        return grid_update_due(
-            self.step_count, int(self.config["density_grid"]["update_interval"]), self.grid_warmup_steps()
-        )
-
-    def is_readback_step(self) -> bool:
-        """Whether this step reads its counters back from the device (the first steps, then every interval)."""
-        return self.step_count < self.readback_interval or self.step_count % self.readback_interval == 0
-
     def step(self) -> StepStats:
         """One optimisation step on a batch of random rays sized so that their live samples meet the target.
 
-        Apart from read-back steps (``is_readback_step``) and occupancy-grid updates, a step with the native ops
+        Apart from read-back steps (``policy.readback_due``) and occupancy-grid updates, a step with the native ops
         does not synchronise with the device: no sizes or values are read back.
         """
         with self.lock:
             t_start = time.perf_counter()
             self.model.train()
-            if self.is_grid_update_step():
+            if self.policy.grid_update_due(self.step_count):
                 self.update_grid()
-            readback = self.is_readback_step()
+            readback = self.policy.readback_due(self.step_count)
             n_rays = self.batch.n_rays()
             rays_o, rays_d, target, images = self.scene.sample_rays_with_images(n_rays, self.generator)
             if self.optimize_extrinsics:
@@ -454,46 +408,3 @@ class Trainer:
 
     def samples_per_second(self) -> float:
         return self.samples_seen / self.train_seconds if self.train_seconds > 0 else 0.0
-
-
-@torch.no_grad()
-def evaluate(
-    nerf: NerfModel,
-    scene: Scene,
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    on_image: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Render every frame of ``scene`` with ``nerf`` and compare with its images composited on ``background``.
-
-    Returns ``psnr``: the mean of the per-image PSNRs (the convention of instant-ngp, nerfacc and nerfstudio),
-    ``psnr_pooled``: the PSNR of the mean squared error over all pixels (with images of one size never above
-    ``psnr``: it weighs the worst images more), mean ``ssim``, ``n_images`` and per-image values (``images``).
-    """
-    nerf.field.eval()
-    bg = torch.tensor(background, dtype=torch.float32)
-    per_image = []
-    sq_err, n_px = 0.0, 0
-    indices = range(scene.n_frames)
-    if progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc="eval", unit="img")
-    for i in indices:
-        gt = scene.image(i).float().cpu() / 255.0
-        if gt.shape[-1] == 4:
-            gt = gt[..., :3] * gt[..., 3:] + bg * (1.0 - gt[..., 3:])
-        pred = nerf.render(scene.camera(i), background)["rgb"].cpu().clamp(0, 1)
-        mse = float(((pred - gt) ** 2).mean())
-        sq_err += mse * gt.shape[0] * gt.shape[1]
-        n_px += gt.shape[0] * gt.shape[1]
-        per_image.append({"file": scene.file_names[i], "psnr": psnr(pred, gt), "ssim": ssim(pred, gt)})
-        if on_image is not None:
-            on_image(i, pred, gt)
-    return {
-        "psnr": sum(p["psnr"] for p in per_image) / max(len(per_image), 1),
-        "psnr_pooled": mse_to_psnr(sq_err / max(n_px, 1)),
-        "ssim": sum(p["ssim"] for p in per_image) / max(len(per_image), 1),
-        "n_images": len(per_image),
-        "images": per_image,
-    }

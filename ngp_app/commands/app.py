@@ -11,7 +11,8 @@ from .. import resources
 from ..errors import NgpError
 
 
-def add_app_parser(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: Any, options: Any) -> argparse.ArgumentParser:
+    """Add ``app``'s parser to ``subparsers``."""
     from ..backends import BACKENDS
 
     p = subparsers.add_parser("app", help="the desktop app: live training in a viewport plus a control panel")
@@ -41,12 +42,12 @@ def add_app_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="WxH",
         help="viewport size (default: as last time, else 1920x1080; shrunk to fit the screen beside the panel)",
     )
-    p.set_defaults(func=cmd_app)
+    p.set_defaults(func=run)
     return p
 
 
-def cmd_app(args: argparse.Namespace) -> int:
-    from .app import run_app
+def run(args: argparse.Namespace) -> int:
+    from ..gui.app import run_app
 
     path = args.path
     if path is not None and not Path(path).exists():  # the app would show it and run on: a typo must fail here

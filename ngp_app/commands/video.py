@@ -13,8 +13,8 @@ from .. import cli_args as types
 log = logging.getLogger(__name__)
 
 
-def add_parser(subparsers: Any, common: Any) -> None:
-    """Register ``video`` (``common`` adds --device/--backend/--quiet, as for the other commands)."""
+def register(subparsers: Any, options: Any) -> None:
+    """Add ``video``'s parser to ``subparsers`` (``options.common``: --device/--backend/--quiet, as for the others)."""
     v = subparsers.add_parser("video", help="render a camera path of a snapshot to .mp4, .gif or PNG frames")
     v.add_argument("snapshot")
     v.add_argument("--out", required=True, help="video.mp4, video.gif, or a folder (PNG frames)")
@@ -63,8 +63,8 @@ def add_parser(subparsers: Any, common: Any) -> None:
     )
     v.add_argument("--mode", choices=["rgb", "depth", "normals"], default="rgb")
     v.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
-    common(v)
-    v.set_defaults(func=cmd_video)
+    options.common(v)
+    v.set_defaults(func=run)
 
 
 @dataclass
@@ -80,8 +80,8 @@ class VideoPlan:
 def plan_video(args: argparse.Namespace, scene_meta: dict[str, Any], device_type: str) -> VideoPlan:
     """Resolve --path/--frames/--fps/--seconds/--loop/--width/--height against the path file's own settings."""
     from ..errors import NgpError
-    from .camera_path import path_cameras
-    from .path_files import load_path
+    from ..export.camera_path import path_cameras
+    from ..export.path_files import load_path
 
     width, height = (1920, 1080) if device_type == "cuda" else (640, 360)
     fps = 30.0
@@ -105,14 +105,14 @@ def plan_video(args: argparse.Namespace, scene_meta: dict[str, Any], device_type
     return VideoPlan(cams, args.fps or fps, args.width or width, args.height or height)
 
 
-def cmd_video(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..backends import resolve_device
     from ..compute import resolve_ops
+    from ..export.video import check_output, check_video_target, export_video
     from ..limits import check_render_memory
     from ..train.run_files import load_run_snapshot
-    from .video import check_output, check_video_target, export_video
 
     check_output(args.out)  # fail before anything else
     device = resolve_device(args.device)

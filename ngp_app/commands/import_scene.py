@@ -21,10 +21,10 @@ def _at_least(low: int) -> Any:
     return parse
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``import``."""
-    from .pipeline import DEFAULT_FRAMES
-    from .sfm import CAMERA_MODELS, MATCHERS, SfmOptions
+def register(subparsers: Any, options: Any) -> None:
+    """Add ``import``'s parser to ``subparsers``."""
+    from ..data.importer.pipeline import DEFAULT_FRAMES
+    from ..data.importer.sfm import CAMERA_MODELS, MATCHERS, SfmOptions
 
     d = SfmOptions()
     i = subparsers.add_parser(
@@ -80,7 +80,7 @@ def add_parser(subparsers: Any) -> None:
         help="COLMAP's random seed (a run repeats exactly with `ngp --threads 1 import ...`)",
     )
     i.add_argument("--quiet", action="store_true", help="no progress bars")
-    i.set_defaults(func=cmd_import)
+    i.set_defaults(func=run)
 
 
 class _Bars:
@@ -115,11 +115,11 @@ class _Bars:
             self.bar = None
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .pipeline import ImportOptions, import_scene
-    from .sfm import SfmOptions
+    from ..data.importer.pipeline import ImportOptions, import_scene
+    from ..data.importer.sfm import SfmOptions
 
     sfm = SfmOptions(
         camera_model=args.camera_model,

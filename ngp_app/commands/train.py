@@ -16,7 +16,9 @@ import sys
 import time
 from typing import Any
 
+from .. import cli_args as types
 from ..errors import NgpError
+from ..schema.config import Config
 from ..signals import Interrupted, StopRequests
 
 log = logging.getLogger("ngp_app")
@@ -25,18 +27,80 @@ DEFAULT_CHECKPOINT_SECONDS = 300.0
 SUMMARY_KEYS = ("steps", "seconds", "samples_per_second", "backend", "device", "test_psnr", "test_psnr_pooled")
 
 
-def snapshot_bytes(trainer: Any, with_optimizer: bool) -> int:
-    """Upper estimate of a snapshot's size (float32 parameters; x5 with the optimizer state: Adam's two moments, the
-    table's int32 step counts and the raw weights beside their average; the occupancy grid)."""
-    params = sum(p.numel() for p in trainer.model.parameters()) * 4
-    grid = trainer.grid.density.numel() * 4 + trainer.grid.density.numel() // 8
-    return params * (5 if with_optimizer else 1) + grid + (1 << 20)
+def register(sub: Any, options: Any) -> None:
+    """Add the command's parser to ``sub`` (``options``: the shared option groups, ``commands.options``)."""
+    t = sub.add_parser("train", help="train a NeRF on a scene and write a snapshot + metrics.json")
+    t.add_argument(
+        "scene",
+        nargs="?",
+        default=str(options.DEFAULT_SCENE),
+        help="scene folder or transforms.json (default: bundled demo)",
+    )
+    t.add_argument("--out", required=True, help="output folder (created; snapshot.npz and metrics.json go inside)")
+    t.add_argument("--steps", type=types.positive_int, default=None)
+    t.add_argument("--seconds", type=types.positive_float, default=None, help="stop after this much wall time")
+    t.add_argument(
+        "--config",
+        default=None,
+        help="base | small | big | path to a JSON config (default: base, or the resumed snapshot's)",
+    )
+    t.add_argument(
+        "--backend", default="auto", help='auto | torch | native | tcnn (auto: the config\'s "backend", itself auto)'
+    )
+    t.add_argument("--seed", type=types.seed, default=0)
+    t.add_argument(
+        "--table-precision",
+        choices=["float32", "float16"],
+        default=None,
+        help="hash table lookups in float32 or float16 (a half copy of float32 parameters; default: config)",
+    )
+    t.add_argument(
+        "--mlp-precision",
+        choices=["auto", "float32", "float16", "bfloat16"],
+        default=None,
+        help="MLP matmuls on CUDA: float32, float16, bfloat16, or auto = float16 on CUDA (float32 weights and "
+        "gradients; the CPU always computes in float32; default: the config's network.precision, auto)",
+    )
+    t.add_argument(
+        "--resume",
+        default=None,
+        metavar="SNAPSHOT",
+        help="continue training from a snapshot of this scene (its config unless --config is given)",
+    )
+    t.add_argument(
+        "--save-optimizer-state",
+        action="store_true",
+        help="store Adam's moments in the snapshot, so --resume continues exactly (the file grows ~3x)",
+    )
+    t.add_argument(
+        "--optimize-extrinsics",
+        action="store_true",
+        help="refine the training cameras' poses while training (stored in the snapshot)",
+    )
+    t.add_argument(
+        "--eval",
+        action="store_true",
+        help="evaluate held-out views after training (into metrics.json: test_psnr, the mean "
+        "of per-image PSNRs, and test_psnr_pooled)",
+    )
+    t.add_argument("--all-frames", action="store_true", help="train on every frame, held-out ones included")
+    options.common(t)
+    options.scene(t)
+    t.add_argument(
+        "--checkpoint-every",
+        type=types.float_in(0.0),
+        default=DEFAULT_CHECKPOINT_SECONDS,
+        metavar="S",
+        help=f"save the snapshot and metrics every S seconds while training (default "
+        f"{DEFAULT_CHECKPOINT_SECONDS:g}; 0: only at the end)",
+    )
+    t.set_defaults(func=run)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..backends import resolve_device
     from ..outputs import check_free_space, check_output_dir
-    from .run_files import RunFolder
+    from ..train.run_files import RunFolder, snapshot_bytes
 
     out = check_output_dir(args.out, 0, "--out", OUT_CONTENTS)  # before anything loads
     device = resolve_device(args.device)
@@ -48,10 +112,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any], str]:
     """Resume snapshot, config, scene and trainer, in that order (a bad snapshot fails before the images load)."""
-    from ..config import load_config, merge
+    from ..config import load_config, with_overrides
     from ..data.loaders import load_scene
-    from .run_files import load_run_snapshot
-    from .trainer import Trainer
+    from ..train.run_files import load_run_snapshot
+    from ..train.trainer import Trainer
 
     overrides: dict[str, Any] = {}
     if args.table_precision:
@@ -62,7 +126,7 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
         overrides["training"] = {"optimize_extrinsics": True}
     resumed = load_run_snapshot(args.resume, device=device) if args.resume else None
     if resumed is not None and args.config is None:  # the snapshot's own config
-        config = merge(resumed.config, overrides) if overrides else resumed.config
+        config = with_overrides(resumed.config, overrides, f"{args.resume} (its config with the options given)")
     else:
         config = load_config(args.config or "base", overrides or None)
     scene = load_scene(
@@ -80,7 +144,7 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
     if resumed is not None:
         if resumed.nerf.field.encoding.geometry != trainer.model.encoding.geometry:
             raise NgpError(
-                f"{args.resume}: its hash grid does not match config {config['name']!r}; resume with the "
+                f"{args.resume}: its hash grid does not match config {config.name!r}; resume with the "
                 f"snapshot's own config (leave --config out)"
             )
         trainer.restore(resumed)
@@ -96,7 +160,7 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
 
 
 def _train_and_save(
-    args: argparse.Namespace, run: Any, trainer: Any, config: dict[str, Any], scene_path: str, device: Any
+    args: argparse.Namespace, run: Any, trainer: Any, config: Config, scene_path: str, device: Any
 ) -> int:
     from tqdm import tqdm
 
@@ -108,7 +172,7 @@ def _train_and_save(
         "training on %s with backend %s, config %s (%s)",
         device,
         trainer.backend,
-        config["name"],
+        config.name,
         f"{steps} steps" if steps else f"{seconds:g} s",
     )
     bar = tqdm(
@@ -200,7 +264,7 @@ def _evaluate_into(
     """Evaluate the held-out views into ``metrics`` and rewrite metrics.json; on failure record the error there
     (the snapshot is already saved) and re-raise it."""
     from ..data.loaders import load_scene
-    from .trainer import evaluate
+    from ..train.evaluate import evaluate
 
     try:
         with stop.raising():
@@ -231,7 +295,7 @@ def _evaluate_into(
 
 
 def run_metrics(
-    trainer: Any, device: Any, config: dict[str, Any], scene_path: str, seed: int, seconds: float, status: str
+    trainer: Any, device: Any, config: Config, scene_path: str, seed: int, seconds: float, status: str
 ) -> dict[str, Any]:
     """metrics.json of a run so far (``status``: complete, checkpoint or interrupted (SIGNAL))."""
     from ..model.precision import mlp_dtype
@@ -247,7 +311,7 @@ def run_metrics(
         **trainer.batch_summary(),
         "backend": trainer.backend,
         "device": str(device),
-        "config": config["name"],
+        "config": config.name,
         "table_precision": trainer.model.encoding.precision,
         "mlp_precision": str(mlp_dtype(trainer.model.mlp_precision, device)).removeprefix("torch."),
         "optimize_extrinsics": trainer.optimize_extrinsics,

@@ -1,0 +1,63 @@
+"""``ngp make-scene OUT``: the procedural demo scene in the NeRF-synthetic layout."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import cli_args as types
+
+
+def register(sub: Any, options: Any) -> None:
+    """Add the command's parser to ``sub`` (``options``: the shared option groups, ``commands.options``)."""
+    m = sub.add_parser("make-scene", help="generate the procedural demo scene (NeRF-synthetic layout)")
+    m.add_argument("out")
+    m.add_argument("--width", type=types.image_side, default=200)
+    m.add_argument("--height", type=types.image_side, default=200)
+    m.add_argument("--n-train", type=types.positive_int, default=80)
+    m.add_argument("--n-val", type=types.int_in(0), default=10)
+    m.add_argument("--n-test", type=types.int_in(0), default=20)
+    m.add_argument("--seed", type=types.seed, default=0)
+    m.add_argument(
+        "--supersample", type=types.int_in(1, 16), default=3, help="rays per pixel along each axis (anti-aliasing)"
+    )
+    m.add_argument(
+        "--backdrop",
+        action="store_true",
+        help="an opaque noise-textured ground and dome around the object (features everywhere, for SfM)",
+    )
+    m.add_argument(
+        "--path",
+        choices=["random", "orbit"],
+        default="random",
+        help="training views: random on the sphere, or one smooth turn around the object (like a video)",
+    )
+    m.add_argument("--quiet", action="store_true")
+    m.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.synthetic import make_scene
+    from ..outputs import check_output_dir
+
+    check_output_dir(
+        args.out,
+        args.width * args.height * 4 * (args.n_train + args.n_val + args.n_test),
+        "OUT",
+        "the images and transforms_*.json",
+    )
+    out = make_scene(
+        args.out,
+        width=args.width,
+        height=args.height,
+        n_train=args.n_train,
+        n_val=args.n_val,
+        n_test=args.n_test,
+        seed=args.seed,
+        progress=not args.quiet,
+        with_backdrop=args.backdrop,
+        path=args.path,
+        supersample=args.supersample,
+    )
+    print(str(out))
+    return 0

@@ -1,0 +1,26 @@
+"""Option groups several commands share (device/backend/quiet, image size on load) and the default scene."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import cli_args as types
+from .. import resources
+
+DEFAULT_SCENE = resources.demo_scene()
+
+
+def common(sp: argparse.ArgumentParser) -> None:
+    """``--device``, ``--backend`` (not for ``train``, which declares its own) and ``--quiet``."""
+    sp.add_argument("--device", type=types.device, default=None, help="cpu or cuda (default: cuda when available)")
+    if sp.prog.split()[-1] != "train":
+        sp.add_argument("--backend", default="auto", help="auto | torch | native | tcnn")
+    sp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def scene(sp: argparse.ArgumentParser) -> None:
+    """``--downscale`` and ``--max-size``: the size training images load at."""
+    sp.add_argument("--downscale", type=types.positive_int, default=1, help="shrink images by this factor")
+    sp.add_argument(
+        "--max-size", type=types.positive_int, default=None, help="shrink so the longer image side is at most this"
+    )
