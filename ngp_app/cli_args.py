@@ -148,7 +148,10 @@ def background(text: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
+MIN_FPS, MAX_FPS = 0.1, 240.0  # --fps, and the fps a camera-path file may say (schema/camera_path.py)
+MAX_VIDEO_FRAMES = 100_000  # ~55 minutes at 30 fps: more is a typo, and would take days to render
 video_side = int_in(2, MAX_IMAGE_SIDE)
-fps = float_in(0.1, 240.0)
+video_frames = int_in(1, MAX_VIDEO_FRAMES)
+fps = float_in(MIN_FPS, MAX_FPS)
 fov = float_in(0.0, 179.0, lo_open=True)
 elevation = float_in(-89.0, 89.0)

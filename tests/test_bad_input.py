@@ -215,6 +215,57 @@ def keyframe_file(doc: dict) -> Build:
     return build
 
 
+def video_with(extra: list[str], path_doc: dict | None = None) -> Build:
+    """``ngp video`` with ``extra`` options, on a camera-path file holding ``path_doc`` when given."""
+
+    def build(d: Path, inp: Inputs) -> list[str]:
+        path = ["--path", str(write_json(d / "path.json", path_doc))] if path_doc is not None else []
+        return [
+            "video",
+            str(inp.snapshot),
+            "--out",
+            str(d / "out.gif"),
+            "--width",
+            "8",
+            "--height",
+            "8",
+            *path,
+            *extra,
+            *FAST,
+        ]
+
+    return build
+
+
+def render_camera(spec: str) -> Build:
+    def build(d: Path, inp: Inputs) -> list[str]:
+        return [
+            "render",
+            str(inp.snapshot),
+            "--camera",
+            spec,
+            "--out",
+            str(d / "out.png"),
+            "--width",
+            "8",
+            "--height",
+            "8",
+            *FAST,
+        ]
+
+    return build
+
+
+def our_path(**top: object) -> dict:
+    """Our camera-path file: two keys a second apart, with top-level keys replaced."""
+    keys = [{"time": t, "transform_matrix": np.eye(4).tolist()} for t in (0.0, 1.0)]
+    return {"format": "ngp-app camera path", "version": 1, "keyframes": keys, **top}
+
+
+def ns_path(matrix: object) -> dict:
+    return {"camera_path": [{"camera_to_world": matrix, "fov": 50}], "fps": 30, "seconds": 1}
+
+
 TABLE = "param/encoding.table"
 HUGE_ROWS = 10**12  # 16 TB of float32 rows
 BIG_ROWS = 100_000_000  # 1.6 GB of zeros, ~1.5 MB compressed: a table the config does not ask for
@@ -322,6 +373,42 @@ CASES = [
         keyframe_file({"camera_angle_x": 0, "frames": [{"transform_matrix": np.eye(4).tolist()}]}),
         ANGLE,
     ),
+    # bounds before any work, options that do not apply, camera-path files as strict as transforms.json (issue 22)
+    Case("video-frames-1e9", video_with(["--frames", "1000000000"]), "--frames: expected an integer in 1..100000"),
+    Case("video-seconds-1e6", video_with(["--seconds", "1000000"], our_path()), "the video would have 30000001"),
+    Case(
+        "video-loop-duration-1e6",
+        video_with([], our_path(loop=True, duration=1e6)),
+        "the video would have 30000000 frames",
+    ),
+    Case("video-path-fps-tiny", video_with(["--frames", "2"], our_path(fps=0.01)), "fps: expected a finite number"),
+    Case("video-seconds-on-orbit", video_with(["--seconds", "5"]), "--seconds applies to a camera-path file"),
+    Case(
+        "video-dataparser-on-orbit",
+        video_with(["--dataparser-transforms", "x.json"]),
+        "--dataparser-transforms applies to a camera-path file",
+    ),
+    Case(
+        "video-dataparser-on-our-path",
+        video_with(["--frames", "2", "--dataparser-transforms", "x.json"], our_path()),
+        "--dataparser-transforms applies to nerfstudio camera paths",
+    ),
+    Case("video-radius-on-path", video_with(["--radius", "2"], our_path()), "--radius applies to the orbit path"),
+    Case("video-loop-on-orbit", video_with(["--loop", "--frames", "2"]), "--loop does not apply to an orbit"),
+    Case("ns-path-zero-matrix", video_with(["--frames", "2"], ns_path([0] * 16)), "camera_to_world: expected a 4x4"),
+    Case(
+        "ns-path-scaled-1000",
+        video_with(["--frames", "2"], ns_path((np.eye(4) * 1000).ravel().tolist())),
+        "whose 3x3 part is a rotation",
+    ),
+    Case(
+        "ngp-path-T-1e30",
+        video_with(["--frames", "2"], {"path": [{"R": [0, 0, 0, 1], "T": [1e30, 0, 0]}]}),
+        "path[0].T: expected a position",
+    ),
+    Case("render-orbit-nan", render_camera("orbit:nan,0,1"), "expected a finite azimuth"),
+    Case("render-orbit-inf", render_camera("orbit:0,0,inf"), "expected a finite azimuth"),
+    Case("render-orbit-r0", render_camera("orbit:0,0,0"), "a radius > 0"),
 ]
 
 

@@ -463,3 +463,39 @@ def test_path_to_json_refuses_an_invalid_path() -> None:
     with pytest.raises(NgpError, match="at least one keyframe"):
         path_to_json(CameraPath(), META)
     assert PathCamera(np.eye(3, 4)).fov_y_deg == 50.0
+
+
+def test_nerfstudio_matrices_as_rows_of_four_read_as_flat_ones(tmp_path: Path) -> None:
+    """nerfstudio reads a camera_to_world as 16 numbers or as 4 rows of 4: both give the same cameras."""
+    flat, nested = tmp_path / "flat.json", tmp_path / "nested.json"
+    frames = [NS_FRONT, NS_SIDE]
+    for f, rows in ((flat, False), (nested, True)):
+        doc = {
+            "camera_path": [
+                {"camera_to_world": [m[i : i + 4] for i in range(0, 16, 4)] if rows else m, "fov": 50} for m in frames
+            ],
+            "fps": 2,
+            "seconds": 1,
+        }
+        f.write_text(json.dumps(doc))
+    a, b = load_path(flat, META, dense=True), load_path(nested, META, dense=True)
+    assert len(a.keys) == len(b.keys) == 2
+    for ka, kb in zip(a.keys, b.keys):
+        assert np.array_equal(ka.c2w, kb.c2w)
+
+
+def test_instant_ngp_quaternions_of_any_length_give_the_rotation(tmp_path: Path) -> None:
+    """``R`` scaled by 1e300 is the same rotation, without overflow warnings: 90 degrees about z."""
+    import warnings
+
+    s = math.sqrt(0.5)
+    cams = []
+    for scale in (1.0, 1e300):
+        f = tmp_path / f"k{scale:g}.json"
+        f.write_text(json.dumps({"path": [{"R": [0, 0, s * scale, s * scale], "T": [0.5, 0.5, 0.5]}]}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            cams.append(load_path(f, META).keys[0].c2w)
+    expected = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # by hand: z-rotation by 90 degrees
+    for c2w in cams:
+        assert np.allclose(c2w[:, :3], expected, atol=1e-9)

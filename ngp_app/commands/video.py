@@ -28,9 +28,10 @@ def register(subparsers: Any, options: Any) -> None:
     )
     v.add_argument(
         "--frames",
-        type=types.positive_int,
+        type=types.video_frames,
         default=None,
-        help="number of frames (default: 120 for orbit/train, the path's duration x fps for a path file)",
+        help=f"number of frames, at most {types.MAX_VIDEO_FRAMES} (default: 120 for orbit/train, the path's "
+        "duration x fps for a path file)",
     )
     v.add_argument(
         "--fps", type=types.fps, default=None, help="frames per second, 0.1..240 (default: the path file's, or 30)"
@@ -81,16 +82,19 @@ def plan_video(args: argparse.Namespace, scene_meta: dict[str, Any], device_type
     """Resolve --path/--frames/--fps/--seconds/--loop/--width/--height against the path file's own settings."""
     from ..errors import NgpError
     from ..export.camera_path import path_cameras
-    from ..export.path_files import load_path
+    from ..export.path_files import load_path, path_format
 
     width, height = (1920, 1080) if device_type == "cuda" else (640, 360)
     fps = 30.0
+    check_options_apply(args)
     if args.path in ("orbit", "train"):
         cams = path_cameras(args.path, scene_meta, args.frames, args.loop, None, args.fov, args.radius, args.elevation)
     else:
         if not Path(args.path).is_file():
             raise NgpError(f"--path {args.path}: not orbit, train or an existing camera path file")
         # dense: a nerfstudio export renders its own frames, exactly
+        if args.dataparser_transforms is not None and path_format(args.path) != "nerfstudio":
+            raise NgpError(f"--dataparser-transforms applies to nerfstudio camera paths; {args.path} is not one")
         path = load_path(args.path, scene_meta, args.dataparser_transforms, dense=True)
         if args.loop and len(path.keys) > 1:
             path.set_loop(True)
@@ -103,6 +107,30 @@ def plan_video(args: argparse.Namespace, scene_meta: dict[str, Any], device_type
         fps = path.fps
         cams = path.cameras(args.frames)
     return VideoPlan(cams, args.fps or fps, args.width or width, args.height or height)
+
+
+ORBIT_OPTIONS = ("fov", "radius", "elevation")  # options only the orbit path reads
+FILE_OPTIONS = ("seconds", "dataparser_transforms")  # options only a camera-path file reads
+
+
+def check_options_apply(args: argparse.Namespace) -> None:
+    """An option set for a path that does not read it is an error, not ignored."""
+    from ..errors import NgpError
+
+    kind = args.path if args.path in ("orbit", "train") else "file"
+    unused = {
+        "orbit": FILE_OPTIONS + ("loop",),  # an orbit always closes
+        "train": FILE_OPTIONS + ORBIT_OPTIONS,
+        "file": ORBIT_OPTIONS,
+    }[kind]
+    for name in unused:
+        value = getattr(args, name, None)
+        if value is not None and value is not False:
+            what = "an orbit (it always loops)" if name == "loop" else f"--path {args.path}"
+            reads = "a camera-path file" if name in FILE_OPTIONS else "the orbit path"
+            if name == "loop":
+                raise NgpError(f"--loop does not apply to {what}")
+            raise NgpError(f"--{name.replace('_', '-')} applies to {reads}, not to {what}")
 
 
 def run(args: argparse.Namespace) -> int:

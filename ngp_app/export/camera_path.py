@@ -18,7 +18,7 @@ import numpy as np
 from ..data.cameras import look_at, orbit_eye
 from ..errors import NgpError
 from .path_files import load_path, path_to_json
-from .path_model import CameraPath, PathCamera
+from .path_model import CameraPath, PathCamera, check_frame_count
 from .spline import quaternion_to_rotation, rotation_to_quaternion, slerp  # noqa: F401 (re-exported)
 
 SCENE_CENTER = np.array([0.5, 0.5, 0.5])
@@ -163,6 +163,8 @@ def path_cameras(
     ``keyframes`` (the given ones, or the given path), or a camera-path file (``path_files.load_path``: ours,
     instant-ngp's, nerfstudio's or transforms-style). ``n_frames`` None: 120 for orbit and tour, the path's own
     duration x fps for keyframes and files."""
+    if spec in ("orbit", "train") and n_frames is not None:
+        check_frame_count(n_frames, f"{spec} path")
     if spec == "orbit":
         return default_orbit(scene_meta, n_frames or 120, fov_y_deg, radius, elevation_deg)
     if spec == "train":

@@ -67,6 +67,14 @@ def detect_format(data: Any) -> str:
     )
 
 
+def path_format(path: str | Path) -> str:
+    """Which camera-path format the file at ``path`` is (``detect_format``)."""
+    try:
+        return detect_format(read_json(Path(path)))
+    except NgpError as exc:
+        raise NgpError(f"{path}: {exc}") from None
+
+
 def load_path(
     path: str | Path, scene_meta: dict[str, Any], dataparser_transforms: str | Path | None = None, dense: bool = False
 ) -> CameraPath:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..cli_args import MAX_VIDEO_FRAMES
 from ..errors import NgpError
 from .spline import control_points, lerp, pyramid, quaternion_to_rotation, rotation_to_quaternion, slerp
 
@@ -24,6 +25,17 @@ DEFAULT_FPS = 30.0
 SECONDS_PER_KEY = 2.0  # spacing of keys added without a time, and a new path's duration per segment
 MIN_GAP = 1e-3  # seconds between two keys at least
 FOV_RANGE = (1.0, 179.0)
+
+
+def check_frame_count(n: int, what: str) -> int:
+    """``n`` when a video may have that many frames (``cli_args.MAX_VIDEO_FRAMES``), else a one-line NgpError
+    naming ``what`` made the count and the options that change it."""
+    if n > MAX_VIDEO_FRAMES:
+        raise NgpError(
+            f"the video would have {n} frames ({what}); at most {MAX_VIDEO_FRAMES}: lower --frames, --fps or "
+            f"--seconds (or the path's duration)"
+        )
+    return n
 
 
 @dataclass
@@ -172,9 +184,11 @@ class CameraPath:
         return np.linspace(0.0, self.end_time, n)
 
     def cameras(self, n_frames: int | None = None) -> list[PathCamera]:
-        """The cameras of the video's frames (``frame_times``)."""
+        """The cameras of the video's frames (``frame_times``); at most ``MAX_VIDEO_FRAMES``, checked first."""
         self.validate()
-        return [self.evaluate(t) for t in self.frame_times(n_frames)]
+        n = n_frames if n_frames is not None else self.n_frames()
+        check_frame_count(n, f"{self.end_time:g} s at {self.fps:g} fps")
+        return [self.evaluate(t) for t in self.frame_times(n)]
 
     def sample_positions(self, per_segment: int = 16) -> np.ndarray:
         """(m, 3) points along the path, for drawing it."""

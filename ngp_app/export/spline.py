@@ -41,8 +41,11 @@ def rotation_to_quaternion(r: np.ndarray) -> np.ndarray:
 
 
 def quaternion_to_rotation(q: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) -> (3, 3) rotation."""
-    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    """Quaternion (w, x, y, z), any non-zero length -> (3, 3) rotation (scaled by its largest entry first, so huge
+    or tiny entries neither overflow nor underflow)."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.abs(q).max()
+    w, x, y, z = q / np.linalg.norm(q)
     return np.array(
         [
             [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],

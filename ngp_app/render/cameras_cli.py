@@ -62,6 +62,10 @@ def camera_from_spec(spec: str, scene_meta: dict[str, Any], width: int, height: 
             az, el, r = (float(v) for v in spec.split(":", 1)[1].split(","))
         except ValueError:
             raise NgpError(f"--camera {spec}: expected orbit:AZIMUTH,ELEVATION,RADIUS") from None
+        if not all(math.isfinite(v) for v in (az, el, r)) or not r > 0 or not -90.0 < el < 90.0:
+            raise NgpError(
+                f"--camera {spec}: expected a finite azimuth, an elevation in (-90, 90) degrees and a radius > 0"
+            )
         f = focal(None)
         return Camera(orbit_camera(az, el, r), f, f, width / 2.0, height / 2.0, width, height)
     path = Path(spec)

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from ..cli_args import MAX_FPS, MIN_FPS
 from .core import Bool, IntIn, Model, Number, OneOf, Vector, Whole, expect, invalid
-from .transforms import MAX_FOV_DEG, Pose
+from .transforms import MAX_FOV_DEG, Pose, rigid
 
 PATH_FORMAT = "ngp-app camera path"
 PATH_VERSION = 1
@@ -42,9 +43,38 @@ def _json_text(v: Any) -> Any:
 Quaternion = Annotated[
     Vector(4), AfterValidator(_nonzero), expect("a quaternion [x, y, z, w] of 4 finite numbers, not all 0")
 ]
+MAX_POSITION = 1e6  # ngp units: scenes span ~1..128; a key further out is a broken file
+
+
+def _flat16(v: Any) -> Any:
+    """nerfstudio reads a matrix as 16 numbers row by row, as 4 rows of 4, or (old viewers) as JSON text."""
+    v = _json_text(v)
+    if isinstance(v, list) and len(v) == 4 and all(isinstance(r, list) and len(r) == 4 for r in v):
+        return [x for row in v for x in row]
+    return v
+
+
+def _rigid_flat(v: list[float]) -> list[float]:
+    rigid([v[0:4], v[4:8], v[8:12], v[12:16]])
+    return v
+
+
+def _near(v: list[float]) -> list[float]:
+    if max(abs(x) for x in v) > MAX_POSITION:
+        raise ValueError("too far")
+    return v
+
+
 Flat4x4 = Annotated[
-    Vector(16), BeforeValidator(_json_text), expect("a flattened 4x4 matrix (16 finite numbers, row by row)")
+    Vector(16),
+    BeforeValidator(_flat16),
+    AfterValidator(_rigid_flat),
+    expect("a 4x4 camera-to-world matrix (16 numbers row by row, or 4 rows of 4) whose 3x3 part is a rotation"),
 ]
+Position = Annotated[
+    Vector(3), AfterValidator(_near), expect(f"a position of 3 finite numbers within +-{MAX_POSITION:g}")
+]
+Fps = Number(ge=MIN_FPS, le=MAX_FPS)
 
 
 # ------------------------------------------------------------------------------------------------ ours
@@ -64,7 +94,7 @@ class PathFile(Model):
     version: IntIn(PATH_VERSION)
     keyframes: list[PathKey] = Field(min_length=1)
     duration: Seconds = None
-    fps: Number(gt=0, le=1000) = 30.0
+    fps: Fps = 30.0
     loop: Bool = False
     width: Whole(2, MAX_SIDE) = None
     height: Whole(2, MAX_SIDE) = None
@@ -92,7 +122,7 @@ class NgpKey(Model):
 
     IGNORED = frozenset({"slice", "scale", "aperture_size", "dof", "glow_mode", "glow_y_cutoff"})
     R: Quaternion
-    T: Vector(3)
+    T: Position
     fov: Number(gt=0, lt=180) = 50.625  # the testbed's default view
     timestamp: Number(ge=0) = None
 
@@ -133,7 +163,7 @@ class NsPathFile(Model):
     ) = "perspective"
     render_width: Whole(1, MAX_SIDE) = None
     render_height: Whole(1, MAX_SIDE) = None
-    fps: Number(gt=0, le=1000) = None
+    fps: Fps = None
     seconds: Number(gt=0, le=1e6) = None
     is_cycle: Bool = False
     default_fov: Number(gt=0, lt=180) = None

@@ -25,7 +25,7 @@ MAX_IMAGE_SIDE = 1 << 16
 ROTATION_TOLERANCE = 0.1  # singular values of a pose's 3x3 part must be within 1 +- this (a rotation, maybe noisy)
 
 
-def _rigid(m: list[list[float]]) -> list[list[float]]:
+def rigid(m: list[list[float]]) -> list[list[float]]:
     """A camera-to-world matrix whose 3x3 part is a rotation (rejects all-zero and absurdly scaled poses)."""
     s = np.linalg.svd(np.asarray(m, dtype=np.float64)[:3, :3], compute_uv=False)
     if not (np.abs(s - 1.0) <= ROTATION_TOLERANCE).all():
@@ -41,7 +41,7 @@ Angle = Number(
 Pose = Annotated[
     Any,
     AfterValidator(finite_matrix(((4, 4), (3, 4)))),
-    AfterValidator(_rigid),
+    AfterValidator(rigid),
     expect("a 4x4 (or 3x4) camera-to-world matrix of finite numbers whose 3x3 part is a rotation"),
 ]
 Coefficient = Number()
