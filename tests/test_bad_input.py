@@ -256,6 +256,15 @@ def render_camera(spec: str) -> Build:
     return build
 
 
+def import_photos(extra: list[str]) -> Build:
+    """``ngp import`` of the valid scene's photo folder with ``extra`` options."""
+
+    def build(d: Path, inp: Inputs) -> list[str]:
+        return ["import", str(inp.scene / "images"), "--out", str(d / "out"), "--quiet", *extra]
+
+    return build
+
+
 def our_path(**top: object) -> dict:
     """Our camera-path file: two keys a second apart, with top-level keys replaced."""
     keys = [{"time": t, "transform_matrix": np.eye(4).tolist()} for t in (0.0, 1.0)]
@@ -409,6 +418,11 @@ CASES = [
     Case("render-orbit-nan", render_camera("orbit:nan,0,1"), "expected a finite azimuth"),
     Case("render-orbit-inf", render_camera("orbit:0,0,inf"), "expected a finite azimuth"),
     Case("render-orbit-r0", render_camera("orbit:0,0,0"), "a radius > 0"),
+    Case("import-seed-negative", import_photos(["--seed", "-1"]), "--seed: expected an integer in 0..2147483647"),
+    Case("import-seed-20-digits", import_photos(["--seed", "1" * 20]), "--seed: expected an integer in 0..2147483647"),
+    Case("import-features-huge", import_photos(["--max-features", "99999999999"]), "--max-features: expected"),
+    Case("import-frames-on-photos", import_photos(["--frames", "10"]), "--frames applies to a video"),
+    Case("import-images-on-photos", import_photos(["--images", "nowhere"]), "--images applies to a COLMAP project"),
 ]
 
 

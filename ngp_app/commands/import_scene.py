@@ -8,17 +8,14 @@ import logging
 import threading
 from typing import Any
 
+from .. import cli_args as types
+
 log = logging.getLogger(__name__)
 
 
-def _at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
+MAX_FRAMES = 10_000  # video frames to reconstruct: matching grows with their number (sequential) or its square
+MAX_FEATURES = 1 << 20  # SIFT features per image (COLMAP's default is 8192)
+MAX_SEED = 2**31 - 1  # COLMAP's seed is a C int
 
 
 def register(subparsers: Any, options: Any) -> None:
@@ -37,13 +34,13 @@ def register(subparsers: Any, options: Any) -> None:
     i.add_argument("--out", required=True, help="the scene folder to create (new or empty)")
     i.add_argument(
         "--frames",
-        type=_at_least(3),
-        default=DEFAULT_FRAMES,
+        type=types.int_in(3, MAX_FRAMES),
+        default=None,
         help=f"video: frames to take, evenly over the clip, the sharpest of each stretch (default {DEFAULT_FRAMES})",
     )
     i.add_argument(
         "--max-size",
-        type=_at_least(64),
+        type=types.int_in(64, types.MAX_IMAGE_SIDE),
         default=None,
         help="SfM sees images shrunk to this longer side (faster); the scene keeps full-size images",
     )
@@ -67,7 +64,7 @@ def register(subparsers: Any, options: Any) -> None:
     )
     i.add_argument(
         "--max-features",
-        type=_at_least(64),
+        type=types.int_in(64, MAX_FEATURES),
         default=d.max_features,
         help=f"SIFT features per image (default {d.max_features}; matching time grows with its square)",
     )
@@ -75,7 +72,7 @@ def register(subparsers: Any, options: Any) -> None:
     i.add_argument("--overwrite", action="store_true", help="replace an earlier import in --out")
     i.add_argument(
         "--seed",
-        type=int,
+        type=types.int_in(0, MAX_SEED),
         default=0,
         help="COLMAP's random seed (a run repeats exactly with `ngp --threads 1 import ...`)",
     )

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +43,11 @@ DEFAULT_FRAMES = 100
 
 @dataclass
 class ImportOptions:
-    """Options of an import. frames: frames taken from a video; images: the images folder of a COLMAP project
-    (default: found beside its model); overwrite: replace an earlier import in the output folder."""
+    """Options of an import. frames: frames taken from a video (None: ``DEFAULT_FRAMES``; set for another source,
+    an error); images: the images folder of a COLMAP project (default: found beside its model; set for another
+    source, an error); overwrite: replace an earlier import in the output folder."""
 
-    frames: int = DEFAULT_FRAMES
+    frames: int | None = None
     images: Path | None = None
     overwrite: bool = False
     sfm: SfmOptions = field(default_factory=SfmOptions)
@@ -152,6 +153,13 @@ def import_scene(
     opts = options or ImportOptions()
     out = Path(out)
     src = detect_source(source, opts.images)
+    what = {"images": "a folder of photos", "video": "a video", "colmap": "a COLMAP project"}[src.kind]
+    if opts.frames is not None and src.kind != "video":
+        raise ImportFailed(f"--frames applies to a video; {source} is {what}")
+    if opts.images is not None and src.kind != "colmap":
+        raise ImportFailed(f"--images applies to a COLMAP project; {source} is {what}")
+    if src.kind == "video" and opts.frames is None:
+        opts = replace(opts, frames=DEFAULT_FRAMES)
     if src.kind == "video" and opts.frames < MIN_IMAGES:
         raise ImportFailed(f"--frames must be at least {MIN_IMAGES}, got {opts.frames}")
     if src.kind == "images" and len(src.names) < MIN_IMAGES:
