@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
                     k: s[k]
                     for k in ("images", "registered", "points", "reprojection_error_px", "aabb_scale", "seconds")
                 },
+                **{k: s[k] for k in ("skipped", "camera_per_photo") if k in s},
             }
         )
     )

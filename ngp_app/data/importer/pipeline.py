@@ -28,7 +28,7 @@ from .convert import IMAGES_DIR, POINTS_FILE, convert, registered_images
 from .points import write_points_ply
 from .progress import ProgressCallback, Reporter
 from .sfm import SfmOptions, require_pycolmap, run_sfm
-from .sources import Source, detect_source, stage_images
+from .sources import Source, check_photos, detect_source, stage_images
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,9 @@ def import_scene(
         model = _read_model(pycolmap, src)
     report = Reporter(progress, cancel, skip=("features", "matching", "mapping") if src.kind == "colmap" else ())
     report.check()
+    notes: dict[str, Any] = {}
+    if src.kind == "images":
+        src, opts, notes = _check_photos(src, opts, report)
     folder = ClaimedFolder(out)
     try:
         folder.claim()  # the lock ngp train takes: one run (import or training) at a time in a folder
@@ -192,12 +195,38 @@ def import_scene(
         stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
         try:
             result = _run(pycolmap, src, out, stage, opts, report, n_video_frames, model)
+            result.summary.update(notes)
             _swap_in(stage, out, [n for n in OUTPUTS if (stage / n).exists()])
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     finally:
         folder.release()  # unlock; a folder this import created goes again unless the scene is in it
     return result
+
+
+def _check_photos(src: Source, opts: ImportOptions, report: Reporter) -> tuple[Source, ImportOptions, dict[str, Any]]:
+    """Decode every photo as training will (before ``--out`` is touched): unreadable ones are skipped and named with
+    the reason; photos of several sizes get a camera each (one shared camera cannot fit them; COLMAP would register
+    only the photos of one size). Returns the source, options and notes for the summary."""
+    photos = check_photos(src.path, src.names, report)
+    for name, reason in photos.skipped:
+        log.warning("%s: skipped: %s", src.path / name, reason)
+    if len(photos.kept) < MIN_IMAGES:
+        named = ", ".join(f"{n} ({r})" for n, r in photos.skipped[:3])
+        raise ImportFailed(
+            f"{src.path}: only {len(photos.kept)} readable photos (need at least {MIN_IMAGES}); skipped {named}"
+            + (f" and {len(photos.skipped) - 3} more" if len(photos.skipped) > 3 else "")
+        )
+    notes: dict[str, Any] = {}
+    if photos.skipped:
+        notes["skipped"] = [{"file": n, "reason": r} for n, r in photos.skipped]
+    sizes = photos.distinct_sizes()
+    if len(sizes) > 1 and opts.sfm.shared_camera:
+        listed = ", ".join(f"{w}x{h}: {n}" for (w, h), n in sorted(sizes.items(), key=lambda kv: -kv[1]))
+        log.warning("%s: photos of %d sizes (%s): fitting a camera per photo", src.path, len(sizes), listed)
+        opts = replace(opts, sfm=replace(opts.sfm, shared_camera=False))
+        notes["camera_per_photo"] = f"photos of {len(sizes)} sizes ({listed})"
+    return replace(src, names=photos.kept), opts, notes
 
 
 def _read_model(pycolmap: Any, src: Source) -> tuple[Any, list[str], Any]:

@@ -122,3 +122,43 @@ def stage_images(folder: Path, names: list[str], dest: Path, report: Reporter) -
             raise ImportFailed(f"{src}: image is missing")
         link_or_copy(src, dest / name)
         report("images", (i + 1) / len(names), f"{i + 1}/{len(names)} images")
+
+
+@dataclass
+class PhotoCheck:
+    """What decoding every photo found: the readable ``kept`` names, the ``skipped`` ones as (name, reason), and
+    each kept photo's (width, height)."""
+
+    kept: list[str]
+    skipped: list[tuple[str, str]]
+    sizes: dict[str, tuple[int, int]]
+
+    def distinct_sizes(self) -> dict[tuple[int, int], int]:
+        """How many kept photos have each (width, height)."""
+        out: dict[tuple[int, int], int] = {}
+        for size in self.sizes.values():
+            out[size] = out.get(size, 0) + 1
+        return out
+
+
+def check_photos(folder: Path, names: list[str], report: Reporter) -> PhotoCheck:
+    """Decode every photo with the trainer's decoder (``data.images.load_image``), so a photo SfM would read but
+    training would refuse (truncated, not an image) is found now; returns what was kept, skipped and why."""
+    from ...errors import SceneError
+    from ..images import load_image
+
+    kept: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    sizes: dict[str, tuple[int, int]] = {}
+    for i, name in enumerate(names):
+        report.check()
+        try:
+            img = load_image(folder / name)
+        except (SceneError, OSError) as exc:
+            reason = str(exc).split(": ", 1)[-1] if isinstance(exc, SceneError) else (exc.strerror or str(exc))
+            skipped.append((name, reason))
+        else:
+            kept.append(name)
+            sizes[name] = (int(img.shape[1]), int(img.shape[0]))
+        report("images", (i + 1) / max(len(names), 1), f"checked {i + 1}/{len(names)} photos")
+    return PhotoCheck(kept, skipped, sizes)
