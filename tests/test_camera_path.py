@@ -395,7 +395,7 @@ def test_nerfstudio_variants_and_errors(tmp_path: Path) -> None:
         ({"camera_path": [], "keyframes": []}, "non-empty 'camera_path' or 'keyframes'"),
         (
             {"camera_path": [{"camera_to_world": [1, 2], "fov": 50}], "keyframes": None},
-            r"camera_path\[0\].camera_to_world: expected a flattened 4x4",
+            r"camera_path\[0\].camera_to_world: expected a 4x4 camera-to-world matrix",
         ),
     ]:
         with pytest.raises(NgpError, match=needle):

@@ -104,7 +104,7 @@ def test_snapshot_stores_the_average_and_resume_restores_both(scene, tmp_path: P
     assert not any(k.startswith("raw.") for k in (light.training_state or {}))
     other = Trainer(scene, light.config, backend=first.backend, seed=50)
     other.restore(light)
-    assert _equal_params(other.model, light.model) and _equal_params(other.eval_model, light.model)
+    assert _equal_params(other.model, light.nerf.field) and _equal_params(other.eval_model, light.nerf.field)
     assert other.ema.steps == light.step
 
 
