@@ -119,3 +119,15 @@ def test_a_dropped_video_starts_an_import(app, tmp_path):
     assert app.pump(10, until=lambda: st.importer.job is not before), st.status
     assert st.importer.job.label == "import clip.mp4" and st.importer.out.name.startswith("clip")
     cancel_import(app)
+
+
+def test_a_dropped_single_photo_says_to_drop_its_folder(app, tiny):
+    """One photo is not a scene: the status line says what to drop instead (as ``ngp import`` does), no job starts
+    and the app keeps running (issue 22 item 19)."""
+    photo = next((tiny / "train").glob("*.png"))
+    before = app.state.importer.job
+    xdnd_drop(app, photo)
+    st = app.state
+    assert app.pump(10, until=lambda: "a single photo" in st.status), st.status
+    assert st.status_is_error and "drop the folder that holds the photos" in st.status
+    assert st.importer.job is before and app.running

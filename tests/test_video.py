@@ -500,3 +500,28 @@ def test_normals_mode_in_render_and_video(tiny_snapshot: Path, tmp_path: Path, c
     )
     assert len(list(frames.glob("*.png"))) == 2
     capsys.readouterr()
+
+
+def test_an_export_removes_what_a_killed_export_left_and_nothing_else(tmp_path: Path) -> None:
+    """A kill -9 during ``ngp video`` leaves its hidden partial file; the next export to that target removes it, but
+    not a partial whose writer still runs, nor a hidden file of the user's (issue 22 item 19)."""
+    import os
+    import subprocess
+    import sys
+
+    from ngp_app.export.video import PARTIAL, write_video
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has exited
+    target = tmp_path / "v.gif"
+    killed = tmp_path / f".v.gif.{PARTIAL}-{dead_pid}-abc123.gif"
+    killed_frames = tmp_path / f".v.gif.{PARTIAL}-{dead_pid}-xyz"
+    running = tmp_path / f".v.gif.{PARTIAL}-{os.getpid()}-def456.gif"  # this process: alive
+    users = tmp_path / ".v.gif.backup.gif"
+    for f in (killed, running, users):
+        f.write_bytes(b"partial")
+    killed_frames.mkdir()
+    (killed_frames / "00000.png").write_bytes(b"x")
+    write_video([np.zeros((8, 8, 3), np.uint8)] * 2, target, fps=10)
+    assert target.is_file() and not killed.exists() and not killed_frames.exists()
+    assert running.read_bytes() == b"partial" and users.read_bytes() == b"partial"

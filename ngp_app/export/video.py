@@ -8,6 +8,7 @@ is empty), and only after the new frames are all written.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
@@ -162,8 +163,9 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
         raise OSError(exc.errno, exc.strerror, str(p)) from None
     os.close(probe[0])
     os.unlink(probe[1])
+    remove_dead_partials(p)
     if kind == "frames":
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
+        tmp_dir = Path(tempfile.mkdtemp(prefix=partial_prefix(p), dir=p.parent))
         os.chmod(tmp_dir, default_file_mode() | 0o111)  # a folder: searchable like a plain mkdir's
         try:
             names = []
@@ -178,7 +180,7 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
             if tmp_dir.exists():
                 shutil.rmtree(tmp_dir, ignore_errors=True)
         return p
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=partial_prefix(p), suffix=p.suffix, dir=p.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, default_file_mode())
@@ -210,6 +212,42 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
         if tmp.exists():
             tmp.unlink()
     return p
+
+
+PARTIAL = "ngp-partial"  # in the names of the files and folders an export writes before it is complete
+
+
+def partial_prefix(target: Path) -> str:
+    """Name prefix of an unfinished export to ``target``: hidden, marked as ours, with the writer's process id (so
+    a later export can tell the leftovers of a killed one from another export still running)."""
+    return f".{target.name}.{PARTIAL}-{os.getpid()}-"
+
+
+def remove_dead_partials(target: Path) -> list[Path]:
+    """Remove what exports to ``target`` left behind when they were killed (their process is gone); returns them.
+    Only names ``partial_prefix`` makes are touched."""
+    removed = []
+    for entry in target.parent.glob(f".{glob.escape(target.name)}.{PARTIAL}-*-*"):
+        pid_text = entry.name[len(f".{target.name}.{PARTIAL}-") :].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        log.info("removed %s, left by an export that was killed", entry)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _replace_folder(new: Path, target: Path) -> None:

@@ -55,6 +55,7 @@ class SceneLoader:
 
     def classify(self, path: str | Path) -> str:
         """'scene', 'snapshot', or raise NgpError with a one-line reason."""
+        from ..data.importer.sources import IMAGE_SUFFIXES
         from ..data.loaders import resolve_scene
         from ..snapshot import read_snapshot_meta
 
@@ -63,6 +64,8 @@ class SceneLoader:
             raise NgpError(f"{p}: no such file or folder")
         if p.is_file() and p.suffix.lower() == ".json":
             return "scene"
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:  # as ``ngp import`` explains it
+            raise NgpError(f"{p.name}: a single photo; drop the folder that holds the photos to import them")
         if p.is_dir():
             try:
                 resolve_scene(p, "train")
