@@ -145,22 +145,25 @@ def viewport_point(app, fx: float, fy: float) -> tuple[int, int]:
 def test_a_still_view_sharpens_while_training(app):
     """(After the orbit test: the frames it trains on change the picture that test compares texel by texel; before
     the tests that open other scenes, whose untrained grids make every frame slow.) The first frames of a view are
-    over the refinement budget (an untrained model's dense grid); once frames are
-    cheap, a still view sharpens while training goes on, without touching the mouse (issue 17, item 3)."""
+    over the refinement budget (an untrained model's dense grid); once frames are affordable, a still view sharpens
+    while training goes on, without touching the mouse (issue 17, item 3). The cap is a quarter of the window and
+    the budget generous once frames are affordable, so a loaded machine's slow frames still fit it: what is tested
+    is that the view grows, not how fast this machine renders."""
     st, w = app.state, app.worker
-    budget = w.refine_budget_ms
-    cap = st.settings.resolution_scale
+    budget, cap_before = w.refine_budget_ms, st.settings.resolution_scale
+    cap = 0.25
     if not st.runner.running:  # T in the viewport, focused as a window manager focuses a clicked window
         xdotool("windowfocus", "--sync", app.viewport.window._window, "key", "t")
         assert app.pump(5, until=lambda: st.runner.running)
     try:
+        st.settings.resolution_scale = cap
         w.refine_budget_ms = 0.001  # every frame is over budget: refinement stops at once
         st.dynres.reset(0.02)
         drag(*viewport_point(app, 0.5, 0.5), *viewport_point(app, 0.52, 0.5))  # a small orbit by mouse
         assert app.pump(60, until=lambda: w._last_key == w.view_key() and w.frames > 0 and w.latest.scale < cap / 2)
         small = w.latest.scale
-        w.refine_budget_ms = budget  # frames are cheap now; the mouse stays still
-        assert app.pump(120, until=lambda: w.latest.scale >= cap - 1e-6), (
+        w.refine_budget_ms = 120_000.0  # frames are affordable now; the mouse stays still
+        assert app.pump(180, until=lambda: w.latest.scale >= cap - 1e-6), (
             small,
             w.latest.scale,
             w.latest.ms,
@@ -171,6 +174,7 @@ def test_a_still_view_sharpens_while_training(app):
         assert st.runner.running and w._last_key == w.view_key()  # sharpened while training, in the same view
     finally:
         w.refine_budget_ms = budget
+        st.settings.resolution_scale = cap_before
 
 
 def test_view_keys_fly_cameras_modes_and_hud(app):
