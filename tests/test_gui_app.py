@@ -393,7 +393,7 @@ def test_dropping_a_non_scene_shows_an_error_and_keeps_running(app, tmp_path):
     assert app.running and app.frames > f and app.state.current.scene is scene and app.state.runner.running
     import dearpygui.dearpygui as dpg
 
-    assert dpg.get_value("status") == app.state.status and dpg.is_item_shown("error_modal")
+    assert dpg.get_value("status_full") == app.state.status and dpg.is_item_shown("error_modal")
     dpg.configure_item("error_modal", show=False)
 
 
@@ -513,7 +513,8 @@ def test_camera_path_editor_adds_keys_previews_and_renders_a_video(app, tmp_path
     app.tick()
     frames = list(iio2.get_reader(out, format="FFMPEG").iter_data())
     assert len(frames) == 12 and frames[0].shape == (24, 32, 3)
-    assert dpg.get_value("video_last") == f"last video: {out}" and str(out) in st.status
+    shown = dpg.get_value("video_last")  # a long path is cut in the middle, keeping its folder's end and file name
+    assert shown.startswith("last video:") and f"{out.parent.name}/{out.name}" in shown and str(out) in st.status
 
 
 def panel_point(tag: str) -> tuple[int, int]:
@@ -531,21 +532,23 @@ def scroll_to(app, tag: str, tries: int = 60) -> tuple[int, int]:
     import dearpygui.dearpygui as dpg
 
     vx, vy = dpg.get_viewport_pos()
-    width, height = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
     down = True
     for _ in range(tries):
         app.tick()
         app.tick()
+        body = dpg.get_item_state("panel_body")  # a child window reports its place and size, not a rectangle
+        (left, top), (w, h) = body["pos"], body["rect_size"]
+        right, bottom = left + w, top + h
         y0, y1 = dpg.get_item_rect_min(tag)[1], dpg.get_item_rect_max(tag)[1]
-        if dpg.is_item_visible(tag) and 0 <= y0 and y1 <= height:
+        if dpg.is_item_visible(tag) and top <= y0 and y1 <= bottom:
             return panel_point(tag)
         if dpg.is_item_visible(tag):
-            down = y1 > height
-        elif dpg.get_y_scroll("main") >= dpg.get_y_scroll_max("main") - 1:
+            down = y1 > bottom
+        elif dpg.get_y_scroll("panel_body") >= dpg.get_y_scroll_max("panel_body") - 1:
             down = False
-        # the wheel over the panel's own scrollbar (over the table it would scroll the table)
-        xdotool("mousemove", vx + width - 5, vy + height // 2, "click", 5 if down else 4)
-    raise AssertionError(f"{tag} never came into view: {dpg.get_item_state(tag)}, window height {height}")
+        # the wheel over the panel body's own scrollbar (over the table it would scroll the table)
+        xdotool("mousemove", vx + right - 5, vy + (top + bottom) // 2, "click", 5 if down else 4)
+    raise AssertionError(f"{tag} never came into view: {dpg.get_item_state(tag)}, panel body {top}..{bottom}")
 
 
 def click_item(app, tag: str) -> None:
@@ -599,3 +602,39 @@ def test_per_image_table_rows_fly_to_a_frame_and_exclude_it(app):
     assert app.pump(5, until=lambda: st.current.scene.excluded == ())
     click_item(app, "images_hide")
     assert app.pump(5, until=lambda: st.images.compare_index is None and app.viewport.inset.rect[2] == 0)
+
+
+def test_panel_controls_hold_still_while_the_status_and_jobs_change(app, tmp_path):
+    """A job row appearing and going, and a long status line, move no control: a click aimed at a checkbox before
+    they changed still lands on it (issue 17 item 6). The job is started by clicking its button."""
+    import dearpygui.dearpygui as dpg
+
+    st = app.state
+    dpg.set_value("shot_path", str(tmp_path / ("a-rather-long-folder-name-" * 4) / "shot.png"))  # a long status
+    dpg.set_value("shot_w", 96)
+    dpg.set_value("shot_h", 54)
+    tags = ("snap_optimizer", "shot_alpha", "shot_save", "train_toggle", "video_render", "images_header")
+
+    def places() -> dict[str, tuple]:
+        app.tick()
+        return {t: tuple(dpg.get_item_rect_min(t)) for t in tags if dpg.is_item_visible(t)}
+
+    scroll_to(app, "shot_save")
+    target = scroll_to(app, "snap_optimizer")
+    before, value = places(), dpg.get_value("snap_optimizer")
+    assert "shot_save" in before and "snap_optimizer" in before
+    assert app.pump(30, until=lambda: not st.jobs.visible())  # an earlier test's job row has gone
+    click_item(app, "shot_save")
+    assert app.pump(30, until=lambda: any(dpg.does_item_exist(f"job_{j.id}") for j in st.jobs.visible()))
+    assert places() == before  # a job row came: nothing moved
+    click(*target)  # where the checkbox was before the row came
+    assert app.pump(5, until=lambda: dpg.get_value("snap_optimizer") != value)
+    assert app.pump(60, until=lambda: "shot.png" in st.status), st.status
+    assert (tmp_path / ("a-rather-long-folder-name-" * 4) / "shot.png").is_file()
+    assert len(st.status) > 80 and dpg.get_value("status_full") == st.status  # two lines or more, shown in two
+    assert places() == before
+    assert app.pump(30, until=lambda: not st.jobs.visible())  # the finished row expires
+    app.pump(0.3)
+    assert places() == before
+    click(*target)
+    assert app.pump(5, until=lambda: dpg.get_value("snap_optimizer") == value)

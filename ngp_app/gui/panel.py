@@ -22,10 +22,16 @@ from .overlays import MODE_LABELS, MODE_OVERLAYS, MODES, OVERLAY_LABELS, OVERLAY
 from .panel_images import ImagePanel
 from .panel_path import PathPanel
 from .settings import CONFIGS
-from .widgets import int_inputs, on_ui
+from .widgets import fixed_lines, int_inputs, on_ui
 
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
 PLOT_POINTS = 2000
+NO_SCENE = "no scene: drop a scene, a photo folder or a video on the viewport, or use Open scene..."
+STATUS_LINES = 2  # the status line's height in lines (the whole text in its tooltip and, for errors, the dialog)
+JOB_ROWS = 2  # job rows the strip shows without scrolling
+STRIP_HEIGHT = 17 * STATUS_LINES + 44 * JOB_ROWS + 8
+TRAIN_LINES = 4
+PLOTS_HEIGHT = 2 * 130 + 12
 
 
 def _glfw() -> Any:
@@ -80,160 +86,177 @@ class Panel:
         st = self.state
         self.path_panel, self.image_panel = PathPanel(self), ImagePanel(self)
         self.files = FileDialog(lambda fn: on_ui(st, fn))
-        with dpg.window(tag="main", label="ngp-app"):
-            dpg.add_text("", tag="status", wrap=PANEL_WIDTH - 30)
-            dpg.add_group(tag="jobs")  # one row per background job: what, progress bar with ETA, Cancel
-            with dpg.collapsing_header(label="Scene", default_open=True):
-                dpg.add_text("", tag="scene_info", wrap=PANEL_WIDTH - 30)
-                dpg.add_button(
-                    label="Open scene, transforms.json or snapshot...",
-                    callback=on_ui(st, lambda *_: self.open_dialog()),
-                )
-            with dpg.collapsing_header(label="Training", default_open=True):
-                with dpg.group(horizontal=True):
+        with dpg.window(tag="main", label="ngp-app", no_scrollbar=True):
+            # a strip of fixed height on top: the status line and the jobs stay in sight, and as they change
+            # nothing under them moves (a click lands where the person aimed)
+            with dpg.child_window(tag="panel_strip", height=STRIP_HEIGHT, border=False, no_scrollbar=True):
+                dpg.add_text(fixed_lines("", STATUS_LINES), tag="status")
+                with dpg.tooltip("status"):
+                    dpg.add_text("", tag="status_full", wrap=PANEL_WIDTH - 30)
+                # one row per background job (what, progress bar with ETA, Cancel); more than fit scroll here
+                with dpg.child_window(tag="jobs", height=-1, border=False):
+                    dpg.add_text("no background jobs", tag="jobs_none", color=(150, 150, 150, 255))
+            dpg.add_separator()
+            with dpg.child_window(tag="panel_body", border=False):  # the rest of the window; scrolls
+                with dpg.collapsing_header(label="Scene", default_open=True):
+                    dpg.add_text(fixed_lines("", 3), tag="scene_info")
                     dpg.add_button(
-                        label="Start", tag="train_toggle", width=90, callback=on_ui(st, lambda *_: st.toggle_training())
+                        label="Open scene, transforms.json or snapshot...",
+                        callback=on_ui(st, lambda *_: self.open_dialog()),
                     )
-                    dpg.add_button(label="Reset", width=90, callback=on_ui(st, lambda *_: st.reset_training()))
-                    dpg.add_combo(
-                        list(CONFIGS),
-                        default_value=st.config_name,
-                        width=80,
-                        tag="config",
-                        callback=on_ui(st, lambda s, a: st.set_config(a)),
-                    )
-                    dpg.add_combo(
-                        list(BACKENDS),
-                        default_value=st.backend_request,
-                        width=80,
-                        tag="backend",
-                        callback=on_ui(st, lambda s, a: st.set_backend(a)),
-                    )
-                dpg.add_checkbox(
-                    label="optimize camera poses (extrinsics)",
-                    tag="extrinsics",
-                    callback=on_ui(st, lambda _s, a: st.set_optimize_extrinsics(a)),
-                )
-                dpg.add_text("", tag="train_info")
-                for name, label in (("loss", "loss"), ("psnr", "PSNR (dB)")):
-                    # no_inputs: the mouse wheel scrolls the panel instead of zooming the plot
-                    with dpg.plot(
-                        label=label, height=130, width=-1, no_mouse_pos=True, no_inputs=True, tag=f"{name}_plot"
-                    ):
-                        dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"{name}_x")
-                        with dpg.plot_axis(dpg.mvYAxis, tag=f"{name}_y"):
-                            dpg.add_line_series([0.0], [0.0], tag=f"{name}_series")
-            with dpg.collapsing_header(label="Rendering", default_open=True):
-                s = st.settings
-                dpg.add_combo(
-                    [MODE_LABELS[m] for m in MODES],
-                    default_value=MODE_LABELS[s.mode],
-                    tag="mode",
-                    label="mode",
-                    callback=on_ui(st, lambda _s, a: self._set("mode", LABEL_TO_MODE[a])),
-                )
-                dpg.add_slider_float(
-                    label="target fps",
-                    min_value=1.0,
-                    max_value=120.0,
-                    default_value=float(s.target_fps),
-                    tag="target_fps",
-                    callback=on_ui(st, lambda _s, a: self._set("target_fps", a)),
-                )
-                dpg.add_slider_float(
-                    label="resolution scale",
-                    min_value=0.05,
-                    max_value=1.0,
-                    default_value=float(s.resolution_scale),
-                    tag="resolution_scale",
-                    callback=on_ui(st, lambda _s, a: self._set("resolution_scale", a)),
-                )
-                dpg.add_color_edit(
-                    default_value=[255, 255, 255, 255],
-                    no_alpha=True,
-                    label="background",
-                    tag="background",
-                    callback=on_ui(st, lambda _s, a: self._set_background(a)),
-                )
-                dpg.add_slider_float(
-                    label="fov (deg)",
-                    min_value=10.0,
-                    max_value=120.0,
-                    default_value=float(st.camera.fov_deg),
-                    tag="fov",
-                    callback=on_ui(st, lambda _s, a: st.camera.set_fov(a)),
-                )
-                dpg.add_slider_floatx(
-                    label="crop min",
-                    size=3,
-                    min_value=-8.0,
-                    max_value=9.0,
-                    tag="crop_min",
-                    default_value=[float(v) for v in s.crop_min],
-                    callback=on_ui(st, lambda *_: self._set_crop()),
-                )
-                dpg.add_slider_floatx(
-                    label="crop max",
-                    size=3,
-                    min_value=-8.0,
-                    max_value=9.0,
-                    tag="crop_max",
-                    default_value=[float(v) for v in s.crop_max],
-                    callback=on_ui(st, lambda *_: self._set_crop()),
-                )
-                with dpg.group(horizontal=True):
-                    dpg.add_checkbox(
-                        label="HUD",
-                        tag="hud",
-                        default_value=s.show_hud,
-                        callback=on_ui(st, lambda _s, a: self._set("show_hud", a)),
-                    )
-                    dpg.add_button(label="Reset view", callback=on_ui(st, lambda *_: st.camera.reset()))
-                    dpg.add_button(label="Ground truth", callback=on_ui(st, lambda *_: st.toggle_ground_truth()))
-                with dpg.group(horizontal=True):
-                    dpg.add_text("overlays:")
-                    for name in OVERLAYS:
-                        dpg.add_checkbox(
-                            label=OVERLAY_LABELS[name],
-                            tag=f"overlay_{name}",
-                            callback=on_ui(st, lambda _s, a, n=name: self._toggle_overlay(n, bool(a))),
+                with dpg.collapsing_header(label="Training", default_open=True):
+                    with dpg.group(horizontal=True):
+                        dpg.add_button(
+                            label="Start",
+                            tag="train_toggle",
+                            width=90,
+                            callback=on_ui(st, lambda *_: st.toggle_training()),
                         )
-                dpg.add_text("", tag="render_info")
-            with dpg.collapsing_header(label="Export", default_open=True):
-                self._path_field(
-                    "snapshot",
-                    "snap_path",
-                    "snapshot",
-                    ("Save snapshot", st.exports.save_snapshot),
-                    ("Load snapshot", st.open_path_async),
-                )
-                dpg.add_checkbox(
-                    label="with optimizer state (exact resume, ~2x larger)",
-                    tag="snap_optimizer",
-                    callback=on_ui(st, lambda _s, a: setattr(st.exports, "save_optimizer_state", bool(a))),
-                )
-                self._path_field("screenshot", "shot_path", "screenshot")
-                with dpg.group(horizontal=True):
-                    int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
-                    dpg.add_checkbox(label="alpha", tag="shot_alpha")
-                dpg.add_button(label="Save screenshot PNG", callback=on_ui(st, lambda *_: self._screenshot()))
-            with dpg.collapsing_header(label="Mesh", default_open=False):
-                self._path_field("mesh", "mesh_out", "mesh")
-                with dpg.group(horizontal=True):
-                    int_inputs(("resolution", "mesh_res", 256, 8))
-                    dpg.add_input_float(
-                        label="threshold", default_value=2.5, width=90, tag="mesh_threshold", format="%.2f"
+                        dpg.add_button(label="Reset", width=90, callback=on_ui(st, lambda *_: st.reset_training()))
+                        dpg.add_combo(
+                            list(CONFIGS),
+                            default_value=st.config_name,
+                            width=80,
+                            tag="config",
+                            callback=on_ui(st, lambda s, a: st.set_config(a)),
+                        )
+                        dpg.add_combo(
+                            list(BACKENDS),
+                            default_value=st.backend_request,
+                            width=80,
+                            tag="backend",
+                            callback=on_ui(st, lambda s, a: st.set_backend(a)),
+                        )
+                    dpg.add_checkbox(
+                        label="optimize camera poses (extrinsics)",
+                        tag="extrinsics",
+                        callback=on_ui(st, lambda _s, a: st.set_optimize_extrinsics(a)),
                     )
-                dpg.add_combo(["nerf", "ngp"], default_value="nerf", label="coordinates", tag="mesh_space")
-                dpg.add_button(
-                    label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh())
-                )
-            with dpg.collapsing_header(label="Camera path & video", default_open=True):
-                self.path_panel.build()
-            with dpg.collapsing_header(
-                label="Training images (per-image loss)", default_open=False, tag="images_header"
-            ):
-                self.image_panel.build()
+                    dpg.add_text(fixed_lines("", TRAIN_LINES), tag="train_info")
+                    # the plots' room is kept before training too (a note in it), so nothing under it moves
+                    with dpg.child_window(height=PLOTS_HEIGHT, border=False, no_scrollbar=True, tag="plots"):
+                        dpg.add_text("loss and PSNR plots appear once training runs", tag="plots_note")
+                        for name, label in (("loss", "loss"), ("psnr", "PSNR (dB)")):
+                            # no_inputs: the mouse wheel scrolls the panel instead of zooming the plot
+                            with dpg.plot(
+                                label=label, height=130, width=-1, no_mouse_pos=True, no_inputs=True, tag=f"{name}_plot"
+                            ):
+                                dpg.add_plot_axis(dpg.mvXAxis, label="step", tag=f"{name}_x")
+                                with dpg.plot_axis(dpg.mvYAxis, tag=f"{name}_y"):
+                                    dpg.add_line_series([0.0], [0.0], tag=f"{name}_series")
+                with dpg.collapsing_header(label="Rendering", default_open=True):
+                    s = st.settings
+                    dpg.add_combo(
+                        [MODE_LABELS[m] for m in MODES],
+                        default_value=MODE_LABELS[s.mode],
+                        tag="mode",
+                        label="mode",
+                        callback=on_ui(st, lambda _s, a: self._set("mode", LABEL_TO_MODE[a])),
+                    )
+                    dpg.add_slider_float(
+                        label="target fps",
+                        min_value=1.0,
+                        max_value=120.0,
+                        default_value=float(s.target_fps),
+                        tag="target_fps",
+                        callback=on_ui(st, lambda _s, a: self._set("target_fps", a)),
+                    )
+                    dpg.add_slider_float(
+                        label="resolution scale",
+                        min_value=0.05,
+                        max_value=1.0,
+                        default_value=float(s.resolution_scale),
+                        tag="resolution_scale",
+                        callback=on_ui(st, lambda _s, a: self._set("resolution_scale", a)),
+                    )
+                    dpg.add_color_edit(
+                        default_value=[255, 255, 255, 255],
+                        no_alpha=True,
+                        label="background",
+                        tag="background",
+                        callback=on_ui(st, lambda _s, a: self._set_background(a)),
+                    )
+                    dpg.add_slider_float(
+                        label="fov (deg)",
+                        min_value=10.0,
+                        max_value=120.0,
+                        default_value=float(st.camera.fov_deg),
+                        tag="fov",
+                        callback=on_ui(st, lambda _s, a: st.camera.set_fov(a)),
+                    )
+                    dpg.add_slider_floatx(
+                        label="crop min",
+                        size=3,
+                        min_value=-8.0,
+                        max_value=9.0,
+                        tag="crop_min",
+                        default_value=[float(v) for v in s.crop_min],
+                        callback=on_ui(st, lambda *_: self._set_crop()),
+                    )
+                    dpg.add_slider_floatx(
+                        label="crop max",
+                        size=3,
+                        min_value=-8.0,
+                        max_value=9.0,
+                        tag="crop_max",
+                        default_value=[float(v) for v in s.crop_max],
+                        callback=on_ui(st, lambda *_: self._set_crop()),
+                    )
+                    with dpg.group(horizontal=True):
+                        dpg.add_checkbox(
+                            label="HUD",
+                            tag="hud",
+                            default_value=s.show_hud,
+                            callback=on_ui(st, lambda _s, a: self._set("show_hud", a)),
+                        )
+                        dpg.add_button(label="Reset view", callback=on_ui(st, lambda *_: st.camera.reset()))
+                        dpg.add_button(label="Ground truth", callback=on_ui(st, lambda *_: st.toggle_ground_truth()))
+                    with dpg.group(horizontal=True):
+                        dpg.add_text("overlays:")
+                        for name in OVERLAYS:
+                            dpg.add_checkbox(
+                                label=OVERLAY_LABELS[name],
+                                tag=f"overlay_{name}",
+                                callback=on_ui(st, lambda _s, a, n=name: self._toggle_overlay(n, bool(a))),
+                            )
+                    dpg.add_text(fixed_lines("", 2), tag="render_info")
+                with dpg.collapsing_header(label="Export", default_open=True):
+                    self._path_field(
+                        "snapshot",
+                        "snap_path",
+                        "snapshot",
+                        ("Save snapshot", st.exports.save_snapshot),
+                        ("Load snapshot", st.open_path_async),
+                    )
+                    dpg.add_checkbox(
+                        label="with optimizer state (exact resume, ~2x larger)",
+                        tag="snap_optimizer",
+                        callback=on_ui(st, lambda _s, a: setattr(st.exports, "save_optimizer_state", bool(a))),
+                    )
+                    self._path_field("screenshot", "shot_path", "screenshot")
+                    with dpg.group(horizontal=True):
+                        int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
+                        dpg.add_checkbox(label="alpha", tag="shot_alpha")
+                    dpg.add_button(
+                        label="Save screenshot PNG", tag="shot_save", callback=on_ui(st, lambda *_: self._screenshot())
+                    )
+                with dpg.collapsing_header(label="Mesh", default_open=False):
+                    self._path_field("mesh", "mesh_out", "mesh")
+                    with dpg.group(horizontal=True):
+                        int_inputs(("resolution", "mesh_res", 256, 8))
+                        dpg.add_input_float(
+                            label="threshold", default_value=2.5, width=90, tag="mesh_threshold", format="%.2f"
+                        )
+                    dpg.add_combo(["nerf", "ngp"], default_value="nerf", label="coordinates", tag="mesh_space")
+                    dpg.add_button(
+                        label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh())
+                    )
+                with dpg.collapsing_header(label="Camera path & video", default_open=True):
+                    self.path_panel.build()
+                with dpg.collapsing_header(
+                    label="Training images (per-image loss)", default_open=False, tag="images_header"
+                ):
+                    self.image_panel.build()
         with dpg.theme(tag="error_theme"):
             with dpg.theme_component(dpg.mvText):
                 dpg.add_theme_color(dpg.mvThemeCol_Text, (255, 110, 100, 255))
@@ -333,16 +356,17 @@ class Panel:
         ids = {j.id for j in jobs}
         for jid in [k for k in self._job_rows if k not in ids]:
             dpg.delete_item(self._job_rows.pop(jid))
+        dpg.configure_item("jobs_none", show=not jobs)
         for j in jobs:
             row = self._job_rows.get(j.id)
             if row is None:
                 row = self._job_rows[j.id] = f"job_{j.id}"
                 with dpg.group(parent="jobs", tag=row):
-                    dpg.add_text("", tag=f"{row}_text", wrap=PANEL_WIDTH - 30)
+                    dpg.add_text("", tag=f"{row}_text")
                     with dpg.group(horizontal=True):
                         dpg.add_progress_bar(tag=f"{row}_bar", width=340)
                         dpg.add_button(label="Cancel", tag=f"{row}_cancel", callback=lambda *_, job=j: job.cancel())
-            dpg.set_value(f"{row}_text", j.describe())
+            dpg.set_value(f"{row}_text", fixed_lines(j.describe(), 1))
             if j.fraction is None and j.active:  # unknown: a sweeping bar says it is alive
                 value, overlay = (time.perf_counter() * 0.5) % 1.0, "working..."
             else:
@@ -377,12 +401,16 @@ class Panel:
             )
             dpg.set_value(
                 "scene_info",
-                f"{src}\n{meta.get('n_frames', 0)} frames of {meta.get('width', 0)}x"
-                f"{meta.get('height', 0)}, aabb_scale {meta.get('aabb_scale', 1)}",
+                fixed_lines(
+                    f"{src}\n{meta.get('n_frames', 0)} frames of {meta.get('width', 0)}x"
+                    f"{meta.get('height', 0)}, aabb_scale {meta.get('aabb_scale', 1)}",
+                    3,
+                ),
             )
         else:
             dpg.set_value(
-                "scene_info", "no scene: drop a scene, a photo folder or a video on the viewport, or use Open scene..."
+                "scene_info",
+                fixed_lines(NO_SCENE, 3),
             )
         t = st.trainer
         dpg.configure_item("train_toggle", label="Stop" if st.runner.running else "Start")
@@ -390,21 +418,22 @@ class Panel:
         if last is not None:
             dpg.set_value(
                 "train_info",
-                (
-                    f"step {st.step}   {st.runner.steps_per_second():.2f} steps/s\n"
-                    f"rays/batch {last.n_rays}   samples/batch {last.n_samples} (of {last.n_marched} marched)   "
-                    f"samples/ray {last.n_samples / max(last.n_rays, 1):.1f}\n"
+                fixed_lines(
+                    f"step {st.step}   {st.runner.steps_per_second():.2f} steps/s   {st.backend} on {st.device}\n"
                     f"loss {last.loss:.5f}   PSNR {last.psnr:.2f} dB   lr {last.lr:.2e}\n"
-                    f"{st.backend} on {st.device}"
+                    f"rays/batch {last.n_rays}   samples/ray {last.n_samples / max(last.n_rays, 1):.1f}\n"
+                    f"samples/batch {last.n_samples} of {last.n_marched} marched",
+                    TRAIN_LINES,
                 ),
             )
         else:
-            dpg.set_value("train_info", f"step {st.step}   {st.backend} on {st.device}")
+            dpg.set_value("train_info", fixed_lines(f"step {st.step}   {st.backend} on {st.device}", TRAIN_LINES))
         has_history = t is not None and bool(t.history)
         if has_history != self._plots_shown or force:  # no empty axes before training (or for an opened snapshot)
             self._plots_shown = has_history
             for name in ("loss", "psnr"):
                 dpg.configure_item(f"{name}_plot", show=has_history)
+            dpg.configure_item("plots_note", show=not has_history)
         if t is not None and (len(t.history) != self._history_len or force):
             self._history_len = len(t.history)
             hist = t.history[-PLOT_POINTS:]
@@ -441,15 +470,19 @@ class Panel:
             h, w = frame.image.shape[:2]
             dpg.set_value(
                 "render_info",
-                f"render {w}x{h} ({frame.scale * 100:.0f}% of the window), {frame.ms:.0f} ms"
-                f"\ndynamic scale {st.dynres.scale:.3f}",
+                fixed_lines(
+                    f"render {w}x{h} ({frame.scale * 100:.0f}% of the window), {frame.ms:.0f} ms"
+                    f"\ndynamic scale {st.dynres.scale:.3f}",
+                    2,
+                ),
             )
         self.path_panel.refresh()
         self.image_panel.refresh()
         status = (st.status, st.status_is_error)
         if status != self._shown_status:
             self._shown_status = status
-            dpg.set_value("status", st.status)
+            dpg.set_value("status", fixed_lines(st.status, STATUS_LINES))
+            dpg.set_value("status_full", st.status)
             dpg.bind_item_theme("status", "error_theme" if st.status_is_error else 0)
             if st.status_is_error:
                 dpg.set_value("error_text", st.status)

@@ -11,8 +11,7 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
-from .layout import PANEL_WIDTH
-from .widgets import on_ui
+from .widgets import fixed_lines, on_ui
 
 MAX_ROWS = 300  # rows drawn (the worst ones when sorted by loss); the table's state holds them all
 COLUMNS = (("#", "index"), ("image", "name"), ("loss", "loss"), ("PSNR", "psnr"), ("train", None))
@@ -30,7 +29,7 @@ class ImagePanel:
 
     def build(self) -> None:
         st = self.state
-        dpg.add_text("", tag="images_info", wrap=PANEL_WIDTH - 30)
+        dpg.add_text(fixed_lines("", 2), tag="images_info")
         with dpg.group(horizontal=True):
             dpg.add_button(
                 label="Hide ground truth", tag="images_hide", callback=on_ui(st, lambda *_: st.images.close_compare())
@@ -104,7 +103,7 @@ class ImagePanel:
                 info += f"; first {MAX_ROWS} shown"
         else:
             info = "no training frames: open a scene and train"
-        dpg.set_value("images_info", info)
+        dpg.set_value("images_info", fixed_lines(info, 2))
         if order == self._order:
             self._update_values({r.index: r for r in rows}, st.images.compare_index)
             return

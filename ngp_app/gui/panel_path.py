@@ -12,9 +12,8 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
-from .layout import PANEL_WIDTH
 from .path_editor import QUALITIES
-from .widgets import VIDEO_PATHS, int_inputs, on_ui
+from .widgets import VIDEO_PATHS, fixed_lines, int_inputs, on_ui
 
 PATH_LABELS = {v: k for k, v in VIDEO_PATHS.items()}
 
@@ -38,7 +37,7 @@ class PathPanel:
         def ui(fn: Any) -> Any:
             return on_ui(st, fn)
 
-        dpg.add_text("", tag="path_info", wrap=PANEL_WIDTH - 30)
+        dpg.add_text(fixed_lines("", 1), tag="path_info")
         dpg.add_listbox([], tag="path_keys", num_items=6, width=-1, callback=ui(lambda _s, a: self._select(a)))
         with dpg.group(horizontal=True):
             dpg.add_button(label="Add view (K)", tag="path_add", callback=ui(lambda *_: st.paths.add_keyframe()))
@@ -165,7 +164,7 @@ class PathPanel:
             callback=ui(lambda _s, a: setattr(v, "pause_training", bool(a))),
         )
         dpg.add_button(label="Render video", tag="video_render", callback=ui(lambda *_: self.render()))
-        dpg.add_text("", tag="video_last", wrap=PANEL_WIDTH - 30)
+        dpg.add_text(fixed_lines("", 2), tag="video_last")
 
     # ------------------------------------------------------------------------------------------ callbacks
     def _select(self, label: str) -> None:
@@ -218,10 +217,11 @@ class PathPanel:
                 info = "1 keyframe: add another view (K) to make a path"
             else:
                 info = "no keyframes: move the view, then Add view (or K in the viewport)"
-            dpg.set_value("path_info", info)
+            dpg.set_value("path_info", fixed_lines(info, 1))
         dpg.configure_item("path_play", label="Pause" if ed.playing else "Play")
-        dpg.configure_item("video_frames", show=ed.video.path != "keyframes")  # the path has its own frame count
+        # a keyframed path has its own frame count: the field stays in place, greyed out
+        dpg.configure_item("video_frames", enabled=ed.video.path != "keyframes")
         if not dpg.is_item_active("path_scrub"):
             dpg.set_value("path_scrub", float(ed.play_time))
         last = ed.video.last_output
-        dpg.set_value("video_last", f"last video: {last}" if last is not None else "")
+        dpg.set_value("video_last", fixed_lines(f"last video: {last}" if last is not None else "", 2))
