@@ -448,11 +448,14 @@ void march_first(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occup
                    occupied.data_ptr<uint8_t>(), rays_o.size(0), p, k.data_ptr<int64_t>());
 }
 
-// The alive rays' next (up to) K samples each, in K slots per ray; k advances in place.
-std::vector<Tensor> march_slots(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occupied,
-                                at::ArrayRef<double> aabb, double dt_min, double dt_max, double cone,
-                                int64_t max_steps, int64_t n_cascades, int64_t resolution, const Tensor& alive,
-                                Tensor k, int64_t K) {
+// The alive rays' next (up to) K samples each, in K slots per ray; k advances in place. A tuple, not Tensor[]: torch
+// functionalizes (torch.compile, opcheck's AOT check) an op that mutates an input only when it returns plain Tensors.
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> march_slots(const Tensor& rays_o, const Tensor& rays_d,
+                                                               const Tensor& occupied, at::ArrayRef<double> aabb,
+                                                               double dt_min, double dt_max, double cone,
+                                                               int64_t max_steps, int64_t n_cascades,
+                                                               int64_t resolution, const Tensor& alive, Tensor k,
+                                                               int64_t K) {
     check_march_inputs(rays_o, rays_d, occupied, n_cascades, resolution);
     check_alive(alive, rays_o);
     check(k, at::kLong, "k");
@@ -604,7 +607,7 @@ TORCH_LIBRARY(ngp, m) {
     m.def((std::string("march_first(Tensor rays_o, Tensor rays_d, Tensor occupied, ") + march +
            ", Tensor(a!) k) -> ()").c_str());
     m.def((std::string("march_slots(Tensor rays_o, Tensor rays_d, Tensor occupied, ") + march +
-           ", Tensor alive, Tensor(a!) k, int K) -> Tensor[]").c_str());
+           ", Tensor alive, Tensor(a!) k, int K) -> (Tensor, Tensor, Tensor, Tensor, Tensor)").c_str());
     m.def("composite_slots(Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor counts, Tensor alive, int K, "
           "float threshold, Tensor(a!) trans, Tensor(b!) rgb, Tensor(c!) depth, Tensor(d!) k) -> ()");
     m.def("compact_rays(Tensor alive, Tensor k, Tensor(a!) out, Tensor(b!) counter) -> ()");

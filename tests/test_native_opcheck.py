@@ -1,6 +1,7 @@
-"""Every custom op of the native extension passes ``torch.library.opcheck`` on the CPU (its schema's alias
-annotations say what it mutates and that no output aliases an input), called with the arguments the package's own
-wrappers pass it in a training step, a frame render, packed marching and the SH backward."""
+"""Every custom op of the native extension passes ``torch.library.opcheck``'s full default set on the CPU (its schema's
+alias annotations say what it mutates and that no output aliases an input; its fake kernel, ``native/fake.py``, gives
+the real outputs' metadata; it traces through AOT autograd with dynamic shapes), called with the arguments the
+package's own wrappers pass it in a training step, a frame render, packed marching and the SH backward."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from typing import Any, Callable
 import pytest
 import torch
 from native_support import require_native
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
 require_native()
 
 from ngp_app.native import ops as native_ops  # noqa: E402
 
-# The schema checks and the autograd-registration check. The fake-tensor and AOT checks need fake kernels, which the
-# extension does not register yet (its ops are not traced by torch.compile).
-CHECKS = ("test_schema", "test_autograd_registration")
+# opcheck's full default set: the schema, autograd registration, the fake kernels (ngp_app/native/fake.py) against
+# the real outputs, and tracing through AOT autograd with dynamic shapes.
+CHECKS = ("test_schema", "test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic")
 
 
 class Recorder:
@@ -76,15 +79,54 @@ def _workload(scene: Path) -> None:
     ops.sh(dirs, 4).sum().backward()
 
 
-def test_every_custom_op_passes_opcheck(demo_scene: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+Calls = dict[str, dict[tuple[bool, ...], tuple[Any, ...]]]
+
+
+@pytest.fixture(scope="module")
+def recorded_calls(demo_scene: Path) -> Calls:
+    """The ``ngp::`` calls of the workload, by op and pattern of None arguments."""
     native_ops._ops()  # build and load the extension
     recorder = Recorder()
-    monkeypatch.setattr(native_ops, "_ops", lambda: recorder)
-    _workload(demo_scene)
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(native_ops, "_ops", lambda: recorder)
+        _workload(demo_scene)
+    return recorder.calls
+
+
+def test_every_custom_op_passes_opcheck(recorded_calls: Calls) -> None:
     registered = sorted(n.split("::")[1] for n in torch._C._dispatch_get_all_op_names() if n.startswith("ngp::"))
-    assert sorted(recorder.calls) == registered  # every op ran (a new op needs a call in the workload)
-    assert len(recorder.calls["hash_grid_bwd"]) == 2  # with and without accumulate
-    for name, calls in recorder.calls.items():
+    assert sorted(recorded_calls) == registered  # every op ran (a new op needs a call in the workload)
+    assert len(recorded_calls["hash_grid_bwd"]) == 2  # with and without accumulate
+    for name, calls in recorded_calls.items():
         for args in calls.values():
             torch.library.opcheck(getattr(torch.ops.ngp, name).default, args, test_utils=CHECKS)
+
+
+def test_fake_kernels_give_the_real_outputs_shapes(recorded_calls: Calls) -> None:
+    """Each fake kernel (FakeTensorMode) against the real op: the same outputs, None where the op returns none, and
+    the same shape, dtype and device; a data-dependent size (``march_rays``' samples) is a symbol in the fake."""
+    symbolic = set()
+    for name, calls in recorded_calls.items():
+        op = getattr(torch.ops.ngp, name).default
+        for args in calls.values():
+            real = _flat(op(*(_clone(a) for a in args)))
+            with FakeTensorMode(shape_env=ShapeEnv()) as mode:
+                fake = _flat(
+                    op(*(mode.from_tensor(a, static_shapes=True) if isinstance(a, torch.Tensor) else a for a in args))
+                )
+            assert len(fake) == len(real), name
+            for f, r in zip(fake, real):
+                assert (f is None) == (r is None), name
+                if r is None:
+                    continue
+                assert (f.dtype, f.device, f.dim()) == (r.dtype, r.device, r.dim()), name
+                for fd, rd in zip(f.shape, r.shape):
+                    if isinstance(fd, torch.SymInt):
+                        symbolic.add(name)
+                    else:
+                        assert fd == rd, (name, f.shape, r.shape)
+    assert symbolic == {"march_rays"}
+
+
+def _flat(out: Any) -> list[torch.Tensor | None]:
+    return list(out) if isinstance(out, (tuple, list)) else [out]

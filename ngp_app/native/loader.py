@@ -32,6 +32,7 @@ import torch
 from .. import resources
 from ..fileio import atomic_write_text
 from ..locks import FileLock, describe_owner
+from . import fake
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,7 @@ def ensure_built() -> None:
         if not _state:
             try:
                 _state["cuda"] = _build()
+                fake.register()  # the ops' fake kernels (FakeTensorMode, torch.compile, opcheck)
                 _state["ok"], _state["reason"] = True, ""
             except Exception as exc:  # compiler missing, compile error, load error, ...
                 first = str(exc).strip().splitlines()

@@ -375,7 +375,7 @@ def march_slots(
 ) -> list[torch.Tensor]:
     """The next (up to) K samples of each alive ray (alive: (n,) int32 ray indices), in K slots per ray; advances
     k in place. Returns positions, directions (n*K, 3), t, dt (n*K,) and counts (n,) int32."""
-    return _ops().march_slots(rays_o, rays_d, occupied, *march_args, alive, k, int(K))
+    return list(_ops().march_slots(rays_o, rays_d, occupied, *march_args, alive, k, int(K)))
 
 
 def composite_slots(
