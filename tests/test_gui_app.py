@@ -399,14 +399,26 @@ def test_dropping_a_non_scene_shows_an_error_and_keeps_running(app, tmp_path):
 
 def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
     other = synthetic.make_scene(tmp_path / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1, progress=False)
-    old = app.state.trainer
+    old, w, v = app.state.trainer, app.worker, app.viewport
+    assert app.pump(30, until=lambda: v.texture is not None)  # the old scene's picture is up
+    generation = app.state.current.generation
     send(app, "on_file_drop", 10, 10, [str(other)])
     assert app.state.loader.loading == "tiny" and app.running
-    assert app.pump(30, until=lambda: app.state.loader.loading is None)
+    # every drawn frame from the drop on shows the scene of that moment's generation, or nothing: after the swap,
+    # never the old scene's picture under the new scene's HUD
+    shown: list[bool] = []
+
+    def check() -> bool:
+        gen = app.state.current.generation
+        shown.append(v.texture is None or (w.latest.generation == gen and v.frame_seq == w.latest.seq))
+        return app.state.loader.loading is None and gen > generation and v.texture is not None and app.state.step >= 2
+
+    assert app.pump(60, until=check), app.state.status
+    assert all(shown), shown.count(False)
     assert not app.state.status_is_error, app.state.status
     assert app.state.current.scene.n_frames == 4 and Path(app.state.current.scene.path) == Path(other)
     assert app.state.trainer is not old and app.state.runner.running
-    assert app.pump(30, until=lambda: app.state.step >= 2)
+    assert "first picture" not in v.hud_text()
 
 
 def test_open_dialog_takes_a_typed_transforms_json(app, tmp_path):
@@ -638,3 +650,65 @@ def test_panel_controls_hold_still_while_the_status_and_jobs_change(app, tmp_pat
     assert places() == before
     click(*target)
     assert app.pump(5, until=lambda: dpg.get_value("snap_optimizer") == value)
+
+
+def type_into(app, tag: str, text: str) -> None:
+    """As a person edits a panel field: click it (the panel's window gets the keyboard), select all, type, Enter."""
+    import subprocess
+
+    out = subprocess.run(["xdotool", "search", "--name", "^ngp-app controls$"], capture_output=True, text=True)
+    xdotool("windowfocus", "--sync", out.stdout.split()[-1])
+    click_item(app, tag)
+    app.pump(0.2)
+    xdotool("key", "ctrl+a")
+    xdotool("type", "--delay", "30", text)
+    xdotool("key", "Return")
+    app.pump(0.3)
+
+
+def test_path_fields_follow_the_path_and_undo_takes_back_a_clear(app):
+    """The path editor by X events (issue 17 item 9): a typed duration resizes the scrub slider, Clear empties and
+    greys the key's fields, Undo (button) brings the cleared keys back, Ctrl+Z in the viewport undoes an edit."""
+    import dearpygui.dearpygui as dpg
+
+    st, ed = app.state, app.state.paths.path_editor
+    if st.runner.running:
+        send(app, "on_key_press", key.T, 0)
+    click_item(app, "path_clear")
+    assert app.pump(5, until=lambda: not ed.path.keys)
+    view = app.viewport.window._window
+    for k in range(3):
+        drag(*viewport_point(app, 0.5, 0.5), *viewport_point(app, 0.6, 0.5))  # another view
+        app.pump(0.2)
+        xdotool("windowfocus", "--sync", view, "key", "k")
+        assert app.pump(5, until=lambda k=k: len(ed.path.keys) == k + 1), st.status
+    app.tick()
+    assert dpg.get_item_configuration("path_key_time")["enabled"] and dpg.get_value("path_key_time") > 0
+    type_into(app, "path_duration", "7.5")
+    assert app.pump(5, until=lambda: abs(ed.path.end_time - 7.5) < 1e-6), st.status
+    app.tick()
+    assert dpg.get_item_configuration("path_scrub")["max_value"] == pytest.approx(7.5)
+    # the slider dragged past its right end reaches the new end, not the old one
+    scroll_to(app, "path_scrub")
+    (x0, y0), (x1, y1) = dpg.get_item_rect_min("path_scrub"), dpg.get_item_rect_max("path_scrub")
+    vx, vy = dpg.get_viewport_pos()
+    cy = int(vy + (y0 + y1) / 2)
+    xdotool("mousemove", int(vx + x0 + 5), cy, "mousedown", 1)
+    app.pump(0.2)
+    xdotool("mousemove", int(vx + x1 + 40), cy)
+    app.pump(0.2)
+    xdotool("mouseup", 1)
+    assert app.pump(5, until=lambda: abs(ed.play_time - 7.5) < 1e-3), ed.play_time
+    click_item(app, "path_clear")
+    assert app.pump(5, until=lambda: not ed.path.keys)
+    app.tick()
+    assert dpg.get_value("path_key_time") == 0.0 and dpg.get_value("path_key_fov") == 0.0
+    assert not dpg.get_item_configuration("path_key_time")["enabled"]
+    assert "Undo" in st.status
+    click_item(app, "path_undo")
+    assert app.pump(5, until=lambda: len(ed.path.keys) == 3), st.status
+    assert ed.path.end_time == pytest.approx(7.5) and "undone" in st.status
+    xdotool("windowfocus", "--sync", view, "key", "ctrl+z")  # the duration edit, taken back from the viewport
+    assert app.pump(5, until=lambda: abs(ed.path.end_time - 7.5) > 1e-3), st.status
+    assert len(ed.path.keys) == 3
+    st.paths.clear_keyframes()

@@ -215,3 +215,25 @@ def test_the_same_view_is_not_added_twice() -> None:
     assert ed.add_view() == 0 and len(ed.path.keys) == 3  # any key with this exact pose and field of view
     ed.camera.set_fov(41.0)  # the same pose with another field of view is another key
     assert ed.add_view() == 3 and len(ed.path.keys) == 4
+
+
+def test_undo_takes_back_edits_in_order_and_a_refused_edit_leaves_nothing_to_undo() -> None:
+    ed = _editor_with_three_keys()
+    assert len(ed.history) == 3  # the three added keys
+    times = [k.time for k in ed.path.keys]
+    ed.set_duration(10.0)
+    ed.select(1)
+    ed.delete_selected()
+    with pytest.raises(NgpError):
+        ed.set_fps(-1.0)  # refused: not an edit
+    ed.clear()
+    assert not ed.path.keys and len(ed.history) == 6
+    assert ed.undo() and len(ed.path.keys) == 2 and ed.path.end_time == pytest.approx(10.0)
+    assert ed.undo() and len(ed.path.keys) == 3 and ed.selected == 1  # the deleted key, selected as it was
+    assert ed.undo() and [k.time for k in ed.path.keys] == times
+    v = ed.version
+    assert ed.undo() and len(ed.path.keys) == 2 and ed.version > v
+    assert ed.undo() and ed.undo() and not ed.path.keys and not ed.undo()  # back to the empty start, then nothing
+    for _ in range(120):
+        ed.set_loop(not ed.path.loop)
+    assert len(ed.history) == 100  # bounded

@@ -465,8 +465,12 @@ class Panel:
         dpg.set_value("config", st.config_name)  # a failed switch falls back: show what is in use
         dpg.set_value("backend", st.backend_request)
         dpg.set_value("extrinsics", bool(t is not None and t.optimize_extrinsics))
-        frame = self.app.worker.latest
-        if frame is not None:
+        frame = self.app.worker.current()
+        if s.ground_truth and st.current.scene is not None:  # a training image is shown: nothing is rendered
+            dpg.set_value("render_info", fixed_lines("showing training image (G): nothing is rendered", 2))
+        elif frame is None:
+            dpg.set_value("render_info", fixed_lines("render - (the first picture is on its way)", 2))
+        else:
             h, w = frame.image.shape[:2]
             dpg.set_value(
                 "render_info",

@@ -60,6 +60,7 @@ class PathPanel:
             )
             dpg.add_button(label="Go to key", tag="path_jump", callback=ui(lambda *_: st.paths.edit_path("jump")))
             dpg.add_button(label="Clear", tag="path_clear", callback=ui(lambda *_: st.paths.clear_keyframes()))
+            dpg.add_button(label="Undo", tag="path_undo", callback=ui(lambda *_: st.paths.undo_path_edit()))
         with dpg.group(horizontal=True):
             dpg.add_input_float(
                 label="time (s)",
@@ -198,11 +199,18 @@ class PathPanel:
             self._version = ed.version
             items = [key_label(i, k.time, k.fov_y_deg) for i, k in enumerate(p.keys)]
             dpg.configure_item("path_keys", items=items)
-            if ed.selected is not None and ed.selected < len(items):
+            chosen = ed.selected is not None and ed.selected < len(items)
+            if chosen:
                 dpg.set_value("path_keys", items[ed.selected])
                 key = p.keys[ed.selected]
                 dpg.set_value("path_key_time", float(key.time))
                 dpg.set_value("path_key_fov", float(key.fov_y_deg))
+            else:  # no key selected (none left after Clear): the key's fields are empty and greyed out
+                dpg.set_value("path_key_time", 0.0)
+                dpg.set_value("path_key_fov", 0.0)
+            for tag in ("path_key_time", "path_key_fov"):
+                dpg.configure_item(tag, enabled=chosen)
+            dpg.configure_item("path_undo", enabled=bool(ed.history))
             dpg.set_value("path_duration", float(p.end_time))
             dpg.set_value("path_fps", float(p.fps))
             dpg.set_value("path_loop", bool(p.loop))

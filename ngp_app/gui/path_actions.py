@@ -85,8 +85,17 @@ class PathActions:
         return len(self.path_editor.path.keys)
 
     def clear_keyframes(self) -> None:
+        n = len(self.path_editor.path.keys)
         self.path_editor.clear()
-        self.set_status("keyframes cleared")
+        self.set_status(f"{n} keyframes cleared (Undo or Ctrl+Z brings them back)" if n else "no keyframes to clear")
+
+    def undo_path_edit(self) -> bool:
+        """Take back the last camera-path edit (Undo, Ctrl+Z); says what it did."""
+        if not self.path_editor.undo():
+            self.set_status("nothing to undo in the camera path")
+            return False
+        self.set_status(f"camera path edit undone ({len(self.path_editor.path.keys)} keyframes)")
+        return True
 
     def save_keyframes(self, path: str | Path) -> Path | None:
         """Write the path (keys, times, fields of view, duration, fps, loop, size) as our camera-path JSON, which

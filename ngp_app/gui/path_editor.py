@@ -8,10 +8,12 @@ key or previewing the path shows its exact pose and field of view.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -55,6 +57,48 @@ class VideoSettings:
         return self.width / max(self.height, 1)
 
 
+UNDO_DEPTH = 100  # path edits that Undo can take back
+_T = TypeVar("_T")
+
+
+def _undoable(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A :class:`PathEditor` edit that Undo can take back: the path before it is kept once the edit succeeded (a
+    refused edit leaves nothing to undo)."""
+
+    @functools.wraps(method)
+    def edit(self: PathEditor, *args: Any, **kwargs: Any) -> _T:
+        before = (copy.deepcopy(self.path), self.selected)
+        out = method(self, *args, **kwargs)
+        self.history.push(before)
+        return out
+
+    return edit
+
+
+class EditHistory:
+    """The camera path as it was before each of the last ``depth`` edits (and the key selected then), newest last."""
+
+    def __init__(self, depth: int = UNDO_DEPTH) -> None:
+        self.depth = depth
+        self._states: list[tuple[CameraPath, int | None]] = []
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def push(self, state: tuple[CameraPath, int | None]) -> None:
+        self._states = self._states[-(self.depth - 1) :] + [state]
+
+    def pop(self) -> tuple[CameraPath, int | None] | None:
+        return self._states.pop() if self._states else None
+
+
+def show_path_at(camera: Any, path: CameraPath, seconds: float) -> int:
+    """Put ``camera`` where ``path`` is at ``seconds``; returns the camera's version after the move."""
+    cam = path.evaluate(seconds)
+    camera.show_pose(cam.c2w, cam.fov_y_deg)
+    return int(camera.version)
+
+
 class PathEditor:
     """Edits a :class:`CameraPath` from the viewport's camera. ``version`` bumps on every change (the overlay and the
     panel redraw only then); ``selected`` is the selected key's index (None without keys)."""
@@ -70,6 +114,7 @@ class PathEditor:
         self.show = True  # draw the path in the viewport
         self.video = VideoSettings()
         self._shown_version = -1  # the camera's version right after the preview last moved it
+        self.history = EditHistory()  # for Undo
 
     # -------------------------------------------------------------------------------------------- keys
     def current_view(self) -> PathCamera:
@@ -80,6 +125,17 @@ class PathEditor:
         self.version += 1
         return self.selected
 
+    def undo(self) -> bool:
+        """Put back the path as it was before the last edit (Clear included); returns whether there was one."""
+        last = self.history.pop()
+        if last is None:
+            return False
+        self.path, selected = last
+        self.stop_preview()
+        self.play_time = min(self.play_time, self.path.end_time)
+        self._changed(selected)
+        return True
+
     def add_view(self) -> int:
         """Append the current view as a key and select it; returns its index. A view that already is a key is not
         added twice: that key (posed exactly as the view, field of view included) is selected instead."""
@@ -87,27 +143,33 @@ class PathEditor:
         for i, k in enumerate(self.path.keys):
             if abs(k.fov_y_deg - view.fov_y_deg) < 1e-6 and np.allclose(k.c2w, view.c2w, atol=1e-7):
                 return self._changed(i)  # type: ignore[return-value]
+        self.history.push((copy.deepcopy(self.path), self.selected))
         return self._changed(self.path.append(view))  # type: ignore[return-value]
 
+    @_undoable
     def insert_view(self) -> int:
         """Insert the current view after the selected key (appends without a selection)."""
         at = len(self.path.keys) if self.selected is None else self.selected + 1
         return self._changed(self.path.insert(at, self.current_view()))  # type: ignore[return-value]
 
+    @_undoable
     def split_selected(self) -> int:
         """Add a key where the path is halfway to the next key (``CameraPath.split``) and select it."""
         return self._changed(self.path.split(self._need_selection()))  # type: ignore[return-value]
 
+    @_undoable
     def replace_selected(self) -> None:
         """Give the selected key the current view (pose and field of view), keeping its time."""
         self.path.replace_pose(self._need_selection(), self.current_view())
         self._changed(self.selected)
 
+    @_undoable
     def delete_selected(self) -> None:
         i = self._need_selection()
         self.path.delete(i)
         self._changed(min(i, len(self.path.keys) - 1) if self.path.keys else None)
 
+    @_undoable
     def move_selected(self, offset: int) -> None:
         """Move the selected key earlier (-1) or later (+1) in the order."""
         self._changed(self.path.move(self._need_selection(), offset))
@@ -126,31 +188,37 @@ class PathEditor:
         self.play_time = key.time
         self.camera.show_pose(key.c2w, key.fov_y_deg)
 
+    @_undoable
     def set_fov(self, index: int, fov_deg: float) -> None:
         self.path.set_fov(index, fov_deg)
         self._changed(self.selected)
 
+    @_undoable
     def set_time(self, index: int, seconds: float) -> float:
         t = self.path.set_time(index, seconds)
         self._changed(self.selected)
         return t
 
+    @_undoable
     def set_duration(self, seconds: float) -> None:
         if len(self.path.keys) < 2:
             raise NgpError("add at least two keyframes before setting the duration")
         self.path.set_duration(seconds)
         self._changed(self.selected)
 
+    @_undoable
     def set_fps(self, fps: float) -> None:
         if not (math.isfinite(fps) and 0 < fps <= 240):
             raise NgpError(f"frame rate {fps} must be in (0, 240]")
         self.path.fps = float(fps)
         self._changed(self.selected)
 
+    @_undoable
     def set_loop(self, loop: bool) -> None:
         self.path.set_loop(bool(loop))
         self._changed(self.selected)
 
+    @_undoable
     def retime(self, even_speed: bool) -> None:
         """Re-space the keys over the current duration: evenly, or at a constant speed."""
         if len(self.path.keys) < 2:
@@ -158,12 +226,14 @@ class PathEditor:
         self.path.retime(None, even_speed)
         self._changed(self.selected)
 
+    @_undoable
     def clear(self) -> None:
         self.path = CameraPath(fps=self.path.fps)
         self.stop_preview()
         self.play_time = 0.0
         self._changed(None)
 
+    @_undoable
     def set_path(self, path: CameraPath) -> None:
         """Replace the edited path (a loaded or imported file)."""
         self.path = path
@@ -202,7 +272,7 @@ class PathEditor:
         if self.play_time >= self.path.end_time - 1e-9 and not self.path.loop:
             self.play_time = 0.0
         self.playing = self.preview = True
-        self._show()
+        self._shown_version = show_path_at(self.camera, self.path, self.play_time)
 
     def pause(self) -> None:
         self.playing = False
@@ -224,7 +294,7 @@ class PathEditor:
         self.playing = False
         self.preview = True
         self.play_time = float(min(max(seconds, 0.0), self.path.end_time))
-        self._show()
+        self._shown_version = show_path_at(self.camera, self.path, self.play_time)
 
     def tick(self, dt: float) -> bool:
         """Advance playback by ``dt`` seconds of wall time (called every UI frame); returns whether it moved the
@@ -241,13 +311,8 @@ class PathEditor:
         elif t >= end:
             t, self.playing = end, False
         self.play_time = t
-        self._show()
+        self._shown_version = show_path_at(self.camera, self.path, self.play_time)
         return True
-
-    def _show(self) -> None:
-        cam = self.path.evaluate(self.play_time)
-        self.camera.show_pose(cam.c2w, cam.fov_y_deg)
-        self._shown_version = self.camera.version
 
     # -------------------------------------------------------------------------------------------- video
     def frame_cameras(self) -> list[PathCamera]:

@@ -30,6 +30,7 @@ class Frame:
     ms: float
     seq: int
     step: int
+    generation: int = 0  # the scene/model swap it shows (``current.generation``): an older one is never shown
 
 
 class Phase(Enum):
@@ -101,6 +102,12 @@ class RenderWorker:
         if self._thread is not None:
             self._thread.join(timeout=30.0)
 
+    def current(self) -> Frame | None:
+        """The latest frame if it shows the current scene and model, else None (after an open or a reset, the old
+        scene's picture is not shown under the new one's HUD while its first frame renders)."""
+        frame = self.latest
+        return frame if frame is not None and frame.generation == self.state.current.generation else None
+
     def fps(self) -> float:
         t = [x for x in self._times if x > time.perf_counter() - 2.0]
         return (len(t) - 1) / max(t[-1] - t[0], 1e-9) if len(t) > 1 else 0.0
@@ -119,7 +126,7 @@ class RenderWorker:
             ms = min(ms, timing["ms"] + (ms - timing["ms"]) * 0.1)
         self.frames += 1
         self._times = self._times[-30:] + [time.perf_counter()]
-        frame = Frame(img, scale, ms, self.frames, step)
+        frame = Frame(img, scale, ms, self.frames, step, key[2])
         self._last_key = key
         self.latest = frame
         return frame

@@ -18,7 +18,8 @@ from .overlays import MODE_LABELS, MODES, view_projection
 
 HELP = (
     "drag: orbit | right/middle drag: pan | wheel: zoom | WASD Space C (+Shift): fly | [ ]: training cams | "
-    "V: reset view | T: train | R: reset | G: ground truth | 1-7: modes | K: keyframe | P: play path | Tab: HUD | "
+    "V: reset view | T: train | R: reset | G: ground truth | 1-7: modes | K: keyframe | Ctrl+Z: undo path edit | "
+    "P: play path | Tab: HUD | "
     "F11: fullscreen"
 )
 
@@ -140,6 +141,8 @@ class Viewport:
             return True
         if symbol in (key.F11,) or (symbol == key.F and modifiers & key.MOD_CTRL):
             self.window.set_fullscreen(not self.window.fullscreen)
+        elif symbol == key.Z and modifiers & key.MOD_CTRL:
+            st.paths.undo_path_edit()
         elif symbol == key.T:
             st.toggle_training()
         elif symbol == key.R:
@@ -174,8 +177,11 @@ class Viewport:
             self.state.camera.fly(fwd, right, up, speed * min(dt, 0.1))
 
     def upload(self) -> None:
-        frame = self.worker.latest
-        if frame is None or frame.seq == self.frame_seq:
+        frame = self.worker.current()
+        if frame is None:  # nothing rendered of this scene yet: no old picture stays up
+            self.texture, self.frame_size, self.frame_seq = None, (0, 0), -1
+            return
+        if frame.seq == self.frame_seq:
             return
         img = frame.image
         h, w = img.shape[:2]
@@ -187,7 +193,7 @@ class Viewport:
         self.frame_seq = frame.seq
 
     def hud_text(self) -> str:
-        st, frame = self.state, self.worker.latest
+        st, frame = self.state, self.worker.current()
         t = st.trainer
         last = t.history[-1] if t is not None and t.history else None
         mode = "Ground truth" if st.settings.ground_truth else MODE_LABELS.get(st.settings.mode, st.settings.mode)
@@ -198,6 +204,8 @@ class Viewport:
             shown = (
                 f"render {frame.image.shape[1]}x{frame.image.shape[0]} ({frame.scale * 100:.0f}%, {frame.ms:.0f} ms)"
             )
+        elif st.current.generation > 0:
+            shown = "render - (the first picture is on its way)"
         else:
             shown = "render -"
         lines = [
