@@ -399,7 +399,7 @@ def test_dropping_a_non_scene_shows_an_error_and_keeps_running(app, tmp_path):
 
 def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
     other = synthetic.make_scene(tmp_path / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1, progress=False)
-    old, w, v = app.state.trainer, app.worker, app.viewport
+    old, v = app.state.trainer, app.viewport
     assert app.pump(30, until=lambda: v.texture is not None)  # the old scene's picture is up
     generation = app.state.current.generation
     send(app, "on_file_drop", 10, 10, [str(other)])
@@ -410,7 +410,7 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
 
     def check() -> bool:
         gen = app.state.current.generation
-        shown.append(v.texture is None or (w.latest.generation == gen and v.frame_seq == w.latest.seq))
+        shown.append(v.texture is None or v.frame_generation == gen)
         return app.state.loader.loading is None and gen > generation and v.texture is not None and app.state.step >= 2
 
     assert app.pump(60, until=check), app.state.status

@@ -89,6 +89,7 @@ class Viewport:
         self.window.push_handlers(self)
         self.texture: Any = None
         self.frame_seq = -1
+        self.frame_generation = -1  # the scene generation of the frame in ``texture``
         self.frame_size = (0, 0)
         self.frames = 0
         self._frame_times: list[float] = []
@@ -190,7 +191,7 @@ class Viewport:
             self.texture = pyglet.image.Texture.create(w, h)
             self.frame_size = (w, h)
         self.texture.blit_into(data, 0, 0, 0)
-        self.frame_seq = frame.seq
+        self.frame_seq, self.frame_generation = frame.seq, frame.generation
 
     def hud_text(self) -> str:
         st, frame = self.state, self.worker.current()
