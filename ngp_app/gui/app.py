@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import NgpError
-from .render_worker import RenderWorker
+from .render_worker import Phase, RenderWorker
 from .session import Session
 
+ACTIVE_SECONDS = 1.0  # after an input or a change, the windows redraw at full rate at least this long
+IDLE_REDRAW_SECONDS = 2.0  # an idle app redraws this rarely (nothing changes; input wakes it at once)
+WAIT_SLICE_SECONDS = 0.04  # an idle app looks for input this often (the viewport's events; the panel's wake it)
 NO_DISPLAY = (
     "no display for the app (DISPLAY is not set); run it under a virtual one with "
     "`xvfb-run -a ngp app ...`, or use the CLI (`ngp train`, `ngp render`) on servers"
@@ -97,6 +100,49 @@ class App:
         spare = 1.0 / 120.0 - (time.perf_counter() - now)
         if spare > 0:
             time.sleep(spare)
+
+    def busy(self) -> bool:
+        """Whether something changes on screen without input: training, a load or job (or a row still listed), work
+        posted to the UI thread, a playing path, a render in progress or not yet shown, a fading error, flying."""
+        st, w = self.state, self.worker
+        latest = w.latest
+        return (
+            st.runner.running
+            or st.loader.loading is not None
+            or bool(st.jobs.visible())
+            or st.has_pending()
+            or st.paths.path_editor.playing
+            or w.phase is not Phase.IDLE
+            or (latest is not None and latest.seq != self.viewport.frame_seq)
+            or st.status_is_error
+            or self.viewport.flying()
+        )
+
+    def wait_for_input(self, timeout: float) -> bool:
+        """Idle: sleep until input reaches either window, something gets busy, or ``timeout`` passes (then one redraw
+        keeps the windows fresh). Returns whether input or work came."""
+        end = time.perf_counter() + timeout
+        while self.running and time.perf_counter() < end:
+            if self.viewport.poll_input() or self.busy():
+                return True
+            if self.panel.wait_events(min(WAIT_SLICE_SECONDS, max(0.0, end - time.perf_counter()))):
+                return True
+        return False
+
+    def run(self, seconds: float | None = None) -> None:
+        """The main loop until a window closes (or ``seconds`` pass): full rate while there is input or change, and
+        while idle no redraw but every ``IDLE_REDRAW_SECONDS``, so the CPU goes to training and other programs."""
+        end = None if seconds is None else time.perf_counter() + seconds
+        active_until = 0.0
+        while self.running and (end is None or time.perf_counter() < end):
+            self.tick()
+            now = time.perf_counter()
+            if self.busy():
+                active_until = now + ACTIVE_SECONDS
+            elif now >= active_until:
+                wait = IDLE_REDRAW_SECONDS if end is None else min(IDLE_REDRAW_SECONDS, max(0.0, end - now))
+                if self.wait_for_input(wait):
+                    active_until = time.perf_counter() + ACTIVE_SECONDS
 
     def pump(self, seconds: float, until: Callable[[], bool] | None = None) -> bool:
         """Run the loop for up to ``seconds`` (or until ``until()``); returns whether ``until`` became true."""
@@ -210,9 +256,7 @@ def run_app(
         ) from None
     app = App(path, config=config, device=device, backend=backend, downscale=downscale, max_size=max_size, size=size)
     try:
-        end = None if exit_after is None else time.perf_counter() + exit_after
-        while app.running and (end is None or time.perf_counter() < end):
-            app.tick()
+        app.run(exit_after)
         shots = app.save_screenshots(screenshot_dir) if screenshot_dir else []
         summary = app.summary()
         summary["screenshots"] = [str(p) for p in shots]

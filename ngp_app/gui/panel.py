@@ -44,6 +44,7 @@ def _glfw() -> Any:
         lib = ctypes.CDLL(core.__file__)
         lib.glfwGetCurrentContext.restype = ctypes.c_void_p
         lib.glfwMakeContextCurrent.argtypes = [ctypes.c_void_p]
+        lib.glfwWaitEventsTimeout.argtypes = [ctypes.c_double]
         return lib
     except (OSError, AttributeError):  # pragma: no cover - other builds
         return None
@@ -503,6 +504,16 @@ class Panel:
             dpg.output_frame_buffer(file=str(save_to))
         dpg.render_dearpygui_frame()
         dpg.run_callbacks(dpg.get_callback_queue())  # the callbacks of this frame's clicks, here on the UI thread
+
+    def wait_events(self, timeout: float) -> bool:
+        """Sleep until the panel's window gets an event (mouse, keys, expose) or ``timeout`` seconds pass; returns
+        whether an event came. The events go to DearPyGui's queue and are handled in the next frame."""
+        if self.glfw is None or not self.glfw_window:
+            time.sleep(timeout)
+            return False
+        t0 = time.perf_counter()
+        self.glfw.glfwWaitEventsTimeout(float(timeout))
+        return time.perf_counter() - t0 < 0.9 * timeout
 
     def close(self) -> None:
         if self.glfw is not None and self.glfw_window:

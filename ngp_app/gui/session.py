@@ -107,6 +107,10 @@ class Session:
         else:
             self.post(fn)
 
+    def has_pending(self) -> bool:
+        """Whether other threads posted work for the UI thread that it has not run yet."""
+        return not self._ui_calls.empty()
+
     def apply_pending(self) -> bool:
         """Run the work other threads posted, in order, on the UI thread: callbacks, job results, finished loads.
         Returns whether a scene or snapshot was swapped in."""

@@ -24,6 +24,23 @@ HELP = (
 )
 
 
+INPUT_EVENTS = (
+    "on_mouse_motion",
+    "on_mouse_press",
+    "on_mouse_release",
+    "on_mouse_drag",
+    "on_mouse_scroll",
+    "on_mouse_enter",
+    "on_key_press",
+    "on_key_release",
+    "on_text",
+    "on_file_drop",
+    "on_expose",
+    "on_resize",
+    "on_activate",
+)
+
+
 def pump_window_events(window: Any) -> None:
     """Dispatch ``window``'s pending events, drops included.
 
@@ -86,6 +103,8 @@ class Viewport:
         accept_short_xdnd_enter(self.window)
         self.keys = key.KeyStateHandler()
         self.window.push_handlers(self.keys)
+        self.inputs = 0  # input events seen (an idle app wakes on them)
+        self.window.push_handlers(**{name: self._count_input for name in INPUT_EVENTS})
         self.window.push_handlers(self)
         self.texture: Any = None
         self.frame_seq = -1
@@ -166,6 +185,20 @@ class Viewport:
             st.settings.mode = MODES[symbol - key._1]
             st.settings.ground_truth = False
         return None  # let the key-state handler below see it too (WASD flying)
+
+    def poll_input(self) -> bool:
+        """Handle the window's waiting events now; returns whether any was input (mouse, keys, a drop, an expose or
+        resize). Other X traffic (a swap's notifications) does not count: it would keep an idle app awake."""
+        n = self.inputs
+        pump_window_events(self.window)
+        return self.inputs != n
+
+    def _count_input(self, *_: Any) -> None:
+        self.inputs += 1
+
+    def flying(self) -> bool:
+        """Whether a fly key (WASD, Space, C) is held: the view moves every frame."""
+        return any(self.keys[k] for k in (key.W, key.A, key.S, key.D, key.SPACE, key.C))
 
     # ------------------------------------------------------------------------------------------ per frame
     def fly(self, dt: float) -> None:
