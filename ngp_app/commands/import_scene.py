@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         frames=args.frames, images=Path(args.images) if args.images else None, overwrite=args.overwrite, sfm=sfm
     )
     bars = _Bars(disable=args.quiet)
-    cancel = threading.Event()
+    cancel, finished = threading.Event(), threading.Event()
     outcome: dict[str, Any] = {}
 
     def work() -> None:
@@ -139,16 +139,19 @@ def run(args: argparse.Namespace) -> int:
             outcome["result"] = import_scene(args.source, args.out, options, progress=bars, cancel=cancel)
         except BaseException as exc:  # handed to the main thread
             outcome["error"] = exc
+        finally:
+            finished.set()
 
-    # pycolmap blocks in C++ (GIL released): run it in a thread so Ctrl-C reaches us and cancels it cleanly.
+    # The import runs in a thread so that SIGINT/SIGTERM (raised in the main thread) cancel it cleanly; its end is
+    # an Event, not thread.join(): an interrupted join can return at once while the thread still runs (CPython 3.9-3.12,
+    # python/cpython#90882), and the process would exit before the import removed its staged files.
     thread = threading.Thread(target=work, name="ngp-import", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(0.2)
-    except KeyboardInterrupt:
-        cancel.set()
-        thread.join()
+        while not finished.wait(0.2):
+            pass
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as Interrupted: reported by the caller once the import cleaned up
+        wait_for_cleanup(cancel, finished)
         raise
     finally:
         bars.close()
@@ -179,3 +182,20 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def wait_for_cleanup(cancel: threading.Event, finished: threading.Event, patience: int = 2) -> None:
+    """Cancel the import and wait until it has removed what it made (its worker killed, its staging folder gone).
+    Further signals meanwhile are absorbed; only the ``patience``-th more one gives up waiting."""
+    cancel.set()
+    extra = 0
+    while True:
+        try:
+            if finished.wait(0.2):
+                return
+        except KeyboardInterrupt:
+            extra += 1
+            if extra >= patience:
+                log.warning("leaving without waiting for the import to clean up")
+                return
+            log.warning("stopping the import and removing its files (another signal leaves at once)")

@@ -6,7 +6,11 @@ and ``--out`` may not be (or lie inside) an input, nor hold one where the import
 run-folder lock ``ngp train`` takes (``.ngp-lock``) and builds the whole new scene in a staging folder inside
 ``--out`` (``.ngp-import-*``); only when it is complete are its files moved into place, transforms.json last, after
 an earlier import's files (``--overwrite``) were moved aside. A failed or cancelled import removes only its staging
-folder and the folders it created, so an earlier import stays as it was.
+folder and the folders it created, so an earlier import stays as it was. The staging folder's name holds the
+importing process's id: the next import into ``--out`` removes those of killed runs (their process gone) and says so.
+
+pycolmap is never imported in this process: reading a COLMAP project, SfM and the conversion of its model run in a
+worker process (``sfm``, ``sfm_worker``), whose C-level signal handlers cannot replace ours.
 """
 
 from __future__ import annotations
@@ -24,10 +28,9 @@ from typing import Any
 from ...errors import ImportFailed, NgpError
 from ...fileio import atomic_write_text
 from ...outputs import RUN_LOCK_NAME, ClaimedFolder
-from .convert import IMAGES_DIR, POINTS_FILE, convert, registered_images
-from .points import write_points_ply
+from .convert import IMAGES_DIR, POINTS_FILE
 from .progress import ProgressCallback, Reporter
-from .sfm import SfmOptions, require_pycolmap, run_sfm
+from .sfm import SfmOptions, convert_model, require_pycolmap, run_sfm
 from .sources import Source, check_photos, detect_source, stage_images
 
 log = logging.getLogger(__name__)
@@ -169,38 +172,44 @@ def import_scene(
         )
     check_apart(Path(source), src, out)
     check_output(out, src, opts.overwrite)
-    pycolmap = require_pycolmap()
-    # read the inputs before --out is touched
-    n_video_frames = None
-    model: Any = None
-    if src.kind == "video":  # an unreadable video fails here, before anything is written
-        from .video import count_frames
-
-        n_video_frames = count_frames(src.path)
-    elif src.kind == "colmap":
-        model = _read_model(pycolmap, src)
+    require_pycolmap()
     report = Reporter(progress, cancel, skip=("features", "matching", "mapping") if src.kind == "colmap" else ())
     report.check()
-    notes: dict[str, Any] = {}
-    if src.kind == "images":
-        src, opts, notes = _check_photos(src, opts, report)
-    folder = ClaimedFolder(out)
+    # read the inputs before --out is touched; a COLMAP project's model is converted into a temporary folder
+    n_video_frames = None
+    model: Path | None = None
     try:
-        folder.claim()  # the lock ngp train takes: one run (import or training) at a time in a folder
-    except NgpError as exc:
-        raise ImportFailed(str(exc)) from None
-    try:
-        check_output(out, src, opts.overwrite)  # again, under the lock: another run may have finished meanwhile
-        _remove_leftovers(out)
-        stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        if src.kind == "video":  # an unreadable video fails here, before anything is written
+            from .video import count_frames
+
+            n_video_frames = count_frames(src.path)
+        elif src.kind == "colmap":
+            model = Path(tempfile.mkdtemp(prefix="ngp-import-model-"))
+            _read_model(src, model, report)
+        report.check()
+        notes: dict[str, Any] = {}
+        if src.kind == "images":
+            src, opts, notes = _check_photos(src, opts, report)
+        folder = ClaimedFolder(out)
         try:
-            result = _run(pycolmap, src, out, stage, opts, report, n_video_frames, model)
-            result.summary.update(notes)
-            _swap_in(stage, out, [n for n in OUTPUTS if (stage / n).exists()])
+            folder.claim()  # the lock ngp train takes: one run (import or training) at a time in a folder
+        except NgpError as exc:
+            raise ImportFailed(str(exc)) from None
+        try:
+            _remove_leftovers(out)
+            check_output(out, src, opts.overwrite)  # again, under the lock: another run may have finished meanwhile
+            stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out))
+            try:
+                result = _run(src, out, stage, opts, report, n_video_frames, model)
+                result.summary.update(notes)
+                _swap_in(stage, out, [n for n in OUTPUTS if (stage / n).exists()])
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            folder.release()  # unlock; a folder this import created goes again unless the scene is in it
     finally:
-        folder.release()  # unlock; a folder this import created goes again unless the scene is in it
+        if model is not None:
+            shutil.rmtree(model, ignore_errors=True)
     return result
 
 
@@ -229,22 +238,45 @@ def _check_photos(src: Source, opts: ImportOptions, report: Reporter) -> tuple[S
     return replace(src, names=photos.kept), opts, notes
 
 
-def _read_model(pycolmap: Any, src: Source) -> tuple[Any, list[str], Any]:
-    """A COLMAP project's reconstruction, its posed images' names and its conversion (refusing unsupported cameras)."""
+def _read_model(src: Source, into: Path, report: Reporter) -> None:
+    """Read and convert a COLMAP project's model in the worker process (refusing unreadable models and unsupported
+    cameras): ``into/scene`` gets the scene's sparse files and ``conversion.json``."""
+    convert_model(src.path, into / "scene", into / "work", report, shown=src.path)
+
+
+def _staging_pid(name: str) -> int | None:
+    """The process id in a staging folder's name (``.ngp-import-<pid>-*``), None for another name."""
+    pid = name[len(STAGING_PREFIX) :].split("-", 1)[0] if name.startswith(STAGING_PREFIX) else ""
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts)."""
     try:
-        rec = pycolmap.Reconstruction(src.path)
-    except Exception as exc:  # pycolmap raises ValueError/RuntimeError for unreadable models
-        raise ImportFailed(f"{src.path}: cannot read the COLMAP model ({exc})") from None
-    names = [im.name for im in registered_images(rec)]
-    return rec, names, convert(rec, len(names))
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def _remove_leftovers(out: Path) -> None:
-    """Remove the staging folders of imports that were killed here (safe: we hold the folder's lock)."""
-    for entry in out.iterdir():
-        if entry.name.startswith(STAGING_PREFIX) and entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-            log.info("removed %s, left by an import that was killed", entry)
+def _remove_leftovers(out: Path) -> list[Path]:
+    """Remove the staging folders of imports killed here (their process gone; one without an id in its name is an
+    older version's, and we hold the folder's lock, so no run of it is alive); a running import's are never touched.
+    Says what it removed; returns it."""
+    removed = []
+    for entry in sorted(out.iterdir()):
+        if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir() or entry.is_symlink():
+            continue
+        pid = _staging_pid(entry.name)
+        if pid is not None and (pid == os.getpid() or _alive(pid)):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        who = f"process {pid}" if pid is not None else "an earlier run"
+        log.warning("removed %s, the leftover of an import that was killed (%s is gone)", entry, who)
+        removed.append(entry)
+    return removed
 
 
 def _swap_in(stage: Path, out: Path, names: list[str]) -> None:
@@ -272,25 +304,25 @@ def _swap_in(stage: Path, out: Path, names: list[str]) -> None:
 
 
 def _run(
-    pycolmap: Any,
     src: Source,
     out: Path,
     stage: Path,
     opts: ImportOptions,
     report: Reporter,
     n_video_frames: int | None,
-    model: Any,
+    model: Path | None,
 ) -> ImportResult:
     """Build the scene in ``stage`` (SfM's work files in ``stage/work``); ``out/images`` is used as it is for an
-    import in place."""
+    import in place. ``model``: a COLMAP project's model as ``_read_model`` converted it."""
     in_place = _in_place(src, out)
     images = src.images if in_place else stage / IMAGES_DIR
     extra: dict[str, dict[str, Any]] = {}
-    conv = None
     if src.kind == "colmap":
-        rec, names, conv = model
-        n_input = len(names)
-        stage_images(src.images, names, images, report)  # type: ignore[arg-type]
+        assert model is not None
+        conv = json.loads((model / "scene" / "conversion.json").read_text())
+        stage_images(src.images, conv["names"], images, report)  # type: ignore[arg-type]
+        for name in ("sparse", POINTS_FILE):
+            shutil.move(model / "scene" / name, stage / name)
     else:
         if src.kind == "video":
             from .video import extract_frames
@@ -307,31 +339,24 @@ def _run(
         n_input = len(names)
         work = stage / "work"
         work.mkdir()
-        rec = run_sfm(images, names, work, opts.sfm, report, ordered=src.kind == "video")
+        model_dir = run_sfm(images, names, work, opts.sfm, report, ordered=src.kind == "video")
+        report("writing", 0.0, "transforms.json", force=True)
+        conv = convert_model(model_dir, stage, work, report, n_input, extra)
         shutil.rmtree(work, ignore_errors=True)
     report("writing", 0.0, "transforms.json", force=True)
-    conv = conv or convert(rec, n_input, extra)
-    rec.write(_fresh_dir(stage / "sparse" / "0"))
-    write_points_ply(stage / POINTS_FILE, conv.points, conv.colors)
-    conv.summary["source"] = str(src.path)
-    atomic_write_text(stage / "transforms.json", json.dumps(conv.transforms, indent=2) + "\n")
+    summary = conv["summary"]
+    summary["source"] = str(src.path)
+    conv["transforms"]["ngp_import"] = summary
+    atomic_write_text(stage / "transforms.json", json.dumps(conv["transforms"], indent=2) + "\n")
     report.check()  # the last moment a cancel counts: from here the new scene replaces the old one
     report("writing", 1.0, "done")
-    summary = {**conv.summary, "seconds": report.seconds()}  # timings: the result only, not transforms.json
     log.info(
         "imported %s: %d of %d images registered, %d points, reprojection error %.2f px, aabb_scale %d",
         src.path,
-        conv.summary["registered"],
-        conv.summary["images"],
-        conv.summary["points"],
-        conv.summary["reprojection_error_px"],
-        conv.summary["aabb_scale"],
+        summary["registered"],
+        summary["images"],
+        summary["points"],
+        summary["reprojection_error_px"],
+        summary["aabb_scale"],
     )
-    return ImportResult(out, src, summary)
-
-
-def _fresh_dir(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
+    return ImportResult(out, src, {**summary, "seconds": report.seconds()})  # timings: the result only

@@ -1,13 +1,16 @@
 """Structure from motion with pycolmap (COLMAP's own bindings, no external binary): SIFT features, exhaustive or
 sequential matching, incremental mapping; the largest model wins.
 
-pycolmap runs in a child process (``sfm_worker``). Its calls block without progress callbacks (mapping has one
-per registered image), so this side counts the rows of the SQLite database COLMAP writes (WAL mode: readers in
-another process never block it) for the progress bar, and cancels by terminating the child.
+pycolmap runs only in a child process (``sfm_worker``): it is never imported here, so its C-level signal handlers
+can never replace the caller's (``ngp``'s SIGTERM handling, the app's). Its calls block without progress callbacks
+(mapping has one per registered image), so this side counts the rows of the SQLite database COLMAP writes (WAL mode:
+readers in another process never block it) for the progress bar, and cancels by killing the child. The conversion of
+a model into the scene's files runs in such a child too (``convert_model``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -16,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,13 +59,15 @@ class SfmOptions:
     seed: int = 0
 
 
-def require_pycolmap() -> Any:
-    """The pycolmap module, or ImportFailed with the one-line install hint."""
+def require_pycolmap() -> None:
+    """ImportFailed with the one-line install hint unless pycolmap is installed (found, not imported: it runs only in
+    the worker process)."""
     try:
-        import pycolmap
-    except ImportError:
-        raise ImportFailed(INSTALL_HINT) from None
-    return pycolmap
+        found = importlib.util.find_spec("pycolmap") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ImportFailed(INSTALL_HINT)
 
 
 def choose_matcher(matcher: str, n_images: int, ordered: bool) -> str:
@@ -111,12 +117,84 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+@dataclass
+class WorkerRun:
+    """How a worker process ended: its report lines (``events``) and exit status."""
+
+    events: list[dict[str, Any]]
+    returncode: int | None
+
+    @property
+    def final(self) -> dict[str, Any] | None:
+        """The ``done`` or ``error`` report, if the worker got that far."""
+        return next((e for e in self.events if e.get("done") or "error" in e), None)
+
+
+def run_worker(
+    job: dict[str, Any],
+    work: Path,
+    report: Reporter,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    poll: Callable[[], None] | None = None,
+) -> WorkerRun:
+    """Run ``job`` in a worker process (``sfm_worker``; its job file and stderr log in ``work``), passing each report
+    line to ``on_event`` and calling ``poll`` about 4 times a second. A cancel kills the worker and raises
+    ImportCancelled; so does any exception here (a signal): the worker never outlives this call."""
+    work.mkdir(parents=True, exist_ok=True)
+    job = {**job, "verbose": log.isEnabledFor(logging.DEBUG), "parent_pid": os.getpid()}
+    job_file = work / f"{job.get('task', 'sfm')}.json"
+    job_file.write_text(json.dumps(job))
+    events: list[dict[str, Any]] = []
+    with open(work / "colmap.log", "ab") as stderr:
+        # As a module of the package (as a plain script, without torch loaded first, the reconstruction of the CI
+        # capture missed the pose tolerance in 2 of 8 runs here; as a module, in none of 10). A session of its own:
+        # signals for our process group (Ctrl-C at the terminal) reach us only; we stop it.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ngp_app.data.importer.sfm_worker", str(job_file)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=_worker_env(),
+            start_new_session=True,
+        )
+
+        def read_events() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                events.append(event)
+                if on_event is not None:
+                    on_event(event)
+
+        reader = threading.Thread(target=read_events, name="ngp-sfm-events", daemon=True)
+        reader.start()
+        try:
+            while proc.poll() is None:
+                if report.cancelled:
+                    break
+                if poll is not None:
+                    poll()
+                time.sleep(0.25)
+        finally:
+            if proc.poll() is None:  # cancelled, or an exception (a signal) in this thread: stop it now
+                proc.kill()
+            proc.wait()
+            reader.join(timeout=5)
+            if proc.stdout is not None:
+                proc.stdout.close()
+    report.check()
+    return WorkerRun(events, proc.returncode)
+
+
 def run_sfm(
     image_dir: Path, names: list[str], work: Path, options: SfmOptions, report: Reporter, ordered: bool = False
-) -> Any:
-    """SfM on ``names`` (files in ``image_dir``) with a database in ``work``; returns the largest
-    pycolmap.Reconstruction. ``ordered``: the names are frames of one video, in time order."""
-    pycolmap = require_pycolmap()
+) -> Path:
+    """SfM on ``names`` (files in ``image_dir``) with a database in ``work``; returns the folder of the largest model
+    (``work/model``). ``ordered``: the names are frames of one video, in time order."""
+    require_pycolmap()
     if options.camera_model not in CAMERA_MODELS:
         raise ImportFailed(
             f"unsupported camera model {options.camera_model!r} (choose from {', '.join(CAMERA_MODELS)})"
@@ -130,76 +208,43 @@ def run_sfm(
     expected = {"features": n, "matching": n * (n - 1) // 2 if matcher == "exhaustive" else len(pairs)}
     job = {
         **asdict(options),
+        "task": "sfm",
         "matcher": matcher,
         "images": str(image_dir),
         "names": names,
         "work": str(work),
         "min_model_size": MIN_REGISTERED,
-        "verbose": log.isEnabledFor(logging.DEBUG),
-        "parent_pid": os.getpid(),
     }
-    (work / "job.json").write_text(json.dumps(job))
-    stderr = open(work / "colmap.log", "wb")
-    # As a module of the package (as a plain script, without torch loaded first, the reconstruction of the CI
-    # capture missed the pose tolerance in 2 of 8 runs here; as a module, in none of 10).
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ngp_app.data.importer.sfm_worker", str(work / "job.json")],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        env=_worker_env(),
-    )
     state: dict[str, Any] = {"stage": "features", "registered": 0}
-    events: list[dict[str, Any]] = []
 
-    def read_events() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            events.append(event)
-            if "stage" in event:
-                state["stage"] = event["stage"]
-                note = (
-                    f"SIFT on {n} images"
-                    if event["stage"] == "features"
-                    else f"{expected['matching']} pairs ({matcher})"
-                    if event["stage"] == "matching"
-                    else "first pair"
-                )
-                report(event["stage"], 0.0, note, force=True)
-            elif "registered" in event and not event.get("done"):
-                state["registered"] = event["registered"]
-                report("mapping", min(event["registered"] / n, 0.99), f"{event['registered']}/{n} images registered")
+    def on_event(event: dict[str, Any]) -> None:
+        if "stage" in event:
+            state["stage"] = event["stage"]
+            note = (
+                f"SIFT on {n} images"
+                if event["stage"] == "features"
+                else f"{expected['matching']} pairs ({matcher})"
+                if event["stage"] == "matching"
+                else "first pair"
+            )
+            report(event["stage"], 0.0, note, force=True)
+        elif "registered" in event and not event.get("done"):
+            state["registered"] = event["registered"]
+            report("mapping", min(event["registered"] / n, 0.99), f"{event['registered']}/{n} images registered")
 
-    reader = threading.Thread(target=read_events, name="ngp-sfm-events", daemon=True)
-    reader.start()
-    try:
-        while proc.poll() is None:
-            if report.cancelled:
-                proc.terminate()
-                proc.wait()
-                break
-            stage = state["stage"]  # once: the event thread moves it on
-            table = _TABLES.get(stage)
-            done = count_rows(work / "database.db", table) if table else None
-            if done is not None:
-                total = expected[stage]
-                unit = "images" if stage == "features" else f"pairs ({matcher})"
-                report(stage, min(done / max(total, 1), 0.99), f"{done}/{total} {unit}")
-            time.sleep(0.25)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    finally:
-        reader.join(timeout=5)
-        stderr.close()
-    report.check()
-    final = next((e for e in events if e.get("done") or "error" in e), None)
+    def poll() -> None:
+        stage = state["stage"]  # once: the event thread moves it on
+        table = _TABLES.get(stage)
+        done = count_rows(work / "database.db", table) if table else None
+        if done is not None:
+            total = expected[stage]
+            unit = "images" if stage == "features" else f"pairs ({matcher})"
+            report(stage, min(done / max(total, 1), 0.99), f"{done}/{total} {unit}")
+
+    ran = run_worker(job, work, report, on_event, poll)
+    final = ran.final
     if final is None or "error" in final:
-        why = final["error"] if final else f"the SfM process died ({_exit_reason(proc.returncode)})"
+        why = final["error"] if final else f"the SfM process died ({_exit_reason(ran.returncode)})"
         tail = _log_tail(work / "colmap.log")
         raise ImportFailed(f"reconstruction failed during {state['stage']}: {why}" + (f" [{tail}]" if tail else ""))
     n_reg = int(final["registered"])
@@ -211,7 +256,39 @@ def run_sfm(
     if final["models"] > 1:
         log.warning("SfM made %d separate models; keeping the largest (%d of %d images)", final["models"], n_reg, n)
     report("mapping", 1.0, f"{n_reg}/{n} images registered")
-    return pycolmap.Reconstruction(work / "model")
+    return work / "model"
+
+
+def convert_model(
+    model: Path,
+    out: Path,
+    work: Path,
+    report: Reporter,
+    n_input: int | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
+    shown: Path | None = None,
+) -> dict[str, Any]:
+    """Convert the COLMAP model in ``model`` in a worker process: ``out`` gets ``sparse/0`` (the model as COLMAP
+    writes it) and the sparse points; returns ``{"transforms", "summary", "names"}`` (see ``convert.convert``).
+    ``shown``: the model's path in messages. ImportFailed for an unreadable model or unsupported cameras."""
+    require_pycolmap()
+    out.mkdir(parents=True, exist_ok=True)
+    job = {
+        "task": "convert",
+        "model": str(model),
+        "out": str(out),
+        "n_input": n_input,
+        "extra": extra or {},
+        "shown": str(shown or model),
+    }
+    ran = run_worker(job, work, report)
+    final = ran.final
+    if final is None or "error" in final:
+        if final is not None and final.get("failed"):
+            raise ImportFailed(final["error"])
+        why = final["error"] if final else f"the process died ({_exit_reason(ran.returncode)})"
+        raise ImportFailed(f"{shown or model}: converting the COLMAP model failed: {why}")
+    return json.loads((out / "conversion.json").read_text())
 
 
 def _exit_reason(code: int | None) -> str:

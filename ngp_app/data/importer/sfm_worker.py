@@ -1,12 +1,16 @@
-"""The SfM child process: ``python -m ngp_app.data.importer.sfm_worker JOB.json`` runs pycolmap's feature
-extraction, matching and incremental mapping, and writes the largest model to ``WORK/model``. It exits as soon as
-its caller is gone.
+"""The pycolmap child process: ``python -m ngp_app.data.importer.sfm_worker JOB.json``. Every pycolmap call of an
+import runs here, never in the caller. Task ``sfm`` runs feature extraction, matching and incremental mapping and
+writes the largest model to ``WORK/model``; task ``convert`` reads a model and writes the scene's files (``sparse/0``,
+the sparse points, ``conversion.json``: transforms, summary, posed image names) into ``out``. It exits as soon as its
+caller is gone.
 
 It reports on stdout, one JSON object a line: ``{"stage": S}`` when a stage starts, ``{"registered": k}`` per
-image the mapper adds, ``{"done": true, "registered": k, "models": m}`` at the end, or ``{"error": "..."}``.
-It runs apart from the caller because COLMAP's SQLite must not share a process with another SQLite reading the
-same database (the caller polls it for progress), and so that a crash or a cancel (terminate) cannot take the
-caller (the app) down with it.
+image the mapper adds, ``{"done": true, ...}`` at the end, or ``{"error": "...", "failed": bool}`` (``failed``: a
+user-facing ImportFailed, its message as it is). It runs apart from the caller because COLMAP's SQLite must not share
+a process with another SQLite reading the same database (the caller polls it for progress), so that a crash or a
+cancel (kill) cannot take the caller (the app) down with it, and because pycolmap's logging library (glog) installs
+C-level SIGTERM/SIGSEGV handlers that would replace the caller's: here they replace only this process's, which ignores
+SIGINT and runs in its own session (the caller alone decides when it stops).
 """
 
 from __future__ import annotations
@@ -18,10 +22,37 @@ from typing import Any
 
 
 def emit(**event: Any) -> None:
+    """One report line to the caller."""
     print(json.dumps(event), flush=True)
 
 
+def convert_model(job: dict[str, Any]) -> None:
+    """Read the model at ``job["model"]`` and write the scene's files into ``job["out"]`` (see the module docstring)."""
+    import pycolmap
+
+    from ...errors import ImportFailed
+    from .convert import POINTS_FILE, convert, registered_images
+    from .points import write_points_ply
+
+    pycolmap.logging.minloglevel = 0 if job.get("verbose") else 2
+    model, out = Path(job["model"]), Path(job["out"])
+    try:
+        rec = pycolmap.Reconstruction(model)
+    except Exception as exc:  # pycolmap raises ValueError/RuntimeError for unreadable models
+        raise ImportFailed(f"{job.get('shown', model)}: cannot read the COLMAP model ({exc})") from None
+    names = [im.name for im in registered_images(rec)]
+    conv = convert(rec, job.get("n_input") or len(names), job.get("extra") or {})
+    (out / "sparse" / "0").mkdir(parents=True, exist_ok=True)
+    rec.write(out / "sparse" / "0")
+    write_points_ply(out / POINTS_FILE, conv.points, conv.colors)
+    (out / "conversion.json").write_text(
+        json.dumps({"transforms": conv.transforms, "summary": conv.summary, "names": names})
+    )
+    emit(done=True, registered=len(names))
+
+
 def run(job: dict[str, Any]) -> None:
+    """Task ``sfm``: features, matching, mapping; the largest model to ``WORK/model``."""
     import pycolmap
 
     pycolmap.logging.minloglevel = 0 if job.get("verbose") else 2
@@ -108,14 +139,37 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="ngp-sfm-parent", daemon=True).start()
 
 
+def own_signals() -> None:
+    """This process's signal setup: Ctrl-C at the terminal is for the caller (it stops us when it has to), so SIGINT
+    is ignored, and a session of our own keeps signals sent to the caller's process group away from us."""
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.setsid()
+    except OSError:  # already a session leader (the caller started us with start_new_session)
+        pass
+
+
 def main(argv: list[str]) -> int:
+    """Run the job in ``argv[0]``; 0 when it finished, 1 after an error (reported on stdout)."""
+    from ...errors import ImportFailed
+
+    own_signals()
     try:
         job = json.loads(Path(argv[0]).read_text())
         if job.get("parent_pid"):
             die_with_parent(int(job["parent_pid"]))
-        run(job)
+        if job.get("task", "sfm") == "convert":
+            convert_model(job)
+        else:
+            run(job)
+    except ImportFailed as exc:
+        emit(error=" ".join(str(exc).split()), failed=True)
+        return 1
     except Exception as exc:  # reported to the parent as one line
-        emit(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        emit(error=f"{type(exc).__name__}: {exc}".splitlines()[0], failed=False)
         return 1
     return 0
 
