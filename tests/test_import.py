@@ -451,6 +451,12 @@ def test_two_imports_into_one_folder_take_turns(tmp_path: Path) -> None:
                 pass
             time.sleep(0.02)
         os.kill(first.pid, signal.SIGSTOP)
+        stat = Path(f"/proc/{first.pid}/stat")  # kill() returns before the process has stopped: wait until it has
+        until = time.time() + 10
+        while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "T" and time.time() < until:
+            time.sleep(0.01)
+        if not stat.exists():
+            time.sleep(0.5)
         assert first.poll() is None, "the first import ended before it was seen holding the folder"
         held = {k: v for k, v in tree_bytes(out).items() if "/work/" not in k}  # its SfM process still runs
         assert ".ngp-lock" in held

@@ -336,12 +336,11 @@ def _run(
         else:
             names = src.names
             stage_images(src.path, names, images, report)
-        n_input = len(names)
         work = stage / "work"
         work.mkdir()
-        model_dir = run_sfm(images, names, work, opts.sfm, report, ordered=src.kind == "video")
-        report("writing", 0.0, "transforms.json", force=True)
-        conv = convert_model(model_dir, stage, work, report, n_input, extra)
+        ordered = src.kind == "video"
+        conv = run_sfm(images, names, work, opts.sfm, report, ordered=ordered, convert_to=stage, extra=extra)
+        assert conv is not None
         shutil.rmtree(work, ignore_errors=True)
     report("writing", 0.0, "transforms.json", force=True)
     summary = conv["summary"]

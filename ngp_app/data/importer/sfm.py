@@ -5,7 +5,8 @@ pycolmap runs only in a child process (``sfm_worker``): it is never imported her
 can never replace the caller's (``ngp``'s SIGTERM handling, the app's). Its calls block without progress callbacks
 (mapping has one per registered image), so this side counts the rows of the SQLite database COLMAP writes (WAL mode:
 readers in another process never block it) for the progress bar, and cancels by killing the child. The conversion of
-a model into the scene's files runs in such a child too (``convert_model``).
+a model into the scene's files runs in such a child too (after SfM in the same one; ``convert_model`` for a
+COLMAP project's model).
 """
 
 from __future__ import annotations
@@ -190,10 +191,18 @@ def run_worker(
 
 
 def run_sfm(
-    image_dir: Path, names: list[str], work: Path, options: SfmOptions, report: Reporter, ordered: bool = False
-) -> Path:
-    """SfM on ``names`` (files in ``image_dir``) with a database in ``work``; returns the folder of the largest model
-    (``work/model``). ``ordered``: the names are frames of one video, in time order."""
+    image_dir: Path,
+    names: list[str],
+    work: Path,
+    options: SfmOptions,
+    report: Reporter,
+    ordered: bool = False,
+    convert_to: Path | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """SfM on ``names`` (files in ``image_dir``) with a database in ``work``; the largest model goes to
+    ``work/model``. ``ordered``: the names are frames of one video, in time order. ``convert_to``: the same process
+    converts the model there (as ``convert_model``, ``extra`` per image name) and the conversion is returned."""
     require_pycolmap()
     if options.camera_model not in CAMERA_MODELS:
         raise ImportFailed(
@@ -214,11 +223,16 @@ def run_sfm(
         "names": names,
         "work": str(work),
         "min_model_size": MIN_REGISTERED,
+        "convert_out": str(convert_to) if convert_to is not None else None,
+        "n_input": n,
+        "extra": extra or {},
     }
     state: dict[str, Any] = {"stage": "features", "registered": 0}
 
     def on_event(event: dict[str, Any]) -> None:
-        if "stage" in event:
+        if event.get("converting"):
+            report("writing", 0.0, "transforms.json", force=True)
+        elif "stage" in event:
             state["stage"] = event["stage"]
             note = (
                 f"SIFT on {n} images"
@@ -243,6 +257,8 @@ def run_sfm(
 
     ran = run_worker(job, work, report, on_event, poll)
     final = ran.final
+    if final is not None and final.get("failed"):  # the model was made but cannot be converted (its cameras)
+        raise ImportFailed(final["error"])
     if final is None or "error" in final:
         why = final["error"] if final else f"the SfM process died ({_exit_reason(ran.returncode)})"
         tail = _log_tail(work / "colmap.log")
@@ -256,7 +272,7 @@ def run_sfm(
     if final["models"] > 1:
         log.warning("SfM made %d separate models; keeping the largest (%d of %d images)", final["models"], n_reg, n)
     report("mapping", 1.0, f"{n_reg}/{n} images registered")
-    return work / "model"
+    return json.loads((convert_to / "conversion.json").read_text()) if convert_to is not None else None
 
 
 def convert_model(

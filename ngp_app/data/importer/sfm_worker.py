@@ -26,8 +26,9 @@ def emit(**event: Any) -> None:
     print(json.dumps(event), flush=True)
 
 
-def convert_model(job: dict[str, Any]) -> None:
-    """Read the model at ``job["model"]`` and write the scene's files into ``job["out"]`` (see the module docstring)."""
+def convert_model(job: dict[str, Any]) -> int:
+    """Read the model at ``job["model"]`` and write the scene's files into ``job["out"]`` (see the module docstring);
+    returns the number of posed images."""
     import pycolmap
 
     from ...errors import ImportFailed
@@ -48,11 +49,12 @@ def convert_model(job: dict[str, Any]) -> None:
     (out / "conversion.json").write_text(
         json.dumps({"transforms": conv.transforms, "summary": conv.summary, "names": names})
     )
-    emit(done=True, registered=len(names))
+    return len(names)
 
 
 def run(job: dict[str, Any]) -> None:
-    """Task ``sfm``: features, matching, mapping; the largest model to ``WORK/model``."""
+    """Task ``sfm``: features, matching, mapping; the largest model to ``WORK/model``, and converted into
+    ``job["convert_out"]`` (when given and the model is large enough: saves starting a second process)."""
     import pycolmap
 
     pycolmap.logging.minloglevel = 0 if job.get("verbose") else 2
@@ -111,7 +113,12 @@ def run(job: dict[str, Any]) -> None:
     if best is not None:
         (work / "model").mkdir(parents=True, exist_ok=True)
         best.write(work / "model")
-    emit(done=True, registered=best.num_reg_images() if best is not None else 0, models=len(models))
+    registered = best.num_reg_images() if best is not None else 0
+    converted = bool(job.get("convert_out")) and registered >= int(job["min_model_size"])
+    if converted:
+        emit(converting=True)
+        convert_model({**job, "model": str(work / "model"), "out": job["convert_out"]})
+    emit(done=True, registered=registered, models=len(models), converted=converted)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -162,7 +169,7 @@ def main(argv: list[str]) -> int:
         if job.get("parent_pid"):
             die_with_parent(int(job["parent_pid"]))
         if job.get("task", "sfm") == "convert":
-            convert_model(job)
+            emit(done=True, registered=convert_model(job))
         else:
             run(job)
     except ImportFailed as exc:
