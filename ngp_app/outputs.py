@@ -104,6 +104,29 @@ def free_space(folder: Path) -> int | None:
         return None
 
 
+LOW_SPACE = 1 << 20  # a write that failed with less than this free on its disk failed for lack of space
+
+
+def disk_full_error(path: str | Path, exc: BaseException, what: str) -> NgpError | None:
+    """The one-line error for a write of ``what`` to ``path`` that failed because its disk filled up (an ENOSPC, a
+    tool's "No space left on device", or almost nothing free after the failure); None for other failures."""
+    p = Path(path)
+    folder = existing_ancestor(p.parent)
+    free = free_space(folder)
+    full = (
+        (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
+        or "No space left on device" in str(exc)
+        or (free is not None and free < LOW_SPACE)
+    )
+    if not full:
+        return None
+    left = f"{human_bytes(free)} free" if free is not None else "its free space unknown"
+    return NgpError(
+        f"{p}: the disk filled up while writing {what} ({left} on {folder}); nothing was replaced: free some space "
+        "or write elsewhere"
+    )
+
+
 def check_free_space(path: str | Path, expected_bytes: int, what: str = "") -> None:
     """Refuse when the disk of ``path`` (or its nearest existing parent) has less than ``expected_bytes`` free
     (plus a margin). The message names the path and both sizes."""

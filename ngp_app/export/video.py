@@ -27,6 +27,7 @@ from ..data.cameras import Camera
 from ..errors import NgpError
 from ..fileio import default_file_mode
 from ..nerf_model import NerfModel
+from ..outputs import disk_full_error
 from .camera_path import PathCamera
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,6 @@ def render_frames(
 
 def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -> Path:
     """Write an iterable of (h, w, 3) uint8 frames to ``path`` (.mp4, .gif, or a folder of PNGs) atomically."""
-    import imageio.v2 as iio2
-    import imageio.v3 as iio
 
     p = Path(path)
     kind = check_output(p)
@@ -164,6 +163,20 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
     os.close(probe[0])
     os.unlink(probe[1])
     remove_dead_partials(p)
+    try:
+        return _write(frames, p, kind, fps, quality)
+    except (OSError, RuntimeError, ValueError) as exc:  # ffmpeg and imageio report a full disk in their own ways
+        full = disk_full_error(p, exc, "the frames" if kind == "frames" else f"the {kind}")
+        if full is not None:
+            raise full from None
+        raise
+
+
+def _write(frames, p: Path, kind: str, fps: float, quality: int) -> Path:
+    """``write_video``'s work once the target is checked: frames to a partial file or folder, then the swap."""
+    import imageio.v2 as iio2
+    import imageio.v3 as iio
+
     if kind == "frames":
         tmp_dir = Path(tempfile.mkdtemp(prefix=partial_prefix(p), dir=p.parent))
         os.chmod(tmp_dir, default_file_mode() | 0o111)  # a folder: searchable like a plain mkdir's
@@ -206,7 +219,10 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
             images = list(frames)
             if not images:
                 raise NgpError("no frames to write")
-            iio.imwrite(tmp, np.stack(images), extension=".gif", duration=1000.0 / fps, loop=0)
+            # encoded in memory, then written as plain bytes: a full disk is one clean OSError (Pillow's writer
+            # retries its flush when collected and prints the failure again)
+            data = iio.imwrite("<bytes>", np.stack(images), extension=".gif", duration=1000.0 / fps, loop=0)
+            tmp.write_bytes(data)
         os.replace(tmp, p)
     finally:
         if tmp.exists():

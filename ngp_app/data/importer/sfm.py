@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ImportFailed
+from ...outputs import disk_full_error
 from .progress import Reporter
 
 log = logging.getLogger(__name__)
@@ -262,6 +263,9 @@ def run_sfm(
     if final is None or "error" in final:
         why = final["error"] if final else f"the SfM process died ({_exit_reason(ran.returncode)})"
         tail = _log_tail(work / "colmap.log")
+        full = disk_full_error(work / "database.db", RuntimeError(f"{why} {tail}"), "the SfM database and model")
+        if full is not None:  # COLMAP aborts (signal 6) when its disk fills: say so, naming where
+            raise ImportFailed(str(full))
         raise ImportFailed(f"reconstruction failed during {state['stage']}: {why}" + (f" [{tail}]" if tail else ""))
     n_reg = int(final["registered"])
     if n_reg < MIN_REGISTERED:
@@ -303,6 +307,9 @@ def convert_model(
         if final is not None and final.get("failed"):
             raise ImportFailed(final["error"])
         why = final["error"] if final else f"the process died ({_exit_reason(ran.returncode)})"
+        full = disk_full_error(out / "sparse", RuntimeError(why), "the converted model")
+        if full is not None:
+            raise ImportFailed(str(full))
         raise ImportFailed(f"{shown or model}: converting the COLMAP model failed: {why}")
     return json.loads((out / "conversion.json").read_text())
 
