@@ -398,6 +398,8 @@ def test_dropping_a_non_scene_shows_an_error_and_keeps_running(app, tmp_path):
 
 
 def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
+    import dearpygui.dearpygui as dpg
+
     other = synthetic.make_scene(tmp_path / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1, progress=False)
     old, v = app.state.trainer, app.viewport
     assert app.pump(30, until=lambda: v.texture is not None)  # the old scene's picture is up
@@ -417,6 +419,7 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
     assert all(shown), shown.count(False)
     assert not app.state.status_is_error, app.state.status
     assert app.state.current.scene.n_frames == 4 and Path(app.state.current.scene.path) == Path(other)
+    assert "4 training frames (1 held out for evaluation)" in dpg.get_value("scene_info")  # the held-out frame said
     assert app.state.trainer is not old and app.state.runner.running
     assert "first picture" not in v.hud_text()
 

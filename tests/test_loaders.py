@@ -25,7 +25,7 @@ from ngp_app.data.cameras import (
     pixel_rays,
     undistort,
 )
-from ngp_app.data.loaders import load_scene
+from ngp_app.data.loaders import held_out_frames, load_scene
 from ngp_app.errors import SceneError
 
 
@@ -46,6 +46,17 @@ def test_single_transforms_holdout_rule(single_transforms_scene: Path) -> None:
     both = load_scene(single_transforms_scene / "transforms.json", "all")
     assert (train.n_frames, test.n_frames, both.n_frames) == (8, 2, 10)  # frames 0 and 8 are held out
     assert test.file_names[0].endswith("000.png") and test.file_names[1].endswith("008.png")
+
+
+def test_held_out_frames_are_counted_as_the_test_split_loads_them(
+    demo_scene: Path, single_transforms_scene: Path, fox_scene: Path
+) -> None:
+    """What the app says is held out for evaluation: the frames the test split loads (their images present)."""
+    assert held_out_frames(demo_scene) == 20  # transforms_test.json
+    assert held_out_frames(single_transforms_scene) == 2  # every 8th of 10
+    data = json.loads((fox_scene / "transforms.json").read_text())
+    present = [i for i, f in enumerate(data["frames"]) if (fox_scene / f["file_path"]).is_file()]
+    assert held_out_frames(fox_scene) == sum(i % 8 == 0 for i in present) == load_scene(fox_scene, "test").n_frames
 
 
 def test_fox_with_missing_frames(fox_scene: Path, caplog: pytest.LogCaptureFixture) -> None:

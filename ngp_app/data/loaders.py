@@ -108,23 +108,12 @@ def camera_model(meta: dict[str, Any]) -> int:
     return FISHEYE if name.upper() in FISHEYE_MODELS else OPENCV
 
 
-def load_scene(
-    path: str | Path,
-    split: str = "train",
-    downscale: int = 1,
-    max_size: int | None = None,
-    workers: int = 2,
-    progress: bool = False,
-) -> Scene:
-    """Load one split of a scene folder or transforms file.
-
-    downscale: integer factor to shrink images by; max_size: shrink further so the longer side is at most this.
-    Frames whose image is missing are skipped with one warning; a split with no usable frame is an error.
-    """
-    if downscale < 1:
-        raise SceneError(f"--downscale must be >= 1, got {downscale}")
-    root_path, fmt, files = resolve_scene(path, split)
-    entries: list[tuple[Path, dict[str, Any], str]] = []  # (image, merged meta, where)
+def frame_entries(
+    files: list[tuple[Path, str]],
+) -> tuple[list[tuple[Path, dict[str, Any], str]], list[str], dict[str, Any]]:
+    """The frames of ``resolve_scene``'s (json, selection) pairs whose image exists: (image, merged meta, where)
+    each, the file paths of those whose image is missing, and the first file's top-level keys."""
+    entries: list[tuple[Path, dict[str, Any], str]] = []
     missing: list[str] = []
     top_level: dict[str, Any] = {}
     for json_path, selection in files:
@@ -142,6 +131,35 @@ def load_scene(
                 missing.append(str(frame["file_path"]))
                 continue
             entries.append((image, {**top, **frame}, f"{where} ({frame['file_path']})"))
+    return entries, missing, top_level
+
+
+def held_out_frames(path: str | Path) -> int:
+    """How many frames of the scene at ``path`` are held out of training for evaluation (its ``test`` split, every
+    8th frame of a single transforms.json) and have their image; 0 when it has none."""
+    try:
+        return len(frame_entries(resolve_scene(path, "test")[2])[0])
+    except SceneError:
+        return 0
+
+
+def load_scene(
+    path: str | Path,
+    split: str = "train",
+    downscale: int = 1,
+    max_size: int | None = None,
+    workers: int = 2,
+    progress: bool = False,
+) -> Scene:
+    """Load one split of a scene folder or transforms file.
+
+    downscale: integer factor to shrink images by; max_size: shrink further so the longer side is at most this.
+    Frames whose image is missing are skipped with one warning; a split with no usable frame is an error.
+    """
+    if downscale < 1:
+        raise SceneError(f"--downscale must be >= 1, got {downscale}")
+    root_path, fmt, files = resolve_scene(path, split)
+    entries, missing, top_level = frame_entries(files)
     if missing:
         log.warning("%s: skipped %d frame(s) whose image is missing (e.g. %s)", root_path, len(missing), missing[0])
     if not entries:

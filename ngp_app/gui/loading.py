@@ -19,6 +19,12 @@ from .rendering import RenderSource
 log = logging.getLogger(__name__)
 
 
+def frames_said(meta: dict[str, Any]) -> str:
+    """How many frames train and how many are held out: "70 training frames (11 held out for evaluation)"."""
+    n, held = int(meta.get("n_frames", 0)), int(meta.get("held_out", 0))
+    return f"{n} training frames" + (f" ({held} held out for evaluation)" if held else "")
+
+
 @dataclass
 class Loaded:
     """A scene or snapshot loaded off the UI thread, ready to swap in."""
@@ -122,18 +128,19 @@ class SceneLoader:
 
     def _load_scene(self, path: str | Path, start: bool) -> Loaded:
         """Load a scene and build its trainer."""
-        from ..data.loaders import load_scene
+        from ..data.loaders import held_out_frames, load_scene
 
         scene = load_scene(path, "train", self.downscale, self.max_size)
         if scene.n_frames == 0:
             raise SceneError(f"{path}: scene has no frames")
         trainer = self.make_trainer(scene, None)
+        meta = {**scene.metadata(), "held_out": held_out_frames(path)}
         return Loaded(
             scene,
-            scene.metadata(),
+            meta,
             trainer,
             start=start,
-            message=f"scene {scene.name}: {scene.n_frames} frames, training {'on' if start else 'off'}",
+            message=f"scene {scene.name}: {frames_said(meta)}, training {'on' if start else 'off'}",
         )
 
     def _load_snapshot(self, path: str | Path) -> Loaded:

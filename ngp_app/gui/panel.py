@@ -18,6 +18,7 @@ from ..backends import BACKENDS
 from .file_dialog import FileDialog
 from .jobs import format_seconds
 from .layout import PANEL_WIDTH, Rect
+from .loading import frames_said
 from .overlays import MODE_LABELS, MODE_OVERLAYS, MODES, OVERLAY_LABELS, OVERLAYS
 from .panel_images import ImagePanel
 from .panel_path import PathPanel
@@ -403,8 +404,8 @@ class Panel:
             dpg.set_value(
                 "scene_info",
                 fixed_lines(
-                    f"{src}\n{meta.get('n_frames', 0)} frames of {meta.get('width', 0)}x"
-                    f"{meta.get('height', 0)}, aabb_scale {meta.get('aabb_scale', 1)}",
+                    f"{src}\n{frames_said(meta)}\n{meta.get('width', 0)}x"
+                    f"{meta.get('height', 0)} pixels, aabb_scale {meta.get('aabb_scale', 1)}",
                     3,
                 ),
             )
