@@ -431,14 +431,21 @@ def test_open_dialog_takes_a_typed_transforms_json(app, tmp_path):
     (other / "transforms.json").write_text((other / "transforms_train.json").read_text())
     width = dpg.get_viewport_width()
     dpg.get_item_callback(
-        [c for c in dpg.get_all_items() if dpg.get_item_label(c) == "Open scene, transforms.json or snapshot..."][0]
+        [c for c in dpg.get_all_items() if dpg.get_item_label(c) == "Open scene, snapshot, photos or video..."][0]
     )()
     app.tick()
     assert app.panel.files.shown and dpg.get_viewport_width() >= 900  # roomy: the panel widens for it
     dpg.get_item_callback("fd_path")("fd_path", str(other))  # type the folder, Enter: the dialog goes there
     app.tick()
     assert app.panel.files.shown and app.panel.files.browser.folder == other
-    assert "transforms.json" in [e.name for e in app.panel.files.browser.entries()]
+    (other / "clip.mp4").write_bytes(b"")  # a video is listed too (opening one imports it)
+    assert {"transforms.json", "clip.mp4"} <= {e.name for e in app.panel.files.browser.entries()}
+    dpg.get_item_callback("fd_path")("fd_path", str(other / "train"))  # a folder of photos does not look empty
+    app.tick()
+    assert any(e.name.endswith(".png") for e in app.panel.files.browser.entries())
+    assert "imported" in dpg.get_value("fd_hint")  # the dialog says what opening photos or a video does
+    dpg.get_item_callback("fd_path")("fd_path", str(other))
+    app.tick()
     dpg.get_item_callback("fd_path")("fd_path", "transforms.json")  # type the file name, Enter: opened as typed
     app.tick()
     assert not app.panel.files.shown and dpg.get_viewport_width() == width

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import dearpygui.dearpygui as dpg
 
 from ..backends import BACKENDS
+from ..data.importer.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .file_dialog import FileDialog
 from .jobs import format_seconds
 from .layout import PANEL_WIDTH, Rect
@@ -27,6 +28,7 @@ from .widgets import fixed_lines, int_inputs, on_ui
 
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
 PLOT_POINTS = 2000
+OPEN_LABEL = "Open scene, snapshot, photos or video..."
 NO_SCENE = "no scene: drop a scene, a photo folder or a video on the viewport, or use Open scene..."
 STATUS_LINES = 2  # the status line's height in lines (the whole text in its tooltip and, for errors, the dialog)
 JOB_ROWS = 2  # job rows the strip shows without scrolling
@@ -103,7 +105,7 @@ class Panel:
                 with dpg.collapsing_header(label="Scene", default_open=True):
                     dpg.add_text(fixed_lines("", 3), tag="scene_info")
                     dpg.add_button(
-                        label="Open scene, transforms.json or snapshot...",
+                        label=OPEN_LABEL,
                         callback=on_ui(st, lambda *_: self.open_dialog()),
                     )
                 with dpg.collapsing_header(label="Training", default_open=True):
@@ -302,12 +304,14 @@ class Panel:
         meta_path = self.state.current.meta.get("path")
         start = Path(meta_path).absolute().parent if meta_path else Path.cwd()
         self.files.show(
-            "Open a scene, transforms.json or snapshot",
+            "Open a scene, snapshot, photo folder or video",
             start,
             self.state.open_path_async,
-            (".json", ".npz"),
-            hint="A scene folder (go into it, then Open), a transforms.json, or a "
-            "snapshot (.npz, or the folder holding snapshot.npz). Typing a path and Enter works too.",
+            (".json", ".npz", *VIDEO_SUFFIXES, *IMAGE_SUFFIXES),  # photos listed: a photo folder does not look empty
+            hint="A scene folder (go into it, then Open), a transforms.json, a snapshot (.npz, or the folder "
+            "holding snapshot.npz), or your own capture: a folder of photos (go into it, then Open) or a video, "
+            "which is imported first (SfM estimates the cameras, in the background), then trained. "
+            "Typing a path and Enter works too.",
         )
 
     def rect(self) -> Rect:
