@@ -105,7 +105,7 @@ class App:
         """Whether something changes on screen without input: training, a load or job (or a row still listed), work
         posted to the UI thread, a playing path, a render in progress or not yet shown, a fading error, flying."""
         st, w = self.state, self.worker
-        latest = w.latest
+        shown = w.current()  # a frame of an earlier scene is never shown: it is not waiting to be
         return (
             st.runner.running
             or st.loader.loading is not None
@@ -113,7 +113,7 @@ class App:
             or st.has_pending()
             or st.paths.path_editor.playing
             or w.phase is not Phase.IDLE
-            or (latest is not None and latest.seq != self.viewport.frame_seq)
+            or (shown is not None and shown.seq != self.viewport.frame_seq)
             or st.status_is_error
             or self.viewport.flying()
         )
