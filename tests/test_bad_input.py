@@ -5,6 +5,7 @@ concurrently (each fails before any training)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -128,19 +129,7 @@ def snapshot_command(
         if command == "mesh":
             return ["mesh", str(snap), "--out", str(d / "out.ply"), "--resolution", "8", *FAST]
         if command == "video":
-            return [
-                "video",
-                str(snap),
-                "--out",
-                str(d / "out.gif"),
-                "--frames",
-                "2",
-                "--width",
-                "8",
-                "--height",
-                "8",
-                *FAST,
-            ]
+            return video_args(snap, d / "out.gif")
         return ["train", str(inp.scene), "--resume", str(snap), "--out", str(d / "out"), "--steps", "1", *FAST]
 
     return build
@@ -176,41 +165,39 @@ def video_into(files: list[str], marker: str | None = None) -> Build:
             (folder / name).write_bytes((inp.scene / "images" / "000.png").read_bytes())
         if marker is not None:
             (folder / ".ngp-video").write_text(marker)
-        return [
-            "video",
-            str(inp.snapshot),
-            "--out",
-            str(folder),
-            "--frames",
-            "2",
-            "--width",
-            "8",
-            "--height",
-            "8",
-            *FAST,
-        ]
+        return video_args(inp.snapshot, folder)
 
     return build
+
+
+def video_over(name: str, marker: str | None = None, ours: bool = False) -> Build:
+    """``ngp video --out FILE`` where FILE exists: the user's (a scene image's bytes) or, with ``ours``, an earlier
+    export's with its marker, then changed; ``marker``: the text of ``.FILE.ngp-video`` when given."""
+
+    def build(d: Path, inp: Inputs) -> list[str]:
+        target = d / name
+        target.write_bytes((inp.scene / "images" / "000.png").read_bytes())
+        if ours:
+            digest = hashlib.sha256(target.read_bytes() + b"!").hexdigest()
+            marker_text = json.dumps({"written_by": "ngp video", "sha256": [digest]})
+        else:
+            marker_text = marker
+        if marker_text is not None:
+            (d / f".{name}.ngp-video").write_text(marker_text)
+        return video_args(inp.snapshot, target)
+
+    return build
+
+
+def video_args(snapshot: Path, out: Path, *extra: str) -> list[str]:
+    """``ngp video SNAPSHOT --out OUT`` for 2 frames of 8x8, then ``extra``."""
+    return ["video", str(snapshot), "--out", str(out), "--frames", "2", "--width", "8", "--height", "8", *extra, *FAST]
 
 
 def keyframe_file(doc: dict) -> Build:
     def build(d: Path, inp: Inputs) -> list[str]:
         keys = write_json(d / "keys.json", doc)
-        return [
-            "video",
-            str(inp.snapshot),
-            "--path",
-            str(keys),
-            "--out",
-            str(d / "out.gif"),
-            "--frames",
-            "2",
-            "--width",
-            "8",
-            "--height",
-            "8",
-            *FAST,
-        ]
+        return video_args(inp.snapshot, d / "out.gif", "--path", str(keys))
 
     return build
 
@@ -368,6 +355,11 @@ CASES = [
         video_into(["00000.png", "keep.png"], '{"frames": ["00000.png"]}'),
         "holds keep.png, which ngp video did not write",
     ),
+    # video files ngp video did not write, or that changed since (issue 22: a marker, not a guess from the name)
+    Case("video-over-users-mp4", video_over("clip.mp4"), "clip.mp4: exists and was not written by ngp video"),
+    Case("video-over-users-gif", video_over("clip.gif"), "clip.gif: exists and was not written by ngp video"),
+    Case("video-file-marker-not-json", video_over("clip.mp4", "{ nope"), "was not written by ngp video"),
+    Case("video-file-changed-since", video_over("clip.gif", ours=True), "clip.gif: has changed since ngp video"),
     # camera and keyframe files
     Case("camera-angle-0", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": 0}), ANGLE),
     Case("camera-angle-wide", camera_file({"transform_matrix": np.eye(4).tolist(), "camera_angle_x": "wide"}), ANGLE),

@@ -222,8 +222,9 @@ def test_cli_writes_mp4_gif_and_frames(tiny_snapshot: Path, tmp_path: Path, caps
         == 0
     )  # a previous frame folder (its marker says so) is replaced
     assert sorted(p.name for p in folder.iterdir()) == [".ngp-video", "00000.png", "00001.png"]
-    leftovers = [p.name for p in tmp_path.rglob(".*") if p.name != ".ngp-video"]
+    leftovers = [p.name for p in tmp_path.rglob(".*") if not p.name.endswith(".ngp-video")]  # no temp files
     assert not leftovers, leftovers
+    assert sorted(p.name for p in tmp_path.rglob(".*.ngp-video")) == [".orbit.mp4.ngp-video", ".tour.gif.ngp-video"]
     capsys.readouterr()
 
 
@@ -364,6 +365,43 @@ def test_video_replaces_only_a_folder_it_wrote(tiny_snapshot: Path, tmp_path: Pa
     export_video(snap.nerf, cp.orbit_path(4), ours, 8, 8)
     assert sorted(p.name for p in ours.glob("*.png")) == [f"{i:05d}.png" for i in range(4)]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp or old folders
+
+
+def test_video_replaces_only_a_file_it_wrote(tiny_snapshot: Path, tmp_path: Path) -> None:
+    """Issue 22: an existing .mp4/.gif is replaced only when the marker beside it holds its digest (a video this
+    program wrote, unchanged since); the user's own clip of that name, or our video after the user edited it, is
+    refused before any rendering and left byte for byte. A kill during the swap leaves either content accepted."""
+    import json
+
+    from ngp_app.export.video import _digest, video_file_problem, video_marker
+    from ngp_app.snapshot import load_snapshot
+
+    nerf = load_snapshot(tiny_snapshot).nerf
+    cams = cp.orbit_path(3)
+    for name in ("v.mp4", "v.gif"):
+        ours = export_video(nerf, cams, tmp_path / name, 8, 8)
+        first = ours.read_bytes()
+        export_video(nerf, cp.orbit_path(4), ours, 8, 8)  # ours: replaced
+        assert ours.read_bytes() != first
+        assert json.loads(video_marker(ours).read_text())["sha256"] == [_digest(ours)]
+        ours.write_bytes(ours.read_bytes() + b"edited")  # the user changed it
+        with pytest.raises(NgpError, match="has changed since ngp video wrote it"):
+            export_video(nerf, cams, ours, 8, 8)
+        users = tmp_path / f"phone{Path(name).suffix}"  # the user's clip, same kind of name
+        users.write_bytes(b"a user's video")
+        with pytest.raises(NgpError, match="exists and was not written by ngp video"):
+            export_video(nerf, cams, users, 8, 8)
+        assert users.read_bytes() == b"a user's video"
+    # the marker written just before the rename accepts the old and the new content
+    a, b = tmp_path / "a.gif", tmp_path / "b.gif"
+    a.write_bytes(b"old")
+    b.write_bytes(b"new")
+    video_marker(a).write_text(json.dumps({"written_by": "ngp video", "sha256": [_digest(a), _digest(b)]}))
+    assert video_file_problem(a) is None
+    a.write_bytes(b"new")
+    assert video_file_problem(a) is None
+    a.write_bytes(b"other")
+    assert "has changed" in (video_file_problem(a) or "")
 
 
 def test_failed_export_leaves_no_file(tiny_snapshot: Path, tmp_path: Path) -> None:

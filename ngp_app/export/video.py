@@ -3,12 +3,14 @@
 Files are written to a temporary name next to the target and renamed when complete, so an interrupted export
 never leaves a truncated video under the requested name. A frames folder gets a marker file (``.ngp-video``, listing
 its frames); an existing folder is replaced only when it holds that marker and nothing but the frames it lists (or
-is empty), and only after the new frames are all written.
+is empty), and only after the new frames are all written. A video file gets a marker beside it
+(``.<name>.ngp-video``, the digest of what was written); an existing file is replaced only when its digest is there.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import math
@@ -25,7 +27,7 @@ import torch
 
 from ..data.cameras import Camera
 from ..errors import NgpError
-from ..fileio import default_file_mode
+from ..fileio import atomic_write_text, default_file_mode
 from ..nerf_model import NerfModel
 from ..outputs import disk_full_error
 from .camera_path import PathCamera
@@ -63,6 +65,47 @@ def frames_folder_problem(folder: Path) -> str | None:
     return None
 
 
+def video_marker(target: Path) -> Path:
+    """The file beside a video this program wrote that says so: ``.<name>.ngp-video`` (JSON: ``written_by`` and
+    ``sha256``, the digests of the contents it counts as its own)."""
+    return target.with_name(f".{target.name}{FRAMES_MARKER}")
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def video_file_problem(target: Path) -> str | None:
+    """Why the existing file ``target`` must not be replaced by a video export (None: it does not exist, or it is
+    byte for byte what an earlier export wrote, by the marker beside it; its name is never taken as proof)."""
+    if not target.exists() and not target.is_symlink():
+        return None
+    if target.is_symlink() or not target.is_file():
+        return f"{target}: exists and is not a plain file; not replacing it: choose another name"
+    marker = video_marker(target)
+    try:
+        digests = json.loads(marker.read_text(encoding="utf-8"))["sha256"]
+        if not isinstance(digests, list):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        return (
+            f"{target}: exists and was not written by ngp video (no valid {marker.name} beside it); not replacing "
+            f"it: choose another name or move it"
+        )
+    try:
+        ours = _digest(target) in digests
+    except OSError as exc:
+        return f"{target}: cannot read the file ({exc.strerror or exc}); not replacing it"
+    if not ours:
+        return f"{target}: has changed since ngp video wrote it; not replacing it: choose another name or move it"
+    return None
+
+
 def check_output(path: str | Path) -> str:
     """The kind of output ``path`` asks for: ``mp4``, ``gif`` or ``frames`` (a folder); raises NgpError early (before
     any rendering) when it can't be written."""
@@ -90,6 +133,10 @@ def check_output(path: str | Path) -> str:
             raise NgpError(problem)
     if kind != "frames" and p.is_dir():
         raise NgpError(f"{p}: is a folder")
+    if kind != "frames":
+        problem = video_file_problem(p)
+        if problem:
+            raise NgpError(problem)
     return kind
 
 
@@ -223,7 +270,7 @@ def _write(frames, p: Path, kind: str, fps: float, quality: int) -> Path:
             # retries its flush when collected and prints the failure again)
             data = iio.imwrite("<bytes>", np.stack(images), extension=".gif", duration=1000.0 / fps, loop=0)
             tmp.write_bytes(data)
-        os.replace(tmp, p)
+        _replace_file(tmp, p)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -284,6 +331,21 @@ def _replace_folder(new: Path, target: Path) -> None:
         os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _replace_file(new: Path, target: Path) -> None:
+    """Put the complete video ``new`` at ``target``, marked as ours; an existing ``target`` is checked again (it may
+    have changed since the export began). While the rename happens the marker accepts the old and the new digest,
+    so a kill at any point leaves a file the next export may replace."""
+    problem = video_file_problem(target)
+    if problem:
+        raise NgpError(problem)
+    old = [_digest(target)] if target.exists() else []
+    new_digest = _digest(new)
+    marker = video_marker(target)
+    atomic_write_text(marker, json.dumps({"written_by": "ngp video", "sha256": old + [new_digest]}) + "\n")
+    os.replace(new, target)
+    atomic_write_text(marker, json.dumps({"written_by": "ngp video", "sha256": [new_digest]}) + "\n")
 
 
 def even_size(width: int, height: int, kind: str) -> tuple[int, int]:
