@@ -415,6 +415,88 @@ def test_overwrite_keeps_the_old_import_until_the_new_one_is_complete(noise_phot
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
+# A process importing with --overwrite that dies (os._exit, no cleanup) before its K-th rename during the swap, or
+# as it starts deleting the earlier import it moved aside (K = -1).
+SWAP_KILLER = """
+import os, sys, shutil
+from pathlib import Path
+from ngp_app.data.importer import ImportOptions, pipeline
+k, real_replace, real_rmtree, swap = int(sys.argv[3]), os.replace, shutil.rmtree, pipeline._swap_in
+def dying_swap(*args, **kwargs):
+    done = [0]
+    def replace(src, dst):
+        if done[0] == k:
+            os._exit(9)
+        done[0] += 1
+        real_replace(src, dst)
+    def rmtree(path, *a, **kw):
+        if k == -1 and Path(path).name.startswith(pipeline.OLD_PREFIX):
+            os._exit(9)
+        real_rmtree(path, *a, **kw)
+    os.replace, shutil.rmtree = replace, rmtree
+    try:
+        return swap(*args, **kwargs)
+    finally:
+        os.replace, shutil.rmtree = real_replace, real_rmtree
+pipeline._swap_in = dying_swap
+pipeline.import_scene(sys.argv[1], sys.argv[2], ImportOptions(overwrite=True))
+"""
+
+
+def test_an_import_killed_while_replacing_loses_neither_import(tmp_path: Path) -> None:
+    """Issue 22: a process killed before each rename of an --overwrite swap (and as it deletes the old import)
+    leaves a folder from which the next import, under the lock, restores the earlier import when the new one never
+    got its transforms.json in (else keeps the new one): a later import that is cancelled leaves exactly one of the
+    two, byte for byte, and no hidden folders; the moved-aside folder carries the killed process's id."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.bad_inputs import ROOT
+
+    second = project(tmp_path / "second", seed=1)
+    first_out = tmp_path / "first_import"
+    import_scene(project(tmp_path / "first"), first_out)
+    old = tree_bytes(first_out)
+    import_scene(second, tmp_path / "second_import")
+    new = tree_bytes(tmp_path / "second_import")
+    assert new != old
+    outcomes = {}
+    for k in [-1, *range(20)]:
+        out = shutil.copytree(first_out, tmp_path / f"kill{k}")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SWAP_KILLER, str(second), str(out), str(k)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        err = proc.communicate(timeout=300)[1]
+        if proc.returncode == 0:  # k is past the swap's last rename: nothing was killed
+            assert tree_bytes(out) == new
+            break
+        assert proc.returncode == 9, err
+        aside = [p.name for p in out.iterdir() if p.name.startswith(".ngp-replaced-")]
+        assert len(aside) == 1 and aside[0].startswith(f".ngp-replaced-{proc.pid}-"), aside
+        cancel = threading.Event()
+
+        def at_the_end(p: Any, cancel: threading.Event = cancel) -> None:
+            if p.stage == "writing":
+                cancel.set()
+
+        with pytest.raises(ImportCancelled):
+            import_scene(second, out, ImportOptions(overwrite=True), progress=at_the_end, cancel=cancel)
+        after = tree_bytes(out)
+        assert after in (old, new), (k, sorted(after))
+        assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [], k
+        outcomes[k] = "old" if after == old else "new"
+    else:
+        raise AssertionError("the swap never finished")
+    # transforms.json goes in by the last rename: a kill before any rename leaves the old import, one after all of
+    # them (as the old one is deleted) the new one
+    assert outcomes.pop(-1) == "new" and len(outcomes) >= 4 and set(outcomes.values()) == {"old"}, outcomes
+
+
 @pytest.mark.skipif(not hasattr(__import__("signal"), "SIGSTOP"), reason="needs SIGSTOP (POSIX)")
 def test_two_imports_into_one_folder_take_turns(tmp_path: Path) -> None:
     """Issue 22 item 4, as concurrent real processes: while one import holds --out (frozen with SIGSTOP inside its

@@ -244,10 +244,24 @@ def _read_model(src: Source, into: Path, report: Reporter) -> None:
     convert_model(src.path, into / "scene", into / "work", report, shown=src.path)
 
 
-def _staging_pid(name: str) -> int | None:
-    """The process id in a staging folder's name (``.ngp-import-<pid>-*``), None for another name."""
-    pid = name[len(STAGING_PREFIX) :].split("-", 1)[0] if name.startswith(STAGING_PREFIX) else ""
+def _leftover_pid(name: str, prefix: str) -> int | None:
+    """The process id in the name of a folder an import keeps while it runs (``<prefix><pid>-*``: staging,
+    ``.ngp-import-``, or an earlier import moved aside, ``.ngp-replaced-``), None without one."""
+    pid = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
     return int(pid) if pid.isdigit() else None
+
+
+def _dead_leftovers(out: Path, prefix: str) -> list[tuple[Path, int | None]]:
+    """The folders named ``<prefix>*`` in ``out`` whose import is gone, with its process id (None: an older
+    version's name; we hold the folder's lock, so no run of it is alive)."""
+    found = []
+    for entry in sorted(out.iterdir()):
+        if not entry.name.startswith(prefix) or not entry.is_dir() or entry.is_symlink():
+            continue
+        pid = _leftover_pid(entry.name, prefix)
+        if pid is None or (pid != os.getpid() and not _alive(pid)):
+            found.append((entry, pid))
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -262,16 +276,32 @@ def _alive(pid: int) -> bool:
 
 
 def _remove_leftovers(out: Path) -> list[Path]:
-    """Remove the staging folders of imports killed here (their process gone; one without an id in its name is an
-    older version's, and we hold the folder's lock, so no run of it is alive); a running import's are never touched.
-    Says what it removed; returns it."""
+    """Clean up after imports killed here (their process gone), under the folder's lock; a running import's folders
+    are never touched. An earlier import a killed ``--overwrite`` had moved aside (``.ngp-replaced-<pid>-*``) is put
+    back when the new one never got its transforms.json in (it goes in last), else deleted; staging folders are
+    removed. Says what it did; returns the folders it removed."""
     removed = []
-    for entry in sorted(out.iterdir()):
-        if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir() or entry.is_symlink():
-            continue
-        pid = _staging_pid(entry.name)
-        if pid is not None and (pid == os.getpid() or _alive(pid)):
-            continue
+    for entry, pid in _dead_leftovers(out, OLD_PREFIX):
+        who = f"process {pid}" if pid is not None else "an earlier run"
+        if not (out / "transforms.json").exists() and any(entry.iterdir()):
+            for moved in sorted(entry.iterdir()):
+                there = out / moved.name
+                if there.is_dir() and not there.is_symlink():  # the unfinished new import's: put in after the old
+                    shutil.rmtree(there)
+                elif there.exists() or there.is_symlink():
+                    there.unlink()
+                os.replace(moved, there)
+            log.warning(
+                "restored the earlier import from %s, where an import killed while replacing it (%s is gone) had "
+                "moved it",
+                entry,
+                who,
+            )
+        else:
+            log.warning("removed %s, the earlier import that a killed import (%s is gone) had replaced", entry, who)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    for entry, pid in _dead_leftovers(out, STAGING_PREFIX):
         shutil.rmtree(entry, ignore_errors=True)
         who = f"process {pid}" if pid is not None else "an earlier run"
         log.warning("removed %s, the leftover of an import that was killed (%s is gone)", entry, who)
@@ -282,7 +312,7 @@ def _remove_leftovers(out: Path) -> list[Path]:
 def _swap_in(stage: Path, out: Path, names: list[str]) -> None:
     """Move the finished import's ``names`` from ``stage`` into ``out``, transforms.json last; an earlier import's
     files are moved aside first (transforms.json first) and deleted only once the new ones are all in place."""
-    aside = Path(tempfile.mkdtemp(prefix=OLD_PREFIX, dir=out))
+    aside = Path(tempfile.mkdtemp(prefix=f"{OLD_PREFIX}{os.getpid()}-", dir=out))
     moved_old: list[str] = []
     moved_new: list[str] = []
     try:
