@@ -49,3 +49,14 @@ def write_project(
         for ext in (".bin", ".txt"):
             (model_dir / f"{extra}{ext}").unlink(missing_ok=True)
     return root, rec
+
+
+def small_project(root: Path, seed: int = 0) -> Path:
+    """A small COLMAP project (12 views, no SfM needed to import it); ``seed`` turns its world."""
+    from ngp_app.data.synthetic import ring_poses
+
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    return write_project(
+        root, ring_poses(12), "PINHOLE", [70.0, 70.0, 32.0, 24.0], (64, 48), False, (1.5, q, np.zeros(3))
+    )[0]

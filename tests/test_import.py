@@ -22,6 +22,7 @@ from ngp_app.data.importer.conventions import aabb_scale_for
 from ngp_app.data.importer.points import read_points_ply
 from ngp_app.data.loaders import load_scene
 from ngp_app.errors import ImportCancelled, ImportFailed
+from tests.colmap_project import small_project as project
 from tests.colmap_project import write_project
 
 pycolmap = pytest.importorskip("pycolmap")
@@ -353,17 +354,6 @@ def test_the_sfm_process_dies_with_its_caller(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- nothing is lost
-def project(root: Path, seed: int = 0) -> Path:
-    """A small COLMAP project (12 views, no SfM needed to import it); ``seed`` turns its world."""
-    from ngp_app.data.synthetic import ring_poses
-
-    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q *= np.sign(np.linalg.det(q))
-    return write_project(
-        root, ring_poses(12), "PINHOLE", [70.0, 70.0, 32.0, 24.0], (64, 48), False, (1.5, q, np.zeros(3))
-    )[0]
-
-
 def tree_bytes(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path -> bytes), hidden ones too."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
