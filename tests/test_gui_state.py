@@ -670,7 +670,7 @@ def test_overlays_are_geometry_drawn_over_the_render_not_into_it(state):
     assert "crop" not in {lay.name for lay in state.view.overlay_layers()}
 
 
-def test_rasterize_clips_at_the_near_plane_and_screenshots_carry_overlays(state, tmp_path):
+def test_rasterize_clips_at_the_near_plane_and_screenshots_carry_overlays_when_asked(state, tmp_path):
     import imageio.v3 as iio
 
     from ngp_app.data.cameras import Camera
@@ -686,8 +686,10 @@ def test_rasterize_clips_at_the_near_plane_and_screenshots_carry_overlays(state,
     assert state.open_path(DEMO, start=False)
     thin_grid(state)
     state.settings.mode = "cameras"
-    shot = iio.imread(state.wait_job(state.exports.screenshot(tmp_path / "cams.png", 160, 90)))
+    shot = iio.imread(state.wait_job(state.exports.screenshot(tmp_path / "cams.png", 160, 90, overlays=True)))
     assert (np.abs(shot.astype(int) - CAMERA_COLOR[:3]).sum(-1) == 0).sum() > 50
+    clean = iio.imread(state.wait_job(state.exports.screenshot(tmp_path / "clean.png", 160, 90)))  # the default
+    assert (np.abs(clean.astype(int) - CAMERA_COLOR[:3]).sum(-1) == 0).sum() < 5
 
 
 # ---------------------------------------------------------------------------------------------- ground truth (item 2)

@@ -135,9 +135,12 @@ class Exports:
         return self._submit("snapshot", work, lambda out: f"saved snapshot {out}")
 
     # ------------------------------------------------------------------------------------------ screenshot
-    def screenshot(self, path: str | Path, width: int, height: int, alpha: bool = False) -> Job | None:
+    def screenshot(
+        self, path: str | Path, width: int, height: int, alpha: bool = False, overlays: bool = False
+    ) -> Job | None:
         """Render the current view at any resolution to a PNG (RGBA with ``alpha``) in the background, chunk by
-        chunk (progress, cancellable). Never raises: problems go to the status line."""
+        chunk (progress, cancellable); a clean render unless ``overlays`` (the path, frusta, box and points the
+        viewport shows, drawn in; never with ``alpha``). Never raises: problems go to the status line."""
         import imageio.v3 as iio
 
         from ..fileio import atomic_write_bytes
@@ -152,7 +155,7 @@ class Exports:
             return None
         s = copy.copy(self.settings)
         cam = self.camera.camera(width, height)
-        layers = [] if alpha else self.view.overlay_layers(s)  # the overlays the viewport shows, drawn in at full size
+        layers = self.view.overlay_layers(s) if overlays and not alpha else []  # drawn in at full size
         gt = s.ground_truth and self.current.scene is not None
         try:
             frozen = None if gt else self.view.frozen()

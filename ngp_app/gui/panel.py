@@ -241,6 +241,9 @@ class Panel:
                     with dpg.group(horizontal=True):
                         int_inputs(("w", "shot_w", 1920, 1), ("h", "shot_h", 1080, 1))
                         dpg.add_checkbox(label="alpha", tag="shot_alpha")
+                        dpg.add_checkbox(label="overlays", tag="shot_overlays", default_value=False)
+                    with dpg.tooltip("shot_overlays"):
+                        dpg.add_text("draw the path, cameras, box and points shown in the viewport into the PNG")
                     dpg.add_button(
                         label="Save screenshot PNG", tag="shot_save", callback=on_ui(st, lambda *_: self._screenshot())
                     )
@@ -353,7 +356,7 @@ class Panel:
         st = self.state
         path, w, h = self.path_value("shot_path"), int(dpg.get_value("shot_w")), int(dpg.get_value("shot_h"))
         alpha = bool(dpg.get_value("shot_alpha"))
-        st.exports.screenshot(path, w, h, alpha)
+        st.exports.screenshot(path, w, h, alpha, overlays=bool(dpg.get_value("shot_overlays")))
 
     # ------------------------------------------------------------------------------------------ per frame
     def refresh_jobs(self) -> None:
