@@ -424,6 +424,46 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
     assert "first picture" not in v.hud_text()
 
 
+def choose(app, tag: str, label: str) -> None:
+    """As a person picks from a combo: click it, then click the entry in the list that opens under it."""
+    import dearpygui.dearpygui as dpg
+
+    click_item(app, tag)
+    app.pump(0.3)
+    items = dpg.get_item_configuration(tag)["items"]
+    x, _ = panel_point(tag)
+    _, vy = dpg.get_viewport_pos()
+    bottom = dpg.get_item_rect_max(tag)[1]
+    row = dpg.get_text_size("Ag")[1] + 4  # a selectable's height: a text line plus the item spacing
+    click(x, int(vy + bottom + 4 + (items.index(label) + 0.5) * row))
+    app.pump(0.3)
+
+
+def test_images_at_loads_a_scene_smaller_and_reload_applies_it(app, tmp_path):
+    """Issue 17 UX: the Scene section's *images at* choice sets the size the next scene loads at, and *Reload at
+    this size* opens the current scene again at it; the scene line says the size. By clicks only."""
+    import dearpygui.dearpygui as dpg
+
+    st = app.state
+    sized = synthetic.make_scene(tmp_path / "sized", width=32, height=32, n_train=4, n_val=1, n_test=1, progress=False)
+    assert dpg.get_value("load_size") == "1/8"  # the app was started with --downscale 8
+
+    def loaded(width: int) -> bool:
+        return st.loader.loading is None and st.current.scene is not None and st.current.meta.get("width") == width
+
+    send(app, "on_file_drop", 10, 10, [str(sized)])
+    assert app.pump(60, until=lambda: loaded(4) and Path(st.current.meta["path"]) == sized), st.status
+    for label, width in (("1/2", 16), ("full size", 32), ("1/8", 4)):
+        choose(app, "load_size", label)
+        assert dpg.get_value("load_size") == label and st.loader.downscale == {"1/2": 2, "full size": 1}.get(label, 8)
+        click_item(app, "scene_reload")
+        assert app.pump(60, until=lambda w=width: loaded(w)), (label, st.status)
+        assert st.current.scene.image(0).shape[:2] == (width, width)
+        app.pump(0.3)
+        said = dpg.get_value("scene_info")
+        assert f"{width}x{width} pixels" in said and (("loaded at 1/" in said) == (width != 32)), said
+
+
 def test_open_dialog_takes_a_typed_transforms_json(app, tmp_path):
     import dearpygui.dearpygui as dpg
 

@@ -134,7 +134,7 @@ class SceneLoader:
         if scene.n_frames == 0:
             raise SceneError(f"{path}: scene has no frames")
         trainer = self.make_trainer(scene, None)
-        meta = {**scene.metadata(), "held_out": held_out_frames(path)}
+        meta = {**scene.metadata(), "held_out": held_out_frames(path), "downscale": self.downscale}
         return Loaded(
             scene,
             meta,
@@ -164,7 +164,7 @@ class SceneLoader:
             trainer.restore(snap)
             return Loaded(
                 scene,
-                scene.metadata(),
+                {**scene.metadata(), "downscale": self.downscale},
                 trainer,
                 snapshot_path=snapshot_path,
                 snapshot_step=snap.step,

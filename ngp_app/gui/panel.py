@@ -29,6 +29,8 @@ from .widgets import fixed_lines, int_inputs, on_ui
 LABEL_TO_MODE = {v: k for k, v in MODE_LABELS.items()}
 PLOT_POINTS = 2000
 OPEN_LABEL = "Open scene, snapshot, photos or video..."
+#: The panel's choice of training-image size (the loader's ``downscale``).
+LOAD_SIZES = {"full size": 1, "1/2": 2, "1/4": 4, "1/8": 8}
 NO_SCENE = "no scene: drop a scene, a photo folder or a video on the viewport, or use Open scene..."
 STATUS_LINES = 2  # the status line's height in lines (the whole text in its tooltip and, for errors, the dialog)
 JOB_ROWS = 2  # job rows the strip shows without scrolling
@@ -60,6 +62,16 @@ EXPORT_EXTENSIONS = {
     "video": (".mp4", ".gif"),
     "path": (".json",),
 }
+
+
+def load_size_label(downscale: int) -> str:
+    """The *images at* choice for a loader ``downscale`` (one the panel does not list is shown as 1/N)."""
+    return next((label for label, n in LOAD_SIZES.items() if n == downscale), f"1/{downscale}")
+
+
+def size_said(downscale: int) -> str:
+    """How the scene line says the images' load size: nothing at full size, else `` (loaded at 1/N)``."""
+    return "" if int(downscale) <= 1 else f" (loaded at 1/{int(downscale)})"
 
 
 class Panel:
@@ -108,6 +120,27 @@ class Panel:
                         label=OPEN_LABEL,
                         callback=on_ui(st, lambda *_: self.open_dialog()),
                     )
+                    with dpg.group(horizontal=True):
+                        dpg.add_text("images at")
+                        dpg.add_combo(
+                            list(LOAD_SIZES),
+                            default_value=load_size_label(st.loader.downscale),
+                            width=90,
+                            tag="load_size",
+                            callback=on_ui(st, lambda _s, a: setattr(st.loader, "downscale", LOAD_SIZES[a])),
+                        )
+                        dpg.add_button(
+                            label="Reload at this size",
+                            tag="scene_reload",
+                            callback=on_ui(st, lambda *_: st.reload_scene()),
+                        )
+                    with dpg.tooltip("load_size"):
+                        dpg.add_text(
+                            "the size training images are loaded at, for the next scene opened or dropped\n"
+                            "(1/2: a quarter of the pixels; large phone images train and load faster)"
+                        )
+                    with dpg.tooltip("scene_reload"):
+                        dpg.add_text("open the current scene again at this size (training starts again)")
                 with dpg.collapsing_header(label="Training", default_open=True):
                     with dpg.group(horizontal=True):
                         dpg.add_button(
@@ -411,8 +444,8 @@ class Panel:
             dpg.set_value(
                 "scene_info",
                 fixed_lines(
-                    f"{src}\n{frames_said(meta)}\n{meta.get('width', 0)}x"
-                    f"{meta.get('height', 0)} pixels, aabb_scale {meta.get('aabb_scale', 1)}",
+                    f"{src}\n{frames_said(meta)}\n{meta.get('width', 0)}x{meta.get('height', 0)} pixels"
+                    f"{size_said(meta.get('downscale', 1))}, aabb_scale {meta.get('aabb_scale', 1)}",
                     3,
                 ),
             )
@@ -421,6 +454,7 @@ class Panel:
                 "scene_info",
                 fixed_lines(NO_SCENE, 3),
             )
+        dpg.configure_item("scene_reload", enabled=st.current.scene is not None)
         t = st.trainer
         dpg.configure_item("train_toggle", label="Stop" if st.runner.running else "Start")
         last = t.history[-1] if t is not None and t.history else None

@@ -198,6 +198,16 @@ class Session:
             return self.importer.start(path, start=start)
         return self.loader.open_async(path, start, self._swap)
 
+    def reload_scene(self) -> Job | None:
+        """Open the current scene (or snapshot) again, at the loader's image size now (``loader.downscale``, the
+        panel's *images at*); training starts again if it was running. None (said in the status line) without one."""
+        cur = self.current
+        path = cur.snapshot_path if cur.snapshot_path is not None else cur.meta.get("path")
+        if not path or cur.scene is None:
+            self.status_line.set("no scene on disk to reload", error=True)
+            return None
+        return self.loader.open_async(path, self.runner.running, self._swap)
+
     def _swap(self, path: str | Path, loaded: Loaded) -> bool:
         """Swap a loaded scene or snapshot in (UI thread) and reset the view for it; returns success."""
         try:
