@@ -72,6 +72,28 @@ def make_inputs(root: Path) -> Inputs:
     return Inputs(root, scene, transforms, config, config_path, snapshot)
 
 
+def llff_rows(transforms: dict[str, Any], side: int, near: float = 2.0, far: float = 6.0) -> np.ndarray:
+    """LLFF ``poses_bounds.npy`` rows (n, 17) of a transforms.json's frames (square images of ``side``): rotation
+    columns [down, right, back] = [-up, right, back] of the OpenGL camera, then [H, W, focal], near and far."""
+    focal = 0.5 * side / math.tan(0.5 * transforms["camera_angle_x"])
+    rows = []
+    for frame in transforms["frames"]:
+        m = np.asarray(frame["transform_matrix"], dtype=np.float64)[:3]
+        pose = np.stack([-m[:, 1], m[:, 0], m[:, 2], m[:, 3], [side, side, focal]], axis=1)  # (3, 5)
+        rows.append(np.concatenate([pose.ravel(), [near, far]]))
+    return np.asarray(rows)
+
+
+def write_llff(root: Path, inputs: Inputs, rows: np.ndarray | None = None) -> Path:
+    """An LLFF scene folder of the valid scene's images (``images/``) and ``poses_bounds.npy`` (``rows``, default
+    ``llff_rows`` of its transforms)."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(inputs.transforms["frames"]):
+        (root / "images" / f"{i:03d}.png").write_bytes(Path(frame["file_path"]).read_bytes())
+    np.save(root / "poses_bounds.npy", llff_rows(inputs.transforms, IMAGE_SIDE) if rows is None else rows)
+    return root
+
+
 # ------------------------------------------------------------------------------------------------ mutations
 def set_path(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
     """A deep copy of ``doc`` with the value at ``path`` replaced (or deleted when ``value`` is DELETE)."""

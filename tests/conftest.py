@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the bundled scene and the shared fox capture, and small derived scenes."""
+"""Shared fixtures: paths to the bundled scene and the shared fox and fern captures, and small derived scenes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scenes" / "demo"
 FOX = ROOT.parent / "shared" / "data" / "fox"
+FERN = ROOT.parent / "shared" / "data" / "fern"
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +33,13 @@ def fox_scene() -> Path:
     if not (FOX / "transforms.json").is_file():
         pytest.skip("../shared/data/fox is not present")
     return FOX
+
+
+@pytest.fixture
+def fern_scene() -> Path:
+    if not (FERN / "poses_bounds.npy").is_file():
+        pytest.skip("../shared/data/fern is not present")
+    return FERN
 
 
 @pytest.fixture

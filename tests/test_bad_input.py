@@ -18,16 +18,19 @@ import pytest
 
 from tests.bad_inputs import (
     DELETE,
+    IMAGE_SIDE,
     Case,
     Inputs,
     break_deflate,
     error_line,
+    llff_rows,
     make_inputs,
     rewrite_snapshot,
     run_ngp_many,
     set_path,
     snapshot_meta,
     write_json,
+    write_llff,
     written,
 )
 
@@ -103,6 +106,45 @@ def image_file(content: bytes | None) -> Build:
         ]
 
     return build
+
+
+def train_args(d: Path, inp: Inputs, scene: Path) -> list[str]:
+    """``ngp train`` of ``scene`` for one step with the tiny config, into ``d/out``."""
+    return ["train", str(scene), "--out", str(d / "out"), "--steps", "1", "--config", str(inp.config_path), *FAST]
+
+
+def llff_scene(mutate: Callable[[np.ndarray], np.ndarray]) -> Build:
+    """``ngp train`` on the valid scene written as an LLFF folder whose poses_bounds.npy rows are ``mutate``d."""
+
+    def build(d: Path, inp: Inputs) -> list[str]:
+        return train_args(d, inp, write_llff(d / "scene", inp, mutate(llff_rows(inp.transforms, IMAGE_SIDE))))
+
+    return build
+
+
+def masked_scene(mask: np.ndarray) -> Build:
+    """``ngp train`` on the valid scene whose second frame has ``mask`` (uint8 array) as its mask_path."""
+
+    def build(d: Path, inp: Inputs) -> list[str]:
+        import imageio.v3 as iio
+
+        (d / "scene" / "masks").mkdir(parents=True)
+        iio.imwrite(d / "scene" / "masks" / "bad.png", mask)
+        frames = list(inp.transforms["frames"])
+        frames[1] = dict(frames[1], mask_path="masks/bad.png")
+        write_json(d / "scene" / "transforms.json", dict(inp.transforms, frames=frames))
+        return train_args(d, inp, d / "scene")
+
+    return build
+
+
+def with_value(row: int, column: int, value: float) -> Callable[[np.ndarray], np.ndarray]:
+    def mutate(a: np.ndarray) -> np.ndarray:
+        a = a.copy()
+        a[row, column] = value
+        return a
+
+    return mutate
 
 
 def snapshot_command(
@@ -287,6 +329,13 @@ CASES = [
     Case("scene-text-png", image_file(b"hello, I am text\n"), "not a PNG or JPEG file"),
     Case("scene-empty-png", image_file(b""), "the file is empty"),
     Case("scene-frames-missing", train_scene(text='{"camera_angle_x": 0.7}'), "frames: required key is missing"),
+    # LLFF poses_bounds.npy and masks (issue 18)
+    Case("llff-wrong-shape", llff_scene(lambda a: a[:, :15]), "expected an array of shape (N, 17)"),
+    Case("llff-nan-pose", llff_scene(with_value(1, 3, math.nan)), "rows[1].pose: expected a 3x4 [rotation"),
+    Case("llff-near-0", llff_scene(with_value(2, 15, 0.0)), "rows[2].near: expected a finite number > 0, got 0"),
+    Case("llff-count-mismatch", llff_scene(lambda a: a[:3]), "poses_bounds.npy: 3 cameras but"),
+    Case("mask-size-mismatch", masked_scene(np.full((10, 12), 255, np.uint8)), "mask is 12x10 but its image"),
+    Case("mask-covers-image", masked_scene(np.zeros((20, 20), np.uint8)), "leaves no pixel of the 20x20 image"),
     # configs: the 16 tracebacks, then the silently accepted values
     Case(
         "config-n-levels-str",

@@ -252,3 +252,39 @@ def test_downscale_and_max_size(demo_scene: Path, tmp_path: Path) -> None:
     # box-filtered: the mean colour is preserved
     assert abs(float(half.image(0).float().mean()) - float(full.image(0).float().mean())) < 1.0
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_intrinsics_declared_for_larger_images_are_scaled(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """w/h and intrinsics written for a larger version of every image (by one factor): scaled, with one warning."""
+    _png(tmp_path / "s" / "a.png", 8, 6)
+    _png(tmp_path / "s" / "b.png", 8, 6)
+    frames = [{"file_path": n, "transform_matrix": np.eye(4).tolist()} for n in ("a.png", "b.png")]
+    root = _write_scene(tmp_path / "s", frames, fl_x=20.0, fl_y=22.0, cx=8.0, cy=6.5, w=16, h=12)
+    with caplog.at_level("WARNING"):
+        scene = load_scene(root, "all")
+    assert scene.intrinsics.tolist() == [[10.0, 11.0, 4.0, 3.25]] * 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "2 times larger" in warnings[0] and "declared 16x12" in warnings[0]
+    assert load_scene(root, "all", downscale=2).intrinsics[0].tolist() == [5.0, 5.5, 2.0, 1.625]
+    # per-frame sizes: the same factor for both (and a 1365x1023 original shrunk to 683x512 by rounding is fine)
+    frames[1].update(w=16, h=12)
+    assert load_scene(_write_scene(root, frames, fl_x=20.0), "all").intrinsics[1, 0] == 10.0
+    # not one factor: an error naming the image that differs, as before
+    for bad, needle in [
+        ([{"w": 16, "h": 12}, {"w": 24, "h": 18}], "b.png: image is 8x6 but the transforms file says 24x18, and the"),
+        ([{"w": 8, "h": 6}, {"w": 16, "h": 12}], "b.png: image is 8x6 but the transforms file says 16x12, and the"),
+        ([{"w": 16, "h": 20}, {"w": 16, "h": 12}], "a.png: image is 8x6 but the transforms file says 16x20"),
+        ([{"w": 4, "h": 3}, {"w": 4, "h": 3}], "a.png: image is 8x6 but the transforms file says 4x3"),
+    ]:
+        with pytest.raises(SceneError, match=needle):
+            load_scene(_write_scene(root, [dict(f, **b) for f, b in zip(frames, bad)], fl_x=20.0), "all")
+
+
+def test_common_shrink_allows_rounding_either_way() -> None:
+    from ngp_app.data.images import common_shrink
+
+    assert common_shrink([(4032, 3024)] * 2, [(504, 378)] * 2) == (8.0, None)
+    factor, misfit = common_shrink([(1365, 1023), (1365, 1023)], [(683, 512), (682, 511)])
+    assert misfit is None and 1.99 < factor < 2.01
+    assert common_shrink([(100, 50), (100, 50)], [(50, 25), (25, 12)])[1] == 1
+    assert common_shrink([(10, 10)], [(10, 10)]) == (1.0, None)

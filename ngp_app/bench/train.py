@@ -91,6 +91,7 @@ def subset(scene: Any, keep: list[int]) -> Any:
     for name in ("widths", "heights", "c2w", "intrinsics", "distortion"):
         setattr(out, name, getattr(scene, name)[keep])
     out.file_names = [scene.file_names[i] for i in keep]
+    out.kept = scene.kept.select(keep) if scene.kept is not None else None
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import stat
 from collections.abc import Iterator
@@ -87,6 +88,32 @@ def check_image_file(path: Path) -> None:
         raise SceneError(f"{path}: cannot read image: not a PNG or JPEG file (it starts with {head[:8]!r})")
 
 
+# ------------------------------------------------------------------------------------------------ sizes
+def shrink_range(declared: tuple[int, int], actual: tuple[int, int]) -> tuple[float, float] | None:
+    """The factors f > 1 by which an image of size ``declared`` (width, height) may have been shrunk to ``actual``
+    (each side rounded up or down): an interval, or None when the image is not smaller in both axes by one factor."""
+    (jw, jh), (w, h) = declared, actual
+    if not (jw > w and jh > h):
+        return None
+    lo = max(jw / (w + 1), jh / (h + 1), 1.0)
+    hi = min(jw / (w - 1) if w > 1 else math.inf, jh / (h - 1) if h > 1 else math.inf)
+    return (lo, hi) if lo <= hi else None
+
+
+def common_shrink(declared: list[tuple[int, int]], actual: list[tuple[int, int]]) -> tuple[float, int | None]:
+    """The one factor by which every image of size ``declared[i]`` became ``actual[i]`` (1.0: all as declared), and
+    the index of the first image that does not fit the factor of those before it (None: all fit)."""
+    if all(tuple(d) == tuple(a) for d, a in zip(declared, actual)):
+        return 1.0, None
+    lo, hi = 1.0, math.inf
+    for i, (d, a) in enumerate(zip(declared, actual)):
+        fit = (1.0, 1.0) if tuple(d) == tuple(a) else shrink_range(d, a)
+        if fit is None or max(lo, fit[0]) > min(hi, fit[1]):
+            return (lo if hi == math.inf else 0.5 * (lo + hi)), i
+        lo, hi = max(lo, fit[0]), min(hi, fit[1])
+    return min(max(declared[0][0] / actual[0][0], lo), hi), None
+
+
 # ------------------------------------------------------------------------------------------------ decoding
 def as_rgb8(img: np.ndarray, path: Path) -> np.ndarray:
     """(H, W[, 1|2|3|4]) of any dtype -> (H, W, 3|4) uint8 (grey replicated, 16-bit and float rescaled)."""
@@ -151,6 +178,16 @@ def load_image(path: Path, size: Callable[[int, int], tuple[int, int]] | None = 
     with open_image(path) as (w, h, rows):
         nw, nh = size(w, h) if size is not None else (w, h)
         return resize_rows(rows, w, h, nw, nh)
+
+
+def load_nonzero(path: Path) -> np.ndarray:
+    """(H, W) bool: the pixels of an image (a mask) with a non-zero colour channel (an alpha channel is not read),
+    decoded in bands of rows."""
+    with open_image(path) as (w, h, rows):
+        out = np.empty((h, w), bool)
+        for r0, r1 in _bands(h, w * 4):
+            out[r0:r1] = rows(r0, r1)[..., :3].any(axis=-1)
+        return out
 
 
 # ------------------------------------------------------------------------------------------------ resizing

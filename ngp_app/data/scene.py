@@ -7,9 +7,45 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .cameras import Camera, LensKinds, lens_kinds, pixel_rays
+
+
+@dataclass
+class KeptPixels:
+    """The pixels of each frame that count (``data/masks.py``): their indices ``y * width + x`` within the frame,
+    frame after frame. index: (n_kept,) int32; offsets, counts: (n_frames,) int64 (where each frame's run starts in
+    ``index`` and how long it is; every count is at least 1)."""
+
+    index: torch.Tensor
+    offsets: torch.Tensor
+    counts: torch.Tensor
+
+    @classmethod
+    def of_masks(cls, masks: list[Any]) -> KeptPixels:
+        """From one (H, W) bool numpy mask per frame (True: the pixel counts)."""
+        runs = [torch.from_numpy(np.flatnonzero(m).astype(np.int32)) for m in masks]
+        counts = torch.tensor([len(r) for r in runs], dtype=torch.int64)
+        offsets = torch.cumsum(counts, 0) - counts
+        return cls(torch.cat(runs), offsets, counts)
+
+    def frame(self, i: int, width: int, height: int) -> torch.Tensor:
+        """Frame ``i``'s mask as (height, width) bool."""
+        start, n = int(self.offsets[i]), int(self.counts[i])
+        mask = torch.zeros(height * width, dtype=torch.bool, device=self.index.device)
+        mask[self.index[start : start + n].long()] = True
+        return mask.view(height, width)
+
+    def select(self, frames: list[int]) -> KeptPixels:
+        """The runs of ``frames`` only, in that order."""
+        runs = [self.index[int(self.offsets[i]) : int(self.offsets[i] + self.counts[i])] for i in frames]
+        counts = self.counts[frames]
+        return KeptPixels(torch.cat(runs), torch.cumsum(counts, 0) - counts, counts)
+
+    def to(self, device: torch.device | str) -> KeptPixels:
+        return KeptPixels(self.index.to(device), self.offsets.to(device), self.counts.to(device))
 
 
 @dataclass
@@ -19,7 +55,7 @@ class Scene:
 
     pixels: (total_pixels, C) uint8 with C = 3 or 4; image_offsets, widths, heights: (n_frames,) int64;
     c2w: (n_frames, 3, 4) ngp space; intrinsics: (n_frames, 4) as fx, fy, cx, cy in pixels; distortion: (n_frames, 7)
-    (``cameras.as_distortion``).
+    (``cameras.as_distortion``); kept: the pixels that count when the scene has masks (None: every pixel).
     """
 
     path: Path
@@ -37,6 +73,7 @@ class Scene:
     offset: tuple[float, float, float] = (0.5, 0.5, 0.5)
     fmt: str = "transforms"
     info: dict[str, Any] = field(default_factory=dict)
+    kept: KeptPixels | None = None
     excluded: tuple[int, ...] = ()  # frames left out of training (the app's per-image table; kept in snapshots)
     _pool: torch.Tensor | None = field(default=None, repr=False)  # (n_included,) int64 frames rays are drawn from
 
@@ -64,6 +101,12 @@ class Scene:
         start = int(self.image_offsets[i])
         return self.pixels[start : start + h * w].view(h, w, -1)
 
+    def mask(self, i: int) -> torch.Tensor | None:
+        """Frame ``i``'s mask as (H, W) bool (True: the pixel counts); None when every pixel counts."""
+        if self.kept is None:
+            return None
+        return self.kept.frame(i, int(self.widths[i]), int(self.heights[i]))
+
     def camera(self, i: int) -> Camera:
         fx, fy, cx, cy = (float(v) for v in self.intrinsics[i])
         dist = tuple(float(v) for v in self.distortion[i])
@@ -80,6 +123,8 @@ class Scene:
             setattr(self, name, getattr(self, name).to(device))
         if self._pool is not None:
             self._pool = self._pool.to(device)
+        if self.kept is not None:
+            self.kept = self.kept.to(device)
         return self
 
     def set_excluded(self, indices: Any) -> tuple[int, ...]:
@@ -99,7 +144,8 @@ class Scene:
     def sample_rays(
         self, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Rays through the centres of ``n`` uniformly drawn training pixels.
+        """Rays through the centres of ``n`` training pixels: frames drawn uniformly, then a pixel uniformly among
+        those that count (all of them without masks).
 
         Returns rays_o (n, 3), rays_d (n, 3) and target colours (n, C) in [0, 1] (C = 4 with alpha).
         """
@@ -120,8 +166,15 @@ class Scene:
             img = pool[torch.randint(0, pool.numel(), (n,), generator=generator, device=gdev).to(dev)]
         ruv = torch.rand(2, n, generator=generator, device=gdev).to(dev)
         w, h = self.widths[img], self.heights[img]
-        px = (ruv[0] * w).long().clamp(max=w - 1)
-        py = (ruv[1] * h).long().clamp(max=h - 1)
+        kept = self.kept
+        if kept is None:
+            px = (ruv[0] * w).long().clamp(max=w - 1)
+            py = (ruv[1] * h).long().clamp(max=h - 1)
+        else:  # the k-th of the frame's kept pixels
+            count = kept.counts[img]
+            k = (ruv[0] * count).long().clamp(max=count - 1)
+            at = kept.index[kept.offsets[img] + k].long()
+            px, py = at % w, at // w
         target = self.pixels[self.image_offsets[img] + py * w + px].float() / 255.0
         kinds = self.lens_kinds
         dist = self.distortion[img] if kinds.distorted else None

@@ -26,7 +26,8 @@ SCENE_SUFFIX = "_ngp"
 
 def wants_import(path: str | Path) -> bool:
     """Whether a dropped path is import material: a video file, or a folder that is not a scene (no
-    transforms.json / transforms_train.json) nor a snapshot folder and holds photos or a COLMAP model. The import
+    transforms.json / transforms_train.json / LLFF poses_bounds.npy) nor a snapshot folder and holds photos or a
+    COLMAP model. The import
     itself reports what else is wrong with it (too few images, ...); a folder with neither a scene nor photos is
     the loader's one-line error."""
     from ..data.importer.sources import VIDEO_SUFFIXES, detect_source
@@ -36,7 +37,7 @@ def wants_import(path: str | Path) -> bool:
         return p.suffix.lower() in VIDEO_SUFFIXES
     if not p.is_dir():
         return False
-    scene_files = ("transforms.json", "transforms_train.json", "snapshot.npz")
+    scene_files = ("transforms.json", "transforms_train.json", "poses_bounds.npy", "snapshot.npz")
     if any((p / name).is_file() for name in scene_files):
         return False
     try:

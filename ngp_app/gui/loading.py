@@ -62,13 +62,14 @@ class SceneLoader:
     def classify(self, path: str | Path) -> str:
         """'scene', 'snapshot', or raise NgpError with a one-line reason."""
         from ..data.importer.sources import IMAGE_SUFFIXES
+        from ..data.llff import POSES_FILE
         from ..data.loaders import resolve_scene
         from ..snapshot import read_snapshot_meta
 
         p = Path(path)
         if not p.exists():
             raise NgpError(f"{p}: no such file or folder")
-        if p.is_file() and p.suffix.lower() == ".json":
+        if p.is_file() and (p.suffix.lower() == ".json" or p.name == POSES_FILE):
             return "scene"
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:  # as ``ngp import`` explains it
             raise NgpError(f"{p.name}: a single photo; drop the folder that holds the photos to import them")

@@ -2,6 +2,7 @@
 
 - ``config``: network/training configs (``configs/*.json``, user configs, a snapshot's config);
 - ``transforms``: the ``transforms.json`` fields the scene loader uses;
+- ``llff``: the rows of LLFF's ``poses_bounds.npy`` (its header is checked by ``data/llff.py``);
 - ``snapshot``: the JSON metadata inside ``snapshot.npz``;
 - ``cameras``: camera files (``ngp render --camera cam.json``) and keyframe files (``ngp video --path keys.json``).
 

@@ -69,11 +69,13 @@ class Intrinsics(Model):
 
 
 class Frame(Intrinsics):
-    """One image and its pose (per-frame intrinsics override the file's)."""
+    """One image and its pose (per-frame intrinsics override the file's), and optionally nerfstudio's mask of the
+    pixels that count (``data/masks.py``)."""
 
-    IGNORED = frozenset({"sharpness", "rotation", "colmap_im_id", "mask_path", "depth_path", "depth_file_path", "time"})
+    IGNORED = frozenset({"sharpness", "rotation", "colmap_im_id", "depth_path", "depth_file_path", "time"})
     file_path: Text
     transform_matrix: Pose
+    mask_path: Text = None
 
 
 class Transforms(Intrinsics):

@@ -8,7 +8,7 @@ import torch
 
 from ..data.scene import Scene
 from ..nerf_model import NerfModel
-from .metrics import mse_to_psnr, psnr, ssim
+from .metrics import mse, mse_to_psnr, ssim
 
 
 @torch.no_grad()
@@ -24,6 +24,7 @@ def evaluate(
     Returns ``psnr``: the mean of the per-image PSNRs (the convention of instant-ngp, nerfacc and nerfstudio),
     ``psnr_pooled``: the PSNR of the mean squared error over all pixels (with images of one size never above
     ``psnr``: it weighs the worst images more), mean ``ssim``, ``n_images`` and per-image values (``images``).
+    Pixels a mask leaves out (``Scene.mask``) count in none of them.
     """
     nerf.field.eval()
     bg = torch.tensor(background, dtype=torch.float32)
@@ -39,10 +40,13 @@ def evaluate(
         if gt.shape[-1] == 4:
             gt = gt[..., :3] * gt[..., 3:] + bg * (1.0 - gt[..., 3:])
         pred = nerf.render(scene.camera(i), background)["rgb"].cpu().clamp(0, 1)
-        mse = float(((pred - gt) ** 2).mean())
-        sq_err += mse * gt.shape[0] * gt.shape[1]
-        n_px += gt.shape[0] * gt.shape[1]
-        per_image.append({"file": scene.file_names[i], "psnr": psnr(pred, gt), "ssim": ssim(pred, gt)})
+        mask = scene.mask(i)
+        mask = mask.cpu() if mask is not None else None
+        err = mse(pred, gt, mask)
+        n = int(mask.sum()) if mask is not None else gt.shape[0] * gt.shape[1]
+        sq_err += err * n
+        n_px += n
+        per_image.append({"file": scene.file_names[i], "psnr": mse_to_psnr(err), "ssim": ssim(pred, gt, mask=mask)})
         if on_image is not None:
             on_image(i, pred, gt)
     return {

@@ -13,9 +13,15 @@ def mse_to_psnr(mse: float) -> float:
     return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR in dB of two images (..., 3) in [0, 1]."""
-    return mse_to_psnr(float(torch.mean((pred.float() - target.float()) ** 2)))
+def mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Mean squared error of two images (H, W, 3), over the pixels of ``mask`` (H, W) bool when given."""
+    sq = (pred.float() - target.float()) ** 2
+    return float(sq.mean() if mask is None else sq[mask].mean())
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """PSNR in dB of two images (..., 3) in [0, 1] (over the pixels of ``mask`` (H, W) when given)."""
+    return mse_to_psnr(mse(pred, target, mask))
 
 
 def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
@@ -24,8 +30,11 @@ def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Ten
     return g / g.sum()
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> float:
-    """Mean SSIM of two images (H, W, C) in [0, 1], averaged over channels, 'valid' window positions only."""
+def ssim(
+    pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5, mask: torch.Tensor | None = None
+) -> float:
+    """Mean SSIM of two images (H, W, C) in [0, 1], averaged over channels, 'valid' window positions only; with
+    ``mask`` (H, W) bool, only windows centred on its pixels (all windows when none is)."""
     x = pred.float().permute(2, 0, 1)[:, None]  # (C, 1, H, W)
     y = target.float().permute(2, 0, 1)[:, None]
     g = _gaussian_window(window, sigma, x.device)
@@ -41,4 +50,10 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: floa
     sxy = blur(x * y) - mu_x * mu_y
     num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
     den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
-    return float((num / den).mean())
+    value = num / den  # (C, 1, H - window + 1, W - window + 1)
+    if mask is not None:
+        r = (window - 1) // 2
+        centres = mask[r : r + value.shape[2], r : r + value.shape[3]].to(value.device)
+        if bool(centres.any()):
+            return float(value[:, 0][:, centres].mean())
+    return float(value.mean())
