@@ -155,3 +155,14 @@ video_frames = int_in(1, MAX_VIDEO_FRAMES)
 fps = float_in(MIN_FPS, MAX_FPS)
 fov = float_in(0.0, 179.0, lo_open=True)
 elevation = float_in(-89.0, 89.0)
+
+
+AABB_SCALES = tuple(2**k for k in range(8))  # instant-ngp's: a power of two, 1 (an object) to 128 (outdoors)
+
+
+def aabb_scale(text: str) -> int:
+    """``--aabb-scale``: a power of two from 1 to 128 (the scene box's side in ngp units, as instant-ngp's)."""
+    value = _parse_int(text, "a power of two from 1 to 128")
+    if value not in AABB_SCALES:
+        raise _bad("a power of two from 1 to 128", text)
+    return value

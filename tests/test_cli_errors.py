@@ -66,6 +66,8 @@ CASES = [
     ("threads-negative", ["--threads", "-1", "render", "{snap}", "--out", "{tmp}/r.png"], "--threads"),
     ("seed-huge", ["train", "{demo}", "--out", "{tmp}/o", "--seed", "99999999999999999999999"], "--seed"),
     ("steps-zero", ["train", "{demo}", "--out", "{tmp}/o", "--steps", "0"], "--steps"),
+    ("aabb-scale-not-power", ["train", "{demo}", "--out", "{tmp}/o", "--aabb-scale", "3"], "--aabb-scale"),
+    ("aabb-scale-huge", ["train", "{demo}", "--out", "{tmp}/o", "--aabb-scale", "256"], "--aabb-scale"),
     ("seconds-nan", ["train", "{demo}", "--out", "{tmp}/o", "--seconds", "nan"], "--seconds"),
     ("checkpoint-negative", ["train", "{demo}", "--out", "{tmp}/o", "--checkpoint-every", "-5"], "--checkpoint-every"),
     ("render-huge", ["render", "{snap}", "--width", "100000", "--height", "100000", "--out", "{tmp}/r.png"], "--width"),

@@ -433,6 +433,21 @@ pipeline.import_scene(sys.argv[1], sys.argv[2], ImportOptions(overwrite=True))
 """
 
 
+def test_aabb_scale_option_is_written_and_the_suggestion_kept(tmp_path: Path) -> None:
+    """Issue 18: ``--aabb-scale`` writes that box into transforms.json (the scene loads with it) and the summary
+    keeps what the sparse points suggested; the CLI refuses a value that is not a power of two in 1..128."""
+    from tests.bad_inputs import error_line, run_ngp
+
+    proj = project(tmp_path / "p")
+    res = import_scene(proj, tmp_path / "s", ImportOptions(aabb_scale=16))
+    doc = json.loads((tmp_path / "s" / "transforms.json").read_text())
+    suggested = import_scene(proj, tmp_path / "plain").summary["aabb_scale"]
+    assert doc["aabb_scale"] == 16 != suggested and res.summary["aabb_scale_suggested"] == suggested
+    assert load_scene(tmp_path / "s").aabb_scale == 16
+    bad = run_ngp(["import", str(proj), "--out", str(tmp_path / "x"), "--aabb-scale", "12"], tmp_path)
+    assert bad.returncode == 2 and "--aabb-scale" in error_line(bad.stderr) and not (tmp_path / "x").exists()
+
+
 def test_an_import_killed_while_replacing_loses_neither_import(tmp_path: Path) -> None:
     """Issue 22: a process killed before each rename of an --overwrite swap (and as it deletes the old import)
     leaves a folder from which the next import, under the lock, restores the earlier import when the new one never

@@ -269,3 +269,23 @@ def test_cli_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     )
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[ngp] ")]
     assert code != 0 and len(err) == 1 and "does not match" in err[0]  # after the scene loaded: its log line aside
+
+
+def test_aabb_scale_option_sets_the_box_and_resume_keeps_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Issue 18: ``train --aabb-scale N`` trains in a box of side N (the grid gets a cascade per doubling, the
+    snapshot says so) whatever the scene file says; a resume in another box is one clear line."""
+    from ngp_app.cli import main
+    from ngp_app.snapshot import read_snapshot_meta
+    from tests.conftest import DEMO
+
+    args = [str(DEMO), "--downscale", "8", "--config", "small", "--quiet", "--backend", "torch", "--steps", "2"]
+    assert main(["train", *args, "--out", str(tmp_path / "a"), "--aabb-scale", "4"]) == 0
+    meta = read_snapshot_meta(tmp_path / "a" / "snapshot.npz")
+    assert meta["aabb_scale"] == 4 and meta["scene"]["aabb_scale"] == 4, (meta["aabb_scale"], meta["scene"])
+    capsys.readouterr()
+    code = main(["train", *args, "--out", str(tmp_path / "b"), "--resume", str(tmp_path / "a")])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[ngp] ")]
+    assert code == 2 and len(err) == 1 and "trained with aabb_scale 4, this run has 1" in err[0], err
+    assert (
+        main(["train", *args, "--out", str(tmp_path / "c"), "--resume", str(tmp_path / "a"), "--aabb-scale", "4"]) == 0
+    )

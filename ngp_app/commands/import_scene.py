@@ -76,6 +76,14 @@ def register(subparsers: Any, options: Any) -> None:
         default=0,
         help="COLMAP's random seed (a run repeats exactly with `ngp --threads 1 import ...`)",
     )
+    i.add_argument(
+        "--aabb-scale",
+        type=types.aabb_scale,
+        default=None,
+        metavar="N",
+        help="the scene box written to transforms.json, a power of two 1..128 (default: the smallest that holds "
+        "99%% of the sparse points; larger for far backgrounds, rooms and outdoor scenes)",
+    )
     i.add_argument("--quiet", action="store_true", help="no progress bars")
     i.set_defaults(func=run)
 
@@ -128,7 +136,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     options = ImportOptions(
-        frames=args.frames, images=Path(args.images) if args.images else None, overwrite=args.overwrite, sfm=sfm
+        frames=args.frames,
+        images=Path(args.images) if args.images else None,
+        overwrite=args.overwrite,
+        sfm=sfm,
+        aabb_scale=args.aabb_scale,
     )
     bars = _Bars(disable=args.quiet)
     cancel, finished = threading.Event(), threading.Event()

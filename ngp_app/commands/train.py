@@ -84,6 +84,14 @@ def register(sub: Any, options: Any) -> None:
         "of per-image PSNRs, and test_psnr_pooled)",
     )
     t.add_argument("--all-frames", action="store_true", help="train on every frame, held-out ones included")
+    t.add_argument(
+        "--aabb-scale",
+        type=types.aabb_scale,
+        default=None,
+        metavar="N",
+        help="the scene box, a power of two 1..128, instead of the scene file's aabb_scale (larger reaches far "
+        "backgrounds; the occupancy grid gets a cascade per doubling)",
+    )
     options.common(t)
     options.scene(t)
     t.add_argument(
@@ -132,6 +140,15 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
     scene = load_scene(
         args.scene, "train" if not args.all_frames else "all", args.downscale, args.max_size, progress=not args.quiet
     )
+    if args.aabb_scale is not None and args.aabb_scale != scene.aabb_scale:
+        log.info("aabb_scale %d as --aabb-scale asks (the scene's file says %g)", args.aabb_scale, scene.aabb_scale)
+        scene.aabb_scale = float(args.aabb_scale)
+    saved_box = float(resumed.nerf.grid.aabb_scale) if resumed is not None else scene.aabb_scale
+    if saved_box != scene.aabb_scale:
+        raise NgpError(
+            f"{args.resume}: trained with aabb_scale {saved_box:g}, this run has {scene.aabb_scale:g}; resume with "
+            f"the same box (--aabb-scale {saved_box:g})"
+        )
     log.info(
         "scene %s: %d training frames of %dx%d, aabb_scale %g",
         scene.path,

@@ -48,12 +48,14 @@ DEFAULT_FRAMES = 100
 class ImportOptions:
     """Options of an import. frames: frames taken from a video (None: ``DEFAULT_FRAMES``; set for another source,
     an error); images: the images folder of a COLMAP project (default: found beside its model; set for another
-    source, an error); overwrite: replace an earlier import in the output folder."""
+    source, an error); overwrite: replace an earlier import in the output folder; aabb_scale: the box to write
+    instead of the one the sparse points suggest."""
 
     frames: int | None = None
     images: Path | None = None
     overwrite: bool = False
     sfm: SfmOptions = field(default_factory=SfmOptions)
+    aabb_scale: int | None = None  # the scene box (a power of two); None: the smallest that holds the sparse points
 
 
 @dataclass
@@ -375,6 +377,12 @@ def _run(
     report("writing", 0.0, "transforms.json", force=True)
     summary = conv["summary"]
     summary["source"] = str(src.path)
+    if opts.aabb_scale is not None and opts.aabb_scale != summary["aabb_scale"]:
+        log.info(
+            "aabb_scale %d as --aabb-scale asks (the sparse points suggest %d)", opts.aabb_scale, summary["aabb_scale"]
+        )
+        summary["aabb_scale_suggested"] = summary["aabb_scale"]
+        summary["aabb_scale"] = conv["transforms"]["aabb_scale"] = opts.aabb_scale
     conv["transforms"]["ngp_import"] = summary
     atomic_write_text(stage / "transforms.json", json.dumps(conv["transforms"], indent=2) + "\n")
     report.check()  # the last moment a cancel counts: from here the new scene replaces the old one
