@@ -205,17 +205,18 @@ class App:
         return rects
 
     def close(self) -> None:
-        """Remember where the windows were (a window the user closed: where it was last seen), then stop."""
+        """Remember where the windows were (a window the user closed: where it was last seen), close both windows
+        at once, then stop the render thread (it may finish a render pass first), training and the jobs."""
         if self.remember_windows:
             from .layout import save_positions
 
             rects = {**self._rects, **self.window_rects()}
             if rects:
                 save_positions(rects)
+        self.panel.close()  # the windows go first: nothing looks frozen while the threads wind down
+        self.viewport.close()
         self.worker.stop()
         self.state.close()
-        self.panel.close()
-        self.viewport.close()
 
 
 def grab_window(title: str, path: Path) -> bool:

@@ -50,6 +50,7 @@ def _glfw() -> Any:
         lib.glfwGetCurrentContext.restype = ctypes.c_void_p
         lib.glfwMakeContextCurrent.argtypes = [ctypes.c_void_p]
         lib.glfwWaitEventsTimeout.argtypes = [ctypes.c_double]
+        lib.glfwHideWindow.argtypes = [ctypes.c_void_p]
         return lib
     except (OSError, AttributeError):  # pragma: no cover - other builds
         return None
@@ -560,4 +561,5 @@ class Panel:
     def close(self) -> None:
         if self.glfw is not None and self.glfw_window:
             self.glfw.glfwMakeContextCurrent(self.glfw_window)
+            self.glfw.glfwHideWindow(self.glfw_window)  # DearPyGui keeps its window until the process ends
         dpg.destroy_context()
