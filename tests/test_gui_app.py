@@ -11,7 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gui_support import click, drag, require_app, xdotool
+from gui_support import (
+    ARTIFACTS,
+    ROOT,
+    choose,
+    click,
+    click_item,
+    drag,
+    require_app,
+    screen,
+    scroll_to,
+    send,
+    settle,
+    type_into,
+    viewport_point,
+    xdotool,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -22,9 +37,7 @@ from pyglet.window import key, mouse  # noqa: E402
 
 from ngp_app.data import synthetic  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "scenes" / "demo"
-ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -37,31 +50,6 @@ def app():
     assert a.pump(60, until=lambda: a.state.loader.loading is None and a.state.trainer is not None), a.state.status
     yield a
     a.close()
-
-
-def screen(app, name: str) -> np.ndarray:
-    """What the viewport shows now, read back from its framebuffer."""
-    import imageio.v3 as iio
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    p = ARTIFACTS / f"{name}.png"
-    app.tick(save_viewport=p)
-    return iio.imread(p)[..., :3].astype(np.float32)
-
-
-def send(app, event: str, *args) -> None:
-    """Post a window event as the window system would; it is handled in the next loop iteration."""
-    app.viewport.window.dispatch_event(event, *args)
-    app.tick()
-
-
-def settle(app, timeout: float = 240.0) -> bool:
-    """Pump until the worker has shown a fully refined frame of the current view."""
-    w = app.worker
-    cap = app.state.settings.resolution_scale
-    return app.pump(
-        timeout, until=lambda: w.latest is not None and w.latest.scale >= cap - 1e-6 and w._last_key == w.view_key()
-    )
 
 
 def test_training_runs_while_frames_are_drawn(app):
@@ -133,13 +121,6 @@ def test_orbit_drag_and_zoom_change_the_image(app):
     after_zoom = screen(app, "after_zoom")
     assert np.abs(after_zoom - after_orbit).mean() > 0.5
     app.state.settings.show_hud = True
-
-
-def viewport_point(app, fx: float, fy: float) -> tuple[int, int]:
-    """Screen coordinates of the point at fractions (fx, fy) of the viewport (from its top left)."""
-    win = app.viewport.window
-    x, y = win.get_location()
-    return int(x + fx * win.width), int(y + fy * win.height)
 
 
 def test_a_still_view_sharpens_while_training(app):
@@ -424,21 +405,6 @@ def test_dropping_a_scene_folder_switches_scenes(app, tmp_path):
     assert "first picture" not in v.hud_text()
 
 
-def choose(app, tag: str, label: str) -> None:
-    """As a person picks from a combo: click it, then click the entry in the list that opens under it."""
-    import dearpygui.dearpygui as dpg
-
-    click_item(app, tag)
-    app.pump(0.3)
-    items = dpg.get_item_configuration(tag)["items"]
-    x, _ = panel_point(tag)
-    _, vy = dpg.get_viewport_pos()
-    bottom = dpg.get_item_rect_max(tag)[1]
-    row = dpg.get_text_size("Ag")[1] + 4  # a selectable's height: a text line plus the item spacing
-    click(x, int(vy + bottom + 4 + (items.index(label) + 0.5) * row))
-    app.pump(0.3)
-
-
 def test_images_at_loads_a_scene_smaller_and_reload_applies_it(app, tmp_path):
     """Issue 17 UX: the Scene section's *images at* choice sets the size the next scene loads at, and *Reload at
     this size* opens the current scene again at it; the scene line says the size. By clicks only."""
@@ -579,47 +545,6 @@ def test_camera_path_editor_adds_keys_previews_and_renders_a_video(app, tmp_path
     assert shown.startswith("last video:") and f"{out.parent.name}/{out.name}" in shown and str(out) in st.status
 
 
-def panel_point(tag: str) -> tuple[int, int]:
-    """Screen coordinates of the middle of panel item ``tag`` as drawn in the last frame."""
-    import dearpygui.dearpygui as dpg
-
-    vx, vy = dpg.get_viewport_pos()
-    (x0, y0), (x1, y1) = dpg.get_item_rect_min(tag), dpg.get_item_rect_max(tag)
-    return int(vx + (x0 + x1) / 2), int(vy + (y0 + y1) / 2)
-
-
-def scroll_to(app, tag: str, tries: int = 60) -> tuple[int, int]:
-    """Scroll the panel with the mouse wheel until item ``tag`` is on screen; returns its screen position. An item
-    out of view has no rectangle: the wheel goes down until the panel's end, then up."""
-    import dearpygui.dearpygui as dpg
-
-    vx, vy = dpg.get_viewport_pos()
-    down = True
-    for _ in range(tries):
-        app.tick()
-        app.tick()
-        body = dpg.get_item_state("panel_body")  # a child window reports its place and size, not a rectangle
-        (left, top), (w, h) = body["pos"], body["rect_size"]
-        right, bottom = left + w, top + h
-        y0, y1 = dpg.get_item_rect_min(tag)[1], dpg.get_item_rect_max(tag)[1]
-        if dpg.is_item_visible(tag) and top <= y0 and y1 <= bottom:
-            return panel_point(tag)
-        if dpg.is_item_visible(tag):
-            down = y1 > bottom
-        elif dpg.get_y_scroll("panel_body") >= dpg.get_y_scroll_max("panel_body") - 1:
-            down = False
-        # the wheel over the panel body's own scrollbar (over the table it would scroll the table)
-        xdotool("mousemove", vx + right - 5, vy + (top + bottom) // 2, "click", 5 if down else 4)
-    raise AssertionError(f"{tag} never came into view: {dpg.get_item_state(tag)}, panel body {top}..{bottom}")
-
-
-def click_item(app, tag: str) -> None:
-    """As a person clicks a panel item: scroll it into view, move the pointer onto it, then click where it is."""
-    xdotool("mousemove", *scroll_to(app, tag))
-    app.pump(0.3)
-    click(*scroll_to(app, tag))
-
-
 def test_per_image_table_rows_fly_to_a_frame_and_exclude_it(app):
     """Clicks where a person clicks: the section header, a row's index (flies there), its *train* checkbox (leaves
     the frame out and brings it back); the rows hold still under the pointer while losses re-sort them."""
@@ -700,20 +625,6 @@ def test_panel_controls_hold_still_while_the_status_and_jobs_change(app, tmp_pat
     assert places() == before
     click(*target)
     assert app.pump(5, until=lambda: dpg.get_value("snap_optimizer") == value)
-
-
-def type_into(app, tag: str, text: str) -> None:
-    """As a person edits a panel field: click it (the panel's window gets the keyboard), select all, type, Enter."""
-    import subprocess
-
-    out = subprocess.run(["xdotool", "search", "--name", "^ngp-app controls$"], capture_output=True, text=True)
-    xdotool("windowfocus", "--sync", out.stdout.split()[-1])
-    click_item(app, tag)
-    app.pump(0.2)
-    xdotool("key", "ctrl+a")
-    xdotool("type", "--delay", "30", text)
-    xdotool("key", "Return")
-    app.pump(0.3)
 
 
 def test_path_fields_follow_the_path_and_undo_takes_back_a_clear(app):

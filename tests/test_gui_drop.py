@@ -8,21 +8,17 @@ each start the right job. Needs a display:
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from gui_support import empty_app, require_app
+from gui_support import empty_app, require_app, xdnd_drop
 
 pytestmark = pytest.mark.gui
 
 require_app()
 
 from ngp_app.data import synthetic  # noqa: E402
-
-SOURCE = Path(__file__).resolve().parent / "xdnd_source.py"
 
 
 @pytest.fixture(scope="module")
@@ -35,31 +31,6 @@ def tiny(tmp_path_factory) -> Path:
     return synthetic.make_scene(
         tmp_path_factory.mktemp("drop") / "tiny", width=16, height=16, n_train=4, n_val=1, n_test=1, progress=False
     )
-
-
-def xdnd_drop(app, path: Path, inline_types: bool = False) -> None:
-    """Drag ``path`` from another X client onto the middle of the viewport and drop it; the app keeps pumping."""
-    win = app.viewport.window
-    x, y = win.get_location()
-    args = [
-        sys.executable,
-        str(SOURCE),
-        *(["--inline-types"] if inline_types else []),
-        str(win._window),
-        str(x + win.width // 2),
-        str(y + win.height // 2),
-        str(path),
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        app.pump(60, until=lambda: proc.poll() is not None)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = proc.communicate()[0]
-    assert proc.returncode == 0, out
-    assert "accepted=1" in out and "served=1" in out, out
-    app.pump(0.2)  # the drop's data arrived with the source's last message: let the viewport take it
 
 
 def test_a_dropped_scene_folder_opens_and_trains(app, tiny):

@@ -307,7 +307,7 @@ class Panel:
 
     def _path_field(self, label: str, tag: str, kind: str, *buttons: tuple[str, Callable[[Path], Any]]) -> None:
         """A path field (absolute; a relative path typed goes under the export folder), a "..." button that browses
-        for it, and buttons under it that call their function with the path."""
+        for it, and buttons under it that call their function with the path (tagged ``<tag>:<their label>``)."""
         st = self.state
         with dpg.group(horizontal=True):
             dpg.add_input_text(
@@ -318,7 +318,9 @@ class Panel:
         if buttons:
             with dpg.group(horizontal=True):
                 for text, fn in buttons:
-                    dpg.add_button(label=text, callback=on_ui(st, lambda *_, f=fn: f(self.path_value(tag))))
+                    dpg.add_button(
+                        label=text, tag=f"{tag}:{text}", callback=on_ui(st, lambda *_, f=fn: f(self.path_value(tag)))
+                    )
 
     def path_value(self, tag: str) -> Path:
         return self.state.exports.export_path(dpg.get_value(tag))
