@@ -31,7 +31,7 @@ def main() -> None:
         st.camera.zoom(1)
         for dx in (0, 157, 157, 157):  # a quarter turn (0.01 rad per pixel) between keys
             st.camera.orbit(dx, 0)
-            st.add_keyframe()
+            st.paths.add_keyframe()
         st.camera.orbit(-60, 25)
         st.camera.zoom(-4)  # back off so the path and its frusta are in view
         w = app.worker
