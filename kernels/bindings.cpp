@@ -270,6 +270,8 @@ ngp::MarchParams march_params(at::ArrayRef<double> aabb, double dt_min, double d
     p.ta = cone > 0 ? (float)(dt_min / cone) : 0.f;
     p.tb = cone > 0 ? (float)(dt_max / cone) : 0.f;
     p.growth = (float)std::log1p(cone);
+    TORCH_CHECK(max_steps >= 1 && max_steps <= ((int64_t)1 << ngp::kCursorBits), "max_steps must be in [1, ",
+                (int64_t)1 << ngp::kCursorBits, "]");
     p.max_steps = (int32_t)max_steps;
     p.n_cascades = (int32_t)n_cascades;
     p.resolution = (int32_t)resolution;
@@ -287,21 +289,21 @@ std::tuple<Tensor, Tensor, Tensor> fit_counts(const Tensor& counts, int64_t capa
 std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter,
                                const Tensor& occupied, at::ArrayRef<double> aabb, double dt_min, double dt_max,
                                double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
-                               int64_t max_samples, const std::optional<Tensor>& k_begin, int64_t max_per_ray) {
+                               int64_t max_samples, const std::optional<Tensor>& cursor, int64_t max_per_ray) {
     check_rays(rays_o, rays_d, jitter, occupied, aabb, n_cascades, resolution);
-    if (k_begin.has_value()) {
-        check(*k_begin, at::kLong, "k_begin");
-        same_device(rays_o, {&*k_begin});
-        TORCH_CHECK(k_begin->numel() == rays_o.size(0), "k_begin must have one entry per ray");
+    if (cursor.has_value()) {
+        check(*cursor, at::kLong, "cursor");
+        same_device(rays_o, {&*cursor});
+        TORCH_CHECK(cursor->numel() == rays_o.size(0), "cursor must have one entry per ray");
     }
     TORCH_CHECK(max_per_ray < (int64_t)1 << 31, "max_per_ray too large");
     const ngp::MarchParams p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
     const int64_t n_rays = rays_o.size(0);
     auto counts32 = at::zeros({n_rays}, rays_o.options().dtype(at::kInt));
-    // Where each ray's walk goes on (incremental marching), -1 when it is over.
-    auto k_resume = at::empty({n_rays}, rays_o.options().dtype(at::kLong));
-    const ngp::MarchRange range{k_begin.has_value() ? k_begin->data_ptr<int64_t>() : nullptr,
-                                max_per_ray > 0 ? (int32_t)max_per_ray : -1, k_resume.data_ptr<int64_t>()};
+    // The cursor each ray's walk goes on from (incremental marching), -1 when it is over.
+    auto resume = at::empty({n_rays}, rays_o.options().dtype(at::kLong));
+    const ngp::MarchRange range{cursor.has_value() ? cursor->data_ptr<int64_t>() : nullptr,
+                                max_per_ray > 0 ? (int32_t)max_per_ray : -1, resume.data_ptr<int64_t>()};
     const uint8_t* occ = occupied.data_ptr<uint8_t>();
     if (n_rays > 0)
         NGP_LAUNCH(rays_o, march_count, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
@@ -312,7 +314,7 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
         auto [keep, kept, off] = fit_counts(counts, max_samples);
         counts = kept;
         offsets = off;
-        k_resume = at::where(keep, k_resume, k_begin.has_value() ? *k_begin : at::zeros_like(k_resume));
+        resume = at::where(keep, resume, cursor.has_value() ? *cursor : at::zeros_like(resume));
     } else {
         offsets = at::cumsum(counts, 0) - counts;
     }
@@ -327,7 +329,7 @@ std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const
         NGP_LAUNCH(rays_o, march_write, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(), jitter.data_ptr<float>(),
                    occ, n_rays, p, range, offsets.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), out);
     }
-    return {positions, dirs, t, dt, ray_indices, offsets, counts, k_resume};
+    return {positions, dirs, t, dt, ray_indices, offsets, counts, resume};
 }
 
 // Fixed-capacity sample buffers (ngp_app/render/batch.py): positions, dirs (capacity, 3), t, dt (capacity,) zeros and
@@ -434,7 +436,7 @@ void check_alive(const Tensor& alive, const Tensor& ref) {
     TORCH_CHECK(alive.dim() == 1, "alive must be 1-d");
 }
 
-// k[r] = lattice index of ray r's first sample, -1 when it has none.
+// k[r] = cursor of ray r's first sample (ngp::make_cursor(its lattice index, 0)), -1 when it has none.
 void march_first(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occupied, at::ArrayRef<double> aabb,
                  double dt_min, double dt_max, double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
                  Tensor k) {
@@ -448,7 +450,7 @@ void march_first(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occup
                    occupied.data_ptr<uint8_t>(), rays_o.size(0), p, k.data_ptr<int64_t>());
 }
 
-// The alive rays' next (up to) K samples each, in K slots per ray; k advances in place. A tuple, not Tensor[]: torch
+// The alive rays' next (up to) K samples each, in K slots per ray; the cursors k advance in place. A tuple, not Tensor[]: torch
 // functionalizes (torch.compile, opcheck's AOT check) an op that mutates an input only when it returns plain Tensors.
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> march_slots(const Tensor& rays_o, const Tensor& rays_d,
                                                                const Tensor& occupied, at::ArrayRef<double> aabb,
@@ -592,7 +594,7 @@ TORCH_LIBRARY(ngp, m) {
           "float threshold) -> (Tensor, Tensor)");
     m.def("march_rays(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] aabb, float dt_min, "
           "float dt_max, float cone, int max_steps, int n_cascades, int resolution, int max_samples, "
-          "Tensor? k_begin=None, int max_per_ray=-1) -> Tensor[]");
+          "Tensor? cursor=None, int max_per_ray=-1) -> Tensor[]");
     m.def("march_rays_fixed(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] aabb, "
           "float dt_min, float dt_max, float cone, int max_steps, int n_cascades, int resolution, int capacity) -> "
           "Tensor[]");

@@ -31,13 +31,13 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _scene(seed: int, scale: float, device: torch.device, n: int = 300):
+def _scene(seed: int, scale: float, device: torch.device, n: int = 300, max_steps: int = 512):
     g = torch.Generator().manual_seed(seed)
     grid = _grid(g, scale, "random").to(device)
     lo, hi = 0.5 - scale / 2, 0.5 + scale / 2
     aabb = torch.tensor([[lo] * 3, [hi] * 3], device=device)
     o, d = _rays(g, n, scale)
-    return grid, aabb, MarchParams.for_grid(grid, max_steps=512), o.to(device), d.to(device)
+    return grid, aabb, MarchParams.for_grid(grid, max_steps=max_steps), o.to(device), d.to(device)
 
 
 def _field(x: torch.Tensor, dirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,9 +71,10 @@ def _passes(ops, o, d, schedule):
         step += 1
 
 
-@pytest.mark.parametrize("scale", [1.0, 4.0])
-def test_slot_passes_walk_the_samples_of_one_full_march(scale: float) -> None:
-    grid, aabb, params, o, d = _scene(1, scale, torch.device("cpu"))
+@pytest.mark.parametrize(("scale", "max_steps"), [(1.0, 512), (4.0, 512), (32.0, 24)])
+def test_slot_passes_walk_the_samples_of_one_full_march(scale: float, max_steps: int) -> None:
+    """Passes of any size give the samples of one full march, its max_steps cap holding over all passes."""
+    grid, aabb, params, o, d = _scene(1, scale, torch.device("cpu"), max_steps=max_steps)
     full = march_rays(o, d, grid, aabb, params)
     impls = [TorchFrameOps(grid, aabb, params)] + ([get_ops("native").frame(grid, aabb, params)] if native_ok else [])
     for ops in impls:
@@ -82,13 +83,14 @@ def test_slot_passes_walk_the_samples_of_one_full_march(scale: float) -> None:
             a, c = int(full.offsets[r]), int(full.counts[r])
             torch.testing.assert_close(torch.tensor(per_ray[r]), full.t[a : a + c], rtol=1e-6, atol=0)
     assert int(full.counts.max()) > 10 and int((full.counts == 0).sum()) > 10  # long walks and misses
+    assert max_steps == 512 or int((full.counts == max_steps).sum()) > 20  # rays that take all their samples
 
 
 @pytest.mark.parametrize("dev", DEVICES)
-@pytest.mark.parametrize("scale", [1.0, 4.0])
-def test_native_slot_march_matches_reference(dev: str, scale: float) -> None:
+@pytest.mark.parametrize(("scale", "max_steps"), [(1.0, 512), (4.0, 512), (32.0, 24)])
+def test_native_slot_march_matches_reference(dev: str, scale: float, max_steps: int) -> None:
     device = _device(dev)
-    grid, aabb, params, o, d = _scene(2, scale, torch.device("cpu"))
+    grid, aabb, params, o, d = _scene(2, scale, torch.device("cpu"), max_steps=max_steps)
     ref_rays, ref = _passes(TorchFrameOps(grid, aabb, params), o, d, [2, 5, 1])
     nat_rays, nat = _passes(
         get_ops("native").frame(grid.to(device), aabb.to(device), params), o.to(device), d.to(device), [2, 5, 1]

@@ -191,6 +191,27 @@ def test_backdrop_and_orbit_path(tmp_path: Path) -> None:
         syn.make_scene(tmp_path / "bad", path="spiral", progress=False)
 
 
+def test_far_backdrop(tmp_path: Path) -> None:
+    """--backdrop-radius: the dome alone, that far out (rays traced to it), and an aabb_scale whose box holds it."""
+    out = syn.make_scene(
+        tmp_path / "far", width=16, height=12, n_train=2, n_val=0, n_test=1, progress=False, supersample=1,
+        backdrop_radius=42.0,
+    )  # fmt: skip
+    meta, frames = _frames(out, "train")
+    assert meta["aabb_scale"] == 32.0 and 42.0 * 2 * 0.33 <= 32.0
+    assert _frames(out, "test")[0]["aabb_scale"] == 32.0
+    for fr in frames:
+        assert iio.imread(out / f"{fr['file_path']}.png").shape == (12, 16, 3)  # opaque: the dome fills the rest
+    eye = np.array(frames[0]["transform_matrix"])[:3, 3]
+    up = np.array([[0.0, 0.0, 1.0]])
+    _, hit, t = syn.trace_rays(eye[None], up, True, 42.0)  # straight up: no ground, the dome
+    assert hit[0] and abs(np.linalg.norm(eye + t[0] * up[0]) - 42.0) < 1e-6
+    assert syn.aabb_scale_containing(10.0) == 8.0
+    for bad in (4.0, 500.0):
+        with pytest.raises(ValueError, match="backdrop radius"):
+            syn.make_scene(tmp_path / "bad", backdrop_radius=bad, progress=False)
+
+
 def test_noise_texture_does_not_repeat() -> None:
     tex = shp.noise_texture([(0, 0, 0), (1, 1, 1)], scale=1.0)
     x = np.linspace(0, 20, 4001)

@@ -7,7 +7,7 @@ namespace cpu {
 void march_first(const float* rays_o, const float* rays_d, const uint8_t* occupied, int64_t n_rays,
                  const MarchParams& p, int64_t* k) {
 #pragma omp parallel for schedule(dynamic, 64)
-    for (int64_t r = 0; r < n_rays; ++r) k[r] = first_sample_k(rays_o + 3 * r, rays_d + 3 * r, occupied, p);
+    for (int64_t r = 0; r < n_rays; ++r) k[r] = first_sample_cursor(rays_o + 3 * r, rays_d + 3 * r, occupied, p);
 }
 
 void march_slots(const float* rays_o, const float* rays_d, const uint8_t* occupied, const int32_t* alive,

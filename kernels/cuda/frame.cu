@@ -7,7 +7,7 @@ namespace cuda {
 __global__ void march_first_kernel(const float* rays_o, const float* rays_d, const uint8_t* occupied, int64_t n_rays,
                                    const MarchParams p, int64_t* k) {
     const int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (r < n_rays) k[r] = first_sample_k(rays_o + 3 * r, rays_d + 3 * r, occupied, p);
+    if (r < n_rays) k[r] = first_sample_cursor(rays_o + 3 * r, rays_d + 3 * r, occupied, p);
 }
 
 __global__ void march_slots_kernel(const float* rays_o, const float* rays_d, const uint8_t* occupied,

@@ -27,6 +27,14 @@ def register(sub: Any, options: Any) -> None:
         help="an opaque noise-textured ground and dome around the object (features everywhere, for SfM)",
     )
     m.add_argument(
+        "--backdrop-radius",
+        type=types.float_in(5.0, 180.0),  # data.synthetic.FAR_BACKDROP_RADII (not imported: the CLI starts lean)
+        default=None,
+        metavar="R",
+        help="a far backdrop: only a dome of radius R (world units; the cameras are 4 from the object), and an "
+        "aabb_scale whose box holds it (implies --backdrop)",
+    )
+    m.add_argument(
         "--path",
         choices=["random", "orbit"],
         default="random",
@@ -56,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         with_backdrop=args.backdrop,
+        backdrop_radius=args.backdrop_radius,
         path=args.path,
         supersample=args.supersample,
     )

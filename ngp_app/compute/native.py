@@ -71,7 +71,7 @@ def _march(
     params: MarchParams,
     jitter: torch.Tensor | None,
     max_samples: int | None,
-    k_start: torch.Tensor | None,
+    cursor: torch.Tensor | None,
     max_per_ray: int | None,
 ) -> list[torch.Tensor]:
     return native_ops.march_rays(
@@ -87,7 +87,7 @@ def _march(
         grid.n_cascades,
         grid.resolution,
         max_samples,
-        k_start,
+        cursor,
         max_per_ray,
     )
 

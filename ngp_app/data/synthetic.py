@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -51,30 +52,35 @@ AMBIENT, DIFFUSE, SPECULAR, SHININESS = 0.28, 0.72, 0.22, 48.0
 
 #: Radius of the backdrop dome and the ground disc (``backdrop=True``); the ground's top is at GROUND_Z.
 BACKDROP_RADIUS, GROUND_Z = 10.0, -1.0
+#: Range of a far backdrop's radius (``make_scene(backdrop_radius=...)``): around the cameras, inside aabb_scale 128.
+FAR_BACKDROP_RADII = (CAMERA_RADIUS + 1.0, 180.0)
 #: Camera paths of the training split: random views on the upper hemisphere, or one smooth turn (a video).
 PATHS = ("random", "orbit")
 
 
-def backdrop() -> tuple[Primitive, ...]:
+def backdrop(far_radius: float | None = None) -> tuple[Primitive, ...]:
     """An opaque ground disc and a dome around the object, both covered in non-repeating noise, so that every
-    pixel has texture (structure-from-motion tests need features everywhere, not a transparent background)."""
+    pixel has texture (structure-from-motion tests need features everywhere, not a transparent background).
+    ``far_radius``: the dome alone, of that radius, its blotches as large in the views as the default dome's."""
+    dome = BACKDROP_RADIUS + 0.5 if far_radius is None else far_radius
+    sky = noise_texture(
+        [(0.15, 0.25, 0.45), (0.55, 0.65, 0.80), (0.95, 0.90, 0.75), (0.60, 0.25, 0.20)],
+        scale=0.6 if far_radius is None else 0.6 * (BACKDROP_RADIUS + 0.5) / far_radius,
+        seed=23,
+    )
+    if far_radius is not None:
+        return (Sphere(dome, center=(0, 0, 0), texture=sky),)
     ground = noise_texture(
         [(0.20, 0.16, 0.10), (0.55, 0.45, 0.30), (0.85, 0.80, 0.65), (0.35, 0.45, 0.20)], scale=2.5, seed=11
     )
-    sky = noise_texture(
-        [(0.15, 0.25, 0.45), (0.55, 0.65, 0.80), (0.95, 0.90, 0.75), (0.60, 0.25, 0.20)], scale=0.6, seed=23
-    )
-    return (
-        Cylinder(BACKDROP_RADIUS, 0.05, center=(0, 0, GROUND_Z - 0.05), texture=ground),
-        Sphere(BACKDROP_RADIUS + 0.5, center=(0, 0, 0), texture=sky),
-    )
+    return (Cylinder(BACKDROP_RADIUS, 0.05, center=(0, 0, GROUND_Z - 0.05), texture=ground), Sphere(dome, texture=sky))
 
 
 @functools.lru_cache(maxsize=2)
-def build_scene(with_backdrop: bool = False) -> tuple[Primitive, ...]:
+def build_scene(with_backdrop: bool = False, backdrop_radius: float | None = None) -> tuple[Primitive, ...]:
     """The demo object: textured primitives plus thin rods and rings, inside a radius-1.5 ball (plus the
-    ground and dome of :func:`backdrop` when asked)."""
-    extra = backdrop() if with_backdrop else ()
+    ground and dome of :func:`backdrop` when asked, or its far dome of ``backdrop_radius``)."""
+    extra = backdrop(backdrop_radius) if with_backdrop else ()
     z_top = -0.86  # top of the base disc
     return (
         # base disc, checkerboard on top and bottom
@@ -146,7 +152,7 @@ def build_scene(with_backdrop: bool = False) -> tuple[Primitive, ...]:
 
 
 def trace_rays(
-    rays_o: np.ndarray, rays_d: np.ndarray, with_backdrop: bool = False
+    rays_o: np.ndarray, rays_d: np.ndarray, with_backdrop: bool = False, backdrop_radius: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shade each ray's nearest hit: rgb (n_rays, 3) in [0, 1], hit (n_rays,) bool, t (n_rays,).
 
@@ -158,7 +164,7 @@ def trace_rays(
     rays_d = rays_d / np.linalg.norm(rays_d, axis=1, keepdims=True)
     n = rays_o.shape[0]
     t_best, prim_id, normal = np.full(n, np.inf), np.full(n, -1), np.zeros((n, 3))
-    scene = build_scene(with_backdrop)
+    scene = build_scene(with_backdrop, backdrop_radius)
     od, oo = np.einsum("ij,ij->i", rays_o, rays_d), np.einsum("ij,ij->i", rays_o, rays_o)
     for k, prim in enumerate(scene):
         ids, t, nrm = prim.hits(rays_o, rays_d, od, oo)
@@ -251,6 +257,7 @@ def render_view(
     supersample: int = 3,
     adaptive: bool = True,
     with_backdrop: bool = False,
+    backdrop_radius: float | None = None,
 ) -> np.ndarray:
     """Anti-aliased straight-alpha RGBA image (height, width, 4) in [0, 1]; alpha 0 on misses.
 
@@ -263,12 +270,12 @@ def render_view(
     rgba = np.zeros((n_pix, 4))
     todo = np.arange(n_pix)
     if adaptive and s2 > 1:
-        rgb, hit, t = trace_rays(*camera_rays(c2w, width, height, camera_angle_x, 1), with_backdrop)
+        rgb, hit, t = trace_rays(*camera_rays(c2w, width, height, camera_angle_x, 1), with_backdrop, backdrop_radius)
         rgba[:, :3], rgba[:, 3] = rgb, hit
         flag = _edge_pixels(rgb.reshape(height, width, 3), hit.reshape(height, width), t.reshape(height, width))
         todo = np.nonzero(flag.reshape(-1))[0]
     px, py = _subpixel_grid(todo, width, supersample)
-    rgb, hit, _ = trace_rays(*pixel_rays(c2w, px, py, width, height, camera_angle_x), with_backdrop)
+    rgb, hit, _ = trace_rays(*pixel_rays(c2w, px, py, width, height, camera_angle_x), with_backdrop, backdrop_radius)
     rgb, hit = rgb.reshape(-1, s2, 3), hit.reshape(-1, s2).astype(np.float64)
     count = hit.sum(axis=1)
     rgba[todo, :3] = (rgb * hit[..., None]).sum(axis=1) / np.maximum(count, 1.0)[:, None]
@@ -319,6 +326,14 @@ def ring_poses(
     return np.stack([look_at(e) for e in eyes]) if n else np.zeros((0, 4, 4))
 
 
+def aabb_scale_containing(radius: float) -> float:
+    """The smallest power-of-two ``aabb_scale`` whose box holds a ball of ``radius`` (world units) about the origin
+    (scenes here use the NeRF-synthetic mapping: ``NERF_SCALE`` and the box centred on the origin)."""
+    from .cameras import NERF_SCALE  # here: the module needs only numpy until a far backdrop is asked for
+
+    return float(2 ** math.ceil(math.log2(2.0 * radius * NERF_SCALE)))
+
+
 def encode_png(rgba: np.ndarray) -> bytes:
     """8-bit PNG bytes from a float image (H, W, 4 or 3) in [0, 1] (RGBA or RGB)."""
     img = np.round(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -339,15 +354,25 @@ def make_scene(
     camera_angle_x: float = CAMERA_ANGLE_X,
     with_backdrop: bool = False,
     path: str = "random",
+    backdrop_radius: float | None = None,
 ) -> Path:
     """Render the demo object into `out_dir` in NeRF-synthetic layout and return `out_dir`.
 
     Writes {train,val,test}/r_<i>.png (RGBA; RGB with the opaque `with_backdrop`) and transforms_<split>.json;
     same seed, same bytes. `path`: the training views are random on the sphere ("random", 15% below the
     equator unless the ground hides them) or one smooth turn around the object ("orbit", like a video).
+    `backdrop_radius` (world units, implies the backdrop): a far backdrop, the dome alone at that radius, and an
+    ``aabb_scale`` in the transforms whose box contains it.
     """
     if path not in PATHS:
         raise ValueError(f"unknown camera path {path!r} (choose from {', '.join(PATHS)})")
+    extra_meta: dict[str, float] = {}
+    if backdrop_radius is not None:
+        lo, hi = FAR_BACKDROP_RADII
+        if not lo <= backdrop_radius <= hi:
+            raise ValueError(f"backdrop radius must be in {lo:g}..{hi:g}, not {backdrop_radius:g}")
+        with_backdrop = True
+        extra_meta["aabb_scale"] = aabb_scale_containing(backdrop_radius)
     out = Path(out_dir)
     train = (
         ring_poses(n_train, elevation_deg=25.0)
@@ -371,7 +396,16 @@ def make_scene(
         frames: list[dict] = []
         rot_step = 2.0 * np.pi / len(poses) if split == "test" and len(poses) else 0.0
         for i, c2w in enumerate(poses):
-            rgba = render_view(c2w, width, height, camera_angle_x, supersample, adaptive, with_backdrop)
+            rgba = render_view(
+                c2w,
+                width,
+                height,
+                camera_angle_x,
+                supersample,
+                adaptive,
+                with_backdrop,
+                backdrop_radius,
+            )
             atomic_write_bytes(out / split / f"r_{i}.png", encode_png(rgba[..., :3] if with_backdrop else rgba))
             frames.append({"file_path": f"./{split}/r_{i}", "rotation": rot_step, "transform_matrix": c2w.tolist()})
             bar.update(1)
@@ -379,7 +413,7 @@ def make_scene(
             m = re.fullmatch(r"r_(\d+)\.png", stale.name)
             if m and int(m.group(1)) >= len(poses):
                 stale.unlink()
-        meta = {"camera_angle_x": float(camera_angle_x), "frames": frames}
+        meta = {"camera_angle_x": float(camera_angle_x), **extra_meta, "frames": frames}
         text = json.dumps(meta, indent=4) + "\n"
         atomic_write_bytes(out / f"transforms_{split}.json", text.encode())
     bar.close()

@@ -58,11 +58,11 @@ def register() -> None:
 
     @torch.library.register_fake("ngp::march_rays")
     def _march_rays(rays_o, rays_d, jitter, occupied, aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution,
-                    max_samples, k_begin=None, max_per_ray=-1):  # fmt: skip
+                    max_samples, cursor=None, max_per_ray=-1):  # fmt: skip
         n_rays = rays_o.shape[0]
         total = torch.library.get_ctx().new_dynamic_size()  # the samples the walk finds: data-dependent
         samples = _samples(rays_o, total)
-        per_ray = [rays_o.new_empty((n_rays,), dtype=torch.int64) for _ in range(3)]  # offsets, counts, k_resume
+        per_ray = [rays_o.new_empty((n_rays,), dtype=torch.int64) for _ in range(3)]  # offsets, counts, resume
         return samples + per_ray
 
     @torch.library.register_fake("ngp::march_rays_fixed")

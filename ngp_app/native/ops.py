@@ -171,14 +171,15 @@ def march_rays(
     n_cascades: int,
     resolution: int,
     max_samples: int | None = None,
-    k_start: torch.Tensor | None = None,
+    cursor: torch.Tensor | None = None,
     max_per_ray: int | None = None,
 ) -> list[torch.Tensor]:
     """March rays (n_rays, 3) through an occupancy field ``occupied`` (n_cascades * resolution^3,) bool/uint8
-    inside the box ``aabb`` (6 floats: min xyz, max xyz); jitter (n_rays,) in [0, 1) or None.
-    Returns [positions (n, 3), directions (n, 3), t, dt (n,), ray_indices (n,), offsets, counts, k_next (n_rays,)]:
-    samples packed ray after ray, rays past ``max_samples`` getting none; with ``k_start`` (n_rays,) int64 each ray
-    walks on from that lattice index for at most ``max_per_ray`` samples and k_next says where it resumes (-1: done).
+    inside the box ``aabb`` (6 floats: min xyz, max xyz); jitter (n_rays,) in [0, 1) or None; each ray takes at
+    most ``max_steps`` samples in all. Returns [positions (n, 3), directions (n, 3), t, dt (n,), ray_indices (n,),
+    offsets, counts, resume (n_rays,)]: samples packed ray after ray, rays past ``max_samples`` getting none; with
+    ``cursor`` (n_rays,) int64 (``render.raymarch.make_cursor``; 0: the start) each ray walks on from there for at
+    most ``max_per_ray`` samples and resume is the cursor to go on from (-1: done).
     """
     rays_o = rays_o.contiguous().float()
     rays_d = rays_d.contiguous().float()
@@ -197,7 +198,7 @@ def march_rays(
         int(n_cascades),
         int(resolution),
         -1 if max_samples is None else int(max_samples),
-        None if k_start is None else k_start.contiguous().long(),
+        None if cursor is None else cursor.contiguous().long(),
         -1 if max_per_ray is None else int(max_per_ray),
     )
 
@@ -360,7 +361,7 @@ MarchArgs = tuple[list[float], float, float, float, int, int, int]
 def march_first(
     rays_o: torch.Tensor, rays_d: torch.Tensor, occupied: torch.Tensor, march_args: MarchArgs, k: torch.Tensor
 ) -> None:
-    """k (n_rays,) int64 <- lattice index of each ray's first sample, -1 when it has none."""
+    """k (n_rays,) int64 <- the walk cursor of each ray's first sample (none taken), -1 when it has none."""
     _ops().march_first(rays_o, rays_d, occupied, *march_args, k)
 
 
@@ -374,7 +375,7 @@ def march_slots(
     K: int,
 ) -> list[torch.Tensor]:
     """The next (up to) K samples of each alive ray (alive: (n,) int32 ray indices), in K slots per ray; advances
-    k in place. Returns positions, directions (n*K, 3), t, dt (n*K,) and counts (n,) int32."""
+    the walk cursors k in place. Returns positions, directions (n*K, 3), t, dt (n*K,) and counts (n,) int32."""
     return list(_ops().march_slots(rays_o, rays_d, occupied, *march_args, alive, k, int(K)))
 
 

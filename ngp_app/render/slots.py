@@ -2,12 +2,14 @@
 ``kernels/include/ngp/slots.h``).
 
 A frame keeps per-ray state (transmittance ``trans``, colour ``rgb`` and ``depth`` accumulated without the
-background, and ``k``: the lattice index the ray's walk resumes from, -1 once the ray is finished). Each pass gives
+background, and ``k``: the walk cursor the ray resumes from (``raymarch.make_cursor``: lattice index and samples
+taken, so a ray's ``max_steps`` cap holds over all passes), -1 once the ray is finished). Each pass gives
 the j-th alive ray the K slots [j*K, j*K+K) of a sample buffer, evaluates the field on all of them, composites each
 ray's samples into its state and compacts the list of rays still alive. The ops, in pass order:
 
-- ``march_first``: k <- each ray's first sample (-1: none);
-- ``march_slots``: the next (up to) K samples of each alive ray, k advanced past them (-1 once the walk is over);
+- ``march_first``: k <- the cursor of each ray's first sample (-1: none);
+- ``march_slots``: the next (up to) K samples of each alive ray, k advanced past them (-1 once the walk is over:
+  the box exit is passed or ``max_steps`` samples are taken);
 - ``composite_slots``: front-to-back compositing into the state; a ray whose transmittance fell below the
   threshold is finished. The state's ``trans`` is the transmittance after the last composited sample, so
   ``1 - trans`` equals the packed compositing's opacity (sum of weights) and the passes give its colour and depth;
@@ -22,53 +24,50 @@ from __future__ import annotations
 import torch
 
 from .occupancy import OccupancyGrid
-from .raymarch import MarchParams, candidates_at, lattice_k, occupied_span, ray_aabb, step_dt
+from .raymarch import (
+    LATTICE_END,
+    MarchParams,
+    box_span,
+    lattice_k,
+    lattice_t,
+    make_cursor,
+    occupied_span,
+    split_cursor,
+    step_dt,
+    walk_lattice,
+)
 
 
 def _walk(
     rays_o: torch.Tensor,
     rays_d: torch.Tensor,
-    k_begin: torch.Tensor,
+    cursor: torch.Tensor,
     K: int,
     grid: OccupancyGrid,
     aabb: torch.Tensor,
     params: MarchParams,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Walk rays (n, 3) from lattice index ``k_begin`` (n,) (-1: finished) to their next K samples.
+    """Walk rays (n, 3) on from their cursors (n,) (-1: finished) to their next K samples.
 
     Returns t (n, K) (0 past a ray's count), the samples' lattice indices (n, K) (-1 past the count), counts (n,)
-    and where each walk resumes (n,): one past the K-th sample, or -1 when the walk ended before or at max_steps.
+    and the cursors to resume from (n,): one past the K-th sample, or -1 once the walk is over (the box exit is
+    reached or the ray has taken max_steps samples).
     """
     n, dev = rays_o.shape[0], rays_o.device
-    t_near, t_far = ray_aabb(rays_o, rays_d, aabb)
-    hit = t_near < t_far
+    t_near, t_far, hit = box_span(rays_o, rays_d, aabb)
     t0 = torch.where(hit, t_near, torch.zeros_like(t_near))
     t_far = torch.where(hit, t_far, torch.zeros_like(t_far))
+    k_begin, taken = split_cursor(cursor.clamp(min=0))
+    left = params.max_steps - taken  # samples the ray may still take
+    budget = torch.where(hit & (cursor >= 0), left.clamp(max=K), 0)
+    found, counts = walk_lattice(rays_o, rays_d, t0, t_far, k_begin, budget, grid, aabb, params, max(2 * K, 64))
     ts = torch.zeros(n, K, device=dev)
     ks = torch.full((n, K), -1, dtype=torch.int64, device=dev)
-    counts = torch.zeros(n, dtype=torch.int64, device=dev)
-    resume = torch.full((n,), -1, dtype=torch.int64, device=dev)
-    pending = hit & (k_begin >= 0)
-    start = k_begin.clamp(min=0)
-    steps = max(2 * K, 64)  # lattice points examined per ray and round
-    j = 0
-    while bool(pending.any()):
-        idx = torch.nonzero(pending).flatten()
-        kk = start[idx, None] + torch.arange(j, j + steps, device=dev)[None, :]
-        t, mask = candidates_at(rays_o[idx], rays_d[idx], t0[idx], t_far[idx], grid, params, aabb, kk)
-        mask &= kk < params.max_steps
-        rank = counts[idx, None] + torch.cumsum(mask.long(), 1) - 1
-        take = mask & (rank < K)
-        rows, cols = torch.nonzero(take, as_tuple=True)
-        ts[idx[rows], rank[rows, cols]] = t[rows, cols]
-        ks[idx[rows], rank[rows, cols]] = kk[rows, cols]
-        counts[idx] += take.sum(1)
-        full = counts[idx] == K
-        after = ks[idx, K - 1] + 1
-        resume[idx] = torch.where(full & (after < params.max_steps), after, resume[idx])
-        over = (t[:, -1] >= t_far[idx]) | (kk[:, -1] >= params.max_steps - 1)
-        pending[idx] = ~full & ~over
-        j += steps
+    ts[found.ray, found.rank] = found.t
+    ks[found.ray, found.rank] = found.k
+    after = ks[:, K - 1] + 1
+    goes_on = (counts == K) & (left > K) & (after < LATTICE_END) & (lattice_t(t0, after, params) < t_far)
+    resume = torch.where(goes_on, make_cursor(after, taken + K), -1)
     return ts, ks, counts, resume
 
 
@@ -80,16 +79,16 @@ def march_first(
     params: MarchParams,
     k: torch.Tensor,
 ) -> None:
-    """k (n,) int64 <- lattice index of each ray's first sample, -1 when it has none. rays_o, rays_d: (n, 3)."""
-    t_near, t_far = ray_aabb(rays_o, rays_d, aabb)
-    hit = t_near < t_far
+    """k (n,) int64 <- the cursor of each ray's first sample (none taken), -1 when it has none. rays_o, rays_d:
+    (n, 3)."""
+    t_near, t_far, hit = box_span(rays_o, rays_d, aabb)
     t0 = torch.where(hit, t_near, torch.zeros_like(t_near))
     t_far = torch.where(hit, t_far, torch.zeros_like(t_far))
     t_start, t_end = occupied_span(rays_o, rays_d, t0, t_far, grid)  # skip the empty space before the first cell
     hit &= t_start <= t_end
-    k_begin = torch.where(hit, lattice_k(t0, t_start, params), torch.full_like(k, -1))
-    _, ks, counts, _ = _walk(rays_o, rays_d, k_begin, 1, grid, aabb, params)
-    k.copy_(torch.where(counts > 0, ks[:, 0], torch.full_like(k, -1)))
+    cursor = torch.where(hit, make_cursor(lattice_k(t0, t_start, params), 0), torch.full_like(k, -1))
+    _, ks, counts, _ = _walk(rays_o, rays_d, cursor, 1, grid, aabb, params)
+    k.copy_(torch.where(counts > 0, make_cursor(ks[:, 0], 0), torch.full_like(k, -1)))
 
 
 def march_slots(
@@ -104,8 +103,8 @@ def march_slots(
 ) -> list[torch.Tensor]:
     """The next (up to) K samples of each alive ray in its K slots; k advances in place.
 
-    rays_o, rays_d: (n_rays, 3); alive: (n,) int32; k: (n_rays,) int64. Returns positions, directions (n*K, 3),
-    t, dt (n*K,) and counts (n,) int32; empty slots hold t = dt = 0 at the ray's origin.
+    rays_o, rays_d: (n_rays, 3); alive: (n,) int32; k: (n_rays,) int64 walk cursors. Returns positions,
+    directions (n*K, 3), t, dt (n*K,) and counts (n,) int32; empty slots hold t = dt = 0 at the ray's origin.
     """
     a = alive.long()
     o, d = rays_o[a], rays_d[a]

@@ -10,9 +10,21 @@ namespace ngp {
 struct MarchParams {
     float dt_min, dt_max, cone;
     float ta, tb, growth;  // dt_min / cone, dt_max / cone, log1p(cone): computed in double, rounded to float
-    int32_t max_steps, n_cascades, resolution;
+    int32_t max_steps;     // samples per ray (1 .. 2^kCursorBits); the empty space skipped costs none
+    int32_t n_cascades, resolution;
     float aabb[6];  // min xyz, max xyz
 };
+
+// A walk cursor: where a ray's walk goes on, as its lattice index k and the samples it has taken so far, packed as
+// (k << kCursorBits) | taken; -1 once the walk is over. A fresh walk starts at cursor 0.
+constexpr int kCursorBits = 16;  // taken < max_steps <= 2^16
+
+NGP_HD int64_t make_cursor(int64_t k, int32_t taken) { return (k << kCursorBits) | (int64_t)taken; }
+NGP_HD int64_t cursor_k(int64_t cursor) { return cursor >> kCursorBits; }
+NGP_HD int32_t cursor_taken(int64_t cursor) { return (int32_t)(cursor & (((int64_t)1 << kCursorBits) - 1)); }
+
+// Lattice indices stop here whatever the box (k converts to float exactly below it); real walks end far sooner.
+constexpr int64_t kLatticeEnd = (int64_t)1 << 24;
 
 // Slab test; a ray misses the box when t_near >= t_far. NaN slabs (parallel ray on a face) do not constrain.
 NGP_HD void ray_aabb(const float* o, const float* d, const float* aabb, float& t_near, float& t_far) {
@@ -107,29 +119,36 @@ struct Lattice {
     }
 };
 
-// Marches one ray over the lattice, calling emit(j, t, dt, k) for its j-th sample (k: its lattice index), and
-// returns the sample count.
+// Marches one ray over the lattice, calling emit(j, t, dt, k) for its j-th sample of this call (k: its lattice
+// index), and returns the number of samples of this call.
 // A lattice point is a sample when t < t_far, its position is inside the box and its cell is occupied at cascade
 // max(mip_from_pos, mip_from_dt); from a point in an empty cell the walk jumps to the first lattice point at or
 // past the cell's exit (or past the next change of mip_from_dt), which skips only points of that empty cell.
-// Incremental marching (inference): the walk starts at lattice index k_begin and stops after max_count samples
-// (max_count < 0: no limit); *k_resume (when given) receives the index to continue from, or -1 once the walk is
-// over. Resuming there gives exactly the samples an uninterrupted walk would.
+// The walk ends at the box exit (t_far) or once the ray has taken p.max_steps samples: the budget counts samples
+// only, so empty space costs nothing (instant-ngp's NERF_STEPS). A ray that misses the box, or whose exit is not
+// finite (a zero or NaN direction), takes none.
+// Incremental marching (inference): the walk goes on from `cursor` (make_cursor; 0: from the start) and stops
+// after max_count samples (max_count < 0: no limit); *resume (when given) receives the cursor to go on from, or -1
+// once the walk is over. The cursor carries the samples taken before, so the max_steps cap holds for the whole walk
+// and resuming gives exactly the samples of an uninterrupted walk.
 template <class Emit>
 NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uint8_t* occupied,
-                         const MarchParams& p, Emit&& emit, int64_t k_begin = 0, int32_t max_count = -1,
-                         int64_t* k_resume = nullptr) {
-    if (k_resume) *k_resume = -1;
+                         const MarchParams& p, Emit&& emit, int64_t cursor = 0, int32_t max_count = -1,
+                         int64_t* resume = nullptr) {
+    if (resume) *resume = -1;
     float t_near, t_far;
     ray_aabb(o, d, p.aabb, t_near, t_far);
-    if (!(t_near < t_far) || k_begin < 0) return 0;
+    if (!(t_near < t_far) || !(t_far < kInf) || cursor < 0) return 0;
     const Lattice lat(t_near + mul_rn(jitter, step_dt(t_near, p)), p);
+    const int64_t k_end = lat.first_at_least(t_far, -1, kLatticeEnd, p);  // first lattice point at or past t_far
     const int64_t n_cells = (int64_t)p.resolution * p.resolution * p.resolution;
+    const int32_t taken = cursor_taken(cursor);
     int32_t count = 0;
-    int64_t k = k_begin;
-    while (k < p.max_steps) {
-        if (count == max_count) {  // budget of this call used up: the walk goes on from k next time
-            if (k_resume) *k_resume = k;
+    int64_t k = cursor_k(cursor);
+    while (k < k_end) {
+        if (taken + count >= p.max_steps) break;  // the ray has all its samples
+        if (count == max_count) {                 // budget of this call used up: the walk goes on from k next time
+            if (resume) *resume = make_cursor(k, taken + count);
             break;
         }
         const float t = lat.t(k, p);
@@ -163,7 +182,7 @@ NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uin
             target = minf(target, ldexpf(1.0f, e) / ((float)p.resolution * p.cone));
         }
         target -= mul_rn(1e-6f, fabsf(target)) + 1e-7f;  // land on or just before the boundary, never past it
-        k = lat.first_at_least(target, k, p.max_steps, p);
+        k = lat.first_at_least(target, k, k_end, p);
     }
     return count;
 }
@@ -177,21 +196,22 @@ struct PackedOut {
     int64_t* ray_indices;
 };
 
-// Where marching starts and how far it goes in one call: per-ray start indices (null: 0) and a per-ray sample cap
-// (< 0: none). The count pass also stores where each ray resumes (null: not wanted).
+// Where marching starts and how far it goes in one call: per-ray walk cursors (null: 0, the start) and a per-ray
+// sample count for this call (< 0: none). The count pass also stores each ray's cursor to resume from (null: not
+// wanted).
 struct MarchRange {
-    const int64_t* k_begin;
+    const int64_t* cursor;
     int32_t max_count;
-    int64_t* k_resume;
+    int64_t* resume;
 };
 
-NGP_HD int64_t range_begin(const MarchRange& range, int64_t r) { return range.k_begin ? range.k_begin[r] : 0; }
+NGP_HD int64_t range_begin(const MarchRange& range, int64_t r) { return range.cursor ? range.cursor[r] : 0; }
 
 // Count pass of ray r.
 NGP_HD int32_t march_count_ray(int64_t r, const float* rays_o, const float* rays_d, const float* jitter,
                                const uint8_t* occupied, const MarchParams& p, const MarchRange& range) {
     return march_ray(rays_o + 3 * r, rays_d + 3 * r, jitter[r], occupied, p, [](int32_t, float, float, int64_t) {},
-                     range_begin(range, r), range.max_count, range.k_resume ? range.k_resume + r : nullptr);
+                     range_begin(range, r), range.max_count, range.resume ? range.resume + r : nullptr);
 }
 
 // Write pass of ray r: re-walks the ray and stores its samples from offsets[r] on.

@@ -1,7 +1,7 @@
 // Per-ray logic of whole-frame inference in passes over fixed-stride sample slots (ngp_app/render/slots.py is the
 // PyTorch reference). A pass gives the j-th alive ray the K slots [j*K, j*K+K): no prefix sum and no read-back of
 // a sample total is needed to place its samples. Each ray's state lives in per-ray arrays indexed by its pixel:
-// transmittance, accumulated colour and depth, and the lattice index its walk resumes from (-1: finished).
+// transmittance, accumulated colour and depth, and the cursor its walk resumes from (make_cursor; -1: finished).
 #pragma once
 
 #include "raymarch.h"
@@ -13,7 +13,7 @@ struct FrameState {
     float* trans;  // transmittance left after the samples composited so far
     float* rgb;    // (n_rays, 3) accumulated colour, background not included
     float* depth;  // accumulated weight * t
-    int64_t* k;    // lattice index the walk resumes from; -1 once the ray is finished
+    int64_t* k;    // walk cursor to resume from (lattice index and samples taken); -1 once the ray is finished
 };
 
 // One pass's samples: K slots per alive ray; slots past a ray's count hold t = dt = 0 at the ray's origin.
@@ -25,14 +25,15 @@ struct SlotBuffers {
     int32_t* counts;   // (n_alive,) samples written per ray
 };
 
-// Lattice index of ray r's first sample, or -1 when it has none (misses the box or crosses only empty cells).
-NGP_HD int64_t first_sample_k(const float* o, const float* d, const uint8_t* occupied, const MarchParams& p) {
+// Cursor of ray r's first sample (its lattice index, none taken), or -1 when it has none (misses the box or crosses
+// only empty cells).
+NGP_HD int64_t first_sample_cursor(const float* o, const float* d, const uint8_t* occupied, const MarchParams& p) {
     int64_t first = -1;
-    march_ray(o, d, 0.0f, occupied, p, [&](int32_t, float, float, int64_t k) { first = k; }, 0, 1);
+    march_ray(o, d, 0.0f, occupied, p, [&](int32_t, float, float, int64_t k) { first = make_cursor(k, 0); }, 0, 1);
     return first;
 }
 
-// Marches alive ray j (pixel alive[j]) on from k[ray] into its K slots and stores where it resumes in k[ray].
+// Marches alive ray j (pixel alive[j]) on from cursor k[ray] into its K slots and stores where it resumes in k[ray].
 NGP_HD void march_slots_ray(int64_t j, const int32_t* alive, const float* rays_o, const float* rays_d,
                             const uint8_t* occupied, const MarchParams& p, int32_t K, int64_t* k,
                             const SlotBuffers& out) {
