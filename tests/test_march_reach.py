@@ -104,6 +104,15 @@ def test_the_sample_cap_counts_only_samples_taken(aabb_scale: float) -> None:
         torch.testing.assert_close(got.t, first, rtol=1e-6, atol=0)
 
 
+def test_rays_without_a_finite_exit_take_no_samples() -> None:
+    """A zero or NaN direction leaves the box nowhere: no walk (before, 1024 lattice points bounded it)."""
+    grid = OccupancyGrid(32.0, resolution=32, ops=get_ops("torch"))  # every cell occupied
+    o = torch.tensor([[0.5, 0.5, 0.5], [0.2, 0.3, 0.4], [0.5, 0.5, 0.5]])
+    d = torch.tensor([[0.0, 0.0, 0.0], [float("nan")] * 3, [0.0, 0.0, 1.0]])
+    for got in _marches(o, d, grid, _box(32.0), MarchParams.for_grid(grid, max_steps=8)):
+        assert got.counts.tolist() == [0, 0, 8]
+
+
 def test_samples_of_one_far_cell_lie_on_the_lattice() -> None:
     """aabb_scale 32, a ray from the centre along +x, one occupied cell of the coarsest cascade at the far face
     (x in [15.5, 16.5]): the samples are the lattice points in that cell, computed here by stepping t."""

@@ -85,8 +85,9 @@ def ray_aabb(rays_o: torch.Tensor, rays_d: torch.Tensor, aabb: torch.Tensor) -> 
     inv = 1.0 / rays_d
     t0 = (aabb[0] - rays_o) * inv
     t1 = (aabb[1] - rays_o) * inv
-    tmin = torch.minimum(t0, t1).nan_to_num(nan=-math.inf)
-    tmax = torch.maximum(t0, t1).nan_to_num(nan=math.inf)
+    inf = math.inf  # nan_to_num would also turn infinities into the largest float: keep them
+    tmin = torch.minimum(t0, t1).nan_to_num(nan=-inf, posinf=inf, neginf=-inf)
+    tmax = torch.maximum(t0, t1).nan_to_num(nan=inf, posinf=inf, neginf=-inf)
     t_near = tmin.amax(dim=-1).clamp(min=0.0)
     t_far = tmax.amin(dim=-1)
     return t_near, t_far
