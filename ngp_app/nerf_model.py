@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from .data.cameras import Camera
+from .model.appearance import Look, LookedField
 from .model.field import NGPField
 from .ops import Ops
 from .render.occupancy import OccupancyGrid
@@ -64,6 +65,23 @@ class NerfModel:
         """The same grid, march and box with another field (the trainer's weight average)."""
         return replace(self, field=field)
 
+    def look(self, frame: int) -> Look:
+        """Training frame ``frame``'s look (its appearance code and exposure). Raises ValueError when the model has
+        no per-image appearance or ``frame`` is not one of its training frames."""
+        appearance = getattr(self.field, "appearance", None)
+        if appearance is None:
+            raise ValueError("the model was trained without per-image appearance (config appearance.enabled)")
+        return appearance.of_frame(frame)
+
+    def with_look(self, look: int | Look | None) -> NerfModel:
+        """The model rendering ``look`` (a training frame's index, or a :class:`Look`) instead of the default look
+        (the mean appearance code, no exposure change); ``None``: unchanged."""
+        if look is None:
+            return self
+        chosen = self.look(look) if isinstance(look, int) else look
+        base = self.field.field if isinstance(self.field, LookedField) else self.field
+        return replace(self, field=LookedField(base, chosen))
+
     def cropped(self, aabb: torch.Tensor) -> NerfModel:
         """The same model rendered inside ``aabb`` (2, 3)."""
         return replace(self, aabb=aabb)
@@ -74,18 +92,28 @@ class NerfModel:
         return replace(self, field=copy.deepcopy(self.field).eval(), grid=copy.copy(self.grid))
 
     def render(
-        self, camera: Camera, background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0), **kw: Any
+        self,
+        camera: Camera,
+        background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
+        look: int | Look | None = None,
+        **kw: Any,
     ) -> dict[str, torch.Tensor]:
-        """``render.renderer.render_image`` of ``camera`` (rgb (H, W, 3), opacity and depth (H, W), floats);
-        ``kw``: its ``chunk``, ``progress``, ``stats``."""
-        return render_image(self.field, self.grid, self.aabb, camera, self.march, background, **kw)
+        """``render.renderer.render_image`` of ``camera`` (rgb (H, W, 3), opacity and depth (H, W), floats) with
+        ``look`` (as :meth:`with_look`); ``kw``: its ``chunk``, ``progress``, ``stats``."""
+        field = self.with_look(look).field
+        return render_image(field, self.grid, self.aabb, camera, self.march, background, **kw)
 
     def render_rgba(
-        self, camera: Camera, background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0), **kw: Any
+        self,
+        camera: Camera,
+        background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
+        look: int | Look | None = None,
+        **kw: Any,
     ) -> dict[str, torch.Tensor]:
         """``render.renderer.render_rgba`` of ``camera`` (rgba (H, W, 4) uint8; with ``floats`` opacity and
-        depth); ``kw``: its ``chunk``, ``progress``, ``floats``, ``stats``."""
-        return render_rgba(self.field, self.grid, self.aabb, camera, self.march, background, **kw)
+        depth) with ``look`` (as :meth:`with_look`); ``kw``: its ``chunk``, ``progress``, ``floats``, ``stats``."""
+        field = self.with_look(look).field
+        return render_rgba(field, self.grid, self.aabb, camera, self.march, background, **kw)
 
 
 def build_model(
@@ -94,11 +122,13 @@ def build_model(
     ops: Ops,
     device: torch.device | str = "cpu",
     grid_resolution: int | None = None,
+    n_images: int = 0,
 ) -> NerfModel:
-    """A fresh :class:`NerfModel` for ``config`` in ``box`` on ``ops``: the field, an occupancy grid of
-    ``density_grid.resolution`` (or ``grid_resolution``) cells per side in every cascade, instant-ngp's march."""
+    """A fresh :class:`NerfModel` for ``config`` in ``box`` on ``ops``: the field (with per-image appearance for
+    ``n_images`` training images, none for 0), an occupancy grid of ``density_grid.resolution`` (or
+    ``grid_resolution``) cells per side in every cascade, instant-ngp's march."""
     dg = config.density_grid
-    field = NGPField(config, box.aabb, ops=ops).to(device)
+    field = NGPField(config, box.aabb, ops=ops, n_images=n_images).to(device)
     grid = OccupancyGrid(box.aabb_scale, grid_resolution or dg.resolution, dg.decay, dg.threshold, device, ops=ops)
     march = MarchParams.for_grid(grid, config.training.max_steps_per_ray)
     return NerfModel(field, grid, march, box.aabb.to(device), ops)

@@ -1,6 +1,7 @@
 """Snapshots: the whole trained state in one ``.npz`` file without pickle, written atomically.
 
-Layout: arrays ``param/<name>`` (model weights), ``grid/density`` and ``grid/bitfield`` (occupancy), and
+Layout: arrays ``param/<name>`` (model weights; with per-image appearance on, ``param/appearance.exposure`` and
+``param/appearance.latents``, one row per training camera), ``grid/density`` and ``grid/bitfield`` (occupancy), and
 ``meta`` (UTF-8 JSON bytes: format tag, version, config, scene metadata, step, backend). Loading checks the
 tag and version, so another file or another version is a clear error rather than garbage.
 """
@@ -164,13 +165,20 @@ def _meta(npz: NpzReader, p: Path) -> tuple[dict[str, Any], Config]:
     return meta, checked.config
 
 
-def _check_entries(npz: NpzReader, meta: dict[str, Any], config: Config, aabb: torch.Tensor, ops: Ops) -> int:
+def appearance_images(config: Config, meta: dict[str, Any]) -> int:
+    """How many per-image looks a snapshot holds: one per training camera when its config has appearance on (the
+    trainer stores true or false; "auto" only comes from snapshots written before appearance existed: none)."""
+    return len(meta["scene"]["c2w"]) if config.appearance.enabled is True else 0
+
+
+def _check_entries(
+    npz: NpzReader, meta: dict[str, Any], config: Config, aabb: torch.Tensor, ops: Ops, n_images: int
+) -> int:
     """Check every entry's declared shape against what the metadata implies, before anything is allocated. Returns
     the size in bytes of the largest parameter (the bound for training-state entries)."""
     with torch.device("meta"):  # shapes only, no memory
-        expected = {
-            f"param/{k}": tuple(v.shape) for k, v in NGPField(config, aabb, ops).state_dict().items() if k != "aabb"
-        }
+        field = NGPField(config, aabb, ops, n_images)
+        expected = {f"param/{k}": tuple(v.shape) for k, v in field.state_dict().items() if k != "aabb"}
     n_cells = (n_cascades_for(meta["aabb_scale"]), meta["grid_resolution"] ** 3)
     expected["grid/density"] = n_cells
     expected["grid/bitfield"] = (n_cells[0], n_cells[1] // 8)
@@ -195,8 +203,10 @@ def load_snapshot(path: str | Path, device: torch.device | str = "cpu", backend:
         meta, config = _meta(npz, p)
         try:
             aabb = torch.tensor(meta["aabb"], dtype=torch.float32)
-            max_entry = _check_entries(npz, meta, config, aabb, ops)
-            nerf = build_model(config, SceneBox(aabb, meta["aabb_scale"]), ops, "cpu", meta["grid_resolution"])
+            n_images = appearance_images(config, meta)
+            max_entry = _check_entries(npz, meta, config, aabb, ops, n_images)
+            box = SceneBox(aabb, meta["aabb_scale"])
+            nerf = build_model(config, box, ops, "cpu", meta["grid_resolution"], n_images)
             model, grid = nerf.field, nerf.grid
             with torch.no_grad():
                 for name, tensor in model.state_dict().items():

@@ -33,6 +33,7 @@ def run(
     from ..backends import resolve_device
     from ..config import load_config
     from ..data.loaders import load_scene
+    from ..train.appearance_fit import fit_settings
     from ..train.evaluate import evaluate
     from ..train.trainer import Trainer
 
@@ -51,7 +52,7 @@ def run(
         while trainer.train_seconds < target:
             trainer.step()
         t = time.perf_counter()
-        res = evaluate(trainer.eval_nerf, test, progress=False)
+        res = evaluate(trainer.eval_nerf, test, progress=False, fit=fit_settings(trainer.config))
         rows.append(
             {
                 "minutes": m,
@@ -59,6 +60,7 @@ def run(
                 "psnr": round(res["psnr"], 3),  # mean of the per-image PSNRs
                 "psnr_pooled": round(res["psnr_pooled"], 3),  # PSNR of the pooled MSE
                 "ssim": round(res["ssim"], 4),
+                "psnr_nerfw": round(res["psnr_nerfw"], 3) if res["psnr_nerfw"] is not None else None,
                 "steps_per_second": round(trainer.step_count / trainer.train_seconds, 3),
                 "samples_per_second": round(trainer.samples_per_second(), 1),
                 "eval_seconds": round(time.perf_counter() - t, 2),

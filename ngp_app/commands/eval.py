@@ -12,7 +12,9 @@ from .. import cli_args as types
 def register(sub: Any, options: Any) -> None:
     """Add the command's parser to ``sub`` (``options``: the shared option groups, ``commands.options``)."""
     e = sub.add_parser(
-        "eval", help="PSNR (mean over images, and pooled)/SSIM of a snapshot on a scene's held-out views"
+        "eval",
+        help="PSNR (mean over images, pooled, and NeRF-W's right halves)/SSIM of a snapshot on a scene's held-out "
+        "views",
     )
     e.add_argument("snapshot")
     e.add_argument("scene", nargs="?", help="scene folder or transforms.json (default: the snapshot's own scene)")
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ..fileio import atomic_write_bytes
     from ..outputs import check_output_dir
     from ..snapshot import resolve_snapshot_path, snapshot_scene_path
+    from ..train.appearance_fit import fit_settings
     from ..train.evaluate import evaluate
     from ..train.run_files import load_run_snapshot
 
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             img = (pred.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
             atomic_write_bytes(save_dir / f"{i:04d}.png", iio.imwrite("<bytes>", img, extension=".png"))
 
-    res = evaluate(snap.nerf, scene, args.background, on_image, progress=not args.quiet)
+    fit = fit_settings(snap.config)
+    res = evaluate(snap.nerf, scene, args.background, on_image, progress=not args.quiet, fit=fit)
     res.pop("images") if not args.per_image else None
     res.update({"split": args.split, "snapshot": str(args.snapshot), "step": snap.step})
     print(json.dumps(res))

@@ -40,6 +40,14 @@ def register(sub: Any, options: Any) -> None:
         default="random",
         help="training views: random on the sphere, or one smooth turn around the object (like a video)",
     )
+    m.add_argument(
+        "--exposure-stops",
+        type=types.float_in(0.0, 4.0),
+        default=0.0,
+        metavar="S",
+        help="expose every image by its own change, uniform in -S..S stops (seeded; linear colour times 2^u), "
+        "as auto-exposure does; the changes go to exposure_stops.json (default 0: none)",
+    )
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(func=run)
 
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         backdrop_radius=args.backdrop_radius,
         path=args.path,
         supersample=args.supersample,
+        exposure_stops=args.exposure_stops,
     )
     print(str(out))
     return 0

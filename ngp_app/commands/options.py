@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .. import cli_args as types
 from .. import resources
@@ -24,3 +25,25 @@ def scene(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--max-size", type=types.positive_int, default=None, help="shrink so the longer image side is at most this"
     )
+
+
+def look(sp: argparse.ArgumentParser) -> None:
+    """``--look FRAME``: render with a training frame's appearance instead of the default look."""
+    sp.add_argument(
+        "--look",
+        type=types.int_in(0),
+        default=None,
+        metavar="FRAME",
+        help="render with training frame FRAME's look (its appearance code and exposure; models trained with "
+        "per-image appearance); default: the mean look, no exposure change",
+    )
+
+
+def with_look(nerf: Any, frame: int | None) -> Any:
+    """``nerf`` (a ``NerfModel``) with ``--look FRAME`` applied; a frame it cannot show is a one-line error."""
+    from ..errors import NgpError
+
+    try:
+        return nerf.with_look(frame)
+    except ValueError as exc:
+        raise NgpError(f"--look {frame}: {exc}") from None

@@ -32,6 +32,7 @@ def register(sub: Any, options: Any) -> None:
     r.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0))
     r.add_argument("--alpha", action="store_true", help="write an alpha channel (PNG)")
     r.add_argument("--out", required=True)
+    options.look(r)
     options.common(r)
     r.set_defaults(func=run)
 
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..render.cameras_cli import camera_from_spec
     from ..render.pictures import FLOAT_MODES, picture, shaded_field
     from ..train.run_files import load_run_snapshot
+    from .options import with_look
 
     path = check_output_file(args.out, IMAGE_SUFFIXES, args.width * args.height * 4, "image")
     if args.alpha and path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
@@ -55,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     check_render_memory(args.width, args.height, device)
     snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+    looked = with_look(snap.nerf, args.look)
     camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
     t = time.perf_counter()
-    field, background = shaded_field(snap.nerf.field, args.mode, args.background)
-    nerf = snap.nerf.with_field(field)
+    field, background = shaded_field(looked.field, args.mode, args.background)
+    nerf = looked.with_field(field)
     if args.mode in FLOAT_MODES:
         out = nerf.render(camera, background)
         pixels = torch.from_numpy(picture(args.mode, out))  # as the app and ``ngp video`` draw it

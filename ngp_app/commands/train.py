@@ -24,7 +24,16 @@ from ..signals import Interrupted, StopRequests
 log = logging.getLogger("ngp_app")
 OUT_CONTENTS = "snapshot.npz and metrics.json"
 DEFAULT_CHECKPOINT_SECONDS = 300.0
-SUMMARY_KEYS = ("steps", "seconds", "samples_per_second", "backend", "device", "test_psnr", "test_psnr_pooled")
+SUMMARY_KEYS = (
+    "steps",
+    "seconds",
+    "samples_per_second",
+    "backend",
+    "device",
+    "test_psnr",
+    "test_psnr_pooled",
+    "test_psnr_nerfw",
+)
 
 
 def register(sub: Any, options: Any) -> None:
@@ -78,10 +87,18 @@ def register(sub: Any, options: Any) -> None:
         help="refine the training cameras' poses while training (stored in the snapshot)",
     )
     t.add_argument(
+        "--appearance",
+        choices=["auto", "on", "off"],
+        default=None,
+        help="per-image exposure and appearance codes (auto: on for scenes of opaque photos, off for RGBA renders; "
+        "default: the config's appearance.enabled, auto)",
+    )
+    t.add_argument(
         "--eval",
         action="store_true",
         help="evaluate held-out views after training (into metrics.json: test_psnr, the mean "
-        "of per-image PSNRs, and test_psnr_pooled)",
+        "of per-image PSNRs, test_psnr_pooled, and test_psnr_nerfw, the right halves' PSNR after fitting each "
+        "view's look on its left half; docs/conventions.md)",
     )
     t.add_argument("--all-frames", action="store_true", help="train on every frame, held-out ones included")
     t.add_argument(
@@ -132,6 +149,8 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
         overrides["network"] = {"precision": args.mlp_precision}
     if args.optimize_extrinsics:
         overrides["training"] = {"optimize_extrinsics": True}
+    if args.appearance:
+        overrides["appearance"] = {"enabled": {"auto": "auto", "on": True, "off": False}[args.appearance]}
     resumed = load_run_snapshot(args.resume, device=device) if args.resume else None
     if resumed is not None and args.config is None:  # the snapshot's own config
         config = with_overrides(resumed.config, overrides, f"{args.resume} (its config with the options given)")
@@ -173,7 +192,7 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
             if any(k.startswith("opt.") for k in (resumed.training_state or {}))
             else "optimiser state not saved: Adam restarts",
         )
-    return trainer, config, str(scene.path)
+    return trainer, trainer.config, str(scene.path)  # the config with the scene's appearance decided
 
 
 def _train_and_save(
@@ -281,12 +300,14 @@ def _evaluate_into(
     """Evaluate the held-out views into ``metrics`` and rewrite metrics.json; on failure record the error there
     (the snapshot is already saved) and re-raise it."""
     from ..data.loaders import load_scene
+    from ..train.appearance_fit import fit_settings
     from ..train.evaluate import evaluate
 
     try:
         with stop.raising():
             test = load_scene(args.scene, "test", args.downscale, args.max_size)
-            res = evaluate(trainer.eval_nerf, test, progress=not args.quiet)
+            fit = fit_settings(trainer.config)
+            res = evaluate(trainer.eval_nerf, test, progress=not args.quiet, fit=fit)
     except Interrupted as exc:
         metrics["eval_error"] = f"interrupted ({exc})"
         run.write_metrics(metrics)
@@ -305,6 +326,8 @@ def _evaluate_into(
             "test_psnr": res["psnr"],
             "test_psnr_pooled": res["psnr_pooled"],
             "test_ssim": res["ssim"],
+            "test_psnr_nerfw": res["psnr_nerfw"],
+            "test_nerfw_protocol": res["nerfw_protocol"],
             "test_images": res["n_images"],
         }
     )
@@ -332,6 +355,7 @@ def run_metrics(
         "table_precision": trainer.model.encoding.precision,
         "mlp_precision": str(mlp_dtype(trainer.model.mlp_precision, device)).removeprefix("torch."),
         "optimize_extrinsics": trainer.optimize_extrinsics,
+        "appearance": trainer.model.appearance is not None,
         "final_loss": last.loss if last else None,
         "final_train_psnr": last.psnr if last else None,
         "occupancy": trainer.grid.occupancy_fraction(),

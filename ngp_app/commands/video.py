@@ -64,6 +64,7 @@ def register(subparsers: Any, options: Any) -> None:
     )
     v.add_argument("--mode", choices=["rgb", "depth", "normals"], default="rgb")
     v.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
+    options.look(v)
     options.common(v)
     v.set_defaults(func=run)
 
@@ -141,10 +142,12 @@ def run(args: argparse.Namespace) -> int:
     from ..export.video import check_output, check_video_target, export_video
     from ..limits import check_render_memory
     from ..train.run_files import load_run_snapshot
+    from .options import with_look
 
     check_output(args.out)  # fail before anything else
     device = resolve_device(args.device)
     snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+    nerf = with_look(snap.nerf, args.look)
     plan = plan_video(args, snap.scene, device.type)  # a path file may set the size and frame count
     check_video_target(args.out, len(plan.cameras), plan.width, plan.height)
     check_render_memory(plan.width, plan.height, device, "rendering frames of")
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         path = export_video(
-            snap.nerf,
+            nerf,
             plan.cameras,
             args.out,
             plan.width,

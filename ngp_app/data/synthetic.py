@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..fileio import atomic_write_bytes
+from .colour import expose
 from .synthetic_shapes import (
     Box,
     Cone,
@@ -56,6 +57,8 @@ BACKDROP_RADIUS, GROUND_Z = 10.0, -1.0
 FAR_BACKDROP_RADII = (CAMERA_RADIUS + 1.0, 180.0)
 #: Camera paths of the training split: random views on the upper hemisphere, or one smooth turn (a video).
 PATHS = ("random", "orbit")
+#: Where ``make_scene(exposure_stops=...)`` records each image's exposure change (stops, per split).
+EXPOSURE_FILE = "exposure_stops.json"
 
 
 def backdrop(far_radius: float | None = None) -> tuple[Primitive, ...]:
@@ -332,6 +335,11 @@ def aabb_scale_containing(radius: float) -> float:
     from .cameras import NERF_SCALE  # here: the module needs only numpy until a far backdrop is asked for
 
     return float(2 ** math.ceil(math.log2(2.0 * radius * NERF_SCALE)))
+def exposure_changes(n: int, stops: float, seed: Sequence[int]) -> np.ndarray:
+    """(n,) exposure changes in stops, uniform in [-stops, stops] from ``seed`` (all 0 for ``stops`` 0)."""
+    if stops <= 0:
+        return np.zeros(n)
+    return np.random.default_rng(list(seed)).uniform(-stops, stops, n)
 
 
 def encode_png(rgba: np.ndarray) -> bytes:
@@ -355,6 +363,7 @@ def make_scene(
     with_backdrop: bool = False,
     path: str = "random",
     backdrop_radius: float | None = None,
+    exposure_stops: float = 0.0,
 ) -> Path:
     """Render the demo object into `out_dir` in NeRF-synthetic layout and return `out_dir`.
 
@@ -363,6 +372,9 @@ def make_scene(
     equator unless the ground hides them) or one smooth turn around the object ("orbit", like a video).
     `backdrop_radius` (world units, implies the backdrop): a far backdrop, the dome alone at that radius, and an
     ``aabb_scale`` in the transforms whose box contains it.
+    `exposure_stops` > 0: every image of every split is exposed by its own change u, uniform in [-stops, stops]
+    (its linear colour times 2**u, clipped; alpha unchanged), as a camera with auto-exposure would; the changes
+    are written to `exposure_stops.json` ({"stops": S, "train": [u, ...], "val": [...], "test": [...]}).
     """
     if path not in PATHS:
         raise ValueError(f"unknown camera path {path!r} (choose from {', '.join(PATHS)})")
@@ -391,6 +403,9 @@ def make_scene(
     start = time.perf_counter()
     adaptive = min(width, height) >= 100  # thin rods span >1 px, so edge-only supersampling is safe
     bar = tqdm(total=total, desc="make-scene", unit="view", disable=not progress)
+    changes = {
+        name: exposure_changes(len(p), exposure_stops, (seed, 100 + k)) for k, (name, p) in enumerate(splits.items())
+    }
     for split, poses in splits.items():
         (out / split).mkdir(parents=True, exist_ok=True)
         frames: list[dict] = []
@@ -406,6 +421,8 @@ def make_scene(
                 with_backdrop,
                 backdrop_radius,
             )
+            if exposure_stops > 0:
+                rgba[..., :3] = expose(rgba[..., :3], changes[split][i])
             atomic_write_bytes(out / split / f"r_{i}.png", encode_png(rgba[..., :3] if with_backdrop else rgba))
             frames.append({"file_path": f"./{split}/r_{i}", "rotation": rot_step, "transform_matrix": c2w.tolist()})
             bar.update(1)
@@ -417,5 +434,14 @@ def make_scene(
         text = json.dumps(meta, indent=4) + "\n"
         atomic_write_bytes(out / f"transforms_{split}.json", text.encode())
     bar.close()
+    record = out / EXPOSURE_FILE
+    if exposure_stops > 0:
+        data = {
+            "stops": float(exposure_stops),
+            **{name: [round(float(u), 6) for u in c] for name, c in changes.items()},
+        }
+        atomic_write_bytes(record, (json.dumps(data, indent=1) + "\n").encode())
+    elif record.exists():  # left by an earlier run with exposure changes
+        record.unlink()
     logger.info("scene written to %s in %.1f s", out, time.perf_counter() - start)
     return out

@@ -1,4 +1,5 @@
-"""Instant-NGP's NeRF network: hash grid -> density MLP (1x64, 16 outputs) -> colour MLP (2x64) on SH(dir).
+"""Instant-NGP's NeRF network: hash grid -> density MLP (1x64, 16 outputs) -> colour MLP (2x64) on SH(dir), plus,
+with per-image appearance on (``model/appearance.py``), each image's code as extra colour inputs and its exposure.
 
 Points enter in scene coordinates inside the scene's axis-aligned box and are normalised to [0, 1]^3 for the
 grid. Like tiny-cuda-nn's fully fused MLPs, the linear layers have no biases.
@@ -15,6 +16,7 @@ from torch import nn
 from ..encoding.hashgrid import GridGeometry, HashGridEncoding
 from ..ops import Ops
 from ..schema.config import Config
+from .appearance import Appearance, Look, apply_exposure, latent_inputs
 from .precision import check_precision, mlp_dtype
 
 
@@ -57,10 +59,11 @@ class NGPField(nn.Module):
     """Density and colour of points and directions in a box ``aabb``.
 
     aabb: (2, 3) min and max corner of the box the hash grid covers; ``ops``: the backend's operations (the
-    :class:`Ops` that ``compute.select`` resolved; ``get_ops("torch")`` is the reference).
+    :class:`Ops` that ``compute.select`` resolved; ``get_ops("torch")`` is the reference); ``n_images``: the
+    training images that get their own appearance (``config.appearance``), 0 for none.
     """
 
-    def __init__(self, config: Config, aabb: torch.Tensor, ops: Ops) -> None:
+    def __init__(self, config: Config, aabb: torch.Tensor, ops: Ops, n_images: int = 0) -> None:
         super().__init__()
         enc, net, rgb = config.encoding, config.network, config.rgb_network
         aabb_size = float((aabb[1] - aabb[0]).max())
@@ -80,7 +83,9 @@ class NGPField(nn.Module):
         self.n_geo_features = net.n_output_dims
         self.density_net = make_mlp(geometry.n_output_dims, net.n_neurons, net.n_hidden_layers, self.n_geo_features)
         self.sh_degree = config.dir_encoding.degree
-        n_in = self.n_geo_features + self.sh_degree**2
+        look = config.appearance
+        self.appearance = Appearance(n_images, look.latent_dims, look.exposure) if n_images > 0 else None
+        n_in = self.n_geo_features + self.sh_degree**2 + (self.appearance.latent_dims if self.appearance else 0)
         self.rgb_net = make_mlp(n_in, rgb.n_neurons, rgb.n_hidden_layers, rgb.n_output_dims)  # 3: RGB
 
     @property
@@ -108,12 +113,26 @@ class NGPField(nn.Module):
         """x: (n, 3) scene points. Returns sigma (n,)."""
         return trunc_exp(self.geometry_features(x)[:, 0])
 
-    def forward(self, x: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (n, 3) points, d: (n, 3) unit directions. Returns sigma (n,) and rgb (n, 3) in [0, 1]."""
+    def colour(self, h: torch.Tensor, sh: torch.Tensor, look: Look | torch.Tensor | None = None) -> torch.Tensor:
+        """h: (n, 16) geometry features, sh: (n, degree^2) encoded directions. Returns rgb (n, 3) in [0, 1] with
+        ``look`` (a :class:`Look`, or (n,) int64 training frames, one per sample; None: the default look). A field
+        without appearance ignores ``look``."""
+        if self.appearance is None:
+            return torch.sigmoid(self._mlp(self.rgb_net, torch.cat([h, sh], dim=-1)))
+        if look is None:
+            look = self.appearance.default()
+        elif isinstance(look, torch.Tensor):
+            look = self.appearance.of_frames(look)
+        x = torch.cat([h, sh, *latent_inputs(look, h.shape[0])], dim=-1)
+        return apply_exposure(torch.sigmoid(self._mlp(self.rgb_net, x)), look)
+
+    def forward(
+        self, x: torch.Tensor, d: torch.Tensor, look: Look | torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (n, 3) points, d: (n, 3) unit directions, ``look`` as :meth:`colour`. Returns sigma (n,) and rgb
+        (n, 3) in [0, 1]."""
         h = self.geometry_features(x)
-        sigma = trunc_exp(h[:, 0])
-        rgb = torch.sigmoid(self._mlp(self.rgb_net, torch.cat([h, self.ops.sh(d, self.sh_degree)], dim=-1)))
-        return sigma, rgb
+        return trunc_exp(h[:, 0]), self.colour(h, self.ops.sh(d, self.sh_degree), look)
 
     def mlp_parameters(self) -> list[nn.Parameter]:
         return list(self.density_net.parameters()) + list(self.rgb_net.parameters())

@@ -37,6 +37,7 @@ def render_rays_train(
     jitter: torch.Tensor | None = None,
     transmittance_threshold: float = 1e-4,
     ops: Ops | None = None,
+    frames: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Differentiable render of a batch of rays on their live samples, with no host synchronisation (native ops):
     march into ``march_capacity`` sample slots, evaluate densities there without gradients, keep the samples whose
@@ -48,7 +49,8 @@ def render_rays_train(
     rays whose samples did not fit: leave them out of the loss), and the ``marched`` and ``kept`` FixedSamples
     (their ``total``/``requested`` are the step's counters, on the device).
     When the rays require grad (pose refinement), samples are placed along the detached rays and their positions
-    recomputed from the rays, so the loss reaches the rays too. ``ops``: default ``field_ops(field, grid)``."""
+    recomputed from the rays, so the loss reaches the rays too. ``ops``: default ``field_ops(field, grid)``.
+    ``frames``: each ray's training image (n_rays,) int64, handed to the field per sample (per-image appearance)."""
     ops = field_ops(field, grid, ops)
     n = rays_o.shape[0]
     marched = ops.march_fixed(rays_o.detach(), rays_d.detach(), grid, aabb, params, jitter, march_capacity)
@@ -61,7 +63,10 @@ def render_rays_train(
         o, d = torch.cat([rays_o, pad]), torch.cat([rays_d, pad])
         positions = o[ri] + kept.t[:, None] * d[ri]
         directions = d[ri]
-    sigma, rgbs = field(positions, directions)
+    if frames is None:
+        sigma, rgbs = field(positions, directions)
+    else:  # the padding's sentinel ray takes frame 0 (its samples get no weight)
+        sigma, rgbs = field(positions, directions, torch.cat([frames, frames.new_zeros(1)])[ri])  # type: ignore[call-arg]
     # padding slots (dt 0) get no weight; zeroing their densities also keeps an infinite one from making NaNs
     sigma = torch.where(ri < n, sigma, torch.zeros_like(sigma))
     out: dict[str, Any] = ops.composite(sigma, rgbs, kept.t, kept.dt, ri, kept.offsets, n + 1, transmittance_threshold)

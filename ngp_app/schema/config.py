@@ -7,11 +7,11 @@ project runs no static type checker on these modules."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Any, Optional
 
-from pydantic import model_validator
+from pydantic import AfterValidator, model_validator
 
-from .core import Bool, Int, IntIn, Model, Number, OneOf, PowerOfTwo, Text, invalid
+from .core import Bool, Int, IntIn, Model, Number, OneOf, PowerOfTwo, Text, expect, invalid
 
 # The names a config may use; the modules that act on them import them from here.
 BACKENDS = ("auto", "torch", "native", "tcnn")  # backends.resolve_backend
@@ -22,6 +22,15 @@ LOSSES = ("L2", "Huber")  # train/trainer.py
 GRID_RESOLUTION = (8, 512)  # power of two: the bitfield packs 8 cells per byte, the coarse grid is resolution / 8
 
 Fraction = Number(gt=0, le=1)
+
+
+def _auto_or_bool(v: Any) -> bool | str:
+    if v != "auto" and not isinstance(v, bool):
+        raise ValueError("not auto or a bool")
+    return v
+
+
+AutoBool = Annotated[Any, AfterValidator(_auto_or_bool), expect('true, false or "auto"')]
 Beta = Number(ge=0, lt=1)
 BatchSize = Int(1, 1 << 24)
 
@@ -116,8 +125,23 @@ class DensityGrid(Model):
     update_fraction_cpu: Fraction = 0.0625
 
 
+class Appearance(Model):
+    """Per-image exposure and appearance codes (model/appearance.py; docs/conventions.md, "Appearance")."""
+
+    enabled: AutoBool = "auto"  # auto: on for scenes of opaque photos (real captures), off for RGBA renders
+    exposure: Bool = True  # a learned log2 exposure per image and colour channel, applied to linear colour
+    latent_dims: Int(0, 64) = 8  # a learned code per image, extra inputs of the colour MLP (0: none)
+    exposure_learning_rate: Number(gt=0) = 1e-2  # follows the learning-rate schedule, as the other groups
+    latent_learning_rate: Number(gt=0) = 1e-2
+    exposure_l2: Number(ge=0) = 1e-4  # L2 weight pulling exposures towards 0 (unseen images: exactly there)
+    fit_steps: Int(1, 10000) = 48  # NeRF-in-the-Wild evaluation: Adam steps fitting a held-out image's look
+    fit_rays: Int(16, 1 << 20) = 4096  # ... on this many rays of its left half
+    fit_learning_rate: Number(gt=0) = 5e-2
+
+
 class Config(Model):
-    """A whole config: the six required sections plus optional name, backend, loss and direction encoding."""
+    """A whole config: the six required sections plus optional name, backend, loss, direction encoding and
+    appearance."""
 
     name: Text = "config"
     backend: OneOf(*BACKENDS) = "auto"
@@ -129,3 +153,4 @@ class Config(Model):
     rgb_network: RgbNetwork
     training: Training
     density_grid: DensityGrid
+    appearance: Appearance = Appearance()

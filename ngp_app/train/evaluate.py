@@ -1,4 +1,5 @@
-"""Evaluation: render every frame of a scene with a trained model and compare with its images (PSNR, SSIM)."""
+"""Evaluation: render every frame of a scene with a trained model and compare with its images (PSNR, SSIM), plus
+the right-half PSNR of the NeRF-in-the-Wild protocol (``appearance_fit.py``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from typing import Any, Callable
 
 import torch
 
+from ..data.cameras import Camera
 from ..data.scene import Scene
 from ..nerf_model import NerfModel
+from .appearance_fit import FitSettings, fit_look, left_width, protocol, right_half
 from .metrics import mse, mse_to_psnr, ssim
 
 
@@ -18,15 +21,20 @@ def evaluate(
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
     on_image: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     progress: bool = False,
+    fit: FitSettings | None = None,
 ) -> dict[str, Any]:
     """Render every frame of ``scene`` with ``nerf`` and compare with its images composited on ``background``.
 
     Returns ``psnr``: the mean of the per-image PSNRs (the convention of instant-ngp, nerfacc and nerfstudio),
     ``psnr_pooled``: the PSNR of the mean squared error over all pixels (with images of one size never above
     ``psnr``: it weighs the worst images more), mean ``ssim``, ``n_images`` and per-image values (``images``).
+    These render the default look (the mean appearance code, no exposure change). ``psnr_nerfw``: the mean PSNR of
+    the images' right halves, with a model with per-image appearance after fitting each image's look on its left
+    half (``fit``, default ``FitSettings()``), else as rendered; ``nerfw_protocol`` says which.
     Pixels a mask leaves out (``Scene.mask``) count in none of them.
     """
     nerf.field.eval()
+    fit = fit or FitSettings()
     bg = torch.tensor(background, dtype=torch.float32)
     per_image = []
     sq_err, n_px = 0.0, 0
@@ -46,13 +54,49 @@ def evaluate(
         n = int(mask.sum()) if mask is not None else gt.shape[0] * gt.shape[1]
         sq_err += err * n
         n_px += n
-        per_image.append({"file": scene.file_names[i], "psnr": mse_to_psnr(err), "ssim": ssim(pred, gt, mask=mask)})
+        right = right_half_psnr(nerf, scene.camera(i), pred, gt, mask, background, fit, seed=i)
+        per_image.append(
+            {
+                "file": scene.file_names[i],
+                "psnr": mse_to_psnr(err),
+                "ssim": ssim(pred, gt, mask=mask),
+                "psnr_nerfw": right,
+            }
+        )
         if on_image is not None:
             on_image(i, pred, gt)
+    halves = [p["psnr_nerfw"] for p in per_image if p["psnr_nerfw"] is not None]
     return {
         "psnr": sum(p["psnr"] for p in per_image) / max(len(per_image), 1),
         "psnr_pooled": mse_to_psnr(sq_err / max(n_px, 1)),
         "ssim": sum(p["ssim"] for p in per_image) / max(len(per_image), 1),
+        "psnr_nerfw": sum(halves) / len(halves) if halves else None,
+        "nerfw_protocol": protocol(nerf, fit),
         "n_images": len(per_image),
         "images": per_image,
     }
+
+
+def right_half_psnr(
+    nerf: NerfModel,
+    camera: Camera,
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    mask: torch.Tensor | None,
+    background: tuple[float, float, float],
+    fit: FitSettings,
+    seed: int,
+) -> float | None:
+    """The NeRF-W score of one image: the PSNR of its right half (H, W - left_width), rendered with the look fitted
+    on its left half when the model has per-image appearance, else taken from the plain render ``pred`` (H, W, 3).
+    None when a mask leaves no pixel of the right half."""
+    w0 = left_width(camera)
+    right_mask = mask[:, w0:] if mask is not None else None
+    if right_mask is not None and not bool(right_mask.any()):
+        return None
+    if getattr(nerf.field, "appearance", None) is not None:
+        look = fit_look(nerf, camera, gt, torch.tensor(background), fit, mask, seed)
+        pred = nerf.render(right_half(camera), background, look=look)["rgb"].cpu().clamp(0, 1)
+    else:
+        pred = pred[:, w0:]
+    return mse_to_psnr(mse(pred, gt[:, w0:], right_mask))

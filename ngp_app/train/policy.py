@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import with_overrides
 from ..schema.config import Config
 
 
@@ -16,6 +17,21 @@ def grid_update_due(step: int, interval: int, warmup_steps: int) -> bool:
         return step % interval == 0
     growth = max(1, warmup_steps // interval)
     return step % min(interval, max(1, step // growth)) == 0
+
+
+def appearance_on(config: Config, has_alpha: bool) -> bool:
+    """Whether a scene trains per-image appearance: ``appearance.enabled``, where ``"auto"`` means on for scenes of
+    opaque photos (real captures: exposure and white balance vary) and off for RGBA renders (synthetic scenes,
+    where it measures no better: docs/benchmarks.md); off when neither exposure nor codes are configured."""
+    look = config.appearance
+    wanted = (not has_alpha) if look.enabled == "auto" else bool(look.enabled)
+    return wanted and (look.exposure or look.latent_dims > 0)
+
+
+def resolve_appearance(config: Config, has_alpha: bool) -> Config:
+    """``config`` with ``appearance.enabled`` decided (true or false, as a snapshot stores it)."""
+    on = appearance_on(config, has_alpha)
+    return config if config.appearance.enabled is on else with_overrides(config, {"appearance": {"enabled": on}})
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from .extrinsics import PoseRefinement
 from .image_stats import ImageStats
 from .metrics import mse_to_psnr
 from .optim import table_adam
-from .policy import TrainingPolicy
+from .policy import TrainingPolicy, resolve_appearance
 from .scene_checks import check_rays_hit_box
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class Trainer:
     ) -> None:
         check_rays_hit_box(scene)  # fail now, not after a run that trained on nothing
         self.scene = scene
+        config = resolve_appearance(config, scene.has_alpha)  # snapshots store the decision
         self.config = config
         self.device = torch.device(device)
         self.seed = seed
@@ -74,7 +75,8 @@ class Trainer:
         self.ops = resolve_ops(requested, self.device)
         self.backend = self.ops.name
         self.aabb_values = tuple(float(v) for v in scene.aabb.reshape(-1).tolist())  # for marching, no host read
-        self.nerf = build_model(config, SceneBox.of(scene), self.ops, self.device)
+        n_looks = scene.n_frames if config.appearance.enabled else 0
+        self.nerf = build_model(config, SceneBox.of(scene), self.ops, self.device, n_images=n_looks)
         # the parts the step uses (the same objects as the model's)
         self.model, self.grid, self.march, self.aabb = self.nerf.field, self.nerf.grid, self.nerf.march, self.nerf.aabb
         dg, tr, opt = config.density_grid, config.training, config.optimizer
@@ -112,6 +114,7 @@ class Trainer:
                 {"params": [self.model.encoding.table], "weight_decay": 0.0},
                 {"params": self.model.mlp_parameters(), "weight_decay": opt.l2_reg},
                 {"params": [self.poses.delta], "weight_decay": 0.0, "extrinsics": True},
+                *self._appearance_groups(),
             ],
             lr=self.base_lr,
             betas=(opt.beta1, opt.beta2),
@@ -129,6 +132,22 @@ class Trainer:
         self.history: list[StepStats] = []
         self.scene.to(self.device)
         self.image_stats = ImageStats(scene.n_frames, self.device)  # per-image loss, for the app's table
+
+    def _appearance_groups(self) -> list[dict[str, Any]]:
+        """The optimiser groups of the per-image exposures (L2 towards 0) and codes, each at its own rate (a scale of
+        the scheduled rate); none without appearance."""
+        appearance = self.model.appearance
+        if appearance is None:
+            return []
+        look, groups = self.config.appearance, appearance.parameter_groups()
+        return [
+            {"params": params, "weight_decay": decay, "lr_scale": rate / self.base_lr}
+            for params, decay, rate in (
+                (groups["exposure"], look.exposure_l2, look.exposure_learning_rate),
+                (groups["latent"], 0.0, look.latent_learning_rate),
+            )
+            if params
+        ]
 
     # ----------------------------------------------------------------------------------------------- resume
     def training_state(self, include_optimizer: bool = True) -> dict[str, np.ndarray]:
@@ -274,6 +293,7 @@ class Trainer:
                 jitter,
                 self.transmittance_threshold,
                 ops=self.ops,
+                frames=images if self.model.appearance is not None else None,
             )
             # rays whose samples did not fit the buffers are left out of the loss (weight 0)
             valid = out["valid"]
@@ -291,10 +311,12 @@ class Trainer:
                 if group.get("extrinsics"):  # frozen (lr 0, no gradient) unless pose refinement is on
                     group["lr"] = lr * self.extrinsic_lr_scale if self.optimize_extrinsics else 0.0
                 else:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
             self.optimizer.zero_grad(set_to_none=False)
             loss.backward()
             self.optimizer.step()
+            if self.model.appearance is not None:
+                self.model.appearance.recenter_()
             if self.ema is not None:  # no host read: one in-place lerp per parameter
                 self.ema.update(self.model)
             kept = out["kept"]
