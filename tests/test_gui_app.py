@@ -673,3 +673,52 @@ def test_path_fields_follow_the_path_and_undo_takes_back_a_clear(app):
     assert app.pump(5, until=lambda: abs(ed.path.end_time - 7.5) > 1e-3), st.status
     assert len(ed.path.keys) == 3
     st.paths.clear_keyframes()
+
+
+def test_use_this_frames_look_shows_its_exposure_and_default_look_goes_back(app, tmp_path):
+    """Issue 18 item 3 in the app: a snapshot trained with per-image appearance opens with its trainer; clicking a
+    frame's row and *Use this frame's look* renders that frame's learned exposure (here set to -3 stops, so the
+    change is plain on a barely trained model), and *Default look* renders the mean look again. By clicks only."""
+    import dearpygui.dearpygui as dpg
+    import torch
+
+    from ngp_app.cli import main
+
+    run = tmp_path / "looks"
+    args = ["train", str(DEMO), "--out", str(run), "--steps", "40", "--config", "small", "--downscale", "8"]
+    assert main([*args, "--appearance", "on", "--backend", "torch", "--device", "cpu", "--quiet"]) == 0
+    st, w = app.state, app.worker
+    if st.runner.running:
+        send(app, "on_key_press", key.T, 0)
+    generation = st.current.generation
+    send(app, "on_file_drop", 10, 10, [str(run / "snapshot.npz")])
+    assert app.pump(60, until=lambda: st.loader.loading is None and st.current.generation > generation), st.status
+    assert st.trainer is not None and st.trainer.model.appearance is not None and not st.runner.running, st.status
+    st.images.refresh_image_table(force=True)
+    if not dpg.get_value("images_header"):
+        click_item(app, "images_header")
+        assert app.pump(5, until=lambda: dpg.get_value("images_header"))
+    assert app.pump(5, until=lambda: len(dpg.get_item_children("images_table", 1)) > 0)
+    i = int(dpg.get_item_label(dpg.get_item_children(dpg.get_item_children("images_table", 1)[0], 1)[0]))
+    with st.trainer.lock, torch.no_grad():  # frame i's learned exposure: three stops down, on every channel
+        st.trainer.eval_nerf.field.appearance.exposure[i] = -3.0
+    click_item(app, f"images_row_{i}")
+    assert app.pump(5, until=lambda: st.images.compare_index == i)
+    assert settle(app)
+    plain = w.latest.image[..., :3].astype(np.float32)
+    click_item(app, "images_look")
+    assert app.pump(5, until=lambda: st.settings.look == i), st.status
+    assert app.pump(5, until=lambda: f"look: frame {i}" in dpg.get_value("images_look_info"))
+    assert settle(app)
+    dark = w.latest.image[..., :3].astype(np.float32)
+    assert dark.mean() < plain.mean() - 0.5 and (plain - dark).max() > 10, (
+        dark.mean(),
+        plain.mean(),
+        (plain - dark).max(),
+    )
+    assert (dark <= plain + 1).all()  # darker where anything changed, never brighter
+    click_item(app, "images_look_default")
+    assert app.pump(5, until=lambda: st.settings.look == -1), st.status
+    assert settle(app)
+    assert np.abs(w.latest.image[..., :3].astype(np.float32) - plain).max() <= 1
+    assert app.pump(5, until=lambda: "look: default" in dpg.get_value("images_look_info"))

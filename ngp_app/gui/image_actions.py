@@ -119,6 +119,38 @@ class ImageActions:
         )
         return now
 
+    def use_look(self, index: int | None) -> bool:
+        """Show the scene with training frame ``index``'s look (its learned exposure and appearance code) in the view,
+        screenshots and videos, or with the default look (``index`` None: the mean code, no exposure change).
+        Returns whether the look changed; a model without per-image appearance is a status line."""
+        if index is None:
+            changed = self.settings.look != -1
+            self.settings.look = -1
+            self.set_status("default look: the mean appearance code, no exposure change")
+            return changed
+        t = self.runner.trainer
+        appearance = getattr(t.model, "appearance", None) if t is not None else None
+        if appearance is None:
+            self.set_status(
+                "no per-image looks: this model was trained without appearance (train with --appearance on)",
+                error=True,
+            )
+            return False
+        if not 0 <= index < appearance.n_images:
+            self.set_status(
+                f"no look for frame {index}: the model has {appearance.n_images} training frames", error=True
+            )
+            return False
+        changed = self.settings.look != index
+        self.settings.look = index
+        self.set_status(f"look of frame {index} {self._frame_name(index)}: its exposure and appearance code")
+        return changed
+
+    def look_caption(self) -> str:
+        """What the view shows: the default look or a training frame's."""
+        i = self.settings.look
+        return "look: default (mean code)" if i < 0 else f"look: frame {i} {self._frame_name(i)}"
+
     def _frame_name(self, index: int) -> str:
         row = self.image_row(index)
         if row is not None:

@@ -35,6 +35,14 @@ class ImagePanel:
                 label="Hide ground truth", tag="images_hide", callback=on_ui(st, lambda *_: st.images.close_compare())
             )
             dpg.add_button(label="Refresh", callback=on_ui(st, lambda *_: st.images.refresh_image_table(force=True)))
+        with dpg.group(horizontal=True):  # per-image appearance: the selected row's look, or the default one
+            dpg.add_button(
+                label="Use this frame's look", tag="images_look", callback=on_ui(st, lambda *_: self._look())
+            )
+            dpg.add_button(
+                label="Default look", tag="images_look_default", callback=on_ui(st, lambda *_: st.images.use_look(None))
+            )
+            dpg.add_text("", tag="images_look_info")
         with dpg.group(tag="images_box"):  # the table's area on screen (a table reports no rectangle)
             with dpg.table(
                 tag="images_table",
@@ -77,9 +85,10 @@ class ImagePanel:
         a re-sort from new losses waits while the pointer is over the table (a click must land on the row it aimed
         at). A click on a column header re-sorts at once."""
         st, table = self.state, self.state.images.image_table
-        shown = (table.version, st.images.compare_index)
+        shown = (table.version, st.images.compare_index, st.settings.look)
         if shown == self._shown:
             return
+        dpg.set_value("images_look_info", st.images.look_caption())
         rows = table.rows
         order = [r.index for r in rows[:MAX_ROWS]]
         sort = (table.sort_key, table.descending)
@@ -149,6 +158,14 @@ class ImagePanel:
         else:
             st.images.fly_to_image(index)
         self._shown = None  # redraw the selection
+
+    def _look(self) -> None:
+        """The selected row's look (a status line asks for a row when none is selected)."""
+        st = self.state
+        if st.images.compare_index is None:
+            st.status_line.set("click a frame's row first, then use its look", error=True)
+            return
+        st.images.use_look(st.images.compare_index)
 
     def _toggle(self, index: int) -> None:
         self.state.images.toggle_image_excluded(index)

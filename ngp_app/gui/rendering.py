@@ -18,6 +18,7 @@ import torch
 
 from ..data.cameras import Camera
 from ..errors import NgpError
+from ..model.appearance import LookedField, frame_look
 from ..nerf_model import NerfModel
 from ..render.pictures import picture, shaded_field, to_uint8
 from .overlays import (
@@ -85,7 +86,8 @@ class ViewRenderer:
             raise NgpError("nothing to export: open a scene or snapshot first")
         with src.lock:
             frozen = src.nerf.frozen()
-        return frozen.cropped(self.crop_aabb(frozen.aabb))
+        look = frame_look(frozen.field, self.settings.look)
+        return frozen.with_look(look).cropped(self.crop_aabb(frozen.aabb))
 
     # ------------------------------------------------------------------------------------------ viewport
     def _render_current(
@@ -115,6 +117,9 @@ class ViewRenderer:
         with self._replica_lock:  # one replica: renders that share it take turns
             with src.lock:  # a consistent copy of the weights, taken quickly
                 model, grid = self._render_replica(src)
+            look = frame_look(model, s.look)
+            if look is not None:
+                model = LookedField(model, look)
             t0 = time.perf_counter()
             out = render(
                 model,

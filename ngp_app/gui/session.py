@@ -220,6 +220,7 @@ class Session:
             if cur.adopt(loaded.meta):  # another scene (a snapshot of the same one keeps the keyframes)
                 self.paths.path_editor.clear()
             self.images.close_compare()
+            self.settings.look = -1  # another model: the default look
             half = float(loaded.meta.get("aabb_scale", 1.0)) / 2.0
             self.settings.crop_min, self.settings.crop_max = (0.5 - half,) * 3, (0.5 + half,) * 3
             self.settings.ground_truth = False
@@ -253,6 +254,7 @@ class Session:
             self.status_line.set("nothing to reset: open a scene first", error=True)
             return
         self.runner.reset(lambda: self.make_trainer(scene))
+        self.settings.look = -1
         self.current.generation += 1
         if self.runner.error:
             self.status_line.set(self.runner.error, error=True)

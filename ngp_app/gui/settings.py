@@ -18,6 +18,7 @@ class RenderSettings:
     show_hud: bool = True
     ground_truth: bool = False
     gt_index: int = 0
+    look: int = -1  # the training frame whose exposure and appearance code the view shows (-1: the default look)
     overlays: tuple[str, ...] = ()  # overlays.OVERLAYS switched on (drawn over the image, not into it)
 
     def key(self) -> tuple:

@@ -110,3 +110,12 @@ class LookedField:
         if field is None:  # copying: not yet initialised
             raise AttributeError(name)
         return getattr(field, name)
+
+
+def frame_look(field: Any, frame: int) -> Look | None:
+    """Training frame ``frame``'s look in ``field`` (an NGPField), or None for the default look: ``frame`` < 0, a
+    field without per-image appearance, or a frame it has no look for."""
+    appearance = getattr(field, "appearance", None)
+    if frame < 0 or appearance is None or frame >= appearance.n_images:
+        return None
+    return appearance.of_frame(frame)
