@@ -335,6 +335,8 @@ def aabb_scale_containing(radius: float) -> float:
     from .cameras import NERF_SCALE  # here: the module needs only numpy until a far backdrop is asked for
 
     return float(2 ** math.ceil(math.log2(2.0 * radius * NERF_SCALE)))
+
+
 def exposure_changes(n: int, stops: float, seed: Sequence[int]) -> np.ndarray:
     """(n,) exposure changes in stops, uniform in [-stops, stops] from ``seed`` (all 0 for ``stops`` 0)."""
     if stops <= 0:
