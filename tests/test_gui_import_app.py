@@ -6,6 +6,7 @@ scene trains), and refusing a text file and an empty folder while it keeps runni
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -111,6 +112,11 @@ def test_dropped_photos_are_imported_then_trained(app, tmp_path: Path) -> None:
     assert {"features", "matching", "mapping"} <= stages  # each takes seconds; linking 36 photos may not
     assert app.pump(300, until=lambda: st.current.meta.get("path") == str(st.importer.out) and st.step >= 3), st.status
     assert len(st.current.sparse_points[0]) > 100
+    # the import's verdict on its poses stays in the panel's scene line (issue 18 item 7)
+    verdict = json.loads((st.importer.out / "transforms.json").read_text())["ngp_import"]["verdict"]
+    said = "import: poses look good" if verdict == "good" else "import: poses doubtful"
+    shown = lambda: dpg.get_value("scene_info").replace("\n", " ")  # noqa: E731
+    assert app.pump(5, until=lambda: said in shown()), shown()
     app.viewport.window.dispatch_event("on_key_press", key._7, 0)
     app.tick()
     assert st.settings.mode == "points" and "points" in st.view.overlay_names()

@@ -118,6 +118,9 @@ def test_import_a_photo_folder(capture: Path, tmp_path: Path, capsys: pytest.Cap
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["images"] == N_VIEWS and summary["registered"] >= N_VIEWS - 2
     assert {"images", "features", "matching", "mapping", "writing"} == set(summary["seconds"])
+    # an object on a textured ground under a dome, circled: a reconstruction to trust (tests/test_import_verdict.py)
+    assert summary["verdict"] == "good" and summary["verdict_problems"] == [], summary["verdict_problems"]
+    assert summary["checks"]["points_seen_by_3_or_more"] > 0.3 and summary["checks"]["flatness"] > 0.03
     check_poses(out, known_poses(capture), frame_index, centre_pct=1.5, rot_deg=0.75)
     # full-resolution images, byte for byte
     for name in ("r_0.png", "r_35.png"):

@@ -189,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
                     k: s[k]
                     for k in ("images", "registered", "points", "reprojection_error_px", "aabb_scale", "seconds")
                 },
-                **{k: s[k] for k in ("skipped", "camera_per_photo") if k in s},
+                **{k: s[k] for k in ("verdict", "verdict_problems", "checks") if k in s},
+                **{k: s[k] for k in ("skipped", "camera_per_photo", "aabb_scale_suggested") if k in s},
             }
         )
     )

@@ -85,6 +85,23 @@ def scene_points(meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return (xyz.astype(np.float64) * scale + offset)[:, [1, 2, 0]], rgb  # as nerf_to_ngp moves camera centres
 
 
+def import_verdict(meta: dict[str, Any]) -> str:
+    """ "import: poses look good" / "import: poses doubtful: <why>" for a scene that ``ngp import`` made (its
+    transforms.json's ``ngp_import`` summary), "" for other scenes and older imports."""
+    from ..data.importer.verdict import verdict_line
+
+    path = Path(str(meta.get("path", "")))
+    transforms = path if path.is_file() else path / "transforms.json"
+    try:
+        import json
+
+        summary = json.loads(transforms.read_text()).get("ngp_import") if transforms.is_file() else None
+    except (OSError, ValueError):
+        return ""
+    line = verdict_line(summary) if isinstance(summary, dict) else ""
+    return f"import: {line}" if line else ""
+
+
 class SceneImporter:
     """Imports dropped captures as background jobs; ``open_scene(path, start)`` opens the scene an import wrote."""
 
@@ -133,10 +150,15 @@ class SceneImporter:
                 raise JobCancelled(job.label) from None
 
         def done(result: Any) -> None:
+            from ..data.importer.verdict import verdict_line
+
             s = result.summary
             self.open_scene(target, start=start)
+            verdict = verdict_line(s)
             self.set_status(
-                f"imported {src.name}: {s.get('registered')} of {s.get('images')} images registered; opening {target}"
+                f"imported {src.name}: {s.get('registered')} of {s.get('images')} images registered"
+                + (f", {verdict}" if verdict else "")
+                + f"; opening {target}"
             )
 
         def failed(exc: BaseException) -> None:

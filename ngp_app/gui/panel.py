@@ -32,6 +32,7 @@ OPEN_LABEL = "Open scene, snapshot, photos or video..."
 #: The panel's choice of training-image size (the loader's ``downscale``).
 LOAD_SIZES = {"full size": 1, "1/2": 2, "1/4": 4, "1/8": 8}
 NO_SCENE = "no scene: drop a scene, a photo folder or a video on the viewport, or use Open scene..."
+SCENE_LINES = 5  # the scene line: source, frames, size and box, the import's verdict (two lines)
 STATUS_LINES = 2  # the status line's height in lines (the whole text in its tooltip and, for errors, the dialog)
 JOB_ROWS = 2  # job rows the strip shows without scrolling
 STRIP_HEIGHT = 17 * STATUS_LINES + 44 * JOB_ROWS + 8
@@ -116,7 +117,7 @@ class Panel:
             dpg.add_separator()
             with dpg.child_window(tag="panel_body", border=False):  # the rest of the window; scrolls
                 with dpg.collapsing_header(label="Scene", default_open=True):
-                    dpg.add_text(fixed_lines("", 3), tag="scene_info")
+                    dpg.add_text(fixed_lines("", SCENE_LINES), tag="scene_info")
                     dpg.add_button(
                         label=OPEN_LABEL,
                         callback=on_ui(st, lambda *_: self.open_dialog()),
@@ -448,14 +449,15 @@ class Panel:
                 "scene_info",
                 fixed_lines(
                     f"{src}\n{frames_said(meta)}\n{meta.get('width', 0)}x{meta.get('height', 0)} pixels"
-                    f"{size_said(meta.get('downscale', 1))}, aabb_scale {meta.get('aabb_scale', 1)}",
-                    3,
+                    f"{size_said(meta.get('downscale', 1))}, aabb_scale {meta.get('aabb_scale', 1)}"
+                    f"\n{st.current.import_verdict}",
+                    SCENE_LINES,
                 ),
             )
         else:
             dpg.set_value(
                 "scene_info",
-                fixed_lines(NO_SCENE, 3),
+                fixed_lines(NO_SCENE, SCENE_LINES),
             )
         dpg.configure_item("scene_reload", enabled=st.current.scene is not None)
         t = st.trainer

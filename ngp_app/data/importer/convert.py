@@ -17,6 +17,7 @@ import numpy as np
 from ...errors import ImportFailed
 from .conventions import aabb_scale_for, colmap_to_nerf_c2w, normalise
 from .sources import natural_key
+from .verdict import assess
 
 #: The sparse points' file beside transforms.json (named by its ``ply_file_path``).
 POINTS_FILE = "sparse_points.ply"
@@ -99,6 +100,7 @@ def convert(rec: Any, n_input: int | None = None, frame_extra: dict[str, dict[st
     c2w = np.stack([colmap_to_nerf_c2w(im.cam_from_world().matrix()) for im in images])
     pts = list(rec.points3D.values())
     xyz = np.array([p.xyz for p in pts], dtype=np.float64).reshape(-1, 3)
+    tracks = np.array([p.track.length() for p in pts], dtype=np.int64)
     rgb = np.array([p.color for p in pts], dtype=np.uint8).reshape(-1, 3)
     sim, centred_on = normalise(c2w, xyz)
     c2w, xyz = sim.poses(c2w), sim.points(xyz)
@@ -125,6 +127,13 @@ def convert(rec: Any, n_input: int | None = None, frame_extra: dict[str, dict[st
         "cameras": len(intrinsics),
         "centred_on": centred_on,
         "colmap_to_transforms": np.round(sim.matrix(), 10).tolist(),
+        **assess(
+            n_input if n_input is not None else len(images),
+            c2w[:, :3, 3],
+            xyz,
+            tracks,
+            [(float(c["fl_x"]), float(c["fl_y"])) for c in intrinsics.values()],
+        ).summary(),
     }
     transforms: dict[str, Any] = {
         **(next(iter(intrinsics.values())) if shared else {}),

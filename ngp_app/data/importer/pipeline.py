@@ -396,4 +396,6 @@ def _run(
         summary["reprojection_error_px"],
         summary["aabb_scale"],
     )
+    for problem in summary.get("verdict_problems", []):
+        log.warning("poses doubtful: %s", problem)
     return ImportResult(out, src, {**summary, "seconds": report.seconds()})  # timings: the result only
