@@ -18,13 +18,20 @@ DEMO = Path(__file__).resolve().parents[1] / "scenes" / "demo"
 SMALL = {"training": {"target_batch_size_cpu": 4096, "target_batch_size": 4096}, "encoding": {"log2_hashmap_size": 14}}
 
 
-def _trainer(device: str, extrinsics: bool = False):
+def _trainer(device: str, extrinsics: bool = False, appearance: bool = False):
     from ngp_app.train.trainer import Trainer
 
     if not loader.available(torch.device(device))[0]:
         pytest.skip(f"native kernels unavailable on {device}")
     scene = load_scene(DEMO, "train", downscale=8)
-    config = load_config("small", {**SMALL, "training": {**SMALL["training"], "optimize_extrinsics": extrinsics}})
+    config = load_config(
+        "small",
+        {
+            **SMALL,
+            "training": {**SMALL["training"], "optimize_extrinsics": extrinsics},
+            "appearance": {"enabled": appearance},
+        },
+    )
     trainer = Trainer(scene, config, device, "native", seed=0)
     # past the first read-backs, to a step that neither reads back nor updates the occupancy grid (the grid's
     # warm-up updates it every step at first)
@@ -45,11 +52,13 @@ def _profiled_syncs(trainer) -> dict[str, int]:
     return dict(reads.counts)
 
 
-@pytest.mark.parametrize("extrinsics", [False, True])
-def test_a_non_logging_step_reads_nothing_back(extrinsics: bool) -> None:
+@pytest.mark.parametrize("extrinsics, appearance", [(False, False), (True, False), (False, True)])
+def test_a_non_logging_step_reads_nothing_back(extrinsics: bool, appearance: bool) -> None:
+    """Also with per-image exposure and codes trained (their lookup, recentring and optimiser groups)."""
     from ngp_app.train.optim import TableAdam
 
-    trainer = _trainer("cpu", extrinsics)
+    trainer = _trainer("cpu", extrinsics, appearance)
+    assert (trainer.model.appearance is not None) == appearance
     # the step as it trains by default: the table's per-entry-count Adam and the weight average
     assert isinstance(trainer.optimizer, TableAdam) and trainer.ema is not None
     before = trainer.model.encoding.table.detach().clone()
