@@ -250,19 +250,25 @@ void check_march_inputs(const Tensor& rays_o, const Tensor& rays_d, const Tensor
     TORCH_CHECK(occupied.numel() == n_cascades * resolution * resolution * resolution, "occupancy size mismatch");
 }
 
+// A march's span: the box (min xyz, max xyz) and the near distance, 7 values.
+void check_span(at::ArrayRef<double> span) {
+    TORCH_CHECK(span.size() == 7, "span must have 7 values (box min xyz, max xyz, near distance)");
+    TORCH_CHECK(span[6] >= 0 && span[6] < ngp::kInf, "the near distance must be finite and >= 0");
+}
+
 // ... and the jitter (one entry per ray) and box of a training march.
 void check_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter, const Tensor& occupied,
-                at::ArrayRef<double> aabb, int64_t n_cascades, int64_t resolution) {
+                at::ArrayRef<double> span, int64_t n_cascades, int64_t resolution) {
     check_march_inputs(rays_o, rays_d, occupied, n_cascades, resolution);
     check(jitter, at::kFloat, "jitter");
     same_device(rays_o, {&jitter});
     TORCH_CHECK(jitter.numel() == rays_o.size(0), "jitter must have one entry per ray");
-    TORCH_CHECK(aabb.size() == 6, "aabb must have 6 values");
+    check_span(span);
 }
 
-ngp::MarchParams march_params(at::ArrayRef<double> aabb, double dt_min, double dt_max, double cone, int64_t max_steps,
+ngp::MarchParams march_params(at::ArrayRef<double> span, double dt_min, double dt_max, double cone, int64_t max_steps,
                               int64_t n_cascades, int64_t resolution) {
-    TORCH_CHECK(aabb.size() == 6, "aabb must have 6 values");
+    check_span(span);
     ngp::MarchParams p{};
     p.dt_min = (float)dt_min;
     p.dt_max = (float)dt_max;
@@ -275,7 +281,8 @@ ngp::MarchParams march_params(at::ArrayRef<double> aabb, double dt_min, double d
     p.max_steps = (int32_t)max_steps;
     p.n_cascades = (int32_t)n_cascades;
     p.resolution = (int32_t)resolution;
-    for (int i = 0; i < 6; ++i) p.aabb[i] = (float)aabb[i];
+    for (int i = 0; i < 6; ++i) p.aabb[i] = (float)span[i];
+    p.near = (float)span[6];
     return p;
 }
 
@@ -287,17 +294,17 @@ std::tuple<Tensor, Tensor, Tensor> fit_counts(const Tensor& counts, int64_t capa
 }
 
 std::vector<Tensor> march_rays(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter,
-                               const Tensor& occupied, at::ArrayRef<double> aabb, double dt_min, double dt_max,
+                               const Tensor& occupied, at::ArrayRef<double> span, double dt_min, double dt_max,
                                double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
                                int64_t max_samples, const std::optional<Tensor>& cursor, int64_t max_per_ray) {
-    check_rays(rays_o, rays_d, jitter, occupied, aabb, n_cascades, resolution);
+    check_rays(rays_o, rays_d, jitter, occupied, span, n_cascades, resolution);
     if (cursor.has_value()) {
         check(*cursor, at::kLong, "cursor");
         same_device(rays_o, {&*cursor});
         TORCH_CHECK(cursor->numel() == rays_o.size(0), "cursor must have one entry per ray");
     }
     TORCH_CHECK(max_per_ray < (int64_t)1 << 31, "max_per_ray too large");
-    const ngp::MarchParams p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
+    const ngp::MarchParams p = march_params(span, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
     const int64_t n_rays = rays_o.size(0);
     auto counts32 = at::zeros({n_rays}, rays_o.options().dtype(at::kInt));
     // The cursor each ray's walk goes on from (incremental marching), -1 when it is over.
@@ -359,12 +366,12 @@ void finish_buffers(std::vector<Tensor>& b, const Tensor& offsets, const Tensor&
 // buffers, offsets and counts (n_rays + 1, the sentinel's last), valid (n_rays,) float (the ray's samples all fit),
 // the total in the buffers and the total requested (0-dim int64).
 std::vector<Tensor> march_rays_fixed(const Tensor& rays_o, const Tensor& rays_d, const Tensor& jitter,
-                                     const Tensor& occupied, at::ArrayRef<double> aabb, double dt_min, double dt_max,
+                                     const Tensor& occupied, at::ArrayRef<double> span, double dt_min, double dt_max,
                                      double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
                                      int64_t capacity) {
-    check_rays(rays_o, rays_d, jitter, occupied, aabb, n_cascades, resolution);
+    check_rays(rays_o, rays_d, jitter, occupied, span, n_cascades, resolution);
     TORCH_CHECK(capacity >= 0, "capacity must be >= 0");
-    const ngp::MarchParams p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
+    const ngp::MarchParams p = march_params(span, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
     const int64_t n_rays = rays_o.size(0);
     const ngp::MarchRange range{nullptr, -1, nullptr};
     const uint8_t* occ = occupied.data_ptr<uint8_t>();
@@ -437,14 +444,14 @@ void check_alive(const Tensor& alive, const Tensor& ref) {
 }
 
 // k[r] = cursor of ray r's first sample (ngp::make_cursor(its lattice index, 0)), -1 when it has none.
-void march_first(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occupied, at::ArrayRef<double> aabb,
+void march_first(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occupied, at::ArrayRef<double> span,
                  double dt_min, double dt_max, double cone, int64_t max_steps, int64_t n_cascades, int64_t resolution,
                  Tensor k) {
     check_march_inputs(rays_o, rays_d, occupied, n_cascades, resolution);
     check(k, at::kLong, "k");
     same_device(rays_o, {&k});
     TORCH_CHECK(k.numel() == rays_o.size(0), "k must have one entry per ray");
-    const auto p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
+    const auto p = march_params(span, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
     if (rays_o.size(0) > 0)
         NGP_LAUNCH(rays_o, march_first, rays_o.data_ptr<float>(), rays_d.data_ptr<float>(),
                    occupied.data_ptr<uint8_t>(), rays_o.size(0), p, k.data_ptr<int64_t>());
@@ -453,7 +460,7 @@ void march_first(const Tensor& rays_o, const Tensor& rays_d, const Tensor& occup
 // The alive rays' next (up to) K samples each, in K slots per ray; the cursors k advance in place. A tuple, not Tensor[]: torch
 // functionalizes (torch.compile, opcheck's AOT check) an op that mutates an input only when it returns plain Tensors.
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> march_slots(const Tensor& rays_o, const Tensor& rays_d,
-                                                               const Tensor& occupied, at::ArrayRef<double> aabb,
+                                                               const Tensor& occupied, at::ArrayRef<double> span,
                                                                double dt_min, double dt_max, double cone,
                                                                int64_t max_steps, int64_t n_cascades,
                                                                int64_t resolution, const Tensor& alive, Tensor k,
@@ -464,7 +471,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> march_slots(const Tensor& ray
     same_device(rays_o, {&k});
     TORCH_CHECK(k.numel() == rays_o.size(0), "k must have one entry per ray");
     TORCH_CHECK(K > 0 && K < (int64_t)1 << 31, "K must be positive");
-    const auto p = march_params(aabb, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
+    const auto p = march_params(span, dt_min, dt_max, cone, max_steps, n_cascades, resolution);
     const int64_t n_alive = alive.numel(), n_slots = n_alive * K;
     auto fopt = rays_o.options();
     auto positions = at::empty({n_slots, 3}, fopt), dirs = at::empty({n_slots, 3}, fopt);
@@ -592,10 +599,10 @@ TORCH_LIBRARY(ngp, m) {
     m.def("composite_bwd(Tensor g_rgb, Tensor g_opacity, Tensor g_depth, Tensor? g_weights, Tensor? g_trans, "
           "Tensor sigmas, Tensor rgbs, Tensor t, Tensor dt, Tensor offsets, Tensor weights, Tensor trans, "
           "float threshold) -> (Tensor, Tensor)");
-    m.def("march_rays(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] aabb, float dt_min, "
+    m.def("march_rays(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] span, float dt_min, "
           "float dt_max, float cone, int max_steps, int n_cascades, int resolution, int max_samples, "
           "Tensor? cursor=None, int max_per_ray=-1) -> Tensor[]");
-    m.def("march_rays_fixed(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] aabb, "
+    m.def("march_rays_fixed(Tensor rays_o, Tensor rays_d, Tensor jitter, Tensor occupied, float[] span, "
           "float dt_min, float dt_max, float cone, int max_steps, int n_cascades, int resolution, int capacity) -> "
           "Tensor[]");
     m.def("compact_samples(Tensor sigmas, Tensor positions, Tensor dirs, Tensor t, Tensor dt, Tensor offsets, "
@@ -604,7 +611,7 @@ TORCH_LIBRARY(ngp, m) {
     m.def("occupancy_decay_max(Tensor(a!) density, Tensor fresh, float decay) -> ()");
     m.def("sh_encode_fwd(Tensor dirs, int degree) -> Tensor");
     m.def("sh_encode_bwd(Tensor grad_out, Tensor dirs, int degree) -> Tensor");
-    const char* march = "float[] aabb, float dt_min, float dt_max, float cone, int max_steps, int n_cascades, "
+    const char* march = "float[] span, float dt_min, float dt_max, float cone, int max_steps, int n_cascades, "
                         "int resolution";
     m.def((std::string("march_first(Tensor rays_o, Tensor rays_d, Tensor occupied, ") + march +
            ", Tensor(a!) k) -> ()").c_str());

@@ -130,5 +130,5 @@ def build_model(
     dg = config.density_grid
     field = NGPField(config, box.aabb, ops=ops, n_images=n_images).to(device)
     grid = OccupancyGrid(box.aabb_scale, grid_resolution or dg.resolution, dg.decay, dg.threshold, device, ops=ops)
-    march = MarchParams.for_grid(grid, config.training.max_steps_per_ray)
+    march = MarchParams.for_grid(grid, config.training.max_steps_per_ray, config.training.near_distance)
     return NerfModel(field, grid, march, box.aabb.to(device), ops)

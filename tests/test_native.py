@@ -308,7 +308,7 @@ def test_incremental_march_gives_the_samples_of_one_march(dev: str, aabb_scale: 
             d[active],
             jitter[active],
             grid.occupied,
-            aabb.reshape(-1).tolist(),
+            params.span(aabb.reshape(-1).tolist()),
             params.dt_min,
             params.dt_max,
             params.cone_angle,

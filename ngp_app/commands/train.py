@@ -109,6 +109,15 @@ def register(sub: Any, options: Any) -> None:
         help="the scene box, a power of two 1..128, instead of the scene file's aabb_scale (larger reaches far "
         "backgrounds; the occupancy grid gets a cascade per doubling)",
     )
+    t.add_argument(
+        "--near-distance",
+        type=types.float_in(0.0, 64.0),
+        default=None,
+        metavar="D",
+        help="training and rendering rays start D from the camera, in the unit cube's units (instant-ngp's "
+        "near_distance; default: the config's training.near_distance, 0.1), so a camera inside the box grows no "
+        "density on its own lens",
+    )
     options.common(t)
     options.scene(t)
     t.add_argument(
@@ -148,7 +157,9 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
     if args.mlp_precision:
         overrides["network"] = {"precision": args.mlp_precision}
     if args.optimize_extrinsics:
-        overrides["training"] = {"optimize_extrinsics": True}
+        overrides.setdefault("training", {})["optimize_extrinsics"] = True
+    if args.near_distance is not None:
+        overrides.setdefault("training", {})["near_distance"] = args.near_distance
     if args.appearance:
         overrides["appearance"] = {"enabled": {"auto": "auto", "on": True, "off": False}[args.appearance]}
     resumed = load_run_snapshot(args.resume, device=device) if args.resume else None

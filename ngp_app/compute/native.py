@@ -79,7 +79,7 @@ def _march(
         rays_d,
         jitter,
         grid.occupied,
-        aabb_values(aabb),
+        params.span(aabb_values(aabb)),
         params.dt_min,
         params.dt_max,
         params.cone_angle,
@@ -114,7 +114,7 @@ class NativeFrameOps:
     def __init__(self, grid: OccupancyGrid, aabb: torch.Tensor, params: MarchParams) -> None:
         self.occupied = grid.occupied.contiguous().view(torch.uint8).reshape(-1)
         self.args: native_ops.MarchArgs = (
-            [float(v) for v in aabb.reshape(-1).tolist()],
+            params.span(aabb.reshape(-1).tolist()),
             params.dt_min,
             params.dt_max,
             params.cone_angle,
@@ -157,7 +157,7 @@ def march_fixed(
             rays_d,
             jitter,
             grid.occupied,
-            aabb_values(aabb),
+            params.span(aabb_values(aabb)),
             params.dt_min,
             params.dt_max,
             params.cone_angle,

@@ -163,7 +163,7 @@ def march_rays(
     rays_d: torch.Tensor,
     jitter: torch.Tensor | None,
     occupied: torch.Tensor,
-    aabb: Sequence[float],
+    span: Sequence[float],
     dt_min: float,
     dt_max: float,
     cone_angle: float,
@@ -175,11 +175,12 @@ def march_rays(
     max_per_ray: int | None = None,
 ) -> list[torch.Tensor]:
     """March rays (n_rays, 3) through an occupancy field ``occupied`` (n_cascades * resolution^3,) bool/uint8
-    inside the box ``aabb`` (6 floats: min xyz, max xyz); jitter (n_rays,) in [0, 1) or None; each ray takes at
-    most ``max_steps`` samples in all. Returns [positions (n, 3), directions (n, 3), t, dt (n,), ray_indices (n,),
-    offsets, counts, resume (n_rays,)]: samples packed ray after ray, rays past ``max_samples`` getting none; with
-    ``cursor`` (n_rays,) int64 (``render.raymarch.make_cursor``; 0: the start) each ray walks on from there for at
-    most ``max_per_ray`` samples and resume is the cursor to go on from (-1: done).
+    over ``span`` (7 floats: the box's min xyz, max xyz, then the near distance where rays start at the earliest);
+    jitter (n_rays,) in [0, 1) or None; each ray takes at most ``max_steps`` samples in all. Returns [positions
+    (n, 3), directions (n, 3), t, dt (n,), ray_indices (n,), offsets, counts, resume (n_rays,)]: samples packed ray
+    after ray, rays past ``max_samples`` getting none; with ``cursor`` (n_rays,) int64
+    (``render.raymarch.make_cursor``; 0: the start) each ray walks on from there for at most ``max_per_ray``
+    samples and resume is the cursor to go on from (-1: done).
     """
     rays_o = rays_o.contiguous().float()
     rays_d = rays_d.contiguous().float()
@@ -190,7 +191,7 @@ def march_rays(
         rays_d,
         jitter,
         occupied,
-        [float(v) for v in aabb],
+        [float(v) for v in span],
         float(dt_min),
         float(dt_max),
         float(cone_angle),
@@ -209,7 +210,7 @@ def march_rays_fixed(
     rays_d: torch.Tensor,
     jitter: torch.Tensor | None,
     occupied: torch.Tensor,
-    aabb: Sequence[float],
+    span: Sequence[float],
     dt_min: float,
     dt_max: float,
     cone_angle: float,
@@ -228,7 +229,7 @@ def march_rays_fixed(
         rays_d.contiguous().float(),
         jitter,
         occupied.contiguous().view(torch.uint8).reshape(-1),
-        [float(v) for v in aabb],
+        [float(v) for v in span],
         float(dt_min),
         float(dt_max),
         float(cone_angle),
@@ -353,8 +354,9 @@ def _bump(param: torch.Tensor) -> None:
 
 
 # ---- whole-frame inference over sample slots (kernels/include/ngp/slots.h; reference: render/slots.py)
-# Plain tensors and numbers: ``march_args`` is (aabb as 6 floats, dt_min, dt_max, cone, max_steps, n_cascades,
-# resolution) and ``occupied`` the grid's flat uint8 occupancy, both prepared once per frame by the caller.
+# Plain tensors and numbers: ``march_args`` is (the span: the box's 6 floats and the near distance, dt_min, dt_max,
+# cone, max_steps, n_cascades, resolution) and ``occupied`` the grid's flat uint8 occupancy, both prepared once per
+# frame by the caller.
 MarchArgs = tuple[list[float], float, float, float, int, int, int]
 
 

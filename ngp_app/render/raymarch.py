@@ -15,6 +15,7 @@ the whole walk and a resumed walk gives exactly the samples of an uninterrupted 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -30,22 +31,30 @@ LATTICE_END = 1 << 24
 
 @dataclass
 class MarchParams:
-    """Step rule of the lattice: min/max step, cone angle (0: constant steps) and samples per ray (1 .. 2^16)."""
+    """Step rule of the lattice: min/max step, cone angle (0: constant steps), samples per ray (1 .. 2^16) and the
+    near distance (rays start no nearer their origin than this; instant-ngp's ``near_distance``)."""
 
     dt_min: float
     dt_max: float
     cone_angle: float
     max_steps: int = 1024
+    near: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_steps <= 1 << CURSOR_BITS:
             raise ValueError(f"max_steps must be in [1, {1 << CURSOR_BITS}], not {self.max_steps}")
+        if not 0.0 <= self.near < math.inf:
+            raise ValueError(f"near must be finite and >= 0, not {self.near}")
 
     @staticmethod
-    def for_grid(grid: OccupancyGrid, max_steps: int = 1024) -> MarchParams:
+    def for_grid(grid: OccupancyGrid, max_steps: int = 1024, near: float = 0.0) -> MarchParams:
         """instant-ngp's rule: cone angle 1/256 for scenes larger than the unit cube, else constant steps."""
         cone = 1.0 / 256.0 if grid.aabb_scale > 1 else 0.0
-        return MarchParams(grid.min_step, grid.max_step(), cone, max_steps)
+        return MarchParams(grid.min_step, grid.max_step(), cone, max_steps, near)
+
+    def span(self, aabb: Sequence[float]) -> list[float]:
+        """The native kernels' span: the box's 6 values (min xyz, max xyz) and the near distance."""
+        return [*(float(v) for v in aabb), float(self.near)]
 
 
 def make_cursor(k: torch.Tensor, taken: torch.Tensor | int) -> torch.Tensor:
@@ -94,11 +103,13 @@ def ray_aabb(rays_o: torch.Tensor, rays_d: torch.Tensor, aabb: torch.Tensor) -> 
 
 
 def box_span(
-    rays_o: torch.Tensor, rays_d: torch.Tensor, aabb: torch.Tensor
+    rays_o: torch.Tensor, rays_d: torch.Tensor, aabb: torch.Tensor, near: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``ray_aabb`` and which rays walk (n,) bool: they enter the box and leave it at a finite t (a zero or NaN
-    direction does not)."""
+    """``ray_aabb`` with t_near at least ``near``, and which rays walk (n,) bool: they reach the box past ``near``
+    and leave it at a finite t (a zero or NaN direction does not)."""
     t_near, t_far = ray_aabb(rays_o, rays_d, aabb)
+    if near > 0.0:
+        t_near = t_near.clamp(min=near)
     return t_near, t_far, (t_near < t_far) & torch.isfinite(t_far)
 
 
@@ -290,7 +301,7 @@ def march_rays(
     rays_o, rays_d: (n_rays, 3), unit directions; jitter: (n_rays,) in [0, 1) offsets t0 by a fraction of a step.
     max_samples: sample budget; rays past it get no samples (a ray is never cut in the middle).
     """
-    t_near, t_far, hit = box_span(rays_o, rays_d, aabb)
+    t_near, t_far, hit = box_span(rays_o, rays_d, aabb, params.near)
     t0 = t_near + (jitter if jitter is not None else torch.zeros_like(t_near)) * step_dt(t_near, params)
     t0 = torch.where(hit, t0, torch.zeros_like(t0))
     t_far = torch.where(hit, t_far, torch.zeros_like(t_far))

@@ -54,7 +54,7 @@ def _walk(
     reached or the ray has taken max_steps samples).
     """
     n, dev = rays_o.shape[0], rays_o.device
-    t_near, t_far, hit = box_span(rays_o, rays_d, aabb)
+    t_near, t_far, hit = box_span(rays_o, rays_d, aabb, params.near)
     t0 = torch.where(hit, t_near, torch.zeros_like(t_near))
     t_far = torch.where(hit, t_far, torch.zeros_like(t_far))
     k_begin, taken = split_cursor(cursor.clamp(min=0))
@@ -81,7 +81,7 @@ def march_first(
 ) -> None:
     """k (n,) int64 <- the cursor of each ray's first sample (none taken), -1 when it has none. rays_o, rays_d:
     (n, 3)."""
-    t_near, t_far, hit = box_span(rays_o, rays_d, aabb)
+    t_near, t_far, hit = box_span(rays_o, rays_d, aabb, params.near)
     t0 = torch.where(hit, t_near, torch.zeros_like(t_near))
     t_far = torch.where(hit, t_far, torch.zeros_like(t_far))
     t_start, t_end = occupied_span(rays_o, rays_d, t0, t_far, grid)  # skip the empty space before the first cell

@@ -105,6 +105,7 @@ class Training(Model):
     target_batch_size: BatchSize
     target_batch_size_cpu: BatchSize = 16384
     max_steps_per_ray: Int(1, 1 << 16) = 1024  # samples a ray may take (NERF_STEPS); empty space costs none
+    near_distance: Number(ge=0, le=64) = 0.1  # rays start this far from the camera (instant-ngp's near_distance)
     transmittance_threshold: Number(ge=0, lt=1) = 1e-4
     readback_interval: Int(1, 1 << 16) = 16  # steps between read-backs of the batch counters (train/trainer.py)
     march_headroom: Number(ge=1, le=16) = 1.15  # march buffer: expected marched samples times this (train/batching.py)

@@ -13,6 +13,7 @@ struct MarchParams {
     int32_t max_steps;     // samples per ray (1 .. 2^kCursorBits); the empty space skipped costs none
     int32_t n_cascades, resolution;
     float aabb[6];  // min xyz, max xyz
+    float near;     // rays start this far from their origin (instant-ngp's near_distance; 0: at the origin)
 };
 
 // A walk cursor: where a ray's walk goes on, as its lattice index k and the samples it has taken so far, packed as
@@ -126,7 +127,8 @@ struct Lattice {
 // past the cell's exit (or past the next change of mip_from_dt), which skips only points of that empty cell.
 // The walk ends at the box exit (t_far) or once the ray has taken p.max_steps samples: the budget counts samples
 // only, so empty space costs nothing (instant-ngp's NERF_STEPS). A ray that misses the box, or whose exit is not
-// finite (a zero or NaN direction), takes none.
+// finite (a zero or NaN direction), takes none. The walk starts at p.near from the ray's origin when that is past
+// the box entry, so a camera inside the box never samples its own lens.
 // Incremental marching (inference): the walk goes on from `cursor` (make_cursor; 0: from the start) and stops
 // after max_count samples (max_count < 0: no limit); *resume (when given) receives the cursor to go on from, or -1
 // once the walk is over. The cursor carries the samples taken before, so the max_steps cap holds for the whole walk
@@ -138,6 +140,7 @@ NGP_HD int32_t march_ray(const float* o, const float* d, float jitter, const uin
     if (resume) *resume = -1;
     float t_near, t_far;
     ray_aabb(o, d, p.aabb, t_near, t_far);
+    t_near = maxf(t_near, p.near);
     if (!(t_near < t_far) || !(t_far < kInf) || cursor < 0) return 0;
     const Lattice lat(t_near + mul_rn(jitter, step_dt(t_near, p)), p);
     const int64_t k_end = lat.first_at_least(t_far, -1, kLatticeEnd, p);  // first lattice point at or past t_far
