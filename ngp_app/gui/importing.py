@@ -85,6 +85,31 @@ def scene_points(meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return (xyz.astype(np.float64) * scale + offset)[:, [1, 2, 0]], rgb  # as nerf_to_ngp moves camera centres
 
 
+def outside_box(xyz: np.ndarray, aabb_scale: float) -> np.ndarray:
+    """Which points (n, 3) in ngp space lie outside the scene box (side ``aabb_scale`` centred at 0.5): (n,) bool."""
+    return (np.abs(np.asarray(xyz, dtype=np.float64).reshape(-1, 3) - 0.5) > aabb_scale / 2.0).any(axis=1)
+
+
+def box_holding(xyz: np.ndarray) -> int:
+    """The smallest aabb_scale (a power of two 1..128) whose box holds 99 % of the points (n, 3) in ngp space, as
+    ``ngp import`` chooses it."""
+    from ..data.importer.conventions import aabb_scale_for
+
+    return aabb_scale_for(np.asarray(xyz, dtype=np.float64).reshape(-1, 3) - 0.5, scale=1.0)
+
+
+def points_said(xyz: np.ndarray, aabb_scale: float) -> str:
+    """The scene line's words on the sparse points: how many, the share outside the box, the aabb_scale that holds
+    99 % of them when it is another; "" without points."""
+    n = len(xyz)
+    if n == 0:
+        return ""
+    share = float(outside_box(xyz, aabb_scale).mean())
+    holding = box_holding(xyz)
+    hint = f" ({holding} holds 99 %)" if holding != int(aabb_scale) else ""
+    return f"{n:,} SfM points, {100.0 * share:.1f} % outside the box{hint}"
+
+
 def import_verdict(meta: dict[str, Any]) -> str:
     """ "import: poses look good" / "import: poses doubtful: <why>" for a scene that ``ngp import`` made (its
     transforms.json's ``ngp_import`` summary), "" for other scenes and older imports."""

@@ -19,6 +19,22 @@ from .rendering import RenderSource
 log = logging.getLogger(__name__)
 
 
+def _scene_key(path: str | Path) -> Path:
+    """The folder a scene path names (a scene file's folder), absolute: where the app keeps a scene's chosen box."""
+    p = Path(path).resolve()
+    return p.parent if p.is_file() else p
+
+
+def _made_by_import(transforms: Path) -> bool:
+    """Whether ``transforms`` is a transforms.json that ``ngp import`` wrote (it carries the import's summary)."""
+    import json
+
+    try:
+        return transforms.is_file() and isinstance(json.loads(transforms.read_text()).get("ngp_import"), dict)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def frames_said(meta: dict[str, Any]) -> str:
     """How many frames train and how many are held out: "70 training frames (11 held out for evaluation)"."""
     n, held = int(meta.get("n_frames", 0)), int(meta.get("held_out", 0))
@@ -56,6 +72,8 @@ class SceneLoader:
         self.jobs, self.set_status, self.report_error = jobs, set_status, report_error
         self.make_trainer, self.device, self.downscale, self.max_size = make_trainer, device, downscale, max_size
         self.loading: str | None = None  # name of what a background load is opening, for the HUD
+        self.boxes: dict[Path, int] = {}  # aabb_scale chosen in the app for scenes ngp import did not make
+        self._box_notes: dict[Path, str] = {}  # said once the scene loads with its new box
         self._token = 0
         self._job: Job | None = None
 
@@ -127,21 +145,43 @@ class SceneLoader:
         job = self._job = self.jobs.submit(f"open {name}", work, done, failed, cancelled)
         return job
 
+    def rebox(self, path: str | Path, aabb_scale: int, was: float) -> None:
+        """Give the scene at ``path`` the box ``aabb_scale`` from its next load on: a scene ``ngp import`` made gets it
+        written into its transforms.json (poses and sparse points kept: a re-convert without SfM); another scene
+        keeps its file and gets the box for this session (``ngp train --aabb-scale`` does the same)."""
+        from ..data.importer.pipeline import rebox_import
+
+        key = _scene_key(path)
+        transforms = key / "transforms.json"
+        if _made_by_import(transforms):
+            rebox_import(transforms, aabb_scale)
+            self.boxes.pop(key, None)
+            self._box_notes[key] = f"aabb_scale {aabb_scale} written to transforms.json (was {was:g}; poses kept)"
+        else:
+            self.boxes[key] = aabb_scale
+            self._box_notes[key] = f"aabb_scale {aabb_scale} for this session (the scene's file says otherwise)"
+
     def _load_scene(self, path: str | Path, start: bool) -> Loaded:
-        """Load a scene and build its trainer."""
+        """Load a scene (in the box chosen in the app, if any) and build its trainer."""
         from ..data.loaders import held_out_frames, load_scene
 
         scene = load_scene(path, "train", self.downscale, self.max_size)
         if scene.n_frames == 0:
             raise SceneError(f"{path}: scene has no frames")
+        key = _scene_key(path)
+        if key in self.boxes:
+            log.info("%s: aabb_scale %d as chosen in the app (its file: %g)", path, self.boxes[key], scene.aabb_scale)
+            scene.aabb_scale = float(self.boxes[key])
         trainer = self.make_trainer(scene, None)
         meta = {**scene.metadata(), "held_out": held_out_frames(path), "downscale": self.downscale}
+        note = self._box_notes.pop(key, "")
         return Loaded(
             scene,
             meta,
             trainer,
             start=start,
-            message=f"scene {scene.name}: {frames_said(meta)}, training {'on' if start else 'off'}",
+            message=f"scene {scene.name}: {frames_said(meta)}, training {'on' if start else 'off'}"
+            + (f"; {note}" if note else ""),
         )
 
     def _load_snapshot(self, path: str | Path) -> Loaded:

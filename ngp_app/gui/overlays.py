@@ -1,5 +1,5 @@
 """Viewport pictures and overlay geometry: depth/opacity maps, and the 3D lines and points drawn over the render
-(training-camera frusta, occupied cells, the crop box, axes, a camera path).
+(training-camera frusta, occupied cells, the crop box, the scene box, axes, a camera path).
 
 Overlays are plain geometry in ngp space (``Layer``); the viewport draws them with OpenGL at window resolution
 (``gl_overlay.py``), and screenshots rasterise the same layers into the image (``rasterize``). No toolkit here.
@@ -24,15 +24,26 @@ MODE_LABELS = {
     "points": "Sparse points + cameras",
 }
 # Overlay layers the user can switch on (the modes "occupancy", "cameras" and "points" switch on theirs too).
-OVERLAYS = ("cameras", "occupancy", "crop", "axes", "points")
-OVERLAY_LABELS = {"cameras": "cameras", "occupancy": "cells", "crop": "crop box", "axes": "axes", "points": "points"}
-MODE_OVERLAYS = {"cameras": ("cameras",), "occupancy": ("occupancy",), "points": ("points", "cameras")}
+OVERLAYS = ("cameras", "occupancy", "crop", "box", "axes", "points")
+OVERLAY_LABELS = {
+    "cameras": "cameras",
+    "occupancy": "cells",
+    "crop": "crop box",
+    "box": "scene box",
+    "axes": "axes",
+    "points": "points",
+}
+# the sparse-points view: the points (those outside the scene box in OUTSIDE_COLOR), the cameras and the box, which
+# is also how far rays march (to the box edge; docs/conventions.md)
+MODE_OVERLAYS = {"cameras": ("cameras",), "occupancy": ("occupancy",), "points": ("points", "cameras", "box")}
 MODE_DIMMED = {"occupancy": 0.4, "points": 0.3}  # modes whose picture is darkened so what is drawn over it stands out
 
 CAMERA_COLOR = (255, 160, 40, 255)
 HIGHLIGHT_COLOR = (40, 200, 255, 255)
 OCCUPANCY_COLOR = (80, 255, 120, 255)
 CROP_COLOR = (255, 230, 60, 255)
+BOX_COLOR = (120, 170, 255, 255)
+OUTSIDE_COLOR = (255, 40, 200, 255)  # sparse points outside the scene box: what the model cannot reach
 
 
 def opaque(rgb: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ OPEN_LABEL = "Open scene, snapshot, photos or video..."
 #: The panel's choice of training-image size (the loader's ``downscale``).
 LOAD_SIZES = {"full size": 1, "1/2": 2, "1/4": 4, "1/8": 8}
 NO_SCENE = "no scene: drop a scene, a photo folder or a video on the viewport, or use Open scene..."
-SCENE_LINES = 5  # the scene line: source, frames, size and box, the import's verdict (two lines)
+SCENE_LINES = 6  # the scene line: source, frames, size and box, the sparse points, the import's verdict (two lines)
+BOX_SIZES = [str(1 << i) for i in range(8)]  # the aabb_scale choices: powers of two 1..128
 STATUS_LINES = 2  # the status line's height in lines (the whole text in its tooltip and, for errors, the dialog)
 JOB_ROWS = 2  # job rows the strip shows without scrolling
 STRIP_HEIGHT = 17 * STATUS_LINES + 44 * JOB_ROWS + 8
@@ -143,6 +144,21 @@ class Panel:
                         )
                     with dpg.tooltip("scene_reload"):
                         dpg.add_text("open the current scene again at this size (training starts again)")
+                    with dpg.group(horizontal=True):
+                        dpg.add_text("box (aabb_scale)")
+                        dpg.add_combo(BOX_SIZES, default_value="1", width=60, tag="box_size")
+                        dpg.add_button(
+                            label="Reload in this box",
+                            tag="scene_rebox",
+                            callback=on_ui(st, lambda *_: st.reload_scene(int(dpg.get_value("box_size")))),
+                        )
+                    with dpg.tooltip("scene_rebox"):
+                        dpg.add_text(
+                            "train the scene in a box of this side (rays march to its edge; the sparse-points view\n"
+                            "draws it, and the points outside it in magenta). A scene ngp import made keeps its\n"
+                            "poses and SfM points and gets the box written into its transforms.json; another\n"
+                            "scene keeps its file and gets the box for this session. Training starts again."
+                        )
                 with dpg.collapsing_header(label="Training", default_open=True):
                     with dpg.group(horizontal=True):
                         dpg.add_button(
@@ -360,9 +376,10 @@ class Panel:
 
     # ------------------------------------------------------------------------------------------ callbacks
     def _set(self, name: str, value: Any) -> None:
-        setattr(self.state.settings, name, value)
         if name == "mode":
-            self.state.settings.ground_truth = False
+            self.state.set_mode(value)
+        else:
+            setattr(self.state.settings, name, value)
 
     def _toggle_overlay(self, name: str, on: bool) -> None:
         s = self.state.settings
@@ -449,8 +466,8 @@ class Panel:
                 "scene_info",
                 fixed_lines(
                     f"{src}\n{frames_said(meta)}\n{meta.get('width', 0)}x{meta.get('height', 0)} pixels"
-                    f"{size_said(meta.get('downscale', 1))}, aabb_scale {meta.get('aabb_scale', 1)}"
-                    f"\n{st.current.import_verdict}",
+                    f"{size_said(meta.get('downscale', 1))}, aabb_scale {meta.get('aabb_scale', 1):g}"
+                    f"\n{st.current.points_said}\n{st.current.import_verdict}",
                     SCENE_LINES,
                 ),
             )
@@ -460,6 +477,7 @@ class Panel:
                 fixed_lines(NO_SCENE, SCENE_LINES),
             )
         dpg.configure_item("scene_reload", enabled=st.current.scene is not None)
+        dpg.configure_item("scene_rebox", enabled=st.current.scene is not None and st.current.snapshot_path is None)
         t = st.trainer
         dpg.configure_item("train_toggle", label="Stop" if st.runner.running else "Start")
         last = t.history[-1] if t is not None and t.history else None
@@ -493,6 +511,7 @@ class Panel:
         s = st.settings
         if self._generation != st.current.generation:  # a new scene: crop sliders span its box
             self._generation = st.current.generation
+            dpg.set_value("box_size", str(int(float(st.current.meta.get("aabb_scale", 1)))))
             lo, hi = min(s.crop_min) - 0.01, max(s.crop_max) + 0.01
             for tag in ("crop_min", "crop_max"):
                 dpg.configure_item(tag, min_value=float(lo), max_value=float(hi))

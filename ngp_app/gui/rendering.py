@@ -21,11 +21,14 @@ from ..errors import NgpError
 from ..model.appearance import LookedField, frame_look
 from ..nerf_model import NerfModel
 from ..render.pictures import picture, shaded_field, to_uint8
+from .importing import outside_box
 from .overlays import (
+    BOX_COLOR,
     MODE_DIMMED,
     MODE_OVERLAYS,
     MODES,
     OCCUPANCY_COLOR,
+    OUTSIDE_COLOR,
     Layer,
     axes_layer,
     box_layer,
@@ -233,6 +236,7 @@ class ViewRenderer:
             "points": (generation,),
             "occupancy": None if src is None else (generation, int(getattr(src.nerf.grid, "n_updates", 0))),
             "crop": (tuple(s.crop_min), tuple(s.crop_max)),
+            "box": (generation,),
         }
         key = keys.get(name)
         if key is None:
@@ -243,14 +247,22 @@ class ViewRenderer:
                 cached = frusta_layer(name, c2w, intr, sizes, highlight=hl, key=key)
             elif name == "occupancy":
                 cached = layer(name, "points", self.occupied_points(), OCCUPANCY_COLOR, key)
-            elif name == "points":  # an imported scene's SfM points in their own colours
+            elif name == "points":  # an imported scene's SfM points in their own colours, outside the box in one
                 xyz, rgb = self.current.sparse_points
                 rgba = np.concatenate([rgb.reshape(-1, 3), np.full((len(rgb), 1), 255, np.uint8)], axis=1)
+                rgba[outside_box(xyz, self.scene_box())] = OUTSIDE_COLOR
                 cached = layer(name, "points", xyz, rgba, key)
+            elif name == "box":
+                half = self.scene_box() / 2.0
+                cached = box_layer(name, (0.5 - half,) * 3, (0.5 + half,) * 3, color=BOX_COLOR, key=key)
             else:
                 cached = box_layer(name, s.crop_min, s.crop_max, key=key)
             self._layer_cache[name] = cached
         return cached
+
+    def scene_box(self) -> float:
+        """The open scene's aabb_scale (its box: that side, centred at 0.5)."""
+        return float(self.current.meta.get("aabb_scale", 1.0))
 
     def occupied_points(self) -> np.ndarray:
         src = self.source()

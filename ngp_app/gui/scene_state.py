@@ -32,6 +32,7 @@ class SceneState:
     snapshot_step: int = 0  # step of a view-only snapshot
     train_cams: tuple[np.ndarray, np.ndarray, np.ndarray] = field(default_factory=_no_cameras)  # c2w, intr, sizes
     sparse_points: tuple[np.ndarray, np.ndarray] = field(default_factory=_no_points)  # (n, 3) ngp space, uint8 rgb
+    points_said: str = ""  # "N SfM points, x % outside the box..." for a scene with sparse points, else ""
     import_verdict: str = ""  # "import: poses look good" / "import: poses doubtful: ..." for an imported scene
     generation: int = 0  # bumps whenever the scene/model is swapped
     identity: str | None = None  # absolute path of the open scene (keyframes belong to it)
@@ -40,7 +41,7 @@ class SceneState:
         """Derive the training cameras and sparse points from new metadata; returns whether it is another scene."""
         import os
 
-        from .importing import import_verdict, scene_points
+        from .importing import import_verdict, points_said, scene_points
 
         self.meta = meta
         self.train_cams = (
@@ -49,6 +50,7 @@ class SceneState:
             np.asarray(meta.get("sizes", []), dtype=np.float64).reshape(-1, 2),
         )
         self.sparse_points = scene_points(meta)  # (ngp points, colours) of an imported scene, for the points mode
+        self.points_said = points_said(self.sparse_points[0], float(meta.get("aabb_scale", 1.0)))
         self.import_verdict = import_verdict(meta)  # what the import thought of its poses ("" if not imported)
         identity = os.path.abspath(meta["path"]) if meta.get("path") else None
         changed, self.identity = identity != self.identity, identity

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import NgpError
 from .camera import OrbitCamera, nearest_camera
 from .dynres import DynamicResolution
 from .exports import Exports
@@ -198,14 +199,26 @@ class Session:
             return self.importer.start(path, start=start)
         return self.loader.open_async(path, start, self._swap)
 
-    def reload_scene(self) -> Job | None:
+    def reload_scene(self, aabb_scale: int | None = None) -> Job | None:
         """Open the current scene (or snapshot) again, at the loader's image size now (``loader.downscale``, the
-        panel's *images at*); training starts again if it was running. None (said in the status line) without one."""
+        panel's *images at*), in the box ``aabb_scale`` when given (``SceneLoader.rebox``); training starts again if
+        it was running. None (said in the status line) without one."""
         cur = self.current
         path = cur.snapshot_path if cur.snapshot_path is not None else cur.meta.get("path")
         if not path or cur.scene is None:
             self.status_line.set("no scene on disk to reload", error=True)
             return None
+        if aabb_scale is not None:
+            if cur.snapshot_path is not None:
+                self.status_line.set(
+                    "a snapshot keeps the box it was trained in; open its scene to change it", error=True
+                )
+                return None
+            try:
+                self.loader.rebox(path, aabb_scale, float(cur.meta.get("aabb_scale", 1.0)))
+            except (NgpError, OSError) as exc:
+                self.status_line.report_error(exc, f"app: changing the box of {path}", prefix="")
+                return None
         return self.loader.open_async(path, self.runner.running, self._swap)
 
     def _swap(self, path: str | Path, loaded: Loaded) -> bool:
@@ -301,6 +314,15 @@ class Session:
         k = self.settings.gt_index
         self.camera.look_from(c2w[k], fy=float(intr[k, 1]), height=int(sizes[k, 1]))
         return k
+
+    def set_mode(self, mode: str) -> None:
+        """Show ``mode`` (overlays.MODES; leaves the ground truth). The sparse-points view of a scene without SfM
+        points says why it shows none."""
+        self.settings.mode, self.settings.ground_truth = mode, False
+        if mode == "points" and len(self.current.sparse_points[0]) == 0:
+            self.status_line.set(
+                "this scene has no sparse points to show (an ngp import writes them: transforms.json's ply_file_path)"
+            )
 
     def toggle_ground_truth(self) -> bool:
         if self.current.scene is None:

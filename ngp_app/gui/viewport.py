@@ -182,8 +182,7 @@ class Viewport:
         elif symbol == key.P:
             st.paths.toggle_preview()
         elif key._1 <= symbol <= key._1 + len(MODES) - 1:
-            st.settings.mode = MODES[symbol - key._1]
-            st.settings.ground_truth = False
+            st.set_mode(MODES[symbol - key._1])
         return None  # let the key-state handler below see it too (WASD flying)
 
     def poll_input(self) -> bool:

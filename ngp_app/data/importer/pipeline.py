@@ -399,3 +399,29 @@ def _run(
     for problem in summary.get("verdict_problems", []):
         log.warning("poses doubtful: %s", problem)
     return ImportResult(out, src, {**summary, "seconds": report.seconds()})  # timings: the result only
+
+
+def rebox_import(scene: str | Path, aabb_scale: int) -> int:
+    """Give a scene that ``ngp import`` made another box: its transforms.json's ``aabb_scale`` (and the summary's)
+    becomes ``aabb_scale`` (a power of two 1..128), poses and sparse points kept, written atomically. Returns the box
+    it had. Raises NgpError for a scene the import did not make (its own file stays the user's)."""
+    from ...errors import SceneError
+    from ...schema import read_json, validate
+    from ...schema.transforms import Transforms
+    from .conventions import AABB_MAX, AABB_MIN
+
+    if not (AABB_MIN <= aabb_scale <= AABB_MAX and aabb_scale & (aabb_scale - 1) == 0):
+        raise NgpError(f"aabb_scale must be a power of two in {AABB_MIN}..{AABB_MAX}, not {aabb_scale}")
+    path = Path(scene)
+    path = path if path.suffix == ".json" else path / "transforms.json"
+    data = read_json(path, SceneError)
+    validate(Transforms, data, str(path), SceneError)
+    summary = data.get("ngp_import")
+    if not isinstance(summary, dict):
+        raise NgpError(f"{path}: not made by ngp import; its aabb_scale is left as it is")
+    before = int(data.get("aabb_scale", 1))
+    summary.setdefault("aabb_scale_suggested", summary.get("aabb_scale", before))
+    data["aabb_scale"] = summary["aabb_scale"] = int(aabb_scale)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    log.info("%s: aabb_scale %d (was %d), poses and sparse points kept", path, aabb_scale, before)
+    return before
