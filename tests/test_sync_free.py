@@ -18,7 +18,7 @@ DEMO = Path(__file__).resolve().parents[1] / "scenes" / "demo"
 SMALL = {"training": {"target_batch_size_cpu": 4096, "target_batch_size": 4096}, "encoding": {"log2_hashmap_size": 14}}
 
 
-def _trainer(device: str, extrinsics: bool = False, appearance: bool = False):
+def _trainer(device: str, extrinsics: bool = False, appearance: bool = False, error_map: bool = False):
     from ngp_app.train.trainer import Trainer
 
     if not loader.available(torch.device(device))[0]:
@@ -28,7 +28,7 @@ def _trainer(device: str, extrinsics: bool = False, appearance: bool = False):
         "small",
         {
             **SMALL,
-            "training": {**SMALL["training"], "optimize_extrinsics": extrinsics},
+            "training": {**SMALL["training"], "optimize_extrinsics": extrinsics, "error_map": error_map},
             "appearance": {"enabled": appearance},
         },
     )
@@ -52,13 +52,22 @@ def _profiled_syncs(trainer) -> dict[str, int]:
     return dict(reads.counts)
 
 
-@pytest.mark.parametrize("extrinsics, appearance", [(False, False), (True, False), (False, True)])
-def test_a_non_logging_step_reads_nothing_back(extrinsics: bool, appearance: bool) -> None:
-    """Also with per-image exposure and codes trained (their lookup, recentring and optimiser groups)."""
+@pytest.mark.parametrize(
+    "extrinsics, appearance, error_map",
+    [(False, False, False), (True, False, False), (False, True, False), (False, False, True)],
+)
+def test_a_non_logging_step_reads_nothing_back(extrinsics: bool, appearance: bool, error_map: bool) -> None:
+    """Also with per-image exposure and codes trained (their lookup, recentring and optimiser groups), and with
+    error-map sampling (its draw, its record and its refresh)."""
     from ngp_app.train.optim import TableAdam
 
-    trainer = _trainer("cpu", extrinsics, appearance)
+    trainer = _trainer("cpu", extrinsics, appearance, error_map)
     assert (trainer.model.appearance is not None) == appearance
+    assert (trainer.error_map is not None) == error_map
+    if error_map:
+        with watch_host_reads() as reads:
+            trainer.error_map.refresh()
+        assert dict(reads.counts) == {}
     # the step as it trains by default: the table's per-entry-count Adam and the weight average
     assert isinstance(trainer.optimizer, TableAdam) and trainer.ema is not None
     before = trainer.model.encoding.table.detach().clone()

@@ -94,6 +94,14 @@ def register(sub: Any, options: Any) -> None:
         "default: the config's appearance.enabled, auto)",
     )
     t.add_argument(
+        "--error-map",
+        choices=["auto", "on", "off"],
+        default=None,
+        help="error-map pixel sampling: each image's rays follow a coarse map of its loss, half uniform, half where "
+        "the error is (instant-ngp's; auto: off, docs/benchmarks.md; never with masks; default: the config's "
+        "training.error_map, auto)",
+    )
+    t.add_argument(
         "--eval",
         action="store_true",
         help="evaluate held-out views after training (into metrics.json: test_psnr, the mean "
@@ -160,6 +168,8 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
         overrides.setdefault("training", {})["optimize_extrinsics"] = True
     if args.near_distance is not None:
         overrides.setdefault("training", {})["near_distance"] = args.near_distance
+    if args.error_map:
+        overrides.setdefault("training", {})["error_map"] = {"auto": "auto", "on": True, "off": False}[args.error_map]
     if args.appearance:
         overrides["appearance"] = {"enabled": {"auto": "auto", "on": True, "off": False}[args.appearance]}
     resumed = load_run_snapshot(args.resume, device=device) if args.resume else None
@@ -367,6 +377,7 @@ def run_metrics(
         "mlp_precision": str(mlp_dtype(trainer.model.mlp_precision, device)).removeprefix("torch."),
         "optimize_extrinsics": trainer.optimize_extrinsics,
         "appearance": trainer.model.appearance is not None,
+        "error_map": trainer.error_map is not None,
         "final_loss": last.loss if last else None,
         "final_train_psnr": last.psnr if last else None,
         "occupancy": trainer.grid.occupancy_fraction(),

@@ -175,13 +175,27 @@ class Scene:
             k = (ruv[0] * count).long().clamp(max=count - 1)
             at = kept.index[kept.offsets[img] + k].long()
             px, py = at % w, at // w
+        rays_o, rays_d, target = self.rays_at(img, px, py)
+        return rays_o, rays_d, target, img
+
+    @property
+    def pool(self) -> torch.Tensor | None:
+        """The included frames (k,) int64 when some are excluded (``set_excluded``), else None: every frame."""
+        return self._pool
+
+    def rays_at(
+        self, img: torch.Tensor, px: torch.Tensor, py: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rays through the centres of pixels (px, py) (n,) int64 of images img (n,) int64: rays_o, rays_d (n, 3)
+        and target colours (n, C) in [0, 1]."""
+        w = self.widths[img]
         target = self.pixels[self.image_offsets[img] + py * w + px].float() / 255.0
         kinds = self.lens_kinds
         dist = self.distortion[img] if kinds.distorted else None
         rays_o, rays_d = pixel_rays(
             px.float() + 0.5, py.float() + 0.5, self.c2w[img], self.intrinsics[img], dist, kinds
         )
-        return rays_o, rays_d, target, img
+        return rays_o, rays_d, target
 
     def metadata(self) -> dict[str, Any]:
         """JSON-able description stored in snapshots (and shown by the app)."""

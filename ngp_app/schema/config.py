@@ -110,6 +110,8 @@ class Training(Model):
     readback_interval: Int(1, 1 << 16) = 16  # steps between read-backs of the batch counters (train/trainer.py)
     march_headroom: Number(ge=1, le=16) = 1.15  # march buffer: expected marched samples times this (train/batching.py)
     random_background: Bool = True
+    error_map: AutoBool = "auto"  # error-map pixel sampling (train/error_map.py); auto: policy.error_map_on
+    error_map_resolution: Int(1, 256) = 16  # cells per side of each image's error map (instant-ngp's 16)
     optimize_extrinsics: Bool = False
     extrinsic_learning_rate: Number(ge=0) = 3e-4
 

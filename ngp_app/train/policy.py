@@ -28,6 +28,14 @@ def appearance_on(config: Config, has_alpha: bool) -> bool:
     return wanted and (look.exposure or look.latent_dims > 0)
 
 
+def error_map_on(config: Config, has_alpha: bool, has_masks: bool) -> bool:
+    """Whether a scene trains with error-map pixel sampling: ``training.error_map``, where ``"auto"`` means off
+    (docs/benchmarks.md "Error-map sampling": it measured no better at equal time); never with masks."""
+    wanted = config.training.error_map
+    on = False if wanted == "auto" else bool(wanted)
+    return on and not has_masks
+
+
 def resolve_appearance(config: Config, has_alpha: bool) -> Config:
     """``config`` with ``appearance.enabled`` decided (true or false, as a snapshot stores it)."""
     on = appearance_on(config, has_alpha)

@@ -24,11 +24,12 @@ from ..render.visibility import unseen_cells
 from ..schema.config import Config
 from .batching import BatchSizer
 from .ema import WeightEMA, load_raw_weight_arrays, raw_weight_arrays
+from .error_map import ErrorMap
 from .extrinsics import PoseRefinement
 from .image_stats import ImageStats
 from .metrics import mse_to_psnr
 from .optim import table_adam
-from .policy import TrainingPolicy, resolve_appearance
+from .policy import TrainingPolicy, error_map_on, resolve_appearance
 from .scene_checks import check_rays_hit_box
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,12 @@ class Trainer:
         self.history: list[StepStats] = []
         self.scene.to(self.device)
         self.image_stats = ImageStats(scene.n_frames, self.device)  # per-image loss, for the app's table
+        # Error-map pixel sampling (instant-ngp's): where each step's rays go follows a coarse map of the loss.
+        self.error_map: ErrorMap | None = None
+        if error_map_on(config, scene.has_alpha, scene.kept is not None):
+            self.error_map = ErrorMap(scene.n_frames, tr.error_map_resolution, device=self.device)
+        elif tr.error_map is True:
+            log.warning("error-map sampling is off: this scene has masks (a cell's pixels may all be masked out)")
 
     def _appearance_groups(self) -> list[dict[str, Any]]:
         """The optimiser groups of the per-image exposures (L2 towards 0) and codes, each at its own rate (a scale of
@@ -270,7 +277,14 @@ class Trainer:
                 self.update_grid()
             readback = self.policy.readback_due(self.step_count)
             n_rays = self.batch.n_rays()
-            rays_o, rays_d, target, images = self.scene.sample_rays_with_images(n_rays, self.generator)
+            emap = self.error_map
+            if emap is None:
+                rays_o, rays_d, target, images = self.scene.sample_rays_with_images(n_rays, self.generator)
+            else:
+                if emap.due(self.step_count):
+                    emap.refresh()
+                images, px, py = emap.sample(self.scene, n_rays, self.generator)
+                rays_o, rays_d, target = self.scene.rays_at(images, px, py)
             if self.optimize_extrinsics:
                 rays_o, rays_d = self.poses.apply(rays_o, rays_d, images)
             if self.random_background:
@@ -300,6 +314,8 @@ class Trainer:
             denom = 3.0 * valid.sum().clamp(min=1.0)
             sq_err = ((out["rgb"] - target) ** 2).sum(-1)
             self.image_stats.update(images, sq_err, valid)
+            if emap is not None:
+                emap.record(self.scene, images, px, py, sq_err, valid)
             mse = (sq_err * valid).sum() / denom
             if self.loss_type == "huber":
                 per_ray = torch.nn.functional.huber_loss(out["rgb"], target, delta=0.1, reduction="none").sum(-1)
