@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
                     for k in ("images", "registered", "points", "reprojection_error_px", "aabb_scale", "seconds")
                 },
                 **{k: s[k] for k in ("verdict", "verdict_problems", "checks") if k in s},
-                **{k: s[k] for k in ("skipped", "camera_per_photo", "aabb_scale_suggested") if k in s},
+                **{k: s[k] for k in ("skipped", "camera_per_photo", "aabb_scale_suggested", "unfold") if k in s},
             }
         )
     )

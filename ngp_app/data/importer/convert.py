@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,8 @@ def convert(rec: Any, n_input: int | None = None, frame_extra: dict[str, dict[st
             xyz,
             tracks,
             [(float(c["fl_x"]), float(c["fl_y"])) for c in intrinsics.values()],
+            c2w,
+            [Path(im.name).stem for im in images],
         ).summary(),
     }
     transforms: dict[str, Any] = {

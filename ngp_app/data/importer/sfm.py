@@ -240,6 +240,8 @@ def run_sfm(
                 if event["stage"] == "features"
                 else f"{expected['matching']} pairs ({matcher})"
                 if event["stage"] == "matching"
+                else "the path folds: mapping again from neighbouring frames only"
+                if event.get("unfolding")
                 else "first pair"
             )
             report(event["stage"], 0.0, note, force=True)
@@ -272,6 +274,15 @@ def run_sfm(
         raise ImportFailed(
             f"reconstruction failed: {n_reg} of {n} images registered (need overlapping, sharp, "
             f"textured views; try more frames or --matcher exhaustive)"
+        )
+    unfold = final.get("unfold")
+    if unfold:
+        log.warning(
+            "the camera path folded onto itself (jumps at %s); %s",
+            ", ".join(unfold["jumps_all_pairs"]),
+            "kept the reconstruction from neighbouring frames only"
+            if unfold["kept"] == "neighbours only"
+            else "mapping from neighbouring frames only did not do better",
         )
     if final["models"] > 1:
         log.warning("SfM made %d separate models; keeping the largest (%d of %d images)", final["models"], n_reg, n)

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+PAIR_ID_BASE = 2147483647  # COLMAP's pair id: image_id1 * PAIR_ID_BASE + image_id2, image_id1 < image_id2
+
 
 def emit(**event: Any) -> None:
     """One report line to the caller."""
@@ -43,6 +45,7 @@ def convert_model(job: dict[str, Any]) -> int:
         raise ImportFailed(f"{job.get('shown', model)}: cannot read the COLMAP model ({exc})") from None
     names = [im.name for im in registered_images(rec)]
     conv = convert(rec, job.get("n_input") or len(names), job.get("extra") or {})
+    conv.summary.update(job.get("summary_extra") or {})
     (out / "sparse" / "0").mkdir(parents=True, exist_ok=True)
     rec.write(out / "sparse" / "0")
     write_points_ply(out / POINTS_FILE, conv.points, conv.colors)
@@ -110,6 +113,9 @@ def run(job: dict[str, Any]) -> None:
         database, images, work / "sparse", options=mapping, next_image_callback=next_image
     )
     best = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
+    unfold: dict[str, Any] | None = None
+    if best is not None and best.num_reg_images() >= int(job["min_model_size"]):
+        best, unfold = unfold_path(best, database, images, names, int(job["sequential_overlap"]), mapping, next_image)
     if best is not None:
         (work / "model").mkdir(parents=True, exist_ok=True)
         best.write(work / "model")
@@ -117,8 +123,98 @@ def run(job: dict[str, Any]) -> None:
     converted = bool(job.get("convert_out")) and registered >= int(job["min_model_size"])
     if converted:
         emit(converting=True)
-        convert_model({**job, "model": str(work / "model"), "out": job["convert_out"]})
-    emit(done=True, registered=registered, models=len(models), converted=converted)
+        extra = {"unfold": unfold} if unfold else None
+        convert_model({**job, "model": str(work / "model"), "out": job["convert_out"], "summary_extra": extra})
+    emit(done=True, registered=registered, models=len(models), converted=converted, unfold=unfold)
+
+
+def path_of(rec: Any) -> tuple[Any, list[str]]:
+    """A model's registered cameras in name order: camera-to-world matrices (k, 4, 4) and their image names."""
+    import numpy as np
+
+    from .conventions import colmap_to_nerf_c2w
+    from .convert import registered_images
+
+    ims = registered_images(rec)
+    return np.stack([colmap_to_nerf_c2w(im.cam_from_world().matrix()) for im in ims]), [im.name for im in ims]
+
+
+def keep_neighbour_pairs(database: Path, names: list[str], overlap: int) -> int:
+    """Delete from ``database`` the matches of every pair of images more than ``overlap`` apart in name order (the
+    verified geometries and the raw matches); returns how many pairs went."""
+    import pycolmap
+
+    from .sources import natural_key
+
+    rank = {name: i for i, name in enumerate(sorted(names, key=natural_key))}
+    db = pycolmap.Database.open(str(database))
+    try:
+        ranks = {im.image_id: rank.get(im.name) for im in db.read_all_images()}
+        removed = 0
+        for pair in list(db.read_two_view_geometries()[0]):
+            a, b = divmod(int(pair), PAIR_ID_BASE)
+            ra, rb = ranks.get(a), ranks.get(b)
+            if ra is None or rb is None or abs(ra - rb) > overlap:
+                db.delete_two_view_geometry(a, b)
+                if db.exists_matches(a, b):
+                    db.delete_matches(a, b)
+                removed += 1
+    finally:
+        db.close()
+    return removed
+
+
+def unfold_path(
+    best: Any, database: Path, images: Path, names: list[str], overlap: int, mapping: Any, next_image: Any
+) -> tuple[Any, dict[str, Any] | None]:
+    """When the cameras of ``best`` in name order (frames in time order) jump where neighbours barely move, SfM has
+    folded the path onto itself through matches between frames far apart (repeated textures, a symmetric object:
+    the beer capture, docs/import.md). Map again from the matches of neighbouring frames only (each with its next
+    ``overlap``: a chain, which cannot fold) and keep that model when it registers nearly as many frames and jumps
+    less. Returns the model kept and what was found (None when the path does not fold)."""
+    import shutil
+
+    import pycolmap
+
+    from .align import pose_errors
+    from .verdict import path_jumps
+
+    c2w, order = path_of(best)
+    jumps, _ = path_jumps(c2w)
+    if not jumps:
+        return best, None
+    emit(stage="mapping", unfolding=True)
+    chain_db = database.with_name("neighbours.db")
+    shutil.copyfile(database, chain_db)
+    removed = keep_neighbour_pairs(chain_db, names, overlap)
+    models = pycolmap.incremental_mapping(
+        chain_db, images, database.parent / "sparse-neighbours", options=mapping, next_image_callback=next_image
+    )
+    other = max(models.values(), key=lambda r: r.num_reg_images(), default=None)
+    found: dict[str, Any] = {
+        "jumps_all_pairs": [f"{order[i]}/{order[i + 1]}" for i in jumps],
+        "pairs_dropped": removed,
+        "kept": "all pairs",
+    }
+    if other is None:
+        return best, found
+    c2w2, order2 = path_of(other)
+    jumps2, _ = path_jumps(c2w2)
+    found["jumps_neighbours_only"] = [f"{order2[i]}/{order2[i + 1]}" for i in jumps2]
+    found["registered_neighbours_only"] = other.num_reg_images()
+    common = sorted(set(order) & set(order2))
+    if len(common) >= 3:  # how far the two reconstructions agree (a similarity alignment of their centres)
+        a = c2w[[order.index(n) for n in common]]
+        b = c2w2[[order2.index(n) for n in common]]
+        err = pose_errors(a, b)
+        found["agreement"] = {
+            "centre_error_median_pct": round(err.centre_median, 2),
+            "rotation_error_median_deg": round(err.rotation_median, 2),
+        }
+    if other.num_reg_images() >= 0.9 * best.num_reg_images() and len(jumps2) < len(jumps):
+        found["kept"] = "neighbours only"
+        return other, found
+    return best, found
 
 
 def die_with_parent(parent_pid: int) -> None:

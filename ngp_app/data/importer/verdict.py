@@ -6,7 +6,10 @@ points; the share of points seen by at least 3 views (short tracks: weak matches
 near one plane: a floor of repeated tiles, a wall, a table top, where SfM can find other poses that fit as well);
 the cameras' baseline against their distance to the points (cameras that barely move constrain no depth); and
 focal lengths that differ in x and y (real pixels are square: the intrinsics, and so the poses, are unfit; what
-SfM on frames of a flat floor gives, with sub-pixel reprojection error).
+SfM on frames of a flat floor gives, with sub-pixel reprojection error); and, for frames in time order (a video, or
+photos whose neighbours in name order barely move), jumps of the camera between neighbouring frames: SfM folded the
+path onto itself (repeated floor tiles, a symmetric object), as in both reconstructions of the beer capture
+(docs/import.md).
 """
 
 from __future__ import annotations
@@ -22,6 +25,32 @@ MIN_LONG_TRACKS = 0.3  # share of points seen by >= 3 views
 FLAT = 0.03  # the points' thickness (smallest spread) over their second-largest spread, below: a flat scene
 MIN_BASELINE = 0.05  # the cameras' spread over their median distance to the points, below: too little motion
 MAX_ASPECT = 0.05  # |fl_x / fl_y - 1| above: non-square pixels, which no phone or camera has: intrinsics unfit
+ORDERED_STEP = 20.0  # degrees: neighbouring frames (name order) turning less than this in the median are in time order
+JUMP = 60.0  # degrees: a turn between neighbouring frames of an ordered set above this and JUMP_RATIO x the median
+JUMP_RATIO = 5.0
+MIN_PATH = 8  # frames: fewer, and the path is not checked
+
+
+def turns(c2w: np.ndarray) -> np.ndarray:
+    """Rotation angles in degrees (k - 1,) between neighbouring camera-to-world matrices (k, 3|4, 4)."""
+    r = np.asarray(c2w, dtype=np.float64)[:, :3, :3]
+    rel = np.einsum("nji,njk->nik", r[:-1], r[1:])
+    chord = np.linalg.norm(rel - np.eye(3), axis=(1, 2)) / (2.0 * np.sqrt(2.0))  # 2 sqrt(2) sin(angle / 2)
+    return np.degrees(2.0 * np.arcsin(np.clip(chord, 0.0, 1.0)))
+
+
+def path_jumps(c2w: np.ndarray) -> tuple[list[int], float]:
+    """Where an ordered camera path (k, 3|4, 4), in time or name order, jumps: the indices i whose turn to frame
+    i + 1 exceeds JUMP degrees and JUMP_RATIO times the median turn, and that median. No jumps when the frames do
+    not look ordered (median turn above ORDERED_STEP, or more than a quarter of the steps jumping) or are few."""
+    if len(c2w) < MIN_PATH:
+        return [], 0.0
+    t = turns(c2w)
+    median = float(np.median(t))
+    jumps = [int(i) for i in np.nonzero((t > JUMP) & (t > JUMP_RATIO * median))[0]]
+    if median > ORDERED_STEP or len(jumps) > len(t) / 4:
+        return [], median
+    return jumps, median
 
 
 @dataclass(frozen=True)
@@ -60,12 +89,29 @@ def assess(
     points: np.ndarray,
     track_lengths: np.ndarray | None = None,
     focals: list[tuple[float, float]] | None = None,
+    c2w: np.ndarray | None = None,
+    names: list[str] | None = None,
 ) -> Verdict:
     """Judge a reconstruction: ``n_input`` frames given to SfM, ``centres`` (k, 3) registered camera centres,
     ``points`` (n, 3) sparse points (any one frame of reference), ``track_lengths`` (n,) views per point (None or
-    all 0: a model without tracks, not checked), ``focals``: each camera's (fl_x, fl_y) in pixels."""
+    all 0: a model without tracks, not checked), ``focals``: each camera's (fl_x, fl_y) in pixels, ``c2w`` (k, 4, 4)
+    the registered cameras in time or name order (``names``: theirs) for the path check."""
     problems: list[str] = []
     checks: dict[str, Any] = {}
+    if c2w is not None and len(c2w) >= MIN_PATH:
+        jumps, median = path_jumps(c2w)
+        t = turns(c2w)
+        checks["median_turn_deg"] = round(median, 2)
+        checks["path_jumps"] = jumps
+        if jumps:
+            label = (lambda i: f"{names[i]}/{names[i + 1]}") if names else (lambda i: f"{i}/{i + 1}")
+            said = ", ".join(f"{label(i)} ({t[i]:.0f}°)" for i in jumps[:3]) + (" ..." if len(jumps) > 3 else "")
+            problems.append(
+                f"the camera path jumps between neighbouring frames ({said}) where they otherwise turn "
+                f"{median:.0f}° apart: SfM folded the path onto itself (repeated textures, a symmetric object); "
+                "import the photos or video again with ngp import (it matches neighbours only when a path folds), "
+                "or film with more of the surroundings in view"
+            )
     if focals:
         aspect = max(abs(fx / fy - 1.0) for fx, fy in focals)
         checks["focal_aspect"] = round(aspect, 4)
