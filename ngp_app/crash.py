@@ -97,3 +97,10 @@ def plain_message(exc: BaseException) -> str:
     if is_out_of_memory(exc):
         return "out of memory (try a smaller size, resolution or batch)"
     return short_message(exc) or type(exc).__name__
+
+
+def failure_line(exc: BaseException) -> tuple[str, int]:
+    """The line ``ngp`` prints for ``exc`` and its exit status: 2 for bad input, file system errors and out of
+    memory, 1 for an internal error (logged by :func:`report_internal_error`)."""
+    line = describe_error(exc)
+    return (line, 1) if line.startswith("ngp: internal error") else (f"ngp: error: {line}", 2)

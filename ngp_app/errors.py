@@ -25,3 +25,12 @@ class ImportFailed(NgpError):
 
 class ImportCancelled(NgpError):
     """An import stopped by its caller (the app's cancel button)."""
+
+
+class RankFailed(Exception):
+    """A failure every rank of a ``torchrun`` launch has agreed on (``distributed``): ``line`` is what rank 0 prints
+    (``shown`` there only) and ``code`` the exit status every rank returns."""
+
+    def __init__(self, line: str, code: int, shown: bool) -> None:
+        super().__init__(line)
+        self.line, self.code, self.shown = line, code, shown

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +19,25 @@ log = logging.getLogger(__name__)
 def register(subparsers: Any, options: Any) -> None:
     """Add ``video``'s parser to ``subparsers`` (``options.common``: --device/--backend/--quiet, as for the others)."""
     v = subparsers.add_parser("video", help="render a camera path of a snapshot to .mp4, .gif or PNG frames")
-    v.add_argument("snapshot")
-    v.add_argument("--out", required=True, help="video.mp4, video.gif, or a folder (PNG frames)")
+    v.add_argument("snapshot", nargs="?", help="the snapshot (optional with --job when the job names one)")
+    v.add_argument("--out", default=None, help="video.mp4, video.gif, or a folder (PNG frames)")
+    v.add_argument(
+        "--job",
+        default=None,
+        metavar="JOB.json",
+        help="render the job this file describes (written by --write-job; docs/scaling.md); options given as well "
+        "fill in what the job leaves out, and one that differs from the job's is an error",
+    )
+    v.add_argument(
+        "--write-job",
+        default=None,
+        metavar="JOB.json",
+        help="write these arguments as a render job instead of rendering (file names relative to the job's folder; "
+        "an ngp-app camera path file goes inside it)",
+    )
     v.add_argument(
         "--path",
-        default="orbit",
+        default=None,
         help="orbit (around the scene; a sweep over the covered arc for captures that don't go all round), "
         "train (a tour of the training cameras), or a camera-path file: ours (the app's 'Save path'), "
         "instant-ngp's base_cam.json, nerfstudio's camera path export, or keyframes in transforms.json "
@@ -60,13 +77,16 @@ def register(subparsers: Any, options: Any) -> None:
     )
     v.add_argument("--elevation", type=types.elevation, default=None, help="orbit elevation in degrees (-89..89)")
     v.add_argument(
-        "--loop", action="store_true", help="close a keyframe path back to its first key (a file may say so)"
+        "--loop",
+        action="store_true",
+        default=None,
+        help="close a keyframe path back to its first key (a file may say so)",
     )
-    v.add_argument("--mode", choices=["rgb", "depth", "normals"], default="rgb")
-    v.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
+    v.add_argument("--mode", choices=["rgb", "depth", "normals"], default=None, help="default: rgb")
+    v.add_argument("--background", type=types.background, default=None, help="white | black | R,G,B (default: white)")
     options.look(v)
     options.common(v)
-    v.set_defaults(func=run)
+    v.set_defaults(func=run, sharded=True)
 
 
 @dataclass
@@ -83,7 +103,7 @@ def plan_video(args: argparse.Namespace, scene_meta: dict[str, Any], device_type
     """Resolve --path/--frames/--fps/--seconds/--loop/--width/--height against the path file's own settings."""
     from ..errors import NgpError
     from ..export.camera_path import path_cameras
-    from ..export.path_files import load_path, path_format
+    from ..export.path_files import inline_path, load_path, path_format
 
     width, height = (1920, 1080) if device_type == "cuda" else (640, 360)
     fps = 30.0
@@ -91,12 +111,16 @@ def plan_video(args: argparse.Namespace, scene_meta: dict[str, Any], device_type
     if args.path in ("orbit", "train"):
         cams = path_cameras(args.path, scene_meta, args.frames, args.loop, None, args.fov, args.radius, args.elevation)
     else:
-        if not Path(args.path).is_file():
+        inline = getattr(args, "camera_path", None)  # a job's camera path, held in the job file
+        if inline is None and not Path(args.path).is_file():
             raise NgpError(f"--path {args.path}: not orbit, train or an existing camera path file")
         # dense: a nerfstudio export renders its own frames, exactly
-        if args.dataparser_transforms is not None and path_format(args.path) != "nerfstudio":
+        if args.dataparser_transforms is not None and (inline is not None or path_format(args.path) != "nerfstudio"):
             raise NgpError(f"--dataparser-transforms applies to nerfstudio camera paths; {args.path} is not one")
-        path = load_path(args.path, scene_meta, args.dataparser_transforms, dense=True)
+        if inline is not None:
+            path = inline_path(inline, scene_meta, args.path)
+        else:
+            path = load_path(args.path, scene_meta, args.dataparser_transforms, dense=True)
         if args.loop and len(path.keys) > 1:
             path.set_loop(True)
         if args.seconds:
@@ -135,49 +159,193 @@ def check_options_apply(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``ngp video``: one process, or under ``torchrun`` the frames shared by the ranks (rank 0 writes)."""
+    from ..distributed import joined
+
+    with joined() as ranks:
+        return render_video(args, ranks)
+
+
+def render_video(args: argparse.Namespace, ranks: Any) -> int:
+    """The body of ``ngp video`` with ``ranks`` (a ``distributed.Ranks``, or None for one process)."""
     from tqdm import tqdm
 
     from ..backends import resolve_device
     from ..compute import resolve_ops
-    from ..export.video import check_output, check_video_target, export_video
+    from ..distributed import agreed
+    from ..errors import NgpError
+    from ..export.video import FrameRenderer, check_output, check_video_target, even_size, export_video, write_frames
     from ..limits import check_render_memory
     from ..train.run_files import load_run_snapshot
     from .options import with_look
 
-    check_output(args.out)  # fail before anything else
-    device = resolve_device(args.device)
-    snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
-    nerf = with_look(snap.nerf, args.look)
-    plan = plan_video(args, snap.scene, device.type)  # a path file may set the size and frame count
-    check_video_target(args.out, len(plan.cameras), plan.width, plan.height)
-    check_render_memory(plan.width, plan.height, device, "rendering frames of")
+    first = ranks is None or ranks.first
+    with agreed(ranks):
+        if args.job is not None:
+            apply_job(args)
+        if args.write_job is not None:
+            if first:
+                print(str(write_job(args)))
+            return 0
+        fill_defaults(args)
+        if first:
+            check_output(args.out)  # fail before anything else
+    with agreed(ranks):
+        device = resolve_device(args.device)
+        device = ranks.device(device) if ranks is not None else device
+        snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+        nerf = with_look(snap.nerf, args.look)
+        plan = plan_video(args, snap.scene, device.type)  # a path file may set the size and frame count
+        if first:
+            check_video_target(args.out, len(plan.cameras), plan.width, plan.height)
+        check_render_memory(plan.width, plan.height, device, "rendering frames of")
+        if not plan.cameras:
+            raise NgpError("the camera path has no frames")
+    n = len(plan.cameras)
+    shared = f" over {ranks.world} ranks" if ranks is not None else ""
     log.info(
-        "rendering %d frames of %dx%d at %g fps on %s (%s path)",
-        len(plan.cameras),
+        "rendering %d frames of %dx%d at %g fps on %s%s (%s path)",
+        n,
         plan.width,
         plan.height,
         plan.fps,
         device,
+        shared,
         args.path,
     )
-    bar = tqdm(total=len(plan.cameras), unit="frame", desc="video", dynamic_ncols=True, disable=args.quiet)
-
-    def progress(done: int, total: int) -> None:
-        bar.update(done - bar.n)
-
+    bar = tqdm(total=n, unit="frame", desc="video", dynamic_ncols=True, disable=args.quiet or not first)
     try:
-        path = export_video(
-            nerf,
-            plan.cameras,
-            args.out,
-            plan.width,
-            plan.height,
-            plan.fps,
-            args.background,
-            args.mode,
-            progress,
-        )
+        if ranks is None:
+            path = export_video(
+                nerf,
+                plan.cameras,
+                args.out,
+                plan.width,
+                plan.height,
+                plan.fps,
+                args.background,
+                args.mode,
+                lambda done, total: bar.update(done - bar.n),
+            )
+        else:
+            width, height = even_size(plan.width, plan.height, check_output(args.out))
+            render = FrameRenderer(nerf, plan.cameras, width, height, args.background, args.mode)
+            with ranks.shards(n, render) as frames:
+                if not first:
+                    for _ in frames:  # this rank's share; rank 0 gathers and writes
+                        pass
+                    return 0
+                path = write_frames(counted(frames, bar), n, args.out, width, height, plan.fps)
     finally:
         bar.close()
     print(str(path))
     return 0
+
+
+def counted(items: Iterable[Any], bar: Any) -> Iterator[Any]:
+    """``items``, ticking ``bar`` after each."""
+    for item in items:
+        yield item
+        bar.update(1)
+
+
+# ------------------------------------------------------------------------------------------------ render jobs
+#: ``ngp video`` options a job may hold (its keys of the same names); the file names among them
+JOB_OPTIONS = (
+    "snapshot", "out", "path", "dataparser_transforms", "frames", "fps", "seconds", "width", "height", "fov",
+    "radius", "elevation", "loop", "mode", "background", "look",
+)  # fmt: skip
+JOB_FILES = ("snapshot", "out", "path", "dataparser_transforms")
+VIDEO_DEFAULTS = {"path": "orbit", "mode": "rgb", "background": (1.0, 1.0, 1.0), "loop": False}
+
+
+def is_file_option(name: str, value: Any) -> bool:
+    """Whether option ``name``'s ``value`` is a file name (``--path orbit`` and ``train`` are not)."""
+    return name in JOB_FILES and not (name == "path" and value in ("orbit", "train"))
+
+
+def apply_job(args: argparse.Namespace) -> None:
+    """Fill ``args`` from the job file ``args.job`` (schema-checked); an option given on the command line as well
+    must say the same (file names compared as the files they name), else it is an error."""
+    from ..errors import NgpError
+    from ..schema import read_json, validate
+    from ..schema.job import RenderJob
+
+    if args.write_job is not None:
+        raise NgpError("--job and --write-job: give one (a job is rendered or written, not both)")
+    job = validate(RenderJob, read_json(args.job), args.job)
+    folder = Path(args.job).parent
+    for name in JOB_OPTIONS:
+        value = getattr(job, name)
+        if value is None:
+            continue
+        if is_file_option(name, value):
+            value = str(folder / value)
+        elif name == "background":
+            value = tuple(value)
+        given = getattr(args, name)
+        if given is None:
+            setattr(args, name, value)
+        elif not same_option(name, given, value):
+            option = name if name == "snapshot" else f"--{name.replace('_', '-')}"
+            raise NgpError(
+                f"{option} {given} differs from {args.job}'s {name} ({value}): drop the option or edit the job"
+            )
+    if job.camera_path is not None:
+        if args.path is not None:
+            raise NgpError(f"--path {args.path}: {args.job} holds its camera path (camera_path); drop --path")
+        args.camera_path, args.path = job.camera_path, f"{args.job}:camera_path"
+    if args.snapshot is None:
+        raise NgpError(f"{args.job}: names no snapshot; give one: ngp video SNAPSHOT --job {args.job}")
+
+
+def same_option(name: str, given: Any, value: Any) -> bool:
+    """Whether a command-line option and a job's value of it agree (file names: the same file)."""
+    if is_file_option(name, given) and is_file_option(name, value):
+        return Path(given).resolve() == Path(value).resolve()
+    return given == value
+
+
+def fill_defaults(args: argparse.Namespace) -> None:
+    """The defaults of the options a job may set, once the job (if any) is applied; ``--out`` is needed by then."""
+    from ..errors import NgpError
+
+    for name, value in VIDEO_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.snapshot is None:
+        raise NgpError("give a snapshot: ngp video SNAPSHOT --out FILE (or --job JOB.json)")
+    if args.out is None:
+        raise NgpError("--out is required (video.mp4, video.gif or a folder), unless the job (--job) names it")
+
+
+def write_job(args: argparse.Namespace) -> Path:
+    """Write the options given as a render job at ``args.write_job`` (atomically; file names relative to its folder;
+    a camera path of our format goes inside it); returns its path."""
+    from ..errors import NgpError
+    from ..export.path_files import path_format
+    from ..fileio import atomic_write_text
+    from ..outputs import check_output_file
+    from ..schema import read_json, validate
+    from ..schema.job import JOB_FORMAT, JOB_VERSION, RenderJob
+
+    target = check_output_file(args.write_job, (".json",), 1 << 20, "job file")
+    if args.snapshot is None:
+        raise NgpError("--write-job needs the snapshot: ngp video SNAPSHOT ... --write-job JOB.json")
+    check_options_apply(argparse.Namespace(**{**vars(args), "path": args.path or "orbit"}))
+    folder = target.resolve().parent
+    job: dict[str, Any] = {"format": JOB_FORMAT, "version": JOB_VERSION}
+    for name in JOB_OPTIONS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if is_file_option(name, value):
+            if name == "path" and Path(value).is_file() and path_format(value) == "ngp-app":
+                job["camera_path"] = read_json(value)
+                continue
+            value = os.path.relpath(Path(value).resolve(), folder)
+        job[name] = list(value) if name == "background" else value
+    validate(RenderJob, job, str(target))
+    atomic_write_text(target, json.dumps(job, indent=1) + "\n")
+    log.info("wrote the render job %s (render it with: ngp video --job %s)", target, target)
+    return target

@@ -106,6 +106,14 @@ def load_path(
 
 
 # ------------------------------------------------------------------------------------------------ ours
+def inline_path(data: PathFile, scene_meta: dict[str, Any], source: str) -> CameraPath:
+    """A camera path of our format held inside another file (a render job's ``camera_path``), in ngp space."""
+    try:
+        return _from_ours(data, scene_meta).validate()
+    except NgpError as exc:
+        raise NgpError(f"{source}: {exc}") from None
+
+
 def path_to_json(path: CameraPath, scene_meta: dict[str, Any]) -> str:
     """Our file format's text for ``path`` (poses in the scene's transforms.json coordinates)."""
     path.validate()

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Callable
 
@@ -161,6 +161,45 @@ def path_camera(cam: PathCamera, width: int, height: int) -> Camera:
     return Camera(torch.tensor(cam.c2w, dtype=torch.float32), fy, fy, width / 2.0, height / 2.0, width, height)
 
 
+class FrameRenderer:
+    """Frame ``i`` of ``nerf`` along ``cameras`` as a (height, width, 3) uint8 picture, for any ``i`` in any order:
+    ``depth`` uses the first frame's range for the whole path (so it does not flicker; rendered once when needed)."""
+
+    def __init__(
+        self,
+        nerf: NerfModel,
+        cameras: Sequence[PathCamera],
+        width: int,
+        height: int,
+        background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        mode: str = "rgb",
+    ) -> None:
+        from ..render.pictures import shaded_field
+
+        if mode not in MODES:
+            raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
+        field, self.background = shaded_field(nerf.field, mode, background)
+        self.shaded = nerf.with_field(field)
+        self.cameras, self.width, self.height, self.mode = cameras, width, height, mode
+        self.near_far: tuple[float, float] | None = None
+
+    def _camera(self, i: int) -> Camera:
+        return path_camera(self.cameras[i], self.width, self.height)
+
+    def __call__(self, i: int, chunk: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Frame ``i``; ``chunk(done, total)`` after each render pass."""
+        from ..render.pictures import FLOAT_MODES, depth_range, picture
+
+        camera = self._camera(i)
+        if self.mode not in FLOAT_MODES:  # colours (or normals) rendered straight into uint8
+            return self.shaded.render_rgba(camera, self.background, progress=chunk)["rgba"][..., :3].cpu().numpy()
+        out = self.shaded.render(camera, self.background, progress=chunk)
+        if self.near_far is None:
+            first = out if i == 0 else self.shaded.render(self._camera(0), self.background)
+            self.near_far = depth_range(first["depth"], first["opacity"])
+        return picture(self.mode, out, self.near_far)
+
+
 def render_frames(
     nerf: NerfModel,
     cameras: Sequence[PathCamera],
@@ -175,26 +214,13 @@ def render_frames(
     ``render.pictures`` draws it, with the first frame's range for the whole path, so it does not flicker) or
     ``normals``. ``progress(done, total)`` is called after each frame, ``fraction(f)`` after each render pass with
     the share of the whole video done (either may raise to stop: a long frame can be cancelled part-way)."""
-    from ..render.pictures import FLOAT_MODES, depth_range, picture, shaded_field
-
-    if mode not in MODES:
-        raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
-    near_far: tuple[float, float] | None = None
-    field, background = shaded_field(nerf.field, mode, background)
-    shaded = nerf.with_field(field)
+    render = FrameRenderer(nerf, cameras, width, height, background, mode)
     n = len(cameras)
-    for i, cam in enumerate(cameras):
+    for i in range(n):
         chunk = None if fraction is None else (lambda done, total, i=i: fraction((i + done / max(total, 1)) / n))
-        camera = path_camera(cam, width, height)
-        if mode in FLOAT_MODES:
-            out = shaded.render(camera, background, progress=chunk)
-            if near_far is None:  # the first frame's range for the whole path: no flicker
-                near_far = depth_range(out["depth"], out["opacity"])
-            yield picture(mode, out, near_far)
-        else:  # colours (or normals) rendered straight into uint8
-            yield shaded.render_rgba(camera, background, progress=chunk)["rgba"][..., :3].cpu().numpy()
+        yield render(i, chunk)
         if progress is not None:
-            progress(i + 1, len(cameras))
+            progress(i + 1, n)
 
 
 def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -> Path:
@@ -377,8 +403,16 @@ def export_video(
     if not cameras:
         raise NgpError("the camera path has no frames")
     width, height = even_size(width, height, kind)
-    t = time.perf_counter()
     frames = render_frames(nerf, cameras, width, height, background, mode, progress, fraction)
+    return write_frames(frames, len(cameras), out, width, height, fps, quality)
+
+
+def write_frames(
+    frames: Iterable[np.ndarray], n: int, out: str | Path, width: int, height: int, fps: float, quality: int = 8
+) -> Path:
+    """``write_video`` of ``n`` frames of ``width`` x ``height`` that are rendered as they are drawn (by
+    ``render_frames``, or gathered from several ranks), with the time it took logged."""
+    t = time.perf_counter()
     path = write_video(frames, out, fps, quality)
-    log.info("wrote %d frames of %dx%d to %s in %.1f s", len(cameras), width, height, path, time.perf_counter() - t)
+    log.info("wrote %d frames of %dx%d to %s in %.1f s", n, width, height, path, time.perf_counter() - t)
     return path

@@ -4,7 +4,9 @@
 - ``transforms``: the ``transforms.json`` fields the scene loader uses;
 - ``llff``: the rows of LLFF's ``poses_bounds.npy`` (its header is checked by ``data/llff.py``);
 - ``snapshot``: the JSON metadata inside ``snapshot.npz``;
-- ``cameras``: camera files (``ngp render --camera cam.json``) and keyframe files (``ngp video --path keys.json``).
+- ``cameras``: camera files (``ngp render --camera cam.json``) and keyframe files (``ngp video --path keys.json``);
+- ``camera_path``: camera-path files (ours, instant-ngp's, nerfstudio's);
+- ``job``: render jobs (``ngp video --job JOB.json``).
 
 ``core`` holds the field types, safe JSON reading, and the one-line error format.
 """

@@ -3,6 +3,8 @@ the right-half PSNR of the NeRF-in-the-Wild protocol (``appearance_fit.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -34,44 +36,77 @@ def evaluate(
     Pixels a mask leaves out (``Scene.mask``) count in none of them.
     """
     nerf.field.eval()
-    fit = fit or FitSettings()
-    bg = torch.tensor(background, dtype=torch.float32)
-    per_image = []
-    sq_err, n_px = 0.0, 0
     indices = range(scene.n_frames)
     if progress:
         from tqdm import tqdm
 
         indices = tqdm(indices, desc="eval", unit="img")
+    scores = []
     for i in indices:
-        gt = scene.image(i).float().cpu() / 255.0
-        if gt.shape[-1] == 4:
-            gt = gt[..., :3] * gt[..., 3:] + bg * (1.0 - gt[..., 3:])
-        pred = nerf.render(scene.camera(i), background)["rgb"].cpu().clamp(0, 1)
-        mask = scene.mask(i)
-        mask = mask.cpu() if mask is not None else None
-        err = mse(pred, gt, mask)
-        n = int(mask.sum()) if mask is not None else gt.shape[0] * gt.shape[1]
-        sq_err += err * n
-        n_px += n
-        right = right_half_psnr(nerf, scene.camera(i), pred, gt, mask, background, fit, seed=i)
-        per_image.append(
-            {
-                "file": scene.file_names[i],
-                "psnr": mse_to_psnr(err),
-                "ssim": ssim(pred, gt, mask=mask),
-                "psnr_nerfw": right,
-            }
-        )
+        score = score_image(nerf, scene, i, background, fit, keep_image=on_image is not None)
+        scores.append(score)
         if on_image is not None:
-            on_image(i, pred, gt)
+            on_image(i, score.pred, score.gt)
+    return summarize(nerf, scores, fit)
+
+
+@dataclass
+class ImageScore:
+    """One evaluated image: its per-image metrics (``record``: file, psnr, ssim, psnr_nerfw), its squared error
+    summed over the ``pixels`` that count, and (when asked for) the rendered and ground-truth images."""
+
+    record: dict[str, Any]
+    sq_err: float
+    pixels: int
+    pred: torch.Tensor | None = None
+    gt: torch.Tensor | None = None
+
+
+@torch.no_grad()
+def score_image(
+    nerf: NerfModel,
+    scene: Scene,
+    i: int,
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    fit: FitSettings | None = None,
+    keep_image: bool = False,
+) -> ImageScore:
+    """Render frame ``i`` of ``scene`` and compare it with its image (``evaluate``'s per-image work; independent of
+    the other frames, so ranks can share a scene's frames)."""
+    fit = fit or FitSettings()
+    bg = torch.tensor(background, dtype=torch.float32)
+    gt = scene.image(i).float().cpu() / 255.0
+    if gt.shape[-1] == 4:
+        gt = gt[..., :3] * gt[..., 3:] + bg * (1.0 - gt[..., 3:])
+    pred = nerf.render(scene.camera(i), background)["rgb"].cpu().clamp(0, 1)
+    mask = scene.mask(i)
+    mask = mask.cpu() if mask is not None else None
+    err = mse(pred, gt, mask)
+    n = int(mask.sum()) if mask is not None else gt.shape[0] * gt.shape[1]
+    right = right_half_psnr(nerf, scene.camera(i), pred, gt, mask, background, fit, seed=i)
+    record = {
+        "file": scene.file_names[i],
+        "psnr": mse_to_psnr(err),
+        "ssim": ssim(pred, gt, mask=mask),
+        "psnr_nerfw": right,
+    }
+    return ImageScore(record, err * n, n, pred if keep_image else None, gt if keep_image else None)
+
+
+def summarize(nerf: NerfModel, scores: Sequence[ImageScore], fit: FitSettings | None = None) -> dict[str, Any]:
+    """``evaluate``'s result from the images' scores, in frame order."""
+    per_image = [s.record for s in scores]
+    sq_err, n_px = 0.0, 0
+    for s in scores:
+        sq_err += s.sq_err
+        n_px += s.pixels
     halves = [p["psnr_nerfw"] for p in per_image if p["psnr_nerfw"] is not None]
     return {
         "psnr": sum(p["psnr"] for p in per_image) / max(len(per_image), 1),
         "psnr_pooled": mse_to_psnr(sq_err / max(n_px, 1)),
         "ssim": sum(p["ssim"] for p in per_image) / max(len(per_image), 1),
         "psnr_nerfw": sum(halves) / len(halves) if halves else None,
-        "nerfw_protocol": protocol(nerf, fit),
+        "nerfw_protocol": protocol(nerf, fit or FitSettings()),
         "n_images": len(per_image),
         "images": per_image,
     }
