@@ -123,17 +123,21 @@ def test_a_bad_job_under_torchrun_is_one_line_from_every_rank(tmp_path: Path) ->
 
 
 SCRIPT = """
-import sys
+import os
+import signal
 from ngp_app.distributed import joined
-from ngp_app.errors import RankFailed
+from ngp_app.errors import NgpError, RankFailed
 
 def work(i):
-    if i == FAIL:
+    if i == FAIL == 3:
         raise ValueError(f"item {i} is broken")
+    if i == FAIL:
+        os._exit(9)  # a rank that dies
     return i * i
 
 with joined() as ranks:
-    for FAIL, STOP in ((None, None), (3, None), (None, 4)):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun stops the survivors of a death: print first
+    for FAIL, STOP in ((None, None), (3, None), (None, 4), (1, None)):
         try:
             seen = []
             with ranks.shards(5, work) as items:
@@ -141,11 +145,13 @@ with joined() as ranks:
                     if item == STOP:
                         raise OSError(28, "No space left on device", "out.mp4")
                     seen.append(item)
-            print(f"rank {ranks.rank}: {seen}")
+            print(f"rank {ranks.rank}: {seen}", flush=True)
         except RankFailed as exc:
-            print(f"rank {ranks.rank}: stopped ({exc.code}, shown={exc.shown}): {exc.line}")
+            print(f"rank {ranks.rank}: stopped ({exc.code}, shown={exc.shown}): {exc.line}", flush=True)
         except OSError as exc:
-            print(f"rank {ranks.rank}: own error {exc.strerror}")
+            print(f"rank {ranks.rank}: own error {exc.strerror}", flush=True)
+        except NgpError as exc:
+            print(f"rank {ranks.rank}: {str(exc).split(' (')[0]}", flush=True)
 """
 
 
@@ -153,14 +159,36 @@ def test_a_failure_on_one_rank_stops_every_rank_with_one_agreed_line(tmp_path: P
     script = tmp_path / "shards.py"
     script.write_text(textwrap.dedent(SCRIPT))
     run = torchrun([str(script)], tmp_path, module=False)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode != 0 and "exitcode  : 9" in run.stderr  # rank 1 died in the last round
     lines = sorted(line.split(" (details:")[0] for line in run.stdout.splitlines())
     internal = "ngp: internal error: rank 1: ValueError: item 3 is broken"  # rank 1's failure, as rank 0 prints it
     assert lines == [
         "rank 0: [0, 1, 4, 9, 16]",  # all items, in order, on rank 0
         "rank 0: own error No space left on device",  # rank 0's own failure (writing), raised as itself
+        "rank 0: rank 0: lost the other ranks in gather",  # rank 1 died: rank 0 stops at once, no hang
         f"rank 0: stopped (1, shown=True): {internal}",
         "rank 1: []",
         f"rank 1: stopped (1, shown=False): {internal}",
         "rank 1: stopped (2, shown=False): ngp: error: No space left on device: out.mp4",
     ]
+
+
+@pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
+def test_commands_that_do_not_share_refuse_several_ranks(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path, rank: str, printed: bool
+) -> None:
+    """Under a launcher's environment (no process group is started for this), ``ngp train`` refuses in one line
+    from rank 0; the other ranks say nothing, and neither do they repeat a usage error."""
+    import ngp_app.cli as cli
+
+    monkeypatch.setattr(cli, "RANK_GRACE_S", 0.0)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    assert main(["train", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        error_lines(err) == (["ngp: error: " + cli.SHARDED_ONLY % "train"] if printed else [])
+        and not (tmp_path / "run").exists()
+    )
+    assert main(["video", "--frames", "0"]) == 2
+    assert len(error_lines(capsys.readouterr().err)) == (1 if printed else 0)
