@@ -128,6 +128,9 @@ import signal
 from ngp_app.distributed import joined
 from ngp_app.errors import NgpError, RankFailed
 
+def say(line):
+    os.write(1, (line + "\\n").encode())  # one write: the two ranks' lines never interleave
+
 def work(i):
     if i == FAIL == 3:
         raise ValueError(f"item {i} is broken")
@@ -145,13 +148,13 @@ with joined() as ranks:
                     if item == STOP:
                         raise OSError(28, "No space left on device", "out.mp4")
                     seen.append(item)
-            print(f"rank {ranks.rank}: {seen}", flush=True)
+            say(f"rank {ranks.rank}: {seen}")
         except RankFailed as exc:
-            print(f"rank {ranks.rank}: stopped ({exc.code}, shown={exc.shown}): {exc.line}", flush=True)
+            say(f"rank {ranks.rank}: stopped ({exc.code}, shown={exc.shown}): {exc.line}")
         except OSError as exc:
-            print(f"rank {ranks.rank}: own error {exc.strerror}", flush=True)
+            say(f"rank {ranks.rank}: own error {exc.strerror}")
         except NgpError as exc:
-            print(f"rank {ranks.rank}: {str(exc).split(' (')[0]}", flush=True)
+            say(f"rank {ranks.rank}: {str(exc).split(' (')[0]}")
 """
 
 
