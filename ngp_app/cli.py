@@ -1,5 +1,5 @@
-"""The ``ngp`` command line: import | train | eval | render | video | mesh | make-scene | bench (the GUI lives behind
-``ngp app``).
+"""The ``ngp`` command line: import | train | eval | render | video | mesh | export | make-scene | bench (the GUI
+lives behind ``ngp app``).
 
 Every user error (bad scene, corrupt snapshot, wrong arguments) exits non-zero with one line on stderr.
 """

@@ -9,7 +9,7 @@ from typing import Any
 from . import options
 
 # in the order ``ngp --help`` lists them; the module names (``import`` is a keyword: ``import_scene``)
-COMMANDS = ("import_scene", "train", "eval", "render", "video", "mesh", "make_scene", "bench", "app")
+COMMANDS = ("import_scene", "train", "eval", "render", "video", "mesh", "export", "make_scene", "bench", "app")
 
 
 def register_commands(sub: Any) -> None:

@@ -215,4 +215,5 @@ class Scene:
             "distortion": self.distortion.cpu().tolist(),
             "sizes": [[int(w), int(h)] for w, h in zip(self.widths.tolist(), self.heights.tolist())],
             "excluded": list(self.excluded),
+            "file_names": [str(Path(name).resolve()) for name in self.file_names],
         }

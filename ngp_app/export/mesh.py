@@ -323,7 +323,7 @@ def parse_crop(text: str) -> tuple[list[float], list[float]]:
     return values[:3], values[3:]
 
 
-def _crop_box(model: NGPField, crop: Any) -> tuple[list[float], list[float]]:
+def crop_box(model: NGPField, crop: Any) -> tuple[list[float], list[float]]:
     """The box to mesh: ``crop`` ((min, max) or six numbers, ngp coordinates) clipped to the model's box."""
     box_lo, box_hi = model.aabb[0].cpu().tolist(), model.aabb[1].cpu().tolist()
     if crop is None:
@@ -376,7 +376,7 @@ def export_mesh(
     if space == "nerf" and transform is None:
         log.warning("the snapshot's scene metadata has no scale/offset: writing the mesh in ngp coordinates")
     model = nerf.field
-    lo, hi = _crop_box(model, crop)
+    lo, hi = crop_box(model, crop)
 
     t0 = time.perf_counter()
     bar = None

@@ -44,14 +44,16 @@ def check_mesh_path(path: Path) -> str:
 
 
 def ply_bytes(mesh: Mesh) -> bytes:
-    """Binary little-endian PLY: per vertex float x y z, float nx ny nz, uchar red green blue; faces uchar/int."""
+    """Binary little-endian PLY: per vertex float x y z, float nx ny nz, uchar red green blue; faces uchar/int (a
+    mesh without faces is a point cloud: no face element)."""
     header = (
         "ply\nformat binary_little_endian 1.0\ncomment ngp-app mesh export\n"
         f"element vertex {mesh.n_vertices}\n"
         "property float x\nproperty float y\nproperty float z\n"
         "property float nx\nproperty float ny\nproperty float nz\n"
         "property uchar red\nproperty uchar green\nproperty uchar blue\n"
-        f"element face {mesh.n_faces}\nproperty list uchar int vertex_indices\nend_header\n"
+        + (f"element face {mesh.n_faces}\nproperty list uchar int vertex_indices\n" if mesh.n_faces else "")
+        + "end_header\n"
     )
     vtype = np.dtype([("p", "<f4", 3), ("n", "<f4", 3), ("c", "u1", 3)])
     verts = np.empty(mesh.n_vertices, dtype=vtype)

@@ -1,4 +1,5 @@
-"""The app's exports: snapshots, screenshots and meshes (the camera path and its videos are ``path_actions``').
+"""The app's exports: snapshots, screenshots, meshes, point clouds and training cameras (the camera path and its
+videos are ``path_actions``').
 
 A collaborator of :class:`~ngp_app.gui.session.Session`. Every export is a background job (``jobs.JobRunner``)
 working on a private copy of the model taken quickly under the trainer's lock, so training and the viewport go on;
@@ -30,14 +31,16 @@ EXPORT_NAMES = {
     "snapshot": "snapshot.npz",
     "screenshot": "screenshot.png",
     "mesh": "mesh.ply",
+    "pointcloud": "pointcloud.ply",
+    "cameras": "transforms.json",
     "video": "video.mp4",
     "path": "camera_path.json",
 }
 
 
 class Exports:
-    """Snapshot, screenshot and mesh export (path videos are ``path_actions``'). ``view`` renders and freezes the
-    current model; ``step()`` is the current training step."""
+    """Snapshot, screenshot, mesh, point cloud and camera export (path videos are ``path_actions``'). ``view``
+    renders and freezes the current model; ``step()`` is the current training step."""
 
     def __init__(
         self,
@@ -220,3 +223,57 @@ class Exports:
         return self._submit(
             "mesh", work, lambda m: f"saved mesh {path}: {len(m.vertices)} vertices, {len(m.faces)} faces"
         )
+
+    # ------------------------------------------------------------------------------------------ point cloud
+    def export_pointcloud(
+        self, path: str | Path, n_points: int = 1_000_000, keep_outliers: bool = False, space: str = "nerf"
+    ) -> Job | None:
+        """Cast the training cameras' rays at the current model inside the crop box, in the background, and write
+        the coloured points (``ngp export pointcloud``)."""
+        from ..export.pointcloud import check_pointcloud_target, export_pointcloud
+
+        try:
+            check_pointcloud_target(path, n_points)
+            f = self.view.frozen()
+        except NgpError as exc:
+            self.set_status(str(exc), error=True)
+            return None
+        scene_meta = self.cameras_meta()
+        crop = f.aabb.reshape(-1).tolist()
+
+        def work(job: Job) -> Any:
+            def progress(done: int, total: int) -> None:
+                job.report(0.9 * done / max(total, 1), f"casting rays: {done} of {total} points")
+
+            return export_pointcloud(
+                f, scene_meta, path, n_points, crop=crop, keep_outliers=keep_outliers, space=space, progress=progress
+            )
+
+        return self._submit("point cloud", work, lambda c: f"saved point cloud {path}: {len(c)} points")
+
+    # ------------------------------------------------------------------------------------------ cameras
+    def cameras_meta(self) -> dict[str, Any]:
+        """The training cameras as they are now: the trainer's (refined poses while pose refinement runs), else the
+        open scene's or snapshot's."""
+        t = self.runner.trainer
+        if t is not None:
+            with t.lock:
+                return t.scene_metadata()
+        return dict(self.current.meta)
+
+    def export_cameras(self, path: str | Path) -> Path | None:
+        """Write the training cameras as a transforms.json that ``ngp train`` loads (``ngp export cameras``)."""
+        from ..export.training_cameras import check_cameras_target, export_cameras
+
+        if not self.current.meta:
+            self.set_status("no cameras to export: open a scene or a snapshot", error=True)
+            return None
+        try:
+            check_cameras_target(path)
+            data = export_cameras(self.cameras_meta(), path)
+        except NgpError as exc:
+            self.set_status(str(exc), error=True)
+            return None
+        refined = "refined" if data["ngp_export"]["extrinsics_refined"] else "as loaded"
+        self.set_status(f"saved {len(data['frames'])} cameras (poses {refined}) to {path}")
+        return Path(path)

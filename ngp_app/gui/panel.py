@@ -62,6 +62,8 @@ EXPORT_EXTENSIONS = {
     "snapshot": (".npz",),
     "screenshot": (".png",),
     "mesh": (".ply", ".obj"),
+    "pointcloud": (".ply",),
+    "cameras": (".json",),
     "video": (".mp4", ".gif"),
     "path": (".json",),
 }
@@ -309,6 +311,25 @@ class Panel:
                     dpg.add_button(
                         label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh())
                     )
+                with dpg.collapsing_header(label="Point cloud & cameras", default_open=False, tag="cloud_header"):
+                    self._path_field("point cloud", "cloud_out", "pointcloud")
+                    with dpg.group(horizontal=True):
+                        int_inputs(("points", "cloud_points", 1_000_000, 1))
+                        dpg.add_checkbox(label="keep outliers", tag="cloud_outliers")
+                    dpg.add_combo(["nerf", "ngp"], default_value="nerf", label="coordinates", tag="cloud_space")
+                    dpg.add_button(
+                        label="Export point cloud (.ply) of the crop box",
+                        tag="cloud_export",
+                        callback=on_ui(st, lambda *_: self._pointcloud()),
+                    )
+                    with dpg.tooltip("cloud_export"):
+                        dpg.add_text("rays from the training cameras; a point where a ray's opacity passes 0.5")
+                    self._path_field(
+                        "cameras",
+                        "cameras_out",
+                        "cameras",
+                        ("Export cameras (transforms.json)", st.exports.export_cameras),
+                    )
                 with dpg.collapsing_header(label="Camera path & video", default_open=True):
                     self.path_panel.build()
                 with dpg.collapsing_header(
@@ -320,7 +341,9 @@ class Panel:
                 dpg.add_theme_color(dpg.mvThemeCol_Text, (255, 110, 100, 255))
         with dpg.window(label="Error", modal=True, show=False, tag="error_modal", width=420, no_resize=True):
             dpg.add_text("", tag="error_text", wrap=400)
-            dpg.add_button(label="OK", width=80, callback=lambda *_: dpg.configure_item("error_modal", show=False))
+            dpg.add_button(
+                label="OK", width=80, tag="error_ok", callback=lambda *_: dpg.configure_item("error_modal", show=False)
+            )
 
     def _path_field(self, label: str, tag: str, kind: str, *buttons: tuple[str, Callable[[Path], Any]]) -> None:
         """A path field (absolute; a relative path typed goes under the export folder), a "..." button that browses
@@ -406,6 +429,14 @@ class Panel:
             dpg.get_value("mesh_space"),
         )
 
+    def _pointcloud(self) -> None:
+        self.state.exports.export_pointcloud(
+            self.path_value("cloud_out"),
+            int(dpg.get_value("cloud_points")),
+            bool(dpg.get_value("cloud_outliers")),
+            dpg.get_value("cloud_space"),
+        )
+
     def _screenshot(self) -> None:
         st = self.state
         path, w, h = self.path_value("shot_path"), int(dpg.get_value("shot_w")), int(dpg.get_value("shot_h"))
@@ -451,6 +482,8 @@ class Panel:
                 ("snap_path", "snapshot"),
                 ("shot_path", "screenshot"),
                 ("mesh_out", "mesh"),
+                ("cloud_out", "pointcloud"),
+                ("cameras_out", "cameras"),
                 ("keys_path", "path"),
                 ("video_out", "video"),
             ):

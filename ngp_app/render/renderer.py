@@ -87,11 +87,12 @@ def default_chunk(device: torch.device, interactive: bool = False) -> int:
     return min(chunk, 1 << 15) if interactive and torch.device(device).type == "cpu" else chunk
 
 
-def _render_camera(
+def _render_ray_calls(
     field: FieldFn,
     grid: OccupancyGrid,
     aabb: torch.Tensor,
-    camera: Camera,
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
     params: MarchParams,
     background: torch.Tensor | tuple[float, float, float],
     chunk: int | None,
@@ -100,11 +101,10 @@ def _render_camera(
     stats: FrameStats | None,
     write: Callable[[int, int, torch.Tensor, FrameState, FrameOps], None],
 ) -> None:
-    """Render ``camera``'s rays in calls of ``chunk`` rays (default: as many as memory allows) and hand each call's
-    state to ``write(start, end, background, state, frame_ops)``."""
+    """Render rays (n, 3) (unit directions, on the grid's device) in calls of ``chunk`` and hand each call's state
+    to ``write(start, end, background, state, frame_ops)``."""
     dev = grid.device
     bg = torch.as_tensor(background, dtype=torch.float32, device=dev)
-    rays_o, rays_d = camera_rays(camera, device=dev)
     total = rays_o.shape[0]
     chunk = chunk or max_rays_per_call(dev)
     frame = field_ops(field, grid, ops).frame(grid, aabb, params)
@@ -136,18 +136,9 @@ def render_image(
     (default: the whole frame when memory allows); ``progress(done, total)`` after every pass (it may raise to
     cancel). The field computes in its own precision (float16 MLPs on CUDA by default)."""
     h, w = camera.height, camera.width
-    dev = grid.device
-    rgb = torch.empty(h * w, 3, device=dev)
-    opacity = torch.empty(h * w, device=dev)
-    depth = torch.empty(h * w, device=dev)
-
-    def write(s: int, e: int, bg: torch.Tensor, state: FrameState, frame: FrameOps) -> None:
-        torch.addcmul(state.rgb, state.trans[:, None], bg, out=rgb[s:e])
-        torch.sub(1.0, state.trans, out=opacity[s:e])
-        depth[s:e] = state.depth
-
-    _render_camera(field, grid, aabb, camera, params, background, chunk, progress, ops, stats, write)
-    return {"rgb": rgb.view(h, w, 3), "opacity": opacity.view(h, w), "depth": depth.view(h, w)}
+    rays_o, rays_d = camera_rays(camera, device=grid.device)
+    out = render_rays(field, grid, aabb, rays_o, rays_d, params, background, chunk, ops, progress=progress, stats=stats)
+    return {"rgb": out["rgb"].view(h, w, 3), "opacity": out["opacity"].view(h, w), "depth": out["depth"].view(h, w)}
 
 
 @torch.no_grad()
@@ -179,5 +170,41 @@ def render_rgba(
             torch.sub(1.0, state.trans, out=extra["opacity"][s:e])
             extra["depth"][s:e] = state.depth
 
-    _render_camera(field, grid, aabb, camera, params, background, chunk, progress, ops, stats, write)
+    rays_o, rays_d = camera_rays(camera, device=dev)
+    _render_ray_calls(field, grid, aabb, rays_o, rays_d, params, background, chunk, progress, ops, stats, write)
     return {"rgba": rgba.view(h, w, 4), **{k: v.view(h, w) for k, v in extra.items()}}
+
+
+@torch.no_grad()
+def render_rays(
+    field: FieldFn,
+    grid: OccupancyGrid,
+    aabb: torch.Tensor,
+    rays_o: torch.Tensor,
+    rays_d: torch.Tensor,
+    params: MarchParams,
+    background: torch.Tensor | tuple[float, float, float] = (0.0, 0.0, 0.0),
+    chunk: int | None = None,
+    ops: Ops | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    stats: FrameStats | None = None,
+) -> dict[str, torch.Tensor]:
+    """Render any rays (n, 3) (unit directions) as a frame is rendered: rgb (n, 3) over the background, opacity
+    (n,) and accumulated depth (n,) (distance along the ray; ``depth / opacity`` is the expected depth).
+    Parameters as ``render_image``."""
+    n, dev = rays_o.shape[0], grid.device
+    out = {
+        "rgb": torch.empty(n, 3, device=dev),
+        "opacity": torch.empty(n, device=dev),
+        "depth": torch.empty(n, device=dev),
+    }
+
+    def write(s: int, e: int, bg: torch.Tensor, state: FrameState, frame: FrameOps) -> None:
+        torch.addcmul(state.rgb, state.trans[:, None], bg, out=out["rgb"][s:e])
+        torch.sub(1.0, state.trans, out=out["opacity"][s:e])
+        out["depth"][s:e] = state.depth
+
+    rays_o, rays_d = rays_o.to(dev).float(), rays_d.to(dev).float()
+    _render_ray_calls(field, grid, aabb, rays_o, rays_d, params, background, chunk, progress, ops, stats, write)
+    return out

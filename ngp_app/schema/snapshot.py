@@ -61,15 +61,16 @@ class SceneMeta(Model):
     sizes: list[ImageSize]
     extrinsics_refined: Bool = False
     excluded: list[Int(0)] = []  # frames left out of training
+    file_names: list[str] = []  # each camera's image (absolute); older snapshots have none
 
     @model_validator(mode="after")
     def _one_entry_per_camera(self) -> SceneMeta:
         n = len(self.c2w)
         if n == 0:
             raise invalid("expected at least one training camera", "c2w")
-        for name in ("intrinsics", "sizes", "distortion"):
+        for name in ("intrinsics", "sizes", "distortion", "file_names"):
             count = len(getattr(self, name))
-            if count != n and not (name == "distortion" and count == 0):
+            if count != n and not (name in ("distortion", "file_names") and count == 0):
                 raise invalid(f"expected {n} entries (one per camera in c2w), got {count}", name)
         if any(i >= n for i in self.excluded) or len(set(self.excluded)) >= n:
             raise invalid(f"expected distinct frame indices below {n}, not all of them", "excluded")
