@@ -150,6 +150,7 @@ def background(text: str) -> tuple[float, float, float]:
 
 MIN_FPS, MAX_FPS = 0.1, 240.0  # --fps, and the fps a camera-path file may say (schema/camera_path.py)
 MAX_VIDEO_FRAMES = 100_000  # ~55 minutes at 30 fps: more is a typo, and would take days to render
+MAX_SPP = 1024  # samples per pixel of a final render (render/supersample.py)
 video_side = int_in(2, MAX_IMAGE_SIDE)
 video_frames = int_in(1, MAX_VIDEO_FRAMES)
 fps = float_in(MIN_FPS, MAX_FPS)

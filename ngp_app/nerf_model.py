@@ -19,6 +19,7 @@ from .ops import Ops
 from .render.occupancy import OccupancyGrid
 from .render.raymarch import MarchParams
 from .render.renderer import render_image, render_rgba
+from .render.supersample import render_supersampled, rgba8_of
 from .schema.config import Config
 
 
@@ -96,11 +97,16 @@ class NerfModel:
         camera: Camera,
         background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
         look: int | Look | None = None,
+        spp: int = 1,
         **kw: Any,
     ) -> dict[str, torch.Tensor]:
         """``render.renderer.render_image`` of ``camera`` (rgb (H, W, 3), opacity and depth (H, W), floats) with
-        ``look`` (as :meth:`with_look`); ``kw``: its ``chunk``, ``progress``, ``stats``."""
+        ``look`` (as :meth:`with_look`), averaged over ``spp`` jittered samples per pixel
+        (``render.supersample``); ``kw``: its ``chunk``, ``progress``, ``stats``."""
         field = self.with_look(look).field
+        if spp > 1:
+            draw = lambda cam, **k: render_image(field, self.grid, self.aabb, cam, self.march, background, **k)
+            return render_supersampled(draw, camera, spp, **kw)
         return render_image(field, self.grid, self.aabb, camera, self.march, background, **kw)
 
     def render_rgba(
@@ -108,10 +114,16 @@ class NerfModel:
         camera: Camera,
         background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
         look: int | Look | None = None,
+        spp: int = 1,
         **kw: Any,
     ) -> dict[str, torch.Tensor]:
         """``render.renderer.render_rgba`` of ``camera`` (rgba (H, W, 4) uint8; with ``floats`` opacity and
-        depth) with ``look`` (as :meth:`with_look`); ``kw``: its ``chunk``, ``progress``, ``floats``, ``stats``."""
+        depth) with ``look`` (as :meth:`with_look`); ``spp`` > 1 averages that many jittered samples per pixel in
+        floats first. ``kw``: its ``chunk``, ``progress``, ``floats``, ``stats``."""
+        if spp > 1:
+            floats = kw.pop("floats", False)
+            out = self.render(camera, background, look, spp, **kw)
+            return {"rgba": rgba8_of(out), **({"opacity": out["opacity"], "depth": out["depth"]} if floats else {})}
         field = self.with_look(look).field
         return render_rgba(field, self.grid, self.aabb, camera, self.march, background, **kw)
 

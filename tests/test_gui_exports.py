@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gui_support import click, click_item, empty_app, panel_point, require_app, type_into, xdnd_drop
+from gui_support import choose, click, click_item, empty_app, panel_point, require_app, type_into, xdnd_drop
 
 pytestmark = pytest.mark.gui
 
 require_app()
+
+from ngp_app.gui.widgets import VIDEO_PATHS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +71,28 @@ def test_point_cloud_and_cameras_exported_by_clicks(app, tiny_snapshot: Path, tm
     meta = read_snapshot_meta(tiny_snapshot)["scene"]
     assert again.n_frames == len(meta["c2w"])
     assert torch.allclose(again.c2w, torch.tensor(meta["c2w"]), atol=1e-5)
+
+
+def test_a_sharp_video_by_clicks(app, tiny_snapshot: Path, tmp_path: Path) -> None:
+    """The video section's *samples per pixel* reaches the render: 2 samples give other frames than 1."""
+    import imageio.v2 as iio2
+
+    st = app.state
+    if st.current.snapshot_path is None:
+        xdnd_drop(app, tiny_snapshot)
+        assert app.pump(60, until=lambda: st.current.snapshot_path is not None and st.loader.loading is None)
+    choose(app, "video_path", next(k for k, v in VIDEO_PATHS.items() if v == "orbit"))
+    type_into(app, "video_frames", "2")
+    type_into(app, "video_w", "32")
+    type_into(app, "video_h", "24")
+    frames = {}
+    for spp in (1, 2):
+        out = tmp_path / f"spp{spp}.gif"
+        type_into(app, "video_spp", str(spp))
+        type_into(app, "video_out", str(out))
+        click_item(app, "video_render")
+        assert app.pump(120, until=lambda out=out: out.is_file() and "saved video" in st.status), st.status
+        frames[spp] = np.stack(list(iio2.mimread(out)))
+    assert st.paths.path_editor.video.spp == 2
+    assert frames[1].shape == frames[2].shape and frames[1].shape[0] == 2
+    assert not np.array_equal(frames[1], frames[2])

@@ -39,6 +39,17 @@ def look(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def spp(sp: argparse.ArgumentParser, default: int | None = None) -> None:
+    """``--spp N``: jittered sub-pixel rays per pixel, averaged (sharp final renders; 1 for previews)."""
+    sp.add_argument(
+        "--spp",
+        type=types.int_in(1, types.MAX_SPP),
+        default=default,
+        help=f"samples per pixel, 1..{types.MAX_SPP}: jittered sub-pixel rays averaged, for sharp edges and fine "
+        "texture (instant-ngp's --video_spp; time grows with it; default 1)",
+    )
+
+
 def with_look(nerf: Any, frame: int | None) -> Any:
     """``nerf`` (a ``NerfModel``) with ``--look FRAME`` applied; a frame it cannot show is a one-line error."""
     from ..errors import NgpError

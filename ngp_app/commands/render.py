@@ -33,6 +33,7 @@ def register(sub: Any, options: Any) -> None:
     r.add_argument("--alpha", action="store_true", help="write an alpha channel (PNG)")
     r.add_argument("--out", required=True)
     options.look(r)
+    options.spp(r, default=1)
     options.common(r)
     r.set_defaults(func=run)
 
@@ -63,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
     field, background = shaded_field(looked.field, args.mode, args.background)
     nerf = looked.with_field(field)
     if args.mode in FLOAT_MODES:
-        out = nerf.render(camera, background)
+        out = nerf.render(camera, background, spp=args.spp)
         pixels = torch.from_numpy(picture(args.mode, out))  # as the app and ``ngp video`` draw it
         if args.alpha:
             pixels = torch.cat([pixels, (out["opacity"].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8)[..., None]], -1)
     else:  # colours (or normals) straight into uint8 RGBA: alpha is the opacity
-        rgba = nerf.render_rgba(camera, background)["rgba"]
+        rgba = nerf.render_rgba(camera, background, spp=args.spp)["rgba"]
         pixels = rgba if args.alpha else rgba[..., :3]
     log.info("rendered %dx%d in %.2f s", args.width, args.height, time.perf_counter() - t)
     atomic_write_bytes(path, iio.imwrite("<bytes>", pixels.cpu().numpy(), extension=path.suffix.lower()))

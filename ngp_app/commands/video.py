@@ -84,6 +84,7 @@ def register(subparsers: Any, options: Any) -> None:
     )
     v.add_argument("--mode", choices=["rgb", "depth", "normals"], default=None, help="default: rgb")
     v.add_argument("--background", type=types.background, default=None, help="white | black | R,G,B (default: white)")
+    options.spp(v)
     options.look(v)
     options.common(v)
     v.set_defaults(func=run, sharded=True)
@@ -226,10 +227,11 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
                 args.background,
                 args.mode,
                 lambda done, total: bar.update(done - bar.n),
+                spp=args.spp,
             )
         else:
             width, height = even_size(plan.width, plan.height, check_output(args.out))
-            render = FrameRenderer(nerf, plan.cameras, width, height, args.background, args.mode)
+            render = FrameRenderer(nerf, plan.cameras, width, height, args.background, args.mode, args.spp)
             with ranks.shards(n, render) as frames:
                 if not first:
                     for _ in frames:  # this rank's share; rank 0 gathers and writes
@@ -253,10 +255,10 @@ def counted(items: Iterable[Any], bar: Any) -> Iterator[Any]:
 #: ``ngp video`` options a job may hold (its keys of the same names); the file names among them
 JOB_OPTIONS = (
     "snapshot", "out", "path", "dataparser_transforms", "frames", "fps", "seconds", "width", "height", "fov",
-    "radius", "elevation", "loop", "mode", "background", "look",
+    "radius", "elevation", "loop", "mode", "background", "look", "spp",
 )  # fmt: skip
 JOB_FILES = ("snapshot", "out", "path", "dataparser_transforms")
-VIDEO_DEFAULTS = {"path": "orbit", "mode": "rgb", "background": (1.0, 1.0, 1.0), "loop": False}
+VIDEO_DEFAULTS = {"path": "orbit", "mode": "rgb", "background": (1.0, 1.0, 1.0), "loop": False, "spp": 1}
 
 
 def is_file_option(name: str, value: Any) -> bool:

@@ -163,7 +163,8 @@ def path_camera(cam: PathCamera, width: int, height: int) -> Camera:
 
 class FrameRenderer:
     """Frame ``i`` of ``nerf`` along ``cameras`` as a (height, width, 3) uint8 picture, for any ``i`` in any order:
-    ``depth`` uses the first frame's range for the whole path (so it does not flicker; rendered once when needed)."""
+    ``depth`` uses the first frame's range for the whole path (so it does not flicker; rendered once when needed);
+    ``spp`` jittered samples per pixel (``render.supersample``)."""
 
     def __init__(
         self,
@@ -173,6 +174,7 @@ class FrameRenderer:
         height: int,
         background: tuple[float, float, float] = (1.0, 1.0, 1.0),
         mode: str = "rgb",
+        spp: int = 1,
     ) -> None:
         from ..render.pictures import shaded_field
 
@@ -180,7 +182,7 @@ class FrameRenderer:
             raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
         field, self.background = shaded_field(nerf.field, mode, background)
         self.shaded = nerf.with_field(field)
-        self.cameras, self.width, self.height, self.mode = cameras, width, height, mode
+        self.cameras, self.width, self.height, self.mode, self.spp = cameras, width, height, mode, spp
         self.near_far: tuple[float, float] | None = None
 
     def _camera(self, i: int) -> Camera:
@@ -192,10 +194,11 @@ class FrameRenderer:
 
         camera = self._camera(i)
         if self.mode not in FLOAT_MODES:  # colours (or normals) rendered straight into uint8
-            return self.shaded.render_rgba(camera, self.background, progress=chunk)["rgba"][..., :3].cpu().numpy()
-        out = self.shaded.render(camera, self.background, progress=chunk)
+            rgba = self.shaded.render_rgba(camera, self.background, spp=self.spp, progress=chunk)["rgba"]
+            return rgba[..., :3].cpu().numpy()
+        out = self.shaded.render(camera, self.background, spp=self.spp, progress=chunk)
         if self.near_far is None:
-            first = out if i == 0 else self.shaded.render(self._camera(0), self.background)
+            first = out if i == 0 else self.shaded.render(self._camera(0), self.background, spp=self.spp)
             self.near_far = depth_range(first["depth"], first["opacity"])
         return picture(self.mode, out, self.near_far)
 
@@ -209,12 +212,13 @@ def render_frames(
     mode: str = "rgb",
     progress: Callable[[int, int], None] | None = None,
     fraction: Callable[[float], None] | None = None,
+    spp: int = 1,
 ):
     """Yield (height, width, 3) uint8 frames of ``nerf`` along ``cameras``. ``mode``: ``rgb``, ``depth`` (as
     ``render.pictures`` draws it, with the first frame's range for the whole path, so it does not flicker) or
     ``normals``. ``progress(done, total)`` is called after each frame, ``fraction(f)`` after each render pass with
     the share of the whole video done (either may raise to stop: a long frame can be cancelled part-way)."""
-    render = FrameRenderer(nerf, cameras, width, height, background, mode)
+    render = FrameRenderer(nerf, cameras, width, height, background, mode, spp)
     n = len(cameras)
     for i in range(n):
         chunk = None if fraction is None else (lambda done, total, i=i: fraction((i + done / max(total, 1)) / n))
@@ -395,15 +399,16 @@ def export_video(
     progress: Callable[[int, int], None] | None = None,
     quality: int = 8,
     fraction: Callable[[float], None] | None = None,
+    spp: int = 1,
 ) -> Path:
     """Render ``nerf`` along ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10;
-    ``progress`` and ``fraction`` as ``render_frames``); returns the written path. Nothing is left behind when
-    it raises."""
+    ``progress``, ``fraction`` and ``spp`` as ``render_frames``); returns the written path. Nothing is left behind
+    when it raises."""
     kind = check_output(out)
     if not cameras:
         raise NgpError("the camera path has no frames")
     width, height = even_size(width, height, kind)
-    frames = render_frames(nerf, cameras, width, height, background, mode, progress, fraction)
+    frames = render_frames(nerf, cameras, width, height, background, mode, progress, fraction, spp)
     return write_frames(frames, len(cameras), out, width, height, fps, quality)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import dearpygui.dearpygui as dpg
 
+from ..cli_args import MAX_SPP
 from .path_editor import QUALITIES
 from .widgets import VIDEO_PATHS, fixed_lines, int_inputs, on_ui
 
@@ -159,6 +160,10 @@ class PathPanel:
             )
         dpg.set_item_callback("video_w", ui(lambda _s, a: self._size(w=a)))
         dpg.set_item_callback("video_h", ui(lambda _s, a: self._size(h=a)))
+        int_inputs(("samples per pixel", "video_spp", v.spp, 1))
+        dpg.set_item_callback("video_spp", ui(lambda _s, a: setattr(v, "spp", min(max(1, int(a)), MAX_SPP))))
+        with dpg.tooltip("video_spp"):
+            dpg.add_text("jittered rays per pixel, averaged: sharper edges and texture, slower (1 for previews)")
         dpg.add_checkbox(
             label="pause training while rendering",
             tag="video_pause",

@@ -182,7 +182,7 @@ class PathActions:
             self.set_status(str(exc), error=True)
             return None
         width, height = v.render_size()
-        return self._video_job(out, cams, fps, width, height, QUALITIES[v.quality][1], v.pause_training)
+        return self._video_job(out, cams, fps, width, height, QUALITIES[v.quality][1], v.pause_training, v.spp)
 
     def export_video(
         self,
@@ -195,6 +195,7 @@ class PathActions:
         loop: bool = False,
         quality: int = 8,
         pause_training: bool = False,
+        spp: int = 1,
     ) -> Job | None:
         """Render ``n_frames`` of a path (``keyframes``: the edited one, its timing kept; ``orbit``; ``train``) in
         the background (progress per frame, cancellable). The panel uses ``render_video``; this is for scripts."""
@@ -213,12 +214,20 @@ class PathActions:
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
-        return self._video_job(path, cams, fps, width, height, quality, pause_training)
+        return self._video_job(path, cams, fps, width, height, quality, pause_training, spp)
 
     def _video_job(
-        self, out: str | Path, cams: list[Any], fps: float, width: int, height: int, quality: int, pause_training: bool
+        self,
+        out: str | Path,
+        cams: list[Any],
+        fps: float,
+        width: int,
+        height: int,
+        quality: int,
+        pause_training: bool,
+        spp: int = 1,
     ) -> Job | None:
-        """A background job rendering ``cams`` into ``out`` from a copy of the model."""
+        """A background job rendering ``cams`` into ``out`` from a copy of the model (``spp`` samples per pixel)."""
         import os
 
         from ..export.video import check_video_target, export_video
@@ -255,6 +264,7 @@ class PathActions:
                 progress,
                 quality=quality,
                 fraction=job.report,
+                spp=spp,
             )
 
         def done(path: Path) -> None:

@@ -34,14 +34,15 @@ VIDEO_PATHS = ("keyframes", "orbit", "train")  # what the video follows: the edi
 @dataclass
 class VideoSettings:
     """How the panel renders a video: which path (``VIDEO_PATHS``; ``frames`` counts only for orbit/train, the
-    edited path has its duration x fps), size, quality (``QUALITIES``), whether training pauses meanwhile, and the
-    last video written."""
+    edited path has its duration x fps), size, quality (``QUALITIES``), samples per pixel (``spp``: 1 for previews,
+    more for sharp final renders), whether training pauses meanwhile, and the last video written."""
 
     path: str = "keyframes"
     frames: int = 120
     width: int = 640
     height: int = 360
     quality: str = "good"
+    spp: int = 1
     pause_training: bool = False
     last_output: Path | None = None
 

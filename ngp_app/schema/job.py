@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, model_validator
 
-from ..cli_args import MAX_FPS, MAX_IMAGE_SIDE, MAX_VIDEO_FRAMES, MIN_FPS
+from ..cli_args import MAX_FPS, MAX_IMAGE_SIDE, MAX_SPP, MAX_VIDEO_FRAMES, MIN_FPS
 from .camera_path import PathFile
 from .core import Bool, Int, IntIn, Model, Number, OneOf, Text, Vector, expect, invalid
 
@@ -52,6 +52,7 @@ class RenderJob(Model):
     mode: OneOf(*VIDEO_MODES) = None
     background: Colour = None
     look: Int(0) = None
+    spp: Int(1, MAX_SPP) = None
 
     @model_validator(mode="after")
     def _one_path(self) -> RenderJob:
