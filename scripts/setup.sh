@@ -10,11 +10,11 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing torch==2.13.0"
   "$PY" -m pip install -q torch==2.13.0
 fi
-extras="test,video,app,import"
+extras="test,video,app,import,export"
 
 # installed into $PY's environment (its metadata), not merely importable from the checkout or on PATH elsewhere
 if ! "$PY" -c "import importlib.metadata as m; m.distribution('ngp-app')
-import pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap" >/dev/null 2>&1; then
+import pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap, OpenEXR, scipy" >/dev/null 2>&1; then
   echo "[setup] installing ngp-app[$extras]"
   "$PY" -m pip install -q -e ".[$extras]"
 fi

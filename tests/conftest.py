@@ -109,3 +109,18 @@ def tiny_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainer.train(steps=60)
     out = tmp_path_factory.mktemp("video-snap")
     return save_snapshot(out, trainer.nerf, trainer.config, scene.metadata(), trainer.step_count)
+
+
+@pytest.fixture(scope="session")
+def demo_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 300-step snapshot of the bundled scene at 1/4 size (small config): for exports checked against the
+    scene's analytic surfaces."""
+    from ngp_app.config import load_config
+    from ngp_app.data.loaders import load_scene
+    from ngp_app.snapshot import save_snapshot
+    from ngp_app.train.trainer import Trainer
+
+    scene = load_scene(DEMO, "train", downscale=4)
+    trainer = Trainer(scene, load_config("small"), seed=0)
+    trainer.train(steps=300)
+    return save_snapshot(tmp_path_factory.mktemp("demo-300"), trainer.nerf, trainer.config, scene.metadata(), 300)

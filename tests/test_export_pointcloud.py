@@ -63,17 +63,9 @@ def ngp(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 300-step snapshot of the bundled scene at 1/4 size (small config)."""
-    from ngp_app.config import load_config
-    from ngp_app.data.loaders import load_scene
-    from ngp_app.snapshot import save_snapshot
-    from ngp_app.train.trainer import Trainer
-
-    scene = load_scene(DEMO, "train", downscale=4)
-    trainer = Trainer(scene, load_config("small"), seed=0)
-    trainer.train(steps=300)
-    return save_snapshot(tmp_path_factory.mktemp("pc-snap"), trainer.nerf, trainer.config, scene.metadata(), 300)
+def trained(demo_trained: Path) -> Path:
+    """The session's 300-step snapshot of the bundled scene at 1/4 size (conftest)."""
+    return demo_trained
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,14 @@ def register(sub: Any, options: Any) -> None:
     e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     e.add_argument("--background", type=types.background, default=(1.0, 1.0, 1.0), help="white | black | R,G,B")
     e.add_argument("--save-images", default=None, help="write rendered views here")
+    e.add_argument(
+        "--save-depth",
+        choices=["exr", "npy", "png"],
+        default=None,
+        help="with --save-images: also each view's depth in the scene's units (NNNN.depth.exr ...; png: 16-bit with "
+        "its scale in a .json beside it)",
+    )
+    options.depth_kind(e)
     e.add_argument("--per-image", action="store_true", help="include per-image metrics in the JSON")
     options.common(e)
     options.scene(e)
@@ -45,6 +53,7 @@ def evaluate_command(args: argparse.Namespace, ranks: Any) -> int:
     from ..data.loaders import load_scene
     from ..distributed import agreed
     from ..errors import NgpError
+    from ..export.depth import depth_format, write_depth
     from ..fileio import atomic_write_bytes
     from ..outputs import check_output_dir
     from ..snapshot import resolve_snapshot_path, snapshot_scene_path
@@ -55,6 +64,10 @@ def evaluate_command(args: argparse.Namespace, ranks: Any) -> int:
     first = ranks is None or ranks.first
     option, contents = "--save-images", "the rendered views"
     with agreed(ranks):
+        if args.save_depth is not None and args.save_images is None:
+            raise NgpError("--save-depth needs --save-images (the folder the depth files go into)")
+        if args.save_depth is not None:
+            depth_format(f"depth.{args.save_depth}")
         save_dir = check_output_dir(args.save_images, 0, option, contents) if args.save_images and first else None
     with agreed(ranks):
         device = resolve_device(args.device)
@@ -78,15 +91,31 @@ def evaluate_command(args: argparse.Namespace, ranks: Any) -> int:
             img = (pred.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
             atomic_write_bytes(save_dir / f"{i:04d}.png", iio.imwrite("<bytes>", img, extension=".png"))
 
+    def on_depth(i: int, depth: Any) -> None:
+        if save_dir is not None:
+            info = {"kind": args.depth_kind, "units": "scene", "image": scene.file_names[i]}
+            write_depth(save_dir / f"{i:04d}.depth.{args.save_depth}", depth, info)
+
+    depth_kind = args.depth_kind if args.save_depth is not None else None
+
     fit = fit_settings(snap.config)
     if ranks is None:
-        res = evaluate(snap.nerf, scene, args.background, on_image, progress=not args.quiet, fit=fit)
+        res = evaluate(
+            snap.nerf,
+            scene,
+            args.background,
+            on_image,
+            progress=not args.quiet,
+            fit=fit,
+            depth_kind=depth_kind,
+            on_depth=on_depth if depth_kind is not None else None,
+        )
     else:
         snap.nerf.field.eval()
         keep = args.save_images is not None
 
         def score(i: int) -> Any:
-            s = score_image(snap.nerf, scene, i, args.background, fit, keep_image=keep)
+            s = score_image(snap.nerf, scene, i, args.background, fit, keep_image=keep, depth_kind=depth_kind)
             s.gt = None  # rank 0 needs the rendered view only
             return s
 
@@ -97,6 +126,8 @@ def evaluate_command(args: argparse.Namespace, ranks: Any) -> int:
                     scores.append(s)
                     if s.pred is not None:
                         on_image(i, s.pred, None)
+                    if s.depth is not None:
+                        on_depth(i, s.depth)
                     bar.update(1)
         if not first:
             return 0

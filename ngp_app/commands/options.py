@@ -50,6 +50,28 @@ def spp(sp: argparse.ArgumentParser, default: int | None = None) -> None:
     )
 
 
+def depth_out(sp: argparse.ArgumentParser, what: str) -> None:
+    """``--depth-out`` (``what``: where the depth goes) and ``--depth-kind ray|z``: metric depth beside the picture."""
+    sp.add_argument(
+        "--depth-out",
+        default=None,
+        metavar="PATH",
+        help=f"also write the depth in the scene's units to {what}: .exr (32-bit float), .npy, or .png (16-bit, "
+        "its scale in a .json beside it); 0 where nothing is hit (docs/export.md)",
+    )
+    depth_kind(sp)
+
+
+def depth_kind(sp: argparse.ArgumentParser) -> None:
+    """``--depth-kind ray|z`` for commands that write metric depth."""
+    sp.add_argument(
+        "--depth-kind",
+        choices=["ray", "z"],
+        default="ray",
+        help="ray: distance from the camera along the ray; z: along the camera's viewing axis (default: ray)",
+    )
+
+
 def with_look(nerf: Any, frame: int | None) -> Any:
     """``nerf`` (a ``NerfModel``) with ``--look FRAME`` applied; a frame it cannot show is a one-line error."""
     from ..errors import NgpError

@@ -34,6 +34,7 @@ def register(sub: Any, options: Any) -> None:
     r.add_argument("--out", required=True)
     options.look(r)
     options.spp(r, default=1)
+    options.depth_out(r, "this file")
     options.common(r)
     r.set_defaults(func=run)
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..backends import resolve_device
     from ..compute import resolve_ops
+    from ..export.depth import check_depth_target, metric_depth, write_depth
     from ..fileio import atomic_write_bytes
     from ..limits import check_render_memory
     from ..outputs import IMAGE_SUFFIXES, check_output_file
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from .options import with_look
 
     path = check_output_file(args.out, IMAGE_SUFFIXES, args.width * args.height * 4, "image")
+    depth_path = check_depth_target(args.depth_out, args.width * args.height) if args.depth_out else None
     if args.alpha and path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
         raise NgpError(f"{path}: {path.suffix} has no alpha channel; write a .png (or .tif) with --alpha")
     device = resolve_device(args.device)
@@ -63,15 +66,20 @@ def run(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     field, background = shaded_field(looked.field, args.mode, args.background)
     nerf = looked.with_field(field)
+    out = None
     if args.mode in FLOAT_MODES:
         out = nerf.render(camera, background, spp=args.spp)
         pixels = torch.from_numpy(picture(args.mode, out))  # as the app and ``ngp video`` draw it
         if args.alpha:
             pixels = torch.cat([pixels, (out["opacity"].cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8)[..., None]], -1)
     else:  # colours (or normals) straight into uint8 RGBA: alpha is the opacity
-        rgba = nerf.render_rgba(camera, background, spp=args.spp)["rgba"]
-        pixels = rgba if args.alpha else rgba[..., :3]
+        out = nerf.render_rgba(camera, background, spp=args.spp, floats=depth_path is not None)
+        pixels = out["rgba"] if args.alpha else out["rgba"][..., :3]
     log.info("rendered %dx%d in %.2f s", args.width, args.height, time.perf_counter() - t)
     atomic_write_bytes(path, iio.imwrite("<bytes>", pixels.cpu().numpy(), extension=path.suffix.lower()))
     print(str(path))
+    if depth_path is not None:
+        depth = metric_depth(out, camera, float(snap.scene.get("scale", 0.33)), args.depth_kind)
+        for written in write_depth(depth_path, depth, {"kind": args.depth_kind, "units": "scene"}):
+            print(str(written))
     return 0

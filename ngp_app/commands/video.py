@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -85,6 +86,14 @@ def register(subparsers: Any, options: Any) -> None:
     v.add_argument("--mode", choices=["rgb", "depth", "normals"], default=None, help="default: rgb")
     v.add_argument("--background", type=types.background, default=None, help="white | black | R,G,B (default: white)")
     options.spp(v)
+    v.add_argument(
+        "--depth-out",
+        default=None,
+        metavar="FOLDER",
+        help="also write each frame's depth in the scene's units into this new or empty folder (00000.exr, ...)",
+    )
+    v.add_argument("--depth-format", choices=["exr", "npy", "png"], default="exr", help="depth files (default: exr)")
+    options.depth_kind(v)
     options.look(v)
     options.common(v)
     v.set_defaults(func=run, sharded=True)
@@ -175,7 +184,16 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
     from ..compute import resolve_ops
     from ..distributed import agreed
     from ..errors import NgpError
-    from ..export.video import FrameRenderer, check_output, check_video_target, even_size, export_video, write_frames
+    from ..export.video import (
+        DepthFrames,
+        FrameRenderer,
+        check_depth_folder,
+        check_output,
+        check_video_target,
+        even_size,
+        export_video,
+        write_frames,
+    )
     from ..limits import check_render_memory
     from ..train.run_files import load_run_snapshot
     from .options import with_look
@@ -191,6 +209,8 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
         fill_defaults(args)
         if first:
             check_output(args.out)  # fail before anything else
+            if args.depth_out is not None:
+                check_depth_folder(args.depth_out, args.depth_format)
     with agreed(ranks):
         device = resolve_device(args.device)
         device = ranks.device(device) if ranks is not None else device
@@ -216,7 +236,7 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
     )
     bar = tqdm(total=n, unit="frame", desc="video", dynamic_ncols=True, disable=args.quiet or not first)
     try:
-        if ranks is None:
+        if ranks is None and args.depth_out is None:
             path = export_video(
                 nerf,
                 plan.cameras,
@@ -231,13 +251,24 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
             )
         else:
             width, height = even_size(plan.width, plan.height, check_output(args.out))
-            render = FrameRenderer(nerf, plan.cameras, width, height, args.background, args.mode, args.spp)
-            with ranks.shards(n, render) as frames:
-                if not first:
-                    for _ in frames:  # this rank's share; rank 0 gathers and writes
-                        pass
-                    return 0
-                path = write_frames(counted(frames, bar), n, args.out, width, height, plan.fps)
+            depth = None
+            if args.depth_out is not None:
+                depth = DepthFrames(args.depth_out, f".{args.depth_format}", args.depth_kind, snap.scene["scale"])
+            render = FrameRenderer(nerf, plan.cameras, width, height, args.background, args.mode, args.spp, depth)
+            frames: Iterable[Any]
+            if ranks is None:
+                frames = (render(i) for i in range(n))
+            else:
+                frames = ranks.shards(n, render)
+            with contextlib.ExitStack() as stack:
+                if ranks is not None:
+                    frames = stack.enter_context(frames)
+                    if not first:
+                        for _ in frames:  # this rank's share; rank 0 gathers and writes
+                            pass
+                        return 0
+                pictures = counted(frames if depth is None else depth.written(frames), bar)
+                path = write_frames(pictures, n, args.out, width, height, plan.fps)
     finally:
         bar.close()
     print(str(path))

@@ -18,9 +18,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -175,6 +175,7 @@ class FrameRenderer:
         background: tuple[float, float, float] = (1.0, 1.0, 1.0),
         mode: str = "rgb",
         spp: int = 1,
+        depth: DepthFrames | None = None,
     ) -> None:
         from ..render.pictures import shaded_field
 
@@ -183,24 +184,63 @@ class FrameRenderer:
         field, self.background = shaded_field(nerf.field, mode, background)
         self.shaded = nerf.with_field(field)
         self.cameras, self.width, self.height, self.mode, self.spp = cameras, width, height, mode, spp
+        self.depth = depth
         self.near_far: tuple[float, float] | None = None
 
     def _camera(self, i: int) -> Camera:
         return path_camera(self.cameras[i], self.width, self.height)
 
-    def __call__(self, i: int, chunk: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """Frame ``i``; ``chunk(done, total)`` after each render pass."""
+    def __call__(self, i: int, chunk: Callable[[int, int], None] | None = None) -> Any:
+        """Frame ``i``; ``chunk(done, total)`` after each render pass. With ``depth``: (picture, metric depth)."""
         from ..render.pictures import FLOAT_MODES, depth_range, picture
 
         camera = self._camera(i)
         if self.mode not in FLOAT_MODES:  # colours (or normals) rendered straight into uint8
-            rgba = self.shaded.render_rgba(camera, self.background, spp=self.spp, progress=chunk)["rgba"]
-            return rgba[..., :3].cpu().numpy()
-        out = self.shaded.render(camera, self.background, spp=self.spp, progress=chunk)
-        if self.near_far is None:
-            first = out if i == 0 else self.shaded.render(self._camera(0), self.background, spp=self.spp)
-            self.near_far = depth_range(first["depth"], first["opacity"])
-        return picture(self.mode, out, self.near_far)
+            out = self.shaded.render_rgba(
+                camera, self.background, spp=self.spp, progress=chunk, floats=self.depth is not None
+            )
+            pixels = out["rgba"][..., :3].cpu().numpy()
+        else:
+            out = self.shaded.render(camera, self.background, spp=self.spp, progress=chunk)
+            if self.near_far is None:
+                first = out if i == 0 else self.shaded.render(self._camera(0), self.background, spp=self.spp)
+                self.near_far = depth_range(first["depth"], first["opacity"])
+            pixels = picture(self.mode, out, self.near_far)
+        return pixels if self.depth is None else (pixels, self.depth.of(out, camera))
+
+
+class DepthFrames:
+    """Each frame's metric depth (``export.depth``) into a folder, one file a frame (``00000.exr`` ...), written by
+    whoever writes the video (rank 0 under ``torchrun``)."""
+
+    def __init__(self, folder: str | Path, fmt: str, kind: str, scale: float) -> None:
+        self.folder, self.fmt, self.kind, self.scale = Path(folder), fmt, kind, scale
+
+    def of(self, out: dict[str, Any], camera: Camera) -> np.ndarray:
+        from .depth import metric_depth
+
+        return metric_depth(out, camera, self.scale, self.kind)
+
+    def written(self, frames: Iterable[Any]) -> Iterator[np.ndarray]:
+        """The pictures of (picture, depth) frames, each depth written as its frame passes."""
+        from .depth import write_depth
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for i, (pixels, depth) in enumerate(frames):
+            write_depth(self.folder / f"{i:05d}{self.fmt}", depth, {"kind": self.kind, "units": "scene", "frame": i})
+            yield pixels
+
+
+def check_depth_folder(folder: str | Path, fmt: str) -> str:
+    """Before any work: a depth format we can write (``exr``, ``npy``, ``png``) and a new or empty folder."""
+    from ..outputs import check_output_dir
+    from .depth import depth_format
+
+    suffix = depth_format(f"depth.{fmt}")
+    p = check_output_dir(folder, 0, "--depth-out", "one depth file a frame")
+    if p.is_dir() and any(p.iterdir()):
+        raise NgpError(f"{p}: is not empty; --depth-out needs a new or empty folder (nothing in it is replaced)")
+    return suffix
 
 
 def render_frames(

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ..data.cameras import Camera
 from ..data.scene import Scene
 from ..nerf_model import NerfModel
+from ..render.depth import metric_depth
 from .appearance_fit import FitSettings, fit_look, left_width, protocol, right_half
 from .metrics import mse, mse_to_psnr, ssim
 
@@ -24,6 +26,8 @@ def evaluate(
     on_image: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     progress: bool = False,
     fit: FitSettings | None = None,
+    depth_kind: str | None = None,
+    on_depth: Callable[[int, np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """Render every frame of ``scene`` with ``nerf`` and compare with its images composited on ``background``.
 
@@ -33,7 +37,8 @@ def evaluate(
     These render the default look (the mean appearance code, no exposure change). ``psnr_nerfw``: the mean PSNR of
     the images' right halves, with a model with per-image appearance after fitting each image's look on its left
     half (``fit``, default ``FitSettings()``), else as rendered; ``nerfw_protocol`` says which.
-    Pixels a mask leaves out (``Scene.mask``) count in none of them.
+    Pixels a mask leaves out (``Scene.mask``) count in none of them. ``on_depth(i, depth)`` gets each image's metric
+    depth of ``depth_kind`` (ray or z) when both are given.
     """
     nerf.field.eval()
     indices = range(scene.n_frames)
@@ -43,10 +48,13 @@ def evaluate(
         indices = tqdm(indices, desc="eval", unit="img")
     scores = []
     for i in indices:
-        score = score_image(nerf, scene, i, background, fit, keep_image=on_image is not None)
+        kind = depth_kind if on_depth is not None else None
+        score = score_image(nerf, scene, i, background, fit, keep_image=on_image is not None, depth_kind=kind)
         scores.append(score)
         if on_image is not None:
             on_image(i, score.pred, score.gt)
+        if on_depth is not None and score.depth is not None:
+            on_depth(i, score.depth)
     return summarize(nerf, scores, fit)
 
 
@@ -60,6 +68,7 @@ class ImageScore:
     pixels: int
     pred: torch.Tensor | None = None
     gt: torch.Tensor | None = None
+    depth: np.ndarray | None = None  # metric depth (H, W) when asked for (``render.depth``)
 
 
 @torch.no_grad()
@@ -70,15 +79,18 @@ def score_image(
     background: tuple[float, float, float] = (1.0, 1.0, 1.0),
     fit: FitSettings | None = None,
     keep_image: bool = False,
+    depth_kind: str | None = None,
 ) -> ImageScore:
     """Render frame ``i`` of ``scene`` and compare it with its image (``evaluate``'s per-image work; independent of
-    the other frames, so ranks can share a scene's frames)."""
+    the other frames, so ranks can share a scene's frames); ``depth_kind`` (ray or z) keeps its metric depth."""
     fit = fit or FitSettings()
     bg = torch.tensor(background, dtype=torch.float32)
     gt = scene.image(i).float().cpu() / 255.0
     if gt.shape[-1] == 4:
         gt = gt[..., :3] * gt[..., 3:] + bg * (1.0 - gt[..., 3:])
-    pred = nerf.render(scene.camera(i), background)["rgb"].cpu().clamp(0, 1)
+    out = nerf.render(scene.camera(i), background)
+    pred = out["rgb"].cpu().clamp(0, 1)
+    depth = metric_depth(out, scene.camera(i), scene.scale, depth_kind) if depth_kind is not None else None
     mask = scene.mask(i)
     mask = mask.cpu() if mask is not None else None
     err = mse(pred, gt, mask)
@@ -90,7 +102,7 @@ def score_image(
         "ssim": ssim(pred, gt, mask=mask),
         "psnr_nerfw": right,
     }
-    return ImageScore(record, err * n, n, pred if keep_image else None, gt if keep_image else None)
+    return ImageScore(record, err * n, n, pred if keep_image else None, gt if keep_image else None, depth)
 
 
 def summarize(nerf: NerfModel, scores: Sequence[ImageScore], fit: FitSettings | None = None) -> dict[str, Any]:
