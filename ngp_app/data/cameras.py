@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -32,14 +32,35 @@ class Camera:
     width: int
     height: int
     distortion: tuple[float, ...] = (0.0,) * 7
+    model: str = "pinhole"  # or "equirectangular": a 360 x 180 degree panorama (``equirect_directions``)
 
     def __post_init__(self) -> None:
         self.distortion = as_distortion(self.distortion)
+        if self.model not in CAMERA_MODELS:
+            raise ValueError(f"unknown camera model {self.model!r} (choose from {', '.join(CAMERA_MODELS)})")
 
     def scaled(self, width: int, height: int) -> Camera:
         """The same camera at another resolution (intrinsics scaled)."""
         sx, sy = width / self.width, height / self.height
-        return Camera(self.c2w, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height, self.distortion)
+        return Camera(
+            self.c2w, self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height, self.distortion, self.model
+        )
+
+    def panorama(self) -> Camera:
+        """The equirectangular camera at this one's place and orientation (the principal point at the centre)."""
+        return replace(self, model="equirectangular", cx=self.width / 2.0, cy=self.height / 2.0)
+
+
+CAMERA_MODELS = ("pinhole", "equirectangular")
+
+
+def equirect_directions(u: torch.Tensor, v: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """Camera-frame unit directions (n, 3) (x right, y down, z forward) of equirectangular image positions u, v (n,)
+    (pixels): the image's width spans longitude -180..180 degrees (0 at ``cx``, positive to the right) and its
+    height latitude 90..-90 (0 at ``cy``, up at the top)."""
+    lon = (u - camera.cx) / camera.width * (2.0 * math.pi)
+    lat = -(v - camera.cy) / camera.height * math.pi
+    return torch.stack([torch.cos(lat) * torch.sin(lon), -torch.sin(lat), torch.cos(lat) * torch.cos(lon)], dim=-1)
 
 
 def nerf_to_ngp(
@@ -211,6 +232,10 @@ def camera_rays(camera: Camera, device: torch.device | str = "cpu") -> tuple[tor
         torch.arange(camera.width, device=device, dtype=torch.float32) + 0.5,
         indexing="ij",
     )
+    if camera.model == "equirectangular":
+        c2w = camera.c2w.to(device).float()
+        d = equirect_directions(u.reshape(-1), v.reshape(-1), camera) @ c2w[:, :3].T
+        return c2w[:, 3].expand_as(d), d / d.norm(dim=-1, keepdim=True)
     intr = torch.tensor([camera.fx, camera.fy, camera.cx, camera.cy], dtype=torch.float32, device=device)
     # A plain pinhole needs no distortion tensor (and pixel_rays then reads nothing back from the device).
     lens = camera.distortion
