@@ -50,6 +50,25 @@ def spp(sp: argparse.ArgumentParser, default: int | None = None) -> None:
     )
 
 
+def camera_model(sp: argparse.ArgumentParser, default: str | None = "pinhole") -> None:
+    """``--camera-model pinhole|equirectangular``: a perspective picture or a 360-degree panorama (2:1 frames)."""
+    sp.add_argument(
+        "--camera-model",
+        choices=["pinhole", "equirectangular"],
+        default=default,
+        help="equirectangular: a 360 x 180 degree panorama from the camera's place (width = 2 x height; mp4s get "
+        "the spherical-video metadata players need); default: pinhole",
+    )
+
+
+def check_panorama_size(model: str | None, width: int, height: int) -> None:
+    """An equirectangular picture is twice as wide as it is high; anything else is a one-line error."""
+    from ..errors import NgpError
+
+    if model == "equirectangular" and width != 2 * height:
+        raise NgpError(f"--camera-model equirectangular needs a 2:1 size (width = 2 x height), got {width}x{height}")
+
+
 def depth_out(sp: argparse.ArgumentParser, what: str) -> None:
     """``--depth-out`` (``what``: where the depth goes) and ``--depth-kind ray|z``: metric depth beside the picture."""
     sp.add_argument(

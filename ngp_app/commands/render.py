@@ -34,6 +34,7 @@ def register(sub: Any, options: Any) -> None:
     r.add_argument("--out", required=True)
     options.look(r)
     options.spp(r, default=1)
+    options.camera_model(r)
     options.depth_out(r, "this file")
     options.common(r)
     r.set_defaults(func=run)
@@ -52,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from ..render.cameras_cli import camera_from_spec
     from ..render.pictures import FLOAT_MODES, picture, shaded_field
     from ..train.run_files import load_run_snapshot
-    from .options import with_look
+    from .options import check_panorama_size, with_look
 
     path = check_output_file(args.out, IMAGE_SUFFIXES, args.width * args.height * 4, "image")
+    check_panorama_size(args.camera_model, args.width, args.height)
     depth_path = check_depth_target(args.depth_out, args.width * args.height) if args.depth_out else None
     if args.alpha and path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
         raise NgpError(f"{path}: {path.suffix} has no alpha channel; write a .png (or .tif) with --alpha")
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
     looked = with_look(snap.nerf, args.look)
     camera = camera_from_spec(args.camera, snap.scene, args.width, args.height, args.fov)
+    if args.camera_model == "equirectangular":
+        camera = camera.panorama()
     t = time.perf_counter()
     field, background = shaded_field(looked.field, args.mode, args.background)
     nerf = looked.with_field(field)

@@ -86,6 +86,7 @@ def register(subparsers: Any, options: Any) -> None:
     v.add_argument("--mode", choices=["rgb", "depth", "normals"], default=None, help="default: rgb")
     v.add_argument("--background", type=types.background, default=None, help="white | black | R,G,B (default: white)")
     options.spp(v)
+    options.camera_model(v, default=None)
     v.add_argument(
         "--depth-out",
         default=None,
@@ -196,7 +197,7 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
     )
     from ..limits import check_render_memory
     from ..train.run_files import load_run_snapshot
-    from .options import with_look
+    from .options import check_panorama_size, with_look
 
     first = ranks is None or ranks.first
     with agreed(ranks):
@@ -220,6 +221,7 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
         if first:
             check_video_target(args.out, len(plan.cameras), plan.width, plan.height)
         check_render_memory(plan.width, plan.height, device, "rendering frames of")
+        check_panorama_size(args.camera_model, plan.width, plan.height)
         if not plan.cameras:
             raise NgpError("the camera path has no frames")
     n = len(plan.cameras)
@@ -248,13 +250,16 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
                 args.mode,
                 lambda done, total: bar.update(done - bar.n),
                 spp=args.spp,
+                camera_model=args.camera_model,
             )
         else:
             width, height = even_size(plan.width, plan.height, check_output(args.out))
             depth = None
             if args.depth_out is not None:
                 depth = DepthFrames(args.depth_out, f".{args.depth_format}", args.depth_kind, snap.scene["scale"])
-            render = FrameRenderer(nerf, plan.cameras, width, height, args.background, args.mode, args.spp, depth)
+            render = FrameRenderer(
+                nerf, plan.cameras, width, height, args.background, args.mode, args.spp, depth, args.camera_model
+            )
             frames: Iterable[Any]
             if ranks is None:
                 frames = (render(i) for i in range(n))
@@ -268,7 +273,8 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
                             pass
                         return 0
                 pictures = counted(frames if depth is None else depth.written(frames), bar)
-                path = write_frames(pictures, n, args.out, width, height, plan.fps)
+                spherical = args.camera_model == "equirectangular"
+                path = write_frames(pictures, n, args.out, width, height, plan.fps, spherical=spherical)
     finally:
         bar.close()
     print(str(path))
@@ -286,10 +292,17 @@ def counted(items: Iterable[Any], bar: Any) -> Iterator[Any]:
 #: ``ngp video`` options a job may hold (its keys of the same names); the file names among them
 JOB_OPTIONS = (
     "snapshot", "out", "path", "dataparser_transforms", "frames", "fps", "seconds", "width", "height", "fov",
-    "radius", "elevation", "loop", "mode", "background", "look", "spp",
+    "radius", "elevation", "loop", "mode", "background", "look", "spp", "camera_model",
 )  # fmt: skip
 JOB_FILES = ("snapshot", "out", "path", "dataparser_transforms")
-VIDEO_DEFAULTS = {"path": "orbit", "mode": "rgb", "background": (1.0, 1.0, 1.0), "loop": False, "spp": 1}
+VIDEO_DEFAULTS = {
+    "path": "orbit",
+    "mode": "rgb",
+    "background": (1.0, 1.0, 1.0),
+    "loop": False,
+    "spp": 1,
+    "camera_model": "pinhole",
+}
 
 
 def is_file_option(name: str, value: Any) -> bool:

@@ -176,6 +176,7 @@ class FrameRenderer:
         mode: str = "rgb",
         spp: int = 1,
         depth: DepthFrames | None = None,
+        camera_model: str = "pinhole",
     ) -> None:
         from ..render.pictures import shaded_field
 
@@ -184,11 +185,12 @@ class FrameRenderer:
         field, self.background = shaded_field(nerf.field, mode, background)
         self.shaded = nerf.with_field(field)
         self.cameras, self.width, self.height, self.mode, self.spp = cameras, width, height, mode, spp
-        self.depth = depth
+        self.depth, self.camera_model = depth, camera_model
         self.near_far: tuple[float, float] | None = None
 
     def _camera(self, i: int) -> Camera:
-        return path_camera(self.cameras[i], self.width, self.height)
+        camera = path_camera(self.cameras[i], self.width, self.height)
+        return camera.panorama() if self.camera_model == "equirectangular" else camera
 
     def __call__(self, i: int, chunk: Callable[[int, int], None] | None = None) -> Any:
         """Frame ``i``; ``chunk(done, total)`` after each render pass. With ``depth``: (picture, metric depth)."""
@@ -253,12 +255,13 @@ def render_frames(
     progress: Callable[[int, int], None] | None = None,
     fraction: Callable[[float], None] | None = None,
     spp: int = 1,
+    camera_model: str = "pinhole",
 ):
     """Yield (height, width, 3) uint8 frames of ``nerf`` along ``cameras``. ``mode``: ``rgb``, ``depth`` (as
     ``render.pictures`` draws it, with the first frame's range for the whole path, so it does not flicker) or
     ``normals``. ``progress(done, total)`` is called after each frame, ``fraction(f)`` after each render pass with
     the share of the whole video done (either may raise to stop: a long frame can be cancelled part-way)."""
-    render = FrameRenderer(nerf, cameras, width, height, background, mode, spp)
+    render = FrameRenderer(nerf, cameras, width, height, background, mode, spp, camera_model=camera_model)
     n = len(cameras)
     for i in range(n):
         chunk = None if fraction is None else (lambda done, total, i=i: fraction((i + done / max(total, 1)) / n))
@@ -267,8 +270,9 @@ def render_frames(
             progress(i + 1, n)
 
 
-def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -> Path:
-    """Write an iterable of (h, w, 3) uint8 frames to ``path`` (.mp4, .gif, or a folder of PNGs) atomically."""
+def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8, spherical: bool = False) -> Path:
+    """Write an iterable of (h, w, 3) uint8 frames to ``path`` (.mp4, .gif, or a folder of PNGs) atomically;
+    ``spherical``: the frames are equirectangular panoramas (an mp4 says so in its metadata)."""
 
     p = Path(path)
     kind = check_output(p)
@@ -281,7 +285,7 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
     os.unlink(probe[1])
     remove_dead_partials(p)
     try:
-        return _write(frames, p, kind, fps, quality)
+        return _write(frames, p, kind, fps, quality, spherical)
     except (OSError, RuntimeError, ValueError) as exc:  # ffmpeg and imageio report a full disk in their own ways
         full = disk_full_error(p, exc, "the frames" if kind == "frames" else f"the {kind}")
         if full is not None:
@@ -289,7 +293,7 @@ def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8) -
         raise
 
 
-def _write(frames, p: Path, kind: str, fps: float, quality: int) -> Path:
+def _write(frames, p: Path, kind: str, fps: float, quality: int, spherical: bool = False) -> Path:
     """``write_video``'s work once the target is checked: frames to a partial file or folder, then the swap."""
     import imageio.v2 as iio2
     import imageio.v3 as iio
@@ -332,6 +336,10 @@ def _write(frames, p: Path, kind: str, fps: float, quality: int) -> Path:
                     writer.append_data(frame)
             finally:
                 writer.close()
+            if spherical:
+                from .spherical import with_spherical_metadata
+
+                tmp.write_bytes(with_spherical_metadata(tmp.read_bytes()))
         else:
             images = list(frames)
             if not images:
@@ -440,6 +448,7 @@ def export_video(
     quality: int = 8,
     fraction: Callable[[float], None] | None = None,
     spp: int = 1,
+    camera_model: str = "pinhole",
 ) -> Path:
     """Render ``nerf`` along ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10;
     ``progress``, ``fraction`` and ``spp`` as ``render_frames``); returns the written path. Nothing is left behind
@@ -448,16 +457,24 @@ def export_video(
     if not cameras:
         raise NgpError("the camera path has no frames")
     width, height = even_size(width, height, kind)
-    frames = render_frames(nerf, cameras, width, height, background, mode, progress, fraction, spp)
-    return write_frames(frames, len(cameras), out, width, height, fps, quality)
+    frames = render_frames(nerf, cameras, width, height, background, mode, progress, fraction, spp, camera_model)
+    spherical = camera_model == "equirectangular"
+    return write_frames(frames, len(cameras), out, width, height, fps, quality, spherical)
 
 
 def write_frames(
-    frames: Iterable[np.ndarray], n: int, out: str | Path, width: int, height: int, fps: float, quality: int = 8
+    frames: Iterable[np.ndarray],
+    n: int,
+    out: str | Path,
+    width: int,
+    height: int,
+    fps: float,
+    quality: int = 8,
+    spherical: bool = False,
 ) -> Path:
     """``write_video`` of ``n`` frames of ``width`` x ``height`` that are rendered as they are drawn (by
     ``render_frames``, or gathered from several ranks), with the time it took logged."""
     t = time.perf_counter()
-    path = write_video(frames, out, fps, quality)
+    path = write_video(frames, out, fps, quality, spherical)
     log.info("wrote %d frames of %dx%d to %s in %.1f s", n, width, height, path, time.perf_counter() - t)
     return path

@@ -53,6 +53,7 @@ class RenderJob(Model):
     background: Colour = None
     look: Int(0) = None
     spp: Int(1, MAX_SPP) = None
+    camera_model: OneOf("pinhole", "equirectangular") = None
 
     @model_validator(mode="after")
     def _one_path(self) -> RenderJob:
