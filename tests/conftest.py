@@ -124,3 +124,23 @@ def demo_trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainer = Trainer(scene, load_config("small"), seed=0)
     trainer.train(steps=300)
     return save_snapshot(tmp_path_factory.mktemp("demo-300"), trainer.nerf, trainer.config, scene.metadata(), 300)
+
+
+@pytest.fixture(scope="session")
+def demo_surface() -> tuple[Any, Any]:
+    """Points (n, 3) on the bundled scene's analytic surfaces and their shaded colours (n, 3), ray-traced from its
+    training cameras (8,000 rays each), in its transforms.json coordinates."""
+    import numpy as np
+
+    from ngp_app.data import synthetic
+
+    meta = json.loads((DEMO / "transforms_train.json").read_text())
+    rng = np.random.default_rng(0)
+    points, colours = [], []
+    for frame in meta["frames"]:
+        px, py = rng.random(8000) * 800, rng.random(8000) * 800
+        o, d = synthetic.pixel_rays(np.asarray(frame["transform_matrix"]), px, py, 800, 800, meta["camera_angle_x"])
+        rgb, hit, t = synthetic.trace_rays(o, d)
+        points.append(o[hit] + t[hit, None] * d[hit])
+        colours.append(rgb[hit])
+    return np.concatenate(points), np.concatenate(colours)

@@ -3,7 +3,6 @@ the outlier filter, and one-line errors."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from ngp_app.data import synthetic
 from ngp_app.export.pointcloud import outlier_mask
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,18 +67,8 @@ def trained(demo_trained: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def surface() -> tuple[np.ndarray, np.ndarray]:
-    """Points on the demo's analytic surfaces and their shaded colours, ray-traced from its training cameras."""
-    meta = json.loads((DEMO / "transforms_train.json").read_text())
-    rng = np.random.default_rng(0)
-    points, colours = [], []
-    for frame in meta["frames"]:
-        px, py = rng.random(8000) * 800, rng.random(8000) * 800
-        o, d = synthetic.pixel_rays(np.asarray(frame["transform_matrix"]), px, py, 800, 800, meta["camera_angle_x"])
-        rgb, hit, t = synthetic.trace_rays(o, d)
-        points.append(o[hit] + t[hit, None] * d[hit])
-        colours.append(rgb[hit])
-    return np.concatenate(points), np.concatenate(colours)
+def surface(demo_surface: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return demo_surface
 
 
 @pytest.fixture(scope="module")

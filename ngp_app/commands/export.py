@@ -1,4 +1,4 @@
-"""``ngp export pointcloud|cameras SNAPSHOT --out FILE``: what a capture is for, beside ``ngp mesh`` and videos."""
+"""``ngp export pointcloud|cameras|bundle SNAPSHOT``: what a capture is for, beside ``ngp mesh`` and videos."""
 
 from __future__ import annotations
 
@@ -41,6 +41,27 @@ def register(sub: Any, options: Any) -> None:
     )
     options.common(pc)
     pc.set_defaults(func=run_pointcloud)
+
+    bu = esub.add_parser(
+        "bundle", help="a clean GLB (floaters removed, decimated) and a fly-through mp4 with its camera path"
+    )
+    bu.add_argument("snapshot")
+    bu.add_argument("--out", default=None, help="folder (default: <scene>/ngp-exports)")
+    bu.add_argument("--faces", type=types.int_in(4), default=200_000, help="the GLB's face budget (default 200000)")
+    bu.add_argument(
+        "--min-piece",
+        type=types.float_in(0.0, 1.0),
+        default=0.01,
+        help="remove disconnected pieces with fewer than this share of the faces (default 0.01)",
+    )
+    bu.add_argument("--resolution", type=types.int_in(8, 1024), default=256, help="mesh lattice points per axis")
+    bu.add_argument("--threshold", type=types.finite_float, default=2.5, help="density of the surface")
+    bu.add_argument("--frames", type=types.video_frames, default=120, help="fly-through frames (default 120)")
+    bu.add_argument("--width", type=types.video_side, default=640)
+    bu.add_argument("--height", type=types.video_side, default=360)
+    bu.add_argument("--fps", type=types.fps, default=30.0)
+    options.common(bu)
+    bu.set_defaults(func=run_bundle)
 
     cam = esub.add_parser(
         "cameras", help="the training cameras (refined poses when pose refinement ran) as a transforms.json"
@@ -93,4 +114,43 @@ def run_cameras(args: argparse.Namespace) -> int:
     print(str(out))
     refined = "refined" if data["ngp_export"]["extrinsics_refined"] else "as loaded"
     print(f"{len(data['frames'])} cameras, poses {refined}")
+    return 0
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    """Body of ``ngp export bundle``: the GLB, the fly-through and its path into one folder."""
+    import json
+    from pathlib import Path
+
+    from ..backends import resolve_device
+    from ..compute import resolve_ops
+    from ..export.bundle import bundle_targets, export_bundle
+    from ..snapshot import read_snapshot_meta, resolve_snapshot_path, snapshot_scene_path
+    from ..train.run_files import load_run_snapshot
+
+    folder = args.out
+    if folder is None:
+        meta = read_snapshot_meta(args.snapshot)
+        scene = snapshot_scene_path(meta["scene"], resolve_snapshot_path(args.snapshot))
+        base = Path(scene) if scene is not None else resolve_snapshot_path(args.snapshot).parent
+        folder = (base.parent if base.suffix.lower() == ".json" else base) / "ngp-exports"
+    bundle_targets(folder)
+    device = resolve_device(args.device)
+    snap = load_run_snapshot(args.snapshot, device=device, backend=resolve_ops(args.backend, device))
+    info = export_bundle(
+        snap.nerf,
+        snap.scene,
+        folder,
+        args.faces,
+        args.min_piece,
+        args.resolution,
+        args.threshold,
+        args.frames,
+        args.width,
+        args.height,
+        args.fps,
+    )
+    for path in info["files"].values():
+        print(path)
+    print(json.dumps({k: v for k, v in info.items() if k != "files"}))
     return 0

@@ -353,16 +353,33 @@ def export_mesh(
     space: str = "nerf",
     progress: bool | ProgressFn = True,
 ) -> Mesh:
-    """Mesh the surface ``sigma = threshold`` of ``nerf``'s field in ``crop`` (ngp coordinates, default: the
-    field's box; ``scene_meta``: the scene's metadata, for its nerf coordinates) on a ``resolution``^3 lattice,
-    colour it, and write it to ``out_path`` (.ply or .obj).
+    """Mesh the surface ``sigma = threshold`` of ``nerf`` (:func:`surface_mesh`) and write it to ``out_path`` (.ply
+    or .obj)."""
+    out_path = Path(out_path)
+    check_mesh_path(out_path)
+    mesh = surface_mesh(nerf, scene_meta, resolution, threshold, crop, space, progress)
+    t = time.perf_counter()
+    write_mesh(out_path, mesh)
+    log.info("mesh written in %.2f s", time.perf_counter() - t)
+    return mesh
+
+
+def surface_mesh(
+    nerf: NerfModel,
+    scene_meta: dict[str, Any],
+    resolution: int = 256,
+    threshold: float = 2.5,
+    crop: Any = None,
+    space: str = "nerf",
+    progress: bool | ProgressFn = True,
+) -> Mesh:
+    """The surface ``sigma = threshold`` of ``nerf``'s field in ``crop`` (ngp coordinates, default: the field's box;
+    ``scene_meta``: the scene's metadata, for its nerf coordinates) on a ``resolution``^3 lattice, coloured.
 
     space: "nerf" (the scene's transforms.json coordinates, so the mesh lines up with the cameras) or "ngp".
     progress: True for a terminal bar, or a ``progress(done, total)`` callback over the density samples (the app's
     job; it may raise to cancel).
     """
-    out_path = Path(out_path)
-    check_mesh_path(out_path)
     if space not in SPACES:
         raise NgpError(f"unknown space {space!r} (use nerf or ngp)")
     if not math.isfinite(threshold):
@@ -419,18 +436,15 @@ def export_mesh(
     if transform is not None:
         vertices = ngp_to_nerf_points(vertices, *transform)
         normals = ngp_to_nerf_directions(normals)
-    mesh = Mesh(vertices, faces, colors, normals)
-    write_mesh(out_path, mesh)
     log.info(
-        "mesh %d^3: density %.2f s, surface %.2f s, colours %.2f s, write %.2f s (%s coordinates)",
+        "mesh %d^3: density %.2f s, surface %.2f s, colours %.2f s (%s coordinates)",
         int(resolution),
         t1 - t0,
         t2 - t1,
         t3 - t2,
-        time.perf_counter() - t3,
         "nerf" if transform is not None else "ngp",
     )
-    return mesh
+    return Mesh(vertices, faces, colors, normals)
 
 
 def check_mesh_target(path: str | Path, resolution: int) -> Path:

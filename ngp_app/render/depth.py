@@ -20,6 +20,8 @@ def metric_depth(out: dict[str, Any], camera: Camera, scale: float, kind: str = 
     the opacity is at most 0.5. ``scale``: the scene's (ngp units per scene unit)."""
     if kind not in DEPTH_KINDS:
         raise NgpError(f"unknown depth kind {kind!r} (use ray or z)")
+    if kind == "z" and camera.model != "pinhole":
+        raise NgpError("z-depth needs a pinhole camera: a panorama has no viewing axis (use --depth-kind ray)")
     opacity = out["opacity"].detach().float().cpu()
     depth = out["depth"].detach().float().cpu() / opacity.clamp(min=1e-6)
     if kind == "z":
