@@ -49,6 +49,25 @@ def test_a_sharded_video_is_byte_identical_to_one_process(tiny_snapshot: Path, t
     assert run.stderr.count("over 2 ranks") == 1  # and logs
 
 
+def test_a_sharded_video_resumes_an_interrupted_one(
+    tiny_snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames kept by an interrupted one-process render are reused by 2 ranks, which render only the others."""
+    import signal
+
+    from tests.support.interrupt import interrupt_frames
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ["video", str(tiny_snapshot), "--frames", "5", *SIZE]
+    assert main(["--threads", "1", *args, "--out", str(one)]) == 0
+    interrupt_frames(monkeypatch, 3)
+    assert main(["--threads", "1", *args, "--out", str(two)]) == 128 + signal.SIGINT
+    run = torchrun([*args, "--out", str(two)], tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "resuming: 2 of 5 frames kept" in run.stderr
+    assert folder_bytes(two) == folder_bytes(one)
+
+
 def test_a_sharded_eval_gives_the_same_per_image_metrics(tiny_snapshot: Path, tmp_path: Path, capsys) -> None:
     args = ["eval", str(tiny_snapshot), "--split", "val", "--downscale", "16", "--per-image", *SIZE[4:]]
     assert main(["--threads", "1", *args, "--save-images", str(tmp_path / "one")]) == 0

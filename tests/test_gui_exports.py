@@ -96,3 +96,62 @@ def test_a_sharp_video_by_clicks(app, tiny_snapshot: Path, tmp_path: Path) -> No
     assert st.paths.path_editor.video.spp == 2
     assert frames[1].shape == frames[2].shape and frames[1].shape[0] == 2
     assert not np.array_equal(frames[1], frames[2])
+
+
+def _video_settings(app, frames: int, w: int, h: int, spp: int) -> None:
+    choose(app, "video_path", next(k for k, v in VIDEO_PATHS.items() if v == "orbit"))
+    type_into(app, "video_frames", str(frames))
+    type_into(app, "video_w", str(w))
+    type_into(app, "video_h", str(h))
+    type_into(app, "video_spp", str(spp))
+
+
+def _render_to(app, out: Path):
+    """Type ``out`` into the video field and click *Render video*; returns the job the click started."""
+    st = app.state
+    before = {j.id for j in st.jobs.jobs}
+    type_into(app, "video_out", str(out))
+    click_item(app, "video_render")
+    assert app.pump(10, until=lambda: any(j.id not in before for j in st.jobs.jobs)), st.status
+    return next(j for j in st.jobs.jobs if j.id not in before)
+
+
+def test_videos_queue_and_a_cancelled_one_resumes_by_clicks(app, tiny_snapshot: Path, tmp_path: Path) -> None:
+    """Three videos asked for at once render one after another (the waiting ones say so in their job rows); one
+    cancelled while it waits never renders. A video cancelled part-way keeps its frames and, asked for again,
+    renders only the rest: its frames equal those of the same video rendered whole."""
+    import dearpygui.dearpygui as dpg
+    import imageio.v2 as iio2
+
+    from ngp_app.export.frame_cache import cache_folder
+
+    st = app.state
+    if st.current.snapshot_path is None:
+        xdnd_drop(app, tiny_snapshot)
+        assert app.pump(60, until=lambda: st.current.snapshot_path is not None and st.loader.loading is None)
+    assert not st.runner.running
+    n = 12
+    _video_settings(app, n, 24, 16, 1)  # the app's torch backend renders slowly on the CPU: small videos
+    a, b, c = (_render_to(app, tmp_path / f"{name}.gif") for name in "abc")
+    row = lambda job: dpg.get_value(f"job_{job.id}_text")  # noqa: E731
+    assert app.pump(10, until=lambda: "queued: 2 videos ahead" in row(c) and "queued: 1 video ahead" in row(b))
+    click(*panel_point(f"job_{b.id}_cancel"))
+    assert app.pump(10, until=lambda: b.state == "cancelled"), row(b)
+    assert a.state == "running" and "queued: 1 video ahead" in row(c)  # b's place is given up
+    assert app.pump(240, until=lambda: a.state == "done" and c.state == "done"), (st.status, row(a), row(c))
+    assert a.finished < c.finished and not (tmp_path / "b.gif").exists()
+    assert (tmp_path / "a.gif").is_file() and (tmp_path / "c.gif").is_file()
+
+    d = _render_to(app, tmp_path / "d.gif")
+    assert app.pump(120, until=lambda: (d.fraction or 0.0) > 3.5 / n), row(d)
+    click(*panel_point(f"job_{d.id}_cancel"))
+    assert app.pump(30, until=lambda: d.state == "cancelled"), row(d)
+    kept = len(list(cache_folder(tmp_path / "d.gif").glob("*.png")))
+    assert 3 <= kept < n and f"video cancelled: {kept} of {n} frames kept" in st.status, st.status
+    again = _render_to(app, tmp_path / "d.gif")
+    assert app.pump(240, until=lambda: again.state == "done"), st.status
+    assert f"{kept} frames reused from the interrupted render" in st.status
+    assert not cache_folder(tmp_path / "d.gif").exists()
+    resumed, uninterrupted = np.stack(iio2.mimread(tmp_path / "d.gif")), np.stack(iio2.mimread(tmp_path / "a.gif"))
+    assert resumed.shape[0] == n
+    np.testing.assert_array_equal(resumed, uninterrupted)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ngp_app.gui.jobs import CANCELLED, DONE, FAILED, Job, JobCancelled, JobRunner, format_seconds
+from ngp_app.gui.jobs import CANCELLED, DONE, FAILED, Job, JobCancelled, JobQueue, JobRunner, format_seconds
 
 
 class FakeUI:
@@ -160,3 +160,41 @@ def test_visible_keeps_finished_jobs_briefly_and_close_cancels_everything():
     runner.close(timeout=10)
     ui.drain()
     assert slow.state == CANCELLED and not slow._thread.is_alive()
+
+
+def test_queued_jobs_run_one_at_a_time_in_order_and_a_waiting_one_can_be_cancelled():
+    posted: queue.Queue = queue.Queue()
+    runner, videos = JobRunner(posted.put), JobQueue("video")
+    running, order, gate = [], [], threading.Event()
+
+    def work(name):
+        def run(job):
+            with videos.turn(job):
+                running.append(name)
+                assert len(running) == 1  # never two at once
+                gate.wait(5)
+                order.append(name)
+                running.remove(name)
+            return name
+
+        return run
+
+    jobs = {}
+    for name in "abc":
+        jobs[name] = runner.submit(name, work(name))
+        videos.add(jobs[name], f"{name}.mp4")
+    assert videos.output_taken("b.mp4") and not videos.output_taken("d.mp4")
+    deadline = time.time() + 5
+    while "2 videos ahead" not in jobs["c"].stage and time.time() < deadline:
+        time.sleep(0.01)
+    assert jobs["b"].stage == "queued: 1 video ahead" and jobs["c"].stage == "queued: 2 videos ahead"
+    assert videos.waiting() == 2
+    jobs["b"].cancel()
+    jobs["b"].join(5)
+    gate.set()
+    for name in "ac":
+        jobs[name].join(5)
+    while not posted.empty():
+        posted.get()()
+    assert order == ["a", "c"] and [jobs[n].state for n in "abc"] == [DONE, CANCELLED, DONE]
+    assert not videos.output_taken("a.mp4") and videos.waiting() == 0

@@ -21,7 +21,12 @@ def register(subparsers: Any, options: Any) -> None:
     """Add ``video``'s parser to ``subparsers`` (``options.common``: --device/--backend/--quiet, as for the others)."""
     v = subparsers.add_parser("video", help="render a camera path of a snapshot to .mp4, .gif or PNG frames")
     v.add_argument("snapshot", nargs="?", help="the snapshot (optional with --job when the job names one)")
-    v.add_argument("--out", default=None, help="video.mp4, video.gif, or a folder (PNG frames)")
+    v.add_argument(
+        "--out",
+        default=None,
+        help="video.mp4, video.gif, or a folder (PNG frames); finished frames are kept beside it (.NAME.ngp-frames) "
+        "until it is written, so the same command again after an interruption resumes",
+    )
     v.add_argument(
         "--job",
         default=None,
@@ -185,16 +190,7 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
     from ..compute import resolve_ops
     from ..distributed import agreed
     from ..errors import NgpError
-    from ..export.video import (
-        DepthFrames,
-        FrameRenderer,
-        check_depth_folder,
-        check_output,
-        check_video_target,
-        even_size,
-        export_video,
-        write_frames,
-    )
+    from ..export.video import check_depth_folder, check_output, check_video_target
     from ..limits import check_render_memory
     from ..train.run_files import load_run_snapshot
     from .options import check_panorama_size, with_look
@@ -219,7 +215,7 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
         nerf = with_look(snap.nerf, args.look)
         plan = plan_video(args, snap.scene, device.type)  # a path file may set the size and frame count
         if first:
-            check_video_target(args.out, len(plan.cameras), plan.width, plan.height)
+            check_video_target(args.out, len(plan.cameras), plan.width, plan.height, kept_frames=True)
         check_render_memory(plan.width, plan.height, device, "rendering frames of")
         check_panorama_size(args.camera_model, plan.width, plan.height)
         if not plan.cameras:
@@ -238,47 +234,68 @@ def render_video(args: argparse.Namespace, ranks: Any) -> int:
     )
     bar = tqdm(total=n, unit="frame", desc="video", dynamic_ncols=True, disable=args.quiet or not first)
     try:
-        if ranks is None and args.depth_out is None:
-            path = export_video(
-                nerf,
-                plan.cameras,
-                args.out,
-                plan.width,
-                plan.height,
-                plan.fps,
-                args.background,
-                args.mode,
-                lambda done, total: bar.update(done - bar.n),
-                spp=args.spp,
-                camera_model=args.camera_model,
-            )
-        else:
-            width, height = even_size(plan.width, plan.height, check_output(args.out))
-            depth = None
-            if args.depth_out is not None:
-                depth = DepthFrames(args.depth_out, f".{args.depth_format}", args.depth_kind, snap.scene["scale"])
-            render = FrameRenderer(
-                nerf, plan.cameras, width, height, args.background, args.mode, args.spp, depth, args.camera_model
-            )
-            frames: Iterable[Any]
-            if ranks is None:
-                frames = (render(i) for i in range(n))
-            else:
-                frames = ranks.shards(n, render)
-            with contextlib.ExitStack() as stack:
-                if ranks is not None:
-                    frames = stack.enter_context(frames)
-                    if not first:
-                        for _ in frames:  # this rank's share; rank 0 gathers and writes
-                            pass
-                        return 0
-                pictures = counted(frames if depth is None else depth.written(frames), bar)
-                spherical = args.camera_model == "equirectangular"
-                path = write_frames(pictures, n, args.out, width, height, plan.fps, spherical=spherical)
+        path = render_resumable(args, nerf, plan, snap.scene["scale"], ranks, bar)
     finally:
         bar.close()
+    if path is None:  # a rank other than 0: its share is rendered
+        return 0
     print(str(path))
     return 0
+
+
+def render_resumable(
+    args: argparse.Namespace, nerf: Any, plan: VideoPlan, scale: float, ranks: Any, bar: Any
+) -> Path | None:
+    """Render ``plan``'s frames that are not kept from an interrupted run of the same render
+    (``export.frame_cache``), over ``ranks`` when given, and write the video (and depth folder) on rank 0; returns
+    its path (None on the other ranks). Frames are kept as they finish, until the video is written."""
+    from ..distributed import agreed
+    from ..export.frame_cache import FrameCache
+    from ..export.video import (
+        DepthFrames,
+        FrameRenderer,
+        check_output,
+        even_size,
+        kept_on_failure,
+        render_frames,
+        write_frames,
+    )
+
+    first = ranks is None or ranks.first
+    n = len(plan.cameras)
+    width, height = even_size(plan.width, plan.height, check_output(args.out))
+    depth = None
+    if args.depth_out is not None:
+        depth = DepthFrames(args.depth_out, f".{args.depth_format}", args.depth_kind, scale)
+    render = FrameRenderer(
+        nerf, plan.cameras, width, height, args.background, args.mode, args.spp, depth, args.camera_model
+    )
+    with contextlib.ExitStack() as stack:
+        cache = None
+        with agreed(ranks):
+            if first:
+                cache = stack.enter_context(FrameCache(args.out, render.key(), n, width, height))
+        todo = cache.todo() if cache is not None else None
+        if ranks is not None:
+            todo = ranks.broadcast(todo)
+        rendered: Iterable[Any]
+        if ranks is None:
+            rendered = render_frames(render, todo)
+        else:
+            rendered = stack.enter_context(ranks.shards(len(todo), lambda j: render(todo[j])))
+            if not first:
+                for _ in rendered:  # this rank's share; rank 0 gathers, keeps and writes
+                    pass
+                return None
+        assert cache is not None
+        with kept_on_failure(cache):
+            frames = cache.merged(rendered, with_depth=depth is not None)
+            pictures = frames if depth is None else (picture for picture, _ in frames)
+            spherical = args.camera_model == "equirectangular"
+            path = write_frames(counted(pictures, bar), n, args.out, width, height, plan.fps, spherical=spherical)
+            if depth is not None:
+                log.info("wrote the depth of each frame to %s", depth.write(cache.depths()))
+    return path
 
 
 def counted(items: Iterable[Any], bar: Any) -> Iterator[Any]:

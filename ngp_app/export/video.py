@@ -9,6 +9,7 @@ is empty), and only after the new frames are all written. A video file gets a ma
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -140,14 +141,16 @@ def check_output(path: str | Path) -> str:
     return kind
 
 
-def check_video_target(path: str | Path, n_frames: int, width: int, height: int) -> str:
+def check_video_target(path: str | Path, n_frames: int, width: int, height: int, kept_frames: bool = False) -> str:
     """``check_output`` plus the checks every output gets before any work (``outputs``): a writable place and
     free space for ``n_frames`` frames of ``width`` x ``height`` (PNG frames up to 3 bytes a pixel, a gif 1, an mp4
-    far less). Returns the kind; ``ngp video`` and the app's video export call it."""
+    far less; ``kept_frames``: plus the PNG frames a resumable render keeps). Returns the kind; ``ngp video`` and
+    the app's video export call it."""
     from ..outputs import check_output_dir, check_output_file
 
     kind = check_output(path)
-    expected = int(n_frames * width * height * {"frames": 3, "gif": 1}.get(kind, 0.2))
+    per_pixel = {"frames": 3, "gif": 1}.get(kind, 0.2) + (3 if kept_frames else 0)
+    expected = int(n_frames * width * height * per_pixel)
     if kind == "frames":
         check_output_dir(path, expected, contents="the PNG frames")
     else:
@@ -183,10 +186,26 @@ class FrameRenderer:
         if mode not in MODES:
             raise NgpError(f"unknown video mode {mode!r} (choose from {', '.join(MODES)})")
         field, self.background = shaded_field(nerf.field, mode, background)
-        self.shaded = nerf.with_field(field)
+        self.nerf, self.shaded = nerf, nerf.with_field(field)
         self.cameras, self.width, self.height, self.mode, self.spp = cameras, width, height, mode, spp
         self.depth, self.camera_model = depth, camera_model
         self.near_far: tuple[float, float] | None = None
+
+    def key(self) -> str:
+        """What the frames depend on, as a digest (``frame_cache.render_key``): a rerun with the same key may reuse
+        frames rendered before."""
+        from .frame_cache import render_key
+
+        depth = None if self.depth is None else [self.depth.kind, self.depth.scale]
+        settings = {
+            "size": [self.width, self.height],
+            "mode": self.mode,
+            "background": [float(c) for c in self.background],
+            "spp": self.spp,
+            "camera_model": self.camera_model,
+            "depth": depth,
+        }
+        return render_key(self.nerf, self.cameras, settings)
 
     def _camera(self, i: int) -> Camera:
         camera = path_camera(self.cameras[i], self.width, self.height)
@@ -212,8 +231,9 @@ class FrameRenderer:
 
 
 class DepthFrames:
-    """Each frame's metric depth (``export.depth``) into a folder, one file a frame (``00000.exr`` ...), written by
-    whoever writes the video (rank 0 under ``torchrun``)."""
+    """Each frame's metric depth (``export.depth``): computed with the frame, kept with it (``frame_cache``) and
+    written into a folder, one file a frame (``00000.exr`` ...), once the video is written (by rank 0 under
+    ``torchrun``)."""
 
     def __init__(self, folder: str | Path, fmt: str, kind: str, scale: float) -> None:
         self.folder, self.fmt, self.kind, self.scale = Path(folder), fmt, kind, scale
@@ -223,14 +243,11 @@ class DepthFrames:
 
         return metric_depth(out, camera, self.scale, self.kind)
 
-    def written(self, frames: Iterable[Any]) -> Iterator[np.ndarray]:
-        """The pictures of (picture, depth) frames, each depth written as its frame passes."""
-        from .depth import write_depth
+    def write(self, depths: Iterable[np.ndarray]) -> Path:
+        """Write ``depths`` (frame order) into the folder (``frame_cache.write_depth_folder``)."""
+        from .frame_cache import write_depth_folder
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for i, (pixels, depth) in enumerate(frames):
-            write_depth(self.folder / f"{i:05d}{self.fmt}", depth, {"kind": self.kind, "units": "scene", "frame": i})
-            yield pixels
+        return write_depth_folder(depths, self.folder, self.fmt, {"kind": self.kind, "units": "scene"})
 
 
 def check_depth_folder(folder: str | Path, fmt: str) -> str:
@@ -246,28 +263,25 @@ def check_depth_folder(folder: str | Path, fmt: str) -> str:
 
 
 def render_frames(
-    nerf: NerfModel,
-    cameras: Sequence[PathCamera],
-    width: int,
-    height: int,
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    mode: str = "rgb",
-    progress: Callable[[int, int], None] | None = None,
+    render: FrameRenderer,
+    indices: Sequence[int],
     fraction: Callable[[float], None] | None = None,
-    spp: int = 1,
-    camera_model: str = "pinhole",
-):
-    """Yield (height, width, 3) uint8 frames of ``nerf`` along ``cameras``. ``mode``: ``rgb``, ``depth`` (as
-    ``render.pictures`` draws it, with the first frame's range for the whole path, so it does not flicker) or
-    ``normals``. ``progress(done, total)`` is called after each frame, ``fraction(f)`` after each render pass with
-    the share of the whole video done (either may raise to stop: a long frame can be cancelled part-way)."""
-    render = FrameRenderer(nerf, cameras, width, height, background, mode, spp, camera_model=camera_model)
-    n = len(cameras)
-    for i in range(n):
+) -> Iterator[Any]:
+    """Yield ``render``'s frames ``indices`` in that order; ``fraction(f)`` after each render pass with the share of
+    the whole path done, counting the frames before ``indices[k]`` as done (it may raise to stop: a long frame can
+    be cancelled part-way)."""
+    n = len(render.cameras)
+    for i in indices:
         chunk = None if fraction is None else (lambda done, total, i=i: fraction((i + done / max(total, 1)) / n))
         yield render(i, chunk)
+
+
+def ticked(frames: Iterable[Any], n: int, progress: Callable[[int, int], None] | None) -> Iterator[Any]:
+    """``frames``, calling ``progress(done, n)`` after each (it may raise to stop)."""
+    for done, frame in enumerate(frames, 1):
+        yield frame
         if progress is not None:
-            progress(i + 1, n)
+            progress(done, n)
 
 
 def write_video(frames, path: str | Path, fps: float = 30.0, quality: int = 8, spherical: bool = False) -> Path:
@@ -449,17 +463,53 @@ def export_video(
     fraction: Callable[[float], None] | None = None,
     spp: int = 1,
     camera_model: str = "pinhole",
+    resume: bool = False,
+    reused: Callable[[int], None] | None = None,
 ) -> Path:
     """Render ``nerf`` along ``cameras`` and write them to ``out`` (``quality``: the mp4 encoder's, 1..10;
-    ``progress``, ``fraction`` and ``spp`` as ``render_frames``); returns the written path. Nothing is left behind
-    when it raises."""
+    ``progress(done, total)`` after each frame, ``fraction`` as ``render_frames``; ``spp`` samples per pixel);
+    returns the written path. ``resume``: finished frames are kept (``frame_cache``) when it stops, and a later call
+    with the same model and settings renders only the others (``reused(k)`` is told how many frames it found kept);
+    without it nothing is left behind when it raises."""
     kind = check_output(out)
     if not cameras:
         raise NgpError("the camera path has no frames")
     width, height = even_size(width, height, kind)
-    frames = render_frames(nerf, cameras, width, height, background, mode, progress, fraction, spp, camera_model)
-    spherical = camera_model == "equirectangular"
-    return write_frames(frames, len(cameras), out, width, height, fps, quality, spherical)
+    render = FrameRenderer(nerf, cameras, width, height, background, mode, spp, camera_model=camera_model)
+    spherical, n = camera_model == "equirectangular", len(cameras)
+    if not resume:
+        frames = ticked(render_frames(render, range(n), fraction), n, progress)
+        return write_frames(frames, n, out, width, height, fps, quality, spherical)
+    from .frame_cache import FrameCache
+
+    with FrameCache(out, render.key(), n, width, height) as cache:
+        if cache.done and reused is not None:
+            reused(len(cache.done))
+        with kept_on_failure(cache):
+            frames = cache.merged(render_frames(render, cache.todo(), fraction), with_depth=False)
+            path = write_frames(ticked(frames, n, progress), n, out, width, height, fps, quality, spherical)
+    return path
+
+
+@contextlib.contextmanager
+def kept_on_failure(cache: Any) -> Iterator[None]:
+    """Around the writing of a resumable render: when it stops, say how many frames are kept for a rerun (or
+    remove the folder when none are); when it ends, remove the folder (the output is written)."""
+    try:
+        yield
+    except BaseException:
+        kept = cache.kept()
+        if kept:
+            log.warning(
+                "kept %d of %d finished frames in %s: the same render again resumes from them",
+                kept,
+                cache.n,
+                cache.folder,
+            )
+        else:
+            cache.remove()
+        raise
+    cache.remove()
 
 
 def write_frames(

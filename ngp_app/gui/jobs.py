@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -216,3 +218,65 @@ class JobRunner:
             jobs = list(self.jobs)
         for j in jobs:
             j.join(max(0.0, end - time.perf_counter()))
+
+
+class JobQueue:
+    """Jobs of one kind (videos) that run one at a time, in the order they were queued: each waits for its turn
+    in its own work (``turn``), showing how many are ahead, and can be cancelled while it waits. Each queued job
+    names the ``output`` it writes, and two queued jobs never write the same one."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._cond = threading.Condition()
+        self._queue: list[tuple[Job, str]] = []
+        self._running: Job | None = None
+
+    def output_taken(self, output: str) -> bool:
+        """Whether a queued or running job writes ``output``."""
+        with self._cond:
+            self._prune()
+            return any(out == output for _, out in self._queue)
+
+    def add(self, job: Job, output: str) -> None:
+        """Queue ``job`` (just submitted; its work calls ``turn``)."""
+        with self._cond:
+            self._queue.append((job, output))
+            self._cond.notify_all()
+
+    def waiting(self) -> int:
+        """How many queued jobs are not running yet."""
+        with self._cond:
+            self._prune()
+            return max(0, len(self._queue) - 1)
+
+    def _prune(self) -> None:
+        """Drop jobs that ended without taking their turn (cancelled before their work began)."""
+        self._queue = [(j, out) for j, out in self._queue if j.active or j is self._running]
+
+    @contextmanager
+    def turn(self, job: Job) -> Iterator[None]:
+        """Wait until ``job`` is first in the queue (raises JobCancelled if cancelled meanwhile), then hold the
+        turn for the block."""
+        with self._cond:
+            while True:
+                self._prune()
+                place = next((k for k, (j, _) in enumerate(self._queue) if j is job), None)
+                if place is None:  # its work began before ``add`` ran on the submitting thread
+                    self._cond.wait(0.05)
+                    continue
+                if place == 0:
+                    self._running = job
+                    break
+                if job.cancel_requested:
+                    self._queue = [(j, out) for j, out in self._queue if j is not job]
+                    self._cond.notify_all()
+                    raise JobCancelled(job.label)
+                job.update(None, f"queued: {place} {self.what}{'s' if place > 1 else ''} ahead")
+                self._cond.wait(0.2)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running = None
+                self._queue = [(j, out) for j, out in self._queue if j is not job]
+                self._cond.notify_all()

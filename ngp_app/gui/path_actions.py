@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..errors import NgpError
-from .jobs import Job, JobRunner
+from .jobs import Job, JobQueue, JobRunner
 from .overlays import Layer, layer
 from .path_editor import QUALITIES, PathEditor, path_segments, playhead_segments
 
@@ -48,6 +48,7 @@ class PathActions:
         if full_hd:
             self.path_editor.video.width, self.path_editor.video.height = 1920, 1080
         self._path_layers: dict[str, Layer] = {}
+        self.video_queue = JobQueue("video")  # videos render one at a time, in the order asked for
 
     # ------------------------------------------------------------------------------------------ keyframes
     @property
@@ -227,13 +228,20 @@ class PathActions:
         pause_training: bool,
         spp: int = 1,
     ) -> Job | None:
-        """A background job rendering ``cams`` into ``out`` from a copy of the model (``spp`` samples per pixel)."""
+        """A background job rendering ``cams`` into ``out`` from a copy of the model taken now (``spp`` samples per
+        pixel), queued behind the videos asked for before it. When the model is not training, finished frames are
+        kept if it is cancelled or fails, and the same video asked for again resumes from them (``frame_cache``)."""
         import os
 
+        from ..export.frame_cache import cache_folder
         from ..export.video import check_video_target, export_video
 
+        target = os.path.abspath(out)
+        resumable = not self.runner.running  # a training model changes: its frames could never be reused
         try:
-            check_video_target(out, len(cams), width, height)
+            if self.video_queue.output_taken(target):
+                raise NgpError(f"{out}: a queued video is written there already; choose another name")
+            check_video_target(out, len(cams), width, height, kept_frames=resumable)
             frozen = self.frozen()
         except NgpError as exc:
             self.set_status(str(exc), error=True)
@@ -247,40 +255,54 @@ class PathActions:
             if paused is not None and self.runner.trainer is paused and not self.runner.running:
                 self.runner.start()
 
+        reused = [0]  # frames found kept from an earlier, cancelled render of the same video
+
         def work(job: Job) -> Path:
             def progress(done: int, total: int) -> None:
                 job.report(done / max(total, 1), f"frame {min(done + 1, total)}/{total}")
 
-            job.report(0.0, f"frame 1/{len(cams)}")
-            return export_video(
-                frozen,
-                cams,
-                out,
-                width,
-                height,
-                fps,
-                background,
-                "rgb",
-                progress,
-                quality=quality,
-                fraction=job.report,
-                spp=spp,
-            )
+            with self.video_queue.turn(job):
+                job.report(0.0, f"frame 1/{len(cams)}")
+                return export_video(
+                    frozen,
+                    cams,
+                    out,
+                    width,
+                    height,
+                    fps,
+                    background,
+                    "rgb",
+                    progress,
+                    quality=quality,
+                    fraction=job.report,
+                    spp=spp,
+                    resume=resumable,
+                    reused=lambda k: reused.__setitem__(0, k),
+                )
+
+        def kept() -> str:
+            n = len(list(cache_folder(out).glob("*.png"))) if resumable else 0
+            return f"{n} of {len(cams)} frames kept: render the same video again to resume" if n else "nothing written"
 
         def done(path: Path) -> None:
             resume()
             self.path_editor.video.last_output = Path(os.path.abspath(path))
             self.set_status(
                 f"saved video {self.path_editor.video.last_output} ({len(cams)} frames of "
-                f"{width}x{height} at {fps:g} fps)"
+                f"{width}x{height} at {fps:g} fps"
+                + (f"; {reused[0]} frames reused from the interrupted render)" if reused[0] else ")")
             )
 
         def failed(exc: BaseException) -> None:
             resume()
-            self.report_error(exc, "app: video export", prefix="video failed: ")
+            self.report_error(exc, "app: video export", prefix=f"video failed ({kept()}): ")
 
         def cancelled() -> None:
             resume()
-            self.set_status("video cancelled: nothing written")
+            self.set_status(f"video cancelled: {kept()}")
 
-        return self.jobs.submit("video", work, on_done=done, on_error=failed, on_cancel=cancelled)
+        job = self.jobs.submit("video", work, on_done=done, on_error=failed, on_cancel=cancelled)
+        self.video_queue.add(job, target)
+        if self.video_queue.waiting():
+            self.set_status(f"video queued: {self.video_queue.waiting()} waiting behind the one rendering")
+        return job
