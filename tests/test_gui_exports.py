@@ -155,3 +155,82 @@ def test_videos_queue_and_a_cancelled_one_resumes_by_clicks(app, tiny_snapshot: 
     resumed, uninterrupted = np.stack(iio2.mimread(tmp_path / "d.gif")), np.stack(iio2.mimread(tmp_path / "a.gif"))
     assert resumed.shape[0] == n
     np.testing.assert_array_equal(resumed, uninterrupted)
+
+
+def test_a_360_video_by_clicks(app, tiny_snapshot: Path, tmp_path: Path) -> None:
+    """The video section's *camera* choice: 360 degrees keeps the size 2:1 as the width is typed, and the mp4 has
+    equirectangular frames of that size with the spherical-video metadata players read."""
+    import dearpygui.dearpygui as dpg
+    import imageio.v3 as iio
+
+    from ngp_app.gui.widgets import VIDEO_CAMERAS
+
+    st = app.state
+    if st.current.snapshot_path is None:
+        xdnd_drop(app, tiny_snapshot)
+        assert app.pump(60, until=lambda: st.current.snapshot_path is not None and st.loader.loading is None)
+    choose(app, "video_path", next(k for k, v in VIDEO_PATHS.items() if v == "orbit"))
+    type_into(app, "video_frames", "2")
+    type_into(app, "video_spp", "1")
+    choose(app, "video_camera", next(k for k, v in VIDEO_CAMERAS.items() if v == "equirectangular"))
+    type_into(app, "video_w", "40")
+    assert app.pump(5, until=lambda: dpg.get_value("video_h") == 20)  # the height follows: 2:1
+    out = tmp_path / "360.mp4"
+    type_into(app, "video_out", str(out))
+    click_item(app, "video_render")
+    assert app.pump(120, until=lambda: "saved video" in st.status and out.is_file()), st.status
+    assert "40x20 360-degree" in st.status
+    data = out.read_bytes()
+    assert b"sv3d" in data and b"equi" in data and b"st3d" in data  # Spherical Video V2 boxes
+    assert iio.imread(out, index=0).shape[:2] == (20, 40)
+    choose(app, "video_camera", next(k for k, v in VIDEO_CAMERAS.items() if v == "pinhole"))
+
+
+def test_the_bundle_by_clicks(app, demo_trained: Path, tmp_path: Path) -> None:
+    """*Deliverables*: a cancelled bundle leaves nothing; a finished one is a GLB that trimesh opens, within the face
+    budget typed, with no piece below the size limit, and a fly-through of the frames and size typed."""
+    import dearpygui.dearpygui as dpg
+    import imageio.v3 as iio
+    import trimesh
+
+    from ngp_app.export.bundle import BUNDLE_FILES
+
+    st = app.state
+    xdnd_drop(app, demo_trained)
+    assert app.pump(60, until=lambda: st.current.snapshot_path == demo_trained and st.loader.loading is None)
+    click_item(app, "mesh_header")
+    app.pump(0.3)
+    type_into(app, "mesh_res", "48")
+    click_item(app, "bundle_header")
+    app.pump(0.3)
+    type_into(app, "bundle_faces", "800")
+    type_into(app, "bundle_frames", "3")
+    type_into(app, "bundle_w", "32")
+    type_into(app, "bundle_h", "24")
+
+    cancelled = tmp_path / "cancelled"
+    type_into(app, "bundle_out", str(cancelled))
+    before = {j.id for j in st.jobs.jobs}
+    click_item(app, "bundle_export")
+    assert app.pump(10, until=lambda: any(j.id not in before for j in st.jobs.jobs)), st.status
+    job = next(j for j in st.jobs.jobs if j.id not in before)
+    assert app.pump(10, until=lambda: dpg.does_item_exist(f"job_{job.id}_cancel"))
+    app.pump(0.2)
+    click(*panel_point(f"job_{job.id}_cancel"))
+    assert app.pump(60, until=lambda: job.state == "cancelled"), job.describe()
+    assert "bundle cancelled" in st.status
+    written = [p.name for p in cancelled.iterdir()] if cancelled.exists() else []
+    assert all(name in BUNDLE_FILES.values() for name in written)  # only complete files, each named in the status
+    assert all(name in st.status for name in written) and (written or "nothing written" in st.status)
+
+    out = tmp_path / "bundle"
+    type_into(app, "bundle_out", str(out))
+    click_item(app, "bundle_export")
+    assert app.pump(300, until=lambda: "saved the bundle" in st.status), st.status
+    mesh = trimesh.load(out / "model.glb", force="mesh")
+    assert 0 < len(mesh.faces) <= 800
+    pieces = mesh.split(only_watertight=False)
+    assert min(len(p.faces) for p in pieces) >= 0.01 * len(mesh.faces)
+    frames = iio.imread(out / "flythrough.mp4", index=None)
+    assert frames.shape[:3] == (3, 24, 32)
+    assert (out / "flythrough_path.json").is_file()

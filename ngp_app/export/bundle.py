@@ -106,10 +106,11 @@ def export_bundle(
     height: int = 360,
     fps: float = 30.0,
     progress: Callable[[float, str], None] | None = None,
+    crop: Any = None,
 ) -> dict[str, Any]:
     """Write ``model.glb``, ``flythrough.mp4`` and ``flythrough_path.json`` into ``folder``; returns what was written
     (paths, faces, pieces, seconds). ``progress(fraction, stage)`` after each step and frame (it may raise to
-    cancel)."""
+    cancel); ``crop``: the box meshed (ngp coordinates, as ``surface_mesh``; default the field's)."""
     from .camera_path import path_cameras
     from .mesh import surface_mesh
     from .path_files import save_path
@@ -120,7 +121,7 @@ def export_bundle(
     targets = bundle_targets(folder)
     t0 = time.perf_counter()
     mesh = surface_mesh(
-        nerf, scene_meta, resolution, threshold, space="nerf", progress=lambda d, t: report(0.3 * d / t, "density")
+        nerf, scene_meta, resolution, threshold, crop, "nerf", progress=lambda d, t: report(0.3 * d / t, "density")
     )
     cleaned = clean_mesh(mesh, max_faces, min_share)
     atomic_write_bytes(targets["mesh"], glb_bytes(cleaned.mesh))

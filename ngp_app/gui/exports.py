@@ -1,5 +1,5 @@
-"""The app's exports: snapshots, screenshots, meshes, point clouds and training cameras (the camera path and its
-videos are ``path_actions``').
+"""The app's exports: snapshots, screenshots, meshes, point clouds, training cameras and the one-click bundle (the
+camera path and its videos are ``path_actions``').
 
 A collaborator of :class:`~ngp_app.gui.session.Session`. Every export is a background job (``jobs.JobRunner``)
 working on a private copy of the model taken quickly under the trainer's lock, so training and the viewport go on;
@@ -35,6 +35,7 @@ EXPORT_NAMES = {
     "cameras": "transforms.json",
     "video": "video.mp4",
     "path": "camera_path.json",
+    "bundle": "",  # a folder: the export folder itself
 }
 
 
@@ -250,6 +251,67 @@ class Exports:
             )
 
         return self._submit("point cloud", work, lambda c: f"saved point cloud {path}: {len(c)} points")
+
+    # ------------------------------------------------------------------------------------------ bundle
+    def export_bundle(
+        self,
+        folder: str | Path,
+        max_faces: int = 200_000,
+        frames: int = 120,
+        width: int = 640,
+        height: int = 360,
+        resolution: int = 256,
+        threshold: float = 2.5,
+    ) -> Job | None:
+        """The deliverables of ``ngp export bundle`` from the current model inside the crop box, in the background:
+        a clean GLB (floaters removed, decimated to ``max_faces``), then a fly-through mp4 and its camera path."""
+        from ..export.bundle import BUNDLE_FILES, bundle_targets, export_bundle
+        from ..export.mesh import check_mesh_target
+
+        try:
+            targets = bundle_targets(folder)
+            check_mesh_target(targets["mesh"].with_suffix(".ply"), resolution)
+            if max_faces < 4:
+                raise NgpError(f"the GLB needs at least 4 faces, got {max_faces}")
+            f = self.view.frozen()
+        except NgpError as exc:
+            self.set_status(str(exc), error=True)
+            return None
+        scene_meta = dict(self.current.meta)
+        crop = f.aabb.reshape(-1).tolist()
+
+        def work(job: Job) -> Any:
+            return export_bundle(
+                f,
+                scene_meta,
+                folder,
+                max_faces,
+                resolution=resolution,
+                threshold=threshold,
+                frames=frames,
+                width=width,
+                height=height,
+                progress=job.report,
+                crop=crop,
+            )
+
+        def written() -> str:
+            done = [name for name in BUNDLE_FILES.values() if (Path(folder) / name).is_file()]
+            return f"{', '.join(done)} written (complete files)" if done else "nothing written"
+
+        def done(info: dict[str, Any]) -> str:
+            return (
+                f"saved the bundle in {folder}: model.glb ({info['faces']} faces, {info['pieces_kept']} of "
+                f"{info['pieces']} pieces kept), flythrough.mp4 and its path"
+            )
+
+        return self.jobs.submit(
+            "bundle",
+            work,
+            on_done=lambda info: self.set_status(done(info)),
+            on_error=lambda exc: self.report_error(exc, "app: bundle export", prefix=f"bundle failed ({written()}): "),
+            on_cancel=lambda: self.set_status(f"bundle cancelled: {written()}"),
+        )
 
     # ------------------------------------------------------------------------------------------ cameras
     def cameras_meta(self) -> dict[str, Any]:

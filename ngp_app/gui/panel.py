@@ -67,6 +67,7 @@ EXPORT_EXTENSIONS = {
     "video": (".mp4", ".gif"),
     "path": (".json",),
 }
+FOLDER_KINDS = ("bundle",)  # exports into a folder
 
 
 def load_size_label(downscale: int) -> str:
@@ -300,7 +301,7 @@ class Panel:
                     dpg.add_button(
                         label="Save screenshot PNG", tag="shot_save", callback=on_ui(st, lambda *_: self._screenshot())
                     )
-                with dpg.collapsing_header(label="Mesh", default_open=False):
+                with dpg.collapsing_header(label="Mesh", default_open=False, tag="mesh_header"):
                     self._path_field("mesh", "mesh_out", "mesh")
                     with dpg.group(horizontal=True):
                         int_inputs(("resolution", "mesh_res", 256, 8))
@@ -311,6 +312,23 @@ class Panel:
                     dpg.add_button(
                         label="Export mesh (.ply / .obj) of the crop box", callback=on_ui(st, lambda *_: self._mesh())
                     )
+                with dpg.collapsing_header(
+                    label="Deliverables (GLB + fly-through)", default_open=False, tag="bundle_header"
+                ):
+                    self._path_field("folder", "bundle_out", "bundle")
+                    with dpg.group(horizontal=True):
+                        int_inputs(("faces", "bundle_faces", 200_000, 4), ("frames", "bundle_frames", 120, 1))
+                    with dpg.group(horizontal=True):
+                        int_inputs(("w", "bundle_w", 640, 2), ("h", "bundle_h", 360, 2))
+                    dpg.add_button(
+                        label="Export model.glb + flythrough.mp4",
+                        tag="bundle_export",
+                        callback=on_ui(st, lambda *_: self._bundle()),
+                    )
+                    with dpg.tooltip("bundle_export"):
+                        dpg.add_text("the crop box's surface as a binary glTF: floaters removed, decimated to the face")
+                        dpg.add_text("budget, vertex colours; then an orbit fly-through and its camera path (ngp video")
+                        dpg.add_text("--path renders it again). Mesh resolution and threshold: the Mesh section's")
                 with dpg.collapsing_header(label="Point cloud & cameras", default_open=False, tag="cloud_header"):
                     self._path_field("point cloud", "cloud_out", "pointcloud")
                     with dpg.group(horizontal=True):
@@ -366,16 +384,22 @@ class Panel:
         return self.state.exports.export_path(dpg.get_value(tag))
 
     def browse(self, tag: str, kind: str) -> None:
-        """Choose a file for a path field (the field gets it; nothing is written yet)."""
+        """Choose a file (a folder for the bundle) for a path field (the field gets it; nothing is written yet)."""
         current = self.path_value(tag)
-        folder = current.parent if current.parent.is_dir() else self.state.exports.export_dir().parent
+        if kind in FOLDER_KINDS:  # the dialog opens in the folder itself: Choose takes it
+            folder = current if current.is_dir() else current.parent
+            folder = folder if folder.is_dir() else self.state.exports.export_dir().parent
+            name, what = "", "folder"
+        else:
+            folder = current.parent if current.parent.is_dir() else self.state.exports.export_dir().parent
+            name, what = current.name, "file"
         self.files.show(
-            f"Choose the {kind} file",
+            f"Choose the {kind} {what}",
             folder,
             lambda p: dpg.set_value(tag, str(p)),
             EXPORT_EXTENSIONS.get(kind, ()),
             action="Choose",
-            name=current.name,
+            name=name,
         )
 
     def open_dialog(self) -> None:
@@ -427,6 +451,17 @@ class Panel:
             int(dpg.get_value("mesh_res")),
             float(dpg.get_value("mesh_threshold")),
             dpg.get_value("mesh_space"),
+        )
+
+    def _bundle(self) -> None:
+        self.state.exports.export_bundle(
+            self.path_value("bundle_out"),
+            int(dpg.get_value("bundle_faces")),
+            int(dpg.get_value("bundle_frames")),
+            int(dpg.get_value("bundle_w")),
+            int(dpg.get_value("bundle_h")),
+            int(dpg.get_value("mesh_res")),
+            float(dpg.get_value("mesh_threshold")),
         )
 
     def _pointcloud(self) -> None:
@@ -483,6 +518,7 @@ class Panel:
                 ("shot_path", "screenshot"),
                 ("mesh_out", "mesh"),
                 ("cloud_out", "pointcloud"),
+                ("bundle_out", "bundle"),
                 ("cameras_out", "cameras"),
                 ("keys_path", "path"),
                 ("video_out", "video"),

@@ -14,7 +14,7 @@ import dearpygui.dearpygui as dpg
 
 from ..cli_args import MAX_SPP
 from .path_editor import QUALITIES
-from .widgets import VIDEO_PATHS, fixed_lines, int_inputs, on_ui
+from .widgets import VIDEO_CAMERAS, VIDEO_PATHS, fixed_lines, int_inputs, on_ui
 
 PATH_LABELS = {v: k for k, v in VIDEO_PATHS.items()}
 
@@ -164,6 +164,17 @@ class PathPanel:
         dpg.set_item_callback("video_spp", ui(lambda _s, a: setattr(v, "spp", min(max(1, int(a)), MAX_SPP))))
         with dpg.tooltip("video_spp"):
             dpg.add_text("jittered rays per pixel, averaged: sharper edges and texture, slower (1 for previews)")
+        dpg.add_combo(
+            list(VIDEO_CAMERAS),
+            default_value=next(k for k, m in VIDEO_CAMERAS.items() if m == v.camera_model),
+            label="camera",
+            width=200,
+            tag="video_camera",
+            callback=ui(lambda _s, a: self._camera(VIDEO_CAMERAS[a])),
+        )
+        with dpg.tooltip("video_camera"):
+            dpg.add_text("360 degrees: an equirectangular panorama around each path camera (2:1 frames; players see a")
+            dpg.add_text("spherical video)")
         dpg.add_checkbox(
             label="pause training while rendering",
             tag="video_pause",
@@ -191,6 +202,17 @@ class PathPanel:
         v = self.state.paths.path_editor.video
         v.width = max(2, int(w)) if w is not None else v.width
         v.height = max(2, int(h)) if h is not None else v.height
+        if w is not None and v.camera_model == "equirectangular":  # a 360-degree video stays 2:1
+            v.height = max(2, v.width // 2)
+            dpg.set_value("video_h", v.height)
+
+    def _camera(self, model: str) -> None:
+        """Choose the video's camera; a 360-degree one makes the size 2:1 (the height follows the width)."""
+        v = self.state.paths.path_editor.video
+        v.camera_model = model
+        if model == "equirectangular" and v.width != 2 * v.height:
+            v.height = max(2, v.width // 2)
+            dpg.set_value("video_h", v.height)
 
     def render(self) -> Any:
         """Render the video with the section's settings (the job row above shows progress, ETA and Cancel)."""

@@ -183,7 +183,8 @@ class PathActions:
             self.set_status(str(exc), error=True)
             return None
         width, height = v.render_size()
-        return self._video_job(out, cams, fps, width, height, QUALITIES[v.quality][1], v.pause_training, v.spp)
+        quality = QUALITIES[v.quality][1]
+        return self._video_job(out, cams, fps, width, height, quality, v.pause_training, v.spp, v.camera_model)
 
     def export_video(
         self,
@@ -197,6 +198,7 @@ class PathActions:
         quality: int = 8,
         pause_training: bool = False,
         spp: int = 1,
+        camera_model: str = "pinhole",
     ) -> Job | None:
         """Render ``n_frames`` of a path (``keyframes``: the edited one, its timing kept; ``orbit``; ``train``) in
         the background (progress per frame, cancellable). The panel uses ``render_video``; this is for scripts."""
@@ -215,7 +217,7 @@ class PathActions:
         except NgpError as exc:
             self.set_status(str(exc), error=True)
             return None
-        return self._video_job(path, cams, fps, width, height, quality, pause_training, spp)
+        return self._video_job(path, cams, fps, width, height, quality, pause_training, spp, camera_model)
 
     def _video_job(
         self,
@@ -227,10 +229,12 @@ class PathActions:
         quality: int,
         pause_training: bool,
         spp: int = 1,
+        camera_model: str = "pinhole",
     ) -> Job | None:
         """A background job rendering ``cams`` into ``out`` from a copy of the model taken now (``spp`` samples per
-        pixel), queued behind the videos asked for before it. When the model is not training, finished frames are
-        kept if it is cancelled or fails, and the same video asked for again resumes from them (``frame_cache``)."""
+        pixel; ``camera_model`` pinhole, or equirectangular for a 360-degree video of 2:1 frames), queued behind the
+        videos asked for before it. When the model is not training, finished frames are kept if it is cancelled or
+        fails, and the same video asked for again resumes from them (``frame_cache``)."""
         import os
 
         from ..export.frame_cache import cache_folder
@@ -239,6 +243,8 @@ class PathActions:
         target = os.path.abspath(out)
         resumable = not self.runner.running  # a training model changes: its frames could never be reused
         try:
+            if camera_model == "equirectangular" and width != 2 * height:
+                raise NgpError(f"a 360-degree video needs a 2:1 size (width = 2 x height), got {width}x{height}")
             if self.video_queue.output_taken(target):
                 raise NgpError(f"{out}: a queued video is written there already; choose another name")
             check_video_target(out, len(cams), width, height, kept_frames=resumable)
@@ -276,6 +282,7 @@ class PathActions:
                     quality=quality,
                     fraction=job.report,
                     spp=spp,
+                    camera_model=camera_model,
                     resume=resumable,
                     reused=lambda k: reused.__setitem__(0, k),
                 )
@@ -289,7 +296,7 @@ class PathActions:
             self.path_editor.video.last_output = Path(os.path.abspath(path))
             self.set_status(
                 f"saved video {self.path_editor.video.last_output} ({len(cams)} frames of "
-                f"{width}x{height} at {fps:g} fps"
+                f"{width}x{height}{' 360-degree' if camera_model == 'equirectangular' else ''} at {fps:g} fps"
                 + (f"; {reused[0]} frames reused from the interrupted render)" if reused[0] else ")")
             )
 

@@ -35,7 +35,8 @@ VIDEO_PATHS = ("keyframes", "orbit", "train")  # what the video follows: the edi
 class VideoSettings:
     """How the panel renders a video: which path (``VIDEO_PATHS``; ``frames`` counts only for orbit/train, the
     edited path has its duration x fps), size, quality (``QUALITIES``), samples per pixel (``spp``: 1 for previews,
-    more for sharp final renders), whether training pauses meanwhile, and the last video written."""
+    more for sharp final renders), the camera (``camera_model``: pinhole, or equirectangular for 360 degrees), whether
+    training pauses meanwhile, and the last video written."""
 
     path: str = "keyframes"
     frames: int = 120
@@ -43,6 +44,7 @@ class VideoSettings:
     height: int = 360
     quality: str = "good"
     spp: int = 1
+    camera_model: str = "pinhole"  # or "equirectangular": a 360-degree video (2:1 frames, spherical metadata)
     pause_training: bool = False
     last_output: Path | None = None
 

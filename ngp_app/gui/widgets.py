@@ -13,6 +13,7 @@ from .layout import PANEL_WIDTH
 CHAR_WIDTH = 7  # pixels per character of DearPyGui's default font (ProggyClean, monospaced, 13 px)
 COLUMNS = (PANEL_WIDTH - 40) // CHAR_WIDTH  # characters that fit across the panel's body
 VIDEO_PATHS = {"keyframes": "keyframes", "orbit": "orbit", "training cameras": "train"}  # label: video path
+VIDEO_CAMERAS = {"pinhole": "pinhole", "360 degrees (equirectangular)": "equirectangular"}  # label: camera model
 
 
 def int_inputs(*specs: tuple[str, str, int, int]) -> None:
