@@ -234,3 +234,36 @@ def test_the_bundle_by_clicks(app, demo_trained: Path, tmp_path: Path) -> None:
     frames = iio.imread(out / "flythrough.mp4", index=None)
     assert frames.shape[:3] == (3, 24, 32)
     assert (out / "flythrough_path.json").is_file()
+
+
+def test_a_render_job_by_clicks_renders_the_same_frames(app, tiny_snapshot: Path, tmp_path: Path) -> None:
+    """*Save render job* with a snapshot in view: the job names that snapshot, and ``ngp video --job`` renders the
+    frames the app renders for the same settings."""
+    import json
+
+    import imageio.v3 as iio
+
+    from ngp_app.cli import main
+
+    st = app.state
+    xdnd_drop(app, tiny_snapshot)
+    assert app.pump(60, until=lambda: st.current.snapshot_path == tiny_snapshot and st.loader.loading is None)
+    assert not st.runner.running
+    _video_settings(app, 3, 24, 16, 1)
+    type_into(app, "video_out", str(tmp_path / "app_frames"))
+    click_item(app, "video_render")
+    assert app.pump(120, until=lambda: "saved video" in st.status), st.status
+    job = tmp_path / "jobs" / "render_job.json"
+    type_into(app, "video_out", str(tmp_path / "job_frames"))
+    type_into(app, "job_out", str(job))
+    click_item(app, "job_out:Save render job (ngp video --job)")
+    assert app.pump(20, until=lambda: "saved render job" in st.status), st.status
+    data = json.loads(job.read_text())
+    assert (job.parent / data["snapshot"]).resolve() == tiny_snapshot.resolve()
+    assert (data["path"], data["frames"], data["width"], data["height"]) == ("orbit", 3, 24, 16)
+    assert main(["video", "--job", str(job), "--backend", "torch", "--device", "cpu", "--quiet"]) == 0
+    ours = [iio.imread(p).astype(int) for p in sorted((tmp_path / "app_frames").glob("*.png"))]
+    theirs = [iio.imread(p).astype(int) for p in sorted((tmp_path / "job_frames").glob("*.png"))]
+    assert len(ours) == len(theirs) == 3
+    for a, b in zip(ours, theirs):
+        assert np.abs(a - b).max() <= 1  # the same model, path and settings: the same pixels (rounding aside)

@@ -181,3 +181,34 @@ def test_frustum_size_follows_the_scene(state):
     assert state.open_path(DEMO, start=False)
     radius = float(np.median(np.linalg.norm(state.current.train_cams[0][:, :, 3] - 0.5, axis=1)))
     assert math.isclose(state.paths._frustum_length(), float(np.clip(0.1 * radius, 0.02, 0.5)))
+
+
+def test_a_render_job_of_a_training_model_saves_the_model_beside_it(state, tmp_path):
+    """*Save render job* with a model in training: the model is saved beside the job first, the job names it and
+    holds the edited path; ``ngp video --job`` renders the same frame count and size. A crop box is said to be left
+    out; a path of fewer than two keys is one error line."""
+    import imageio.v3 as iio
+
+    from ngp_app.cli import main
+
+    assert state.open_path(DEMO, start=False)
+    thin_grid(state)
+    state.trainer.train(steps=3)
+    job_file = tmp_path / "jobs" / "render_job.json"
+    assert state.paths.save_render_job(job_file, tmp_path / "out.gif") is None
+    assert state.status_is_error and "two keyframes" in state.status and not job_file.exists()
+    _three_keys(state)
+    ed = state.paths.path_editor
+    ed.set_duration(1.0)
+    ed.set_fps(3.0)
+    ed.video.width, ed.video.height = 16, 12
+    state.settings.crop_min = (0.2, 0.2, 0.2)
+    job = state.paths.save_render_job(job_file, tmp_path / "out.gif")
+    state.wait_job(job)
+    assert "saved render job" in state.status and "the crop box is not part of a job" in state.status, state.status
+    data = json.loads(job_file.read_text())
+    assert data["snapshot"] == "render_job.snapshot.npz" and (job_file.parent / data["snapshot"]).is_file()
+    assert data["out"] == "../out.gif" and len(data["camera_path"]["keyframes"]) == 3
+    assert main(["video", "--job", str(job_file), "--quiet"]) == 0
+    width, height = ed.video.render_size()
+    assert iio.imread(tmp_path / "out.gif", index=None).shape[:3] == (len(ed.frame_cameras()), height, width)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,12 +304,6 @@ def counted(items: Iterable[Any], bar: Any) -> Iterator[Any]:
 
 
 # ------------------------------------------------------------------------------------------------ render jobs
-#: ``ngp video`` options a job may hold (its keys of the same names); the file names among them
-JOB_OPTIONS = (
-    "snapshot", "out", "path", "dataparser_transforms", "frames", "fps", "seconds", "width", "height", "fov",
-    "radius", "elevation", "loop", "mode", "background", "look", "spp", "camera_model",
-)  # fmt: skip
-JOB_FILES = ("snapshot", "out", "path", "dataparser_transforms")
 VIDEO_DEFAULTS = {
     "path": "orbit",
     "mode": "rgb",
@@ -322,15 +314,11 @@ VIDEO_DEFAULTS = {
 }
 
 
-def is_file_option(name: str, value: Any) -> bool:
-    """Whether option ``name``'s ``value`` is a file name (``--path orbit`` and ``train`` are not)."""
-    return name in JOB_FILES and not (name == "path" and value in ("orbit", "train"))
-
-
 def apply_job(args: argparse.Namespace) -> None:
     """Fill ``args`` from the job file ``args.job`` (schema-checked); an option given on the command line as well
     must say the same (file names compared as the files they name), else it is an error."""
     from ..errors import NgpError
+    from ..export.render_job import JOB_OPTIONS, is_file_option
     from ..schema import read_json, validate
     from ..schema.job import RenderJob
 
@@ -364,6 +352,8 @@ def apply_job(args: argparse.Namespace) -> None:
 
 def same_option(name: str, given: Any, value: Any) -> bool:
     """Whether a command-line option and a job's value of it agree (file names: the same file)."""
+    from ..export.render_job import is_file_option
+
     if is_file_option(name, given) and is_file_option(name, value):
         return Path(given).resolve() == Path(value).resolve()
     return given == value
@@ -383,32 +373,13 @@ def fill_defaults(args: argparse.Namespace) -> None:
 
 
 def write_job(args: argparse.Namespace) -> Path:
-    """Write the options given as a render job at ``args.write_job`` (atomically; file names relative to its folder;
-    a camera path of our format goes inside it); returns its path."""
+    """Write the options given as a render job at ``args.write_job`` (``export.render_job``); returns its path."""
     from ..errors import NgpError
-    from ..export.path_files import path_format
-    from ..fileio import atomic_write_text
+    from ..export.render_job import JOB_OPTIONS, write_render_job
     from ..outputs import check_output_file
-    from ..schema import read_json, validate
-    from ..schema.job import JOB_FORMAT, JOB_VERSION, RenderJob
 
-    target = check_output_file(args.write_job, (".json",), 1 << 20, "job file")
+    check_output_file(args.write_job, (".json",), 1 << 20, "job file")
     if args.snapshot is None:
         raise NgpError("--write-job needs the snapshot: ngp video SNAPSHOT ... --write-job JOB.json")
     check_options_apply(argparse.Namespace(**{**vars(args), "path": args.path or "orbit"}))
-    folder = target.resolve().parent
-    job: dict[str, Any] = {"format": JOB_FORMAT, "version": JOB_VERSION}
-    for name in JOB_OPTIONS:
-        value = getattr(args, name)
-        if value is None:
-            continue
-        if is_file_option(name, value):
-            if name == "path" and Path(value).is_file() and path_format(value) == "ngp-app":
-                job["camera_path"] = read_json(value)
-                continue
-            value = os.path.relpath(Path(value).resolve(), folder)
-        job[name] = list(value) if name == "background" else value
-    validate(RenderJob, job, str(target))
-    atomic_write_text(target, json.dumps(job, indent=1) + "\n")
-    log.info("wrote the render job %s (render it with: ngp video --job %s)", target, target)
-    return target
+    return write_render_job(args.write_job, {name: getattr(args, name) for name in JOB_OPTIONS})

@@ -36,6 +36,7 @@ EXPORT_NAMES = {
     "video": "video.mp4",
     "path": "camera_path.json",
     "bundle": "",  # a folder: the export folder itself
+    "job": "render_job.json",
 }
 
 
@@ -91,8 +92,20 @@ class Exports:
             return False
         return True
 
-    def _submit(self, label: str, work: Callable[[Job], Any], done: Callable[[Any], str]) -> Job:
-        """A job whose success message is ``done(result)``; failures and cancels are reported too."""
+    def _submit(
+        self,
+        label: str,
+        work: Callable[[Job], Any],
+        done: Callable[[Any], str],
+        then: Callable[[Any], None] | None = None,
+    ) -> Job:
+        """A job whose success message is ``done(result)`` (then ``then(result)``, on the UI thread); failures and
+        cancels are reported too."""
+
+        def on_done(result: Any) -> None:
+            self.set_status(done(result))
+            if then is not None:
+                then(result)
 
         def on_error(exc: BaseException) -> None:
             self.report_error(exc, f"app: {label} export", prefix=f"{label} failed: ")
@@ -100,16 +113,19 @@ class Exports:
         return self.jobs.submit(
             label,
             work,
-            on_done=lambda r: self.set_status(done(r)),
+            on_done=on_done,
             on_error=on_error,
             on_cancel=lambda: self.set_status(f"{label} cancelled: nothing written"),
         )
 
     # ------------------------------------------------------------------------------------------ snapshot
-    def save_snapshot(self, path: str | Path, with_optimizer: bool | None = None) -> Job | None:
+    def save_snapshot(
+        self, path: str | Path, with_optimizer: bool | None = None, then: Callable[[Path], None] | None = None
+    ) -> Job | None:
         """Save the trained model, the weight average, in the background (with Adam's moments and the raw weights
-        when ``with_optimizer``, default: the panel's checkbox, so that training continues exactly from it). The
-        trainer's lock is held only while the weights are copied; compressing and writing happen outside it."""
+        when ``with_optimizer``, default: the panel's checkbox, so that training continues exactly from it; ``then``
+        gets the written file on the UI thread). The trainer's lock is held only while the weights are copied;
+        compressing and writing happen outside it."""
         from ..outputs import check_output_file
         from ..snapshot import save_snapshot, snapshot_target
         from ..train.run_files import snapshot_bytes
@@ -136,7 +152,7 @@ class Exports:
             job.report(0.1, "compressing and writing")
             return save_snapshot(target, nerf, config, meta, step, extra, training)
 
-        return self._submit("snapshot", work, lambda out: f"saved snapshot {out}")
+        return self._submit("snapshot", work, lambda out: f"saved snapshot {out}", then)
 
     # ------------------------------------------------------------------------------------------ screenshot
     def screenshot(

@@ -66,6 +66,7 @@ EXPORT_EXTENSIONS = {
     "cameras": (".json",),
     "video": (".mp4", ".gif"),
     "path": (".json",),
+    "job": (".json",),
 }
 FOLDER_KINDS = ("bundle",)  # exports into a folder
 
@@ -522,6 +523,7 @@ class Panel:
                 ("cameras_out", "cameras"),
                 ("keys_path", "path"),
                 ("video_out", "video"),
+                ("job_out", "job"),
             ):
                 dpg.set_value(tag, str(st.exports.default_export_path(kind)))
         meta = st.current.meta

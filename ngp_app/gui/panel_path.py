@@ -1,6 +1,6 @@
 """The panel's camera-path editor and video section (DearPyGui): the keyframe list and its edits, per-key time and
-field of view, duration / fps / loop, preview play-pause-scrub, path files, and the video render (path, size,
-quality, pause training) whose progress, ETA and Cancel show in the panel's job rows.
+field of view, duration / fps / loop, preview play-pause-scrub, path files, the video render (path, size, quality,
+samples, camera, pause training) whose progress, ETA and Cancel show in the panel's job rows, and render jobs.
 
 Every widget calls the session's ``paths`` actions on the UI thread (``widgets.on_ui``); ``refresh`` pushes the
 editor's state back into the widgets when it changed (``PathEditor.version``).
@@ -8,6 +8,7 @@ editor's state back into the widgets when it changed (``PathEditor.version``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import dearpygui.dearpygui as dpg
@@ -182,6 +183,15 @@ class PathPanel:
         )
         dpg.add_button(label="Render video", tag="video_render", callback=ui(lambda *_: self.render()))
         dpg.add_text(fixed_lines("", 2), tag="video_last")
+        self.panel._path_field(
+            "render job",
+            "job_out",
+            "job",
+            ("Save render job (ngp video --job)", lambda p: self.state.paths.save_render_job(p, self.video_out())),
+        )
+        with dpg.tooltip("job_out:Save render job (ngp video --job)"):
+            dpg.add_text("this video's settings and the model in a file, to render elsewhere or on several GPUs:")
+            dpg.add_text("ngp video --job render_job.json (torchrun ... -m ngp_app video --job ...)")
 
     # ------------------------------------------------------------------------------------------ callbacks
     def _select(self, label: str) -> None:
@@ -214,9 +224,13 @@ class PathPanel:
             v.height = max(2, v.width // 2)
             dpg.set_value("video_h", v.height)
 
+    def video_out(self) -> Path:
+        """The video file the section names."""
+        return self.panel.path_value("video_out")
+
     def render(self) -> Any:
         """Render the video with the section's settings (the job row above shows progress, ETA and Cancel)."""
-        return self.state.paths.render_video(self.panel.path_value("video_out"))
+        return self.state.paths.render_video(self.video_out())
 
     # ------------------------------------------------------------------------------------------ per frame
     def refresh(self) -> None:

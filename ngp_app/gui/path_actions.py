@@ -26,9 +26,16 @@ if TYPE_CHECKING:
     from .training import TrainingRunner
 
 
+def torch_allclose(a: Any, b: Any) -> bool:
+    """Whether two boxes (2, 3) are the same (tensors on any device)."""
+    import torch
+
+    return bool(torch.allclose(a.detach().cpu().float(), b.detach().cpu().float()))
+
+
 class PathActions:
-    """Keyframes, camera-path files, preview and path videos. ``frozen()`` is a private copy of the current model for
-    a video job; ``full_hd``: videos default to 1920x1080 (as ``ngp video`` on a GPU)."""
+    """Keyframes, camera-path files, preview, path videos and render jobs. ``frozen()`` is a private copy of the
+    current model for a video job; ``full_hd``: videos default to 1920x1080 (as ``ngp video`` on a GPU)."""
 
     def __init__(
         self,
@@ -41,9 +48,11 @@ class PathActions:
         report_error: Callable[..., str],
         frozen: Callable[[], NerfModel],
         full_hd: bool = False,
+        save_snapshot: Callable[..., Job | None] | None = None,
     ) -> None:
         self.settings, self.current, self.runner, self.jobs = settings, current, runner, jobs
         self.set_status, self.report_error, self.frozen = set_status, report_error, frozen
+        self.save_snapshot = save_snapshot  # (path, then=...): a snapshot job (``Exports.save_snapshot``)
         self.path_editor = PathEditor(camera)
         if full_hd:
             self.path_editor.video.width, self.path_editor.video.height = 1920, 1080
@@ -185,6 +194,68 @@ class PathActions:
         width, height = v.render_size()
         quality = QUALITIES[v.quality][1]
         return self._video_job(out, cams, fps, width, height, quality, v.pause_training, v.spp, v.camera_model)
+
+    def save_render_job(self, job_path: str | Path, out: str | Path) -> Path | Job | None:
+        """Write what *Render video* would render into ``out`` as a render job (``ngp video --job``) at
+        ``job_path``, to render on another machine or under ``torchrun``. A model as loaded from its snapshot file
+        names that file; a model trained since is saved first, beside the job (``<job>.snapshot.npz``; a job is returned and the
+        job file follows it). The crop box is not part of a job: the status says so when one is set."""
+        import json
+
+        from ..export.path_files import path_to_json
+        from ..export.render_job import job_contents, write_render_job
+        from ..outputs import check_output_file
+
+        ed, v = self.path_editor, self.path_editor.video
+        width, height = v.render_size()
+        options: dict[str, Any] = {
+            "out": out,
+            "width": width,
+            "height": height,
+            "spp": v.spp,
+            "camera_model": v.camera_model,
+            "background": tuple(float(c) for c in self.settings.background),
+            "look": self.settings.look if self.settings.look >= 0 else None,
+        }
+        camera_path = None
+        try:
+            check_output_file(job_path, (".json",), 1 << 20, "job file")
+            frozen = self.frozen()
+            if v.path == "keyframes":
+                ed.frame_cameras()  # at least two keys
+                camera_path = json.loads(path_to_json(ed.path.copy(), self.current.meta))
+            else:
+                options.update(path=v.path, frames=v.frames, fps=ed.path.fps)
+            trainer, snapshot = self.runner.trainer, self.current.snapshot_path
+            unchanged = trainer is None or (
+                not self.runner.running and int(trainer.step_count) == int(self.current.snapshot_step)
+            )
+            snapshot = snapshot if unchanged else None  # else the model has trained on since: save it
+            if trainer is None and snapshot is None:
+                raise NgpError("no snapshot to name in the job: train or open a scene first")
+            saved = Path(job_path).with_name(Path(job_path).stem + ".snapshot.npz")
+            job_contents({**options, "snapshot": snapshot or saved}, job_path, camera_path)  # checked before work
+        except NgpError as exc:
+            self.set_status(str(exc), error=True)
+            return None
+        cropped = not torch_allclose(frozen.aabb, frozen.field.aabb)
+        note = "; the crop box is not part of a job: ngp video renders the whole box" if cropped else ""
+
+        def write(snapshot_file: Path) -> Path | None:
+            try:
+                written = write_render_job(job_path, {**options, "snapshot": snapshot_file}, camera_path)
+            except NgpError as exc:
+                self.set_status(str(exc), error=True)
+                return None
+            self.set_status(f"saved render job {written} (render it with: ngp video --job {written}){note}")
+            return written
+
+        if snapshot is not None:
+            return write(Path(snapshot))
+        if self.save_snapshot is None:
+            self.set_status("cannot save the model for the job here", error=True)
+            return None
+        return self.save_snapshot(saved, then=write)
 
     def export_video(
         self,

@@ -84,8 +84,9 @@ class Session:
             say,
             report,
             self.view.frozen,
-            full_hd=self.device.type == "cuda",
-        )  # as ngp video on a GPU
+            full_hd=self.device.type == "cuda",  # as ngp video on a GPU
+            save_snapshot=lambda path, then: self.exports.save_snapshot(path, then=then),
+        )
         self.images = ImageActions(
             self.camera, self.settings, self.current, self.runner, say, self.paths.path_editor.stop_preview
         )
