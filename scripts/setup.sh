@@ -14,7 +14,7 @@ extras="test,video,app,import,export"
 
 # installed into $PY's environment (its metadata), not merely importable from the checkout or on PATH elsewhere
 if ! "$PY" -c "import importlib.metadata as m; m.distribution('ngp-app')
-import pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap, OpenEXR, scipy, trimesh, fast_simplification" >/dev/null 2>&1; then
+import pytest, hypothesis, pydantic, imageio_ffmpeg, pyglet, dearpygui, pycolmap, OpenEXR, scipy, skimage, trimesh, fast_simplification" >/dev/null 2>&1; then
   echo "[setup] installing ngp-app[$extras]"
   "$PY" -m pip install -q -e ".[$extras]"
 fi

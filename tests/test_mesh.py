@@ -1,4 +1,5 @@
-"""Mesh export: marching tetrahedra on analytic fields, PLY/OBJ files, coordinates, and ``ngp mesh`` end to end."""
+"""Mesh export: marching cubes on analytic fields (watertight, outward, accurate), PLY/OBJ files, coordinates, and
+``ngp mesh`` end to end."""
 
 from __future__ import annotations
 

@@ -218,7 +218,7 @@ class Exports:
     def export_mesh(
         self, path: str | Path, resolution: int = 256, threshold: float = 2.5, space: str = "nerf"
     ) -> Job | None:
-        """Mesh the current model inside the crop box in the background (marching tetrahedra, vertex colours)."""
+        """Mesh the current model inside the crop box in the background (marching cubes, vertex colours)."""
         from ..export.mesh import check_mesh_target, export_mesh
 
         try:

@@ -198,8 +198,8 @@ class PathActions:
     def save_render_job(self, job_path: str | Path, out: str | Path) -> Path | Job | None:
         """Write what *Render video* would render into ``out`` as a render job (``ngp video --job``) at
         ``job_path``, to render on another machine or under ``torchrun``. A model as loaded from its snapshot file
-        names that file; a model trained since is saved first, beside the job (``<job>.snapshot.npz``; a job is returned and the
-        job file follows it). The crop box is not part of a job: the status says so when one is set."""
+        names that file; a model trained since is saved first, beside the job (``<job>.snapshot.npz``: a job is
+        returned and the job file follows it). The crop box is not part of a job: the status says so when set."""
         import json
 
         from ..export.path_files import path_to_json
