@@ -9,6 +9,9 @@ not touch the run folder, each rank dumps its grid and weights after training, a
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_distributed import error_lines, torchrun
+from test_distributed import ROOT, error_lines, torchrun
 
 from ngp_app.cli import main
 from ngp_app.train.run_files import RunFolder, load_run_snapshot
@@ -168,3 +171,22 @@ def test_a_rank_that_dies_ends_the_run_with_one_line_and_a_loadable_checkpoint(r
     assert metrics["status"] == "checkpoint" and snap.step == metrics["steps"] > 2
     assert snap.meta["save_id"] == metrics["snapshot_id"]  # the pair of one save
     RunFolder(out).claim().release(remove_created=False)  # the lock went with the run
+
+
+def test_one_process_imports_none_of_it(tmp_path: Path) -> None:
+    """Without torchrun the data-parallel module is not imported and no process group starts (a fresh interpreter:
+    other tests in this one may have imported it)."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import torch.distributed as dist
+        from ngp_app.cli import main
+        code = main({["--threads", "1", "train", "--out", str(tmp_path / "run"), "--steps", "1", *ARGS]!r})
+        print(code, "ngp_app.train.data_parallel" in sys.modules, dist.is_initialized())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("WORLD_SIZE", None)
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.stdout.split()[-3:] == ["0", "False", "False"], run.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["ranks"] == 1
