@@ -190,3 +190,28 @@ def test_one_process_imports_none_of_it(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.stdout.split()[-3:] == ["0", "False", "False"], run.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["ranks"] == 1
+
+
+def test_gradients_go_in_buckets_of_one_dtype_and_at_most_the_size() -> None:
+    from ngp_app.distributed import buckets
+
+    big, a, b, c = torch.zeros(300), torch.zeros(10), torch.zeros(20), torch.zeros(5, dtype=torch.float64)
+    sizes = [[t.numel() for t in bucket] for bucket in buckets([a, big, b, a, c, b], 4 * 100)]
+    assert sizes == [[10], [300], [20, 10], [5], [20]]  # big alone, a new bucket at a dtype change
+
+
+def test_error_map_sampling_is_refused_on_several_ranks() -> None:
+    from types import SimpleNamespace
+
+    from ngp_app.distributed import Ranks
+    from ngp_app.errors import NgpError
+    from ngp_app.train.data_parallel import share_rays
+
+    ranks = Ranks(1, 2, 1, 60.0)  # no collective runs here: no process group needed
+    with pytest.raises(NgpError, match="--error-map off"):
+        share_rays(SimpleNamespace(error_map=object()), ranks)
+    trainer = SimpleNamespace(error_map=None)
+    share = share_rays(trainer, ranks)
+    assert trainer.share is share and share.part(1025) == 513
+    rows = share.rows(torch.arange(7))[0]
+    assert rows.tolist() == [1, 3, 5]  # rank 1 of 2: the odd rows
