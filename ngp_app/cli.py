@@ -26,7 +26,7 @@ from .signals import Interrupted, signal_name, terminate_as_interrupt
 
 log = logging.getLogger("ngp_app")
 RANK_GRACE_S = 2.0  # how long a failing rank other than 0 waits before it exits
-SHARDED_ONLY = "ngp %s runs as one process: under torchrun only ngp video and ngp eval share their work over ranks"
+SHARDED_ONLY = "ngp %s runs as one process: under torchrun only ngp train, video and eval share their work over ranks"
 
 
 def _setup_torch(threads: int | None) -> None:

@@ -1,5 +1,6 @@
-"""Several processes (ranks) under ``torchrun``: joining them with torch.distributed, agreeing on failures, and
-dealing out independent items (video frames, evaluation images) round-robin with rank 0 collecting them in order.
+"""Several processes (ranks) under ``torchrun``: joining them with torch.distributed, agreeing on failures, summing
+tensors over the ranks (gradients, in buckets), and dealing out independent items (video frames, evaluation
+images) round-robin with rank 0 collecting them in order.
 
 Nothing here runs, and ``torch.distributed`` is not initialised, unless ``torchrun`` launched more than one rank
 (``WORLD_SIZE`` > 1). Every collective has a timeout (``NGP_DIST_TIMEOUT`` seconds, default 1800), so a rank that
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_ENV = "NGP_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 1800.0
 Failure = tuple[int, str, int]  # (rank, the line it would print, exit status)
+BUCKET_BYTES = 32 << 20  # all_reduce_ flattens tensors into buffers of at most this size
 
 
 def launched() -> bool:
@@ -128,6 +130,23 @@ class Ranks:
         self._collective("broadcast", lambda: dist.broadcast_object_list(box, src=0))
         return box[0]
 
+    def all_reduce_(self, tensors: list[Any], bucket_bytes: int = BUCKET_BYTES) -> None:
+        """Sum ``tensors`` over the ranks, in place: one collective per bucket (:func:`buckets`); a bucket of one
+        contiguous tensor is reduced where it lies, the others through one flat buffer."""
+        import torch
+        import torch.distributed as dist
+
+        for bucket in buckets(tensors, bucket_bytes):
+            if len(bucket) == 1 and bucket[0].is_contiguous():
+                flat = bucket[0]
+            else:
+                flat = torch.cat([t.reshape(-1) for t in bucket])
+            self._collective("all_reduce", lambda flat=flat: dist.all_reduce(flat))
+            if flat is bucket[0]:
+                continue
+            for t, part in zip(bucket, flat.split([t.numel() for t in bucket])):
+                t.copy_(part.view_as(t))
+
     def fail(self, failure: Failure) -> RankFailed:
         """The agreed error of ``failure`` as this rank raises it (printed by rank 0 only)."""
         rank, line, code = failure
@@ -158,6 +177,23 @@ class Ranks:
     def shards(self, n: int, compute: Callable[[int], Any]) -> Shards:
         """Items ``0..n-1`` dealt round-robin over the ranks (:class:`Shards`)."""
         return Shards(self, n, compute)
+
+
+def buckets(tensors: list[Any], bucket_bytes: int) -> list[list[Any]]:
+    """``tensors`` in order, grouped into runs of one dtype and device of at most ``bucket_bytes`` (a larger tensor
+    is a bucket of its own)."""
+    out: list[list[Any]] = []
+    size = 0
+    for t in tensors:
+        nbytes = t.numel() * t.element_size()
+        last = out[-1] if out else None
+        if last is None or (t.dtype, t.device) != (last[0].dtype, last[0].device) or size + nbytes > bucket_bytes:
+            out.append([t])
+            size = nbytes
+        else:
+            last.append(t)
+            size += nbytes
+    return out
 
 
 class Shards:

@@ -199,18 +199,18 @@ def test_a_failure_on_one_rank_stops_every_rank_with_one_agreed_line(tmp_path: P
 def test_commands_that_do_not_share_refuse_several_ranks(
     monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path, rank: str, printed: bool
 ) -> None:
-    """Under a launcher's environment (no process group is started for this), ``ngp train`` refuses in one line
+    """Under a launcher's environment (no process group is started for this), ``ngp mesh`` refuses in one line
     from rank 0; the other ranks say nothing, and neither do they repeat a usage error."""
     import ngp_app.cli as cli
 
     monkeypatch.setattr(cli, "RANK_GRACE_S", 0.0)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", rank)
-    assert main(["train", "--out", str(tmp_path / "run")]) == 2
+    assert main(["mesh", "nowhere.npz", "--out", str(tmp_path / "mesh.ply")]) == 2
     err = capsys.readouterr().err
     assert (
-        error_lines(err) == (["ngp: error: " + cli.SHARDED_ONLY % "train"] if printed else [])
-        and not (tmp_path / "run").exists()
+        error_lines(err) == (["ngp: error: " + cli.SHARDED_ONLY % "mesh"] if printed else [])
+        and not (tmp_path / "mesh.ply").exists()
     )
     assert main(["video", "--frames", "0"]) == 2
     assert len(error_lines(capsys.readouterr().err)) == (1 if printed else 0)

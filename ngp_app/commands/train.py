@@ -5,11 +5,13 @@
   consistent after a kill at any moment).
 - SIGINT/SIGTERM finish the current step, save, and exit 130/143 with a line saying where the files are.
 - ``--eval`` runs after the final save; when it fails, metrics.json records the error and the snapshot stays.
+- Under ``torchrun`` the ranks share every step's rays (``train.data_parallel``); rank 0 alone owns ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -136,20 +138,43 @@ def register(sub: Any, options: Any) -> None:
         help=f"save the snapshot and metrics every S seconds while training (default "
         f"{DEFAULT_CHECKPOINT_SECONDS:g}; 0: only at the end)",
     )
-    t.set_defaults(func=run)
+    t.set_defaults(func=run, sharded=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    """``ngp train``: one process, or under ``torchrun`` every step's rays shared by the ranks (rank 0 writes)."""
+    from ..distributed import joined
+
+    with joined() as ranks:
+        return train_on(args, ranks)
+
+
+def train_on(args: argparse.Namespace, ranks: Any) -> int:
+    """The body of ``ngp train`` with ``ranks`` (a ``distributed.Ranks``, or None for one process): rank 0 alone
+    checks, locks and writes ``--out``; setup failures on any rank stop every rank with one line."""
     from ..backends import resolve_device
+    from ..distributed import agreed
     from ..outputs import check_free_space, check_output_dir
     from ..train.run_files import RunFolder, snapshot_bytes
 
-    out = check_output_dir(args.out, 0, "--out", OUT_CONTENTS)  # before anything loads
-    device = resolve_device(args.device)
-    with RunFolder(out) as run:
-        trainer, config, scene_path = _prepare(args, device)
-        check_free_space(out, snapshot_bytes(trainer, args.save_optimizer_state), "the snapshot")
-        return _train_and_save(args, run, trainer, config, scene_path, device)
+    first = ranks is None or ranks.first
+    with contextlib.ExitStack() as stack:
+        with agreed(ranks):
+            device = resolve_device(args.device)
+            device = ranks.device(device) if ranks is not None else device
+            run = None
+            if first:
+                out = check_output_dir(args.out, 0, "--out", OUT_CONTENTS)  # before anything loads
+                run = stack.enter_context(RunFolder(out))
+        with agreed(ranks):
+            trainer, config, scene_path = _prepare(args, device)
+            if ranks is not None:
+                from ..train.data_parallel import share_rays
+
+                share_rays(trainer, ranks)
+            if run is not None:
+                check_free_space(run.path, snapshot_bytes(trainer, args.save_optimizer_state), "the snapshot")
+        return _train_and_save(args, run, trainer, config, scene_path, device, ranks)
 
 
 def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any], str]:
@@ -217,9 +242,12 @@ def _prepare(args: argparse.Namespace, device: Any) -> tuple[Any, dict[str, Any]
 
 
 def _train_and_save(
-    args: argparse.Namespace, run: Any, trainer: Any, config: Config, scene_path: str, device: Any
+    args: argparse.Namespace, run: Any, trainer: Any, config: Config, scene_path: str, device: Any, ranks: Any = None
 ) -> int:
+    """Train, checkpointing and saving into ``run`` (None on the ranks other than 0, which write nothing)."""
     from tqdm import tqdm
+
+    from ..distributed import agreed
 
     steps, seconds = args.steps, args.seconds
     if steps is None and seconds is None:
@@ -237,7 +265,7 @@ def _train_and_save(
         unit="step" if steps else "s",
         dynamic_ncols=True,
         desc="train",
-        disable=args.quiet,
+        disable=args.quiet or run is None,
     )
     last_t = [0.0]
     checkpoint_seconds = [0.0]
@@ -276,6 +304,8 @@ def _train_and_save(
         )
 
     def checkpoint() -> None:
+        if run is None:
+            return
         t = time.perf_counter()
         try:
             path = save("checkpoint")
@@ -297,7 +327,10 @@ def _train_and_save(
         finally:
             bar.close()
         status = f"interrupted ({stop.name})" if stop.received else "complete"
-        snap = save(status)
+        with agreed(ranks):
+            snap = save(status) if run is not None else None
+        if run is None:
+            return stop.exit_code if stop.received else 0
         final = metrics(status)
         if args.eval and not stop.received:
             try:
@@ -381,6 +414,7 @@ def run_metrics(
         "final_loss": last.loss if last else None,
         "final_train_psnr": last.psnr if last else None,
         "occupancy": trainer.grid.occupancy_fraction(),
+        "ranks": trainer.share.world if trainer.share is not None else 1,
         "scene": scene_path,
         "seed": seed,
     }

@@ -131,6 +131,8 @@ class Trainer:
         self.budget_seconds: float | None = None
         self.lock = threading.RLock()
         self.history: list[StepStats] = []
+        # Under torchrun (train/data_parallel.py): this rank's share of each step's rays; None for one process.
+        self.share: Any = None
         self.scene.to(self.device)
         self.image_stats = ImageStats(scene.n_frames, self.device)  # per-image loss, for the app's table
         # Error-map pixel sampling (instant-ngp's): where each step's rays go follows a coarse map of the loss.
@@ -294,6 +296,11 @@ class Trainer:
             if target.shape[1] == 4:
                 target = target[:, :3] * target[:, 3:] + bg * (1.0 - target[:, 3:])
             jitter = torch.rand(n_rays, generator=self.generator, device=self.device)
+            march_slots, keep_slots = self.batch.march_capacity(n_rays), self.target_samples
+            share = self.share
+            if share is not None:  # every rank drew the same global batch: this rank's rows of it, its slots
+                rays_o, rays_d, target, images, bg, jitter = share.rows(rays_o, rays_d, target, images, bg, jitter)
+                march_slots, keep_slots = share.part(march_slots), share.part(keep_slots)
             out = render_rays_train(
                 self.model,
                 self.grid,
@@ -302,8 +309,8 @@ class Trainer:
                 rays_d,
                 self.march,
                 bg,
-                self.batch.march_capacity(n_rays),
-                self.target_samples,
+                march_slots,
+                keep_slots,
                 jitter,
                 self.transmittance_threshold,
                 ops=self.ops,
@@ -311,7 +318,9 @@ class Trainer:
             )
             # rays whose samples did not fit the buffers are left out of the loss (weight 0)
             valid = out["valid"]
-            denom = 3.0 * valid.sum().clamp(min=1.0)
+            # one process: the mean over valid rays; several: this rank's sum, its gradients divided by the global
+            # count of valid rays once summed over the ranks (RayShare.reduce_gradients)
+            denom = 3.0 * valid.sum().clamp(min=1.0) if share is None else 3.0
             sq_err = ((out["rgb"] - target) ** 2).sum(-1)
             self.image_stats.update(images, sq_err, valid)
             if emap is not None:
@@ -330,6 +339,9 @@ class Trainer:
                     group["lr"] = lr * group.get("lr_scale", 1.0)
             self.optimizer.zero_grad(set_to_none=False)
             loss.backward()
+            if share is not None:
+                total = share.reduce_gradients(self._trained_parameters(), valid.sum())
+                loss, mse = loss / total, mse / total  # this rank's part of the global mean
             self.optimizer.step()
             if self.model.appearance is not None:
                 self.model.appearance.recenter_()
@@ -360,7 +372,7 @@ class Trainer:
     def _read_back(self, n_rays: int, loss: torch.Tensor, mse: torch.Tensor, out: dict[str, Any]) -> None:
         """The one host read of a read-back step: loss, MSE and the sample counters, which size the next steps."""
         marched, kept = out["marched"], out["kept"]
-        values = torch.stack(
+        stacked = torch.stack(
             [
                 loss.detach().double(),
                 mse.detach().double(),
@@ -369,11 +381,17 @@ class Trainer:
                 kept.requested.double(),
                 kept.total.double(),
             ]
-        ).tolist()
+        )
+        # several ranks: the sums over the ranks, the global batch's (n_rays is its count), identical on every rank
+        values = stacked.tolist() if self.share is None else self.share.reduce_counters(stacked)
         loss_v, mse_v, n_marched, march_fit, n_live, n_kept = values
         self.last_read = {"loss": loss_v, "mse": mse_v, "marched": n_marched, "kept": n_kept}
         self._read_sums += (1, n_rays, n_marched, n_kept)
         self.batch.update(n_rays, n_marched, march_fit, n_live)
+
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+        """Every parameter the optimiser steps, in its groups' order (the same on every rank)."""
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def batch_summary(self) -> dict[str, float]:
         """Mean rays, marched and kept samples per step over the read-back steps (for metrics.json)."""
@@ -413,13 +431,16 @@ class Trainer:
             elapsed = time.perf_counter() - wall_start - paused
             if steps is not None and self.step_count >= self.budget_steps:  # type: ignore[operator]
                 break
-            if seconds is not None and elapsed >= seconds:
-                break
-            if should_stop is not None and should_stop():
+            time_up = seconds is not None and elapsed >= seconds
+            if self.share is not None:  # ranks stop together, at the read-back where one of them asked
+                self.share.vote = time_up or (should_stop is not None and should_stop())
+            elif time_up or (should_stop is not None and should_stop()):
                 break
             stats = self.step()
             if callback is not None:
                 callback(stats)
+            if self.share is not None and self.share.stop:
+                break
             if checkpoint is None or not checkpoint_every or time.perf_counter() - last_checkpoint < checkpoint_every:
                 continue
             elapsed = time.perf_counter() - wall_start - paused
