@@ -91,7 +91,7 @@ def test_a_sharp_video_by_clicks(app, tiny_snapshot: Path, tmp_path: Path) -> No
         type_into(app, "video_spp", str(spp))
         type_into(app, "video_out", str(out))
         click_item(app, "video_render")
-        assert app.pump(120, until=lambda out=out: out.is_file() and "saved video" in st.status), st.status
+        assert app.pump(120, until=lambda out=out: f"saved video {out} " in st.status), st.status
         frames[spp] = np.stack(list(iio2.mimread(out)))
     assert st.paths.path_editor.video.spp == 2
     assert frames[1].shape == frames[2].shape and frames[1].shape[0] == 2
@@ -178,7 +178,7 @@ def test_a_360_video_by_clicks(app, tiny_snapshot: Path, tmp_path: Path) -> None
     out = tmp_path / "360.mp4"
     type_into(app, "video_out", str(out))
     click_item(app, "video_render")
-    assert app.pump(120, until=lambda: "saved video" in st.status and out.is_file()), st.status
+    assert app.pump(120, until=lambda: f"saved video {out} " in st.status), st.status  # not an earlier video's
     assert "40x20 360-degree" in st.status
     data = out.read_bytes()
     assert b"sv3d" in data and b"equi" in data and b"st3d" in data  # Spherical Video V2 boxes
@@ -252,7 +252,7 @@ def test_a_render_job_by_clicks_renders_the_same_frames(app, tiny_snapshot: Path
     _video_settings(app, 3, 24, 16, 1)
     type_into(app, "video_out", str(tmp_path / "app_frames"))
     click_item(app, "video_render")
-    assert app.pump(120, until=lambda: "saved video" in st.status), st.status
+    assert app.pump(120, until=lambda: f"saved video {tmp_path / 'app_frames'} " in st.status), st.status
     job = tmp_path / "jobs" / "render_job.json"
     type_into(app, "video_out", str(tmp_path / "job_frames"))
     type_into(app, "job_out", str(job))
