@@ -70,7 +70,11 @@ def test_exr_npy_and_png_hold_the_same_depth(demo_trained: Path, tmp_path: Path)
     render_depth(demo_trained, tmp_path / "d.exr")
     ref = np.load(tmp_path / "d.npy")
     with OpenEXR.File(str(tmp_path / "d.exr")) as f:
-        assert np.array_equal(f.channels()["Z"].pixels, ref)
+        exr = f.channels()["Z"].pixels
+    # separate renders agree to float rounding (CPU matmuls may split their sums differently from run to run: a CI
+    # run once differed by 2.9e-6 at 420 pixels); a half-float or lossy EXR would be ~1e-3 off
+    assert exr.dtype == np.float32 and exr.shape == ref.shape
+    np.testing.assert_allclose(exr, ref, rtol=1e-5, atol=1e-6)
     scale = json.loads((tmp_path / "d.png.json").read_text())["scale"]
     assert np.abs(read_depth_png(tmp_path / "d.png") - ref).max() <= scale / 2 + 1e-6
 

@@ -121,7 +121,7 @@ def test_videos_queue_and_a_cancelled_one_resumes_by_clicks(app, tiny_snapshot: 
     cancelled while it waits never renders. A video cancelled part-way keeps its frames and, asked for again,
     renders only the rest: its frames equal those of the same video rendered whole."""
     import dearpygui.dearpygui as dpg
-    import imageio.v2 as iio2
+    import imageio.v3 as iio
 
     from ngp_app.export.frame_cache import cache_folder
 
@@ -132,29 +132,30 @@ def test_videos_queue_and_a_cancelled_one_resumes_by_clicks(app, tiny_snapshot: 
     assert not st.runner.running
     n = 12
     _video_settings(app, n, 24, 16, 1)  # the app's torch backend renders slowly on the CPU: small videos
-    a, b, c = (_render_to(app, tmp_path / f"{name}.gif") for name in "abc")
+    a, b, c = (_render_to(app, tmp_path / name) for name in "abc")  # folders of PNG frames
     row = lambda job: dpg.get_value(f"job_{job.id}_text")  # noqa: E731
     assert app.pump(10, until=lambda: "queued: 2 videos ahead" in row(c) and "queued: 1 video ahead" in row(b))
     click(*panel_point(f"job_{b.id}_cancel"))
     assert app.pump(10, until=lambda: b.state == "cancelled"), row(b)
     assert a.state == "running" and "queued: 1 video ahead" in row(c)  # b's place is given up
     assert app.pump(240, until=lambda: a.state == "done" and c.state == "done"), (st.status, row(a), row(c))
-    assert a.finished < c.finished and not (tmp_path / "b.gif").exists()
-    assert (tmp_path / "a.gif").is_file() and (tmp_path / "c.gif").is_file()
+    assert a.finished < c.finished and not (tmp_path / "b").exists()
+    assert len(list((tmp_path / "a").glob("*.png"))) == n == len(list((tmp_path / "c").glob("*.png")))
 
-    d = _render_to(app, tmp_path / "d.gif")
+    d = _render_to(app, tmp_path / "d")
     assert app.pump(120, until=lambda: (d.fraction or 0.0) > 3.5 / n), row(d)
     click(*panel_point(f"job_{d.id}_cancel"))
     assert app.pump(30, until=lambda: d.state == "cancelled"), row(d)
-    kept = len(list(cache_folder(tmp_path / "d.gif").glob("*.png")))
+    kept = len(list(cache_folder(tmp_path / "d").glob("*.png")))
     assert 3 <= kept < n and f"video cancelled: {kept} of {n} frames kept" in st.status, st.status
-    again = _render_to(app, tmp_path / "d.gif")
+    again = _render_to(app, tmp_path / "d")
     assert app.pump(240, until=lambda: again.state == "done"), st.status
     assert f"{kept} frames reused from the interrupted render" in st.status
-    assert not cache_folder(tmp_path / "d.gif").exists()
-    resumed, uninterrupted = np.stack(iio2.mimread(tmp_path / "d.gif")), np.stack(iio2.mimread(tmp_path / "a.gif"))
+    assert not cache_folder(tmp_path / "d").exists()
+    resumed = np.stack([iio.imread(f) for f in sorted((tmp_path / "d").glob("*.png"))]).astype(int)
+    uninterrupted = np.stack([iio.imread(f) for f in sorted((tmp_path / "a").glob("*.png"))]).astype(int)
     assert resumed.shape[0] == n
-    np.testing.assert_array_equal(resumed, uninterrupted)
+    assert np.abs(resumed - uninterrupted).max() <= 1  # the same frames (rounding aside: sums may split apart)
 
 
 def test_a_360_video_by_clicks(app, tiny_snapshot: Path, tmp_path: Path) -> None:

@@ -25,6 +25,18 @@ N = 10
 SIZE = ["--width", "96", "--height", "64"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread while these tests render (and ``--threads 1`` for the processes they start): sums then
+    split the same way in every render, so frames rendered apart compare exactly."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _frames(folder: Path) -> list[np.ndarray]:
     return [np.asarray(iio.imread(p)) for p in sorted(folder.glob("*.png"))]
 
@@ -40,12 +52,13 @@ def test_killed_render_resumes_with_the_same_frames(
     frames equal those of an uninterrupted render."""
     args = [str(tiny_snapshot), "--frames", str(N), *SIZE, "--spp", "2", "--quiet"]
     reference = tmp_path / "reference"
-    assert main(["video", *args, "--out", str(reference)]) == 0
+    assert main(["--threads", "1", "video", *args, "--out", str(reference)]) == 0
     assert not cache_folder(reference).exists()  # removed once the output is written
 
     out = tmp_path / "frames"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ngp_app", "video", *args, "--out", str(out)], env=env)
+    command = [sys.executable, "-m", "ngp_app", "--threads", "1", "video", *args, "--out", str(out)]
+    proc = subprocess.Popen(command, env=env)
     try:
         deadline = time.monotonic() + 300
         while len(_kept(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
@@ -58,7 +71,7 @@ def test_killed_render_resumes_with_the_same_frames(
     assert not out.exists()  # nothing under the requested name until it is complete
 
     capsys.readouterr()
-    assert main(["video", *args, "--out", str(out)]) == 0
+    assert main(["--threads", "1", "video", *args, "--out", str(out)]) == 0
     assert f"resuming: {kept} of {N} frames kept from an interrupted render" in capsys.readouterr().err
     ours, theirs = _frames(out), _frames(reference)
     assert len(ours) == N == len(theirs)
@@ -116,15 +129,16 @@ def test_depth_resumes_too(tiny_snapshot: Path, tmp_path: Path, monkeypatch: pyt
     from ngp_app.export import video
     from tests.support.interrupt import interrupt_frames
 
-    args = [str(tiny_snapshot), "--frames", "4", "--width", "16", "--height", "16", "--quiet", "--depth-format", "npy"]
-    assert main(["video", *args, "--out", str(tmp_path / "ref.gif"), "--depth-out", str(tmp_path / "ref")]) == 0
+    args = ["--threads", "1", "video", str(tiny_snapshot), "--frames", "4", "--width", "16", "--height", "16"]
+    args += ["--quiet", "--depth-format", "npy"]
+    assert main([*args, "--out", str(tmp_path / "ref.gif"), "--depth-out", str(tmp_path / "ref")]) == 0
     real, calls = video.FrameRenderer.__call__, interrupt_frames(monkeypatch, 3)
     out, depth = tmp_path / "v.gif", tmp_path / "depth"
-    assert main(["video", *args, "--out", str(out), "--depth-out", str(depth)]) == 128 + signal.SIGINT
+    assert main([*args, "--out", str(out), "--depth-out", str(depth)]) == 128 + signal.SIGINT
     assert len(_kept(out)) == 2 and not depth.exists() and not out.exists()
     calls.clear()
     monkeypatch.setattr(video.FrameRenderer, "__call__", lambda self, i, chunk=None: calls.append(i) or real(self, i))
-    assert main(["video", *args, "--out", str(out), "--depth-out", str(depth)]) == 0
+    assert main([*args, "--out", str(out), "--depth-out", str(depth)]) == 0
     assert calls == [2, 3]  # only the frames not kept
     for name in [f"{i:05d}.npy" for i in range(4)]:
         np.testing.assert_array_equal(np.load(depth / name), np.load(tmp_path / "ref" / name))
